@@ -1,0 +1,5 @@
+"""Allow ``python -m neurolearn_cli``."""
+
+from neurolearn_cli.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Torch image engine: images, resampling, transforms, metrics and registration."""
