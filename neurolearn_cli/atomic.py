@@ -1,0 +1,92 @@
+"""Atomic, byte-reproducible file writes.
+
+Every output is written to a temporary name in its final directory and then
+renamed into place, so a killed run never leaves a partial file at a final
+path. Data files carry no timestamps (gzip mtime 0, sorted JSON keys), so the
+same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename).
+
+    Raises
+    ------
+    OSError
+        When the directory cannot be created or the disk is full; the
+        temporary file is removed, and nothing appears at ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write UTF-8 text atomically."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps_json(payload: Any) -> str:
+    """Serialise to deterministic JSON (sorted keys, 2-space indent, trailing newline)."""
+    return json.dumps(payload, indent=2, sort_keys=True, default=_json_default, allow_nan=False) + "\n"
+
+
+def write_json(path: str | Path, payload: Any) -> Path:
+    """Write deterministic JSON atomically."""
+    return write_text(path, dumps_json(payload))
+
+
+def write_tsv(path: str | Path, frame: Any, float_format: str = "%.6g") -> Path:
+    """Write a pandas DataFrame as a BIDS TSV (tab-separated, ``n/a`` for missing)."""
+    text = frame.to_csv(sep="\t", index=False, na_rep="n/a", float_format=float_format, lineterminator="\n")
+    return write_text(path, text)
+
+
+def gzip_bytes(raw: bytes) -> bytes:
+    """Gzip ``raw`` with mtime 0 and no file name, so identical data give identical bytes."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=6) as gz:
+        gz.write(raw)
+    return buffer.getvalue()
+
+
+def write_nifti(path: str | Path, image: Any) -> Path:
+    """Write a nibabel image atomically; ``.nii.gz`` is gzipped with mtime 0."""
+    path = Path(path)
+    raw = image.to_bytes()
+    return write_bytes(path, gzip_bytes(raw) if path.name.endswith(".gz") else raw)

@@ -1,0 +1,247 @@
+"""One frozen run configuration, validated once, saved with the outputs.
+
+The command line and an optional ``--config-file`` (TOML or YAML holding the
+same option names, with dashes or underscores) are merged here; the command
+line wins. Every option has exactly one default, in :class:`RunConfig`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from neurolearn_cli.errors import InputError, UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+
+class AnalysisLevel(str, Enum):
+    """BIDS-Apps analysis level."""
+
+    participant = "participant"
+    group = "group"
+
+
+PARTICIPANT_STAGES = ("smri", "fmri", "qc")
+GROUP_STAGES = ("qc", "mvpa")
+ALL_STAGES = ("smri", "fmri", "qc", "mvpa")
+IGNORABLE = ("fieldmaps", "slicetiming", "sbref")
+DEFAULT_OUTPUT_SPACES = ("MNI152NLin2009aSym:res-2", "T1w")
+
+
+def strip_sub_prefix(label: str) -> str:
+    """Return a participant label without its ``sub-`` prefix."""
+    return label[4:] if label.startswith("sub-") else label
+
+
+def strip_ses_prefix(label: str) -> str:
+    """Return a session label without its ``ses-`` prefix."""
+    return label[4:] if label.startswith("ses-") else label
+
+
+class RunConfig(BaseModel):
+    """Every option of a neurolearn run (frozen; unknown keys are an error).
+
+    Field names are the long option names with underscores. Stage-specific
+    options live here too, so that the bare BIDS-App form accepts them all.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # positionals
+    bids_dir: Path
+    output_dir: Path
+    analysis_level: AnalysisLevel = AnalysisLevel.participant
+    # selection
+    stages: tuple[str, ...] = ()
+    participant_label: tuple[str, ...] = ()
+    session_label: tuple[str, ...] = ()
+    task: tuple[str, ...] = ()
+    bids_filter_file: Path | None = None
+    bids_filters: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    skip_bids_validation: bool = False
+    bids_database_dir: Path | None = None
+    # resources
+    work_dir: Path | None = None
+    nprocs: int = Field(1, ge=1)
+    omp_nthreads: int | None = Field(None, ge=1)
+    mem_gb: float | None = Field(None, gt=0)
+    device: str = "auto"
+    seed: int = Field(0, ge=0)
+    # behaviour
+    output_spaces: tuple[str, ...] = DEFAULT_OUTPUT_SPACES
+    resume: bool = True
+    stop_on_first_crash: bool = False
+    dry_run: bool = False
+    verbosity: int = 0
+    debug: bool = False
+    # smri / fmri
+    atlas: Path | None = None
+    atlas_labels: Path | None = None
+    dummy_scans: int | None = Field(None, ge=0)
+    ignore: tuple[str, ...] = ()
+    slice_time_ref: float = Field(0.5, ge=0.0, le=1.0)
+    fd_spike_threshold: float = Field(0.5, gt=0)
+    dvars_spike_threshold: float = Field(1.5, gt=0)
+    # mvpa (group level)
+    spec: Path | None = None
+    features: str | None = None
+    target: str | None = None
+    model: str | None = None
+    cv: str | None = None
+    group_by: str | None = None
+    permutations: int | None = Field(None, ge=0)
+    name: str | None = None
+
+    @field_validator("participant_label", mode="after")
+    @classmethod
+    def _strip_sub(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(strip_sub_prefix(label) for label in labels))
+
+    @field_validator("session_label", mode="after")
+    @classmethod
+    def _strip_ses(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(strip_ses_prefix(label) for label in labels))
+
+    @field_validator("task", mode="after")
+    @classmethod
+    def _strip_task(cls, tasks: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(t[5:] if t.startswith("task-") else t for t in tasks)
+
+    @field_validator("ignore", mode="after")
+    @classmethod
+    def _known_ignores(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(values) - set(IGNORABLE))
+        if unknown:
+            raise ValueError(f"unknown value(s) {', '.join(unknown)}; choose from {', '.join(IGNORABLE)}")
+        return values
+
+    @field_validator("stages", mode="after")
+    @classmethod
+    def _known_stages(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(values) - set(ALL_STAGES))
+        if unknown:
+            raise ValueError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(ALL_STAGES)}")
+        return values
+
+    @field_validator("device")
+    @classmethod
+    def _device_syntax(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
+            return value
+        raise ValueError("expected auto, cpu, cuda or cuda:N")
+
+    @model_validator(mode="after")
+    def _distinct_directories(self) -> RunConfig:
+        bids, out = self.bids_dir.resolve(), self.output_dir.resolve()
+        if bids == out:
+            raise ValueError(f"OUTPUT_DIR {self.output_dir} is the BIDS directory; choose another")
+        if bids in out.parents and out.relative_to(bids).parts[0] != "derivatives":
+            raise ValueError(f"OUTPUT_DIR {self.output_dir} is inside the BIDS directory but not under derivatives/")
+        return self
+
+    @property
+    def selected_stages(self) -> tuple[str, ...]:
+        """Stages this run executes: ``--stages`` or the level's default."""
+        if self.stages:
+            return self.stages
+        if self.analysis_level is AnalysisLevel.participant:
+            return PARTICIPANT_STAGES
+        wants_mvpa = self.spec is not None or self.target is not None
+        return GROUP_STAGES if wants_mvpa else ("qc",)
+
+    @property
+    def logs_dir(self) -> Path:
+        """Where logs, the saved config and provenance go."""
+        return self.output_dir / "logs"
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML or YAML config file into a flat dict with underscore keys.
+
+    Raises
+    ------
+    InputError
+        When the file is missing, unparsable, or not a mapping.
+    """
+    if not path.is_file():
+        raise InputError(path, "config file not found")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        if path.suffix.lower() == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            raise InputError(path, "config file must end in .toml, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        raise InputError(path, f"cannot parse config file ({exc})") from None
+    except Exception as exc:  # yaml.YAMLError and friends
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(path, f"cannot parse config file ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise InputError(path, "config file must hold a mapping of option names to values")
+    return {str(key).replace("-", "_"): value for key, value in data.items()}
+
+
+def read_bids_filters(path: Path) -> dict[str, dict[str, Any]]:
+    """Read fMRIPrep's ``--bids-filter-file`` JSON (query name -> entity filters)."""
+    if not path.is_file():
+        raise InputError(path, "BIDS filter file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"BIDS filter file is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise InputError(path, 'BIDS filter file must map query names (e.g. "t1w", "bold") to entity filters')
+    return data
+
+
+def build_config(cli_values: dict[str, Any], explicit: set[str], config_file: Path | None) -> RunConfig:
+    """Merge the config file and the command line into a validated :class:`RunConfig`.
+
+    Parameters
+    ----------
+    cli_values : dict
+        Every option's value as parsed from the command line (defaults included).
+    explicit : set of str
+        Names of options the user typed; these override the config file.
+    config_file : Path or None
+        Optional TOML/YAML file.
+
+    Raises
+    ------
+    UsageError
+        One line naming the first bad option.
+    """
+    values = {k: v for k, v in cli_values.items() if v is not None}
+    if config_file is not None:
+        from_file = read_config_file(config_file)
+        for key, value in from_file.items():
+            if key not in explicit:
+                values[key] = value
+    if values.get("bids_filter_file"):
+        values["bids_filters"] = read_bids_filters(Path(values["bids_filter_file"]))
+    try:
+        return RunConfig(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        names = [str(p) for p in error["loc"] if isinstance(p, str)]
+        option = "--" + "-".join(names).replace("_", "-") if names else "configuration"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            where = f" in {config_file}" if config_file else ""
+            raise UsageError(f"unknown option {option}{where}") from None
+        raise UsageError(f"{option}: {message}") from None

@@ -1,0 +1,194 @@
+"""Query a BIDS dataset with pybids and turn it into a :class:`DatasetPlan`.
+
+Selection follows fMRIPrep: ``--participant-label`` (with or without ``sub-``),
+``--session-label``, ``--task`` and ``--bids-filter-file`` (query name ->
+entity filters, e.g. ``{"t1w": {"acquisition": "tfl"}, "bold": {"run": 1}}``).
+Unknown participant labels stop the run, listing the available ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+
+from neurolearn_cli.dataset.plan import BoldRun, DatasetPlan, FieldmapInput, ImageInput, ParticipantPlan
+from neurolearn_cli.dataset.validation import (
+    check_dataset_description,
+    invalid_file_names,
+    nifti_problem,
+)
+from neurolearn_cli.errors import InputError, UsageError
+
+NIFTI_EXTENSIONS = [".nii", ".nii.gz"]
+ENTITY_KEYS = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction", "run", "echo", "part")
+
+
+def index_dataset(bids_dir: Path, database_dir: Path | None = None) -> Any:
+    """Index ``bids_dir`` with pybids (optionally cached in ``database_dir``)."""
+    from bids import BIDSLayout
+
+    kwargs: dict[str, Any] = {"validate": False, "derivatives": False}
+    if database_dir is not None:
+        database_dir.mkdir(parents=True, exist_ok=True)
+        kwargs["database_path"] = str(database_dir)
+    try:
+        return BIDSLayout(str(bids_dir), **kwargs)
+    except Exception as exc:  # pybids raises several types for broken trees
+        raise InputError(bids_dir, f"cannot index BIDS dataset ({exc.__class__.__name__}: {exc})") from None
+
+
+def resolve_participants(available: list[str], requested: tuple[str, ...], bids_dir: Path) -> list[str]:
+    """Return the requested labels (all when none requested); unknown labels are an error."""
+    if not available:
+        raise InputError(bids_dir, "no participants (sub-* folders with images) found")
+    if not requested:
+        return sorted(available)
+    unknown = [label for label in requested if label not in available]
+    if unknown:
+        raise UsageError(
+            f"--participant-label: unknown participant(s) {', '.join(unknown)} in {bids_dir}; "
+            f"available: {', '.join(sorted(available))}"
+        )
+    return list(requested)
+
+
+def _image_input(layout: Any, bids_file: Any) -> ImageInput:
+    path = Path(bids_file.path)
+    entities = {k: v for k, v in bids_file.get_entities().items() if k in ENTITY_KEYS + ("suffix", "datatype")}
+    try:
+        header = nib.load(str(path)).header
+        shape = tuple(int(n) for n in header.get_data_shape())
+        zooms = tuple(float(z) for z in header.get_zooms())
+    except Exception:  # reported by the validation step, with the reason
+        shape, zooms = (), ()
+    return ImageInput(path=path, entities=entities, metadata=dict(layout.get_metadata(str(path))), shape=shape, zooms=zooms)
+
+
+def _query(layout: Any, label: str, config_filters: dict[str, Any], name: str, base: dict[str, Any]) -> list[Any]:
+    query = {**base, **config_filters.get(name, {})}
+    query.update(subject=label, extension=NIFTI_EXTENSIONS, return_type="object")
+    return sorted(layout.get(**query), key=lambda f: f.path)
+
+
+def _intended_for_paths(metadata: dict[str, Any], subject_dir: Path, bids_dir: Path) -> set[Path]:
+    """Resolve IntendedFor entries (subject-relative paths or ``bids::`` URIs) to absolute paths."""
+    targets = metadata.get("IntendedFor") or []
+    if isinstance(targets, str):
+        targets = [targets]
+    resolved = set()
+    for target in targets:
+        if target.startswith("bids::"):
+            resolved.add((bids_dir / target[len("bids::"):]).resolve())
+        else:
+            resolved.add((subject_dir / target).resolve())
+    return resolved
+
+
+def _fieldmaps(layout: Any, label: str, filters: dict[str, Any], bids_dir: Path) -> list[tuple[FieldmapInput, set[Path]]]:
+    """Collect phase-difference, direct field and reverse-PE fieldmaps with their targets."""
+    subject_dir = bids_dir / f"sub-{label}"
+    found = []
+    for suffix, kind in (("phasediff", "phasediff"), ("fieldmap", "fieldmap"), ("epi", "epi")):
+        for bids_file in _query(layout, label, filters, "fmap", {"suffix": suffix, "datatype": "fmap"}):
+            main = _image_input(layout, bids_file)
+            companions = []
+            if kind in ("phasediff", "fieldmap"):
+                entities = {k: v for k, v in bids_file.get_entities().items() if k in ("session", "acquisition", "run")}
+                for magnitude in ("magnitude1", "magnitude2", "magnitude"):
+                    companions += [
+                        _image_input(layout, f)
+                        for f in layout.get(subject=label, suffix=magnitude, datatype="fmap",
+                                            extension=NIFTI_EXTENSIONS, return_type="object", **entities)
+                    ]
+            targets = _intended_for_paths(main.metadata, subject_dir, bids_dir)
+            found.append((FieldmapInput(kind=kind, images=(main, *companions)), targets))
+    return found
+
+
+def _events_for(bold_path: Path) -> Path | None:
+    name = bold_path.name
+    for extension in (".nii.gz", ".nii"):
+        if name.endswith(extension):
+            events = bold_path.with_name(name[: -len(extension)].removesuffix("_bold") + "_events.tsv")
+            return events if events.is_file() else None
+    return None
+
+
+def _sbref_for(layout: Any, bold: ImageInput) -> ImageInput | None:
+    entities = {k: v for k, v in bold.entities.items() if k in ENTITY_KEYS}
+    matches = layout.get(suffix="sbref", extension=NIFTI_EXTENSIONS, return_type="object", **entities)
+    return _image_input(layout, matches[0]) if len(matches) == 1 else None
+
+
+def plan_participant(layout: Any, label: str, *, sessions: tuple[str, ...], tasks: tuple[str, ...],
+                     filters: dict[str, Any], bids_dir: Path, validate: bool) -> ParticipantPlan:
+    """Plan one participant: its T1w images, BOLD runs (with TR, volumes, events, fieldmaps) and problems."""
+    base: dict[str, Any] = {"session": list(sessions)} if sessions else {}
+    t1w = tuple(_image_input(layout, f) for f in _query(layout, label, filters, "t1w",
+                                                        {**base, "suffix": "T1w", "datatype": "anat"}))
+    bold_query = {**base, "suffix": "bold", "datatype": "func"}
+    if tasks:
+        bold_query["task"] = list(tasks)
+    bold_images = [_image_input(layout, f) for f in _query(layout, label, filters, "bold", bold_query)]
+    fieldmaps = _fieldmaps(layout, label, filters, bids_dir) if bold_images else []
+
+    problems: list[str] = []
+    if not t1w and not bold_images:
+        problems.append(f"sub-{label}: no T1w or BOLD images match the selection")
+    for image in t1w:
+        problem = nifti_problem(image.path, ndim=3, full_check=validate)
+        if problem:
+            problems.append(problem)
+    runs = []
+    for image in bold_images:
+        problem = nifti_problem(image.path, ndim=4, full_check=validate)
+        if problem:
+            problems.append(problem)
+            continue
+        tr = image.metadata.get("RepetitionTime")
+        if not isinstance(tr, (int, float)) or tr <= 0:
+            problems.append(f"{image.path}: sidecar lacks a positive RepetitionTime")
+            continue
+        resolved = image.path.resolve()
+        runs.append(BoldRun(
+            image=image,
+            repetition_time=float(tr),
+            n_volumes=int(image.shape[3]),
+            events=_events_for(image.path),
+            sbref=_sbref_for(layout, image),
+            fieldmaps=tuple(fmap for fmap, targets in fieldmaps if resolved in targets),
+        ))
+    found_sessions = tuple(sorted({str(i.entities["session"]) for i in t1w + tuple(bold_images) if "session" in i.entities}))
+    return ParticipantPlan(label=label, sessions=found_sessions, t1w=t1w, bold=tuple(runs), problems=tuple(problems))
+
+
+def plan_dataset(bids_dir: Path, *, participant_labels: tuple[str, ...] = (), sessions: tuple[str, ...] = (),
+                 tasks: tuple[str, ...] = (), filters: dict[str, Any] | None = None,
+                 validate: bool = True, database_dir: Path | None = None) -> DatasetPlan:
+    """Validate and query ``bids_dir``; return one plan per selected participant.
+
+    Raises
+    ------
+    InputError
+        When the directory is not a usable BIDS dataset (exit 2 before any work).
+    UsageError
+        For unknown participant labels.
+    """
+    description = check_dataset_description(bids_dir)
+    if validate:
+        invalid = invalid_file_names(bids_dir)
+        if invalid:
+            more = f" (and {len(invalid) - 1} more)" if len(invalid) > 1 else ""
+            raise InputError(bids_dir / invalid[0], f"file name is not valid BIDS{more}; use --skip-bids-validation to ignore")
+    layout = index_dataset(bids_dir, database_dir)
+    labels = resolve_participants(list(layout.get_subjects()), participant_labels, bids_dir)
+    filters = filters or {}
+    participants = tuple(
+        plan_participant(layout, label, sessions=sessions, tasks=tasks, filters=filters, bids_dir=bids_dir, validate=validate)
+        for label in labels
+    )
+    table = bids_dir / "participants.tsv"
+    return DatasetPlan(bids_dir=bids_dir, name=str(description.get("Name")), participants=participants,
+                       participants_table=table if table.is_file() else None)

@@ -1,0 +1,117 @@
+"""Checks that a directory is a usable BIDS dataset and that its images are sane.
+
+Dataset-level problems (no ``dataset_description.json``, invalid file names)
+stop the run before any work; image-level problems are returned as one-line
+strings naming the file, so only that participant is skipped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import zlib
+from pathlib import Path
+
+import nibabel as nib
+
+from neurolearn_cli.errors import InputError
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def check_dataset_description(bids_dir: Path) -> dict:
+    """Return the parsed ``dataset_description.json``; raise :class:`InputError` when unusable."""
+    if not bids_dir.exists():
+        raise InputError(bids_dir, "BIDS directory does not exist")
+    if not bids_dir.is_dir():
+        raise InputError(bids_dir, "not a directory")
+    description = bids_dir / "dataset_description.json"
+    if not description.is_file():
+        raise InputError(description, "missing: not a BIDS dataset")
+    try:
+        content = json.loads(description.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(description, f"not valid JSON ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(content, dict):
+        raise InputError(description, "must hold a JSON object")
+    for key in ("Name", "BIDSVersion"):
+        if not content.get(key):
+            raise InputError(description, f"required field {key} is missing")
+    return content
+
+
+def invalid_file_names(bids_dir: Path) -> list[str]:
+    """List files under ``sub-*`` whose names do not parse as BIDS (dataset-relative paths)."""
+    from bids_validator import BIDSValidator
+
+    validator = BIDSValidator()
+    invalid = []
+    for path in sorted(bids_dir.glob("sub-*/**/*")):
+        if path.is_dir() or path.name.startswith("."):
+            continue
+        relative = "/" + path.relative_to(bids_dir).as_posix()
+        if not validator.is_bids(relative):
+            invalid.append(relative.lstrip("/"))
+    return invalid
+
+
+def _decompressed_size(path: Path) -> int | None:
+    """Bytes a gzip file decompresses to, or None when the stream is truncated or corrupt."""
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 22):
+            try:
+                size += len(decompressor.decompress(chunk))
+            except zlib.error:
+                return None
+            if decompressor.eof:
+                return size
+    return size if decompressor.eof else None
+
+
+def nifti_problem(path: Path, *, ndim: int, full_check: bool = True) -> str | None:
+    """Return a one-line problem with a NIfTI file, or None when it looks usable.
+
+    Parameters
+    ----------
+    path : Path
+        The image.
+    ndim : int
+        Dimensions expected: 3 (anatomical; a trailing axis of length 1 is
+        accepted) or 4 (BOLD).
+    full_check : bool
+        Also check that a gzip stream is complete and that the data size matches
+        the header (costs one decompression pass).
+    """
+    name = str(path)
+    try:
+        if path.stat().st_size == 0:
+            return f"{name}: empty file (0 bytes)"
+        image = nib.load(str(path))
+    except PermissionError:
+        return f"{name}: not readable (permission denied)"
+    except (OSError, EOFError, gzip.BadGzipFile, nib.filebasedimages.ImageFileError, ValueError) as exc:
+        return f"{name}: cannot read NIfTI header ({exc.__class__.__name__})"
+    shape = tuple(int(n) for n in image.shape)
+    squeezed = shape[:3] + tuple(n for n in shape[3:] if n != 1) if len(shape) > 3 else shape
+    if len(shape) < 3 or min(shape[:3]) < 2:
+        return f"{name}: {len(shape)}D image of shape {shape}; expected a {ndim}D volume"
+    if ndim == 3 and len(squeezed) != 3:
+        return f"{name}: {len(squeezed)}D image of shape {shape}; expected a 3D volume"
+    if ndim == 4 and (len(shape) != 4 or shape[3] < 2):
+        return f"{name}: image of shape {shape} is not 4D (time series expected)"
+    if full_check:
+        try:
+            size = _decompressed_size(path) if name.endswith(".gz") else path.stat().st_size
+        except PermissionError:
+            return f"{name}: not readable (permission denied)"
+        except OSError as exc:
+            return f"{name}: cannot read ({exc.__class__.__name__})"
+        if size is None:
+            return f"{name}: truncated or corrupt gzip stream"
+        expected = int(image.dataobj.offset) + image.dataobj.dtype.itemsize * math.prod(shape)
+        if size < expected:
+            return f"{name}: truncated data ({size} of {expected} bytes)"
+    return None

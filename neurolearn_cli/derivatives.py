@@ -1,0 +1,194 @@
+"""The derivatives writer: BIDS-Derivatives names, sidecars, atomic writes, provenance.
+
+Output paths are built from BIDS entities with pybids' ``build_path`` and the
+patterns below (fMRIPrep/XCP-D names), never by concatenating strings. Every
+file goes through :mod:`neurolearn_cli.atomic`. Each participant has a
+manifest under ``logs/manifest/`` recording, for every output, its SHA-256 and
+the fingerprint of the inputs, settings and version that produced it: this is
+what ``--resume`` checks, and what ``neurolearn verify`` compares.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from neurolearn_cli import __version__, atomic
+from neurolearn_cli.errors import InputError
+
+PATH_PATTERNS = [
+    "sub-{subject}[/ses-{session}]/{datatype<anat|func|fmap|figures>|anat}/sub-{subject}[_ses-{session}]"
+    "[_task-{task}][_acq-{acquisition}][_ce-{ceagent}][_rec-{reconstruction}][_dir-{direction}][_run-{run}]"
+    "[_echo-{echo}][_from-{from}][_to-{to}][_mode-{mode}][_space-{space}][_res-{res}][_label-{label}]"
+    "[_seg-{seg}][_stat-{stat}][_desc-{desc}]_{suffix}{extension}",
+]
+RAW_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction", "run", "echo")
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fingerprint(inputs: Iterable[Path], settings: Mapping[str, Any]) -> str:
+    """Digest of input bytes, settings and neurolearn's version: equal digests mean equal outputs."""
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(Path(p) for p in inputs):
+        digest.update(path.name.encode())
+        digest.update(sha256_file(path).encode())
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def raw_entities(entities: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep the entities a derivative inherits from its raw source (subject, session, task, ...)."""
+    return {k: v for k, v in entities.items() if k in RAW_ENTITIES}
+
+
+def build_relpath(entities: Mapping[str, Any]) -> str:
+    """Dataset-relative derivative path for ``entities`` (which must include suffix and extension)."""
+    from bids.layout.writing import build_path
+
+    values = {k: v for k, v in entities.items() if v is not None}
+    path = build_path(values, PATH_PATTERNS, strict=False)
+    if path is None:
+        raise ValueError(f"no derivative path pattern fits entities {sorted(values)}")
+    return path
+
+
+def dataset_description(source: Path) -> dict[str, Any]:
+    """The derivative's ``dataset_description.json`` (GeneratedBy with version and container)."""
+    generated_by: dict[str, Any] = {
+        "Name": "neurolearn",
+        "Version": __version__,
+        "Description": "Torch-accelerated preprocessing, quality control and pattern analysis",
+    }
+    container = os.environ.get("NEUROLEARN_CONTAINER")
+    if container:
+        kind, _, tag = container.partition(":")
+        generated_by["Container"] = {"Type": kind, "Tag": tag or "latest"}
+    return {
+        "Name": "neurolearn derivatives",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [generated_by],
+        "SourceDatasets": [{"URL": source.resolve().as_uri()}],
+        "DatasetLinks": {"raw": source.resolve().as_uri()},
+    }
+
+
+class DerivativesWriter:
+    """Writes one participant's (or the group's) outputs and keeps its manifest.
+
+    Parameters
+    ----------
+    output_dir : Path
+        The derivatives dataset root.
+    owner : str
+        ``sub-<label>`` or ``group``; names the manifest file.
+    fingerprint : str
+        Digest of the inputs and settings behind the outputs written through
+        this writer (see :func:`fingerprint`).
+    resume : bool
+        Whether outputs recorded with the same fingerprint may be kept.
+    """
+
+    def __init__(self, output_dir: Path, owner: str, fingerprint: str, *, resume: bool = True) -> None:
+        self.output_dir = Path(output_dir)
+        self.owner = owner
+        self.fingerprint = fingerprint
+        self.resume = resume
+        self.manifest_path = self.output_dir / "logs" / "manifest" / f"{owner}.json"
+        self._manifest = self._read_manifest()
+
+    def _read_manifest(self) -> dict[str, dict[str, str]]:
+        try:
+            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    # -- paths -------------------------------------------------------------
+    def path(self, entities: Mapping[str, Any]) -> Path:
+        """Absolute path of the derivative named by ``entities``."""
+        return self.output_dir / build_relpath(entities)
+
+    def relative(self, path: Path) -> str:
+        """Path relative to the derivatives root, POSIX style."""
+        return Path(path).relative_to(self.output_dir).as_posix()
+
+    # -- resume ------------------------------------------------------------
+    def is_current(self, paths: Iterable[Path]) -> bool:
+        """True when every path exists with the bytes and fingerprint the manifest records."""
+        if not self.resume:
+            return False
+        for path in paths:
+            record = self._manifest.get(self.relative(path))
+            if not record or record.get("fingerprint") != self.fingerprint or not path.is_file():
+                return False
+            if sha256_file(path) != record.get("sha256"):
+                return False
+        return True
+
+    # -- writes ------------------------------------------------------------
+    def _record(self, path: Path) -> Path:
+        self._manifest[self.relative(path)] = {"sha256": sha256_file(path), "fingerprint": self.fingerprint}
+        atomic.write_json(self.manifest_path, dict(sorted(self._manifest.items())))
+        return path
+
+    def write_bytes(self, path: Path, data: bytes) -> Path:
+        """Write raw bytes (e.g. a report) at ``path`` inside the derivatives tree."""
+        return self._record(atomic.write_bytes(path, data))
+
+    def write_text(self, path: Path, text: str) -> Path:
+        """Write UTF-8 text at ``path`` inside the derivatives tree."""
+        return self._record(atomic.write_text(path, text))
+
+    def write_json(self, path: Path, payload: Any) -> Path:
+        """Write deterministic JSON at ``path`` inside the derivatives tree."""
+        return self._record(atomic.write_json(path, payload))
+
+    def write_sidecar(self, data_path: Path, metadata: Mapping[str, Any]) -> Path:
+        """Write the JSON sidecar that goes with ``data_path``."""
+        name = data_path.name
+        stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else data_path.stem
+        return self.write_json(data_path.with_name(stem + ".json"), dict(metadata))
+
+    def write_nifti(self, entities: Mapping[str, Any], image: Any, metadata: Mapping[str, Any]) -> Path:
+        """Write a NIfTI derivative and its sidecar (``metadata`` should hold ``Sources``)."""
+        path = self.path({**entities, "extension": entities.get("extension", ".nii.gz")})
+        self._record(atomic.write_nifti(path, image))
+        self.write_sidecar(path, metadata)
+        return path
+
+    def write_tsv(self, entities: Mapping[str, Any], frame: Any, metadata: Mapping[str, Any] | None = None) -> Path:
+        """Write a TSV derivative (and a JSON sidecar when ``metadata`` is given)."""
+        path = self.path({**entities, "extension": ".tsv"})
+        self._record(atomic.write_tsv(path, frame))
+        if metadata is not None:
+            self.write_sidecar(path, metadata)
+        return path
+
+
+def ensure_dataset_description(output_dir: Path, source: Path) -> Path:
+    """Write ``dataset_description.json`` unless an identical one is there; refuse a foreign one."""
+    path = output_dir / "dataset_description.json"
+    wanted = dataset_description(source)
+    if path.is_file():
+        try:
+            existing = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            existing = None
+        if existing == wanted:
+            return path
+        names = [g.get("Name") for g in (existing or {}).get("GeneratedBy", []) if isinstance(g, dict)]
+        if existing is not None and "neurolearn" not in names:
+            raise InputError(path, "output directory holds derivatives of another tool; choose another OUTPUT_DIR")
+    return atomic.write_json(path, wanted)

@@ -1,0 +1,52 @@
+"""Sampling volumes at continuous voxel coordinates with ``grid_sample``.
+
+Conventions shared by resampling and displacement fields: voxel ``i`` sits at
+normalised coordinate ``2 i / (n - 1) - 1`` (``align_corners=True``), and
+``grid_sample``'s last grid dimension is reversed (x indexes the LAST tensor
+axis). As in ITK, a point is inside when its continuous index lies within
+``[-0.5, n - 0.5]`` on every axis: inside points within half a voxel of the
+edge take the edge value, outside points take ``fill``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+
+def inside_mask(voxel: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """True where continuous voxel coordinates ``(..., 3)`` fall inside ``shape`` (ITK rule)."""
+    upper = torch.tensor(shape, dtype=voxel.dtype, device=voxel.device) - 0.5
+    return ((voxel >= -0.5) & (voxel <= upper)).all(dim=-1)
+
+
+def _normalise(voxel: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    sizes = torch.tensor(shape, dtype=voxel.dtype, device=voxel.device)
+    norm = 2.0 * voxel / torch.clamp(sizes - 1, min=1) - 1.0
+    return norm.flip(-1)
+
+
+def sample(
+    volumes: torch.Tensor,
+    voxel: torch.Tensor,
+    *,
+    mode: Literal["linear", "nearest"] = "linear",
+    fill: float = 0.0,
+) -> torch.Tensor:
+    """Sample ``volumes`` (N, C, X, Y, Z) at voxel coordinates ``voxel`` (N, X', Y', Z', 3).
+
+    Returns (N, C, X', Y', Z'); ``voxel`` is cast to the volumes' dtype.
+    """
+    shape = tuple(int(n) for n in volumes.shape[2:])
+    voxel = voxel.to(volumes.dtype)
+    out = F.grid_sample(
+        volumes,
+        _normalise(voxel, shape),
+        mode="bilinear" if mode == "linear" else "nearest",
+        padding_mode="border",
+        align_corners=True,
+    )
+    outside = ~inside_mask(voxel, shape)
+    return out.masked_fill(outside.unsqueeze(1), fill)

@@ -1,0 +1,84 @@
+"""Read and write NIfTI images: the only engine module that touches nibabel images.
+
+Reading validates what every later step relies on, so bad files fail here
+with a one-line :class:`InputError` naming the file: unreadable or truncated
+files, fewer than 3 spatial dimensions, NaN or all-zero data, and affines
+that are not finite or not invertible.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from neurolearn_cli.engine.image import Image
+from neurolearn_cli.errors import InputError
+
+_READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError)
+
+
+def _read_array(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise InputError(path, "file is empty")
+    try:
+        img = nib.load(str(path))
+        data = img.get_fdata(dtype=np.float32)
+    except _READ_ERRORS as error:
+        raise InputError(path, f"cannot read image ({type(error).__name__}: {error})") from error
+    return data, np.asarray(img.affine, dtype=np.float64)
+
+
+def load_image(path: str | Path, device: torch.device, *, dtype: torch.dtype = torch.float32) -> Image:
+    """Load a 3D or 4D NIfTI image onto ``device`` with its scaling applied.
+
+    Trailing singleton dimensions beyond the fourth are dropped (e.g. X, Y, Z, 1, 1).
+
+    Raises
+    ------
+    InputError
+        For missing, empty, unreadable or truncated files, images with fewer
+        than three non-trivial spatial axes or more than four axes, NaN or
+        all-zero data, and non-finite or singular affines.
+    """
+    path = Path(path)
+    data, affine = _read_array(path)
+    while data.ndim > 4 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim < 3 or min(data.shape[:3]) < 2:
+        raise InputError(path, f"expected a 3D or 4D image, got shape {data.shape}")
+    if data.ndim > 4:
+        raise InputError(path, f"expected a 3D or 4D image, got shape {data.shape}")
+    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise InputError(path, "voxel-to-world affine is not finite or is singular")
+    if not np.isfinite(data).all():
+        raise InputError(path, "image data contain NaN or infinite values")
+    if not data.any():
+        raise InputError(path, "image data are all zero")
+    tensor = torch.from_numpy(np.ascontiguousarray(data)).to(device=device, dtype=dtype)
+    return Image(tensor, torch.from_numpy(affine).to(device))
+
+
+def to_nifti(image: Image, *, header: nib.Nifti1Header | None = None) -> nib.Nifti1Image:
+    """A float32 NIfTI-1 image (host copy) of ``image``; write it with ``atomic.write_nifti``.
+
+    ``header`` (e.g. the source image's) supplies metadata such as the repetition
+    time and units; the affine is set as both qform and sform (code 1, scanner)
+    unless the header carries other codes.
+    """
+    data = image.data.detach().to(device="cpu", dtype=torch.float32).numpy()
+    affine = image.affine.detach().cpu().numpy()
+    out = nib.Nifti1Image(data, affine, header=None if header is None else header.copy())
+    out.set_data_dtype(np.float32)
+    qcode = int(out.header["qform_code"]) or 1
+    scode = int(out.header["sform_code"]) or 1
+    out.set_qform(affine, code=qcode)
+    out.set_sform(affine, code=scode)
+    out.header.set_xyzt_units("mm", "sec")
+    return out

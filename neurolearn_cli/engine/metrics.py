@@ -1,0 +1,139 @@
+"""Differentiable image similarity metrics for registration.
+
+Every metric compares a batch of fixed and moving samples of shape (B, ...)
+and returns one value per batch item, shape (B,), so one call scores many
+volumes at once (head motion) and autograd reaches the sampling coordinates.
+An optional mask (same shape, or broadcastable) weights the samples, e.g. a
+brain mask on the fixed image. Conventions follow ANTs: ``ncc`` is the global
+correlation ("GC"), ``lncc`` the mean squared local correlation ("CC"),
+``nmi`` normalized mutual information from a Parzen-window joint histogram
+(Mattes' cubic B-spline window). :func:`dissimilarity` turns any of them into
+a loss to minimize.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+MetricName = Literal["mse", "ncc", "lncc", "nmi"]
+_EPS = 1e-5
+
+
+def _weights(fixed: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Per-sample weights (B, N) that sum to one per batch item."""
+    if mask is None:
+        w = torch.ones_like(fixed)
+    else:
+        w = torch.broadcast_to(mask.to(fixed.dtype), fixed.shape)
+    w = w.flatten(1)
+    total = w.sum(dim=1, keepdim=True)
+    if bool((total <= 0).any()):
+        raise ValueError("metric mask selects no samples")
+    return w / total
+
+
+def mse(fixed: torch.Tensor, moving: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared difference ``sum_i w_i (f_i - m_i)^2`` per batch item (lower is better)."""
+    w = _weights(fixed, mask)
+    return (w * (fixed - moving).flatten(1) ** 2).sum(dim=1)
+
+
+def ncc(fixed: torch.Tensor, moving: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Global normalized cross-correlation (Pearson r) per batch item, in [-1, 1]."""
+    w = _weights(fixed, mask)
+    f, m = fixed.flatten(1), moving.flatten(1)
+    fc = f - (w * f).sum(1, keepdim=True)
+    mc = m - (w * m).sum(1, keepdim=True)
+    cov = (w * fc * mc).sum(1)
+    var_f = (w * fc * fc).sum(1)
+    var_m = (w * mc * mc).sum(1)
+    return cov / torch.sqrt(var_f * var_m + _EPS)
+
+
+def box_mean(volumes: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over a (2r+1)^3 window of each voxel of (B, C, X, Y, Z), zero padding outside."""
+    size = 2 * radius + 1
+    return F.avg_pool3d(volumes, size, stride=1, padding=radius, count_include_pad=True)
+
+
+def lncc(
+    fixed: torch.Tensor,
+    moving: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    radius: int = 2,
+) -> torch.Tensor:
+    """Mean local squared correlation over (2r+1)^3 windows, per batch item, in [0, 1].
+
+    ``fixed`` and ``moving`` are (B, X, Y, Z). Local means, variances and the
+    covariance come from one box filter over five stacked channels, as in
+    ANTs' neighbourhood CC; flat windows (zero variance) score zero.
+    """
+    if fixed.dim() != 4:
+        raise ValueError(f"lncc needs (B, X, Y, Z) volumes, got shape {tuple(fixed.shape)}")
+    stack = torch.stack([fixed, moving, fixed * fixed, moving * moving, fixed * moving], dim=1)
+    mf, mm, mff, mmm, mfm = box_mean(stack, radius).unbind(1)
+    cross = mfm - mf * mm
+    var_f = torch.clamp(mff - mf * mf, min=0.0)
+    var_m = torch.clamp(mmm - mm * mm, min=0.0)
+    cc2 = cross * cross / (var_f * var_m + _EPS)
+    w = _weights(fixed, mask)
+    return (w * cc2.flatten(1)).sum(1)
+
+
+def _parzen_weights(values: torch.Tensor, bins: int) -> torch.Tensor:
+    """Cubic B-spline Parzen weights (B, N, bins) of values scaled to [0, bins - 1]."""
+    lo = values.detach().amin(dim=1, keepdim=True)
+    hi = values.detach().amax(dim=1, keepdim=True)
+    scaled = (values - lo) / torch.clamp(hi - lo, min=_EPS) * (bins - 1)
+    centres = torch.arange(bins, dtype=values.dtype, device=values.device)
+    d = (scaled.unsqueeze(-1) - centres).abs()
+    inner = 2.0 / 3.0 - d * d + 0.5 * d * d * d
+    outer = (2.0 - d).clamp(min=0.0) ** 3 / 6.0
+    return torch.where(d < 1.0, inner, outer)
+
+
+def _entropy(p: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    return -(p * torch.log(p + 1e-10)).sum(dim=dims)
+
+
+def nmi(
+    fixed: torch.Tensor,
+    moving: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    bins: int = 32,
+) -> torch.Tensor:
+    """Normalized mutual information ``(H(F) + H(M)) / H(F, M)`` per batch item, in [1, 2].
+
+    Each input is scaled to the histogram range by its own (detached) minimum
+    and maximum; the joint histogram is a weighted product of Parzen weights,
+    so it is differentiable with respect to the moving samples.
+    """
+    w = _weights(fixed, mask)
+    wf = _parzen_weights(fixed.flatten(1), bins) * w.unsqueeze(-1)
+    wm = _parzen_weights(moving.flatten(1), bins)
+    joint = torch.bmm(wf.transpose(1, 2), wm)
+    joint = joint / joint.sum(dim=(1, 2), keepdim=True)
+    h_f = _entropy(joint.sum(2), (1,))
+    h_m = _entropy(joint.sum(1), (1,))
+    return (h_f + h_m) / _entropy(joint, (1, 2))
+
+
+def dissimilarity(
+    name: MetricName,
+    fixed: torch.Tensor,
+    moving: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Loss to minimize for metric ``name``, per batch item: zero (mse) or smallest at a perfect match."""
+    if name == "mse":
+        return mse(fixed, moving, mask)
+    if name == "ncc":
+        return 1.0 - ncc(fixed, moving, mask)
+    if name == "lncc":
+        return 1.0 - lncc(fixed, moving, mask)
+    if name == "nmi":
+        return 2.0 - nmi(fixed, moving, mask)
+    raise ValueError(f"unknown metric {name!r}: expected mse, ncc, lncc or nmi")

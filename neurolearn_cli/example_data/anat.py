@@ -1,0 +1,50 @@
+"""The T1w image: MPRAGE-like contrast, receive bias, Rician noise, int16 storage."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neurolearn_cli.example_data.atrophy import T1_CSF
+from neurolearn_cli.example_data.deform import bias_field
+from neurolearn_cli.example_data.head import HeadLayers
+from neurolearn_cli.example_data.participants import Site
+from neurolearn_cli.example_data.template import TemplateMaps
+
+#: T1w intensity (template scale, WM about 0.86) of the non-brain tissues.
+T1_SKULL, T1_SCALP, T1_SOFT = 0.06, 1.0, 0.42
+#: Tissue labels of the ground-truth segmentation (fMRIPrep's dseg convention).
+DSEG_LABELS = {"GM": 1, "WM": 2, "CSF": 3}
+
+
+def t1_contrast(maps: TemplateMaps, head: HeadLayers, gamma: float) -> np.ndarray:
+    """Noise-free T1w in template space: the template brain inside the synthetic head.
+
+    ``gamma`` bends the contrast (a site's sequence differs from another's).
+    """
+    image = maps.t1 + T1_CSF * head.csf + T1_SKULL * head.skull + T1_SCALP * head.scalp + T1_SOFT * head.soft
+    return np.power(np.clip(image, 0.0, None), gamma)
+
+
+def tissue_labels(maps: TemplateMaps) -> np.ndarray:
+    """Hard GM/WM/CSF labels (1/2/3) where the brain fraction is at least one half, else 0."""
+    labels = np.argmax(np.stack([maps.gm, maps.wm, maps.csf]), axis=0).astype(np.uint8) + 1
+    labels[maps.brain < 0.5] = 0
+    return labels
+
+
+def rician(rng: np.random.Generator, signal: np.ndarray, sigma: float) -> np.ndarray:
+    """Magnitude of ``signal`` plus complex Gaussian noise of standard deviation ``sigma`` per channel."""
+    real = rng.standard_normal(signal.shape, dtype=np.float32)
+    imaginary = rng.standard_normal(signal.shape, dtype=np.float32)
+    return np.hypot(signal + sigma * real, sigma * imaginary)
+
+
+def to_int16(image: np.ndarray) -> np.ndarray:
+    """Round and clip to the int16 range, as scanners store magnitude images."""
+    return np.clip(np.rint(image), 0, np.iinfo(np.int16).max).astype(np.int16)
+
+
+def acquire_t1w(rng: np.random.Generator, native: np.ndarray, site: Site) -> np.ndarray:
+    """Scan a noise-free native-space T1w: smooth bias (about +-20%), Rician noise, site scale, int16."""
+    bias = bias_field(rng, native.shape, spacing=24.0, spread=0.09)
+    return to_int16(site.t1_scale * rician(rng, native * bias, site.t1_noise))

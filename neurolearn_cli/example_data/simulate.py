@@ -1,0 +1,72 @@
+"""One participant, from phenotype to arrays: the T1w, the BOLD run and their ground truth.
+
+Randomness comes from ``numpy.random.default_rng([seed, index])``, split into
+independent streams for demographics, anatomy and the BOLD run, so participant
+``k`` is the same whatever the number of participants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from neurolearn_cli.example_data.anat import acquire_t1w, t1_contrast, tissue_labels
+from neurolearn_cli.example_data.atrophy import apply_atrophy, gm_loss
+from neurolearn_cli.example_data.bold import BoldRun, simulate_bold, t2star_contrast
+from neurolearn_cli.example_data.deform import random_pose, smooth_random_field, warp_points
+from neurolearn_cli.example_data.design import draw_events
+from neurolearn_cli.example_data.geometry import sample
+from neurolearn_cli.example_data.participants import SITES, Participant, draw_participant
+from neurolearn_cli.example_data.protocol import BOLD, BoldProtocol
+from neurolearn_cli.example_data.space import ExampleSpace
+
+#: RMS of the nonlinear displacement (mm) and its feature size (voxels of the 2 mm grid).
+WARP_RMS_MM, WARP_SPACING = 1.5, 10.0
+
+
+@dataclass(frozen=True)
+class ParticipantData:
+    """Arrays for one participant, on the T1w grid (``affine``) and the BOLD grid."""
+
+    participant: Participant
+    t1w: np.ndarray
+    dseg: np.ndarray
+    affine: np.ndarray
+    events: pd.DataFrame
+    bold: BoldRun
+
+
+def simulate_participant(
+    index: int, seed: int, space: ExampleSpace, protocol: BoldProtocol = BOLD
+) -> ParticipantData:
+    """Simulate participant ``index`` (1-based) of the dataset generated with ``seed``."""
+    demographics_rng, anatomy_rng, bold_rng = np.random.default_rng([seed, index]).spawn(3)
+    participant = draw_participant(index, demographics_rng)
+    site = SITES[participant.site]
+    maps = apply_atrophy(space.template, gm_loss(space.atrophy, participant.severity, participant.age))
+
+    pose = random_pose(anatomy_rng, shift_mm=3.0, tilt_deg=3.0, size_sd=0.04)
+    displacement = WARP_RMS_MM * smooth_random_field(anatomy_rng, space.shape, WARP_SPACING, count=3)
+    points = warp_points(pose, displacement, space.affine)
+
+    def warp(volume: np.ndarray, order: int = 1) -> np.ndarray:
+        return sample(volume, points, order=order).reshape(space.shape)
+
+    t1w = acquire_t1w(anatomy_rng, warp(t1_contrast(maps, space.head, site.t1_gamma)), site)
+    native = {
+        "baseline": warp(t2star_contrast(maps, space.head, space.dropout)),
+        "occipital": warp(space.occipital),
+        "fusiform": warp(space.fusiform),
+    }
+    events = draw_events(bold_rng, protocol)
+    bold = simulate_bold(bold_rng, native, space.affine, events, site, protocol)
+    return ParticipantData(
+        participant=participant,
+        t1w=t1w,
+        dseg=warp(tissue_labels(maps), order=0).astype(np.uint8),
+        affine=np.asarray(space.affine),
+        events=events,
+        bold=bold,
+    )

@@ -1,0 +1,1 @@
+"""Functional preprocessing steps: pure functions on BOLD tensors, affines and metadata."""

@@ -1,0 +1,136 @@
+"""Slice-timing correction by Fourier (sinc) temporal interpolation.
+
+Slice ``k`` of volume ``t`` is acquired at ``t TR + s_k``; correction resamples
+every voxel's time series to the common times ``t TR + t0``. A delay of
+``d_k = (t0 - s_k) / TR`` samples is a phase ramp in the temporal frequency
+domain, ``Y(f) = X(f) exp(2 pi i f d_k)`` (AFNI ``3dTshift -Fourier``). To avoid
+wrap-around, each series has its least-squares line removed (and re-added at the
+shifted times) and is mirrored before the FFT. Slices with equal acquisition
+times (multiband) share one phase ramp and are shifted in one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from neurolearn_cli.errors import InputError
+
+_AXES = {"i": 0, "j": 1, "k": 2}
+
+
+@dataclass(frozen=True)
+class SliceTimingResult:
+    """Corrected series and the time (s, from the volume's start) it now refers to."""
+
+    data: torch.Tensor
+    reference_time: float
+
+
+def slice_axis(direction: str | None, sidecar: str | Path | None = None) -> tuple[int, bool]:
+    """Voxel axis and reversal flag from ``SliceEncodingDirection`` (``i``, ``j``, ``k``, optional ``-``).
+
+    BIDS: absent means ``k``; with ``-`` the SliceTiming entries run from the
+    last slice index to the first.
+    """
+    direction = (direction or "k").strip()
+    if direction not in {"i", "j", "k", "i-", "j-", "k-"}:
+        raise InputError(sidecar, f"SliceEncodingDirection {direction!r} is not one of i, j, k, i-, j-, k-")
+    return _AXES[direction[0]], direction.endswith("-")
+
+
+def validate_slice_timing(
+    slice_times: Sequence[float], n_slices: int, repetition_time: float, sidecar: str | Path | None = None
+) -> torch.Tensor:
+    """Check SliceTiming against the slice count and the TR; return it as float64.
+
+    Raises :class:`InputError` naming ``sidecar`` when the length differs from
+    ``n_slices`` or a time lies outside ``[0, TR)``.
+    """
+    if repetition_time is None or not repetition_time > 0:
+        raise InputError(sidecar, f"RepetitionTime must be positive, got {repetition_time!r}")
+    times = torch.as_tensor(list(slice_times), dtype=torch.float64)
+    if times.dim() != 1 or times.numel() != n_slices:
+        raise InputError(sidecar, f"SliceTiming has {times.numel()} values but the BOLD has {n_slices} slices")
+    if not bool(torch.isfinite(times).all()) or bool((times < 0).any()) or bool((times >= repetition_time).any()):
+        raise InputError(sidecar, f"SliceTiming values must lie in [0, RepetitionTime={repetition_time}) s")
+    return times
+
+
+def reference_time(slice_times: torch.Tensor, slice_time_ref: float) -> float:
+    """fMRIPrep's target time ``t0 = min(s) + ref (max(s) - min(s))``, rounded to 1 ms.
+
+    ``slice_time_ref`` is the fraction of the acquisition (0 start, 0.5 middle, 1 end).
+    """
+    if not 0.0 <= slice_time_ref <= 1.0:
+        raise InputError(None, f"--slice-time-ref {slice_time_ref} must lie in [0, 1]")
+    first, last = float(slice_times.min()), float(slice_times.max())
+    return round(first + slice_time_ref * (last - first), 3)
+
+
+def shift_series(series: torch.Tensor, delay: torch.Tensor) -> torch.Tensor:
+    """Fourier-interpolate series (..., T) at sample times ``t + delay`` (delay broadcast over ...).
+
+    The least-squares line is removed and re-added at the shifted times; the
+    residual is mirrored to length 2T (continuous periodic extension) before
+    the phase ramp ``exp(2 pi i f delay)`` is applied.
+    """
+    n = series.shape[-1]
+    work = series.to(torch.float64)
+    t = torch.arange(n, dtype=torch.float64, device=series.device)
+    tc = t - t.mean()
+    slope = (work * tc).sum(-1, keepdim=True) / (tc * tc).sum()
+    intercept = work.mean(-1, keepdim=True)
+    residual = work - intercept - slope * tc
+    mirrored = torch.cat([residual, residual.flip(-1)], dim=-1)
+    freqs = torch.fft.rfftfreq(2 * n, device=series.device, dtype=torch.float64)
+    delay = delay.to(torch.float64).unsqueeze(-1)
+    ramp = torch.exp(2j * torch.pi * freqs * delay)
+    shifted = torch.fft.irfft(torch.fft.rfft(mirrored, dim=-1) * ramp, n=2 * n, dim=-1)[..., :n]
+    return (shifted + intercept + slope * (tc + delay)).to(series.dtype)
+
+
+def correct_slice_timing(
+    bold: torch.Tensor,
+    slice_times: Sequence[float],
+    repetition_time: float,
+    *,
+    slice_time_ref: float = 0.5,
+    slice_encoding_direction: str | None = "k",
+    sidecar: str | Path | None = None,
+) -> SliceTimingResult:
+    """Slice-timing correct a 4D BOLD series (X, Y, Z, T) so every slice refers to ``t0``.
+
+    Parameters
+    ----------
+    bold : Tensor
+        BOLD series, float32, on the run's device.
+    slice_times : sequence of float
+        BIDS SliceTiming (s), one per slice along the slice axis.
+    repetition_time : float
+        TR in seconds.
+    slice_time_ref : float
+        Fraction of the acquisition to align to (fMRIPrep's ``--slice-time-ref``).
+    slice_encoding_direction : str, optional
+        BIDS SliceEncodingDirection; ``k`` when absent.
+    sidecar : path, optional
+        The JSON the metadata came from, named in error messages.
+    """
+    if bold.dim() != 4:
+        raise InputError(sidecar, f"BOLD series must be 4D, got shape {tuple(bold.shape)}")
+    axis, reverse = slice_axis(slice_encoding_direction, sidecar)
+    times = validate_slice_timing(slice_times, int(bold.shape[axis]), repetition_time, sidecar)
+    if reverse:
+        times = times.flip(0)
+    t0 = reference_time(times, slice_time_ref)
+    moved = bold.movedim(axis, 0)
+    out = torch.empty_like(moved)
+    groups, inverse = torch.unique(times, return_inverse=True)
+    for group, acquired in enumerate(groups.tolist()):
+        slices = torch.nonzero(inverse == group).flatten().to(bold.device)
+        delay = torch.tensor((t0 - acquired) / repetition_time, device=bold.device)
+        out[slices] = shift_series(moved[slices], delay)
+    return SliceTimingResult(out.movedim(0, axis).contiguous(), t0)

@@ -1,0 +1,46 @@
+"""Logging: rich output on stderr, and a plain log file under ``OUTPUT_DIR/logs/``.
+
+Results go to files and the plan/summary tables to the terminal; log records
+never go to stdout.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+LOGGER_NAME = "neurolearn"
+STDERR = Console(stderr=True)
+
+
+def level_for(verbosity: int) -> int:
+    """Map ``-v``/``-q`` counts to a logging level (0 -> INFO)."""
+    return {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG if verbosity > 0 else logging.CRITICAL)
+
+
+def setup_logging(verbosity: int = 0, log_file: Path | None = None) -> logging.Logger:
+    """Configure the ``neurolearn`` logger once per process and return it."""
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    console = RichHandler(console=STDERR, show_path=False, rich_tracebacks=False, markup=False)
+    console.setLevel(level_for(verbosity))
+    logger.addHandler(console)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(processName)s %(message)s"))
+        handler.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+    return logger
+
+
+def get_logger() -> logging.Logger:
+    """The package logger (configured by :func:`setup_logging`)."""
+    return logging.getLogger(LOGGER_NAME)

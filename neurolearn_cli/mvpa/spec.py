@@ -1,0 +1,190 @@
+"""The analysis spec: a frozen, strictly validated description of one MVPA run.
+
+A spec is read from YAML (or built from command-line options), validated once
+by pydantic (unknown keys are refused) and saved beside the results, so the
+same spec reproduces the same analysis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from neurolearn_cli.errors import InputError
+
+FeatureKind = Literal["morph", "connectivity", "iqm", "table"]
+ModelName = Literal[
+    "svm", "logistic", "ridge", "lasso", "elasticnet", "svr", "rf", "knn", "lda", "mlp", "torch-linear"
+]
+MODEL_NAMES: tuple[str, ...] = ModelName.__args__
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureSpec(_Frozen):
+    """Where the features come from.
+
+    ``kind`` is ``morph``, ``connectivity`` or ``iqm`` (read from derivative
+    directories, one per site) or ``table`` (TSV/CSV files with a
+    ``participant_id`` column, one per site). ``missing`` says what a missing
+    value means: ``error`` (refuse), ``zero`` (a missing value is 0) or
+    ``mean`` (imputed with the training-fold mean, inside the folds).
+    """
+
+    kind: FeatureKind
+    sources: list[Path] = Field(default_factory=list)
+    sites: list[str] | None = None
+    atlas: str | None = None
+    atlas_image: Path | None = None
+    atlas_labels: Path | None = None
+    task: str | None = None
+    modality: Literal["T1w", "bold"] = "T1w"
+    include: list[str] | None = None
+    exclude: list[str] = Field(default_factory=list)
+    missing: Literal["error", "zero", "mean"] = "error"
+
+    @model_validator(mode="after")
+    def _sites_match_sources(self) -> FeatureSpec:
+        if self.sites is not None and len(self.sites) != len(self.sources):
+            raise ValueError("needs one site name per source")
+        if self.kind == "table" and not self.sources:
+            raise ValueError("a table needs at least one source file")
+        return self
+
+
+class TargetSpec(_Frozen):
+    """The participants.tsv column to predict, and the task (``auto`` detects it)."""
+
+    column: str
+    task: Literal["auto", "classification", "regression"] = "auto"
+
+
+class ModelSpec(_Frozen):
+    """The estimator, fixed parameters, and an optional grid replacing its default grid."""
+
+    name: ModelName = "svm"
+    params: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] | None = None
+
+
+class SelectionSpec(_Frozen):
+    """Feature selection inside the folds: univariate ANOVA percentile, or PCA."""
+
+    method: Literal["anova", "pca"]
+    percentile: Annotated[float, Field(gt=0, le=100)] = 10.0
+    n_components: Annotated[float, Field(gt=0)] = 0.95
+
+
+class PreprocessingSpec(_Frozen):
+    """Per-fold preprocessing, in the order applied.
+
+    ``nonzero_fraction`` keeps the features non-zero in more than that
+    fraction of the training rows; ``harmonize: combat`` removes site effects
+    (empirical-Bayes ComBat) preserving the ``confounds``, which are then
+    regressed out; ``scale`` standardizes.
+    """
+
+    nonzero_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None
+    harmonize: Literal["none", "combat"] = "none"
+    confounds: list[str] = Field(default_factory=list)
+    scale: bool = True
+    selection: SelectionSpec | None = None
+
+
+class ValidationSpec(_Frozen):
+    """Nested cross-validation, permutation test and bootstrap settings.
+
+    ``outer``: a fold count, ``logo`` (leave one group out) or ``loo``
+    (leave one participant out). ``group_by``: a participants.tsv column (or
+    ``site``) whose groups the folds never split.
+    """
+
+    outer: int | Literal["logo", "loo"] = 5
+    inner: Annotated[int, Field(ge=2)] = 5
+    group_by: str | None = None
+    search: Literal["grid", "random"] = "grid"
+    n_iter: Annotated[int, Field(ge=1)] = 20
+    metric: Literal["auto", "pearson_r", "r2", "neg_mae", "roc_auc", "balanced_accuracy", "accuracy"] = "auto"
+    permutations: Annotated[int, Field(ge=0)] = 100
+    bootstrap: Annotated[int, Field(ge=0)] = 1000
+
+    @field_validator("outer")
+    @classmethod
+    def _at_least_two_folds(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 2:
+            raise ValueError("needs at least 2 folds")
+        return value
+
+    @model_validator(mode="after")
+    def _logo_needs_groups(self) -> ValidationSpec:
+        if self.outer == "logo" and not self.group_by:
+            raise ValueError("outer: logo needs group_by")
+        return self
+
+
+class AnalysisSpec(_Frozen):
+    """One MVPA analysis: features, target, model, preprocessing, validation, seed."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    mode: Literal["between"] = "between"
+    features: FeatureSpec
+    target: TargetSpec
+    model: ModelSpec = ModelSpec()
+    preprocessing: PreprocessingSpec = PreprocessingSpec()
+    validation: ValidationSpec = ValidationSpec()
+    seed: int = 0
+
+
+def _field_of(error: dict[str, Any]) -> str:
+    return ".".join(str(part) for part in error["loc"]) or "spec"
+
+
+def spec_from_dict(payload: Any, source: str | Path = "spec") -> AnalysisSpec:
+    """Validate a mapping as an :class:`AnalysisSpec`.
+
+    Raises
+    ------
+    InputError
+        Naming the source and the first bad or unknown field, in one line.
+    """
+    if not isinstance(payload, dict):
+        raise InputError(source, "the spec must be a mapping of fields")
+    try:
+        return AnalysisSpec.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        problem = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        raise InputError(source, f"field '{_field_of(first)}': {problem}") from None
+
+
+def load_spec(path: Path) -> AnalysisSpec:
+    """Read and validate a YAML spec file (relative paths are taken from its folder)."""
+    try:
+        payload = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(path, f"cannot read the spec ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise InputError(path, f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    spec = spec_from_dict(payload, path)
+    return resolve_paths(spec, Path(path).parent)
+
+
+def resolve_paths(spec: AnalysisSpec, base: Path) -> AnalysisSpec:
+    """Make the spec's relative paths absolute, taken from ``base``."""
+    features = spec.features
+    absolute = {
+        "sources": [base / p for p in features.sources],
+        "atlas_image": None if features.atlas_image is None else base / features.atlas_image,
+        "atlas_labels": None if features.atlas_labels is None else base / features.atlas_labels,
+    }
+    return spec.model_copy(update={"features": features.model_copy(update=absolute)})
+
+
+def spec_to_yaml(spec: AnalysisSpec) -> str:
+    """The spec as YAML text (paths as strings, keys in declaration order)."""
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,149 @@
+"""Head, air ("hat") and artifact masks of a T1w image, as MRIQC's anatomical workflow uses them.
+
+Masks are torch bool tensors on the image's device. Thresholds and distances
+run on the tensors; connected components, hole filling and the distance
+transform run on a host copy with ``scipy.ndimage`` (one-off geometry, no
+torch equivalent).
+
+Simplifications against MRIQC
+-----------------------------
+- Head mask: MRIQC thresholds a gradient image (or uses BET); here the image is
+  thresholded at Otsu's level, closed, hole-filled and reduced to its largest
+  connected component.
+- Air mask: MRIQC keeps the background above the nasion-to-occipital plane,
+  found by warping a template mask. Here the background is kept above the
+  lowest slice of the brain mask along the axis closest to world superior, a
+  plane parallel to the axial slices through the bottom of the cerebellum. Both
+  drop the neck, the shoulders and the air in front of the face, where
+  aliasing and fat shifts are expected. Large connected regions of exact zeros
+  (defacing, padding outside the field of view: MRIQC's "rotmask") are
+  excluded as well.
+- Artifact mask: as MRIQC (Mortamet 2009): air voxels whose intensity lies more
+  than ``zscore`` robust standard deviations above the air median, away from
+  the head (normalised distance >= 0.1), cleaned by a binary opening.
+"""
+
+from __future__ import annotations
+
+import nibabel.orientations as nio
+import numpy as np
+import scipy.ndimage as ndi
+import torch
+import torch.nn.functional as F
+
+from neurolearn_cli.qc.measures import mad, median, percentile
+
+
+def otsu_threshold(values: torch.Tensor, bins: int = 256) -> float:
+    """Otsu's threshold of ``values``: the level maximising the between-class variance."""
+    values = values.reshape(-1).to(torch.float64)
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return low
+    counts = torch.histc(values, bins=bins, min=low, max=high)
+    centres = low + (torch.arange(bins, dtype=torch.float64, device=values.device) + 0.5) * (high - low) / bins
+    weight_low = torch.cumsum(counts, 0)
+    weight_high = weight_low[-1] - weight_low
+    sum_low = torch.cumsum(counts * centres, 0)
+    mean_low = sum_low / weight_low.clamp_min(1)
+    mean_high = (sum_low[-1] - sum_low) / weight_high.clamp_min(1)
+    between = weight_low * weight_high * (mean_low - mean_high) ** 2
+    return float(centres[int(torch.argmax(between))] + 0.5 * (high - low) / bins)
+
+
+def dilate(mask: torch.Tensor, iterations: int) -> torch.Tensor:
+    """Binary dilation by a 3x3x3 cube, ``iterations`` times."""
+    out = mask[None, None].to(torch.float32)
+    for _ in range(iterations):
+        out = F.max_pool3d(out, kernel_size=3, stride=1, padding=1)
+    return out[0, 0] > 0.5
+
+
+def erode(mask: torch.Tensor, iterations: int) -> torch.Tensor:
+    """Binary erosion by a 3x3x3 cube, ``iterations`` times (outside the grid counts as set)."""
+    return ~dilate(~mask, iterations)
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    labels, count = ndi.label(mask)
+    if count <= 1:
+        return mask
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return labels == int(np.argmax(sizes))
+
+
+def head_mask(t1w: torch.Tensor, closing: int = 2) -> torch.Tensor:
+    """Mask of the head (scalp, skull and brain) of a 3D image.
+
+    Otsu's threshold on intensities clipped at their 99.5th percentile, a
+    binary closing by ``closing`` 3x3x3 iterations, hole filling slice-free (3D)
+    and the largest connected component.
+    """
+    clipped = t1w.clamp(max=percentile(t1w[t1w > 0], 99.5)) if bool((t1w > 0).any()) else t1w
+    mask = clipped > otsu_threshold(clipped)
+    mask = erode(dilate(mask, closing), closing)
+    host = ndi.binary_fill_holes(_largest_component(mask.cpu().numpy()))
+    return torch.from_numpy(host).to(t1w.device)
+
+
+def frame_mask(t1w: torch.Tensor) -> torch.Tensor:
+    """Regions of exact zeros (defacing, padding outside the field of view), opened to drop isolated zeros."""
+    return dilate(erode(t1w == 0, 1), 1)
+
+
+def superior_axis(affine: np.ndarray) -> tuple[int, int]:
+    """The voxel axis closest to world superior and its direction (+1: index grows upwards)."""
+    ornt = nio.io_orientation(np.asarray(affine, dtype=np.float64))
+    axis = int(np.flatnonzero(ornt[:, 0] == 2)[0])
+    return axis, int(ornt[axis, 1])
+
+
+def air_mask(t1w: torch.Tensor, head: torch.Tensor, brain: torch.Tensor, affine: np.ndarray) -> torch.Tensor:
+    """The background above the bottom of the brain, outside the head and outside zero-filled frames.
+
+    Parameters
+    ----------
+    t1w : Tensor
+        3D T1w intensities.
+    head, brain : Tensor
+        Bool head and brain masks on the same grid.
+    affine : ndarray
+        4x4 voxel-to-world (RAS) affine, to find which way is up.
+    """
+    axis, direction = superior_axis(affine)
+    occupied = brain.any(dim=tuple(a for a in range(3) if a != axis)).nonzero().reshape(-1)
+    shape = [1, 1, 1]
+    shape[axis] = t1w.shape[axis]
+    index = torch.arange(t1w.shape[axis], device=t1w.device).reshape(shape)
+    if occupied.numel() == 0:
+        above = torch.zeros_like(head)
+    elif direction > 0:
+        above = (index >= int(occupied.min())).expand(t1w.shape)
+    else:
+        above = (index <= int(occupied.max())).expand(t1w.shape)
+    return ~head & above & ~frame_mask(t1w)
+
+
+def artifact_mask(
+    t1w: torch.Tensor, air: torch.Tensor, head: torch.Tensor, spacing: tuple[float, float, float], zscore: float = 10.0
+) -> torch.Tensor:
+    """Artifactual voxels in the air mask (Mortamet 2009, as MRIQC).
+
+    Positive air intensities are standardised by their median and normalised MAD;
+    voxels with ``z > zscore`` whose distance to the head is at least 10% of
+    the largest head-to-air distance are kept, then a binary opening (6-connected
+    cross) removes isolated voxels.
+    """
+    values = t1w[air & (t1w > 0)]
+    if values.numel() < 100:
+        return torch.zeros_like(air)
+    spread = mad(values)
+    if spread <= 0:
+        return torch.zeros_like(air)
+    candidates = air & ((t1w - median(values)) / spread > zscore)
+    distance = ndi.distance_transform_edt(~head.cpu().numpy(), sampling=spacing)
+    largest = float(distance[air.cpu().numpy()].max())
+    far = torch.from_numpy(distance >= 0.1 * largest).to(t1w.device)
+    opened = ndi.binary_opening((candidates & far).cpu().numpy(), structure=ndi.generate_binary_structure(3, 1))
+    return torch.from_numpy(opened).to(t1w.device) & air

@@ -1,0 +1,180 @@
+"""Image-quality metrics shared by T1w and BOLD images (MRIQC's definitions).
+
+Every function takes torch tensors on any device (data float, masks bool, same
+device) and returns Python floats; the heavy reductions run on the tensors'
+device. Percentiles follow numpy's default (linear interpolation); ``stdv``
+is the population standard deviation (numpy's ``ddof=0``) and ``mad`` the
+normalised median absolute deviation ``median(|x - median(x)|) / 0.6745`` as
+``statsmodels.robust.mad`` (both as MRIQC).
+
+Differences from MRIQC
+----------------------
+- ``fwhm``: MRIQC runs AFNI's ``3dFWHMx`` (Gaussian fit of the first-difference
+  autocorrelation); :func:`fwhm` uses the same first-difference estimator,
+  written out (see its docstring). MRIQC reports ``fwhm_*`` in voxels (mm divided
+  by the voxel size), so the IQM builders do the same with :func:`fwhm_voxels`.
+- Undefined values (an empty region, zero variance) are ``-1.0``, MRIQC's own
+  sentinel for ``fber`` and ``qi_1``, never NaN (the JSON writer refuses NaN).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+UNDEFINED = -1.0
+_MAD_SCALE = 0.6744897501960817  # Phi^-1(3/4): the MAD of a unit Gaussian
+
+
+def percentile(values: torch.Tensor, q: float) -> float:
+    """The ``q``-th percentile (0-100) of ``values``, numpy's linear interpolation.
+
+    Uses ``torch.kthvalue`` (``torch.quantile`` refuses tensors over 2**24 elements).
+    """
+    flat = values.reshape(-1)
+    n = flat.numel()
+    if n == 0:
+        raise ValueError("percentile of an empty set")
+    position = (n - 1) * q / 100.0
+    lower = math.floor(position)
+    upper = min(lower + 1, n - 1)
+    low_value = float(torch.kthvalue(flat, lower + 1).values)
+    if upper == lower:
+        return low_value
+    high_value = float(torch.kthvalue(flat, upper + 1).values)
+    return low_value + (high_value - low_value) * (position - lower)
+
+
+def median(values: torch.Tensor) -> float:
+    """Median as numpy computes it (mean of the two central values for even counts)."""
+    return percentile(values, 50.0)
+
+
+def mad(values: torch.Tensor) -> float:
+    r"""Normalised median absolute deviation, :math:`\mathrm{median}(|x - \tilde x|) / 0.6745`."""
+    centre = median(values)
+    return median((values - centre).abs()) / _MAD_SCALE
+
+
+def summary_stats(data: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    r"""Summary of the intensities in ``mask``: mean, median, stdv, mad, k, p05, p95, n.
+
+    ``k`` is the excess kurtosis :math:`m_4 / m_2^2 - 3` (Fisher, biased, as
+    ``scipy.stats.kurtosis``). An empty mask gives zeros and ``n = 0``, as MRIQC
+    does for an empty background.
+    """
+    values = data[mask].to(torch.float64)
+    n = int(values.numel())
+    if n == 0:
+        return {key: 0.0 for key in ("mean", "median", "stdv", "mad", "k", "p05", "p95", "n")}
+    mean = float(values.mean())
+    centred = values - mean
+    m2 = float((centred**2).mean())
+    m4 = float((centred**4).mean())
+    return {
+        "mean": mean,
+        "median": median(values),
+        "stdv": math.sqrt(m2),
+        "mad": mad(values),
+        "k": m4 / m2**2 - 3.0 if m2 > 0 else 0.0,
+        "p05": percentile(values, 5.0),
+        "p95": percentile(values, 95.0),
+        "n": float(n),
+    }
+
+
+def snr(mu_fg: float, sigma_fg: float, n: float) -> float:
+    r"""Signal-to-noise ratio within one region.
+
+    .. math:: \mathrm{SNR} = \frac{\mu_F}{\sigma_F \sqrt{n / (n - 1)}}
+    """
+    if n < 2 or sigma_fg <= 0:
+        return UNDEFINED
+    return float(mu_fg / (sigma_fg * math.sqrt(n / (n - 1))))
+
+
+def efc(data: torch.Tensor, frame_mask: torch.Tensor | None = None) -> float:
+    r"""Entropy focus criterion (Atkinson 1997), normalised by its maximum.
+
+    .. math::
+        E = -\sum_j \frac{x_j}{B} \ln\frac{x_j}{B},\quad B = \sqrt{\textstyle\sum_j x_j^2},\quad
+        \mathrm{EFC} = \frac{E}{E_\max},\quad E_\max = \sqrt{N}\,\ln\sqrt{N}
+
+    over the ``N`` voxels outside ``frame_mask`` (empty voxels added by a
+    rotation or defacing). Negative intensities count as 0. Lower is better.
+    """
+    values = data if frame_mask is None else data[~frame_mask]
+    values = values.reshape(-1).to(torch.float64).clamp_min(0.0)
+    n = values.numel()
+    energy = float(torch.sqrt((values**2).sum()))
+    if n < 2 or energy <= 0:
+        return UNDEFINED
+    efc_max = n * (1.0 / math.sqrt(n)) * math.log(1.0 / math.sqrt(n))
+    ratio = values / energy
+    return float((ratio * torch.log(ratio + 1e-16)).sum() / efc_max)
+
+
+def fber(data: torch.Tensor, head_mask: torch.Tensor, frame_mask: torch.Tensor | None = None) -> float:
+    r"""Foreground-background energy ratio (Shehzad 2015), with MRIQC's medians.
+
+    .. math:: \mathrm{FBER} = \frac{\mathrm{median}_{F}(|x|^2)}{\mathrm{median}_{B}(|x|^2)}
+
+    ``F`` is the head mask, ``B`` everything else except ``frame_mask``.
+    ``-1`` when the background holds no energy (a skull-stripped image). Higher is better.
+    """
+    background = ~head_mask if frame_mask is None else ~head_mask & ~frame_mask
+    fg_values = data[head_mask].to(torch.float64)
+    bg_values = data[background].to(torch.float64)
+    if fg_values.numel() == 0 or bg_values.numel() == 0:
+        return UNDEFINED
+    bg_energy = median(bg_values**2)
+    if bg_energy < 1e-3:
+        return UNDEFINED
+    return float(median(fg_values**2) / bg_energy)
+
+
+def fwhm(data: torch.Tensor, mask: torch.Tensor, spacing: tuple[float, float, float]) -> tuple[float, float, float]:
+    r"""Smoothness along each axis in mm, from first differences (AFNI ``3dFWHMx`` classic).
+
+    For a Gaussian-smoothed noise field the lag-1 autocorrelation along an axis is
+    :math:`\rho = 1 - \sigma^2_{\Delta x} / (2\sigma^2_x)` and
+
+    .. math:: \mathrm{FWHM} = h \sqrt{-2 \ln 2 / \ln \rho}
+
+    with :math:`h` the voxel size, :math:`\sigma^2_x` the variance in ``mask``
+    and :math:`\sigma^2_{\Delta x}` the variance of differences between
+    neighbours both in ``mask``. ``-1`` where undefined (:math:`\rho \notin (0, 1)`).
+    """
+    values = data.to(torch.float64)
+    inside = values[mask]
+    if inside.numel() < 2:
+        return (UNDEFINED, UNDEFINED, UNDEFINED)
+    variance = float(inside.var(unbiased=False))
+    result = []
+    for axis, step in enumerate(spacing):
+        n = values.shape[axis]
+        pair = mask.narrow(axis, 1, n - 1) & mask.narrow(axis, 0, n - 1)
+        diffs = (values.narrow(axis, 1, n - 1) - values.narrow(axis, 0, n - 1))[pair]
+        if diffs.numel() < 2 or variance <= 0:
+            result.append(UNDEFINED)
+            continue
+        rho = 1.0 - float(diffs.var(unbiased=False)) / (2.0 * variance)
+        result.append(float(step) * math.sqrt(-2.0 * math.log(2.0) / math.log(rho)) if 0.0 < rho < 1.0 else UNDEFINED)
+    return tuple(result)
+
+
+def fwhm_voxels(fwhm_mm: tuple[float, float, float], spacing: tuple[float, float, float]) -> dict[str, float]:
+    """MRIQC's ``fwhm_x/y/z/avg``: the FWHM in voxels (mm over voxel size) and their mean."""
+    per_axis = [value / float(step) if value > 0 else UNDEFINED for value, step in zip(fwhm_mm, spacing)]
+    defined = [value for value in per_axis if value > 0]
+    average = sum(defined) / len(defined) if len(defined) == 3 else UNDEFINED
+    return {"fwhm_x": per_axis[0], "fwhm_y": per_axis[1], "fwhm_z": per_axis[2], "fwhm_avg": average}
+
+
+def geometry(shape: tuple[int, ...], spacing: tuple[float, ...]) -> dict[str, float]:
+    """``size_x/y/z`` (voxels) and ``spacing_x/y/z`` (mm) of a 3D grid."""
+    axes = ("x", "y", "z")
+    sizes = {f"size_{axis}": int(n) for axis, n in zip(axes, shape[:3])}
+    steps = {f"spacing_{axis}": float(s) for axis, s in zip(axes, spacing[:3])}
+    return {**sizes, **steps}

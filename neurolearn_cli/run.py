@@ -1,0 +1,244 @@
+"""Run a configuration: plan, then run each participant's stages, then summarize.
+
+Exit codes (DESIGN.md): 0 all done; 1 some participant failed in processing;
+2 bad usage or bad input. Usage errors, a non-BIDS directory and unknown
+participant labels raise before any work. A participant with bad input is
+skipped; one that fails does not stop the others (unless
+``--stop-on-first-crash``). 2 outranks 1.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import platform
+import sys
+import traceback
+import uuid
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from neurolearn_cli import __version__, atomic
+from neurolearn_cli.config import AnalysisLevel, RunConfig
+from neurolearn_cli.dataset.plan import DatasetPlan, ParticipantPlan
+from neurolearn_cli.derivatives import DerivativesWriter, ensure_dataset_description, fingerprint
+from neurolearn_cli.errors import InputError, NeurolearnError
+from neurolearn_cli.logs import get_logger, setup_logging
+
+#: Settings that do not change outputs, left out of the resume fingerprint.
+NON_OUTPUT_SETTINGS = {
+    "bids_dir", "output_dir", "work_dir", "nprocs", "omp_nthreads", "mem_gb", "resume", "stop_on_first_crash",
+    "dry_run", "verbosity", "debug", "bids_database_dir", "skip_bids_validation", "stages", "participant_label",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one participant."""
+
+    label: str
+    status: str  # done | skipped | failed
+    reason: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        """2 for bad input, 1 for a processing failure, 0 when done."""
+        return {"done": 0, "skipped": 2, "failed": 1}[self.status]
+
+
+def versions() -> dict[str, str]:
+    """Versions of neurolearn, Python and the libraries that shape the outputs."""
+    import bids
+    import nibabel
+    import numpy
+    import torch
+
+    return {
+        "neurolearn": __version__, "python": platform.python_version(), "torch": torch.__version__,
+        "numpy": numpy.__version__, "nibabel": nibabel.__version__, "pybids": bids.__version__,
+    }
+
+
+def output_settings(config: RunConfig) -> dict[str, Any]:
+    """The options that shape outputs, for the resume fingerprint."""
+    return {k: v for k, v in config.model_dump(mode="json").items() if k not in NON_OUTPUT_SETTINGS}
+
+
+def participant_inputs(participant: ParticipantPlan) -> list[Path]:
+    """Every input file of a participant (images, sidecars, events, fieldmaps)."""
+    images = list(participant.t1w) + [run.image for run in participant.bold]
+    images += [run.sbref for run in participant.bold if run.sbref is not None]
+    images += [image for run in participant.bold for fmap in run.fieldmaps for image in fmap.images]
+    files = {image.path for image in images}
+    files |= {run.events for run in participant.bold if run.events is not None}
+    for image in images:
+        name = image.path.name
+        stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else image.path.stem
+        sidecar = image.path.with_name(stem + ".json")
+        if sidecar.is_file():
+            files.add(sidecar)
+    return sorted(files)
+
+
+def _write_status(config: RunConfig, outcome: Outcome) -> None:
+    """Record a participant's outcome (read by the group report)."""
+    payload = {"participant_id": f"sub-{outcome.label}", "status": outcome.status, "reason": outcome.reason}
+    atomic.write_json(config.logs_dir / "status" / f"sub-{outcome.label}.json", payload)
+
+
+def run_participant(config: RunConfig, dataset: DatasetPlan, participant: ParticipantPlan) -> Outcome:
+    """Run the selected participant stages for one participant; never raises for its own problems."""
+    from neurolearn_cli.engine.device import configure_determinism, resolve_device
+    from neurolearn_cli.stages import StageContext, load_stage
+
+    log = get_logger()
+    if participant.problems:
+        for problem in participant.problems:
+            log.error(problem)
+        outcome = Outcome(participant.label, "skipped", participant.problems[0])
+        _write_status(config, outcome)
+        return outcome
+    configure_determinism(config.seed, config.omp_nthreads)
+    device = resolve_device(config.device)
+    try:
+        digest = fingerprint(participant_inputs(participant), output_settings(config))
+        writer = DerivativesWriter(config.output_dir, participant.subject, digest, resume=config.resume)
+        context = StageContext(config=config, device=device, dataset=dataset, writer=writer, log=log)
+        for stage in config.selected_stages:
+            log.info("sub-%s: %s", participant.label, stage)
+            load_stage(stage, "participant")(participant, context)
+    except InputError as error:
+        log.error("sub-%s skipped: %s", participant.label, error)
+        outcome = Outcome(participant.label, "skipped", str(error))
+    except Exception as error:  # one participant's failure must not stop the others
+        if config.debug:
+            raise
+        log.debug("sub-%s traceback:\n%s", participant.label, traceback.format_exc())
+        reason = str(error) if isinstance(error, NeurolearnError) else f"{error.__class__.__name__}: {error}"
+        log.error("sub-%s failed: %s", participant.label, reason)
+        outcome = Outcome(participant.label, "failed", reason)
+    else:
+        outcome = Outcome(participant.label, "done")
+    _write_status(config, outcome)
+    return outcome
+
+
+def _worker(config: RunConfig, dataset: DatasetPlan, participant: ParticipantPlan, log_file: Path) -> Outcome:
+    setup_logging(config.verbosity, log_file)
+    return run_participant(config, dataset, participant)
+
+
+def run_participants(config: RunConfig, dataset: DatasetPlan, log_file: Path) -> list[Outcome]:
+    """Run every planned participant, ``--nprocs`` at a time, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from neurolearn_cli.logs import STDERR
+
+    participants = dataset.participants
+    outcomes: list[Outcome] = []
+    columns = (TextColumn("[bold]participants"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=STDERR, transient=True, disable=config.verbosity < 0) as progress:
+        task = progress.add_task("participants", total=len(participants))
+        if config.nprocs == 1 or len(participants) == 1:
+            for participant in participants:
+                outcome = run_participant(config, dataset, participant)
+                outcomes.append(outcome)
+                progress.advance(task)
+                if outcome.status == "failed" and config.stop_on_first_crash:
+                    break
+            return outcomes
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=config.nprocs, mp_context=context) as pool:
+            futures = [pool.submit(_worker, config, dataset, p, log_file) for p in participants]
+            for future in as_completed(futures):
+                outcome = future.result()
+                outcomes.append(outcome)
+                progress.advance(task)
+                if outcome.status == "failed" and config.stop_on_first_crash:
+                    for pending in futures:
+                        pending.cancel()
+                    break
+    return sorted(outcomes, key=lambda o: o.label)
+
+
+def run_group(config: RunConfig, dataset: DatasetPlan) -> list[Outcome]:
+    """Run the selected group-level stages."""
+    from neurolearn_cli.engine.device import configure_determinism, resolve_device
+    from neurolearn_cli.stages import StageContext, load_stage
+
+    configure_determinism(config.seed, config.omp_nthreads)
+    device = resolve_device(config.device)
+    writer = DerivativesWriter(config.output_dir, "group", fingerprint([], output_settings(config)), resume=False)
+    context = StageContext(config=config, device=device, dataset=dataset, writer=writer, log=get_logger())
+    outcomes = []
+    for stage in config.selected_stages:
+        get_logger().info("group: %s", stage)
+        try:
+            load_stage(stage, "group")(dataset, context)
+        except InputError as error:
+            get_logger().error("group %s: %s", stage, error)
+            outcomes.append(Outcome(f"group {stage}", "skipped", str(error)))
+        except NeurolearnError as error:
+            get_logger().error("group %s failed: %s", stage, error)
+            outcomes.append(Outcome(f"group {stage}", "failed", str(error)))
+        else:
+            outcomes.append(Outcome(f"group {stage}", "done"))
+    return outcomes
+
+
+def save_run_record(config: RunConfig, argv: list[str], device: Any, run_id: str) -> Path:
+    """Save the config, command line, versions, device, seed and run id under ``logs/``."""
+    record = {
+        "run_id": run_id,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command_line": ["neurolearn", *argv],
+        "versions": versions(),
+        "device": str(device),
+        "seed": config.seed,
+        "config": config.model_dump(mode="json"),
+    }
+    return atomic.write_json(config.logs_dir / f"config-{run_id}.json", record)
+
+
+def execute(config: RunConfig, argv: list[str]) -> int:
+    """Plan and run ``config``; return the exit code."""
+    from neurolearn_cli.cli.display import print_plan, print_summary
+    from neurolearn_cli.dataset.query import plan_dataset
+    from neurolearn_cli.engine.device import resolve_device
+    from neurolearn_cli.stages import require_available, unavailable
+
+    level = config.analysis_level.value
+    log = setup_logging(config.verbosity)
+    device = resolve_device(config.device)
+    if not config.dry_run:
+        require_available(config.selected_stages, level)
+    dataset = plan_dataset(
+        config.bids_dir,
+        participant_labels=config.participant_label,
+        sessions=config.session_label,
+        tasks=config.task,
+        filters=config.bids_filters,
+        validate=not config.skip_bids_validation,
+        database_dir=config.bids_database_dir,
+    )
+    if config.dry_run:
+        print_plan(dataset, config, unavailable(config.selected_stages, level))
+        return 0
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    log_file = config.logs_dir / f"neurolearn-{run_id}.log"
+    log = setup_logging(config.verbosity, log_file)
+    ensure_dataset_description(config.output_dir, config.bids_dir)
+    save_run_record(config, argv, device, run_id)
+    log.info("neurolearn %s: %s level, stages %s, device %s, run %s", __version__, level,
+             ",".join(config.selected_stages), device, run_id)
+    if config.analysis_level is AnalysisLevel.participant:
+        outcomes = run_participants(config, dataset, log_file)
+    else:
+        outcomes = run_group(config, dataset)
+    print_summary(outcomes, config.output_dir)
+    code = max((o.exit_code for o in outcomes), default=0)
+    log.info("finished with exit code %d; log: %s", code, log_file)
+    sys.stderr.flush()
+    return code

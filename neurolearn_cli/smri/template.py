@@ -1,0 +1,103 @@
+"""The bundled MNI152NLin2009aSym template (nilearn's 1 mm copy) and its tissue priors.
+
+nilearn ships the T1w and the GM/WM probability maps; the brain mask is the
+template thresholded as ``nilearn.datasets.load_mni152_brain_mask`` does, and
+the CSF prior is what the mask holds beyond GM and WM (clipped to [0, 1]).
+Coarser resolutions are integer block averages of the 1 mm grid, so every
+resolution shares the same world extent and no interpolation is involved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from neurolearn_cli.engine.image import Image
+
+TEMPLATE_NAME = "MNI152NLin2009aSym"
+
+
+@dataclass(frozen=True)
+class Template:
+    """A T1w template with tissue priors, all on one grid.
+
+    Attributes
+    ----------
+    name : str
+        Template identifier used in derivative names (``space-<name>``).
+    t1w : Image
+        Template T1w, intensities in [0, 1].
+    gm, wm, csf : Image
+        Tissue probability maps in [0, 1].
+    mask : Image
+        Brain mask fraction in [0, 1] (binary at 1 mm, partial volume when coarser).
+    """
+
+    name: str
+    t1w: Image
+    gm: Image
+    wm: Image
+    csf: Image
+    mask: Image
+
+    @property
+    def resolution(self) -> float:
+        """Voxel size in mm."""
+        return self.t1w.spacing[0]
+
+
+def _block_average(data: torch.Tensor, factor: int) -> torch.Tensor:
+    """Average ``factor``³ blocks; the volume is zero-padded up to a multiple of ``factor``."""
+    pad = [(-n) % factor for n in data.shape]
+    padded = F.pad(data[None, None], (0, pad[2], 0, pad[1], 0, pad[0]))
+    return F.avg_pool3d(padded, factor)[0, 0]
+
+
+def _coarse_affine(affine: np.ndarray, factor: int) -> np.ndarray:
+    """Affine of a grid whose voxels are ``factor``³ blocks of the ``affine`` grid."""
+    scaled = affine.copy()
+    scaled[:3, :3] = affine[:3, :3] * factor
+    scaled[:3, 3] = affine[:3, :3] @ np.full(3, (factor - 1) / 2.0) + affine[:3, 3]
+    return scaled
+
+
+def load_template(device: torch.device, resolution: int = 1) -> Template:
+    """Load the bundled template at ``resolution`` mm (an integer block size) on ``device``.
+
+    Parameters
+    ----------
+    device : torch.device
+        Where the images live.
+    resolution : int
+        Voxel size in mm: 1 (native) or a coarser integer (block average).
+
+    Returns
+    -------
+    Template
+    """
+    from nilearn import datasets
+
+    if int(resolution) != resolution or resolution < 1:
+        raise ValueError(f"template resolution must be a positive integer (mm), got {resolution}")
+    factor = int(resolution)
+    t1w_img = datasets.load_mni152_template(resolution=1)
+    arrays = {
+        "t1w": t1w_img.get_fdata(dtype=np.float32),
+        "gm": datasets.load_mni152_gm_template(resolution=1).get_fdata(dtype=np.float32),
+        "wm": datasets.load_mni152_wm_template(resolution=1).get_fdata(dtype=np.float32),
+        "mask": datasets.load_mni152_brain_mask(resolution=1).get_fdata(dtype=np.float32),
+    }
+    arrays["t1w"] /= arrays["t1w"].max()
+    arrays["csf"] = np.clip(arrays["mask"] - arrays["gm"] - arrays["wm"], 0.0, 1.0)
+    affine = _coarse_affine(np.asarray(t1w_img.affine, dtype=np.float64), factor)
+    affine_t = torch.as_tensor(affine, dtype=torch.float64, device=device)
+    images = {}
+    for key, array in arrays.items():
+        data = torch.as_tensor(array, device=device)
+        if factor > 1:
+            data = _block_average(data, factor)
+        images[key] = Image(data.contiguous(), affine_t)
+    return Template(name=TEMPLATE_NAME, **images)
