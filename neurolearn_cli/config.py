@@ -239,8 +239,10 @@ def build_config(cli_values: dict[str, Any], explicit: set[str], config_file: Pa
     except ValidationError as exc:
         error = exc.errors()[0]
         names = [str(p) for p in error["loc"] if isinstance(p, str)]
-        option = "--" + "-".join(names).replace("_", "-") if names else "configuration"
         message = error["msg"].removeprefix("Value error, ")
+        if not names:
+            raise UsageError(message) from None
+        option = "--" + "-".join(names).replace("_", "-")
         if error["type"] == "extra_forbidden":
             where = f" in {config_file}" if config_file else ""
             raise UsageError(f"unknown option {option}{where}") from None

@@ -1,4 +1,4 @@
-"""Logging: rich output on stderr, and a plain log file under ``OUTPUT_DIR/logs/``.
+"""Logging: rich output on a terminal's stderr, and a plain log file under ``OUTPUT_DIR/logs/``.
 
 Results go to files and the plan/summary tables to the terminal; log records
 never go to stdout.
@@ -29,7 +29,11 @@ def setup_logging(verbosity: int = 0, log_file: Path | None = None) -> logging.L
         handler.close()
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
-    console = RichHandler(console=STDERR, show_path=False, rich_tracebacks=False, markup=False)
+    if STDERR.is_terminal:
+        console: logging.Handler = RichHandler(console=STDERR, show_path=False, markup=False)
+    else:  # pipes, batch logs and CI: one record per line, never wrapped
+        console = logging.StreamHandler()
+        console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     console.setLevel(level_for(verbosity))
     logger.addHandler(console)
     if log_file is not None:

@@ -13,7 +13,13 @@ from typing import Any
 
 import nibabel as nib
 
-from neurolearn_cli.dataset.plan import BoldRun, DatasetPlan, FieldmapInput, ImageInput, ParticipantPlan
+from neurolearn_cli.dataset.plan import (
+    BoldRun,
+    DatasetPlan,
+    FieldmapInput,
+    ImageInput,
+    ParticipantPlan,
+)
 from neurolearn_cli.dataset.validation import (
     check_dataset_description,
     invalid_file_names,

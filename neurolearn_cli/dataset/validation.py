@@ -14,6 +14,7 @@ import zlib
 from pathlib import Path
 
 import nibabel as nib
+import numpy as np
 
 from neurolearn_cli.errors import InputError
 
@@ -71,6 +72,12 @@ def _decompressed_size(path: Path) -> int | None:
     return size if decompressor.eof else None
 
 
+def _has_finite_voxels(image: nib.Nifti1Image) -> bool:
+    """Whether a floating-point image holds at least one finite value (read slab by slab)."""
+    proxy = image.dataobj
+    return any(np.isfinite(np.asarray(proxy[..., index])).any() for index in range(image.shape[-1]))
+
+
 def nifti_problem(path: Path, *, ndim: int, full_check: bool = True) -> str | None:
     """Return a one-line problem with a NIfTI file, or None when it looks usable.
 
@@ -114,4 +121,6 @@ def nifti_problem(path: Path, *, ndim: int, full_check: bool = True) -> str | No
         expected = int(image.dataobj.offset) + image.dataobj.dtype.itemsize * math.prod(shape)
         if size < expected:
             return f"{name}: truncated data ({size} of {expected} bytes)"
+        if image.get_data_dtype().kind == "f" and not _has_finite_voxels(image):
+            return f"{name}: no finite voxel values (NaN or infinite everywhere)"
     return None

@@ -1,0 +1,1 @@
+complete --command neurolearn --no-files --arguments "(env _NEUROLEARN_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) neurolearn)" --condition "env _NEUROLEARN_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) neurolearn"

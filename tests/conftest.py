@@ -1,0 +1,124 @@
+"""Shared fixtures: the real data folder, small BIDS trees, cropped real scans, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """``$NEUROLEARN_TEST_DATA`` or ``../shared/data`` from the repository root."""
+    return Path(os.environ.get("NEUROLEARN_TEST_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real-data folder; tests that need it skip where it is absent (fail under CI)."""
+    path = shared_data_dir()
+    if not path.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"real data folder {path} is missing under CI")
+        pytest.skip(f"real data folder {path} is absent")
+    return path
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload), encoding="utf-8")
+
+
+def _write_image(path: Path, data: np.ndarray, zooms: tuple[float, ...]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    affine = np.diag([*zooms[:3], 1.0])
+    image = nib.Nifti1Image(data, affine)
+    image.header.set_zooms(zooms)
+    nib.save(image, path)
+
+
+@pytest.fixture
+def make_bids(tmp_path: Path) -> Callable[..., Path]:
+    """Factory for a tiny synthetic BIDS tree (axes of different lengths, seeded)."""
+
+    def build(participants: tuple[str, ...] = ("01", "02"), *, sessions: tuple[str, ...] = (),
+              tasks: tuple[str, ...] = ("rest",), bold_meta: dict | None = None, root: Path | None = None) -> Path:
+        root = root or tmp_path / "bids"
+        rng = np.random.default_rng(0)
+        _write_json(root / "dataset_description.json", {"Name": "tiny", "BIDSVersion": "1.9.0"})
+        rows = ["participant_id\tage\tgroup"] + [f"sub-{p}\t{30 + i}\t{'a' if i % 2 else 'b'}" for i, p in enumerate(participants)]
+        (root / "participants.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        for label in participants:
+            for session in sessions or (None,):
+                base = root / f"sub-{label}" / (f"ses-{session}" if session else "")
+                prefix = f"sub-{label}" + (f"_ses-{session}" if session else "")
+                _write_image(base / "anat" / f"{prefix}_T1w.nii.gz", rng.random((7, 8, 9), dtype=np.float32) + 1, (2.0, 2.0, 2.0))
+                for task in tasks:
+                    bold = base / "func" / f"{prefix}_task-{task}_bold.nii.gz"
+                    _write_image(bold, rng.random((6, 7, 8, 10), dtype=np.float32) + 1, (3.0, 3.0, 3.0, 2.0))
+                    meta = {"RepetitionTime": 2.0, "TaskName": task} if bold_meta is None else bold_meta
+                    _write_json(bold.with_name(bold.name.replace(".nii.gz", ".json")), meta)
+        return root
+
+    return build
+
+
+@pytest.fixture
+def real_scan_copy(tmp_path: Path) -> Callable[..., Path]:
+    """Factory copying a real BIDS scan into a new tree, cropped and/or downsampled.
+
+    ``real_scan_copy(src_bids, "sub-02/anat/sub-02_T1w.nii.gz", step=2, crop=((x0, x1), ...))``
+    returns the new BIDS root; sidecars and ``dataset_description.json`` come along.
+    """
+
+    def build(source_root: Path, relpath: str, *, step: int = 1, crop: tuple | None = None,
+              volumes: int | None = None, root: Path | None = None) -> Path:
+        root = root or tmp_path / "realbids"
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source_root / "dataset_description.json", root / "dataset_description.json")
+        image = nib.load(source_root / relpath)
+        data = np.asanyarray(image.dataobj)
+        slices = tuple(slice(*c) for c in crop) if crop else (slice(None),) * 3
+        data = data[slices][::step, ::step, ::step]
+        if data.ndim == 4 and volumes:
+            data = data[..., :volumes]
+        origin = [s.start or 0 for s in slices]
+        affine = image.affine.copy()
+        affine[:3, 3] = nib.affines.apply_affine(image.affine, origin)
+        affine[:3, :3] = image.affine[:3, :3] * step
+        out = nib.Nifti1Image(data, affine, image.header)
+        out.set_qform(affine, int(image.header["qform_code"]) or 1)
+        out.set_sform(affine, int(image.header["sform_code"]) or 1)
+        target = root / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(out, target)
+        for companion in (source_root / relpath).parent.glob((source_root / relpath).name.split(".")[0] + "*"):
+            if companion.suffix in (".json", ".tsv"):
+                shutil.copy(companion, target.parent / companion.name)
+        sidecar_name = relpath.split("/")[-1].split(".")[0] + ".json"
+        if not (target.parent / sidecar_name).exists() and (source_root / sidecar_name.split("_")[-1]).exists():
+            shutil.copy(source_root / sidecar_name.split("_")[-1], target.parent / sidecar_name)
+        return root
+
+    return build
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """Run ``neurolearn`` in-process; return (exit code, stdout, stderr)."""
+    from neurolearn_cli.cli.app import main
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return int(exit_info.value.code or 0), captured.out, captured.err
+
+    return invoke

@@ -1,0 +1,118 @@
+"""The command line: routing, dry runs, version, usage errors, exit codes, logs."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from neurolearn_cli import stages
+from neurolearn_cli.cli.argv import normalize_argv
+from neurolearn_cli.errors import InputError, ProcessingError
+
+
+def fake_stage(participant, context):
+    """A stand-in stage: fails for sub-03, rejects NaN data, else writes one output."""
+    if participant.label == "03":
+        raise ProcessingError("segmentation did not converge")
+    data = np.asanyarray(nib.load(participant.t1w[0].path).dataobj)
+    if np.isnan(data).any():
+        raise InputError(participant.t1w[0].path, "contains NaN voxels")
+    context.writer.write_json(context.writer.path({"subject": participant.label, "suffix": "stub", "extension": ".json"}),
+                              {"mean": float(data.mean())})
+
+
+@pytest.fixture
+def with_fake_stage(monkeypatch):
+    monkeypatch.setitem(stages.PARTICIPANT_STAGES, "smri", "fake:stage")
+    monkeypatch.setattr(stages, "load_stage", lambda name, level: fake_stage)
+
+
+def test_normalize_argv():
+    assert normalize_argv(["a", "--participant_label", "01", "sub-02", "--seed", "3"]) == [
+        "a", "--participant-label", "01", "--participant-label", "sub-02", "--seed", "3"]
+    assert normalize_argv(["--stages", "smri,qc"]) == ["--stages", "smri", "--stages", "qc"]
+    assert normalize_argv(["--task=rest", "--output_spaces", "T1w"]) == ["--task", "rest", "--output-spaces", "T1w"]
+
+
+def test_version(cli):
+    code, out, _ = cli("--version")
+    assert code == 0 and out.startswith("neurolearn 0.")
+
+
+def test_dry_run_bare_form_lists_plan(cli, make_bids, tmp_path):
+    root = make_bids(("01", "02"))
+    code, out, _ = cli(root, tmp_path / "out", "participant", "--dry-run", "--participant_label", "sub-02")
+    assert code == 0
+    assert "sub-02" in out and "sub-01 " not in out
+    assert "TR 2 s" in out and "10 vols" in out
+    assert not (tmp_path / "out").exists()  # a dry run writes nothing
+
+
+def test_subcommand_dry_run(cli, make_bids, tmp_path):
+    code, out, _ = cli("smri", make_bids(("01",)), tmp_path / "out", "participant", "--dry-run")
+    assert code == 0 and "stages: smri" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["participantt"], "'participantt' is not one of"),
+        (["participant", "--no-such-option"], "No such option: --no-such-option"),
+        (["participant", "--stages", "smri", "--participant-label", "09"], "unknown participant(s) 09"),
+        (["participant", "--stages", "smri", "--device", "cuda:0"], "--device"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(cli, make_bids, tmp_path, with_fake_stage, args, message):
+    code, _, err = cli(make_bids(("01",)), tmp_path / "out", *args)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_not_bids_and_same_directories(cli, tmp_path):
+    (tmp_path / "notbids").mkdir()
+    code, _, err = cli(tmp_path / "notbids", tmp_path / "out", "participant", "--dry-run")
+    assert code == 2 and "dataset_description.json: missing" in err
+    code, _, err = cli(tmp_path, tmp_path, "participant")
+    assert code == 2 and "is the BIDS directory" in err
+
+
+def test_unavailable_stage_fails_cleanly(cli, make_bids, tmp_path, monkeypatch):
+    monkeypatch.setattr(stages, "PARTICIPANT_STAGES", {})
+    code, _, err = cli(make_bids(("01",)), tmp_path / "out", "participant", "--stages", "smri")
+    assert code == 2 and "stage smri is not available yet" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_participant_failures_and_skips(cli, make_bids, tmp_path, with_fake_stage):
+    root = make_bids(("01", "02", "03"))
+    bad = root / "sub-02" / "anat" / "sub-02_T1w.nii.gz"
+    data = np.full((7, 8, 9), np.nan, np.float32)
+    data[0, 0, 0] = 1.0
+    nib.save(nib.Nifti1Image(data, np.eye(4)), bad)
+    out = tmp_path / "out"
+    code, _, err = cli(root, out, "participant", "--stages", "smri")
+    assert code == 2  # bad input outranks the processing failure
+    assert (out / "sub-01" / "anat" / "sub-01_stub.json").is_file()
+    assert "sub-02_T1w.nii.gz: contains NaN voxels" in err
+    assert "segmentation did not converge" in err
+    statuses = {p.stem: json.loads(p.read_text())["status"] for p in (out / "logs" / "status").glob("*.json")}
+    assert statuses == {"sub-01": "done", "sub-02": "skipped", "sub-03": "failed"}
+    record = json.loads(next((out / "logs").glob("config-*.json")).read_text())
+    assert record["versions"]["torch"] and record["seed"] == 0 and record["device"] == "cpu"
+    assert next((out / "logs").glob("neurolearn-*.log")).read_text().count("failed") >= 1
+    assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
+
+
+def test_processing_failure_alone_exits_1_and_stop_on_first_crash(cli, make_bids, tmp_path, with_fake_stage):
+    root = make_bids(("03", "04"))
+    code, _, _ = cli(root, tmp_path / "out", "participant", "--stages", "smri")
+    assert code == 1
+    assert (tmp_path / "out" / "sub-04" / "anat" / "sub-04_stub.json").is_file()
+    code, _, _ = cli(root, tmp_path / "out2", "participant", "--stages", "smri", "--stop-on-first-crash")
+    assert code == 1
+    assert not (tmp_path / "out2" / "sub-04").exists()

@@ -1,0 +1,93 @@
+"""BIDS planning over small trees: selection, filters, metadata, problems."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from neurolearn_cli.dataset.query import plan_dataset
+from neurolearn_cli.errors import InputError, UsageError
+
+
+def test_plan_lists_participants_runs_and_metadata(make_bids):
+    root = make_bids(("01", "02"), tasks=("rest", "faces"))
+    plan = plan_dataset(root)
+    assert [p.label for p in plan.participants] == ["01", "02"]
+    first = plan.participants[0]
+    assert [i.path.name for i in first.t1w] == ["sub-01_T1w.nii.gz"]
+    assert sorted(r.image.entities["task"] for r in first.bold) == ["faces", "rest"]
+    run = first.bold[0]
+    assert (run.repetition_time, run.n_volumes) == (2.0, 10)
+    assert run.image.shape == (6, 7, 8, 10)
+    assert first.problems == ()
+    assert plan.participants_table == root / "participants.tsv"
+
+
+def test_selection_by_participant_session_task(make_bids):
+    root = make_bids(("01", "02", "03"), sessions=("a", "b"), tasks=("rest", "faces"))
+    plan = plan_dataset(root, participant_labels=("03", "01"), sessions=("b",), tasks=("faces",))
+    assert [p.label for p in plan.participants] == ["03", "01"]
+    for participant in plan.participants:
+        assert participant.sessions == ("b",)
+        assert [r.image.entities["task"] for r in participant.bold] == ["faces"]
+        assert all(i.entities["session"] == "b" for i in participant.t1w)
+
+
+def test_bids_filter_file_entities(make_bids):
+    root = make_bids(("01",), tasks=("rest", "faces"))
+    plan = plan_dataset(root, filters={"bold": {"task": "rest"}})
+    assert [r.image.entities["task"] for r in plan.participants[0].bold] == ["rest"]
+
+
+def test_unknown_participant_lists_available(make_bids):
+    root = make_bids(("01", "02"))
+    with pytest.raises(UsageError, match=r"unknown participant\(s\) 07 .*available: 01, 02"):
+        plan_dataset(root, participant_labels=("07",))
+
+
+def test_not_bids(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        plan_dataset(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="dataset_description.json: missing"):
+        plan_dataset(tmp_path / "empty")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "dataset_description.json").write_text("{oops")
+    with pytest.raises(InputError, match="not valid JSON"):
+        plan_dataset(tmp_path / "broken")
+
+
+def test_invalid_file_name_is_reported_unless_skipped(make_bids):
+    root = make_bids(("01",))
+    (root / "sub-01" / "anat" / "notes.txt").write_text("x")
+    with pytest.raises(InputError, match="notes.txt: file name is not valid BIDS"):
+        plan_dataset(root)
+    assert plan_dataset(root, validate=False).participants[0].label == "01"
+
+
+def test_missing_repetition_time_is_a_participant_problem(make_bids):
+    root = make_bids(("01",), bold_meta={"TaskName": "rest"})
+    make_bids(("02",), root=root)
+    plan = plan_dataset(root)
+    bad, good = plan.participants
+    assert "RepetitionTime" in bad.problems[0] and "sub-01_task-rest_bold.nii.gz" in bad.problems[0]
+    assert good.problems == ()
+
+
+def test_fieldmap_intended_for_bids_uri_and_relative(make_bids):
+    root = make_bids(("01",))
+    fmap = root / "sub-01" / "fmap"
+    bold = "func/sub-01_task-rest_bold.nii.gz"
+    fmap.mkdir()
+    for name in ("phasediff", "magnitude1"):
+        shutil.copy(root / "sub-01" / "anat" / "sub-01_T1w.nii.gz", fmap / f"sub-01_{name}.nii.gz")
+    meta = {"EchoTime1": 0.004, "EchoTime2": 0.0065, "IntendedFor": [f"bids::sub-01/{bold}"]}
+    (fmap / "sub-01_phasediff.json").write_text(json.dumps(meta))
+    run = plan_dataset(root).participants[0].bold[0]
+    assert [f.kind for f in run.fieldmaps] == ["phasediff"]
+    assert [i.path.name for i in run.fieldmaps[0].images] == ["sub-01_phasediff.nii.gz", "sub-01_magnitude1.nii.gz"]
+    meta["IntendedFor"] = bold
+    (fmap / "sub-01_phasediff.json").write_text(json.dumps(meta))
+    assert len(plan_dataset(root).participants[0].bold[0].fieldmaps) == 1
