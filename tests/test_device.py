@@ -1,0 +1,38 @@
+"""Device resolution and determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from neurolearn_cli.engine.device import configure_determinism, resolve_device
+from neurolearn_cli.errors import UsageError
+
+
+def test_cpu_and_auto():
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("spec", ["cuda", "cuda:1"])
+def test_cuda_without_cuda_names_the_option(spec):
+    with pytest.raises(UsageError, match=f"--device {spec}: CUDA is not available"):
+        resolve_device(spec)
+
+
+def test_unknown_device():
+    with pytest.raises(UsageError, match="expected auto, cpu"):
+        resolve_device("tpu")
+
+
+def test_seeding_repeats_random_streams():
+    configure_determinism(5, threads=1)
+    first = (torch.rand(3), np.random.rand(3))
+    configure_determinism(5, threads=1)
+    second = (torch.rand(3), np.random.rand(3))
+    assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1])
+    assert torch.are_deterministic_algorithms_enabled()
+    assert torch.get_num_threads() == 1
