@@ -14,11 +14,13 @@ import platform
 import sys
 import traceback
 import uuid
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from neurolearn_cli import __version__, atomic
 from neurolearn_cli.config import AnalysisLevel, RunConfig
@@ -130,13 +132,39 @@ def _worker(config: RunConfig, dataset: DatasetPlan, participant: ParticipantPla
     return run_participant(config, dataset, participant)
 
 
+#: Bytes of working memory per input voxel, measured on the stages (float32 copies, pyramids, autograd).
+T1W_BYTES_PER_VOXEL = 160
+BOLD_BYTES_PER_VOXEL = 24
+BASE_MEMORY_GB = 1.5  # interpreter, torch, template
+
+
+def estimate_memory_gb(participant: ParticipantPlan) -> float:
+    """Rough peak memory of one participant, from its image sizes."""
+    def voxels(shape: tuple[int, ...]) -> int:
+        return int(np.prod(shape)) if shape else 0
+
+    t1w = max((voxels(image.shape[:3]) for image in participant.t1w), default=0) * T1W_BYTES_PER_VOXEL
+    bold = max((voxels(run.image.shape) for run in participant.bold), default=0) * BOLD_BYTES_PER_VOXEL
+    return BASE_MEMORY_GB + max(t1w, bold) / 1e9
+
+
+def can_start(needed_gb: float, running_gb: list[float], nprocs: int, mem_gb: float | None) -> bool:
+    """Whether a participant needing ``needed_gb`` may start beside those running.
+
+    A participant whose estimate alone exceeds ``mem_gb`` still runs, alone.
+    """
+    if len(running_gb) >= nprocs:
+        return False
+    return not running_gb or mem_gb is None or sum(running_gb) + needed_gb <= mem_gb
+
+
 def run_participants(config: RunConfig, dataset: DatasetPlan, log_file: Path) -> list[Outcome]:
-    """Run every planned participant, ``--nprocs`` at a time, with a progress bar."""
+    """Run every planned participant, ``--nprocs`` at a time within ``--mem-gb``, with a progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from neurolearn_cli.logs import STDERR
 
-    participants = dataset.participants
+    participants = list(dataset.participants)
     outcomes: list[Outcome] = []
     columns = (TextColumn("[bold]participants"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=STDERR, transient=True, disable=config.verbosity < 0) as progress:
@@ -149,17 +177,23 @@ def run_participants(config: RunConfig, dataset: DatasetPlan, log_file: Path) ->
                 if outcome.status == "failed" and config.stop_on_first_crash:
                     break
             return outcomes
+        estimates = {p.label: estimate_memory_gb(p) for p in participants}
+        running: dict[Future[Outcome], float] = {}
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=config.nprocs, mp_context=context) as pool:
-            futures = [pool.submit(_worker, config, dataset, p, log_file) for p in participants]
-            for future in as_completed(futures):
-                outcome = future.result()
-                outcomes.append(outcome)
-                progress.advance(task)
-                if outcome.status == "failed" and config.stop_on_first_crash:
-                    for pending in futures:
-                        pending.cancel()
-                    break
+            while participants or running:
+                while participants and can_start(estimates[participants[0].label], list(running.values()),
+                                                 config.nprocs, config.mem_gb):
+                    participant = participants.pop(0)
+                    needed = estimates[participant.label]
+                    running[pool.submit(_worker, config, dataset, participant, log_file)] = needed
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    running.pop(future)
+                    outcomes.append(future.result())
+                    progress.advance(task)
+                if config.stop_on_first_crash and any(o.status == "failed" for o in outcomes):
+                    participants.clear()
     return sorted(outcomes, key=lambda o: o.label)
 
 

@@ -116,3 +116,13 @@ def test_processing_failure_alone_exits_1_and_stop_on_first_crash(cli, make_bids
     code, _, _ = cli(root, tmp_path / "out2", "participant", "--stages", "smri", "--stop-on-first-crash")
     assert code == 1
     assert not (tmp_path / "out2" / "sub-04").exists()
+
+
+def test_memory_aware_scheduling():
+    from neurolearn_cli.run import can_start
+
+    assert can_start(3.0, [], nprocs=2, mem_gb=2.0)  # too big, but alone
+    assert not can_start(3.0, [1.0], nprocs=2, mem_gb=2.0)
+    assert can_start(1.0, [1.0], nprocs=2, mem_gb=2.0)
+    assert not can_start(0.5, [0.5, 0.5], nprocs=2, mem_gb=None)
+    assert can_start(9.0, [9.0], nprocs=2, mem_gb=None)
