@@ -53,6 +53,11 @@ def raw_entities(entities: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entities.items() if k in RAW_ENTITIES}
 
 
+def raw_source(relpath: str) -> str:
+    """A BIDS URI naming a file of the raw dataset (``DatasetLinks`` calls it ``raw``)."""
+    return f"bids:raw:{relpath}"
+
+
 def build_relpath(entities: Mapping[str, Any]) -> str:
     """Dataset-relative derivative path for ``entities`` (which must include suffix and extension)."""
     from bids.layout.writing import build_path
@@ -167,6 +172,27 @@ class DerivativesWriter:
         self._record(atomic.write_nifti(path, image))
         self.write_sidecar(path, metadata)
         return path
+
+    def write_image(self, entities: Mapping[str, Any], image: Any, metadata: Mapping[str, Any], *,
+                    labels: bool = False, header: Any = None) -> Path:
+        """Write an engine :class:`~neurolearn_cli.engine.image.Image` as NIfTI (uint8 when ``labels``)."""
+        import nibabel as nib
+        import numpy as np
+
+        from neurolearn_cli.engine.io import to_nifti
+
+        nifti = to_nifti(image, header=header)
+        if labels:
+            data = np.rint(np.asanyarray(nifti.dataobj)).astype(np.int16 if nifti.dataobj.max() > 255 else np.uint8)
+            nifti = nib.Nifti1Image(data, nifti.affine, nifti.header)
+            nifti.set_data_dtype(data.dtype)
+        return self.write_nifti(entities, nifti, metadata)
+
+    def write_transform(self, entities: Mapping[str, Any], transform: Any) -> Path:
+        """Write an engine transform in the ITK format the ``extension`` entity names (.h5, .txt, .mat)."""
+        from neurolearn_cli.engine.itkio import write_transform
+
+        return self._record(write_transform(transform, self.path(entities)))
 
     def write_tsv(self, entities: Mapping[str, Any], frame: Any, metadata: Mapping[str, Any] | None = None) -> Path:
         """Write a TSV derivative (and a JSON sidecar when ``metadata`` is given)."""
