@@ -9,7 +9,6 @@ same inputs give the same bytes.
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import tempfile
@@ -77,16 +76,13 @@ def write_tsv(path: str | Path, frame: Any, float_format: str = "%.6g") -> Path:
     return write_text(path, text)
 
 
-def gzip_bytes(raw: bytes) -> bytes:
+def gzip_bytes(raw: bytes, compresslevel: int = 6) -> bytes:
     """Gzip ``raw`` with mtime 0 and no file name, so identical data give identical bytes."""
-    buffer = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=6) as gz:
-        gz.write(raw)
-    return buffer.getvalue()
+    return gzip.compress(raw, compresslevel=compresslevel, mtime=0)
 
 
-def write_nifti(path: str | Path, image: Any) -> Path:
+def write_nifti(path: str | Path, image: Any, compresslevel: int = 6) -> Path:
     """Write a nibabel image atomically; ``.nii.gz`` is gzipped with mtime 0."""
     path = Path(path)
     raw = image.to_bytes()
-    return write_bytes(path, gzip_bytes(raw) if path.name.endswith(".gz") else raw)
+    return write_bytes(path, gzip_bytes(raw, compresslevel) if path.name.endswith(".gz") else raw)

@@ -27,13 +27,19 @@ TRUTH = Path("derivatives") / "simulation"
 
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Three participants (seed 0), the first two again on their own, and one with seed 1."""
+    """Three participants (seed 0), the first two again on their own, and one with seed 1.
+
+    The seed-1 dataset is written over a copy of the two-participant one, to
+    exercise replacing a previous example dataset.
+    """
     root = tmp_path_factory.mktemp("example")
-    return {
+    paths = {
         "three": write_example_dataset(root / "three", participants=3, seed=0, volumes=VOLUMES),
         "two": write_example_dataset(root / "two", participants=2, seed=0, volumes=VOLUMES),
-        "other": write_example_dataset(root / "other", participants=1, seed=1, volumes=VOLUMES),
     }
+    shutil.copytree(paths["two"], root / "other")
+    paths["other"] = write_example_dataset(root / "other", participants=1, seed=1, volumes=VOLUMES)
+    return paths
 
 
 def _digests(root: Path) -> dict[str, str]:
@@ -157,7 +163,7 @@ def test_truth_table_marks_patients(datasets: dict[str, Path]) -> None:
 
 def test_same_seed_same_bytes_and_participants_independent_of_count(datasets: dict[str, Path]) -> None:
     three, two = _digests(datasets["three"]), _digests(datasets["two"])
-    shared = [name for name in two if name != "participants.tsv" and "participants.tsv" not in name]
+    shared = [name for name in two if not name.endswith("participants.tsv")]
     assert all(two[name] == three[name] for name in shared)
     assert len(shared) > 15
     rows_two = pd.read_csv(datasets["two"] / "participants.tsv", sep="\t")
@@ -183,9 +189,8 @@ def test_refuses_foreign_directory_and_bad_counts(tmp_path: Path) -> None:
     assert not (tmp_path / "new").exists()
 
 
-def test_replaces_a_previous_example_dataset(datasets: dict[str, Path], tmp_path: Path) -> None:
-    target = shutil.copytree(datasets["two"], tmp_path / "bids")
-    write_example_dataset(target, participants=1, seed=0, volumes=VOLUMES)
-    assert not (target / "sub-02").exists()
-    assert _digests(target)["sub-01/anat/sub-01_T1w.nii.gz"] == _digests(datasets["two"])["sub-01/anat/sub-01_T1w.nii.gz"]
-    assert [path.name for path in tmp_path.iterdir()] == ["bids"]
+def test_replaces_a_previous_example_dataset(datasets: dict[str, Path]) -> None:
+    other = datasets["other"]
+    assert not (other / "sub-02").exists()
+    assert json.loads((other / "dataset_description.json").read_text())["GeneratedBy"][0]["Description"].endswith("seed 1")
+    assert sorted(path.name for path in other.parent.iterdir()) == ["other", "three", "two"]

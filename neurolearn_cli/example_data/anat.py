@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurolearn_cli.example_data.acquisition import rician, to_int16
 from neurolearn_cli.example_data.atrophy import T1_CSF
 from neurolearn_cli.example_data.deform import bias_field
 from neurolearn_cli.example_data.head import HeadLayers
@@ -30,18 +31,6 @@ def tissue_labels(maps: TemplateMaps) -> np.ndarray:
     labels = np.argmax(np.stack([maps.gm, maps.wm, maps.csf]), axis=0).astype(np.uint8) + 1
     labels[maps.brain < 0.5] = 0
     return labels
-
-
-def rician(rng: np.random.Generator, signal: np.ndarray, sigma: float) -> np.ndarray:
-    """Magnitude of ``signal`` plus complex Gaussian noise of standard deviation ``sigma`` per channel."""
-    real = rng.standard_normal(signal.shape, dtype=np.float32)
-    imaginary = rng.standard_normal(signal.shape, dtype=np.float32)
-    return np.hypot(signal + sigma * real, sigma * imaginary)
-
-
-def to_int16(image: np.ndarray) -> np.ndarray:
-    """Round and clip to the int16 range, as scanners store magnitude images."""
-    return np.clip(np.rint(image), 0, np.iinfo(np.int16).max).astype(np.int16)
 
 
 def acquire_t1w(rng: np.random.Generator, native: np.ndarray, site: Site) -> np.ndarray:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.ndimage import binary_dilation
+from scipy.ndimage import affine_transform
 
-from neurolearn_cli.example_data.anat import rician, to_int16
+from neurolearn_cli.example_data.acquisition import rician, to_int16
 from neurolearn_cli.example_data.deform import bias_field
 from neurolearn_cli.example_data.design import condition_responses
 from neurolearn_cli.example_data.geometry import grid_points, rigid_matrix, sample, voxel_map
@@ -29,8 +29,10 @@ T2S_GM, T2S_WM, T2S_CSF, T2S_SKULL, T2S_SCALP, T2S_SOFT = 0.72, 0.55, 1.0, 0.03,
 #: Fraction of signal lost at the centre of a dropout region.
 DROPOUT_DEPTH = 0.8
 #: Percent signal change (as a fraction) of each region for each condition.
-OCCIPITAL_AMPLITUDE = {"face": 0.025, "scrambled": 0.025}
-FUSIFORM_AMPLITUDE = {"face": 0.03, "scrambled": 0.01}
+OCCIPITAL_AMPLITUDE = {"face": 0.04, "scrambled": 0.04}
+FUSIFORM_AMPLITUDE = {"face": 0.04, "scrambled": 0.015}
+#: Labels of the ground-truth activation map.
+ACTIVATION_LABELS = {"occipital": 1, "fusiform": 2}
 #: Excess signal of the first, non-steady-state volume, and its decay per volume.
 NONSTEADY_EXCESS, NONSTEADY_DECAY = 1.2, 0.35
 
@@ -90,6 +92,49 @@ def _slice_responses(
     return gain * occipital, gain * fusiform
 
 
+@dataclass(frozen=True)
+class _TaskSignal:
+    """The native voxels that respond to the task, their gains and their slice's response."""
+
+    voxels: np.ndarray
+    occipital_gain: np.ndarray
+    fusiform_gain: np.ndarray
+    occipital_change: np.ndarray
+    fusiform_change: np.ndarray
+
+    def apply(self, image: np.ndarray, baseline: np.ndarray, volume: int) -> None:
+        """Set the responding voxels of flat ``image`` to ``baseline`` plus volume ``volume``'s response."""
+        image[self.voxels] = baseline[self.voxels] + (
+            self.occipital_gain * self.occipital_change[volume]
+            + self.fusiform_gain * self.fusiform_change[volume]
+        )
+
+
+def _task_signal(
+    native: dict[str, np.ndarray], to_bold: np.ndarray, changes: tuple[np.ndarray, np.ndarray], slices: int
+) -> _TaskSignal:
+    """Pick the responding native voxels and look up each one's BOLD slice through ``to_bold``."""
+    baseline = native["baseline"].reshape(-1)
+    voxels = np.flatnonzero((native["occipital"] > 0.01) | (native["fusiform"] > 0.01))
+    position = to_bold[:3, :3] @ np.array(np.unravel_index(voxels, native["baseline"].shape)) + to_bold[:3, 3:4]
+    slice_index = np.clip(np.rint(position[2]), 0, slices - 1).astype(int)
+    return _TaskSignal(
+        voxels=voxels,
+        occipital_gain=baseline[voxels] * native["occipital"].reshape(-1)[voxels],
+        fusiform_gain=baseline[voxels] * native["fusiform"].reshape(-1)[voxels],
+        occipital_change=changes[0][:, slice_index],
+        fusiform_change=changes[1][:, slice_index],
+    )
+
+
+def _activation_truth(native: dict[str, np.ndarray], reference: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Label the BOLD voxels (at the first volume's position) where a region's weight exceeds 0.3."""
+    activation = np.zeros(int(np.prod(shape)), dtype=np.uint8)
+    for name, label in ACTIVATION_LABELS.items():
+        activation[sample(native[name], reference) > 0.3] = label
+    return activation.reshape(shape)
+
+
 def simulate_bold(
     rng: np.random.Generator,
     native: dict[str, np.ndarray],
@@ -104,34 +149,19 @@ def simulate_bold(
     motion = simulate_motion(rng, protocol.volumes)
     nonsteady = int(rng.integers(2, 4))
     modulation = _global_modulation(rng, protocol.volumes, nonsteady)
-    occipital_change, fusiform_change = _slice_responses(protocol, events, float(rng.uniform(0.8, 1.2)))
-    coil = bias_field(rng, shape, spacing=16.0, spread=0.07).reshape(-1)
+    changes = _slice_responses(protocol, events, float(rng.uniform(0.8, 1.2)))
+    coil = bias_field(rng, shape, spacing=16.0, spread=0.07)
 
-    baseline = native["baseline"].reshape(-1)
-    active = np.flatnonzero((native["occipital"] > 0.01) | (native["fusiform"] > 0.01))
-    active_occipital = baseline[active] * native["occipital"].reshape(-1)[active]
-    active_fusiform = baseline[active] * native["fusiform"].reshape(-1)[active]
-    to_bold = np.linalg.inv(voxel_map(native_affine, offset, affine))
-    active_points = to_bold[:3, :3] @ np.array(np.unravel_index(active, native["baseline"].shape)) + to_bold[:3, 3:4]
-    active_slice = np.clip(np.rint(active_points[2]), 0, shape[2] - 1).astype(int)
-
+    task = _task_signal(native, np.linalg.inv(voxel_map(native_affine, offset, affine)), changes, shape[2])
+    baseline = native["baseline"]
+    current = baseline.copy()
+    volumes = np.empty((*shape, protocol.volumes), dtype=np.int16)
+    for volume in range(protocol.volumes):
+        task.apply(current.reshape(-1), baseline.reshape(-1), volume)
+        matrix = voxel_map(affine, rigid_matrix(motion[volume]) @ offset, native_affine)
+        signal = affine_transform(current, matrix, output_shape=shape, order=1, mode="constant", prefilter=False)
+        signal *= coil * modulation[volume]
+        volumes[..., volume] = to_int16(site.bold_scale * rician(rng, signal, site.bold_noise))
     reference = grid_points(shape, voxel_map(affine, offset, native_affine))
-    activation = np.zeros(int(np.prod(shape)), dtype=np.uint8)
-    activation[sample(native["occipital"], reference) > 0.3] = 1
-    activation[sample(native["fusiform"], reference) > 0.3] = 2
-    support = binary_dilation(sample(native["baseline"], reference).reshape(shape) > 0, iterations=2).reshape(-1)
-
-    volumes = np.empty((protocol.volumes, int(np.prod(shape))), dtype=np.int16)
-    for index in range(protocol.volumes):
-        current = baseline.copy()
-        current[active] += (
-            active_occipital * occipital_change[index, active_slice]
-            + active_fusiform * fusiform_change[index, active_slice]
-        )
-        points = grid_points(shape, voxel_map(affine, rigid_matrix(motion[index]) @ offset, native_affine))
-        signal = np.zeros(int(np.prod(shape)), dtype=np.float32)
-        signal[support] = sample(current.reshape(native["baseline"].shape), points[:, support])
-        signal *= coil * modulation[index]
-        volumes[index] = to_int16(site.bold_scale * rician(rng, signal, site.bold_noise))
-    data = np.moveaxis(volumes.reshape(protocol.volumes, *shape), 0, -1)
-    return BoldRun(data=data, motion=motion, nonsteady=nonsteady, activation=activation.reshape(shape))
+    activation = _activation_truth(native, reference, shape)
+    return BoldRun(data=volumes, motion=motion, nonsteady=nonsteady, activation=activation)

@@ -14,6 +14,7 @@ from neurolearn_cli.example_data.geometry import grid_points, rigid_matrix, voxe
 
 
 def _axis_basis(size: int, spacing: float) -> np.ndarray:
+    """Gaussian bumps every ``spacing`` voxels (one margin node each side), sampled at ``size`` voxels."""
     nodes = np.arange(-spacing, size + spacing, spacing)
     distance = (np.arange(size)[:, None] - nodes[None, :]) / spacing
     return np.exp(-0.5 * distance**2).astype(np.float32)

@@ -33,6 +33,7 @@ class HeadLayers:
 
 
 def _neck_and_face(coords: np.ndarray) -> np.ndarray:
+    """Soft tissue below the brain: an elliptic neck column and an ellipsoidal face (MNI mm)."""
     x, y, z = coords
     neck = ((x / 50.0) ** 2 + ((y + 25.0) / 50.0) ** 2 <= 1.0) & (z < -30.0)
     face = (x / 62.0) ** 2 + ((y - 30.0) / 62.0) ** 2 + ((z + 55.0) / 42.0) ** 2 <= 1.0

@@ -31,8 +31,8 @@ class Site:
 
 
 SITES: dict[str, Site] = {
-    "siteA": Site("siteA", "Siemens", "Prisma", 1000.0, 1.0, 0.025, 700.0, 0.014),
-    "siteB": Site("siteB", "Philips", "Achieva dStream", 1450.0, 0.85, 0.04, 1000.0, 0.02),
+    "siteA": Site("siteA", "Siemens", "Prisma", 1000.0, 1.0, 0.025, 100.0, 0.012),
+    "siteB": Site("siteB", "Philips", "Achieva dStream", 1450.0, 0.85, 0.04, 130.0, 0.016),
 }
 
 

@@ -14,7 +14,7 @@ class BoldProtocol:
     task: str = "faces"
     shape: tuple[int, int, int] = (64, 72, 46)
     voxel_mm: float = 3.0
-    centre_mm: tuple[float, float, float] = (0.0, -18.0, 8.0)
+    centre_mm: tuple[float, float, float] = (0.0, -16.0, 14.0)
     volumes: int = 60
     repetition_time: float = 2.0
     echo_time: float = 0.03
@@ -23,7 +23,7 @@ class BoldProtocol:
     block_seconds: float = 16.0
     rest_seconds: float = 12.0
     first_onset: float = 10.0
-    blocks: int = 4
+    tail_seconds: float = 4.0
 
     @property
     def affine(self) -> np.ndarray:
@@ -31,6 +31,14 @@ class BoldProtocol:
         matrix = np.diag([-self.voxel_mm, self.voxel_mm, self.voxel_mm, 1.0])
         matrix[:3, 3] = np.asarray(self.centre_mm) - matrix[:3, :3] @ ((np.asarray(self.shape) - 1) / 2.0)
         return matrix
+
+    @property
+    def blocks(self) -> int:
+        """Number of task blocks that fit in the run, leaving ``tail_seconds`` after the last."""
+        room = self.volumes * self.repetition_time - self.tail_seconds - self.first_onset - self.block_seconds
+        if room < 0:
+            return 0
+        return int(room // (self.block_seconds + self.rest_seconds)) + 1
 
     @property
     def slice_timing(self) -> list[float]:

@@ -63,6 +63,7 @@ def block_average(volume: np.ndarray, factor: int) -> np.ndarray:
 
 
 def _downsampled_affine(affine: np.ndarray, factor: int) -> np.ndarray:
+    """Affine of ``block_average``'s output: voxels ``factor`` times larger, centred on their blocks."""
     scaled = affine.copy()
     scaled[:3, :3] = affine[:3, :3] * factor
     scaled[:3, 3] = affine[:3, :3] @ np.full(3, (factor - 1) / 2) + affine[:3, 3]
@@ -70,6 +71,7 @@ def _downsampled_affine(affine: np.ndarray, factor: int) -> np.ndarray:
 
 
 def _to_grid(volume: np.ndarray) -> np.ndarray:
+    """Pad a downsampled map to the example grid and crop its top."""
     return np.pad(volume, _PAD)[:, :, :_Z_SIZE].astype(np.float32)
 
 

@@ -1,0 +1,168 @@
+"""JSON sidecars, dataset descriptions and README text of the example dataset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from neurolearn_cli import __version__
+from neurolearn_cli.example_data.design import CONDITIONS
+from neurolearn_cli.example_data.participants import Site
+from neurolearn_cli.example_data.protocol import T1W, BoldProtocol
+
+#: ``GeneratedBy`` name that marks a directory as a previous example dataset (safe to replace).
+GENERATOR = "neurolearn example-data"
+
+_README = """\
+neurolearn example dataset (simulated)
+======================================
+
+A small, fully synthetic BIDS dataset written by `neurolearn example-data` to
+try neurolearn without downloading anything. Every image is simulated from
+nilearn's bundled MNI152 2009a symmetric template (T1w, GM and WM maps,
+downsampled to 2 mm) inside a synthetic head (scalp, skull, CSF, neck).
+
+Each participant has a 2 mm T1w (random smooth nonlinear warp, head pose,
+bias field, Rician noise) and one {task} BOLD run ({volumes} volumes, TR {tr} s,
+3 mm) simulated from the same warped anatomy, with head motion, non-steady-state
+initial volumes, drifts, physiological fluctuations and an HRF-convolved block
+response in early visual (all blocks) and fusiform (faces > scrambled faces)
+cortex.
+
+Groups: patients have grey-matter atrophy in bilateral hippocampus, amygdala
+and anterior insula (severity varies); GM also declines mildly with age.
+Sites: siteA and siteB differ in intensity scale, contrast and noise.
+
+derivatives/simulation/ holds the ground truth: tissue labels on the T1w grid,
+activated regions on the BOLD grid, true motion parameters and each
+participant's atrophy severity and number of non-steady-state volumes.
+
+Generated with seed {seed}; the same seed gives byte-identical files.
+"""
+
+
+def readme(seed: int, protocol: BoldProtocol) -> str:
+    """README text."""
+    return _README.format(task=protocol.task, volumes=protocol.volumes, tr=protocol.repetition_time, seed=seed)
+
+
+def _generated_by(seed: int) -> list[dict[str, str]]:
+    return [{"Name": GENERATOR, "Version": __version__, "Description": f"simulated with seed {seed}"}]
+
+
+def dataset_description(seed: int) -> dict[str, Any]:
+    """Raw dataset's ``dataset_description.json``."""
+    return {
+        "Name": "neurolearn example dataset (simulated)",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "raw",
+        "License": "CC0",
+        "Authors": ["neurolearn developers"],
+        "GeneratedBy": _generated_by(seed),
+    }
+
+
+def truth_description(seed: int) -> dict[str, Any]:
+    """Ground-truth derivative's ``dataset_description.json``."""
+    return {
+        "Name": "neurolearn example dataset: simulation ground truth",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "derivative",
+        "License": "CC0",
+        "GeneratedBy": _generated_by(seed),
+        "SourceDatasets": [{"URL": "../../"}],
+    }
+
+
+def participants_sidecar() -> dict[str, Any]:
+    """``participants.json``: what each column means."""
+    return {
+        "participant_id": {"Description": "Participant label"},
+        "age": {"Description": "Age at scan", "Units": "year"},
+        "sex": {"Description": "Sex", "Levels": {"M": "male", "F": "female"}},
+        "site": {"Description": "Scanner site", "Levels": {"siteA": "Siemens Prisma", "siteB": "Philips Achieva dStream"}},
+        "group": {
+            "Description": "Diagnostic group",
+            "Levels": {"control": "healthy control", "patient": "patient with medial temporal and insular atrophy"},
+        },
+    }
+
+
+def _scanner(site: Site) -> dict[str, Any]:
+    return {
+        "Manufacturer": site.manufacturer,
+        "ManufacturersModelName": site.model,
+        "MagneticFieldStrength": 3,
+        "InstitutionName": site.name,
+    }
+
+
+def t1w_sidecar(site: Site) -> dict[str, Any]:
+    """T1w sidecar: MPRAGE parameters and the site's scanner."""
+    return {
+        **_scanner(site),
+        "MRAcquisitionType": "3D",
+        "PulseSequenceType": "MPRAGE",
+        "RepetitionTime": T1W.repetition_time,
+        "EchoTime": T1W.echo_time,
+        "InversionTime": T1W.inversion_time,
+        "FlipAngle": T1W.flip_angle,
+    }
+
+
+def bold_sidecar(site: Site, protocol: BoldProtocol) -> dict[str, Any]:
+    """BOLD sidecar: timing (TR, SliceTiming), phase encoding and the task."""
+    return {
+        **_scanner(site),
+        "TaskName": protocol.task,
+        "TaskDescription": "Blocks of faces and of phase-scrambled faces, separated by fixation.",
+        "RepetitionTime": protocol.repetition_time,
+        "EchoTime": protocol.echo_time,
+        "FlipAngle": protocol.flip_angle,
+        "MRAcquisitionType": "2D",
+        "PulseSequenceType": "Gradient Echo EPI",
+        "SliceTiming": protocol.slice_timing,
+        "SliceEncodingDirection": "k",
+        "PhaseEncodingDirection": "j-",
+        "TotalReadoutTime": protocol.total_readout_time,
+        "EffectiveEchoSpacing": round(protocol.total_readout_time / (protocol.shape[1] - 1), 8),
+        "NumberOfVolumesDiscardedByScanner": 0,
+    }
+
+
+def events_sidecar() -> dict[str, Any]:
+    """``task-<task>_events.json``: the columns of the events files."""
+    return {
+        "onset": {"Description": "Block start from the beginning of the first volume", "Units": "s"},
+        "duration": {"Description": "Block length", "Units": "s"},
+        "trial_type": {
+            "Description": "Stimulus category of the block",
+            "Levels": {CONDITIONS[0]: "photographs of faces", CONDITIONS[1]: "phase-scrambled faces"},
+        },
+    }
+
+
+def truth_participants_sidecar() -> dict[str, Any]:
+    """Ground-truth ``participants.json``."""
+    return {
+        "participant_id": {"Description": "Participant label"},
+        "atrophy_severity": {"Description": "Scale of the regional GM loss (0 for controls, 0.5 to 1 for patients)"},
+        "nonsteady_volumes": {"Description": "Number of initial non-steady-state BOLD volumes"},
+    }
+
+
+def dseg_sidecar(labels: dict[str, int], description: str) -> dict[str, Any]:
+    """Sidecar of a ground-truth label image."""
+    return {"Description": description, "Labels": {str(value): name for name, value in labels.items()}}
+
+
+def motion_sidecar() -> dict[str, Any]:
+    """Sidecar of the true motion parameters."""
+    units = {"trans": "mm", "rot": "rad"}
+    return {
+        f"{kind}_{axis}": {
+            "Description": f"True head {'translation along' if kind == 'trans' else 'rotation about'} {axis}, relative to the first volume",
+            "Units": units[kind],
+        }
+        for kind in ("trans", "rot")
+        for axis in ("x", "y", "z")
+    }
