@@ -120,6 +120,7 @@ def _write_dataset_files(
 
 def _swap_into_place(staging: Path, bids_dir: Path) -> None:
     """Rename the finished ``staging`` tree to ``bids_dir``, retiring what was there."""
+    staging.chmod(0o755)  # mkdtemp creates it private; the dataset is meant to be shared
     if not bids_dir.exists():
         staging.rename(bids_dir)
         return
