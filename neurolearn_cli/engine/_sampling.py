@@ -23,9 +23,10 @@ def inside_mask(voxel: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tenso
 
 
 def _normalise(voxel: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
-    sizes = torch.tensor(shape, dtype=voxel.dtype, device=voxel.device)
-    norm = 2.0 * voxel / torch.clamp(sizes - 1, min=1) - 1.0
-    return norm.flip(-1)
+    scale = 2.0 / torch.tensor(shape[::-1], dtype=voxel.dtype, device=voxel.device).sub(1).clamp(
+        min=1
+    )
+    return voxel.flip(-1).mul_(scale).sub_(1.0)  # flip copies, so in-place is safe
 
 
 def sample(

@@ -19,12 +19,17 @@ import torch
 
 def _check_affine(affine: torch.Tensor) -> None:
     if affine.shape != (4, 4) or affine.dtype != torch.float64:
-        raise ValueError(f"affine must be a (4, 4) float64 tensor, got {tuple(affine.shape)} {affine.dtype}")
+        raise ValueError(
+            f"affine must be a (4, 4) float64 tensor, got {tuple(affine.shape)} {affine.dtype}"
+        )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Grid:
-    """Voxel grid geometry: a 3D shape and its 4x4 float64 voxel-to-world (RAS mm) affine."""
+    """Voxel grid geometry: a 3D shape and its 4x4 float64 voxel-to-world (RAS mm) affine.
+
+    Two grids are equal when their shapes and affines are exactly equal.
+    """
 
     shape: tuple[int, int, int]
     affine: torch.Tensor
@@ -34,6 +39,13 @@ class Grid:
             raise ValueError(f"grid shape must be three positive sizes, got {self.shape}")
         object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
         _check_affine(self.affine)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Grid):
+            return NotImplemented
+        return self.shape == other.shape and torch.equal(self.affine.cpu(), other.affine.cpu())
+
+    __hash__ = None  # mutable tensor inside: not hashable
 
     @property
     def spacing(self) -> tuple[float, float, float]:
@@ -50,9 +62,12 @@ class Grid:
         return Grid(self.shape, self.affine.to(device))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Image:
-    """A 3D (X, Y, Z) or 4D (X, Y, Z, T) tensor (float32 by default) with its voxel-to-world affine."""
+    """A 3D (X, Y, Z) or 4D (X, Y, Z, T) tensor (float32 by default) with its voxel-to-world affine.
+
+    Images compare by identity (``is``); compare ``.grid`` and ``.data`` explicitly.
+    """
 
     data: torch.Tensor
     affine: torch.Tensor
@@ -61,7 +76,9 @@ class Image:
         if self.data.dim() not in (3, 4):
             raise ValueError(f"image data must be 3D or 4D, got shape {tuple(self.data.shape)}")
         if not self.data.is_floating_point():
-            raise ValueError(f"image data must be floating point (float32 by default), got {self.data.dtype}")
+            raise ValueError(
+                f"image data must be floating point (float32 by default), got {self.data.dtype}"
+            )
         _check_affine(self.affine)
         if self.affine.device != self.data.device:
             raise ValueError("image data and affine must be on the same device")
@@ -98,7 +115,9 @@ class Image:
     def with_data(self, new_data: torch.Tensor) -> Image:
         """A new image on the same grid holding ``new_data`` (cast to float32)."""
         if tuple(new_data.shape[:3]) != self.shape3:
-            raise ValueError(f"new data shape {tuple(new_data.shape)} does not match grid {self.shape3}")
+            raise ValueError(
+                f"new data shape {tuple(new_data.shape)} does not match grid {self.shape3}"
+            )
         return Image(new_data.to(device=self.device, dtype=torch.float32), self.affine)
 
 
@@ -123,7 +142,9 @@ def reorient_to_ras(image: Image) -> Image:
     return Image(data, torch.as_tensor(new_affine, dtype=torch.float64, device=image.device))
 
 
-def conform_grid(grid: Grid, spacing: tuple[float, float, float], shape: tuple[int, int, int]) -> Grid:
+def conform_grid(
+    grid: Grid, spacing: tuple[float, float, float], shape: tuple[int, int, int]
+) -> Grid:
     """An RAS grid of ``shape`` voxels of size ``spacing`` mm, centred on ``grid``'s centre.
 
     The conformed grid is the target a step resamples to when it needs a fixed

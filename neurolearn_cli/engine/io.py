@@ -19,7 +19,14 @@ import torch
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.errors import InputError
 
-_READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError)
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,
+    zlib.error,
+    gzip.BadGzipFile,
+    nib.filebasedimages.ImageFileError,
+)
 
 
 def _read_array(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +42,9 @@ def _read_array(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data, np.asarray(img.affine, dtype=np.float64)
 
 
-def load_image(path: str | Path, device: torch.device, *, dtype: torch.dtype = torch.float32) -> Image:
+def load_image(
+    path: str | Path, device: torch.device, *, dtype: torch.dtype = torch.float32
+) -> Image:
     """Load a 3D or 4D NIfTI image onto ``device`` with its scaling applied.
 
     Trailing singleton dimensions beyond the fourth are dropped (e.g. X, Y, Z, 1, 1).
@@ -82,3 +91,14 @@ def to_nifti(image: Image, *, header: nib.Nifti1Header | None = None) -> nib.Nif
     out.set_sform(affine, code=scode)
     out.header.set_xyzt_units("mm", "sec")
     return out
+
+
+def read_header(path: str | Path) -> nib.Nifti1Header:
+    """The NIfTI header of ``path`` (e.g. to carry the repetition time to an output)."""
+    path = Path(path)
+    try:
+        return nib.Nifti1Header.from_header(nib.load(str(path)).header)
+    except _READ_ERRORS as error:
+        raise InputError(
+            path, f"cannot read image header ({type(error).__name__}: {error})"
+        ) from error

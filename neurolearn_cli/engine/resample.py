@@ -53,7 +53,9 @@ def _voxel_coords(
     return points @ w2s[:3, :3].T + w2s[:3, 3]
 
 
-def _interpolate(volumes: torch.Tensor, voxel: torch.Tensor, order: Order, fill: float) -> torch.Tensor:
+def _interpolate(
+    volumes: torch.Tensor, voxel: torch.Tensor, order: Order, fill: float
+) -> torch.Tensor:
     if order == "bspline":
         return sample_bspline(prefilter(volumes), voxel, fill=fill)
     return sample(volumes, voxel, mode=order, fill=fill)

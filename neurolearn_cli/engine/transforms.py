@@ -71,7 +71,9 @@ class AffineTransform(Transform):
     def __init__(self, matrix: torch.Tensor) -> None:
         matrix = torch.as_tensor(matrix, dtype=torch.float64)
         if matrix.shape[-2:] != (4, 4) or matrix.dim() not in (2, 3):
-            raise InputError(None, f"affine transform must be (4, 4) or (T, 4, 4), got {tuple(matrix.shape)}")
+            raise InputError(
+                None, f"affine transform must be (4, 4) or (T, 4, 4), got {tuple(matrix.shape)}"
+            )
         if not bool(torch.isfinite(matrix).all()):
             raise InputError(None, "affine transform holds NaN or infinite values")
         bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64, device=matrix.device)
@@ -141,7 +143,8 @@ class AffineTransform(Transform):
         if matrix.dim() == 3:
             if points.dim() < 2 or points.shape[0] not in (1, matrix.shape[0]):
                 raise InputError(
-                    None, f"{matrix.shape[0]} per-volume transforms cannot map points of shape {tuple(points.shape)}"
+                    None,
+                    f"{matrix.shape[0]} per-volume transforms cannot map points of shape {tuple(points.shape)}",
                 )
             matrix = matrix.view(matrix.shape[0], *([1] * (points.dim() - 2)), 4, 4)
         linear, offset = matrix[..., :3, :3], matrix[..., :3, 3]
@@ -156,7 +159,9 @@ class AffineTransform(Transform):
 
 def _check_field(field: torch.Tensor, grid: Grid, what: str) -> torch.Tensor:
     if tuple(field.shape) != (*grid.shape, 3):
-        raise InputError(None, f"{what} must have shape {(*grid.shape, 3)}, got {tuple(field.shape)}")
+        raise InputError(
+            None, f"{what} must have shape {(*grid.shape, 3)}, got {tuple(field.shape)}"
+        )
     if not bool(torch.isfinite(field).all()):
         raise InputError(None, f"{what} holds NaN or infinite values")
     return field.to(device=grid.device, dtype=torch.float32)
@@ -249,7 +254,9 @@ class Chain(Transform):
         self.transforms = list(transforms)
         counts = {t.n_volumes for t in self.transforms} - {None}
         if len(counts) > 1:
-            raise InputError(None, f"per-volume transforms disagree on the number of volumes: {sorted(counts)}")
+            raise InputError(
+                None, f"per-volume transforms disagree on the number of volumes: {sorted(counts)}"
+            )
 
     @property
     def n_volumes(self) -> int | None:

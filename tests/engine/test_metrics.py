@@ -1,0 +1,63 @@
+"""Similarity metrics: known values, invariances and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neurolearn_cli.engine.metrics import dissimilarity, lncc, mse, ncc, nmi
+from neurolearn_cli.errors import InputError
+
+
+@pytest.fixture
+def textured() -> torch.Tensor:
+    """A smooth random (1, 7, 8, 9) volume (seeded)."""
+    g = torch.Generator().manual_seed(0)
+    noise = torch.rand(1, 1, 9, 10, 11, generator=g, dtype=torch.float64)
+    return torch.nn.functional.avg_pool3d(noise, 3, stride=1)[:, 0]
+
+
+def test_mse_and_ncc_known_values() -> None:
+    f = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    m = torch.tensor([[1.0, 2.0, 3.0, 6.0]])
+    assert mse(f, m).item() == pytest.approx(1.0)
+    assert mse(f, m, torch.tensor([[1.0, 1.0, 1.0, 0.0]])).item() == pytest.approx(0.0)
+    assert ncc(f, 3.0 * f + 2.0).item() == pytest.approx(1.0, abs=1e-5)
+    assert ncc(f, -f).item() == pytest.approx(-1.0, abs=1e-5)
+    # Pearson r of (1,2,3,4) and (1,2,3,6): cov 2 / sqrt(var 1.25 * var 3.5)
+    assert ncc(f, m).item() == pytest.approx(2.0 / (1.25 * 3.5) ** 0.5, abs=1e-5)
+
+
+def test_lncc_is_one_for_local_linear_maps_and_low_for_noise(textured: torch.Tensor) -> None:
+    assert lncc(textured, 2.0 * textured + 1.0, radius=1).item() == pytest.approx(1.0, abs=1e-3)
+    other = torch.rand(textured.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert lncc(textured, other, radius=1).item() < 0.3
+
+
+def test_nmi_range_and_order(textured: torch.Tensor) -> None:
+    f = textured.flatten(1)
+    same = nmi(f, f).item()
+    monotone = nmi(f, torch.exp(3.0 * f)).item()
+    shuffled = nmi(f, f[:, torch.randperm(f.shape[1], generator=torch.Generator().manual_seed(2))]).item()
+    assert 1.0 <= shuffled < monotone <= same <= 2.0
+    assert same > 1.5 and monotone > 1.4 and shuffled < 1.2
+
+
+def test_batch_items_are_independent(textured: torch.Tensor) -> None:
+    f = textured.repeat(2, 1, 1, 1)
+    m = torch.stack([textured[0], torch.flip(textured[0], dims=(0,))])
+    for name in ("mse", "ncc", "lncc", "nmi"):
+        both = dissimilarity(name, f, m)
+        assert both[0].item() == pytest.approx(dissimilarity(name, textured, textured)[0].item(), abs=1e-6)
+        assert both[1].item() > both[0].item() + 1e-3
+
+
+@pytest.mark.parametrize("name", ["mse", "ncc", "lncc", "nmi"])
+def test_gradients_match_finite_differences(name: str, textured: torch.Tensor) -> None:
+    moving = (0.8 * textured + 0.1 * torch.roll(textured, 1, dims=1)).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda m: dissimilarity(name, textured, m), (moving,), eps=1e-6, atol=1e-5)
+
+
+def test_empty_mask_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="metric mask"):
+        ncc(torch.ones(1, 4), torch.ones(1, 4), torch.zeros(1, 4))
