@@ -160,6 +160,10 @@ class DerivativesWriter:
         """Write deterministic JSON at ``path`` inside the derivatives tree."""
         return self._record(atomic.write_json(path, payload))
 
+    def write_table(self, path: Path, frame: Any) -> Path:
+        """Write a DataFrame as a BIDS TSV at ``path`` inside the derivatives tree."""
+        return self._record(atomic.write_tsv(path, frame))
+
     def write_sidecar(self, data_path: Path, metadata: Mapping[str, Any]) -> Path:
         """Write the JSON sidecar that goes with ``data_path``."""
         name = data_path.name
@@ -196,8 +200,7 @@ class DerivativesWriter:
 
     def write_tsv(self, entities: Mapping[str, Any], frame: Any, metadata: Mapping[str, Any] | None = None) -> Path:
         """Write a TSV derivative (and a JSON sidecar when ``metadata`` is given)."""
-        path = self.path({**entities, "extension": ".tsv"})
-        self._record(atomic.write_tsv(path, frame))
+        path = self.write_table(self.path({**entities, "extension": ".tsv"}), frame)
         if metadata is not None:
             self.write_sidecar(path, metadata)
         return path

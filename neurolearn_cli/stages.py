@@ -20,10 +20,17 @@ from neurolearn_cli.derivatives import DerivativesWriter
 from neurolearn_cli.errors import UsageError
 
 #: Participant-level stages, in the order they run.
-PARTICIPANT_STAGES: dict[str, str] = {}
+PARTICIPANT_STAGES: dict[str, str] = {
+    "smri": "neurolearn_cli.smri.workflow:run_participant",
+    "fmri": "neurolearn_cli.fmri.workflow:run_participant",
+    "qc": "neurolearn_cli.qc.workflow:run_participant",
+}
 
 #: Group-level stages, in the order they run.
-GROUP_STAGES: dict[str, str] = {}
+GROUP_STAGES: dict[str, str] = {
+    "qc": "neurolearn_cli.qc.workflow:run_group",
+    "mvpa": "neurolearn_cli.mvpa.workflow:run_group",
+}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,308 @@
+"""The functional pipeline for one BOLD run as one pure function.
+
+Order (fMRIPrep's): non-steady-state detection -> BOLD reference -> head
+motion (batched rigid, every volume to the reference) -> slice timing ->
+susceptibility distortion from a phase-difference fieldmap -> BOLD->T1w
+coregistration (on the undistorted reference) -> ONE resampling per output
+space through motion + distortion + coregistration (+ normalization) ->
+confounds on the native-space series -> parcel time series and connectivity
+in template space -> figures. No file IO; the workflow writes the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from neurolearn_cli.engine.image import Grid, Image, conform_grid
+from neurolearn_cli.engine.registration.batched import register_rigid_batched
+from neurolearn_cli.engine.resample import resample, resample_labels
+from neurolearn_cli.engine.transforms import AffineTransform, Chain, Transform
+from neurolearn_cli.fmri import figures
+from neurolearn_cli.fmri.confounds import Confounds, build_confounds, noise_masks
+from neurolearn_cli.fmri.connectivity import (
+    Connectivity,
+    connectivity,
+    parcel_means,
+    select_confounds,
+)
+from neurolearn_cli.fmri.coregistration import Coregistration, coregister
+from neurolearn_cli.fmri.fieldmap import (
+    FieldmapSkipped,
+    echo_time_difference,
+    epi_geometry,
+    phasediff_field,
+    shift_displacement,
+)
+from neurolearn_cli.fmri.masking import intensity_mask
+from neurolearn_cli.fmri.motion import motion_parameters, relative_rmsd
+from neurolearn_cli.fmri.nonsteady import detect_nonsteady
+from neurolearn_cli.fmri.reference import bold_reference
+from neurolearn_cli.fmri.slicetiming import correct_slice_timing
+
+#: Confound strategy for connectivity (nilearn ``load_confounds`` names).
+DENOISING_STRATEGY = ("motion", "wm_csf", "high_pass")
+
+
+@dataclass(frozen=True)
+class Anatomy:
+    """What the smri stage provides: T1w-space images and the T1w -> template transform."""
+
+    t1w: Image
+    mask: Image
+    tissues: Mapping[str, Image]
+    to_template: Transform
+    template_grid: Grid
+    template_name: str
+
+
+@dataclass(frozen=True)
+class Fieldmap:
+    """A phase-difference fieldmap with its magnitude and sidecar."""
+
+    phasediff: Image
+    magnitude: Image
+    metadata: Mapping[str, Any]
+    source: str
+
+
+@dataclass(frozen=True)
+class BoldOptions:
+    """Run options that shape the outputs."""
+
+    dummy_scans: int | None = None
+    ignore: Sequence[str] = ()
+    slice_time_ref: float = 0.5
+    fd_threshold: float = 0.5
+    dvars_threshold: float = 1.5
+    output_spaces: Sequence[str] = ("MNI152NLin2009aSym:res-2", "T1w")
+
+
+@dataclass(frozen=True)
+class SpaceOutput:
+    """The preprocessed series, its reference and brain mask in one output space."""
+
+    space: str
+    resolution: str | None
+    bold: Image
+    boldref: Image
+    mask: Image
+
+
+@dataclass(frozen=True)
+class FmriResult:
+    """Everything the fmri stage produces for one run."""
+
+    boldref: Image
+    n_nonsteady: int
+    hmc: AffineTransform
+    sdc: Transform | None
+    coregistration: Coregistration
+    spaces: list[SpaceOutput]
+    confounds: Confounds
+    connectivity: Connectivity | None
+    figures: dict[str, bytes]
+    slice_timing_reference: float | None
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_space(spec: str) -> tuple[str, str | None]:
+    """``MNI152NLin2009aSym:res-2`` -> (``MNI152NLin2009aSym``, ``2``)."""
+    name, _, modifier = spec.partition(":")
+    return name, modifier.removeprefix("res-") if modifier else None
+
+
+def t1w_grid_at_bold_resolution(t1w: Grid, bold: Grid) -> Grid:
+    """T1w space sampled at the BOLD's voxel size (fMRIPrep's ``space-T1w``), covering the T1w field of view."""
+    spacing = bold.spacing
+    extent = [n * s for n, s in zip(t1w.shape, t1w.spacing, strict=True)]
+    shape = tuple(max(2, int(np.ceil(e / s))) for e, s in zip(extent, spacing, strict=True))
+    return conform_grid(t1w, spacing, shape)
+
+
+def grid_center(grid: Grid) -> torch.Tensor:
+    """World coordinates (mm) of a grid's centre: the pivot of the motion parameters."""
+    ijk = torch.tensor(
+        [(n - 1) / 2 for n in grid.shape] + [1.0], dtype=torch.float64, device=grid.device
+    )
+    return (grid.affine.to(torch.float64) @ ijk)[:3]
+
+
+def _distortion(
+    fieldmap: Fieldmap | None,
+    metadata: Mapping[str, Any],
+    bold_grid: Grid,
+    source: str,
+    ignore: Sequence[str],
+    notes: list[str],
+) -> Transform | None:
+    if "fieldmaps" in ignore:
+        notes.append("susceptibility distortion correction skipped (--ignore fieldmaps)")
+        return None
+    if fieldmap is None:
+        notes.append("no fieldmap: susceptibility distortion correction skipped")
+        return None
+    try:
+        geometry = epi_geometry(metadata, source)
+        delta_te = echo_time_difference(fieldmap.metadata, fieldmap.source)
+    except FieldmapSkipped as skipped:
+        notes.append(f"susceptibility distortion correction skipped: {skipped}")
+        return None
+    field_hz, _ = phasediff_field(fieldmap.phasediff, fieldmap.magnitude, delta_te)
+    return shift_displacement(field_hz, bold_grid, geometry)
+
+
+def _slice_timing(
+    series: torch.Tensor,
+    metadata: Mapping[str, Any],
+    repetition_time: float,
+    skip: int,
+    options: BoldOptions,
+    source: str,
+    notes: list[str],
+) -> tuple[torch.Tensor, float | None]:
+    if "slicetiming" in options.ignore:
+        notes.append("slice-timing correction skipped (--ignore slicetiming)")
+        return series, None
+    times = metadata.get("SliceTiming")
+    if not times:
+        notes.append("no SliceTiming in the sidecar: slice-timing correction skipped")
+        return series, None
+    corrected = correct_slice_timing(
+        series,
+        times,
+        repetition_time,
+        slice_time_ref=options.slice_time_ref,
+        slice_encoding_direction=metadata.get("SliceEncodingDirection", "k"),
+        skip=skip,
+        sidecar=source,
+    )
+    return corrected.data, corrected.reference_time
+
+
+def preprocess_bold(
+    bold: Image,
+    metadata: Mapping[str, Any],
+    repetition_time: float,
+    anatomy: Anatomy,
+    *,
+    source: str,
+    sbref: Image | None = None,
+    fieldmap: Fieldmap | None = None,
+    atlas_labels: Image | None = None,
+    atlas_table: pd.DataFrame | None = None,
+    options: BoldOptions = BoldOptions(),
+) -> FmriResult:
+    """Preprocess one BOLD run (4D, on its own grid) against the participant's anatomy.
+
+    Raises
+    ------
+    InputError
+        Bad metadata (e.g. SliceTiming of the wrong length), naming ``source``.
+    """
+    notes: list[str] = []
+    n_nonsteady = detect_nonsteady(bold.data, options.dummy_scans)
+    use_sbref = sbref if "sbref" not in options.ignore else None
+    boldref = bold_reference(bold, n_nonsteady, sbref=use_sbref)
+    hmc_matrices = register_rigid_batched(boldref.data, boldref.affine, bold.data, bold.affine)
+    hmc = AffineTransform(hmc_matrices)
+    series, stc_reference = _slice_timing(
+        bold.data, metadata, repetition_time, n_nonsteady, options, source, notes
+    )
+    stc_bold = bold.with_data(series)
+    sdc = _distortion(fieldmap, metadata, boldref.grid, source, options.ignore, notes)
+    undistorted = boldref if sdc is None else resample(boldref, boldref.grid, sdc, order="bspline")
+
+    coreg = coregister(
+        undistorted, intensity_mask(undistorted.data), anatomy.t1w, anatomy.tissues["WM"]
+    )
+    bold_to_t1w = coreg.transform.inverse()  # maps boldref points to T1w points
+    native_chain: list[Transform] = ([sdc] if sdc is not None else []) + [hmc]
+
+    # Native (boldref) space: confounds and figures
+    native = resample(stc_bold, boldref.grid, Chain(native_chain))
+    tissue_on_bold = {
+        name: resample(image, boldref.grid, bold_to_t1w).data
+        for name, image in anatomy.tissues.items()
+    }
+    brain_on_bold = resample(anatomy.mask, boldref.grid, bold_to_t1w).data > 0.5
+    masks = noise_masks(
+        brain_on_bold, tissue_on_bold["GM"], tissue_on_bold["WM"], tissue_on_bold["CSF"]
+    )
+    center = grid_center(boldref.grid)
+    motion = motion_parameters(hmc, center)
+    confounds = build_confounds(
+        native.data,
+        masks,
+        motion,
+        relative_rmsd(hmc, center),
+        repetition_time,
+        n_nonsteady=n_nonsteady,
+        fd_threshold=options.fd_threshold,
+        dvars_threshold=options.dvars_threshold,
+    )
+
+    spaces: list[SpaceOutput] = []
+    connectivity_result = None
+    for spec in options.output_spaces:
+        name, resolution = parse_space(spec)
+        if name == "T1w":
+            grid, to_bold = (
+                t1w_grid_at_bold_resolution(anatomy.t1w.grid, boldref.grid),
+                [coreg.transform],
+            )
+            anat_mask, anat_chain = anatomy.mask, None
+        elif name == anatomy.template_name:
+            grid, to_bold = anatomy.template_grid, [anatomy.to_template, coreg.transform]
+            anat_mask, anat_chain = anatomy.mask, anatomy.to_template
+        else:
+            notes.append(f"output space {spec} is not available offline; skipped")
+            continue
+        boldref_out = resample(undistorted, grid, Chain(to_bold), order="bspline")
+        bold_out = resample(stc_bold, grid, Chain(to_bold + native_chain), order="bspline")
+        mask_out = resample(anat_mask, grid, anat_chain, order="nearest")
+        spaces.append(
+            SpaceOutput(
+                name,
+                resolution,
+                bold_out.with_data(bold_out.data.clamp(min=0)),
+                boldref_out,
+                mask_out,
+            )
+        )
+        if name == anatomy.template_name and atlas_labels is not None and atlas_table is not None:
+            labels = resample_labels(atlas_labels, grid, None)
+            series_tp = parcel_means(bold_out.data, labels.data, atlas_table["index"].tolist())
+            selected, sample_mask = select_confounds(confounds.table, DENOISING_STRATEGY)
+            connectivity_result = connectivity(
+                series_tp, atlas_table["name"].tolist(), selected, sample_mask, repetition_time
+            )
+
+    fd = confounds.table["framewise_displacement"].fillna(0).to_numpy()
+    dvars = confounds.table["std_dvars"].fillna(0).to_numpy()
+    carpet_tissues = {name: tissue_on_bold[name] > 0.5 for name in ("GM", "WM", "CSF")}
+    figure_bytes = {
+        "carpetplot": figures.carpet_plot(
+            native.data, carpet_tissues, fd, dvars, repetition_time, fmt="svg"
+        ),
+        "brainmask": figures.mask_figure(undistorted, brain_on_bold),
+        "coreg": figures.coregistration_figure(undistorted, tissue_on_bold["WM"] > 0.5),
+    }
+    return FmriResult(
+        boldref=boldref,
+        n_nonsteady=n_nonsteady,
+        hmc=hmc,
+        sdc=sdc,
+        coregistration=coreg,
+        spaces=spaces,
+        confounds=confounds,
+        connectivity=connectivity_result,
+        figures=figure_bytes,
+        slice_timing_reference=stc_reference,
+        notes=notes,
+    )

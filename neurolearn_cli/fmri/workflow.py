@@ -1,0 +1,269 @@
+"""The fmri stage for one participant: read BOLD runs and smri outputs, run the pipeline, write derivatives.
+
+smri runs first when its outputs are missing. Each BOLD run is skipped when
+all its outputs are recorded with the same inputs, settings and version.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from neurolearn_cli.dataset.plan import BoldRun, FieldmapInput, ParticipantPlan
+from neurolearn_cli.derivatives import raw_entities, raw_source
+from neurolearn_cli.stages import StageContext
+
+SPACE_T1W = "T1w"
+
+
+def run_entities(run: BoldRun) -> dict[str, Any]:
+    """Entities every output of a run inherits (subject, session, task, run, ...)."""
+    return {**raw_entities(run.image.entities), "datatype": "func"}
+
+
+def planned_entities(
+    run: BoldRun, spaces: list[tuple[str, str | None]], atlas: str, template: str
+) -> dict[str, dict[str, Any]]:
+    """Entities of every file a run produces, by role."""
+    base = run_entities(run)
+    entities: dict[str, dict[str, Any]] = {
+        "boldref": {**base, "desc": "hmc", "suffix": "boldref", "extension": ".nii.gz"},
+        "confounds": {**base, "desc": "confounds", "suffix": "timeseries", "extension": ".tsv"},
+        "hmc": {
+            **base,
+            "from": "orig",
+            "to": "boldref",
+            "mode": "image",
+            "desc": "hmc",
+            "suffix": "xfm",
+            "extension": ".txt",
+        },
+        "coreg": {
+            **base,
+            "from": "boldref",
+            "to": "T1w",
+            "mode": "image",
+            "desc": "coreg",
+            "suffix": "xfm",
+            "extension": ".txt",
+        },
+    }
+    for name, res in spaces:
+        space = {**base, "space": name, **({"res": res} if res else {})}
+        entities[f"bold_{name}"] = {
+            **space,
+            "desc": "preproc",
+            "suffix": "bold",
+            "extension": ".nii.gz",
+        }
+        entities[f"boldref_{name}"] = {**space, "suffix": "boldref", "extension": ".nii.gz"}
+        entities[f"mask_{name}"] = {
+            **space,
+            "desc": "brain",
+            "suffix": "mask",
+            "extension": ".nii.gz",
+        }
+        if name == template:
+            for stat, suffix in (
+                ("mean", "timeseries"),
+                ("pearsoncorrelation", "relmat"),
+                ("partialcorrelation", "relmat"),
+            ):
+                entities[f"{stat}"] = {
+                    **space,
+                    "seg": atlas,
+                    "stat": stat,
+                    "suffix": suffix,
+                    "extension": ".tsv",
+                }
+    for figure in ("carpetplot", "brainmask", "coreg"):
+        entities[f"figure_{figure}"] = {
+            **base,
+            "datatype": "figures",
+            "desc": figure,
+            "suffix": "bold",
+            "extension": ".svg",
+        }
+    return entities
+
+
+def _phasediff(fieldmaps: tuple[FieldmapInput, ...], device: Any, log: Any, subject: str) -> Any:
+    from neurolearn_cli.engine.io import load_image
+    from neurolearn_cli.fmri.pipeline import Fieldmap
+
+    for fieldmap in fieldmaps:
+        if fieldmap.kind == "phasediff" and len(fieldmap.images) >= 2:
+            phase, magnitude = fieldmap.images[0], fieldmap.images[1]
+            return Fieldmap(
+                load_image(phase.path, device),
+                load_image(magnitude.path, device),
+                phase.metadata,
+                str(phase.path),
+            )
+        log.info(
+            "%s: %s fieldmap %s is not supported yet; SDC skipped",
+            subject,
+            fieldmap.kind,
+            fieldmap.images[0].path.name,
+        )
+    return None
+
+
+def _anatomy(participant: ParticipantPlan, context: StageContext) -> tuple[Any, Any]:
+    """Read (running smri first when needed) the T1w-space images, transform and atlas."""
+    from neurolearn_cli.engine.io import load_image
+    from neurolearn_cli.engine.itkio import read_transform
+    from neurolearn_cli.fmri.pipeline import Anatomy
+    from neurolearn_cli.smri import workflow as smri
+    from neurolearn_cli.smri.parcellation import load_atlas
+    from neurolearn_cli.smri.template import load_template
+
+    template = load_template(context.device, resolution=smri.TEMPLATE_RESOLUTION_MM)
+    atlas = load_atlas(context.device, context.config.atlas, context.config.atlas_labels)
+    outputs = smri.planned_outputs(
+        participant, context.writer, template.name, smri.atlas_entity(atlas.name)
+    )
+    if not context.writer.is_current(outputs.values()):
+        context.log.info("%s: smri outputs missing; running smri first", participant.subject)
+        smri.run_participant(participant, context)
+    anatomy = Anatomy(
+        t1w=load_image(outputs["preproc"], context.device),
+        mask=load_image(outputs["mask"], context.device),
+        tissues={t: load_image(outputs[f"probseg_{t}"], context.device) for t in smri.TISSUES},
+        to_template=read_transform(outputs["xfm_to_template"]).to(context.device),
+        template_grid=template.t1w.grid,
+        template_name=template.name,
+    )
+    return anatomy, atlas
+
+
+def run_participant(participant: ParticipantPlan, context: StageContext) -> None:
+    """Functional preprocessing of every BOLD run of one participant (the ``fmri`` stage)."""
+    from neurolearn_cli.engine.io import load_image, read_header
+    from neurolearn_cli.fmri.pipeline import BoldOptions, parse_space, preprocess_bold
+    from neurolearn_cli.smri.workflow import atlas_entity
+
+    if not participant.bold:
+        context.log.info("%s: no BOLD runs; fmri skipped", participant.subject)
+        return
+    config, writer, log = context.config, context.writer, context.log
+    anatomy, atlas = _anatomy(participant, context)
+    seg = atlas_entity(atlas.name)
+    spaces = [parse_space(spec) for spec in config.output_spaces]
+    options = BoldOptions(
+        dummy_scans=config.dummy_scans,
+        ignore=config.ignore,
+        slice_time_ref=config.slice_time_ref,
+        fd_threshold=config.fd_spike_threshold,
+        dvars_threshold=config.dvars_spike_threshold,
+        output_spaces=config.output_spaces,
+    )
+    for run in participant.bold:
+        entities = planned_entities(run, spaces, seg, anatomy.template_name)
+        paths = {role: writer.path(e) for role, e in entities.items()}
+        if writer.is_current(paths.values()):
+            log.info("%s: %s is up to date", participant.subject, run.image.path.name)
+            continue
+        log.info("%s: preprocessing %s", participant.subject, run.image.path.name)
+        bold = load_image(run.image.path, context.device)
+        sbref = load_image(run.sbref.path, context.device) if run.sbref is not None else None
+        result = preprocess_bold(
+            bold,
+            run.image.metadata,
+            run.repetition_time,
+            anatomy,
+            source=str(run.image.path),
+            sbref=sbref,
+            fieldmap=_phasediff(run.fieldmaps, context.device, log, participant.subject),
+            atlas_labels=atlas.labels,
+            atlas_table=atlas.table,
+            options=options,
+        )
+        for note in result.notes:
+            log.info("%s: %s: %s", participant.subject, run.image.path.name, note)
+        _write_run(run, result, entities, context, read_header(run.image.path), atlas)
+
+
+def _write_run(
+    run: BoldRun,
+    result: Any,
+    entities: dict[str, dict[str, Any]],
+    context: StageContext,
+    header: Any,
+    atlas: Any,
+) -> None:
+    from neurolearn_cli.fmri.pipeline import DENOISING_STRATEGY
+
+    writer = context.writer
+    source = raw_source(run.image.relpath)
+    timing = {
+        "RepetitionTime": run.repetition_time,
+        "SliceTimingCorrected": result.slice_timing_reference is not None,
+        "NumberOfVolumesDiscardedByScanner": 0,
+        "NonSteadyStateVolumes": result.n_nonsteady,
+        "SusceptibilityDistortionCorrection": "phasediff fieldmap"
+        if result.sdc is not None
+        else "none",
+        "CoregistrationMethod": result.coregistration.method,
+        "CoregistrationCost": result.coregistration.cost,
+    }
+    if result.slice_timing_reference is not None:
+        timing["StartTime"] = result.slice_timing_reference
+    writer.write_image(entities["boldref"], result.boldref, {"Sources": [source]})
+    writer.write_transform(entities["hmc"], result.hmc)
+    writer.write_transform(entities["coreg"], result.coregistration.transform)
+    for output in result.spaces:
+        meta = {
+            "Sources": [source],
+            "SkullStripped": False,
+            **timing,
+            **({"SpatialReference": output.space} if output.space != SPACE_T1W else {}),
+        }
+        writer.write_image(entities[f"bold_{output.space}"], output.bold, meta, header=header)
+        writer.write_image(
+            entities[f"boldref_{output.space}"], output.boldref, {"Sources": [source]}
+        )
+        writer.write_image(
+            entities[f"mask_{output.space}"],
+            output.mask,
+            {"Type": "Brain", "Sources": [source]},
+            labels=True,
+        )
+    writer.write_tsv(entities["confounds"], result.confounds.table, result.confounds.metadata)
+    if result.connectivity is not None:
+        meta = {
+            "Atlas": atlas.name,
+            "AtlasSpace": atlas.space,
+            "Note": atlas.note,
+            "Sources": [source],
+            "ConfoundStrategy": list(DENOISING_STRATEGY),
+        }
+        writer.write_tsv(entities["mean"], result.connectivity.timeseries, meta)
+        writer.write_tsv(entities["pearsoncorrelation"], _square(result.connectivity.pearson), meta)
+        writer.write_tsv(entities["partialcorrelation"], _square(result.connectivity.partial), meta)
+    for name, data in result.figures.items():
+        writer.write_bytes(writer.path(entities[f"figure_{name}"]), data)
+
+
+def _square(matrix: Any) -> Any:
+    """A square matrix DataFrame with its row names as the first column (XCP-D's relmat layout)."""
+    return matrix.rename_axis("Node").reset_index()
+
+
+def figure_paths(participant: ParticipantPlan, writer: Any) -> dict[str, list[Path]]:
+    """Figures written for each BOLD run, by run file name (for the qc report)."""
+    return {
+        run.image.path.name: [
+            writer.path(
+                {
+                    **run_entities(run),
+                    "datatype": "figures",
+                    "desc": name,
+                    "suffix": "bold",
+                    "extension": ".svg",
+                }
+            )
+            for name in ("brainmask", "coreg", "carpetplot")
+        ]
+        for run in participant.bold
+    }
