@@ -3,7 +3,7 @@
 For a noise mask, voxel series (after the non-steady-state volumes) are
 high-pass filtered by regressing out a constant and the DCT basis (cutoff
 128 s), scaled to unit temporal sd, and decomposed by SVD ``M = U S V^T``
-(time x voxels). Components are the columns of ``U``, kept until their
+(time x voxels), here via the T x T Gram matrix. Components are the columns of ``U``, kept until their
 cumulative variance ``cumsum(s^2) / sum(s^2)`` first reaches the threshold
 (50 %). Non-steady-state rows are zero-padded.
 """
@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from neurolearn_cli.errors import ProcessingError
 
@@ -48,40 +47,44 @@ def regress_out(series: torch.Tensor, regressors: torch.Tensor) -> torch.Tensor:
     return series - design @ beta
 
 
-def high_pass(series: torch.Tensor, repetition_time: float, cutoff_s: float = 128.0) -> torch.Tensor:
+def high_pass(
+    series: torch.Tensor, repetition_time: float, cutoff_s: float = 128.0
+) -> torch.Tensor:
     """Remove the mean and cosine drifts (period > ``cutoff_s``) from ``series`` (T, V)."""
     basis = cosine_basis(series.shape[0], repetition_time, cutoff_s).to(series.device)
     return regress_out(series, basis)
 
 
+def left_singular(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left singular vectors and singular values of a wide (T, V) matrix, largest first.
+
+    From the small T x T Gram matrix ``G = M M^T = U S^2 U^T``: its own SVD
+    (symmetric positive semi-definite, so the same ``U``) is far cheaper than
+    one of M when V >> T. Each vector's sign is fixed so its largest-magnitude
+    entry is positive, for identical output on any device.
+    """
+    vectors, eigenvalues, _ = torch.linalg.svd(matrix @ matrix.T)
+    peak = vectors.gather(0, vectors.abs().argmax(dim=0, keepdim=True))
+    return vectors * torch.where(peak < 0, -1.0, 1.0).to(vectors.dtype), eigenvalues.sqrt()
+
+
 def tcompcor_mask(
-    bold: torch.Tensor, brain_mask: torch.Tensor, repetition_time: float, fraction: float = 0.02, skip: int = 0
+    bold: torch.Tensor,
+    brain_mask: torch.Tensor,
+    repetition_time: float,
+    fraction: float = 0.02,
+    skip: int = 0,
+    cutoff_s: float = 128.0,
 ) -> torch.Tensor:
     """Voxels of the brain mask whose high-passed temporal sd lies in the top ``fraction``."""
     mask = brain_mask.bool()
-    series = high_pass(bold[mask][:, skip:].to(torch.float64).T, repetition_time)
+    series = high_pass(bold[mask][:, skip:].to(torch.float64).T, repetition_time, cutoff_s)
     sd = series.std(dim=0)
     n_keep = max(1, int(round(fraction * sd.numel())))
     threshold = sd.sort(descending=True).values[n_keep - 1]
     out = torch.zeros_like(mask)
     out[mask] = sd >= threshold
     return out
-
-
-def erode(mask: torch.Tensor, iterations: int = 1) -> torch.Tensor:
-    """Binary erosion of a 3D mask by a 3x3x3 cube, ``iterations`` times."""
-    out = mask.to(torch.float32)[None, None]
-    for _ in range(iterations):
-        out = -F.max_pool3d(-out, 3, stride=1, padding=1)
-    return out[0, 0] > 0.5
-
-
-def dilate(mask: torch.Tensor, iterations: int = 1) -> torch.Tensor:
-    """Binary dilation of a 3D mask by a 3x3x3 cube, ``iterations`` times."""
-    out = mask.to(torch.float32)[None, None]
-    for _ in range(iterations):
-        out = F.max_pool3d(out, 3, stride=1, padding=1)
-    return out[0, 0] > 0.5
 
 
 def compcor(
@@ -105,11 +108,13 @@ def compcor(
     """
     series = bold[mask.bool()][:, skip:].to(torch.float64).T
     if series.shape[1] < 2 or series.shape[0] < 3:
-        raise ProcessingError(f"{method}: mask {mask_name or prefix} has too few voxels or volumes for CompCor")
+        raise ProcessingError(
+            f"{method}: mask {mask_name or prefix} has too few voxels or volumes for CompCor"
+        )
     series = high_pass(series, repetition_time, cutoff_s)
     sd = series.std(dim=0)
     series = series / torch.where(sd > 0, sd, torch.ones_like(sd))
-    u, s, _ = torch.linalg.svd(series, full_matrices=False)
+    u, s = left_singular(series)
     variance = s**2 / (s**2).sum()
     cumulative = variance.cumsum(0)
     n_keep = min(int((cumulative < variance_threshold).sum()) + 1, int(s.numel()))
@@ -117,9 +122,16 @@ def compcor(
     names = [f"{prefix}{i:02d}" for i in range(n_keep)]
     table = pd.DataFrame(padded.cpu().numpy(), columns=names)
     entries = []
-    for i, (sv, ve, cve) in enumerate(zip(s.tolist(), variance.tolist(), cumulative.tolist(), strict=True)):
-        entry = {"Method": method, "SingularValue": sv, "VarianceExplained": ve,
-                 "CumulativeVarianceExplained": cve, "Retained": i < n_keep}
+    for i, (sv, ve, cve) in enumerate(
+        zip(s.tolist(), variance.tolist(), cumulative.tolist(), strict=True)
+    ):
+        entry = {
+            "Method": method,
+            "SingularValue": sv,
+            "VarianceExplained": ve,
+            "CumulativeVarianceExplained": cve,
+            "Retained": i < n_keep,
+        }
         if mask_name is not None:
             entry["Mask"] = mask_name
         entries.append(entry)

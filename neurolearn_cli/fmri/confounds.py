@@ -17,8 +17,9 @@ import pandas as pd
 import torch
 
 from neurolearn_cli.errors import InputError
-from neurolearn_cli.fmri.compcor import compcor, cosine_basis, dilate, tcompcor_mask
+from neurolearn_cli.fmri.compcor import compcor, cosine_basis, tcompcor_mask
 from neurolearn_cli.fmri.dvars import compute_dvars
+from neurolearn_cli.fmri.morphology import dilate
 from neurolearn_cli.fmri.motion import MOTION_COLUMNS, framewise_displacement
 
 _SIGNALS = ("global_signal", "csf", "white_matter", "csf_wm")
@@ -47,7 +48,11 @@ class Confounds:
 
 
 def noise_masks(
-    brain: torch.Tensor, gm: torch.Tensor, wm: torch.Tensor, csf: torch.Tensor, threshold: float = 0.99
+    brain: torch.Tensor,
+    gm: torch.Tensor,
+    wm: torch.Tensor,
+    csf: torch.Tensor,
+    threshold: float = 0.99,
 ) -> TissueMasks:
     """CSF and WM noise ROIs from tissue fractions (0-1) on the BOLD grid, as fMRIPrep.
 
@@ -57,23 +62,34 @@ def noise_masks(
     """
     brain = brain.bool()
     gm_zone = dilate(gm > 0.05)
-    return TissueMasks(brain, (csf > threshold) & brain & ~gm_zone, (wm > threshold) & brain & ~gm_zone)
+    return TissueMasks(
+        brain, (csf > threshold) & brain & ~gm_zone, (wm > threshold) & brain & ~gm_zone
+    )
 
 
 def expand(frame: pd.DataFrame) -> pd.DataFrame:
     """Add ``_derivative1``, ``_power2`` and ``_derivative1_power2`` of every column."""
     derivative = frame.diff().add_suffix("_derivative1")
-    parts = [frame, derivative, (frame**2).add_suffix("_power2"), (derivative**2).add_suffix("_power2")]
+    parts = [
+        frame,
+        derivative,
+        (frame**2).add_suffix("_power2"),
+        (derivative**2).add_suffix("_power2"),
+    ]
     table = pd.concat(parts, axis=1)
-    order = [c + s for c in frame.columns for s in ("", "_derivative1", "_power2", "_derivative1_power2")]
+    order = [
+        c + s for c in frame.columns for s in ("", "_derivative1", "_power2", "_derivative1_power2")
+    ]
     return table[order]
 
 
 def spike_regressors(flags: list[bool], prefix: str) -> pd.DataFrame:
     """One-hot columns ``{prefix}NN``, one per flagged volume."""
     indices = [i for i, flag in enumerate(flags) if flag]
-    columns = {f"{prefix}{k:02d}": [1.0 if i == index else 0.0 for i in range(len(flags))]
-               for k, index in enumerate(indices)}
+    columns = {
+        f"{prefix}{k:02d}": [1.0 if i == index else 0.0 for i in range(len(flags))]
+        for k, index in enumerate(indices)
+    }
     return pd.DataFrame(columns, index=range(len(flags)))
 
 
@@ -124,25 +140,44 @@ def build_confounds(
     """
     n_volumes = int(bold.shape[3])
     if len(motion) != n_volumes or len(rmsd) != n_volumes:
-        raise InputError(None, f"motion has {len(motion)} rows but the BOLD has {n_volumes} volumes")
+        raise InputError(
+            None, f"motion has {len(motion)} rows but the BOLD has {n_volumes} volumes"
+        )
     steady = n_volumes - n_nonsteady
     fd = framewise_displacement(motion)
     dvars = compute_dvars(bold, masks.brain)
     std_dvars = pd.Series(dvars.std_dvars.cpu().numpy(), name="std_dvars")
     basis = cosine_basis(steady, repetition_time, cutoff_s).numpy()
-    cosines = pd.DataFrame(0.0, index=range(n_volumes), columns=[f"cosine{k:02d}" for k in range(basis.shape[1])])
+    cosines = pd.DataFrame(
+        0.0, index=range(n_volumes), columns=[f"cosine{k:02d}" for k in range(basis.shape[1])]
+    )
     cosines.iloc[n_nonsteady:] = basis
-    metadata: dict[str, dict] = {c: {"Method": "Cosine basis", "Cutoff": cutoff_s} for c in cosines.columns}
+    metadata: dict[str, dict] = {
+        c: {"Method": "Cosine basis", "Cutoff": cutoff_s} for c in cosines.columns
+    }
     runs = [
         ("c_comp_cor_", "aCompCor", "CSF", masks.csf),
         ("w_comp_cor_", "aCompCor", "WM", masks.wm),
         ("a_comp_cor_", "aCompCor", "combined", masks.combined),
-        ("t_comp_cor_", "tCompCor", None, tcompcor_mask(bold, masks.brain, repetition_time, skip=n_nonsteady)),
+        (
+            "t_comp_cor_",
+            "tCompCor",
+            None,
+            tcompcor_mask(bold, masks.brain, repetition_time, skip=n_nonsteady, cutoff_s=cutoff_s),
+        ),
     ]
     components, dropped = [], []
     for prefix, method, mask_name, mask in runs:
-        result = compcor(bold, mask, repetition_time, prefix=prefix, method=method, mask_name=mask_name,
-                         skip=n_nonsteady, cutoff_s=cutoff_s)
+        result = compcor(
+            bold,
+            mask,
+            repetition_time,
+            prefix=prefix,
+            method=method,
+            mask_name=mask_name,
+            skip=n_nonsteady,
+            cutoff_s=cutoff_s,
+        )
         components.append(result.components)
         metadata.update(result.metadata)
         dropped += result.dropped
@@ -151,12 +186,20 @@ def build_confounds(
     table = pd.concat(
         [
             expand(mean_signals(bold, masks)),
-            pd.DataFrame({"std_dvars": std_dvars, "dvars": dvars.dvars.cpu().numpy(),
-                          "framewise_displacement": fd, "rmsd": rmsd.to_numpy()}),
+            pd.DataFrame(
+                {
+                    "std_dvars": std_dvars,
+                    "dvars": dvars.dvars.cpu().numpy(),
+                    "framewise_displacement": fd,
+                    "rmsd": rmsd.to_numpy(),
+                }
+            ),
             expand(motion[list(MOTION_COLUMNS)].reset_index(drop=True)),
             *components,
             cosines,
-            spike_regressors([i < n_nonsteady for i in range(n_volumes)], "non_steady_state_outlier"),
+            spike_regressors(
+                [i < n_nonsteady for i in range(n_volumes)], "non_steady_state_outlier"
+            ),
             spike_regressors(outliers.tolist(), "motion_outlier"),
         ],
         axis=1,

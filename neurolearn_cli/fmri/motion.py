@@ -19,7 +19,9 @@ from neurolearn_cli.engine.transforms import AffineTransform
 MOTION_COLUMNS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 
 
-def motion_parameters(transforms: AffineTransform, center_mm: Sequence[float] | torch.Tensor) -> pd.DataFrame:
+def motion_parameters(
+    transforms: AffineTransform, center_mm: Sequence[float] | torch.Tensor
+) -> pd.DataFrame:
     """Six rigid parameters per volume (trans mm, rot rad) about ``center_mm``.
 
     Angles follow the engine's ``AffineTransform.rigid``: ``R = Rx Ry Rz``
@@ -36,7 +38,9 @@ def framewise_displacement(parameters: pd.DataFrame, radius_mm: float = 50.0) ->
     The first value is NaN (no previous volume), written ``n/a`` as fMRIPrep does.
     """
     diff = parameters[list(MOTION_COLUMNS)].diff().abs()
-    fd = diff[list(MOTION_COLUMNS[:3])].sum(axis=1) + radius_mm * diff[list(MOTION_COLUMNS[3:])].sum(axis=1)
+    fd = diff[list(MOTION_COLUMNS[:3])].sum(axis=1) + radius_mm * diff[
+        list(MOTION_COLUMNS[3:])
+    ].sum(axis=1)
     fd.iloc[0] = float("nan")
     return fd.rename("framewise_displacement")
 
@@ -53,9 +57,13 @@ def relative_rmsd(
     """
     matrices = transforms.matrix.reshape(-1, 4, 4)
     centre = torch.as_tensor(center_mm, dtype=torch.float64, device=matrices.device)
-    delta = matrices[1:] @ torch.linalg.inv(matrices[:-1]) - torch.eye(4, dtype=torch.float64, device=matrices.device)
+    delta = matrices[1:] @ torch.linalg.inv(matrices[:-1]) - torch.eye(
+        4, dtype=torch.float64, device=matrices.device
+    )
     linear, offset = delta[:, :3, :3], delta[:, :3, 3]
     shift = offset + linear @ centre
-    rms = torch.sqrt(radius_mm**2 / 5.0 * (linear * linear).sum(dim=(1, 2)) + (shift * shift).sum(dim=1))
+    rms = torch.sqrt(
+        radius_mm**2 / 5.0 * (linear * linear).sum(dim=(1, 2)) + (shift * shift).sum(dim=1)
+    )
     values = [float("nan"), *rms.cpu().tolist()]
     return pd.Series(values, name="rmsd")

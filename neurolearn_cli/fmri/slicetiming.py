@@ -38,12 +38,17 @@ def slice_axis(direction: str | None, sidecar: str | Path | None = None) -> tupl
     """
     direction = (direction or "k").strip()
     if direction not in {"i", "j", "k", "i-", "j-", "k-"}:
-        raise InputError(sidecar, f"SliceEncodingDirection {direction!r} is not one of i, j, k, i-, j-, k-")
+        raise InputError(
+            sidecar, f"SliceEncodingDirection {direction!r} is not one of i, j, k, i-, j-, k-"
+        )
     return _AXES[direction[0]], direction.endswith("-")
 
 
 def validate_slice_timing(
-    slice_times: Sequence[float], n_slices: int, repetition_time: float, sidecar: str | Path | None = None
+    slice_times: Sequence[float],
+    n_slices: int,
+    repetition_time: float,
+    sidecar: str | Path | None = None,
 ) -> torch.Tensor:
     """Check SliceTiming against the slice count and the TR; return it as float64.
 
@@ -54,9 +59,17 @@ def validate_slice_timing(
         raise InputError(sidecar, f"RepetitionTime must be positive, got {repetition_time!r}")
     times = torch.as_tensor(list(slice_times), dtype=torch.float64)
     if times.dim() != 1 or times.numel() != n_slices:
-        raise InputError(sidecar, f"SliceTiming has {times.numel()} values but the BOLD has {n_slices} slices")
-    if not bool(torch.isfinite(times).all()) or bool((times < 0).any()) or bool((times >= repetition_time).any()):
-        raise InputError(sidecar, f"SliceTiming values must lie in [0, RepetitionTime={repetition_time}) s")
+        raise InputError(
+            sidecar, f"SliceTiming has {times.numel()} values but the BOLD has {n_slices} slices"
+        )
+    if (
+        not bool(torch.isfinite(times).all())
+        or bool((times < 0).any())
+        or bool((times >= repetition_time).any())
+    ):
+        raise InputError(
+            sidecar, f"SliceTiming values must lie in [0, RepetitionTime={repetition_time}) s"
+        )
     return times
 
 
@@ -79,15 +92,15 @@ def shift_series(series: torch.Tensor, delay: torch.Tensor) -> torch.Tensor:
     the phase ramp ``exp(2 pi i f delay)`` is applied.
     """
     n = series.shape[-1]
-    work = series.to(torch.float64)
-    t = torch.arange(n, dtype=torch.float64, device=series.device)
+    work = series.to(torch.float32)
+    t = torch.arange(n, dtype=torch.float32, device=series.device)
     tc = t - t.mean()
     slope = (work * tc).sum(-1, keepdim=True) / (tc * tc).sum()
     intercept = work.mean(-1, keepdim=True)
     residual = work - intercept - slope * tc
     mirrored = torch.cat([residual, residual.flip(-1)], dim=-1)
-    freqs = torch.fft.rfftfreq(2 * n, device=series.device, dtype=torch.float64)
-    delay = delay.to(torch.float64).unsqueeze(-1)
+    freqs = torch.fft.rfftfreq(2 * n, device=series.device, dtype=torch.float32)
+    delay = delay.to(torch.float32).unsqueeze(-1)
     ramp = torch.exp(2j * torch.pi * freqs * delay)
     shifted = torch.fft.irfft(torch.fft.rfft(mirrored, dim=-1) * ramp, n=2 * n, dim=-1)[..., :n]
     return (shifted + intercept + slope * (tc + delay)).to(series.dtype)
@@ -100,6 +113,7 @@ def correct_slice_timing(
     *,
     slice_time_ref: float = 0.5,
     slice_encoding_direction: str | None = "k",
+    skip: int = 0,
     sidecar: str | Path | None = None,
 ) -> SliceTimingResult:
     """Slice-timing correct a 4D BOLD series (X, Y, Z, T) so every slice refers to ``t0``.
@@ -116,6 +130,10 @@ def correct_slice_timing(
         Fraction of the acquisition to align to (fMRIPrep's ``--slice-time-ref``).
     slice_encoding_direction : str, optional
         BIDS SliceEncodingDirection; ``k`` when absent.
+    skip : int
+        Leading non-steady-state volumes, copied unchanged and left out of the
+        interpolation (their brightness would ring through the series), as
+        fMRIPrep's ``3dTshift -ignore``.
     sidecar : path, optional
         The JSON the metadata came from, named in error messages.
     """
@@ -126,11 +144,15 @@ def correct_slice_timing(
     if reverse:
         times = times.flip(0)
     t0 = reference_time(times, slice_time_ref)
+    if not 0 <= skip <= int(bold.shape[3]) - 3:
+        raise InputError(
+            sidecar, f"{skip} non-steady-state volumes leave too few volumes for slice timing"
+        )
     moved = bold.movedim(axis, 0)
-    out = torch.empty_like(moved)
+    out = moved.clone()
     groups, inverse = torch.unique(times, return_inverse=True)
     for group, acquired in enumerate(groups.tolist()):
         slices = torch.nonzero(inverse == group).flatten().to(bold.device)
         delay = torch.tensor((t0 - acquired) / repetition_time, device=bold.device)
-        out[slices] = shift_series(moved[slices], delay)
+        out[slices, ..., skip:] = shift_series(moved[slices, ..., skip:], delay)
     return SliceTimingResult(out.movedim(0, axis).contiguous(), t0)

@@ -29,6 +29,7 @@ import torch
 from neurolearn_cli.qc.masks import erode, frame_mask
 from neurolearn_cli.qc.measures import (
     UNDEFINED,
+    bounding_box,
     efc,
     fber,
     fwhm,
@@ -121,8 +122,7 @@ def rpve(probability: torch.Tensor) -> float:
     (MRIQC's code; its second sum also counts the voxels zeroed by the
     percentile cut, and so does this one.)
     """
-    p = probability.to(torch.float64).clamp(0.0, 1.0)
-    positive = p[p > 0]
+    positive = probability[probability > 0].to(torch.float64).clamp_max(1.0)
     if positive.numel() == 0:
         return UNDEFINED
     low, high = percentile(positive, 2.0), percentile(positive, 98.0)
@@ -158,12 +158,25 @@ def probabilities_from_dseg(dseg: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def tissue_masks(
-    probabilities: Mapping[str, torch.Tensor], spacing: tuple[float, float, float], threshold: float = 0.85
+    probabilities: Mapping[str, torch.Tensor],
+    spacing: tuple[float, float, float],
+    threshold: float = 0.85,
 ) -> dict[str, torch.Tensor]:
     """Regions for the summaries: ``p > threshold``, eroded once when every voxel size is under 1.9 mm."""
-    fine = all(float(step) < 1.9 for step in spacing)
     masks = {tissue: probabilities[tissue] > threshold for tissue in TISSUES}
-    return {tissue: erode(mask, 1) if fine else mask for tissue, mask in masks.items()}
+    if not all(float(step) < 1.9 for step in spacing):
+        return masks
+    return {tissue: _erode_in_box(mask) for tissue, mask in masks.items()}
+
+
+def _erode_in_box(mask: torch.Tensor) -> torch.Tensor:
+    """One 3x3x3 erosion, computed on the mask's bounding box (plus a margin) only."""
+    if not bool(mask.any()):
+        return mask
+    box = bounding_box(mask)
+    out = torch.zeros_like(mask)
+    out[box] = erode(mask[box], 1)
+    return out
 
 
 def anatomical_iqms(
@@ -194,15 +207,26 @@ def anatomical_iqms(
     priors : mapping, optional
         Template priors ``{"csf", "gm", "wm"}`` on the T1w grid; give ``tpm_overlap_*``.
     """
-    data = t1w.clamp_min(0.0)
+    data = t1w.clamp_min(0.0).contiguous()
     clean_air = air & ~artifacts
-    stats = {tissue: summary_stats(data, mask) for tissue, mask in tissue_masks(probabilities, spacing).items()}
+    stats = {
+        tissue: summary_stats(data, mask)
+        for tissue, mask in tissue_masks(probabilities, spacing).items()
+    }
     stats["bg"] = summary_stats(data, clean_air)
     iqms: dict[str, float] = {
-        f"summary_{region}_{key}": value for region, summary in stats.items() for key, value in summary.items()
+        f"summary_{region}_{key}": value
+        for region, summary in stats.items()
+        for key, value in summary.items()
     }
-    snrs = {tissue: snr(stats[tissue]["median"], stats[tissue]["stdv"], stats[tissue]["n"]) for tissue in TISSUES}
-    snrds = {tissue: snr_dietrich(stats[tissue]["median"], stats["bg"]["mad"], stats["bg"]["stdv"]) for tissue in TISSUES}
+    snrs = {
+        tissue: snr(stats[tissue]["median"], stats[tissue]["stdv"], stats[tissue]["n"])
+        for tissue in TISSUES
+    }
+    snrds = {
+        tissue: snr_dietrich(stats[tissue]["median"], stats["bg"]["mad"], stats["bg"]["stdv"])
+        for tissue in TISSUES
+    }
     for name, values in (("snr", snrs), ("snrd", snrds)):
         iqms.update({f"{name}_{tissue}": value for tissue, value in values.items()})
         iqms[f"{name}_total"] = sum(values.values()) / len(values)
@@ -215,11 +239,18 @@ def anatomical_iqms(
     iqms["fber"] = fber(data, head, frame)
     iqms["qi_1"] = qi1(clean_air, artifacts)
     iqms.update(fwhm_voxels(fwhm(data, brain, spacing), spacing))
-    iqms.update({f"icvs_{tissue}": value for tissue, value in volume_fractions(probabilities).items()})
+    iqms.update(
+        {f"icvs_{tissue}": value for tissue, value in volume_fractions(probabilities).items()}
+    )
     iqms.update({f"rpve_{tissue}": rpve(probabilities[tissue]) for tissue in TISSUES})
     if bias is not None:
         iqms.update(inu_stats(bias, brain))
     if priors is not None:
-        iqms.update({f"tpm_overlap_{tissue}": tpm_overlap(probabilities[tissue], priors[tissue]) for tissue in TISSUES})
+        iqms.update(
+            {
+                f"tpm_overlap_{tissue}": tpm_overlap(probabilities[tissue], priors[tissue])
+                for tissue in TISSUES
+            }
+        )
     iqms.update(geometry(tuple(t1w.shape), spacing))
     return iqms

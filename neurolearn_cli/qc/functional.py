@@ -52,17 +52,16 @@ def _time_median(series: torch.Tensor) -> torch.Tensor:
     return 0.5 * (ordered[..., (n - 1) // 2] + ordered[..., n // 2])
 
 
-def tsnr_map(bold: torch.Tensor) -> torch.Tensor:
-    r"""Temporal SNR per voxel, :math:`\bar x_v / \sigma_v` (population sd; 0 where :math:`\sigma_v \le 10^{-3}`)."""
-    series = bold.to(torch.float64)
+def tsnr(bold: torch.Tensor, mask: torch.Tensor) -> float:
+    r"""MRIQC's ``tsnr``: the median over mask voxels of :math:`\bar x_v / \sigma_v`.
+
+    :math:`\sigma_v` is the population sd over time; voxels with
+    :math:`\sigma_v \le 10^{-3}` count as 0, as nipype's ``TSNR``.
+    """
+    series = bold[mask].to(torch.float64)
     mean = series.mean(dim=-1)
     sd = series.std(dim=-1, unbiased=False)
-    return torch.where(sd > 1e-3, mean / sd.clamp_min(1e-3), torch.zeros_like(mean))
-
-
-def tsnr(bold: torch.Tensor, mask: torch.Tensor) -> float:
-    """MRIQC's ``tsnr``: the median temporal SNR in the brain mask."""
-    return median(tsnr_map(bold)[mask])
+    return median(torch.where(sd > 1e-3, mean / sd.clamp_min(1e-3), torch.zeros_like(mean)))
 
 
 def voxelwise_std_dvars(bold: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -96,7 +95,11 @@ def fd_stats(fd: np.ndarray, threshold: float = FD_THRESHOLD_MM) -> dict[str, fl
     if values.size == 0:
         return {"fd_mean": UNDEFINED, "fd_num": 0, "fd_perc": 0.0}
     count = int((values > threshold).sum())
-    return {"fd_mean": float(values.mean()), "fd_num": count, "fd_perc": float(count * 100.0 / (values.size + 1))}
+    return {
+        "fd_mean": float(values.mean()),
+        "fd_num": count,
+        "fd_perc": float(count * 100.0 / (values.size + 1)),
+    }
 
 
 def gcor(bold: torch.Tensor, mask: torch.Tensor) -> float:
@@ -111,7 +114,9 @@ def gcor(bold: torch.Tensor, mask: torch.Tensor) -> float:
     series = series[sd > 0]
     if series.shape[0] == 0:
         return UNDEFINED
-    z = (series - series.mean(dim=-1, keepdim=True)) / series.std(dim=-1, unbiased=False, keepdim=True)
+    z = (series - series.mean(dim=-1, keepdim=True)) / series.std(
+        dim=-1, unbiased=False, keepdim=True
+    )
     average = z.mean(dim=0)
     return float(average @ average / average.numel())
 
@@ -149,8 +154,8 @@ def outlier_fraction(bold: torch.Tensor, mask: torch.Tensor, qthr: float = 0.001
 
 
 def _ranks(values: torch.Tensor) -> torch.Tensor:
-    """Ranks (0 .. n-1) along the first axis (ties broken by position)."""
-    return values.argsort(dim=0).argsort(dim=0).to(torch.float64)
+    """Ranks (0 .. n-1) along the last axis (ties broken by position)."""
+    return values.argsort(dim=-1).argsort(dim=-1).to(torch.float64)
 
 
 def quality_index(bold: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -161,10 +166,10 @@ def quality_index(bold: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """
     series = bold[mask].to(torch.float64)
     reference = _ranks(_time_median(series))
-    ranks = _ranks(series)
+    ranks = _ranks(series.T.contiguous())
     reference = reference - reference.mean()
-    ranks = ranks - ranks.mean(dim=0, keepdim=True)
-    rho = (ranks * reference[:, None]).sum(dim=0) / (ranks.norm(dim=0) * reference.norm()).clamp_min(1e-12)
+    ranks = ranks - ranks.mean(dim=-1, keepdim=True)
+    rho = (ranks @ reference) / (ranks.norm(dim=-1) * reference.norm()).clamp_min(1e-12)
     return 1.0 - rho
 
 
@@ -196,11 +201,16 @@ def functional_iqms(
     fd_threshold : float
         FD threshold in mm for ``fd_num``/``fd_perc``.
     """
-    series = bold[..., dummy_trs:]
+    series = bold[..., dummy_trs:].contiguous()  # readers may hand over Fortran-ordered views
     mean_epi = series.mean(dim=-1)
-    stats = {"fg": summary_stats(mean_epi, erode(mask, 1)), "bg": summary_stats(mean_epi, erode(~mask, 1))}
+    stats = {
+        "fg": summary_stats(mean_epi, erode(mask, 1)),
+        "bg": summary_stats(mean_epi, erode(~mask, 1)),
+    }
     iqms: dict[str, float] = {
-        f"summary_{region}_{key}": value for region, summary in stats.items() for key, value in summary.items()
+        f"summary_{region}_{key}": value
+        for region, summary in stats.items()
+        for key, value in summary.items()
     }
     dvars = compute_dvars(series, mask)
     iqms.update(

@@ -105,17 +105,19 @@ def efc(data: torch.Tensor, frame_mask: torch.Tensor | None = None) -> float:
     rotation or defacing). Negative intensities count as 0. Lower is better.
     """
     values = data if frame_mask is None else data[~frame_mask]
-    values = values.reshape(-1).to(torch.float64).clamp_min(0.0)
+    values = values.reshape(-1).to(torch.float32).clamp_min(0.0)
     n = values.numel()
-    energy = float(torch.sqrt((values**2).sum()))
+    energy = math.sqrt(float((values * values).sum(dtype=torch.float64)))
     if n < 2 or energy <= 0:
         return UNDEFINED
     efc_max = n * (1.0 / math.sqrt(n)) * math.log(1.0 / math.sqrt(n))
     ratio = values / energy
-    return float((ratio * torch.log(ratio + 1e-16)).sum() / efc_max)
+    return float((ratio * torch.log(ratio + 1e-16)).sum(dtype=torch.float64) / efc_max)
 
 
-def fber(data: torch.Tensor, head_mask: torch.Tensor, frame_mask: torch.Tensor | None = None) -> float:
+def fber(
+    data: torch.Tensor, head_mask: torch.Tensor, frame_mask: torch.Tensor | None = None
+) -> float:
     r"""Foreground-background energy ratio (Shehzad 2015), with MRIQC's medians.
 
     .. math:: \mathrm{FBER} = \frac{\mathrm{median}_{F}(|x|^2)}{\mathrm{median}_{B}(|x|^2)}
@@ -134,7 +136,19 @@ def fber(data: torch.Tensor, head_mask: torch.Tensor, frame_mask: torch.Tensor |
     return float(median(fg_values**2) / bg_energy)
 
 
-def fwhm(data: torch.Tensor, mask: torch.Tensor, spacing: tuple[float, float, float]) -> tuple[float, float, float]:
+def bounding_box(mask: torch.Tensor, margin: int = 1) -> tuple[slice, ...]:
+    """Slices of the smallest box holding ``mask`` (grown by ``margin`` voxels, clipped to the grid)."""
+    occupied = mask.nonzero()
+    if occupied.numel() == 0:
+        return tuple(slice(0, 0) for _ in mask.shape)
+    low = (occupied.min(dim=0).values - margin).clamp_min(0).tolist()
+    high = (occupied.max(dim=0).values + margin + 1).tolist()
+    return tuple(slice(a, b) for a, b in zip(low, high, strict=True))
+
+
+def fwhm(
+    data: torch.Tensor, mask: torch.Tensor, spacing: tuple[float, float, float]
+) -> tuple[float, float, float]:
     r"""Smoothness along each axis in mm, from first differences (AFNI ``3dFWHMx`` classic).
 
     For a Gaussian-smoothed noise field the lag-1 autocorrelation along an axis is
@@ -146,35 +160,58 @@ def fwhm(data: torch.Tensor, mask: torch.Tensor, spacing: tuple[float, float, fl
     and :math:`\sigma^2_{\Delta x}` the variance of differences between
     neighbours both in ``mask``. ``-1`` where undefined (:math:`\rho \notin (0, 1)`).
     """
-    values = data.to(torch.float64)
-    inside = values[mask]
-    if inside.numel() < 2:
+    box = bounding_box(mask)
+    values, inside = data[box].to(torch.float32), mask[box]
+    n_inside = int(inside.sum())
+    if n_inside < 2:
         return (UNDEFINED, UNDEFINED, UNDEFINED)
-    variance = float(inside.var(unbiased=False))
+    variance = _masked_variance(values, inside)
     result = []
     for axis, step in enumerate(spacing):
         n = values.shape[axis]
-        pair = mask.narrow(axis, 1, n - 1) & mask.narrow(axis, 0, n - 1)
-        diffs = (values.narrow(axis, 1, n - 1) - values.narrow(axis, 0, n - 1))[pair]
-        if diffs.numel() < 2 or variance <= 0:
-            result.append(UNDEFINED)
-            continue
-        rho = 1.0 - float(diffs.var(unbiased=False)) / (2.0 * variance)
-        result.append(float(step) * math.sqrt(-2.0 * math.log(2.0) / math.log(rho)) if 0.0 < rho < 1.0 else UNDEFINED)
+        pair = inside.narrow(axis, 1, n - 1) & inside.narrow(axis, 0, n - 1)
+        diffs = values.narrow(axis, 1, n - 1) - values.narrow(axis, 0, n - 1)
+        rho = 1.0 - _masked_variance(diffs, pair) / (2.0 * variance) if variance > 0 else 0.0
+        result.append(
+            float(step) * math.sqrt(-2.0 * math.log(2.0) / math.log(rho))
+            if 0.0 < rho < 1.0
+            else UNDEFINED
+        )
     return tuple(result)
 
 
-def fwhm_voxels(fwhm_mm: tuple[float, float, float], spacing: tuple[float, float, float]) -> dict[str, float]:
+def _masked_variance(values: torch.Tensor, mask: torch.Tensor) -> float:
+    """Population variance of ``values`` where ``mask`` is set, with float64 accumulation (0 if < 2 voxels)."""
+    weights = mask.to(values.dtype)
+    n = float(weights.sum(dtype=torch.float64))
+    if n < 2:
+        return 0.0
+    mean = float((values * weights).sum(dtype=torch.float64)) / n
+    centred = (values - mean) * weights
+    return float((centred * centred).sum(dtype=torch.float64)) / n
+
+
+def fwhm_voxels(
+    fwhm_mm: tuple[float, float, float], spacing: tuple[float, float, float]
+) -> dict[str, float]:
     """MRIQC's ``fwhm_x/y/z/avg``: the FWHM in voxels (mm over voxel size) and their mean."""
-    per_axis = [value / float(step) if value > 0 else UNDEFINED for value, step in zip(fwhm_mm, spacing)]
+    per_axis = [
+        value / float(step) if value > 0 else UNDEFINED
+        for value, step in zip(fwhm_mm, spacing, strict=True)
+    ]
     defined = [value for value in per_axis if value > 0]
     average = sum(defined) / len(defined) if len(defined) == 3 else UNDEFINED
-    return {"fwhm_x": per_axis[0], "fwhm_y": per_axis[1], "fwhm_z": per_axis[2], "fwhm_avg": average}
+    return {
+        "fwhm_x": per_axis[0],
+        "fwhm_y": per_axis[1],
+        "fwhm_z": per_axis[2],
+        "fwhm_avg": average,
+    }
 
 
 def geometry(shape: tuple[int, ...], spacing: tuple[float, ...]) -> dict[str, float]:
     """``size_x/y/z`` (voxels) and ``spacing_x/y/z`` (mm) of a 3D grid."""
     axes = ("x", "y", "z")
-    sizes = {f"size_{axis}": int(n) for axis, n in zip(axes, shape[:3])}
-    steps = {f"spacing_{axis}": float(s) for axis, s in zip(axes, spacing[:3])}
+    sizes = {f"size_{axis}": int(n) for axis, n in zip(axes, shape[:3], strict=True)}
+    steps = {f"spacing_{axis}": float(s) for axis, s in zip(axes, spacing[:3], strict=True)}
     return {**sizes, **steps}

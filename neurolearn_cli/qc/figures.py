@@ -1,0 +1,221 @@
+"""Report figures, returned as PNG bytes (no file IO, no global pyplot state).
+
+Figures are drawn with matplotlib's object API on an Agg canvas. Volumes come in
+as numpy arrays in RAS voxel order (the report edge converts tensors); slices
+are shown in neurological convention (the subject's left on the left).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.ndimage as ndi
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+
+DSEG_COLOURS = ListedColormap(["#00000000", "#2ca02c", "#1f77b4", "#ff7f0e"])  # bg, GM, WM, CSF
+MASK_COLOUR = "#e41a1c"
+FLAG_COLOUR = "#d62728"
+AXES_NAMES = ("sagittal", "coronal", "axial")
+
+
+def _png(figure: Figure, dpi: int = 90) -> bytes:
+    """Render ``figure`` to PNG bytes."""
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(
+        buffer, format="png", dpi=dpi, bbox_inches="tight", facecolor=figure.get_facecolor()
+    )
+    return buffer.getvalue()
+
+
+def _window(data: np.ndarray) -> tuple[float, float]:
+    """Display range: 1st to 99.5th percentile of the positive intensities."""
+    positive = data[data > 0]
+    if positive.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(positive, [1.0, 99.5])
+    return float(low), float(max(high, low + 1e-6))
+
+
+def _slice_positions(extent: np.ndarray, axis: int, n_slices: int) -> np.ndarray:
+    """``n_slices`` indices spread over the occupied range of ``extent`` along ``axis``."""
+    occupied = np.flatnonzero(extent.any(axis=tuple(a for a in range(3) if a != axis)))
+    if occupied.size == 0:
+        occupied = np.arange(extent.shape[axis])
+    low, high = occupied[0], occupied[-1]
+    margin = (high - low) * 0.08
+    return np.unique(np.linspace(low + margin, high - margin, n_slices).round().astype(int))
+
+
+def _plane(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
+    """A 2D slice, transposed so the second remaining axis runs upwards (with ``origin='lower'``)."""
+    return np.take(volume, index, axis=axis).T
+
+
+def mosaic(
+    data: np.ndarray,
+    mask: np.ndarray | None = None,
+    dseg: np.ndarray | None = None,
+    axis: int = 2,
+    n_slices: int = 12,
+    columns: int = 6,
+) -> bytes:
+    """Slices of a 3D volume with an optional mask contour and tissue (dseg) overlay.
+
+    Parameters
+    ----------
+    data : ndarray
+        3D intensities, RAS voxel order.
+    mask : ndarray, optional
+        Bool mask drawn as a red contour.
+    dseg : ndarray, optional
+        Labels (1 GM, 2 WM, 3 CSF) drawn as translucent colours.
+    axis : int
+        Slicing axis (0 sagittal, 1 coronal, 2 axial).
+    """
+    extent = mask if mask is not None else data > _window(data)[0]
+    positions = _slice_positions(np.asarray(extent, dtype=bool), axis, n_slices)
+    rows = int(np.ceil(len(positions) / columns))
+    figure = Figure(figsize=(1.6 * columns, 1.6 * rows), facecolor="black")
+    low, high = _window(data)
+    for k, index in enumerate(positions):
+        ax = figure.add_subplot(rows, columns, k + 1)
+        ax.imshow(
+            _plane(data, axis, index),
+            cmap="gray",
+            vmin=low,
+            vmax=high,
+            origin="lower",
+            interpolation="none",
+        )
+        if dseg is not None:
+            labels = np.ma.masked_equal(_plane(dseg, axis, index).astype(int), 0)
+            ax.imshow(
+                labels,
+                cmap=DSEG_COLOURS,
+                vmin=0,
+                vmax=3,
+                alpha=0.35,
+                origin="lower",
+                interpolation="none",
+            )
+        if mask is not None:
+            plane = _plane(np.asarray(mask, dtype=float), axis, index)
+            if plane.any() and not plane.all():
+                ax.contour(plane, levels=[0.5], colors=MASK_COLOUR, linewidths=0.8, origin="lower")
+        ax.set_axis_off()
+    figure.subplots_adjust(wspace=0.02, hspace=0.02, left=0, right=1, bottom=0, top=1)
+    return _png(figure)
+
+
+def _edges(template: np.ndarray) -> np.ndarray:
+    """Template edges: gradient magnitude above its 90th percentile inside the head."""
+    smooth = ndi.gaussian_filter(template.astype(np.float64), 1.0)
+    magnitude = np.sqrt(sum(ndi.sobel(smooth, axis=a) ** 2 for a in range(3)))
+    inside = template > _window(template)[0]
+    threshold = np.percentile(magnitude[inside], 90.0) if inside.any() else magnitude.max()
+    return magnitude > threshold
+
+
+def normalization_check(
+    t1w_in_template: np.ndarray, template: np.ndarray, n_slices: int = 4
+) -> bytes:
+    """The normalised T1w with the template's edges on top, in three views.
+
+    Misregistration shows as edges (cortex, ventricles) that do not sit on the
+    T1w's boundaries. Both arrays are on the template grid, RAS voxel order.
+    """
+    edges = _edges(template)
+    low, high = _window(t1w_in_template)
+    figure = Figure(figsize=(1.9 * n_slices, 1.9 * 3), facecolor="black")
+    for row, axis in enumerate((0, 1, 2)):
+        positions = _slice_positions(template > _window(template)[0], axis, n_slices)
+        for col, index in enumerate(positions[:n_slices]):
+            ax = figure.add_subplot(3, n_slices, row * n_slices + col + 1)
+            plane = _plane(t1w_in_template, axis, index)
+            ax.imshow(plane, cmap="gray", vmin=low, vmax=high, origin="lower", interpolation="none")
+            outline = np.ma.masked_equal(_plane(edges, axis, index).astype(int), 0)
+            ax.imshow(
+                outline,
+                cmap=ListedColormap(["#00e5ff"]),
+                alpha=0.8,
+                origin="lower",
+                interpolation="none",
+            )
+            ax.set_axis_off()
+    figure.subplots_adjust(wspace=0.02, hspace=0.02, left=0, right=1, bottom=0, top=1)
+    return _png(figure)
+
+
+def tukey_fences(values: np.ndarray, k: float = 1.5) -> tuple[float, float]:
+    """Tukey's fences ``Q1 - k IQR`` and ``Q3 + k IQR``."""
+    q1, q3 = np.percentile(values, [25.0, 75.0])
+    return float(q1 - k * (q3 - q1)), float(q3 + k * (q3 - q1))
+
+
+def strip_box(
+    values: Sequence[float], name: str, flagged: Sequence[bool] | None = None, seed: int = 0
+) -> bytes:
+    """One IQM across participants: jittered points over a box plot whose whiskers are Tukey's fences.
+
+    Points outside the fences, or listed in ``flagged``, are drawn in red.
+    """
+    data = np.asarray(values, dtype=np.float64)
+    low, high = tukey_fences(data)
+    outside = (data < low) | (data > high)
+    marked = outside if flagged is None else outside | np.asarray(flagged, dtype=bool)
+    figure = Figure(figsize=(3.2, 1.5))
+    ax = figure.add_subplot(1, 1, 1)
+    ax.boxplot(
+        data,
+        orientation="horizontal",
+        whis=1.5,
+        widths=0.5,
+        showfliers=False,
+        medianprops={"color": "black"},
+    )
+    jitter = 1.0 + np.random.default_rng(seed).uniform(-0.15, 0.15, data.size)
+    ax.scatter(data[~marked], jitter[~marked], s=12, color="#4c72b0", alpha=0.7, zorder=3)
+    ax.scatter(data[marked], jitter[marked], s=22, color=FLAG_COLOUR, zorder=4)
+    ax.set_yticks([])
+    ax.set_title(name, fontsize=9)
+    ax.tick_params(labelsize=7)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    return _png(figure, dpi=80)
+
+
+def motion_traces(
+    parameters: np.ndarray, fd: np.ndarray, repetition_time: float, threshold: float = 0.2
+) -> bytes:
+    """Translations (mm), rotations (degrees) and framewise displacement over time.
+
+    ``parameters`` is (T, 6): three translations in mm then three rotations in
+    radians (fMRIPrep's column order); ``fd`` has T values (the first may be NaN).
+    Volumes whose FD exceeds ``threshold`` are marked in red.
+    """
+    params = np.asarray(parameters, dtype=np.float64)
+    displacement = np.asarray(fd, dtype=np.float64)
+    time = np.arange(params.shape[0]) * repetition_time
+    figure = Figure(figsize=(8.0, 4.2))
+    axes = figure.subplots(3, 1, sharex=True)
+    for k, label in enumerate("xyz"):
+        axes[0].plot(time, params[:, k], lw=1, label=f"trans {label}")
+        axes[1].plot(time, np.degrees(params[:, 3 + k]), lw=1, label=f"rot {label}")
+    axes[0].set_ylabel("mm", fontsize=8)
+    axes[1].set_ylabel("degrees", fontsize=8)
+    axes[2].plot(time, displacement, lw=1, color="black")
+    axes[2].axhline(threshold, color=FLAG_COLOUR, lw=0.8, ls="--")
+    above = np.nan_to_num(displacement) > threshold
+    axes[2].scatter(time[above], displacement[above], s=10, color=FLAG_COLOUR, zorder=3)
+    axes[2].set_ylabel("FD (mm)", fontsize=8)
+    axes[2].set_xlabel("time (s)", fontsize=8)
+    for ax in axes[:2]:
+        ax.legend(fontsize=7, ncol=3, loc="upper right", frameon=False)
+    for ax in axes:
+        ax.tick_params(labelsize=7)
+    return _png(figure)
