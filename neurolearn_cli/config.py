@@ -215,7 +215,8 @@ def build_config(cli_values: dict[str, Any], explicit: set[str], config_file: Pa
     Parameters
     ----------
     cli_values : dict
-        Every option's value as parsed from the command line (defaults included).
+        Every option's value as parsed from the command line (defaults included);
+        None and empty lists mean "not given" and leave the default.
     explicit : set of str
         Names of options the user typed; these override the config file.
     config_file : Path or None
@@ -226,7 +227,7 @@ def build_config(cli_values: dict[str, Any], explicit: set[str], config_file: Pa
     UsageError
         One line naming the first bad option.
     """
-    values = {k: v for k, v in cli_values.items() if v is not None}
+    values = {k: v for k, v in cli_values.items() if v is not None and not (isinstance(v, (list, tuple)) and not v)}
     if config_file is not None:
         from_file = read_config_file(config_file)
         for key, value in from_file.items():

@@ -30,6 +30,12 @@ def test_default_stages_per_level(tmp_path):
     assert RunConfig(**base(tmp_path, stages=["qc"])).selected_stages == ("qc",)
 
 
+def test_unset_list_options_keep_their_defaults(tmp_path):
+    config = build_config(base(tmp_path, output_spaces=[], participant_label=(), task=None), set(), None)
+    assert config.output_spaces == ("MNI152NLin2009aSym:res-2", "T1w")
+    assert config.participant_label == ()
+
+
 def test_config_is_frozen_and_forbids_extras(tmp_path):
     config = RunConfig(**base(tmp_path))
     with pytest.raises(ValidationError, match="frozen"):

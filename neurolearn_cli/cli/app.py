@@ -84,13 +84,14 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _register_commands() -> None:
-    from neurolearn_cli.cli import apply_transforms, example_data, mvpa, run, slurm, verify
+    from neurolearn_cli.cli import apply_transforms, example_data, mvpa, register, run, slurm, verify
 
     app.command(BARE_COMMAND, hidden=True, context_settings={"allow_interspersed_args": True})(guarded(run.bids_app_command))
     for stage in ("smri", "fmri", "qc"):
         app.command(stage, help=run.STAGE_HELP[stage])(guarded(run.bids_app_command))
     app.command("mvpa")(guarded(mvpa.mvpa_command))
     app.command("example-data")(guarded(example_data.example_data_command))
+    app.command("register")(guarded(register.register_command))
     app.command("apply-transforms")(guarded(apply_transforms.apply_transforms_command))
     app.command("slurm")(guarded(slurm.slurm_command))
     app.command("verify")(guarded(verify.verify_command))

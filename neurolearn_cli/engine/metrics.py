@@ -87,8 +87,8 @@ def lncc(
 
 def _parzen_weights(values: torch.Tensor, bins: int) -> torch.Tensor:
     """Cubic B-spline Parzen weights (B, N, bins) of values scaled to [0, bins - 1]."""
-    lo = values.detach().amin(dim=1, keepdim=True)
-    hi = values.detach().amax(dim=1, keepdim=True)
+    lo = values.amin(dim=1, keepdim=True)
+    hi = values.amax(dim=1, keepdim=True)
     scaled = (values - lo) / torch.clamp(hi - lo, min=_EPS) * (bins - 1)
     centres = torch.arange(bins, dtype=values.dtype, device=values.device)
     d = (scaled.unsqueeze(-1) - centres).abs()
@@ -109,8 +109,8 @@ def nmi(
 ) -> torch.Tensor:
     """Normalized mutual information ``(H(F) + H(M)) / H(F, M)`` per batch item, in [1, 2].
 
-    Each input is scaled to the histogram range by its own (detached) minimum
-    and maximum; the joint histogram is a weighted product of Parzen weights,
+    Each input is scaled to the histogram range by its own minimum and
+    maximum; the joint histogram is a weighted product of Parzen weights,
     so it is differentiable with respect to the moving samples.
     """
     w = _weights(fixed, mask)

@@ -11,9 +11,9 @@ from neurolearn_cli.errors import InputError
 
 @pytest.fixture
 def textured() -> torch.Tensor:
-    """A smooth random (1, 7, 8, 9) volume (seeded)."""
+    """A smooth random (1, 7, 8, 9) volume (seeded), intensities about 0-100."""
     g = torch.Generator().manual_seed(0)
-    noise = torch.rand(1, 1, 9, 10, 11, generator=g, dtype=torch.float64)
+    noise = 100.0 * torch.rand(1, 1, 9, 10, 11, generator=g, dtype=torch.float64)
     return torch.nn.functional.avg_pool3d(noise, 3, stride=1)[:, 0]
 
 
@@ -30,17 +30,19 @@ def test_mse_and_ncc_known_values() -> None:
 
 def test_lncc_is_one_for_local_linear_maps_and_low_for_noise(textured: torch.Tensor) -> None:
     assert lncc(textured, 2.0 * textured + 1.0, radius=1).item() == pytest.approx(1.0, abs=1e-3)
-    other = torch.rand(textured.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    assert lncc(textured, other, radius=1).item() < 0.3
+    other = 100.0 * torch.rand(textured.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    interior = torch.zeros_like(textured)
+    interior[:, 1:-1, 1:-1, 1:-1] = 1.0
+    assert lncc(textured, other, interior, radius=1).item() < 0.2
 
 
 def test_nmi_range_and_order(textured: torch.Tensor) -> None:
     f = textured.flatten(1)
     same = nmi(f, f).item()
-    monotone = nmi(f, torch.exp(3.0 * f)).item()
+    monotone = nmi(f, torch.exp(f / 30.0)).item()
     shuffled = nmi(f, f[:, torch.randperm(f.shape[1], generator=torch.Generator().manual_seed(2))]).item()
     assert 1.0 <= shuffled < monotone <= same <= 2.0
-    assert same > 1.5 and monotone > 1.4 and shuffled < 1.2
+    assert same > 1.4 and monotone > same - 0.01 and shuffled < 1.1
 
 
 def test_batch_items_are_independent(textured: torch.Tensor) -> None:
@@ -54,8 +56,9 @@ def test_batch_items_are_independent(textured: torch.Tensor) -> None:
 
 @pytest.mark.parametrize("name", ["mse", "ncc", "lncc", "nmi"])
 def test_gradients_match_finite_differences(name: str, textured: torch.Tensor) -> None:
-    moving = (0.8 * textured + 0.1 * torch.roll(textured, 1, dims=1)).requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda m: dissimilarity(name, textured, m), (moving,), eps=1e-6, atol=1e-5)
+    fixed = textured[:, :5, :6, :7]
+    moving = (0.8 * fixed + 0.1 * torch.roll(fixed, 1, dims=1)).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda m: dissimilarity(name, fixed, m), (moving,), eps=1e-6, atol=1e-5)
 
 
 def test_empty_mask_is_an_input_error() -> None:

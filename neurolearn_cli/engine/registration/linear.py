@@ -12,13 +12,20 @@ most evaluations happen on coarse levels, the finest level only refines.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
 from neurolearn_cli.engine.metrics import MetricName, dissimilarity
-from neurolearn_cli.engine.registration.pyramid import dilate, level_factors, shrink, shrink_mask
+from neurolearn_cli.engine.registration.pyramid import (
+    dilate,
+    level_factors,
+    schedule,
+    shrink,
+    shrink_mask,
+)
 from neurolearn_cli.engine.registration.sampler import FixedSamples
 from neurolearn_cli.engine.registration.space import about_center, euler_rotation, theta
 
@@ -55,6 +62,32 @@ def _initial_parameters(init: torch.Tensor, dof: int, center: torch.Tensor) -> t
     return torch.cat([angles * RADIUS_MM, translation])
 
 
+def _loss(
+    params: torch.Tensor,
+    *,
+    samples: FixedSamples,
+    moving: torch.Tensor,
+    frames: tuple[torch.Tensor, tuple[int, int, int], torch.Tensor, tuple[int, int, int]],
+    dof: int,
+    metric: MetricName,
+    center: torch.Tensor,
+) -> torch.Tensor:
+    """Dissimilarity of the moving level pulled onto the fixed samples through ``params``."""
+    world = parameters_to_matrix(params, dof, center)
+    warped = samples.pull(moving, theta(*frames, world)[None])
+    return dissimilarity(metric, samples.values, warped, samples.weights)[0]
+
+
+def _closure(
+    optimizer: torch.optim.Optimizer, loss_fn: Callable[[torch.Tensor], torch.Tensor], params: torch.Tensor
+) -> torch.Tensor:
+    """L-BFGS closure: fresh gradient of ``loss_fn`` at ``params``."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(params)
+    loss.backward()
+    return loss
+
+
 def register_linear(
     fixed: torch.Tensor,
     fixed_affine: torch.Tensor,
@@ -83,8 +116,7 @@ def register_linear(
     mask_b = None if fixed_mask is None else (fixed_mask > 0).to(torch.float32)[None, None]
     params = _initial_parameters(init, dof, center).clone().requires_grad_(True)
     loss_value = float("nan")
-    for level_mm, n_iter in zip(settings.levels_mm, settings.iterations, strict=True):
-        f_fac = level_factors(_spacing(fixed_affine), level_mm, fixed.shape)
+    for level_mm, f_fac, n_iter in schedule(_spacing(fixed_affine), fixed.shape, settings.levels_mm, settings.iterations):
         m_fac = level_factors(_spacing(moving_affine), level_mm, moving.shape)
         f_lvl, f_aff = shrink(fixed_b, fixed_affine, f_fac)
         m_lvl, m_aff = shrink(moving_b, moving_affine, m_fac)
@@ -92,24 +124,15 @@ def register_linear(
         mask_lvl = None if mask_b is None else dilate(shrink_mask(mask_b, f_fac), 1)[0, 0]
         samples = FixedSamples.build(f_lvl[0, 0], mask_lvl, as_grid=metric == "lncc")
         f_shape, m_shape = tuple(f_lvl.shape[2:]), tuple(m_lvl.shape[2:])
+        level_loss = partial(_loss, samples=samples, moving=m_lvl, frames=(f_aff, f_shape, m_aff, m_shape),
+                             dof=dof, metric=metric, center=center)
         optimizer = torch.optim.LBFGS(
             [params], lr=1.0, max_iter=n_iter, history_size=10, line_search_fn="strong_wolfe",
             tolerance_grad=1e-9, tolerance_change=1e-12,
         )
-
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad(set_to_none=True)
-            world = parameters_to_matrix(params, dof, center)
-            warped = samples.pull(m_lvl, theta(f_aff, f_shape, m_aff, m_shape, world)[None])
-            loss = dissimilarity(metric, samples.values, warped, samples.weights)[0]
-            loss.backward()
-            return loss
-
-        optimizer.step(closure)
+        optimizer.step(partial(_closure, optimizer, level_loss, params))
         with torch.no_grad():
-            world = parameters_to_matrix(params, dof, center)
-            warped = samples.pull(m_lvl, theta(f_aff, f_shape, m_aff, m_shape, world)[None])
-            loss_value = float(dissimilarity(metric, samples.values, warped, samples.weights)[0])
+            loss_value = float(level_loss(params))
     return parameters_to_matrix(params.detach(), dof, center), loss_value
 
 

@@ -53,3 +53,21 @@ def dilate(mask: torch.Tensor, voxels: int) -> torch.Tensor:
     if voxels <= 0:
         return mask
     return F.max_pool3d(mask, 2 * voxels + 1, stride=1, padding=voxels)
+
+
+def schedule(
+    spacing: Sequence[float], shape: Sequence[int], levels_mm: Sequence[float], iterations: Sequence[int]
+) -> list[tuple[float, tuple[int, int, int], int]]:
+    """(level mm, shrink factors, iterations) per level, dropping levels no finer than the one before.
+
+    On an image coarser than the finest level (e.g. 4 mm data with a 2 mm
+    level) the extra levels would repeat the full resolution, so they go.
+    """
+    if len(levels_mm) != len(iterations) or not levels_mm:
+        raise ValueError("need one iteration count per pyramid level, and at least one level")
+    out: list[tuple[float, tuple[int, int, int], int]] = []
+    for level_mm, n_iter in zip(levels_mm, iterations, strict=True):
+        factors = level_factors(spacing, level_mm, shape)
+        if not out or factors != out[-1][1]:
+            out.append((level_mm, factors, n_iter))
+    return out

@@ -26,7 +26,13 @@ import torch
 import torch.nn.functional as F
 
 from neurolearn_cli.engine.metrics import lncc
-from neurolearn_cli.engine.registration.pyramid import dilate, level_factors, shrink, shrink_mask
+from neurolearn_cli.engine.registration.pyramid import (
+    dilate,
+    level_factors,
+    schedule,
+    shrink,
+    shrink_mask,
+)
 from neurolearn_cli.engine.registration.space import (
     normalized_from_index,
     normalized_from_world,
@@ -133,6 +139,31 @@ def _bbox(mask: torch.Tensor, margin: int) -> tuple[slice, slice, slice]:
     return tuple(boxes)
 
 
+@dataclass(frozen=True)
+class _Level:
+    """One pyramid level: fixed/moving volumes (1, 1, ...), the sampled region's normalized
+    full-frame coordinates (1, X, Y, Z, 3), its mask weights, the maps from full-frame
+    normalized coordinates to each volume's, and the full fixed shape."""
+
+    fixed: torch.Tensor
+    moving: torch.Tensor
+    ident: torch.Tensor
+    weights: torch.Tensor | None
+    to_fixed: torch.Tensor
+    to_moving: torch.Tensor
+    shape: tuple[int, int, int]
+
+
+def _similarity(velocity: torch.Tensor, level: _Level, settings: SynSettings) -> torch.Tensor:
+    """Local correlation in the middle space: F(exp(-v/2)(y)) against M(A(exp(v/2)(y)))."""
+    v_norm = _to_normalized(velocity, level.shape)
+    half_fwd = _at(_exp(0.5 * v_norm, settings.squarings), level.ident)
+    half_bwd = _at(_exp(-0.5 * v_norm, settings.squarings), level.ident)
+    f_warp = F.grid_sample(level.fixed, _map(level.to_fixed, level.ident + half_bwd), align_corners=True)[:, 0]
+    m_warp = F.grid_sample(level.moving, _map(level.to_moving, level.ident + half_fwd), align_corners=True)[:, 0]
+    return lncc(f_warp, m_warp, level.weights, settings.radius)[0]
+
+
 def register_syn(
     fixed: torch.Tensor,
     fixed_affine: torch.Tensor,
@@ -148,8 +179,6 @@ def register_syn(
     ``fixed``/``moving`` are (X, Y, Z) float32 volumes with 4x4 float64 affines.
     """
     settings = settings or SynSettings()
-    if not settings.levels_mm or len(settings.levels_mm) != len(settings.iterations):
-        raise ValueError("SyN needs one iteration count per pyramid level, and at least one level")
     device = fixed.device
     shape = tuple(int(n) for n in fixed.shape)
     spacing = [float(v) for v in torch.linalg.norm(fixed_affine[:3, :3], dim=0)]
@@ -159,8 +188,7 @@ def register_syn(
     full_from_norm = world_from_normalized(fixed_affine, shape)
     velocity = torch.zeros(0)
     metric_value = float("nan")
-    for level_mm, n_iter in zip(settings.levels_mm, settings.iterations, strict=True):
-        f_fac = level_factors(spacing, level_mm, shape)
+    for level_mm, f_fac, n_iter in schedule(spacing, shape, settings.levels_mm, settings.iterations):
         f_lvl, f_aff = shrink(fixed_b, fixed_affine, f_fac)
         m_lvl, m_aff = shrink(moving_b, moving_affine, level_factors(
             [float(v) for v in torch.linalg.norm(moving_affine[:3, :3], dim=0)], level_mm, moving.shape))
@@ -188,23 +216,14 @@ def register_syn(
         sigma = [settings.smooth_mm / h for h in level_spacing]
         step = settings.step * level_mm / min(spacing)
 
-        def evaluate() -> torch.Tensor:
-            v_norm = _to_normalized(velocity, shape)
-            half_fwd = _at(_exp(0.5 * v_norm, settings.squarings), ident)
-            half_bwd = _at(_exp(-0.5 * v_norm, settings.squarings), ident)
-            f_pts = _map(to_fixed, ident + half_bwd)
-            m_pts = _map(to_moving, ident + half_fwd)
-            f_warp = F.grid_sample(f_lvl, f_pts, align_corners=True)[:, 0]
-            m_warp = F.grid_sample(m_lvl, m_pts, align_corners=True)[:, 0]
-            return lncc(f_warp, m_warp, weights, settings.radius)[0]
-
+        level = _Level(f_lvl, m_lvl, ident, weights, to_fixed, to_moving, shape)
         for _ in range(n_iter):
-            (grad,) = torch.autograd.grad(-evaluate(), velocity)
+            (grad,) = torch.autograd.grad(-_similarity(velocity, level, settings), velocity)
             with torch.no_grad():
                 update = _gaussian_smooth(grad, sigma)
                 velocity -= update * (step / update.norm(dim=1).amax().clamp(min=1e-12))
         with torch.no_grad():
-            metric_value = float(evaluate())
+            metric_value = float(_similarity(velocity, level, settings))
     with torch.no_grad():
         v_norm = _to_normalized(velocity, shape)
         full_ident = _identity_grid(shape, device)
