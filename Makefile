@@ -13,10 +13,15 @@ install:
 	$(PYTHON) -m pip install --quiet -e ".[test]"
 
 demo: install
-	rm -rf $(DEMO_DIR)
 	neurolearn example-data $(DEMO_DIR)/bids --participants $(DEMO_PARTICIPANTS) --seed 0
-	neurolearn $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives participant --dry-run
-	@echo "example dataset: $(DEMO_DIR)/bids"
+	neurolearn $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives participant --nprocs 2 --omp-nthreads 1
+	neurolearn $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives group --features morph --target group --model svm --cv 4 --permutations 50
+	@echo ""
+	@echo "example dataset:        $(DEMO_DIR)/bids"
+	@echo "derivatives:            $(DEMO_DIR)/derivatives/sub-*/"
+	@echo "participant reports:    $(DEMO_DIR)/derivatives/sub-*.html"
+	@echo "group QC reports:       $(DEMO_DIR)/derivatives/group_T1w.html $(DEMO_DIR)/derivatives/group_bold.html"
+	@echo "pattern analysis:       $(DEMO_DIR)/derivatives/mvpa/group_svm/report.html"
 
 test: install
 	$(PYTHON) -m pytest $(PYTEST_ARGS)

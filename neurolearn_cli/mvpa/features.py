@@ -94,7 +94,7 @@ def _tabular(path: Path) -> pd.DataFrame:
 
 def _one_row(path: Path) -> pd.Series:
     frame = read_table(path)
-    frame = frame.drop(columns=[c for c in ("participant_id",) if c in frame.columns])
+    frame = frame.drop(columns="participant_id", errors="ignore")
     if len(frame) != 1:
         raise InputError(path, f"expected one row, found {len(frame)}")
     return _numeric(frame, path).iloc[0]

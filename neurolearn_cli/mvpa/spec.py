@@ -2,7 +2,17 @@
 
 A spec is read from YAML (or built from command-line options), validated once
 by pydantic (unknown keys are refused) and saved beside the results, so the
-same spec reproduces the same analysis.
+same spec reproduces the same analysis. Example::
+
+    name: dx_svm
+    features: {kind: morph, atlas: schaefer100, sources: [siteA/derivatives, siteB/derivatives]}
+    target: {column: diagnosis}
+    model: {name: svm}
+    preprocessing: {harmonize: combat, confounds: [age, sex], selection: {method: anova, percentile: 20}}
+    validation: {outer: 5, inner: 5, group_by: site, permutations: 100}
+    seed: 0
+
+Only between-participant analyses (``mode: between``) exist so far.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 - :class:`TorchRidge`: linear regression with an L2 penalty, solved in closed
   form on the device.
-- :class:`TorchLogistic`: multinomial logistic regression (L2), full-batch L-BFGS.
+- :class:`TorchLogistic`: logistic regression (L2; multinomial beyond two classes), L-BFGS.
 - :class:`TorchMLPRegressor` / :class:`TorchMLPClassifier`: one hidden ReLU
   layer, weight decay ``alpha``, full-batch L-BFGS.
 
@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.optimize import minimize
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 
 def _tensor(array: np.ndarray, device: str) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float64, device=torch.device(device))
+    return torch.as_tensor(np.array(array, dtype=np.float64), dtype=torch.float64, device=torch.device(device))
 
 
-def _init_layers(n_in: int, hidden: int, n_out: int, seed: int | None, device: str) -> list[torch.Tensor]:
+def _init_layers(n_in: int, hidden: int, n_out: int, seed: int | None) -> list[np.ndarray]:
     """Weights (Glorot-uniform) and zero biases of a linear model (``hidden=0``) or a one-hidden-layer MLP."""
     generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
     sizes = [n_in, hidden, n_out] if hidden else [n_in, n_out]
@@ -33,8 +34,8 @@ def _init_layers(n_in: int, hidden: int, n_out: int, seed: int | None, device: s
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
         bound = np.sqrt(6.0 / (fan_in + fan_out))
         weight = (torch.rand(fan_in, fan_out, generator=generator, dtype=torch.float64) * 2 - 1) * bound
-        params += [weight.to(device), torch.zeros(fan_out, dtype=torch.float64, device=device)]
-    return [p.requires_grad_(True) for p in params]
+        params += [weight.numpy(), np.zeros(fan_out)]
+    return params
 
 
 def _forward(params: list, x):
@@ -46,20 +47,29 @@ def _forward(params: list, x):
     return out
 
 
-def _train(params: list[torch.Tensor], loss_fn, alpha: float, max_iter: int) -> list[np.ndarray]:
-    """Minimise ``loss_fn(params) + alpha/2 * ||weights||^2`` with full-batch L-BFGS."""
-    optimizer = torch.optim.LBFGS(params, max_iter=max_iter, line_search_fn="strong_wolfe",
-                                  tolerance_grad=1e-9, tolerance_change=1e-12, history_size=20)
+def _train(initial: list[np.ndarray], loss_fn, alpha: float, max_iter: int, device: str) -> tuple[list[np.ndarray], int]:
+    """Minimise ``loss_fn(params) + alpha/2 * ||weights||^2`` with L-BFGS.
 
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        penalty = sum((w * w).sum() for w in params[0::2])
-        loss = loss_fn(params) + 0.5 * alpha * penalty
-        loss.backward()
-        return loss
+    The loss and its gradient are computed by torch on ``device``; scipy's
+    L-BFGS-B takes the steps (deterministic, and no torch optimizer machinery).
+    Returns the fitted parameters and the iterations run.
+    """
+    shapes = [p.shape for p in initial]
+    splits = np.cumsum([p.size for p in initial])[:-1]
 
-    optimizer.step(closure)
-    return [p.detach().cpu().numpy() for p in params]
+    def unpack(vector: np.ndarray) -> list[torch.Tensor]:
+        return [_tensor(part.reshape(shape), device).requires_grad_(True)
+                for part, shape in zip(np.split(vector, splits), shapes, strict=True)]
+
+    def objective(vector: np.ndarray) -> tuple[float, np.ndarray]:
+        params = unpack(vector)
+        loss = loss_fn(params) + 0.5 * alpha * sum((w * w).sum() for w in params[0::2])
+        grads = torch.autograd.grad(loss, params)
+        return float(loss.detach()), torch.cat([g.reshape(-1) for g in grads]).cpu().numpy()
+
+    start = np.concatenate([p.ravel() for p in initial])
+    result = minimize(objective, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
+    return [part.reshape(shape) for part, shape in zip(np.split(result.x, splits), shapes, strict=True)], int(result.nit)
 
 
 class TorchRidge(RegressorMixin, BaseEstimator):
@@ -99,36 +109,49 @@ class TorchRidge(RegressorMixin, BaseEstimator):
 
 
 class _TorchClassifierBase(ClassifierMixin, BaseEstimator):
-    """Softmax classifier on a linear map or an MLP (``hidden_units > 0``)."""
+    """Classifier on a linear map or an MLP (``hidden_units > 0``).
+
+    Two classes get one logit (binomial loss, as scikit-learn's logistic
+    regression); more classes get a softmax over one logit each.
+    """
 
     def _fit(self, X, y, hidden: int):
         X, y = validate_data(self, X, y)
         check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         x = _tensor(X, self.device)
-        target = torch.as_tensor(codes, device=x.device)
-        params = _init_layers(X.shape[1], hidden, len(self.classes_), self.random_state, self.device)
-        loss = lambda p: torch.nn.functional.cross_entropy(_forward(p, x), target)  # noqa: E731
-        self.params_ = _train(params, loss, self.alpha / X.shape[0], self.max_iter)
+        binary = len(self.classes_) <= 2
+        if binary:
+            target = _tensor(codes.astype(float), self.device)
+            loss = lambda p: torch.nn.functional.binary_cross_entropy_with_logits(_forward(p, x)[:, 0], target)  # noqa: E731
+        else:
+            target = torch.as_tensor(codes, device=x.device)
+            loss = lambda p: torch.nn.functional.cross_entropy(_forward(p, x), target)  # noqa: E731
+        params = _init_layers(X.shape[1], hidden, 1 if binary else len(self.classes_), self.random_state)
+        self.params_, self.n_iter_ = _train(params, loss, self.alpha / X.shape[0], self.max_iter, self.device)
         return self
 
     def decision_function(self, X) -> np.ndarray:
         check_is_fitted(self)
         scores = _forward(self.params_, validate_data(self, X, reset=False))
-        return scores[:, 1] - scores[:, 0] if len(self.classes_) == 2 else scores
+        return scores[:, 0] if scores.shape[1] == 1 else scores
 
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self)
         scores = _forward(self.params_, validate_data(self, X, reset=False))
+        if scores.shape[1] == 1:
+            positive = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+            return np.column_stack([1.0 - positive, positive])[:, : len(self.classes_)]
         scores = np.exp(scores - scores.max(axis=1, keepdims=True))
         return scores / scores.sum(axis=1, keepdims=True)
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 class TorchLogistic(_TorchClassifierBase):
-    """Multinomial logistic regression with an L2 penalty (``alpha`` = 1/C), fitted with L-BFGS.
+    """Logistic regression with an L2 penalty (``alpha`` = 1/C), fitted with L-BFGS.
 
     Parameters
     ----------
@@ -142,7 +165,7 @@ class TorchLogistic(_TorchClassifierBase):
         Torch device to train on.
     """
 
-    def __init__(self, alpha: float = 1.0, max_iter: int = 200, random_state: int | None = None, device: str = "cpu") -> None:
+    def __init__(self, alpha: float = 1.0, max_iter: int = 100, random_state: int | None = None, device: str = "cpu") -> None:
         self.alpha = alpha
         self.max_iter = max_iter
         self.random_state = random_state
@@ -150,8 +173,7 @@ class TorchLogistic(_TorchClassifierBase):
 
     def fit(self, X, y) -> TorchLogistic:
         self._fit(X, y, hidden=0)
-        weights = self.params_[0].T
-        self.coef_ = weights[1:2] - weights[0:1] if len(self.classes_) == 2 else weights
+        self.coef_ = self.params_[0].T
         return self
 
 
@@ -172,7 +194,7 @@ class TorchMLPClassifier(_TorchClassifierBase):
         Torch device to train on.
     """
 
-    def __init__(self, hidden_units: int = 64, alpha: float = 1.0, max_iter: int = 200,
+    def __init__(self, hidden_units: int = 64, alpha: float = 1.0, max_iter: int = 100,
                  random_state: int | None = None, device: str = "cpu") -> None:
         self.hidden_units = hidden_units
         self.alpha = alpha
@@ -201,7 +223,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         Torch device to train on.
     """
 
-    def __init__(self, hidden_units: int = 64, alpha: float = 1.0, max_iter: int = 200,
+    def __init__(self, hidden_units: int = 64, alpha: float = 1.0, max_iter: int = 100,
                  random_state: int | None = None, device: str = "cpu") -> None:
         self.hidden_units = hidden_units
         self.alpha = alpha
@@ -214,9 +236,9 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std()) or 1.0
         x = _tensor(X, self.device)
         target = _tensor((y - self.y_mean_) / self.y_scale_, self.device)
-        params = _init_layers(X.shape[1], self.hidden_units, 1, self.random_state, self.device)
+        params = _init_layers(X.shape[1], self.hidden_units, 1, self.random_state)
         loss = lambda p: ((_forward(p, x)[:, 0] - target) ** 2).mean()  # noqa: E731
-        self.params_ = _train(params, loss, self.alpha / X.shape[0], self.max_iter)
+        self.params_, self.n_iter_ = _train(params, loss, self.alpha / X.shape[0], self.max_iter, self.device)
         return self
 
     def predict(self, X) -> np.ndarray:

@@ -1,0 +1,53 @@
+"""``neurolearn mvpa``: pattern analysis at group level, from a spec file or shorthand options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from neurolearn_cli.config import AnalysisLevel
+
+SPEC = "Analysis"
+RUN = "Resources and reproducibility"
+
+
+def mvpa_command(
+    bids_dir: Annotated[Path, typer.Argument(help="BIDS dataset (participants.tsv is enough for tables).", show_default=False)],
+    output_dir: Annotated[Path, typer.Argument(help="Derivatives folder; results go to OUTPUT_DIR/mvpa/<name>/.", show_default=False)],
+    analysis_level: Annotated[AnalysisLevel, typer.Argument(help="group (participant-level decoding is not available yet).", show_default=False)],
+    spec: Annotated[Path | None, typer.Option(help="Analysis spec (YAML); options below override its fields.", rich_help_panel=SPEC)] = None,
+    features: Annotated[str | None, typer.Option(help="morph, connectivity, iqm, or a TSV/CSV path with participant_id.", rich_help_panel=SPEC)] = None,
+    target: Annotated[str | None, typer.Option(help="participants.tsv column to predict.", rich_help_panel=SPEC)] = None,
+    model: Annotated[str | None, typer.Option(help="svm, logistic, ridge, lasso, elasticnet, svr, rf, knn, lda, mlp or torch-linear.", rich_help_panel=SPEC)] = None,
+    cv: Annotated[str | None, typer.Option(help="Outer folds K (default 5), logo (leave one group out) or loo.", rich_help_panel=SPEC)] = None,
+    group_by: Annotated[str | None, typer.Option(help="Column (or 'site') whose groups the folds never split.", rich_help_panel=SPEC)] = None,
+    permutations: Annotated[int | None, typer.Option(help="Permutations of the outer score (default 100).", rich_help_panel=SPEC)] = None,
+    name: Annotated[str | None, typer.Option(help="Analysis folder name (default <target>_<model>).", rich_help_panel=SPEC)] = None,
+    derivatives: Annotated[list[Path] | None, typer.Option(help="Derivative folders to read features from, one per site (default OUTPUT_DIR).", rich_help_panel=SPEC)] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).", rich_help_panel=RUN)] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (torch models).", rich_help_panel=RUN)] = "auto",
+    nprocs: Annotated[int, typer.Option(help="Processes for outer folds and permutations.", rich_help_panel=RUN)] = 1,
+) -> None:
+    """Classify or regress participants from features with nested CV, permutations and a report."""
+    from neurolearn_cli.errors import InputError, UsageError
+    from neurolearn_cli.mvpa.analysis import run_analysis
+    from neurolearn_cli.mvpa.shorthand import build_spec
+
+    level = AnalysisLevel(analysis_level)
+    if level is not AnalysisLevel.group:
+        raise UsageError(f"mvpa analysis level '{level.value}': only 'group' is available "
+                         "(within-participant decoding is not implemented yet)")
+    if not (bids_dir / "participants.tsv").is_file():
+        raise InputError(bids_dir / "participants.tsv", "file not found (mvpa reads the target from it)")
+    if nprocs < 1:
+        raise UsageError(f"--nprocs {nprocs}: must be at least 1")
+    analysis = build_spec(spec, features=features, target=target, model=model, cv=cv, group_by=group_by,
+                          permutations=permutations, name=name, seed=seed, derivatives=derivatives)
+    result = run_analysis(analysis, bids_dir, output_dir, device=device, n_jobs=nprocs)
+    r = result.results
+    ci = "" if r["ci95"] is None else f", CI95 {r['ci95'][0]:.3f} to {r['ci95'][1]:.3f}"
+    p = "" if r["permutation_p"] is None else f", permutation p = {r['permutation_p']:.4f}"
+    typer.echo(f"{analysis.name}: {r['metric']} = {r['mean']:.3f}{ci}{p} ({r['n_samples']} participants); "
+               f"outputs in {result.folder}")

@@ -1,0 +1,74 @@
+"""Report figures, each returned as a base64-encoded PNG to inline in the HTML."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import confusion_matrix, roc_curve  # noqa: E402
+
+
+def _encode(figure: plt.Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def roc_figure(y: np.ndarray, decision: np.ndarray, positive: str) -> str:
+    """ROC curve of the pooled out-of-fold scores."""
+    fpr, tpr, _ = roc_curve(y, decision)
+    figure, axis = plt.subplots(figsize=(4, 4))
+    axis.plot(fpr, tpr, color="C0")
+    axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+    axis.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC (positive: {positive})")
+    return _encode(figure)
+
+
+def confusion_figure(y: np.ndarray, predicted: np.ndarray, classes: list[str]) -> str:
+    """Confusion matrix of the pooled out-of-fold predictions (rows: true class)."""
+    matrix = confusion_matrix(y, predicted, labels=np.arange(len(classes)))
+    figure, axis = plt.subplots(figsize=(1.2 + 0.8 * len(classes), 1.0 + 0.8 * len(classes)))
+    axis.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        axis.text(j, i, str(count), ha="center", va="center")
+    axis.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    axis.set_yticks(range(len(classes)), classes)
+    axis.set(xlabel="predicted", ylabel="true", title="confusion matrix")
+    return _encode(figure)
+
+
+def scatter_figure(y: np.ndarray, predicted: np.ndarray, target: str) -> str:
+    """Predicted against true values, with the identity line."""
+    figure, axis = plt.subplots(figsize=(4, 4))
+    axis.scatter(y, predicted, s=8, alpha=0.6)
+    limits = [min(y.min(), predicted.min()), max(y.max(), predicted.max())]
+    axis.plot(limits, limits, color="grey", linestyle="--", linewidth=1)
+    axis.set(xlabel=f"true {target}", ylabel=f"predicted {target}", title="out-of-fold predictions")
+    return _encode(figure)
+
+
+def null_figure(null: np.ndarray, observed: float, metric: str) -> str:
+    """Histogram of the permutation null with the observed score."""
+    figure, axis = plt.subplots(figsize=(5, 3))
+    axis.hist(null, bins=min(30, max(5, null.size // 3)), color="lightgrey", edgecolor="grey")
+    axis.axvline(observed, color="C3", linewidth=2, label=f"observed {observed:.3f}")
+    axis.set(xlabel=metric, ylabel="permutations", title="permutation null")
+    axis.legend()
+    return _encode(figure)
+
+
+def weights_figure(weights: pd.DataFrame, top: int = 20) -> str:
+    """Horizontal bars of the largest weights (by magnitude), with their spread over folds."""
+    shown = weights.reindex(weights["weight"].abs().sort_values(ascending=False).index).head(top)[::-1]
+    figure, axis = plt.subplots(figsize=(5, 0.8 + 0.25 * len(shown)))
+    axis.barh(range(len(shown)), shown["weight"], xerr=shown["std"], color="C0")
+    axis.set_yticks(range(len(shown)), [str(f)[:40] for f in shown["feature"]])
+    axis.set(xlabel=str(shown["kind"].iloc[0]).replace("_", " "), title=f"top {len(shown)} features")
+    return _encode(figure)

@@ -1,0 +1,88 @@
+"""Build a spec from command-line options (the shorthand without a spec file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from neurolearn_cli.errors import InputError, UsageError
+from neurolearn_cli.mvpa.spec import AnalysisSpec, resolve_paths, spec_from_dict
+
+DERIVATIVE_KINDS = ("morph", "connectivity", "iqm")
+
+
+def _cv(value: str) -> int | str:
+    if value in ("logo", "loo"):
+        return value
+    if value.isdigit():
+        return int(value)
+    raise UsageError(f"--cv {value}: expected a number of folds, logo or loo")
+
+
+def _read(spec_file: Path) -> dict[str, Any]:
+    try:
+        payload = yaml.safe_load(spec_file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(spec_file, f"cannot read the spec ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise InputError(spec_file, f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(payload, dict):
+        raise InputError(spec_file, "the spec must be a mapping of fields")
+    return payload
+
+
+def build_spec(
+    spec_file: Path | None = None,
+    *,
+    features: str | None = None,
+    target: str | None = None,
+    model: str | None = None,
+    cv: str | None = None,
+    group_by: str | None = None,
+    permutations: int | None = None,
+    name: str | None = None,
+    seed: int | None = None,
+    derivatives: list[Path] | None = None,
+) -> AnalysisSpec:
+    """The spec from ``spec_file`` (when given) with the options given overriding its fields.
+
+    Without a file, ``features`` and ``target`` are required; ``features``
+    is a derivative kind (read from ``derivatives``, one folder per site) or
+    a TSV/CSV path. The name defaults to ``<target>_<model>``.
+
+    Raises
+    ------
+    UsageError
+        Missing or contradictory options.
+    InputError
+        An invalid spec (naming the field).
+    """
+    payload = _read(spec_file) if spec_file is not None else {}
+    base = spec_file.parent if spec_file is not None else Path.cwd()
+    if spec_file is None and (features is None or target is None):
+        raise UsageError("mvpa needs --spec, or both --features and --target")
+    if features is not None:
+        if features in DERIVATIVE_KINDS:
+            payload["features"] = {"kind": features, "sources": [str(d) for d in derivatives or []]}
+        elif derivatives:
+            raise UsageError("--derivatives is for --features morph, connectivity or iqm, not a table")
+        else:
+            payload["features"] = {"kind": "table", "sources": [str(Path(features).resolve())]}
+    if target is not None:
+        payload["target"] = {**payload.get("target", {}), "column": target}
+    if model is not None:
+        payload["model"] = {"name": model}
+    validation = dict(payload.get("validation", {}))
+    for key, value in (("outer", None if cv is None else _cv(cv)), ("group_by", group_by), ("permutations", permutations)):
+        if value is not None:
+            validation[key] = value
+    payload["validation"] = validation
+    if seed is not None:
+        payload["seed"] = seed
+    if name is not None or "name" not in payload:
+        model_name = payload.get("model", {}).get("name", "svm") if isinstance(payload.get("model"), dict) else "svm"
+        target_name = payload.get("target", {}).get("column", "target") if isinstance(payload.get("target"), dict) else "target"
+        payload["name"] = name or f"{target_name}_{model_name}"
+    return resolve_paths(spec_from_dict(payload, spec_file or "command line"), base)
