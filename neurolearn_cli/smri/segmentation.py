@@ -10,8 +10,9 @@ Gaussians with their own weights. EM alternates responsibilities, Gaussian
 parameters, class weights ``gamma`` and a penalised weighted least-squares
 update of the bias. Parameters are estimated on a regular subsample of voxels
 (about every ``sample_mm``); posteriors are then evaluated on the full grid and
-optionally smoothed by a mean-field Potts MRF. Voxels with intensity <= 0 are
-outside the model (background of skull-stripped or masked images).
+optionally smoothed by a mean-field Potts MRF. Voxels darker than
+``background_fraction`` of the 99th intensity percentile (air, zeros of
+skull-stripped images) are outside the model and get zero probabilities.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class Segmentation:
     bias_field : Image
         Multiplicative bias field (mean log value zero over the basis).
     posteriors : Tensor
-        (4, X, Y, Z) probabilities of GM, WM, CSF and other (zero where the input is <= 0).
+        (4, X, Y, Z) probabilities of GM, WM, CSF and other (zero in the left-out background).
     mixture : MixtureParameters
         Fitted Gaussian parameters (log-intensity domain).
     log_likelihood : float
@@ -173,21 +174,22 @@ def segment(
     t1w: Image,
     priors: torch.Tensor,
     *,
-    n_gaussians: tuple[int, int, int, int] = (1, 1, 2, 4),
+    n_gaussians: tuple[int, int, int, int] = (1, 1, 1, 4),
     bias_fwhm_mm: float = 60.0,
     bias_regularization: float = 1e-3,
     sample_mm: float = 3.0,
-    max_iterations: int = 50,
+    max_iterations: int = 30,
     tolerance: float = 1e-5,
     mrf_beta: float = 0.0,
     mrf_iterations: int = 2,
+    background_fraction: float = 0.04,
 ) -> Segmentation:
     """Bias-corrected tissue posteriors of ``t1w`` under template ``priors``.
 
     Parameters
     ----------
     t1w : Image
-        3D T1w image (positive intensities; <= 0 is treated as outside).
+        3D T1w image.
     priors : Tensor
         (4, X, Y, Z) prior probabilities of GM, WM, CSF and other on ``t1w``'s grid.
     n_gaussians : tuple of int
@@ -202,6 +204,8 @@ def segment(
         EM stops after ``max_iterations`` or when the mean log-likelihood improves by less than ``tolerance``.
     mrf_beta, mrf_iterations : float, int
         Mean-field MRF coupling (0 disables) and number of sweeps on the full grid.
+    background_fraction : float
+        Voxels below this fraction of the 99th intensity percentile are left out.
 
     Returns
     -------
@@ -211,12 +215,14 @@ def segment(
         raise ValueError(f"priors must have shape {(len(CLASSES), *t1w.shape3)}, got {tuple(priors.shape)}")
     device = t1w.device
     y = t1w.data
-    valid = y > 0
-    if int(valid.sum()) < 1000:
-        raise ProcessingError("segmentation: fewer than 1000 voxels with positive intensity")
-    log_y = torch.where(valid, torch.log(y.clamp_min(1e-12)), 0.0)
     steps = _sample_steps(t1w.spacing, sample_mm)
     sub = tuple(slice(None, None, s) for s in steps)
+    positive = y[sub][y[sub] > 0]
+    if positive.numel() < 1000:
+        raise ProcessingError("segmentation: fewer than 1000 sampled voxels with positive intensity")
+    robust_max = torch.sort(positive).values[int(0.99 * (positive.numel() - 1))]
+    valid = y > background_fraction * robust_max
+    log_y = torch.where(valid, torch.log(y.clamp_min(1e-12)), 0.0)
     sub_valid = valid[sub]
     sub_logy = log_y[sub]
     sub_priors = priors[(slice(None), *sub)]

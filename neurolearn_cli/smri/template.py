@@ -1,8 +1,9 @@
 """The bundled MNI152NLin2009aSym template (nilearn's 1 mm copy) and its tissue priors.
 
 nilearn ships the T1w and the GM/WM probability maps; the brain mask is the
-template thresholded as ``nilearn.datasets.load_mni152_brain_mask`` does, and
-the CSF prior is what the mask holds beyond GM and WM (clipped to [0, 1]).
+T1w (scaled to [0, 1]) above 0.2, as ``nilearn.datasets.load_mni152_brain_mask``
+makes it, and the CSF prior is what the mask holds beyond GM and WM (clipped
+to [0, 1]).
 Coarser resolutions are integer block averages of the 1 mm grid, so every
 resolution shares the same world extent and no interpolation is involved.
 """
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from neurolearn_cli.engine.image import Image
 
 TEMPLATE_NAME = "MNI152NLin2009aSym"
+MASK_THRESHOLD = 0.2
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,23 @@ def _coarse_affine(affine: np.ndarray, factor: int) -> np.ndarray:
     return scaled
 
 
+def coarsen(template: Template, factor: int) -> Template:
+    """``template`` block-averaged by an integer ``factor`` (voxels ``factor`` times larger)."""
+    if int(factor) != factor or factor < 1:
+        raise ValueError(f"coarsening factor must be a positive integer, got {factor}")
+    factor = int(factor)
+    if factor == 1:
+        return template
+    affine = torch.as_tensor(
+        _coarse_affine(template.t1w.affine.cpu().numpy(), factor), dtype=torch.float64, device=template.t1w.device
+    )
+    images = {
+        key: Image(_block_average(getattr(template, key).data, factor).contiguous(), affine)
+        for key in ("t1w", "gm", "wm", "csf", "mask")
+    }
+    return Template(name=template.name, **images)
+
+
 def load_template(device: torch.device, resolution: int = 1) -> Template:
     """Load the bundled template at ``resolution`` mm (an integer block size) on ``device``.
 
@@ -80,24 +99,15 @@ def load_template(device: torch.device, resolution: int = 1) -> Template:
     """
     from nilearn import datasets
 
-    if int(resolution) != resolution or resolution < 1:
-        raise ValueError(f"template resolution must be a positive integer (mm), got {resolution}")
-    factor = int(resolution)
     t1w_img = datasets.load_mni152_template(resolution=1)
     arrays = {
         "t1w": t1w_img.get_fdata(dtype=np.float32),
         "gm": datasets.load_mni152_gm_template(resolution=1).get_fdata(dtype=np.float32),
         "wm": datasets.load_mni152_wm_template(resolution=1).get_fdata(dtype=np.float32),
-        "mask": datasets.load_mni152_brain_mask(resolution=1).get_fdata(dtype=np.float32),
     }
     arrays["t1w"] /= arrays["t1w"].max()
+    arrays["mask"] = (arrays["t1w"] > MASK_THRESHOLD).astype(np.float32)
     arrays["csf"] = np.clip(arrays["mask"] - arrays["gm"] - arrays["wm"], 0.0, 1.0)
-    affine = _coarse_affine(np.asarray(t1w_img.affine, dtype=np.float64), factor)
-    affine_t = torch.as_tensor(affine, dtype=torch.float64, device=device)
-    images = {}
-    for key, array in arrays.items():
-        data = torch.as_tensor(array, device=device)
-        if factor > 1:
-            data = _block_average(data, factor)
-        images[key] = Image(data.contiguous(), affine_t)
-    return Template(name=TEMPLATE_NAME, **images)
+    affine = torch.as_tensor(np.asarray(t1w_img.affine, dtype=np.float64), device=device)
+    images = {key: Image(torch.as_tensor(array, device=device).contiguous(), affine) for key, array in arrays.items()}
+    return coarsen(Template(name=TEMPLATE_NAME, **images), resolution)

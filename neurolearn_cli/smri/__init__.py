@@ -1,0 +1,1 @@
+"""Structural MRI preprocessing: conform, initialize, segment, mask, normalize, morphometry."""

@@ -1,0 +1,76 @@
+"""Brain mask from tissue posteriors and the warped template mask.
+
+Brain = voxels where GM + WM + CSF outweighs the non-brain class and the
+warped template mask (dilated by a margin) allows brain. The raw mask is
+opened to cut thin bridges to the scalp (meninges, optic nerves), reduced to
+its largest connected component, closed, and its holes filled. Morphology runs
+on the host with ``scipy.ndimage`` (connected components have no torch
+equivalent); only the binary mask crosses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from neurolearn_cli.engine.image import Image
+from neurolearn_cli.errors import ProcessingError
+
+
+def _ball(radius_vox: tuple[int, int, int]) -> np.ndarray:
+    axes = [np.arange(-r, r + 1) / max(r, 1) for r in radius_vox]
+    grid = np.meshgrid(*axes, indexing="ij")
+    return sum(g**2 for g in grid) <= 1.0
+
+
+def _radius(spacing: tuple[float, float, float], mm: float) -> tuple[int, int, int]:
+    return tuple(max(1, int(round(mm / s))) for s in spacing)
+
+
+def clean_mask(mask: np.ndarray, spacing: tuple[float, float, float], *, open_mm: float = 2.0, close_mm: float = 2.0) -> np.ndarray:
+    """Open, keep the largest component, close, fill holes (slice-wise too) of a boolean volume."""
+    opened = ndimage.binary_opening(mask, structure=_ball(_radius(spacing, open_mm)))
+    labels, n = ndimage.label(opened)
+    if n == 0:
+        raise ProcessingError("brain mask: no brain voxels found")
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    largest = labels == int(np.argmax(sizes))
+    pad = max(_radius(spacing, close_mm))
+    padded = np.pad(largest, pad)
+    closed = ndimage.binary_closing(padded, structure=_ball(_radius(spacing, close_mm)))[pad:-pad, pad:-pad, pad:-pad]
+    filled = ndimage.binary_fill_holes(closed)
+    for axis in range(3):
+        for index in range(filled.shape[axis]):
+            plane = np.take(filled, index, axis=axis)
+            holes = ndimage.binary_fill_holes(plane) & ~plane
+            if holes.any():
+                view = [slice(None)] * 3
+                view[axis] = index
+                filled[tuple(view)] |= holes
+    return filled
+
+
+def brain_mask(posteriors: torch.Tensor, template_mask: Image, *, margin_mm: float = 6.0) -> Image:
+    """Binary brain mask (float32 0/1) on ``template_mask``'s grid.
+
+    Parameters
+    ----------
+    posteriors : Tensor
+        (4, X, Y, Z) GM, WM, CSF, other probabilities on the T1w grid.
+    template_mask : Image
+        Template brain mask (fraction in [0, 1]) warped onto the same grid.
+    margin_mm : float
+        How far beyond the warped template mask brain may extend.
+    """
+    spacing = template_mask.spacing
+    brain_prob = posteriors[:3].sum(0)
+    allowed = template_mask.data > 0.5
+    radius = _radius(spacing, margin_mm)
+    allowed = torch.nn.functional.max_pool3d(
+        allowed[None, None].float(), tuple(2 * r + 1 for r in radius), stride=1, padding=radius
+    )[0, 0] > 0
+    raw = (brain_prob > 0.5) & allowed
+    cleaned = clean_mask(raw.cpu().numpy(), spacing)
+    return template_mask.with_data(torch.as_tensor(cleaned, device=template_mask.device).float())

@@ -1,0 +1,151 @@
+"""Initial affine alignment of a (possibly skull-on) T1w to the skull-less template.
+
+A plain centre-of-mass start fails on skull-on scans: the head's centre sits
+low when the neck is in the field of view, and an intensity-driven affine
+stretches the template brain onto the scalp. The start here uses head
+geometry: the brain's top lies a fixed distance below the vertex, and its x/y
+centre is that of the head's top slab. The affine is then estimated in the
+spirit of SPM's tissue-prior registration: the coarse T1w is segmented under
+the template priors placed by the current affine, and the subject's tissue
+map (WM + GM/2 posteriors) is registered to the template's, so skull and
+scalp, which the mixture assigns to the non-brain class, carry no weight.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from neurolearn_cli.engine.image import Grid, Image, conform_grid
+from neurolearn_cli.engine.registration.init import center_of_mass
+from neurolearn_cli.engine.registration.linear import LinearSettings, register_linear
+from neurolearn_cli.engine.resample import resample
+from neurolearn_cli.engine.transforms import AffineTransform
+from neurolearn_cli.smri.priors import warp_priors
+from neurolearn_cli.smri.segmentation import segment
+from neurolearn_cli.smri.template import Template
+
+COARSE_MM = 3.0
+HEAD_MM = 4.0
+SCALP_TO_BRAIN_MM = 12.0
+SLAB_MM = 60.0
+HEAD_MIN_ML = 2500.0
+AFFINE_SETTINGS = LinearSettings(levels_mm=(8.0, 4.0), iterations=(40, 20))
+
+
+@dataclass(frozen=True)
+class Initialization:
+    """Template-to-subject affine (pull-back: maps template world points to T1w world points)."""
+
+    transform: AffineTransform
+    cost: float
+
+
+def coarse_copy(image: Image, spacing_mm: float = COARSE_MM) -> Image:
+    """``image`` resampled by world coordinates onto an RAS grid of ``spacing_mm`` covering it."""
+    corners = torch.tensor(
+        [[i, j, k, 1.0] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=torch.float64, device=image.device
+    )
+    corners[:, :3] *= torch.tensor(image.shape3, dtype=torch.float64, device=image.device) - 1
+    world = (image.affine @ corners.T).T[:, :3]
+    size = world.max(0).values - world.min(0).values
+    shape = tuple(math.ceil(s / spacing_mm) + 1 for s in size.tolist())
+    grid = conform_grid(image.grid, (spacing_mm,) * 3, shape)
+    return resample(image, grid, order="linear")
+
+
+def otsu_threshold(values: torch.Tensor, bins: int = 128) -> float:
+    """Otsu's threshold of ``values`` (1D): the cut maximising the between-class variance."""
+    low, high = float(values.min()), float(values.max())
+    hist = torch.histc(values.float(), bins=bins, min=low, max=high).to(torch.float64)
+    centres = torch.linspace(low, high, bins + 1, dtype=torch.float64, device=values.device)
+    centres = (centres[:-1] + centres[1:]) / 2
+    w0 = torch.cumsum(hist, 0)
+    m0 = torch.cumsum(hist * centres, 0)
+    total, mean_total = w0[-1], m0[-1]
+    w1 = total - w0
+    between = (mean_total * w0 / total - m0) ** 2 / (w0 * w1 / total).clamp_min(1e-12)
+    return float(centres[int(torch.argmax(between[:-1]))])
+
+
+def _top_and_centre(mask: torch.Tensor, grid: Grid, below_top_mm: float) -> tuple[float, torch.Tensor]:
+    """World z of the mask's top (slice area >= 10 % of the largest) and the x/y centroid of the slab under it."""
+    area = mask.sum(dim=(0, 1)).to(torch.float64)
+    z_world = grid.affine[2, 2] * torch.arange(mask.shape[2], dtype=torch.float64, device=mask.device) + grid.affine[2, 3]
+    top_index = int(torch.nonzero(area >= 0.1 * area.max()).max())
+    top = float(z_world[top_index])
+    slab = (z_world <= top - below_top_mm) & (z_world >= top - below_top_mm - SLAB_MM)
+    weights = mask.to(torch.float64) * slab[None, None, :]
+    idx = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=torch.float64, device=mask.device) for n in mask.shape], indexing="ij"), -1)
+    centre_index = (weights[..., None] * idx).sum(dim=(0, 1, 2)) / weights.sum().clamp_min(1e-9)
+    centre = grid.affine[:3, :3] @ centre_index + grid.affine[:3, 3]
+    return top, centre
+
+
+def geometric_start(t1w: Image, template: Template) -> AffineTransform:
+    """Translation (template -> T1w) putting the template brain under the head's vertex.
+
+    The head is the Otsu foreground of a ``HEAD_MM`` copy. When it is smaller
+    than a head (an already skull-stripped image), the vertex is the brain's top.
+    """
+    coarse = coarse_copy(t1w, HEAD_MM)
+    head = coarse.data > otsu_threshold(coarse.data[coarse.data > 0])
+    head_ml = float(head.sum()) * HEAD_MM**3 / 1000.0
+    offset = SCALP_TO_BRAIN_MM if head_ml > HEAD_MIN_ML else 0.0
+    top, centre = _top_and_centre(head, coarse.grid, offset)
+    brain = template.mask.data > 0.5
+    t_top, t_centre = _top_and_centre(brain, template.mask.grid, 0.0)
+    shift = centre - t_centre
+    shift[2] = (top - offset) - t_top
+    matrix = torch.eye(4, dtype=torch.float64, device=t1w.device)
+    matrix[:3, 3] = shift
+    return AffineTransform(matrix)
+
+
+def tissue_contrast(posteriors: torch.Tensor) -> torch.Tensor:
+    """The map registration aligns: WM probability plus half the GM probability."""
+    return posteriors[1] + 0.5 * posteriors[0]
+
+
+def affine_from_tissues(
+    coarse: Image,
+    template: Template,
+    start: AffineTransform,
+    *,
+    prior_fwhm_mm: float,
+    settings: LinearSettings = AFFINE_SETTINGS,
+) -> Initialization:
+    """One round: segment ``coarse`` under priors placed by ``start``, then align tissue maps (affine, NCC).
+
+    The moving image is the subject's WM + GM/2 posterior map, the fixed one
+    the template's, so skull and scalp carry no weight in the alignment.
+    """
+    priors = warp_priors(template, coarse.grid, start.inverse(), fwhm_mm=prior_fwhm_mm)
+    seg = segment(coarse, priors, sample_mm=max(coarse.spacing), max_iterations=20, bias_fwhm_mm=80.0)
+    fixed = tissue_contrast(torch.stack([template.gm.data, template.wm.data]))
+    centre = center_of_mass(fixed, template.gm.affine)
+    matrix, cost = register_linear(
+        fixed,
+        template.gm.affine,
+        tissue_contrast(seg.posteriors),
+        coarse.affine,
+        start.matrix,
+        centre,
+        dof=12,
+        metric="ncc",
+        settings=settings,
+    )
+    return Initialization(AffineTransform(matrix), cost)
+
+
+def initialize(t1w: Image, template: Template) -> Initialization:
+    """Robust template -> T1w affine for skull-on or skull-stripped T1w images.
+
+    Geometric start, then two rounds of :func:`affine_from_tissues` on a
+    ``COARSE_MM`` copy: broad priors first, sharper priors second.
+    """
+    coarse = coarse_copy(t1w, COARSE_MM)
+    first = affine_from_tissues(coarse, template, geometric_start(coarse, template), prior_fwhm_mm=16.0)
+    return affine_from_tissues(coarse, template, first.transform, prior_fwhm_mm=6.0)

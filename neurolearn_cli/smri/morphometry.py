@@ -1,0 +1,67 @@
+"""Global tissue volumes and per-parcel grey-matter volume in native space.
+
+Volumes are sums of probabilities times the voxel volume (partial-volume
+aware), in mL. Total intracranial volume (TIV) is GM + WM + CSF inside the
+brain mask. Per-parcel GM volume sums the GM probability over each parcel of
+an atlas already resampled to the T1w grid.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import torch
+
+from neurolearn_cli.engine.image import Image
+from neurolearn_cli.errors import ProcessingError
+
+GLOBAL_COLUMNS = ("TIV", "GM", "WM", "CSF")
+
+PLAUSIBLE_TIV_ML = (700.0, 2500.0)
+PLAUSIBLE_GM_FRACTION = (0.25, 0.65)
+PLAUSIBLE_WM_FRACTION = (0.2, 0.55)
+
+
+def voxel_ml(image: Image) -> float:
+    """Volume of one voxel of ``image`` in mL."""
+    return math.prod(image.spacing) / 1000.0
+
+
+def tissue_volumes(tissues: torch.Tensor, grid_image: Image) -> dict[str, float]:
+    """TIV, GM, WM, CSF volumes (mL) from (3, X, Y, Z) GM/WM/CSF probabilities inside the brain mask."""
+    ml = voxel_ml(grid_image)
+    gm, wm, csf = (float(t.sum(dtype=torch.float64)) * ml for t in tissues)
+    return {"TIV": gm + wm + csf, "GM": gm, "WM": wm, "CSF": csf}
+
+
+def check_plausible(volumes: dict[str, float]) -> None:
+    """Raise :class:`ProcessingError` when the tissue volumes are not those of a human brain."""
+    tiv = volumes["TIV"]
+    if not PLAUSIBLE_TIV_ML[0] <= tiv <= PLAUSIBLE_TIV_ML[1]:
+        raise ProcessingError(f"segmentation: implausible intracranial volume {tiv:.0f} mL")
+    for name, (low, high) in (("GM", PLAUSIBLE_GM_FRACTION), ("WM", PLAUSIBLE_WM_FRACTION)):
+        fraction = volumes[name] / tiv
+        if not low <= fraction <= high:
+            raise ProcessingError(f"segmentation: implausible {name} fraction {fraction:.2f} of the intracranial volume")
+
+
+def parcel_gm_volumes(gm: Image, labels: Image, table: pd.DataFrame) -> dict[str, float]:
+    """GM volume (mL) of every parcel of ``table`` from a GM probability map and labels on its grid."""
+    if labels.shape3 != gm.shape3:
+        raise ValueError("labels must be on the GM map's grid")
+    index = labels.data.long().reshape(-1)
+    size = max(int(index.max()), int(table["index"].max())) + 1
+    sums = torch.zeros(size, dtype=torch.float64, device=gm.device).index_add_(
+        0, index, gm.data.reshape(-1).to(torch.float64)
+    )
+    ml = voxel_ml(gm)
+    return {str(name): float(sums[int(i)]) * ml for i, name in zip(table["index"], table["name"], strict=True)}
+
+
+def morphometry_table(volumes: dict[str, float], parcels: dict[str, float]) -> pd.DataFrame:
+    """One-row table: global volumes then one column per parcel (mL); the writer adds ``participant_id``."""
+    overlap = set(volumes) & set(parcels)
+    if overlap:
+        raise ValueError(f"parcel names clash with global columns: {sorted(overlap)}")
+    return pd.DataFrame([{**{k: volumes[k] for k in GLOBAL_COLUMNS}, **parcels}])

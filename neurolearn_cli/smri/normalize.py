@@ -1,0 +1,70 @@
+"""Nonlinear normalization of the bias-corrected brain to the template.
+
+The engine's symmetric diffeomorphic registration runs after the initial
+affine, with the skull-stripped, bias-corrected T1w as moving image and the
+template T1w as fixed image. Transforms follow ITK's pull-back convention and
+the engine's ANTs chain order:
+
+- ``t1w_to_template`` resamples T1w-space images onto the template grid (maps
+  template points to T1w points): ``Chain([warp, affine])``, fMRIPrep's
+  ``from-T1w_to-<template>_mode-image_xfm``;
+- ``template_to_t1w`` resamples template-space images (priors, atlases) onto
+  the T1w grid: ``Chain([affine^-1, warp^-1])``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from neurolearn_cli.engine.image import Image
+from neurolearn_cli.engine.registration.syn import SynSettings, register_syn
+from neurolearn_cli.engine.transforms import AffineTransform, Chain, DisplacementField
+from neurolearn_cli.smri.template import Template
+
+SYN_SETTINGS = SynSettings(levels_mm=(8.0, 4.0), iterations=(60, 30))
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Transforms between T1w and template space, and the final local correlation (higher is better)."""
+
+    t1w_to_template: Chain
+    template_to_t1w: Chain
+    similarity: float
+
+
+def normalize(brain: Image, template: Template, affine: AffineTransform, settings: SynSettings = SYN_SETTINGS) -> Normalization:
+    """Diffeomorphic template -> T1w map of ``brain`` (bias-corrected, skull-stripped T1w).
+
+    Parameters
+    ----------
+    brain : Image
+        Skull-stripped, bias-corrected T1w.
+    template : Template
+        Fixed side; its grid carries the displacement fields.
+    affine : AffineTransform
+        Template -> T1w affine (from :mod:`neurolearn_cli.smri.initialize`).
+    settings : SynSettings
+        Pyramid and regularization of the diffeomorphic stage.
+    """
+    fixed = template.t1w.data * (template.mask.data > 0.5)
+    result = register_syn(
+        fixed,
+        template.t1w.affine,
+        brain.data,
+        brain.affine,
+        affine.matrix.to(brain.device),
+        fixed_mask=template.mask.data > 0.5,
+        settings=settings,
+    )
+    grid = template.t1w.grid
+    forward = Chain([DisplacementField(result.forward, grid), affine])
+    inverse = Chain([affine.inverse(), DisplacementField(result.inverse, grid)])
+    return Normalization(forward, inverse, float(result.metric))
+
+
+def brain_only(corrected: Image, mask: Image) -> Image:
+    """The bias-corrected T1w with everything outside ``mask`` set to zero."""
+    return corrected.with_data(corrected.data * (mask.data > 0.5).to(torch.float32))

@@ -1,0 +1,131 @@
+"""The structural pipeline as one pure function: T1w runs in, every smri result out.
+
+Order: reference T1w -> robust affine to the template -> unified segmentation
+under affinely placed (smoothed) priors -> brain mask, tissue maps and labels
+-> volumes (sanity-checked) -> diffeomorphic normalization of the
+bias-corrected brain -> atlas in native space and per-parcel GM volume ->
+T1w, tissue maps, labels and mask resampled into template space.
+No file IO; the workflow writes what this returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from neurolearn_cli.engine.device import configure_determinism
+from neurolearn_cli.engine.image import Image
+from neurolearn_cli.engine.resample import resample, resample_labels
+from neurolearn_cli.smri.brainmask import brain_mask
+from neurolearn_cli.smri.conform import conform_t1w
+from neurolearn_cli.smri.initialize import initialize
+from neurolearn_cli.smri.morphometry import (
+    check_plausible,
+    morphometry_table,
+    parcel_gm_volumes,
+    tissue_volumes,
+)
+from neurolearn_cli.smri.normalize import Normalization, brain_only, normalize
+from neurolearn_cli.smri.parcellation import Atlas
+from neurolearn_cli.smri.priors import warp_priors
+from neurolearn_cli.smri.segmentation import segment
+from neurolearn_cli.smri.template import Template
+from neurolearn_cli.smri.tissues import brain_tissues, hard_labels, label_table
+
+PRIOR_FWHM_MM = 6.0
+
+
+@dataclass(frozen=True)
+class SmriResult:
+    """Everything the smri stage produces for one participant (T1w grid unless named ``mni_*``).
+
+    ``tissues`` maps ``GM``/``WM``/``CSF`` to probability images inside the
+    brain mask; ``qc`` holds numbers for reports and checks (registration
+    costs, EM iterations, tissue volumes in mL).
+    """
+
+    t1w: Image
+    corrected: Image
+    bias_field: Image
+    mask: Image
+    tissues: dict[str, Image]
+    dseg: Image
+    dseg_labels: pd.DataFrame
+    normalization: Normalization
+    atlas_labels: Image
+    morphometry: pd.DataFrame
+    mni_t1w: Image
+    mni_tissues: dict[str, Image]
+    mni_dseg: Image
+    mni_mask: Image
+    qc: dict[str, float]
+
+
+def preprocess_t1w(
+    t1w_images: Sequence[Image], sources: Sequence[str], template: Template, atlas: Atlas, device: torch.device, seed: int
+) -> SmriResult:
+    """Run the smri steps on one participant's T1w runs.
+
+    Parameters
+    ----------
+    t1w_images, sources : sequence
+        The T1w runs as read and their file names (for error messages).
+    template : Template
+        Normalization template with priors (2 mm is the usual working resolution).
+    atlas : Atlas
+        Parcellation in template space for the morphometry table.
+    device : torch.device
+        Where the computation runs.
+    seed : int
+        Seed for torch/numpy (the steps are deterministic given it).
+
+    Raises
+    ------
+    InputError
+        Bad input (names the file).
+    ProcessingError
+        Implausible tissue volumes or a failed step.
+    """
+    configure_determinism(seed)
+    images = [image.to(device) for image in t1w_images]
+    t1w = conform_t1w(images, sources)
+    init = initialize(t1w, template)
+    to_template = init.transform.inverse()
+    seg = segment(t1w, warp_priors(template, t1w.grid, to_template, fwhm_mm=PRIOR_FWHM_MM), mrf_beta=0.3)
+    mask = brain_mask(seg.posteriors, resample(template.mask, t1w.grid, to_template))
+    probabilities = brain_tissues(seg.posteriors, mask)
+    dseg = hard_labels(probabilities, mask)
+    tissues = {name: t1w.with_data(p) for name, p in zip(("GM", "WM", "CSF"), probabilities, strict=True)}
+    volumes = tissue_volumes(probabilities, t1w)
+    check_plausible(volumes)
+    norm = normalize(brain_only(seg.corrected, mask), template, init.transform)
+    labels = resample_labels(atlas.labels, t1w.grid, norm.template_to_t1w)
+    parcels = parcel_gm_volumes(tissues["GM"], labels, atlas.table)
+    grid, forward = template.t1w.grid, norm.t1w_to_template
+    qc = {
+        "affine_cost": init.cost,
+        "syn_similarity": norm.similarity,
+        "em_iterations": float(seg.iterations),
+        "em_log_likelihood": seg.log_likelihood,
+        **{f"volume_{k}_ml": v for k, v in volumes.items()},
+    }
+    return SmriResult(
+        t1w=t1w,
+        corrected=seg.corrected,
+        bias_field=seg.bias_field,
+        mask=mask,
+        tissues=tissues,
+        dseg=dseg,
+        dseg_labels=label_table(),
+        normalization=norm,
+        atlas_labels=labels,
+        morphometry=morphometry_table(volumes, parcels),
+        mni_t1w=resample(seg.corrected, grid, forward, order="bspline"),
+        mni_tissues={name: resample(image, grid, forward) for name, image in tissues.items()},
+        mni_dseg=resample_labels(dseg, grid, forward),
+        mni_mask=resample(mask, grid, forward, order="nearest"),
+        qc=qc,
+    )

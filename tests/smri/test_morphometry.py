@@ -1,0 +1,54 @@
+"""Volumes from probabilities, per-parcel GM volume, plausibility checks."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from neurolearn_cli.engine.image import Image
+from neurolearn_cli.errors import ProcessingError
+from neurolearn_cli.smri.morphometry import (
+    check_plausible,
+    morphometry_table,
+    parcel_gm_volumes,
+    tissue_volumes,
+)
+
+
+def _image(data: torch.Tensor) -> Image:
+    return Image(data, torch.diag(torch.tensor([2.0, 2.5, 3.0, 1.0], dtype=torch.float64)))
+
+
+def test_tissue_volumes_in_ml() -> None:
+    tissues = torch.zeros(3, 7, 8, 9)
+    tissues[0, :2] = 0.5
+    tissues[1, 2:4] = 1.0
+    tissues[2, 4] = 0.25
+    volumes = tissue_volumes(tissues, _image(torch.zeros(7, 8, 9)))
+    voxel_ml = 2.0 * 2.5 * 3.0 / 1000
+    assert volumes["GM"] == pytest.approx(0.5 * 2 * 72 * voxel_ml)
+    assert volumes["WM"] == pytest.approx(2 * 72 * voxel_ml)
+    assert volumes["CSF"] == pytest.approx(0.25 * 72 * voxel_ml)
+    assert volumes["TIV"] == pytest.approx(volumes["GM"] + volumes["WM"] + volumes["CSF"])
+
+
+def test_parcel_volumes_and_table() -> None:
+    gm = torch.full((7, 8, 9), 0.5)
+    labels = torch.zeros(7, 8, 9)
+    labels[:3] = 1
+    labels[3:4] = 3
+    table = pd.DataFrame({"index": [1, 2, 3], "name": ["a", "b", "c"]})
+    parcels = parcel_gm_volumes(_image(gm), _image(labels), table)
+    voxel_ml = 2.0 * 2.5 * 3.0 / 1000
+    assert parcels == pytest.approx({"a": 0.5 * 216 * voxel_ml, "b": 0.0, "c": 0.5 * 72 * voxel_ml})
+    row = morphometry_table({"TIV": 4.0, "GM": 1.0, "WM": 2.0, "CSF": 1.0}, parcels)
+    assert list(row.columns) == ["TIV", "GM", "WM", "CSF", "a", "b", "c"] and len(row) == 1
+
+
+def test_implausible_volumes_fail() -> None:
+    check_plausible({"TIV": 1500.0, "GM": 650.0, "WM": 500.0, "CSF": 350.0})
+    with pytest.raises(ProcessingError, match="intracranial"):
+        check_plausible({"TIV": 90.0, "GM": 40.0, "WM": 30.0, "CSF": 20.0})
+    with pytest.raises(ProcessingError, match="WM"):
+        check_plausible({"TIV": 1500.0, "GM": 700.0, "WM": 100.0, "CSF": 700.0})
