@@ -207,7 +207,10 @@ class DerivativesWriter:
 
 
 def ensure_dataset_description(output_dir: Path, source: Path) -> Path:
-    """Write ``dataset_description.json`` unless an identical one is there; refuse a foreign one."""
+    """Write ``dataset_description.json`` (recorded in the ``dataset`` manifest) unless an identical one is there.
+
+    A description written by another tool means OUTPUT_DIR holds foreign derivatives: refused.
+    """
     path = output_dir / "dataset_description.json"
     wanted = dataset_description(source)
     if path.is_file():
@@ -220,4 +223,4 @@ def ensure_dataset_description(output_dir: Path, source: Path) -> Path:
         names = [g.get("Name") for g in (existing or {}).get("GeneratedBy", []) if isinstance(g, dict)]
         if existing is not None and "neurolearn" not in names:
             raise InputError(path, "output directory holds derivatives of another tool; choose another OUTPUT_DIR")
-    return atomic.write_json(path, wanted)
+    return DerivativesWriter(output_dir, "dataset", fingerprint="", resume=False).write_json(path, wanted)

@@ -27,11 +27,11 @@ TASK = "faces"
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory):
-    """The example dataset (1 participant, 24 volumes) processed at participant and group level."""
+    """The example dataset (1 participant, 30 volumes) processed at participant and group level."""
     from neurolearn_cli.cli.app import main
 
     root = tmp_path_factory.mktemp("e2e")
-    bids = write_example_dataset(root / "bids", participants=1, seed=3, volumes=24)
+    bids = write_example_dataset(root / "bids", participants=1, seed=3, volumes=30)
     out = root / "out"
     codes = []
     for level in ("participant", "group"):
@@ -68,7 +68,7 @@ def test_functional_outputs(pipeline_run):
     func = out / SUB / "func"
     preproc = func / f"{SUB}_task-{TASK}_space-MNI152NLin2009aSym_res-2_desc-preproc_bold.nii.gz"
     image = nib.load(preproc)
-    assert image.shape[3] == 24 and image.header.get_zooms()[3] == pytest.approx(2.0)
+    assert image.shape[3] == 30 and image.header.get_zooms()[3] == pytest.approx(2.0)
     sidecar = json.loads(preproc.with_name(preproc.name.replace(".nii.gz", ".json")).read_text())
     assert sidecar["RepetitionTime"] == 2.0 and sidecar["SliceTimingCorrected"] is True
     t1w_space = nib.load(func / f"{SUB}_task-{TASK}_space-T1w_desc-preproc_bold.nii.gz")
@@ -82,7 +82,7 @@ def test_confounds_load_with_nilearn(pipeline_run):
     preproc = out / SUB / "func" / f"{SUB}_task-{TASK}_space-MNI152NLin2009aSym_res-2_desc-preproc_bold.nii.gz"
     confounds, sample_mask = load_confounds(str(preproc), strategy=("motion", "high_pass", "wm_csf", "compcor"),
                                             compcor="anat_combined", n_compcor="all")
-    assert len(confounds) == 24 and "trans_x" in confounds and "csf" in confounds
+    assert len(confounds) == 30 and "trans_x" in confounds and "csf" in confounds
 
 
 def test_reports_and_iqms(pipeline_run):
