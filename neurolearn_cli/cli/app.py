@@ -84,7 +84,15 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _register_commands() -> None:
-    from neurolearn_cli.cli import apply_transforms, example_data, mvpa, register, run, slurm, verify
+    from neurolearn_cli.cli import (
+        apply_transforms,
+        example_data,
+        mvpa,
+        register,
+        run,
+        slurm,
+        verify,
+    )
 
     app.command(BARE_COMMAND, hidden=True, context_settings={"allow_interspersed_args": True})(guarded(run.bids_app_command))
     for stage in ("smri", "fmri", "qc"):

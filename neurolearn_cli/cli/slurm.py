@@ -27,7 +27,8 @@ def slurm_command(
     from neurolearn_cli.config import strip_sub_prefix
     from neurolearn_cli.dataset.query import plan_dataset
     from neurolearn_cli.errors import InputError
-    from neurolearn_cli.slurm import SlurmSettings, group_script, participant_script, submit as submit_jobs
+    from neurolearn_cli.slurm import SlurmSettings, group_script, participant_script
+    from neurolearn_cli.slurm import submit as submit_jobs
 
     bids_dir, output_dir = bids_dir.resolve(), output_dir.resolve()
     if container is not None and not container.is_file():
