@@ -14,6 +14,7 @@ from neurolearn_cli.derivatives import raw_entities, raw_source
 from neurolearn_cli.stages import StageContext
 
 SPACE_T1W = "T1w"
+FIGURES = ("brainmask", "coreg", "carpetplot")
 
 
 def run_entities(run: BoldRun) -> dict[str, Any]:
@@ -76,15 +77,14 @@ def planned_entities(
                     "suffix": suffix,
                     "extension": ".tsv",
                 }
-    for figure in ("carpetplot", "brainmask", "coreg"):
-        entities[f"figure_{figure}"] = {
-            **base,
-            "datatype": "figures",
-            "desc": figure,
-            "suffix": "bold",
-            "extension": ".svg",
-        }
+    for figure in FIGURES:
+        entities[f"figure_{figure}"] = figure_entities(run, figure)
     return entities
+
+
+def figure_entities(run: BoldRun, figure: str) -> dict[str, Any]:
+    """Entities of one of a run's figures (``sub-01/figures/..._desc-<figure>_bold.svg``)."""
+    return {**run_entities(run), "datatype": "figures", "desc": figure, "suffix": "bold", "extension": ".svg"}
 
 
 def _phasediff(fieldmaps: tuple[FieldmapInput, ...], device: Any, log: Any, subject: str) -> Any:
@@ -252,18 +252,5 @@ def _square(matrix: Any) -> Any:
 
 def figure_paths(participant: ParticipantPlan, writer: Any) -> dict[str, list[Path]]:
     """Figures written for each BOLD run, by run file name (for the qc report)."""
-    return {
-        run.image.path.name: [
-            writer.path(
-                {
-                    **run_entities(run),
-                    "datatype": "figures",
-                    "desc": name,
-                    "suffix": "bold",
-                    "extension": ".svg",
-                }
-            )
-            for name in ("brainmask", "coreg", "carpetplot")
-        ]
-        for run in participant.bold
-    }
+    return {run.image.path.name: [writer.path(figure_entities(run, name)) for name in FIGURES]
+            for run in participant.bold}

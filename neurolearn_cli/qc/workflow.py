@@ -109,9 +109,7 @@ def _t1w_section(participant: ParticipantPlan, context: StageContext) -> Any:
         ),
     ]
     first = participant.t1w[0]
-    return ImageQC(
-        bids_name=bids_name(first), figures=anat_figures, iqms=iqms, metadata=first.metadata
-    ), iqms
+    return ImageQC(bids_name=bids_name(first), figures=anat_figures, iqms=iqms, metadata=first.metadata)
 
 
 def _bold_section(run: BoldRun, participant: ParticipantPlan, context: StageContext) -> Any:
@@ -162,9 +160,7 @@ def _bold_section(run: BoldRun, participant: ParticipantPlan, context: StageCont
     iqms = functional_iqms(
         steady, mask, bold.spacing, run.repetition_time, fd_steady, dummy_trs=dummies
     )
-    return ImageQC(
-        bids_name=bids_name(run.image), figures=func_figures, iqms=iqms, metadata=run.image.metadata
-    ), iqms
+    return ImageQC(bids_name=bids_name(run.image), figures=func_figures, iqms=iqms, metadata=run.image.metadata)
 
 
 def run_participant(participant: ParticipantPlan, context: StageContext) -> None:
@@ -178,18 +174,13 @@ def run_participant(participant: ParticipantPlan, context: StageContext) -> None
 
     writer, anat, func, modalities = context.writer, [], [], []
     if participant.t1w:
-        section, iqms = _t1w_section(participant, context)
-        writer.write_json(
-            writer.path(iqm_entities(participant.t1w[0], "T1w")),
-            _iqm_record(section.bids_name, iqms),
-        )
+        section = _t1w_section(participant, context)
+        writer.write_json(writer.path(iqm_entities(participant.t1w[0], "T1w")), _iqm_record(section))
         anat.append(section)
         modalities.append("T1w")
     for run in participant.bold:
-        section, iqms = _bold_section(run, participant, context)
-        writer.write_json(
-            writer.path(iqm_entities(run.image, "bold")), _iqm_record(section.bids_name, iqms)
-        )
+        section = _bold_section(run, participant, context)
+        writer.write_json(writer.path(iqm_entities(run.image, "bold")), _iqm_record(section))
         func.append(section)
     if participant.bold:
         modalities.append("bold")
@@ -201,12 +192,11 @@ def run_participant(participant: ParticipantPlan, context: StageContext) -> None
     atomic.write_text(context.config.logs_dir / "CITATION.md", methods)
 
 
-def _iqm_record(name: str, iqms: dict[str, float]) -> dict[str, Any]:
-    """An IQM JSON as MRIQC writes it: the measures plus provenance of the source name."""
-    clean = {
-        k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in iqms.items()
-    }
-    return {**clean, "bids_name": name}
+def _iqm_record(section: Any) -> dict[str, Any]:
+    """An IQM JSON as MRIQC writes it: the measures (non-finite as null) and the source's name."""
+    iqms = section.iqms
+    clean = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in iqms.items()}
+    return {**clean, "bids_name": section.bids_name}
 
 
 def _failures(dataset: DatasetPlan, logs_dir: Path) -> dict[str, str]:
