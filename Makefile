@@ -6,7 +6,7 @@ DEMO_DIR ?= demo
 DEMO_PARTICIPANTS ?= 8
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench completions lint clean
+.PHONY: install demo test test-heavy bench completions lint clean
 
 install:
 	$(PYTHON) -m pip install --quiet "$(TORCH_SPEC)"
@@ -28,6 +28,9 @@ demo: install
 
 test: install
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+test-heavy: install
+	NEUROLEARN_TEST_HEAVY=1 $(PYTHON) -m pytest -m heavy $(PYTEST_ARGS)
 
 bench: install
 	$(PYTHON) benchmarks/engine.py

@@ -21,9 +21,16 @@ import os
 
 os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "2")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# idle OpenMP threads sleep instead of spinning: on a shared, oversubscribed machine spinning
+# threads burn the cores (measured here: 20x more CPU per small torch op at load 18)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import datetime as dt
+import json
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -36,6 +43,21 @@ from scipy import ndimage as ndi
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("NEUROLEARN_TEST_DATA", ROOT.parent / "shared" / "data"))
+
+
+class Clock:
+    """Wall and process CPU seconds (all threads, plus waited-for children) since creation."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), self._cpu()
+
+    @staticmethod
+    def _cpu() -> float:
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    def read(self) -> dict:
+        return {"time_s": time.perf_counter() - self.wall, "cpu_s": self._cpu() - self.cpu}
 
 
 def _mni(name: str) -> np.ndarray:
@@ -179,11 +201,11 @@ def run_ours(case: dict, transform: str) -> dict:
     fixed = Image(torch.from_numpy(case["fixed"]), affine)
     moving = Image(torch.from_numpy(case["moving"]), affine)
     mask = Image(torch.from_numpy(case["mask"].astype(np.float32)), affine)
-    tic = time.perf_counter()
+    clock = Clock()
     result = register(fixed, moving, transform=transform, fixed_mask=mask, device=torch.device("cpu"))
-    elapsed = time.perf_counter() - tic
+    elapsed = clock.read()
     psi = result.forward.map_points(torch.from_numpy(case["pts"])).numpy()
-    return {"method": f"neurolearn {transform}", "time_s": elapsed, **score(case, psi)}
+    return {"method": f"neurolearn {transform}", **elapsed, **score(case, psi)}
 
 
 def _ants_image(array: np.ndarray, res: float):
@@ -199,17 +221,17 @@ def run_ants(case: dict, kind: str) -> dict:
     res = case["res"]
     fixed, moving = _ants_image(case["fixed"], res), _ants_image(case["moving"], res)
     with tempfile.TemporaryDirectory(prefix="antsreg_") as tmp:
-        tic = time.perf_counter()
+        clock = Clock()
         reg = ants.registration(fixed=fixed, moving=moving, type_of_transform=kind,
                                 outprefix=os.path.join(tmp, "r_"), random_seed=42)
-        elapsed = time.perf_counter() - tic
+        elapsed = clock.read()
         coords = case["pts"].reshape(*case["fixed"].shape, 3)
         psi = np.stack([
             ants.apply_transforms(fixed, _ants_image(coords[..., axis], res), reg["fwdtransforms"],
                                   interpolator="linear").numpy().reshape(-1)
             for axis in range(3)
         ], axis=1)
-    return {"method": f"ants.registration '{kind}'", "time_s": elapsed, **score(case, psi)}
+    return {"method": f"ants.registration '{kind}'", **elapsed, **score(case, psi)}
 
 
 def make_motion(n_vols: int, seed: int = 3, res: int = 3) -> dict:
@@ -255,10 +277,10 @@ def run_motion_ours(case: dict) -> dict:
     series = Image(torch.from_numpy(case["data"]), affine)
     reference = Image(series.data[..., 0].contiguous(), affine)
     mask = Image(torch.from_numpy(case["mask"].astype(np.float32)), affine)
-    tic = time.perf_counter()
+    clock = Clock()
     maps = register_series(series, reference, mask=mask, device=torch.device("cpu"))
-    elapsed = time.perf_counter() - tic
-    return {"method": "neurolearn batched rigid", "time_s": elapsed, **motion_error(case, maps.matrix.numpy())}
+    elapsed = clock.read()
+    return {"method": "neurolearn batched rigid", **elapsed, **motion_error(case, maps.matrix.numpy())}
 
 
 def run_motion_ants(case: dict) -> dict:
@@ -268,9 +290,9 @@ def run_motion_ants(case: dict) -> dict:
     res = case["res"]
     image = ants.from_numpy(case["data"], origin=(0.0,) * 4, spacing=(float(res),) * 3 + (1.0,))
     reference = _ants_image(case["data"][..., 0], res)
-    tic = time.perf_counter()
+    clock = Clock()
     out = ants.motion_correction(image, fixed=reference, type_of_motion="BOLDRigid")
-    elapsed = time.perf_counter() - tic
+    elapsed = clock.read()
     maps = []
     for files in out["motion_parameters"]:
         tx = ants.read_transform(files[0])
@@ -279,7 +301,7 @@ def run_motion_ants(case: dict) -> dict:
         m[:3, :3] = p[:9].reshape(3, 3)
         m[:3, 3] = p[9:] + c - m[:3, :3] @ c
         maps.append(m)
-    return {"method": "ants.motion_correction 'BOLDRigid'", "time_s": elapsed, **motion_error(case, np.stack(maps))}
+    return {"method": "ants.motion_correction 'BOLDRigid'", **elapsed, **motion_error(case, np.stack(maps))}
 
 
 def real_scan_rows(name: str, path: Path, res: int) -> list[dict]:
@@ -300,50 +322,116 @@ def real_scan_rows(name: str, path: Path, res: int) -> list[dict]:
         moving = load_image(os.path.join(tmp, "moving.nii.gz"), torch.device("cpu"))
         affine = torch.diag(torch.tensor([res, res, res, 1.0], dtype=torch.float64))
         fixed = Image(torch.from_numpy(t1), affine)
-        tic = time.perf_counter()
+        clock = Clock()
         ours = register(fixed, moving, transform="syn", fixed_mask=fixed.with_data(torch.from_numpy(brain).float()),
                         device=torch.device("cpu"))
-        t_ours = time.perf_counter() - tic
+        t_ours = clock.read()
         nib.save(nib.Nifti1Image(t1, affine.numpy()), os.path.join(tmp, "fixed.nii.gz"))
         fixed_ants = ants.image_read(os.path.join(tmp, "fixed.nii.gz"))
         moving_ants = ants.image_read(os.path.join(tmp, "moving.nii.gz"))
-        tic = time.perf_counter()
+        clock = Clock()
         reg = ants.registration(fixed_ants, moving_ants, type_of_transform="SyN", random_seed=42,
                                 outprefix=os.path.join(tmp, "a_"))
-        t_ants = time.perf_counter() - tic
+        t_ants = clock.read()
         warped_ants = reg["warpedmovout"].numpy()
     rows = []
     for method, warped, elapsed in (("neurolearn syn", ours.warped.data.numpy(), t_ours),
                                     ("ants.registration 'SyN'", warped_ants, t_ants)):
         r = float(np.corrcoef(warped[brain], t1[brain])[0, 1])
-        rows.append({"case": f"{name} T1w -> MNI {res} mm", "method": method, "time_s": elapsed, "corr_brain": r})
+        rows.append({"case": f"{name} T1w -> MNI {res} mm", "method": method, **elapsed, "corr_brain": r})
     return rows
 
 
-COLUMNS = ("case", "method", "time_s", "err_mean", "err_p95", "dice_gm", "corr_brain")
-HEADERS = ("case", "method", "time s", "err mean mm", "err p95 mm (motion: max vol)", "Dice GM", "r in brain")
+COLUMNS = ("case", "method", "time_s", "cpu_s", "err_mean", "err_p95", "dice_gm", "corr_brain")
+HEADERS = ("case", "method", "wall s", "CPU s", "err mean mm", "err p95 mm (motion: max vol)", "Dice GM", "r in brain")
 
 
 def _fmt(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, float) else ("" if value is None else str(value))
 
 
-def registration_rows(seeds: list[int], res: int, ants_kinds: list[str], ours: list[str]) -> list[dict]:
+def registration_rows(
+    seeds: list[int], res: int, ants_kinds: list[str], ours: list[str], peak_memory: tuple[str, ...] = ()
+) -> list[dict]:
+    """Reference, our and ANTs rows per seed, and our peak RSS for each transform in ``peak_memory``."""
     rows = []
     for seed in seeds:
         case = make_case(seed, res)
         label = f"template {res} mm, seed {seed}"
-        for row in reference_rows(case) + [run_ours(case, k) for k in ours] + [run_ants(case, k) for k in ants_kinds]:
+        found = reference_rows(case) + [run_ours(case, k) for k in ours] + [run_ants(case, k) for k in ants_kinds]
+        found += [peak_memory_row(case, k) for k in peak_memory]
+        for row in found:
             rows.append({"case": label, **row})
             print(label, row, flush=True)
     return rows
 
 
+def peak_memory_row(case: dict, transform: str) -> dict:
+    """Peak resident memory (VmHWM) of our ``register`` in a fresh process (torch import and inputs included)."""
+    with tempfile.TemporaryDirectory(prefix="peakmem_") as tmp:
+        for name in ("fixed", "moving", "mask"):
+            np.save(os.path.join(tmp, f"{name}.npy"), case[name].astype(np.float32))
+        out = subprocess.run([sys.executable, __file__, "--peak-memory-child", tmp, transform, str(case["res"])],
+                             check=True, capture_output=True, text=True)
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"method": f"neurolearn {transform}: peak RSS {found['peak_gb']:.2f} GB "
+                      f"(before registering {found['before_gb']:.2f} GB)", "time_s": found["time_s"],
+            "cpu_s": found["cpu_s"]}
+
+
+def _peak_rss_gb() -> float:
+    """This process's peak resident set (``VmHWM``, GB).
+
+    Not ``ru_maxrss``: Linux carries the parent's high-water mark into a
+    child across fork and exec, so a child's ``ru_maxrss`` is at least the
+    benchmark parent's size.
+    """
+    with open("/proc/self/status", encoding="ascii") as status:
+        line = next(row for row in status if row.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024 / 1e9
+
+
+def peak_memory_child(folder: str, transform: str, res: int) -> None:
+    """Run one registration of saved inputs and print peak RSS (GB) and times as JSON."""
+    from neurolearn_cli.engine.image import Image
+    from neurolearn_cli.engine.registration.api import register
+
+    torch.set_num_threads(2)
+    affine = torch.diag(torch.tensor([res, res, res, 1.0], dtype=torch.float64))
+    images = [Image(torch.from_numpy(np.load(os.path.join(folder, f"{n}.npy"))), affine)
+              for n in ("fixed", "moving", "mask")]
+    before = _peak_rss_gb()
+    clock = Clock()
+    register(images[0], images[1], transform=transform, fixed_mask=images[2], device=torch.device("cpu"))
+    print(json.dumps({"peak_gb": _peak_rss_gb(), "before_gb": before, **clock.read()}))
+
+
+def ratio_lines(rows: list[dict]) -> list[str]:
+    """ANTs time / our time for every case with both (wall and CPU; > 1 means we are faster)."""
+    pairs = [("neurolearn affine", "ants.registration 'Affine'"), ("neurolearn syn", "ants.registration 'SyN'"),
+             ("neurolearn batched rigid", "ants.motion_correction 'BOLDRigid'")]
+    lines = []
+    for case in dict.fromkeys(r["case"] for r in rows):
+        by_method = {r["method"]: r for r in rows if r["case"] == case}
+        for ours, theirs in pairs:
+            if ours in by_method and theirs in by_method:
+                a, b = by_method[theirs], by_method[ours]
+                lines.append(f"- {case}: {theirs} / {ours} = {a['time_s'] / b['time_s']:.1f}x wall, "
+                             f"{a['cpu_s'] / b['cpu_s']:.1f}x CPU")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one 2 mm seed, 40 motion volumes, one real scan")
+    parser.add_argument("--quick", action="store_true",
+                        help="one 2 mm seed, 1 mm affine only, 40 motion volumes, one real scan")
     parser.add_argument("--full", action="store_true", help="also antsRegistrationSyN[s] (slow) on one 2 mm seed")
+    parser.add_argument("--peak-memory-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.peak_memory_child:
+        folder, transform, res = args.peak_memory_child
+        peak_memory_child(folder, transform, int(res))
+        return
     torch.set_num_threads(2)
     load_before = os.getloadavg()[0]
     rows: list[dict] = []
@@ -351,8 +439,10 @@ def main() -> None:
     rows += registration_rows(seeds, 2, ["Affine", "SyN"], ["affine", "syn"])
     if args.full:
         rows += [r for r in registration_rows([1], 2, ["antsRegistrationSyN[s]"], []) if "ants" in r["method"]]
-    if not args.quick:
-        rows += registration_rows([1], 1, ["Affine", "SyN"], ["affine", "syn"])
+    if args.quick:
+        rows += registration_rows([1], 1, ["Affine"], ["affine"], peak_memory=("affine", "syn"))
+    else:
+        rows += registration_rows([1], 1, ["Affine", "SyN"], ["affine", "syn"], peak_memory=("affine", "syn"))
     motion = make_motion(40 if args.quick else 200)
     label = f"head motion, {motion['data'].shape[-1]} vols 3 mm"
     for row in (run_motion_ours(motion), run_motion_ants(motion)):
@@ -388,11 +478,15 @@ def print_and_record(rows: list[dict], args: argparse.Namespace, load_before: fl
         f"**Machine shared** with other engineers' jobs while measuring: load average "
         f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end, so times are inflated and "
         "only ratios of rows measured close together mean anything. Ours gets the template brain mask as "
-        "fixed mask; ANTs runs with its defaults. Motion: error = mean brain displacement, p95 column = worst volume.\n",
+        "fixed mask; ANTs runs with its defaults. Motion: error = mean brain displacement, p95 column = worst volume. "
+        "CPU s = process user + system time of all threads (ANTs runs in-process through antspyx); "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}. Peak-memory rows run ours alone in a fresh "
+        "process (VmHWM, torch and the inputs included).\n",
         "| " + " | ".join(HEADERS) + " |",
         "|" + "---|" * len(HEADERS),
     ]
     lines += ["| " + " | ".join(_fmt(row.get(c)) for c in COLUMNS) + " |" for row in rows]
+    lines += ["", "Speed ratios (ANTs / ours, measured minutes apart in this run):", *ratio_lines(rows)]
     results = Path(__file__).with_name("RESULTS.md")
     previous = results.read_text() if results.is_file() else "# Benchmark results\n"
     from neurolearn_cli.atomic import write_text

@@ -2,7 +2,8 @@
 
 Usage::
 
-    python benchmarks/mvpa.py [--part speed soop] [--n-jobs 2] [--permutations 10]
+    python benchmarks/mvpa.py [--part speed soop decoding] [--n-jobs 2] [--permutations 10]
+                              [--derivatives DIR]   # decoding: studyforrest fmri outputs (see below)
 
 ``speed``: nested CV, 5 outer x 5 inner folds, ridge with a 20-point alpha
 grid, 1000 participants x 2000 features (synthetic, seeded), through
@@ -10,7 +11,14 @@ grid, 1000 participants x 2000 features (synthetic, seeded), through
 whole nested CV). ``soop``: the published protocol (features non-zero in more
 than 10% of rows, scaler fitted on all rows, leave-one-out RBF SVR with
 default parameters) beside our leakage-free nested estimates.
-Prints markdown tables.
+``decoding``: within-participant LSS estimates on studyforrest's fmri
+outputs (``neurolearn smri`` then ``neurolearn fmri`` into ``--derivatives``),
+ours (one batched pseudo-inverse, torch) against nilearn's FirstLevelModel
+fitted once per sample on the same design (the established LSS loop), in the
+same run: wall and CPU time, their ratio, agreement of the estimates; then
+faces against the other categories decoded in a ventral occipito-temporal mask by
+our pipeline and by nilearn's Decoder on the same estimates and folds.
+Prints markdown tables, with the load average at start and end.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -104,6 +113,109 @@ def soop(root: Path, n_jobs: int) -> list[dict]:
     return rows
 
 
+STUDYFORREST = DATA / "studyforrest" / "bids"
+#: Ventral occipito-temporal parcels of the bundled atlas (fusiform, inferior temporal, parahippocampal, lateral occipital).
+VOT_PARCELS = ["L_gm_09", "R_gm_09", "L_gm_12", "R_gm_12", "L_gm_16", "R_gm_16", "L_gm_21", "R_gm_21"]
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _timed(function, *args, **kwargs):
+    wall, cpu = time.perf_counter(), _cpu()
+    value = function(*args, **kwargs)
+    return value, time.perf_counter() - wall, _cpu() - cpu
+
+
+def _nilearn_lss(bold, mask, regressors: np.ndarray, nuisance: np.ndarray, t_r: float, count: int) -> np.ndarray:
+    """nilearn's FirstLevelModel (OLS, percent signal change) fitted once per sample on our LSS design."""
+    from nilearn.glm.first_level import FirstLevelModel
+
+    total = regressors.sum(axis=1)
+    rows = []
+    for i in range(count):
+        design = pd.DataFrame(np.column_stack([regressors[:, i], total - regressors[:, i], nuisance]))
+        design.columns = ["own", "others"] + [f"n{j}" for j in range(nuisance.shape[1])]
+        model = FirstLevelModel(t_r=t_r, mask_img=mask, noise_model="ols", signal_scaling=0, minimize_memory=True)
+        model.fit(bold, design_matrices=[design])
+        rows.append(model.compute_contrast("own", output_type="effect_size").get_fdata()[mask.get_fdata() > 0])
+    return np.array(rows)
+
+
+def decoding(root: Path, derivatives: Path, n_jobs: int, permutations: int) -> tuple[list[dict], list[dict]]:
+    """LSS speed/agreement against nilearn, and faces-vs-rest decoding by ours and by nilearn's Decoder."""
+    import nibabel as nib
+    import torch
+    from nilearn.decoding import Decoder
+    from sklearn.model_selection import PredefinedSplit
+
+    from neurolearn_cli.mvpa.decoding.confounds import confound_columns, nuisance_matrix
+    from neurolearn_cli.mvpa.decoding.events import samples_from_events
+    from neurolearn_cli.mvpa.decoding.inputs import find_runs, load_bold, load_mask, read_table
+    from neurolearn_cli.mvpa.decoding.lss import design_columns, lss_estimates
+    from neurolearn_cli.mvpa.decoding.run import run_decoding
+    from neurolearn_cli.mvpa.decoding.spec import decoding_spec_from_dict
+
+    torch.set_num_threads(1)
+    speed_rows, decode_rows = [], []
+    for unit, nilearn_count in (("block", 12), ("trial", 24)):
+        spec = decoding_spec_from_dict({
+            "name": f"faces_{unit}", "mode": "within", "task": "oneback", "samples": {"unit": unit},
+            "target": {"positive": ["face"]}, "mask": {"labels": VOT_PARCELS},
+            "selection": {"method": "anova", "percentile": 5},
+            "validation": {"permutations": permutations}, "derivatives": str(derivatives)})
+        run = find_runs(derivatives, STUDYFORREST, "02", spec)[0]
+        bold = load_bold(run.bold, torch.device("cpu"))
+        mask = load_mask(spec.mask, bold.grid)
+        data = bold.data[mask].T.contiguous()
+        samples = samples_from_events(read_table(run.events), "trial_type", spec.samples, run.events)
+        table = read_table(run.confounds)
+        nuisance = nuisance_matrix(table, confound_columns(list(table.columns), spec.glm.confounds, run.confounds),
+                                   data.shape[0], run.confounds)
+        frame_times = (np.arange(data.shape[0]) + spec.glm.slice_time_ref) * run.repetition_time
+        regressors, design_nuisance = design_columns(samples, frame_times, nuisance, hrf="glover", high_pass=0.008)
+        ours, wall, cpu = _timed(lss_estimates, data, regressors, design_nuisance)
+        image = nib.load(run.bold)
+        mask_image = nib.Nifti1Image(mask.numpy().astype(np.uint8), image.affine)
+        theirs, n_wall, n_cpu = _timed(_nilearn_lss, image, mask_image, regressors, design_nuisance,
+                                       run.repetition_time, nilearn_count)
+        ours_psc = ours.numpy()[:nilearn_count]
+        agreement = float(np.corrcoef(ours_psc.ravel(), theirs.ravel())[0, 1])
+        speed_rows.append({"samples": f"{len(samples)} {unit}s x {data.shape[1]} voxels", "ours_wall_s": wall,
+                           "ours_cpu_s": cpu, "nilearn_samples_fitted": nilearn_count, "nilearn_wall_s": n_wall,
+                           "nilearn_cpu_s": n_cpu,
+                           "per_sample_cpu_ratio": (n_cpu / nilearn_count) / (cpu / len(samples)),
+                           "estimates_r": agreement, "max_abs_diff": float(np.abs(ours_psc - theirs).max())})
+        result, d_wall, d_cpu = _timed(run_decoding, spec, STUDYFORREST, root / f"out_{unit}", device="cpu",
+                                       n_jobs=n_jobs)
+        r = result[0]
+        decode_rows.append({"decoder": f"ours, {unit}s, {r.results['cv']}", "roc_auc": r.results["mean"],
+                            "permutation_p": r.results["permutation_p"],
+                            "null_n": r.results["null"]["n"] if r.results["null"] else 0,
+                            "wall_s": d_wall, "cpu_s": d_cpu})
+        folds = r.predictions["fold"].to_numpy()
+        inside = mask.numpy()
+        corner, stop = np.argwhere(inside).min(axis=0), np.argwhere(inside).max(axis=0) + 1
+        box = tuple(slice(a, b) for a, b in zip(corner, stop, strict=True))
+        affine = image.affine.copy()
+        affine[:3, 3] = nib.affines.apply_affine(image.affine, corner)
+        X = np.zeros((*inside[box].shape, len(samples)), dtype=np.float32)
+        X[inside[box]] = ours.numpy().T
+        labels = np.where(samples["condition"] == "face", "face", "other")
+        decoder = Decoder(estimator="svc", mask=nib.Nifti1Image(inside[box].astype(np.uint8), affine),
+                          cv=PredefinedSplit(folds), screening_percentile=5, scoring="roc_auc",
+                          standardize="zscore_sample")
+        images = nib.Nifti1Image(X, affine)
+        _, n_wall, n_cpu = _timed(decoder.fit, images, labels)
+        decode_rows.append({"decoder": f"nilearn Decoder (svc, C grid), {unit}s, same folds without buffer",
+                            "roc_auc": float(np.mean(decoder.cv_scores_["face"])), "permutation_p": None,
+                            "null_n": None, "wall_s": n_wall, "cpu_s": n_cpu})
+    return speed_rows, decode_rows
+
+
 def _markdown(rows: list[dict]) -> str:
     columns = list(dict.fromkeys(k for row in rows for k in row))
 
@@ -121,10 +233,12 @@ def _markdown(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", nargs="+", choices=["speed", "soop"], default=["speed", "soop"])
+    parser.add_argument("--part", nargs="+", choices=["speed", "soop", "decoding"], default=["speed", "soop"])
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--permutations", type=int, default=10)
+    parser.add_argument("--derivatives", type=Path, help="studyforrest fmri outputs (for --part decoding)")
     args = parser.parse_args()
+    print(f"load average at start: {os.getloadavg()[0]:.1f}\n")
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         if "speed" in args.part:
@@ -136,6 +250,16 @@ def main() -> None:
             else:
                 print("## SOOP: NIHSS from lesion territories (Pearson r, MAE)\n")
                 print(_markdown(soop(root, args.n_jobs)), "\n")
+        if "decoding" in args.part:
+            if args.derivatives is None or not (args.derivatives / "sub-02" / "func").is_dir():
+                print("decoding needs --derivatives DIR holding `neurolearn fmri` outputs of studyforrest: skipped")
+            else:
+                speed_rows, decode_rows = decoding(root, args.derivatives, args.n_jobs, args.permutations)
+                print("## LSS estimates, studyforrest sub-02, ventral occipito-temporal mask: ours vs nilearn\n")
+                print(_markdown(speed_rows), "\n")
+                print("## faces vs other categories, ventral occipito-temporal mask\n")
+                print(_markdown(decode_rows), "\n")
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -37,10 +37,28 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}") from error
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_temporaries(directory: str | Path, name: str = "") -> list[Path]:
+    """Delete the temporary files a killed run left under ``directory``; return them.
+
+    Only names :func:`write_bytes` creates (``.<name>.<random>.part``) are
+    touched, and with ``name`` only those of that final file name. Call it
+    before a participant's work starts, never while another process writes
+    the same files.
+    """
+    directory = Path(directory)
+    stale = sorted(directory.rglob(f".{name}*.part")) if directory.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def write_text(path: str | Path, text: str) -> Path:

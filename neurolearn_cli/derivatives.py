@@ -10,6 +10,7 @@ what ``--resume`` checks, and what ``neurolearn verify`` compares.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -119,6 +120,17 @@ class DerivativesWriter:
             return json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
+
+    def with_fingerprint(self, fingerprint: str) -> DerivativesWriter:
+        """A writer for another stage of the same owner: its own fingerprint, the same manifest.
+
+        Stages record into one manifest per participant, each under the
+        fingerprint of what it reads, so changing one stage's settings reruns
+        that stage only.
+        """
+        writer = copy.copy(self)
+        writer.fingerprint = fingerprint
+        return writer
 
     # -- paths -------------------------------------------------------------
     def path(self, entities: Mapping[str, Any]) -> Path:

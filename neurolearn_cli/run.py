@@ -14,6 +14,7 @@ import platform
 import sys
 import traceback
 import uuid
+from collections.abc import Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,6 +34,18 @@ from neurolearn_cli.logs import get_logger, setup_logging
 NON_OUTPUT_SETTINGS = {
     "bids_dir", "output_dir", "work_dir", "nprocs", "omp_nthreads", "mem_gb", "resume", "stop_on_first_crash",
     "dry_run", "verbosity", "debug", "bids_database_dir", "skip_bids_validation", "stages", "participant_label",
+}
+#: Settings only the group-level pattern analysis reads.
+MVPA_SETTINGS = {"spec", "features", "target", "model", "cv", "group_by", "permutations", "name"}
+#: Settings only the functional stage (and the qc that reads its outputs) reads.
+FMRI_SETTINGS = {"output_spaces", "dummy_scans", "ignore", "slice_time_ref", "fd_spike_threshold",
+                 "dvars_spike_threshold", "task"}
+#: Per participant stage, the settings it never reads (so changing them keeps its outputs under --resume).
+#: A stage not listed here is fingerprinted on every output-shaping setting.
+STAGE_UNREAD_SETTINGS = {
+    "smri": FMRI_SETTINGS | MVPA_SETTINGS,
+    "fmri": MVPA_SETTINGS,
+    "qc": MVPA_SETTINGS,
 }
 
 
@@ -63,18 +76,22 @@ def versions() -> dict[str, str]:
     }
 
 
-def output_settings(config: RunConfig) -> dict[str, Any]:
-    """The options that shape outputs, for the resume fingerprint."""
-    return {k: v for k, v in config.model_dump(mode="json").items() if k not in NON_OUTPUT_SETTINGS}
+def output_settings(config: RunConfig, unread: Collection[str] = ()) -> dict[str, Any]:
+    """The options that shape outputs, less those in ``unread``, for the resume fingerprint."""
+    skip = NON_OUTPUT_SETTINGS | set(unread)
+    return {k: v for k, v in config.model_dump(mode="json").items() if k not in skip}
 
 
-def participant_inputs(participant: ParticipantPlan) -> list[Path]:
-    """Every input file of a participant (images, sidecars, events, fieldmaps)."""
-    images = list(participant.t1w) + [run.image for run in participant.bold]
-    images += [run.sbref for run in participant.bold if run.sbref is not None]
-    images += [image for run in participant.bold for fmap in run.fieldmaps for image in fmap.images]
+def participant_inputs(participant: ParticipantPlan, *, anatomical_only: bool = False) -> list[Path]:
+    """Input files of a participant (images, sidecars, events, fieldmaps), or only its T1w images."""
+    images = list(participant.t1w)
+    if not anatomical_only:
+        images += [run.image for run in participant.bold]
+        images += [run.sbref for run in participant.bold if run.sbref is not None]
+        images += [image for run in participant.bold for fmap in run.fieldmaps for image in fmap.images]
     files = {image.path for image in images}
-    files |= {run.events for run in participant.bold if run.events is not None}
+    if not anatomical_only:
+        files |= {run.events for run in participant.bold if run.events is not None}
     for image in images:
         name = image.path.name
         stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else image.path.stem
@@ -82,6 +99,22 @@ def participant_inputs(participant: ParticipantPlan) -> list[Path]:
         if sidecar.is_file():
             files.add(sidecar)
     return sorted(files)
+
+
+def stage_fingerprints(config: RunConfig, participant: ParticipantPlan) -> dict[str, str]:
+    """Per participant stage, the digest of the inputs and settings it reads.
+
+    smri reads only the T1w images; every stage reads the atlas files. A
+    stage's digest changes when anything it reads changes, and only then.
+    """
+    from neurolearn_cli.stages import PARTICIPANT_STAGES
+
+    atlas = [path for path in (config.atlas, config.atlas_labels) if path is not None]
+    digests = {}
+    for stage in PARTICIPANT_STAGES:
+        inputs = participant_inputs(participant, anatomical_only=stage == "smri") + atlas
+        digests[stage] = fingerprint(inputs, output_settings(config, STAGE_UNREAD_SETTINGS.get(stage, set())))
+    return digests
 
 
 def _write_status(config: RunConfig, outcome: Outcome) -> None:
@@ -105,12 +138,15 @@ def run_participant(config: RunConfig, dataset: DatasetPlan, participant: Partic
     configure_determinism(config.seed, config.omp_nthreads)
     device = resolve_device(config.device)
     try:
-        digest = fingerprint(participant_inputs(participant), output_settings(config))
-        writer = DerivativesWriter(config.output_dir, participant.subject, digest, resume=config.resume)
-        context = StageContext(config=config, device=device, dataset=dataset, writer=writer, log=log)
+        atomic.remove_temporaries(config.output_dir / participant.subject)
+        atomic.remove_temporaries(config.logs_dir, name=f"{participant.subject}.json")
+        digests = stage_fingerprints(config, participant)
+        writer = DerivativesWriter(config.output_dir, participant.subject, "", resume=config.resume)
+        context = StageContext(config=config, device=device, dataset=dataset, writer=writer, log=log,
+                               fingerprints=digests)
         for stage in config.selected_stages:
             log.info("sub-%s: %s", participant.label, stage)
-            load_stage(stage, "participant")(participant, context)
+            load_stage(stage, "participant")(participant, context.for_stage(stage))
     except InputError as error:
         log.error("sub-%s skipped: %s", participant.label, error)
         outcome = Outcome(participant.label, "skipped", str(error))
@@ -118,7 +154,7 @@ def run_participant(config: RunConfig, dataset: DatasetPlan, participant: Partic
         if config.debug:
             raise
         log.debug("sub-%s traceback:\n%s", participant.label, traceback.format_exc())
-        reason = str(error) if isinstance(error, NeurolearnError) else f"{error.__class__.__name__}: {error}"
+        reason = str(error) if isinstance(error, (NeurolearnError, OSError)) else f"{error.__class__.__name__}: {error}"
         log.error("sub-%s failed: %s", participant.label, reason)
         outcome = Outcome(participant.label, "failed", reason)
     else:
@@ -214,7 +250,7 @@ def run_group(config: RunConfig, dataset: DatasetPlan) -> list[Outcome]:
         except InputError as error:
             get_logger().error("group %s: %s", stage, error)
             outcomes.append(Outcome(f"group {stage}", "skipped", str(error)))
-        except NeurolearnError as error:
+        except (NeurolearnError, OSError) as error:
             get_logger().error("group %s failed: %s", stage, error)
             outcomes.append(Outcome(f"group {stage}", "failed", str(error)))
         else:

@@ -8,10 +8,11 @@ reported as "not available yet" (exit 2) rather than faked.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from neurolearn_cli.config import RunConfig
@@ -35,13 +36,25 @@ GROUP_STAGES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class StageContext:
-    """What every stage gets: the run's config, device, dataset plan, writer and logger."""
+    """What every stage gets: the run's config, device, dataset plan, writer and logger.
+
+    ``fingerprints`` maps each participant stage to the digest of the inputs
+    and settings it reads; :meth:`for_stage` gives the context whose writer
+    records under that digest.
+    """
 
     config: RunConfig
     device: Any
     dataset: DatasetPlan
     writer: DerivativesWriter
     log: logging.Logger
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+
+    def for_stage(self, stage: str) -> StageContext:
+        """This context with a writer that checks and records outputs under ``stage``'s fingerprint."""
+        if stage not in self.fingerprints:
+            return self
+        return dataclasses.replace(self, writer=self.writer.with_fingerprint(self.fingerprints[stage]))
 
 
 def unavailable(stages: tuple[str, ...], level: str) -> list[str]:

@@ -12,7 +12,22 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before any test imports torch; see neurolearn_cli/__init__.py
+
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``heavy`` tests (minutes of real-data processing) unless NEUROLEARN_TEST_HEAVY=1.
+
+    They keep CI under its time budget; ``make test-heavy`` runs them.
+    """
+    if os.environ.get("NEUROLEARN_TEST_HEAVY") == "1":
+        return
+    skip = pytest.mark.skip(reason="heavy real-data run; set NEUROLEARN_TEST_HEAVY=1 (make test-heavy)")
+    for item in items:
+        if "heavy" in item.keywords:
+            item.add_marker(skip)
 
 
 def shared_data_dir() -> Path:
@@ -122,3 +137,24 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str
         return int(exit_info.value.code or 0), captured.out, captured.err
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[int]]:
+    """The example dataset (1 participant, 30 volumes) processed at participant and group level.
+
+    Returns the BIDS root, the output directory and the two exit codes. Shared
+    by the end-to-end checks and the kill-and-resume test (its reference run).
+    """
+    from neurolearn_cli.cli.app import main
+    from neurolearn_cli.example_data import write_example_dataset
+
+    root = tmp_path_factory.mktemp("e2e")
+    bids = write_example_dataset(root / "bids", participants=1, seed=3, volumes=30)
+    out = root / "out"
+    codes = []
+    for level in ("participant", "group"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(bids), str(out), level, "--omp-nthreads", "2"])
+        codes.append(exit_info.value.code)
+    return bids, out, codes

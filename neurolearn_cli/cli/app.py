@@ -68,17 +68,22 @@ def _root(
 
 
 def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn :class:`NeurolearnError` raised by ``command`` into one stderr line and its exit code."""
+    """Turn errors raised by ``command`` into one stderr line and an exit code.
+
+    A :class:`NeurolearnError` carries its code; an ``OSError`` that reaches
+    here (a full disk, a read-only output directory) is a processing failure,
+    exit 1, reported with the file it names.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except NeurolearnError as error:
+        except (NeurolearnError, OSError) as error:
             if "--debug" in sys.argv:
                 raise
             typer.echo(f"neurolearn: error: {error}", err=True)
-            raise typer.Exit(error.exit_code) from None
+            raise typer.Exit(getattr(error, "exit_code", 1)) from None
 
     return wrapper
 

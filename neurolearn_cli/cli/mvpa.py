@@ -1,4 +1,4 @@
-"""``neurolearn mvpa``: pattern analysis at group level, from a spec file or shorthand options."""
+"""``neurolearn mvpa``: pattern analysis of participants (group) or decoding within each participant (participant)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ RUN = "Resources and reproducibility"
 def mvpa_command(
     bids_dir: Annotated[Path, typer.Argument(help="BIDS dataset (participants.tsv is enough for tables).", show_default=False)],
     output_dir: Annotated[Path, typer.Argument(help="Derivatives folder; results go to OUTPUT_DIR/mvpa/<name>/.", show_default=False)],
-    analysis_level: Annotated[AnalysisLevel, typer.Argument(help="group (participant-level decoding is not available yet).", show_default=False)],
+    analysis_level: Annotated[AnalysisLevel, typer.Argument(help="group (between participants) or participant "
+                                                            "(decoding within each, spec mode: within).", show_default=False)],
     spec: Annotated[Path | None, typer.Option(help="Analysis spec (YAML); options below override its fields.", rich_help_panel=SPEC)] = None,
     features: Annotated[str | None, typer.Option(help="morph, connectivity, iqm, or a TSV/CSV path with participant_id.", rich_help_panel=SPEC)] = None,
     target: Annotated[str | None, typer.Option(help="participants.tsv column to predict.", rich_help_panel=SPEC)] = None,
@@ -26,28 +27,55 @@ def mvpa_command(
     permutations: Annotated[int | None, typer.Option(help="Permutations of the outer score (default 100).", rich_help_panel=SPEC)] = None,
     name: Annotated[str | None, typer.Option(help="Analysis folder name (default <target>_<model>).", rich_help_panel=SPEC)] = None,
     derivatives: Annotated[list[Path] | None, typer.Option(help="Derivative folders to read features from, one per site (default OUTPUT_DIR).", rich_help_panel=SPEC)] = None,
+    mask: Annotated[Path | None, typer.Option(help="Participant level: mask image on the BOLD's space (replaces the spec's mask).", rich_help_panel=SPEC)] = None,
+    participant_label: Annotated[list[str] | None, typer.Option(help="Participant level: labels to decode (default all with fmri outputs).", rich_help_panel=SPEC)] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).", rich_help_panel=RUN)] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (torch models).", rich_help_panel=RUN)] = "auto",
     nprocs: Annotated[int, typer.Option(help="Processes for outer folds and permutations.", rich_help_panel=RUN)] = 1,
 ) -> None:
-    """Classify or regress participants from features with nested CV, permutations and a report."""
+    """Classify or regress participants (group), or decode conditions within each participant (participant)."""
     from neurolearn_cli.errors import InputError, UsageError
     from neurolearn_cli.mvpa.analysis import run_analysis
     from neurolearn_cli.mvpa.shorthand import build_spec
 
-    level = AnalysisLevel(analysis_level)
-    if level is not AnalysisLevel.group:
-        raise UsageError(f"mvpa analysis level '{level.value}': only 'group' is available "
-                         "(within-participant decoding is not implemented yet)")
-    if not (bids_dir / "participants.tsv").is_file():
-        raise InputError(bids_dir / "participants.tsv", "file not found (mvpa reads the target from it)")
     if nprocs < 1:
         raise UsageError(f"--nprocs {nprocs}: must be at least 1")
+    if AnalysisLevel(analysis_level) is AnalysisLevel.participant:
+        group_only = {"--features": features, "--target": target, "--model": model, "--cv": cv,
+                      "--group-by": group_by, "--derivatives": derivatives}
+        given = [option for option, value in group_only.items() if value]
+        if given:
+            raise UsageError(f"{given[0]} is a group-level option (participant level reads everything from --spec)")
+        if spec is None:
+            raise UsageError("mvpa participant needs --spec (a decoding spec with mode: within)")
+        _decode(spec, bids_dir, output_dir, mask=mask, participants=participant_label, permutations=permutations,
+                name=name, seed=seed, device=device, nprocs=nprocs)
+        return
+    if mask is not None or participant_label:
+        raise UsageError("--mask and --participant-label are participant-level options")
     analysis = build_spec(spec, features=features, target=target, model=model, cv=cv, group_by=group_by,
                           permutations=permutations, name=name, seed=seed, derivatives=derivatives)
+    if not (bids_dir / "participants.tsv").is_file():
+        raise InputError(bids_dir / "participants.tsv", "file not found (mvpa reads the target from it)")
     result = run_analysis(analysis, bids_dir, output_dir, device=device, n_jobs=nprocs)
     r = result.results
     ci = "" if r["ci95"] is None else f", CI95 {r['ci95'][0]:.3f} to {r['ci95'][1]:.3f}"
     p = "" if r["permutation_p"] is None else f", permutation p = {r['permutation_p']:.4f}"
     typer.echo(f"{analysis.name}: {r['metric']} = {r['mean']:.3f}{ci}{p} ({r['n_samples']} participants); "
                f"outputs in {result.folder}")
+
+
+def _decode(spec: Path, bids_dir: Path, output_dir: Path, *, mask: Path | None, participants: list[str] | None,
+            permutations: int | None, name: str | None, seed: int | None, device: str, nprocs: int) -> None:
+    """Decode within each participant from a ``mode: within`` spec and print one line per participant."""
+    from neurolearn_cli.mvpa.decoding.run import run_decoding
+    from neurolearn_cli.mvpa.decoding.spec import load_decoding_spec
+
+    decoding = load_decoding_spec(spec, mask=mask, permutations=permutations, name=name, seed=seed)
+    for result in run_decoding(decoding, bids_dir, output_dir, participants=participants, device=device,
+                               n_jobs=nprocs):
+        r = result.results
+        p = "" if r["permutation_p"] is None else f", permutation p = {r['permutation_p']:.4f}"
+        score = "undefined" if r["mean"] is None else f"{r['mean']:.3f}"
+        typer.echo(f"{decoding.name} {r['participant']}: {r['metric']} = {score}{p} "
+                   f"({r['n_samples']} {r['unit']}s, {r['cv']}); outputs in {result.folder}")

@@ -24,6 +24,7 @@ from neurolearn_cli.dataset.validation import (
     check_dataset_description,
     invalid_file_names,
     nifti_problem,
+    slice_timing_problem,
 )
 from neurolearn_cli.errors import InputError, UsageError
 
@@ -156,6 +157,10 @@ def plan_participant(layout: Any, label: str, *, sessions: tuple[str, ...], task
         tr = image.metadata.get("RepetitionTime")
         if not isinstance(tr, (int, float)) or tr <= 0:
             problems.append(f"{image.path}: sidecar lacks a positive RepetitionTime")
+            continue
+        problem = slice_timing_problem(image.path, image.metadata, image.shape)
+        if problem:
+            problems.append(problem)
             continue
         resolved = image.path.resolve()
         runs.append(BoldRun(

@@ -96,11 +96,16 @@ def nifti_problem(path: Path, *, ndim: int, full_check: bool = True) -> str | No
     try:
         if path.stat().st_size == 0:
             return f"{name}: empty file (0 bytes)"
+        with path.open("rb") as handle:  # nibabel reports an unreadable file as an unknown type
+            handle.read(1)
         image = nib.load(str(path))
     except PermissionError:
         return f"{name}: not readable (permission denied)"
     except (OSError, EOFError, gzip.BadGzipFile, nib.filebasedimages.ImageFileError, ValueError) as exc:
         return f"{name}: cannot read NIfTI header ({exc.__class__.__name__})"
+    dtype = image.get_data_dtype()
+    if dtype.kind not in "iuf":
+        return f"{name}: unsupported data type {dtype}; expected integer or floating-point voxels"
     shape = tuple(int(n) for n in image.shape)
     squeezed = shape[:3] + tuple(n for n in shape[3:] if n != 1) if len(shape) > 3 else shape
     if len(shape) < 3 or min(shape[:3]) < 2:
@@ -123,4 +128,28 @@ def nifti_problem(path: Path, *, ndim: int, full_check: bool = True) -> str | No
             return f"{name}: truncated data ({size} of {expected} bytes)"
         if image.get_data_dtype().kind == "f" and not _has_finite_voxels(image):
             return f"{name}: no finite voxel values (NaN or infinite everywhere)"
+    return None
+
+
+def slice_timing_problem(path: Path, metadata: dict, shape: tuple[int, ...]) -> str | None:
+    """Return a one-line problem with a BOLD sidecar's SliceTiming, or None when absent or usable.
+
+    SliceTiming must hold one time per slice along SliceEncodingDirection
+    (``k`` unless given), each in ``[0, RepetitionTime)`` seconds; checked at
+    planning so a bad sidecar is reported before any work starts.
+    """
+    times = metadata.get("SliceTiming")
+    if times is None:
+        return None
+    direction = str(metadata.get("SliceEncodingDirection", "k"))
+    if direction.rstrip("-") not in ("i", "j", "k"):
+        return f"{path}: SliceEncodingDirection {direction!r} is not one of i, j, k, i-, j-, k-"
+    axis = "ijk".index(direction.rstrip("-"))
+    repetition_time = metadata.get("RepetitionTime")
+    if not isinstance(times, list) or not all(isinstance(t, (int, float)) for t in times):
+        return f"{path}: SliceTiming must be a list of numbers (seconds)"
+    if len(times) != shape[axis]:
+        return f"{path}: SliceTiming has {len(times)} values but the image has {shape[axis]} slices"
+    if isinstance(repetition_time, (int, float)) and not all(0 <= t < repetition_time for t in times):
+        return f"{path}: SliceTiming values must lie in [0, RepetitionTime={repetition_time}) s"
     return None

@@ -56,9 +56,21 @@ def ncc(fixed: torch.Tensor, moving: torch.Tensor, mask: torch.Tensor | None = N
 
 
 def box_mean(volumes: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean over a (2r+1)^3 window of each voxel of (B, C, X, Y, Z), zero padding outside."""
+    """Mean over a (2r+1)^3 window of each voxel of (B, C, X, Y, Z), zero padding outside.
+
+    The box is separable: three depthwise 1D convolutions read 3 (2r+1) values
+    per voxel instead of (2r+1)^3, and run faster than ``avg_pool3d`` on CPU.
+    """
     size = 2 * radius + 1
-    return F.avg_pool3d(volumes, size, stride=1, padding=radius, count_include_pad=True)
+    channels = volumes.shape[1]
+    for axis in range(3):
+        kernel_shape = [1, 1, 1]
+        kernel_shape[axis] = size
+        padding = [0, 0, 0]
+        padding[axis] = radius
+        kernel = torch.full((channels, 1, *kernel_shape), 1.0 / size, dtype=volumes.dtype, device=volumes.device)
+        volumes = F.conv3d(volumes, kernel, padding=tuple(padding), groups=channels)
+    return volumes
 
 
 def lncc(
@@ -83,6 +95,43 @@ def lncc(
     cc2 = cross * cross / (var_f * var_m + _EPS)
     w = _weights(fixed, mask)
     return (w * cc2.flatten(1)).sum(1)
+
+
+def lncc_with_gradient(
+    fixed: torch.Tensor,
+    moving: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    radius: int = 2,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`lncc` of (B, X, Y, Z) volumes and its gradients with respect to both inputs, without autograd.
+
+    With window means ``mf, mm, mff, mmm, mfm`` and ``cc = c^2 / (vf vm + eps)``,
+    the chain rule gives per-window weights ``a_*`` on each mean; the box
+    mean is its own adjoint, so ``d/df = box(a_f) + 2 f box(a_ff) + m box(a_fm)``
+    (and symmetrically for ``m``): two box passes over five channels, no
+    backward graph. Flat windows (clamped variance) are treated as in :func:`lncc`.
+    """
+    stack = torch.stack([fixed, moving, fixed * fixed, moving * moving, fixed * moving], dim=1)
+    mf, mm, mff, mmm, mfm = box_mean(stack, radius).unbind(1)
+    cross = mfm - mf * mm
+    var_f = torch.clamp(mff - mf * mf, min=0.0)
+    var_m = torch.clamp(mmm - mm * mm, min=0.0)
+    denom = var_f * var_m + _EPS
+    cc2 = cross * cross / denom
+    w = _weights(fixed, mask).view_as(fixed)
+    value = (w * cc2).flatten(1).sum(1)
+    d_cross = w * 2.0 * cross / denom
+    d_var_f = -w * cc2 * var_m / denom
+    d_var_m = -w * cc2 * var_f / denom
+    adjoint = torch.stack([
+        -mm * d_cross - 2.0 * mf * d_var_f,
+        -mf * d_cross - 2.0 * mm * d_var_m,
+        d_var_f,
+        d_var_m,
+        d_cross,
+    ], dim=1)
+    b_f, b_m, b_ff, b_mm, b_fm = box_mean(adjoint, radius).unbind(1)
+    return value, b_f + 2.0 * fixed * b_ff + moving * b_fm, b_m + 2.0 * moving * b_mm + fixed * b_fm
 
 
 def _parzen_weights(values: torch.Tensor, bins: int) -> torch.Tensor:

@@ -45,9 +45,11 @@ def _voxel_coords(
     matrix = as_matrix(part, device)
     if matrix is not None:
         vox2vox = world_to_source @ matrix @ target.affine.to(device)
-        vox2vox = vox2vox.reshape(-1, 1, 1, 1, 4, 4).to(torch.float32)
-        index = _index_grid(target.to(device)).unsqueeze(0)
-        return (vox2vox[..., :3, :3] @ index.unsqueeze(-1)).squeeze(-1) + vox2vox[..., :3, 3]
+        vox2vox = vox2vox.reshape(-1, 4, 4).to(torch.float32)
+        index = _index_grid(target.to(device)).reshape(1, -1, 3)
+        voxel = torch.baddbmm(vox2vox[:, None, :3, 3], index.expand(vox2vox.shape[0], -1, -1),
+                              vox2vox[:, :3, :3].transpose(1, 2))
+        return voxel.reshape(-1, *target.shape, 3)
     points = part.map_points(world_grid(target.to(device)).unsqueeze(0))
     w2s = world_to_source.to(torch.float32)
     return points @ w2s[:3, :3].T + w2s[:3, 3]

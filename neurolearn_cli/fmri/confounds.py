@@ -23,6 +23,8 @@ from neurolearn_cli.fmri.morphology import dilate
 from neurolearn_cli.fmri.motion import MOTION_COLUMNS, framewise_displacement
 
 _SIGNALS = ("global_signal", "csf", "white_matter", "csf_wm")
+_THRESHOLDS = (0.99, 0.9, 0.75, 0.5)
+_MIN_VOXELS = 10
 
 
 @dataclass(frozen=True)
@@ -52,19 +54,30 @@ def noise_masks(
     gm: torch.Tensor,
     wm: torch.Tensor,
     csf: torch.Tensor,
-    threshold: float = 0.99,
+    thresholds: tuple[float, ...] = _THRESHOLDS,
 ) -> TissueMasks:
     """CSF and WM noise ROIs from tissue fractions (0-1) on the BOLD grid, as fMRIPrep.
 
     GM (fraction > 0.05) is dilated by one voxel and removed; WM and CSF are
-    then the voxels of the brain mask whose fraction exceeds ``threshold``,
-    which keeps only voxels wholly inside the tissue (an erosion).
+    then the voxels of the brain mask whose fraction exceeds the first of
+    ``thresholds`` that leaves at least ``_MIN_VOXELS`` voxels (0.99 keeps only
+    voxels wholly inside the tissue, an erosion; coarse BOLD voxels over thin
+    ventricles may need a lower one). Where none does (small ventricles all
+    within a BOLD voxel of GM), the GM exclusion is dropped, so that the ROI
+    is never empty while the brain mask holds that tissue.
     """
     brain = brain.bool()
-    gm_zone = dilate(gm > 0.05)
-    return TissueMasks(
-        brain, (csf > threshold) & brain & ~gm_zone, (wm > threshold) & brain & ~gm_zone
-    )
+    allowed = brain & ~dilate(gm > 0.05)
+
+    def roi(fraction: torch.Tensor) -> torch.Tensor:
+        for region in (allowed, brain):
+            for threshold in thresholds:
+                mask = (fraction > threshold) & region
+                if int(mask.sum()) >= _MIN_VOXELS:
+                    return mask
+        return mask
+
+    return TissueMasks(brain, roi(csf), roi(wm))
 
 
 def expand(frame: pd.DataFrame) -> pd.DataFrame:

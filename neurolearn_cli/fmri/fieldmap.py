@@ -96,7 +96,7 @@ def phase_to_radians(phase: torch.Tensor) -> torch.Tensor:
     return ((phase - low) / (high - low) * 2.0 * math.pi - math.pi).to(torch.float32)
 
 
-def _gaussian(volume: torch.Tensor, sigma_vox: tuple[float, float, float]) -> torch.Tensor:
+def gaussian_filter(volume: torch.Tensor, sigma_vox: tuple[float, float, float]) -> torch.Tensor:
     """Separable Gaussian filter of a 3D volume (zero padding), sigma per axis in voxels."""
     out = volume[None, None]
     for axis, sigma in enumerate(sigma_vox):
@@ -118,8 +118,8 @@ def masked_smooth(
     """Normalized convolution ``G*(v m) / G*m``: smooths inside, extrapolates outside the mask."""
     sigma = tuple(fwhm_mm * _FWHM_TO_SIGMA / s for s in spacing)
     weight = mask.to(values.dtype)
-    numerator = _gaussian(values * weight, sigma)
-    denominator = _gaussian(weight, sigma)
+    numerator = gaussian_filter(values * weight, sigma)
+    denominator = gaussian_filter(weight, sigma)
     return numerator / denominator.clamp(min=1e-6)
 
 

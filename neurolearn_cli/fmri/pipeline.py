@@ -2,7 +2,8 @@
 
 Order (fMRIPrep's): non-steady-state detection -> BOLD reference -> head
 motion (batched rigid, every volume to the reference) -> slice timing ->
-susceptibility distortion from a phase-difference fieldmap -> BOLD->T1w
+susceptibility distortion from a phase-difference fieldmap or a reverse
+phase-encoding EPI pair -> BOLD->T1w
 coregistration (on the undistorted reference) -> ONE resampling per output
 space through motion + distortion + coregistration (+ normalization) ->
 confounds on the native-space series -> parcel time series and connectivity
@@ -33,6 +34,7 @@ from neurolearn_cli.fmri.connectivity import (
 )
 from neurolearn_cli.fmri.coregistration import Coregistration, coregister
 from neurolearn_cli.fmri.fieldmap import (
+    EpiGeometry,
     FieldmapSkipped,
     echo_time_difference,
     epi_geometry,
@@ -42,6 +44,7 @@ from neurolearn_cli.fmri.fieldmap import (
 from neurolearn_cli.fmri.masking import intensity_mask
 from neurolearn_cli.fmri.motion import motion_parameters, relative_rmsd
 from neurolearn_cli.fmri.nonsteady import detect_nonsteady
+from neurolearn_cli.fmri.pepolar import estimate_pepolar_field
 from neurolearn_cli.fmri.reference import bold_reference
 from neurolearn_cli.fmri.slicetiming import correct_slice_timing
 
@@ -69,6 +72,17 @@ class Fieldmap:
     magnitude: Image
     metadata: Mapping[str, Any]
     source: str
+
+
+@dataclass(frozen=True)
+class PepolarFieldmap:
+    """A reverse phase-encoding EPI and its partner (None: the BOLD reference), with sidecars."""
+
+    first: Image
+    first_metadata: Mapping[str, Any]
+    source: str
+    second: Image | None = None
+    second_metadata: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +123,7 @@ class FmriResult:
     figures: dict[str, bytes]
     slice_timing_reference: float | None
     notes: list[str] = field(default_factory=list)
+    sdc_method: str = "none"
 
 
 def parse_space(spec: str) -> tuple[str, str | None]:
@@ -133,28 +148,48 @@ def grid_center(grid: Grid) -> torch.Tensor:
     return (grid.affine.to(torch.float64) @ ijk)[:3]
 
 
-def _distortion(
-    fieldmap: Fieldmap | None,
+def _field_hz(
+    fieldmap: Fieldmap | PepolarFieldmap, boldref: Image, bold_geometry: EpiGeometry
+) -> tuple[Image, str]:
+    """Off-resonance field (Hz) and the method's name; :class:`FieldmapSkipped` if metadata lack."""
+    if isinstance(fieldmap, Fieldmap):
+        delta_te = echo_time_difference(fieldmap.metadata, fieldmap.source)
+        field_hz, _ = phasediff_field(fieldmap.phasediff, fieldmap.magnitude, delta_te)
+        return field_hz, "phasediff fieldmap"
+    first_geometry = epi_geometry(fieldmap.first_metadata, fieldmap.source)
+    if fieldmap.second is None:
+        second, second_geometry = boldref, bold_geometry
+    else:
+        second = fieldmap.second
+        second_geometry = epi_geometry(fieldmap.second_metadata or {}, fieldmap.source)
+    field_hz = estimate_pepolar_field(
+        fieldmap.first, first_geometry, second, second_geometry, source=fieldmap.source
+    )
+    return field_hz, "reverse phase-encoding EPI pair (PEPOLAR)"
+
+
+def distortion_correction(
+    fieldmap: Fieldmap | PepolarFieldmap | None,
     metadata: Mapping[str, Any],
-    bold_grid: Grid,
+    boldref: Image,
     source: str,
     ignore: Sequence[str],
     notes: list[str],
-) -> Transform | None:
+) -> tuple[Transform | None, str]:
+    """The SDC pull-back displacement on the boldref grid and the method (``none`` if skipped)."""
     if "fieldmaps" in ignore:
         notes.append("susceptibility distortion correction skipped (--ignore fieldmaps)")
-        return None
+        return None, "none"
     if fieldmap is None:
         notes.append("no fieldmap: susceptibility distortion correction skipped")
-        return None
+        return None, "none"
     try:
         geometry = epi_geometry(metadata, source)
-        delta_te = echo_time_difference(fieldmap.metadata, fieldmap.source)
+        field_hz, method = _field_hz(fieldmap, boldref, geometry)
     except FieldmapSkipped as skipped:
         notes.append(f"susceptibility distortion correction skipped: {skipped}")
-        return None
-    field_hz, _ = phasediff_field(fieldmap.phasediff, fieldmap.magnitude, delta_te)
-    return shift_displacement(field_hz, bold_grid, geometry)
+        return None, "none"
+    return shift_displacement(field_hz, boldref.grid, geometry), method
 
 
 def _slice_timing(
@@ -193,7 +228,7 @@ def preprocess_bold(
     *,
     source: str,
     sbref: Image | None = None,
-    fieldmap: Fieldmap | None = None,
+    fieldmap: Fieldmap | PepolarFieldmap | None = None,
     atlas_labels: Image | None = None,
     atlas_table: pd.DataFrame | None = None,
     options: BoldOptions = BoldOptions(),
@@ -215,7 +250,9 @@ def preprocess_bold(
         bold.data, metadata, repetition_time, n_nonsteady, options, source, notes
     )
     stc_bold = bold.with_data(series)
-    sdc = _distortion(fieldmap, metadata, boldref.grid, source, options.ignore, notes)
+    sdc, sdc_method = distortion_correction(
+        fieldmap, metadata, boldref, source, options.ignore, notes
+    )
     undistorted = boldref if sdc is None else resample(boldref, boldref.grid, sdc, order="bspline")
 
     coreg = coregister(
@@ -305,4 +342,5 @@ def preprocess_bold(
         figures=figure_bytes,
         slice_timing_reference=stc_reference,
         notes=notes,
+        sdc_method=sdc_method,
     )

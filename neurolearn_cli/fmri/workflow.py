@@ -6,10 +6,9 @@ all its outputs are recorded with the same inputs, settings and version.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from neurolearn_cli.dataset.plan import BoldRun, FieldmapInput, ParticipantPlan
+from neurolearn_cli.dataset.plan import BoldRun, ParticipantPlan
 from neurolearn_cli.derivatives import raw_entities, raw_source
 from neurolearn_cli.stages import StageContext
 
@@ -87,26 +86,32 @@ def figure_entities(run: BoldRun, figure: str) -> dict[str, Any]:
     return {**run_entities(run), "datatype": "figures", "desc": figure, "suffix": "bold", "extension": ".svg"}
 
 
-def _phasediff(fieldmaps: tuple[FieldmapInput, ...], device: Any, log: Any, subject: str) -> Any:
+def _fieldmap(run: BoldRun, device: Any, log: Any, subject: str) -> Any:
+    """Load the run's chosen SDC estimator inputs (:mod:`neurolearn_cli.fmri.sdcplan`); None if none."""
     from neurolearn_cli.engine.io import load_image
-    from neurolearn_cli.fmri.pipeline import Fieldmap
+    from neurolearn_cli.fmri.pipeline import Fieldmap, PepolarFieldmap
+    from neurolearn_cli.fmri.sdcplan import PhasediffChoice, choose_estimator
 
-    for fieldmap in fieldmaps:
-        if fieldmap.kind == "phasediff" and len(fieldmap.images) >= 2:
-            phase, magnitude = fieldmap.images[0], fieldmap.images[1]
-            return Fieldmap(
-                load_image(phase.path, device),
-                load_image(magnitude.path, device),
-                phase.metadata,
-                str(phase.path),
-            )
-        log.info(
-            "%s: %s fieldmap %s is not supported yet; SDC skipped",
-            subject,
-            fieldmap.kind,
-            fieldmap.images[0].path.name,
+    choice, notes = choose_estimator(run.fieldmaps, run.image)
+    for note in notes:
+        log.info("%s: %s", subject, note)
+    if choice is None:
+        return None
+    if isinstance(choice, PhasediffChoice):
+        return Fieldmap(
+            load_image(choice.phasediff.path, device),
+            load_image(choice.magnitude.path, device),
+            choice.phasediff.metadata,
+            str(choice.phasediff.path),
         )
-    return None
+    second = choice.second
+    return PepolarFieldmap(
+        load_image(choice.first.path, device),
+        choice.first.metadata,
+        str(choice.first.path),
+        None if second is None else load_image(second.path, device),
+        None if second is None else second.metadata,
+    )
 
 
 def _anatomy(participant: ParticipantPlan, context: StageContext) -> tuple[Any, Any]:
@@ -120,12 +125,13 @@ def _anatomy(participant: ParticipantPlan, context: StageContext) -> tuple[Any, 
 
     template = load_template(context.device, resolution=smri.TEMPLATE_RESOLUTION_MM)
     atlas = load_atlas(context.device, context.config.atlas, context.config.atlas_labels)
+    smri_context = context.for_stage("smri")
     outputs = smri.planned_outputs(
-        participant, context.writer, template.name, smri.atlas_entity(atlas.name)
+        participant, smri_context.writer, template.name, smri.atlas_entity(atlas.name)
     )
-    if not context.writer.is_current(outputs.values()):
+    if not smri_context.writer.is_current(outputs.values()):
         context.log.info("%s: smri outputs missing; running smri first", participant.subject)
-        smri.run_participant(participant, context)
+        smri.run_participant(participant, smri_context)
     anatomy = Anatomy(
         t1w=load_image(outputs["preproc"], context.device),
         mask=load_image(outputs["mask"], context.device),
@@ -174,7 +180,7 @@ def run_participant(participant: ParticipantPlan, context: StageContext) -> None
             anatomy,
             source=str(run.image.path),
             sbref=sbref,
-            fieldmap=_phasediff(run.fieldmaps, context.device, log, participant.subject),
+            fieldmap=_fieldmap(run, context.device, log, participant.subject),
             atlas_labels=atlas.labels,
             atlas_table=atlas.table,
             options=options,
@@ -201,9 +207,7 @@ def _write_run(
         "SliceTimingCorrected": result.slice_timing_reference is not None,
         "NumberOfVolumesDiscardedByScanner": 0,
         "NonSteadyStateVolumes": result.n_nonsteady,
-        "SusceptibilityDistortionCorrection": "phasediff fieldmap"
-        if result.sdc is not None
-        else "none",
+        "SusceptibilityDistortionCorrection": result.sdc_method,
         "CoregistrationMethod": result.coregistration.method,
         "CoregistrationCost": result.coregistration.cost,
     }
@@ -249,8 +253,3 @@ def _square(matrix: Any) -> Any:
     """A square matrix DataFrame with its row names as the first column (XCP-D's relmat layout)."""
     return matrix.rename_axis("Node").reset_index()
 
-
-def figure_paths(participant: ParticipantPlan, writer: Any) -> dict[str, list[Path]]:
-    """Figures written for each BOLD run, by run file name (for the qc report)."""
-    return {run.image.path.name: [writer.path(figure_entities(run, name)) for name in FIGURES]
-            for run in participant.bold}

@@ -72,3 +72,16 @@ def weights_figure(weights: pd.DataFrame, top: int = 20) -> str:
     axis.set_yticks(range(len(shown)), [str(f)[:40] for f in shown["feature"]])
     axis.set(xlabel=str(shown["kind"].iloc[0]).replace("_", " "), title=f"top {len(shown)} features")
     return _encode(figure)
+
+
+def projection_figure(volume: np.ndarray, title: str) -> str:
+    """Signed maximum-magnitude projections of a 3D map along each axis (voxel axes, no resampling)."""
+    figure, axes = plt.subplots(1, 3, figsize=(9, 3))
+    limit = float(np.abs(volume).max()) or 1.0
+    for axis_index, axis in enumerate(axes):
+        index = np.abs(volume).argmax(axis=axis_index)
+        projection = np.take_along_axis(volume, np.expand_dims(index, axis_index), axis_index).squeeze(axis_index)
+        axis.imshow(np.rot90(projection), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        axis.set_axis_off()
+    figure.suptitle(title)
+    return _encode(figure)

@@ -60,6 +60,8 @@ def build_spec(
         An invalid spec (naming the field).
     """
     payload = _read(spec_file) if spec_file is not None else {}
+    if payload.get("mode") == "within":
+        raise UsageError(f"{spec_file}: mode 'within' decodes within each participant; run it at the participant level")
     base = spec_file.parent if spec_file is not None else Path.cwd()
     if spec_file is None and (features is None or target is None):
         raise UsageError("mvpa needs --spec, or both --features and --target")

@@ -12,7 +12,9 @@ same spec reproduces the same analysis. Example::
     validation: {outer: 5, inner: 5, group_by: site, permutations: 100}
     seed: 0
 
-Only between-participant analyses (``mode: between``) exist so far.
+This is the between-participant spec (``mode: between``); decoding within
+each participant (``mode: within``) has its own, in
+:mod:`neurolearn_cli.mvpa.decoding.spec`.
 """
 
 from __future__ import annotations

@@ -39,7 +39,12 @@ from neurolearn_cli.mvpa.weights import linear_weights, permutation_importance
 
 @dataclass(frozen=True)
 class Problem:
-    """What the cross-validation runs on: the design matrix, target, groups and settings."""
+    """What the cross-validation runs on: the design matrix, target, groups and settings.
+
+    ``splits``: fixed outer (train, test) index pairs that replace the
+    splitter the validation spec names (within-participant decoding builds
+    its own, with gaps between training and test).
+    """
 
     X: np.ndarray
     y: np.ndarray
@@ -51,6 +56,7 @@ class Problem:
     grid: dict[str, list[Any]]
     validation: ValidationSpec
     seed: int
+    splits: tuple[tuple[np.ndarray, np.ndarray], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -182,8 +188,11 @@ def nested_cv(problem: Problem, y: np.ndarray | None = None, *, explain: bool = 
     Folds run in parallel over ``n_jobs`` processes; results do not depend on it.
     """
     y = problem.y if y is None else y
-    outer = _splitter(problem.validation.outer, problem.task, problem.groups is not None, problem.seed)
-    splits = list(outer.split(problem.X, y, problem.groups))
+    if problem.splits is not None:
+        splits = list(problem.splits)
+    else:
+        outer = _splitter(problem.validation.outer, problem.task, problem.groups is not None, problem.seed)
+        splits = list(outer.split(problem.X, y, problem.groups))
     folds = Parallel(n_jobs=n_jobs)(delayed(_fold)(problem, y, train, test, explain) for train, test in splits)
     n = len(y)
     fold_of, predicted = np.zeros(n, dtype=int), np.zeros(n, dtype=y.dtype)

@@ -4,6 +4,7 @@
 - :mod:`~neurolearn_cli.qc.masks`: head, air ("hat") and artifact masks of a T1w;
 - :mod:`~neurolearn_cli.qc.anatomical`: T1w IQMs with MRIQC's names;
 - :mod:`~neurolearn_cli.qc.functional`: BOLD IQMs with MRIQC's names;
+- :mod:`~neurolearn_cli.qc.confounds`: correlations among the fmri stage's confounds;
 - :mod:`~neurolearn_cli.qc.figures`: report figures as PNG/SVG bytes;
 - :mod:`~neurolearn_cli.qc.group`: group tables and outlier flags;
 - :mod:`~neurolearn_cli.qc.report`: participant and group HTML pages, methods text.

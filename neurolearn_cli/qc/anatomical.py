@@ -12,11 +12,23 @@ Differences from MRIQC (see also :mod:`~neurolearn_cli.qc.measures` and
 
 - Tissue regions for the summaries are ``probability > 0.85``, eroded once
   (18-connected in MRIQC, a 3x3x3 cube here) when all voxels are under 1.9 mm,
-  as MRIQC does; the background is the artifact-free air mask.
+  as MRIQC up to 23.x; the background is the artifact-free air mask. MRIQC 24
+  weights every voxel by its probability instead (``n`` the summed
+  probability, ``mad`` and ``k`` on ``p > 0.5 max p``): its tissue medians
+  and spreads take in partial-volume voxels, so its ``cjv`` is higher and its
+  ``cnr`` lower than ours on the same image (``benchmarks/qc.py``). The thresholded
+  regions are kept because they do not depend on how soft a segmentation's
+  probabilities are (ours and FAST's differ).
+- The qc stage measures the smri stage's preprocessed T1w (native resolution,
+  RAS voxel order, the median of the runs when there are several), where MRIQC
+  measures the first raw T1w reoriented to RAS; with one run the grids match.
 - ``inu_*`` summarise whatever multiplicative bias field the caller estimated
   (MRIQC: N4's), within the brain mask.
 - ``tpm_overlap_*`` compare with template priors the caller resampled to the
   T1w grid (MRIQC: MNI ICBM 2009c priors; ours: the template the run uses).
+  The qc stage evaluates them on every 2nd voxel along each axis
+  (``prior_stride``; warping the priors was its costliest step): on
+  studyforrest this moves them by < 0.001.
 """
 
 from __future__ import annotations
@@ -189,6 +201,7 @@ def anatomical_iqms(
     artifacts: torch.Tensor,
     bias: torch.Tensor | None = None,
     priors: Mapping[str, torch.Tensor] | None = None,
+    prior_stride: int = 1,
 ) -> dict[str, float]:
     """All T1w IQMs as MRIQC's flat dictionary (``cjv``, ``snr_gm``, ``summary_wm_p95``, ...).
 
@@ -205,7 +218,10 @@ def anatomical_iqms(
     bias : Tensor, optional
         Multiplicative bias field; gives ``inu_med`` and ``inu_range``.
     priors : mapping, optional
-        Template priors ``{"csf", "gm", "wm"}`` on the T1w grid; give ``tpm_overlap_*``.
+        Template priors ``{"csf", "gm", "wm"}`` on the T1w grid, or on every
+        ``prior_stride``-th voxel of it; give ``tpm_overlap_*``.
+    prior_stride : int
+        The priors' sampling step along each axis (1: the full T1w grid).
     """
     data = t1w.clamp_min(0.0).contiguous()
     clean_air = air & ~artifacts
@@ -248,7 +264,10 @@ def anatomical_iqms(
     if priors is not None:
         iqms.update(
             {
-                f"tpm_overlap_{tissue}": tpm_overlap(probabilities[tissue], priors[tissue])
+                f"tpm_overlap_{tissue}": tpm_overlap(
+                    probabilities[tissue][::prior_stride, ::prior_stride, ::prior_stride],
+                    priors[tissue],
+                )
                 for tissue in TISSUES
             }
         )

@@ -15,6 +15,7 @@ import scipy.ndimage as ndi
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from pandas import DataFrame
 
 DSEG_COLOURS = ListedColormap(["#00000000", "#2ca02c", "#1f77b4", "#ff7f0e"])  # bg, GM, WM, CSF
 MASK_COLOUR = "#e41a1c"
@@ -218,4 +219,42 @@ def motion_traces(
         ax.legend(fontsize=7, ncol=3, loc="upper right", frameon=False)
     for ax in axes:
         ax.tick_params(labelsize=7)
+    return _png(figure)
+
+
+def confounds_correlation(matrix: DataFrame, reference: str) -> bytes:
+    """Heat map of the confounds' correlations and bar plot of ``|r|`` with ``reference``.
+
+    ``matrix`` is square and ordered with ``reference`` first (see
+    :func:`~neurolearn_cli.qc.confounds.confound_correlations`). Only the lower
+    triangle is drawn. Column names come from the data: they are drawn as
+    plain text (no mathtext), so ``$`` or markup in a name is shown as is.
+    """
+    names = [str(name) for name in matrix.columns]
+    values = matrix.to_numpy(dtype=np.float64)
+    lower = np.ma.masked_where(np.triu(np.ones_like(values, dtype=bool), k=1), values)
+    size = max(3.0, 0.24 * len(names) + 1.5)
+    figure = Figure(figsize=(2.0 * size + 1.0, size))
+    heat, bars = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.25, 1.0]})
+    image = heat.imshow(lower, cmap="coolwarm", vmin=-1.0, vmax=1.0, interpolation="none")
+    ticks = np.arange(len(names))
+    heat.set_xticks(ticks)
+    heat.set_xticklabels(names, rotation=90, fontsize=7, parse_math=False)
+    heat.set_yticks(ticks)
+    heat.set_yticklabels(names, fontsize=7, parse_math=False)
+    for side in ("top", "right"):
+        heat.spines[side].set_visible(False)
+    figure.colorbar(image, ax=heat, fraction=0.04, pad=0.02).ax.tick_params(labelsize=7)
+    others = [k for k, name in enumerate(names) if name != reference]
+    strength = np.abs(values[names.index(reference), others])
+    bars.barh(np.arange(len(others)), strength, color="#4c72b0")
+    bars.set_yticks(np.arange(len(others)))
+    bars.set_yticklabels([names[k] for k in others], fontsize=7, parse_math=False)
+    bars.invert_yaxis()
+    bars.set_xlim(0.0, 1.0)
+    bars.set_xlabel(f"|r| with {reference}", fontsize=8, parse_math=False)
+    bars.tick_params(labelsize=7)
+    for side in ("top", "right"):
+        bars.spines[side].set_visible(False)
+    figure.subplots_adjust(wspace=0.6)
     return _png(figure)

@@ -18,6 +18,15 @@ Differences from MRIQC:
   slices the two halves, the same for even ``N``).
 - ``fwhm_*`` as :mod:`~neurolearn_cli.qc.measures` (first-difference estimator on
   the mean EPI, in voxels as MRIQC reports them).
+- The qc stage passes the raw series (MRIQC: its head-motion-corrected series
+  for ``tsnr``, ``dvars_*`` and ``gcor``), so that the IQMs exist without the
+  fmri stage, which keeps no native-space corrected series on disk; motion
+  lowers ``tsnr`` and raises ``dvars_*`` a little more than in MRIQC. Its brain
+  mask is an Otsu intensity mask of the temporal median (MRIQC: a
+  skull-stripped mean EPI).
+- ``summary_*`` use the mask and its complement eroded once, as MRIQC up to
+  23.x; MRIQC 24 summarises the uneroded regions (``summary_bg_*`` then takes
+  in the air next to the head).
 """
 
 from __future__ import annotations
@@ -127,14 +136,16 @@ def gsr(mean_epi: torch.Tensor, mask: torch.Tensor, axis: int) -> float:
     The Nyquist ghost region ``G`` is the mask shifted by half the field of view
     along ``axis``, minus the mask ``M``; ``B`` is the rest of the background:
 
-    .. math:: \mathrm{GSR} = \frac{\mathrm{mean}_G(x) - \mathrm{mean}_B(x)}{\mathrm{mean}_M(x)}
+    .. math:: \mathrm{GSR} = \frac{\mathrm{mean}_G(x) - \mathrm{mean}_B(x)}{\mathrm{median}_M(x)}
+
+    (the median in the denominator, as MRIQC's ``gsr``).
     """
     ghost = torch.roll(mask, shifts=mask.shape[axis] // 2, dims=axis) & ~mask
     background = ~mask & ~ghost
     if not (bool(ghost.any()) and bool(background.any()) and bool(mask.any())):
         return UNDEFINED
     data = mean_epi.to(torch.float64)
-    return float((data[ghost].mean() - data[background].mean()) / data[mask].mean())
+    return (float(data[ghost].mean()) - float(data[background].mean())) / median(data[mask])
 
 
 def outlier_fraction(bold: torch.Tensor, mask: torch.Tensor, qthr: float = 0.001) -> torch.Tensor:
@@ -154,8 +165,11 @@ def outlier_fraction(bold: torch.Tensor, mask: torch.Tensor, qthr: float = 0.001
 
 
 def _ranks(values: torch.Tensor) -> torch.Tensor:
-    """Ranks (0 .. n-1) along the last axis (ties broken by position)."""
-    return values.argsort(dim=-1).argsort(dim=-1).to(torch.float64)
+    """Ranks (0 .. n-1) along the last axis (ties broken by position): one sort, then a scatter."""
+    order = values.argsort(dim=-1, stable=True)
+    positions = torch.arange(values.shape[-1], dtype=torch.float64, device=values.device)
+    ranks = torch.empty(values.shape, dtype=torch.float64, device=values.device)
+    return ranks.scatter_(-1, order, positions.expand(values.shape))
 
 
 def quality_index(bold: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -51,9 +51,12 @@ def median(values: torch.Tensor) -> float:
     return percentile(values, 50.0)
 
 
-def mad(values: torch.Tensor) -> float:
-    r"""Normalised median absolute deviation, :math:`\mathrm{median}(|x - \tilde x|) / 0.6745`."""
-    centre = median(values)
+def mad(values: torch.Tensor, centre: float | None = None) -> float:
+    r"""Normalised median absolute deviation, :math:`\mathrm{median}(|x - \tilde x|) / 0.6745`.
+
+    ``centre`` is :math:`\tilde x` when the caller already has it.
+    """
+    centre = median(values) if centre is None else centre
     return median((values - centre).abs()) / _MAD_SCALE
 
 
@@ -72,11 +75,12 @@ def summary_stats(data: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
     centred = values - mean
     m2 = float((centred**2).mean())
     m4 = float((centred**4).mean())
+    centre = median(values)
     return {
         "mean": mean,
-        "median": median(values),
+        "median": centre,
         "stdv": math.sqrt(m2),
-        "mad": mad(values),
+        "mad": mad(values, centre),
         "k": m4 / m2**2 - 3.0 if m2 > 0 else 0.0,
         "p05": percentile(values, 5.0),
         "p95": percentile(values, 95.0),

@@ -1,10 +1,10 @@
 """The qc stage: IQMs and ``sub-<label>.html`` per participant, group tables and reports.
 
 Participant level reads the smri outputs (running smri first when they are
-missing) and the fmri outputs when present; BOLD IQMs are computed on the raw
-series with an intensity mask of the BOLD reference, so they exist with or
-without the fmri stage. IQM JSONs go where MRIQC puts them
-(``sub-01/anat/sub-01_T1w.json``).
+missing) and the fmri outputs when present, finding both by the stages' own
+planned entities; BOLD IQMs are computed on the raw series with an intensity
+mask of its temporal median, so they exist with or without the fmri stage.
+IQM JSONs go where MRIQC puts them (``sub-01/anat/sub-01_T1w.json``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from neurolearn_cli.derivatives import raw_entities
 from neurolearn_cli.stages import StageContext
 
 MOTION_COLUMNS = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
+PRIOR_STRIDE = 2
 
 
 def iqm_entities(image: ImageInput, suffix: str) -> dict[str, Any]:
@@ -47,8 +48,19 @@ def _figure(title: str, data: bytes, caption: str = "") -> Any:
     return ReportFigure(title=title, data=data, mime=mime, caption=caption)
 
 
-def _t1w_section(participant: ParticipantPlan, context: StageContext) -> Any:
-    """IQMs and figures of the participant's reference T1w."""
+def strided_grid(grid: Any, step: int) -> Any:
+    """The grid of every ``step``-th voxel of ``grid`` (voxel ``i`` at ``grid``'s ``step * i``)."""
+    from neurolearn_cli.engine.image import Grid
+
+    affine = grid.affine.clone()
+    affine[:3, :3] *= step
+    return Grid(tuple(-(-n // step) for n in grid.shape), affine)
+
+
+def _t1w_section(
+    participant: ParticipantPlan, context: StageContext, template: Any, atlas: str
+) -> Any:
+    """IQMs and figures of the participant's reference T1w (``atlas``: the ``seg-`` entity)."""
     from neurolearn_cli.engine.io import load_image
     from neurolearn_cli.engine.itkio import read_transform
     from neurolearn_cli.engine.resample import resample
@@ -57,18 +69,13 @@ def _t1w_section(participant: ParticipantPlan, context: StageContext) -> Any:
     from neurolearn_cli.qc.masks import air_mask, artifact_mask, head_mask
     from neurolearn_cli.qc.report import ImageQC
     from neurolearn_cli.smri import workflow as smri
-    from neurolearn_cli.smri.parcellation import load_atlas
-    from neurolearn_cli.smri.template import load_template
 
     device = context.device
-    template = load_template(device, resolution=smri.TEMPLATE_RESOLUTION_MM)
-    atlas = load_atlas(device, context.config.atlas, context.config.atlas_labels)
-    outputs = smri.planned_outputs(
-        participant, context.writer, template.name, smri.atlas_entity(atlas.name)
-    )
-    if not context.writer.is_current(outputs.values()):
+    smri_context = context.for_stage("smri")
+    outputs = smri.planned_outputs(participant, smri_context.writer, template.name, atlas)
+    if not smri_context.writer.is_current(outputs.values()):
         context.log.info("%s: smri outputs missing; running smri first", participant.subject)
-        smri.run_participant(participant, context)
+        smri.run_participant(participant, smri_context)
     corrected = load_image(outputs["preproc"], device)
     bias = load_image(outputs["biasfield"], device)
     brain = load_image(outputs["mask"], device).data > 0.5
@@ -77,11 +84,13 @@ def _t1w_section(participant: ParticipantPlan, context: StageContext) -> Any:
         t.lower(): load_image(outputs[f"probseg_{t}"], device).data for t in smri.TISSUES
     }
     to_t1w = read_transform(outputs["xfm_from_template"]).to(device)
+    # priors on every PRIOR_STRIDE-th T1w voxel: the overlap is a ratio of sums over the
+    # brain, estimated as well from 1 voxel in 8, and warping the priors is qc's costliest step
+    coarse = strided_grid(corrected.grid, PRIOR_STRIDE)
     priors = {
-        name: resample(getattr(template, name), corrected.grid, to_t1w).data
-        for name in ("gm", "wm", "csf")
+        name: resample(getattr(template, name), coarse, to_t1w).data for name in ("gm", "wm", "csf")
     }
-    raw = corrected.data * bias.data  # the conformed T1w before bias correction
+    raw = corrected.data * bias.data  # the preprocessed T1w before bias correction
     head = head_mask(raw) | brain
     air = air_mask(raw, head, brain, corrected.affine.cpu().numpy())
     artifacts = artifact_mask(raw, air, head, corrected.spacing)
@@ -95,6 +104,7 @@ def _t1w_section(participant: ParticipantPlan, context: StageContext) -> Any:
         artifacts,
         bias=bias.data,
         priors=priors,
+        prior_stride=PRIOR_STRIDE,
     )
     mni = load_image(outputs["mni_preproc"], device)
     anat_figures = [
@@ -109,58 +119,100 @@ def _t1w_section(participant: ParticipantPlan, context: StageContext) -> Any:
         ),
     ]
     first = participant.t1w[0]
-    return ImageQC(bids_name=bids_name(first), figures=anat_figures, iqms=iqms, metadata=first.metadata)
+    return ImageQC(
+        bids_name=bids_name(first), figures=anat_figures, iqms=iqms, metadata=first.metadata
+    )
 
 
-def _bold_section(run: BoldRun, participant: ParticipantPlan, context: StageContext) -> Any:
-    """IQMs and figures of one BOLD run."""
+FMRI_FIGURE_TITLES = {
+    "figure_brainmask": "BOLD reference and brain mask",
+    "figure_coreg": "Coregistration (WM boundary)",
+    "figure_carpetplot": "Carpet plot",
+}
+
+
+def fmri_outputs(run: BoldRun, context: StageContext, template: str, atlas: str) -> dict[str, Path]:
+    """The fmri stage's paths for ``run``, by role, from its own planned entities."""
+    from neurolearn_cli.fmri.pipeline import parse_space
+    from neurolearn_cli.fmri.workflow import planned_entities
+
+    spaces = [parse_space(spec) for spec in context.config.output_spaces]
+    entities = planned_entities(run, spaces, atlas, template)
+    return {role: context.writer.path(e) for role, e in entities.items()}
+
+
+def confound_figures(table: pd.DataFrame, repetition_time: float, dummies: int) -> list[Any]:
+    """Report figures from the fmri stage's confounds table: motion traces, confound correlations.
+
+    The correlation figure is left out when the table has no varying global signal.
+    """
+    from neurolearn_cli.qc import figures
+    from neurolearn_cli.qc.confounds import REFERENCE, confound_correlations, top_correlates
+
+    fd = table["framewise_displacement"].to_numpy(dtype=float)
+    made = [
+        _figure(
+            "Head motion",
+            figures.motion_traces(table[MOTION_COLUMNS].to_numpy(float), fd, repetition_time),
+        )
+    ]
+    try:
+        matrix = confound_correlations(table, skip=dummies)
+    except ValueError:
+        return made
+    strongest = ", ".join(f"{name} (r = {r:.2f})" for name, r in top_correlates(matrix))
+    made.append(
+        _figure(
+            "Confound correlations",
+            figures.confounds_correlation(matrix, REFERENCE),
+            f"Pearson correlations among the {len(matrix)} confounds most correlated with "
+            f"{REFERENCE}, after {dummies} non-steady-state volume(s); strongest: {strongest}",
+        )
+    )
+    return made
+
+
+def _bold_section(run: BoldRun, outputs: dict[str, Path], context: StageContext) -> Any:
+    """IQMs and figures of one BOLD run; ``outputs`` are the fmri stage's paths for it.
+
+    The raw series is read here once: the IQMs are defined on the acquired
+    grid (ghosting along the phase-encoding axis, smoothness), which the fmri
+    stage's resampled outputs no longer have. The non-steady-state count, the
+    FD trace and the figures come from the fmri stage's outputs when present.
+    """
     from neurolearn_cli.engine.io import load_image
     from neurolearn_cli.fmri.masking import intensity_mask
     from neurolearn_cli.fmri.nonsteady import detect_nonsteady
-    from neurolearn_cli.fmri.workflow import figure_paths, run_entities
-    from neurolearn_cli.qc import figures
+    from neurolearn_cli.qc.confounds import nonsteady_count
     from neurolearn_cli.qc.functional import functional_iqms
     from neurolearn_cli.qc.report import ImageQC
 
     bold = load_image(run.image.path, context.device)
-    dummies = detect_nonsteady(bold.data, context.config.dummy_scans)
-    steady = bold.data[..., dummies:]
-    mask = intensity_mask(steady.median(dim=-1).values)
-    confounds_path = context.writer.path(
-        {**run_entities(run), "desc": "confounds", "suffix": "timeseries", "extension": ".tsv"}
-    )
     func_figures = []
-    if confounds_path.is_file():
-        table = pd.read_csv(confounds_path, sep="\t", na_values="n/a")
-        fd = table["framewise_displacement"].to_numpy(dtype=float)
-        func_figures.append(
-            _figure(
-                "Head motion",
-                figures.motion_traces(
-                    table[MOTION_COLUMNS].to_numpy(float), fd, run.repetition_time
-                ),
-            )
-        )
-        fd_steady = np.nan_to_num(fd[dummies:])
+    if outputs["confounds"].is_file():
+        table = pd.read_csv(outputs["confounds"], sep="\t", na_values="n/a")
+        dummies = nonsteady_count(table)
+        func_figures.extend(confound_figures(table, run.repetition_time, dummies))
+        # displacements between steady-state volumes only (NaN entries are dropped)
+        fd_steady = table["framewise_displacement"].to_numpy(float)[dummies + 1 :]
     else:
         context.log.info(
             "%s: no fmri confounds for %s; FD-based IQMs are NaN",
-            participant.subject,
+            run.image.entities.get("subject"),
             run.image.path.name,
         )
-        fd_steady = np.full(steady.shape[-1], np.nan)
-    for path in figure_paths(participant, context.writer)[run.image.path.name]:
-        if path.is_file():
-            title = {
-                "brainmask": "BOLD reference and brain mask",
-                "coreg": "Coregistration (WM boundary)",
-                "carpetplot": "Carpet plot",
-            }[path.name.split("desc-")[1].split("_")[0]]
-            func_figures.append(_figure(title, path.read_bytes()))
+        dummies = detect_nonsteady(bold.data, context.config.dummy_scans)
+        fd_steady = np.array([])
+    mask = intensity_mask(bold.data[..., dummies:].median(dim=-1).values)
+    for role, title in FMRI_FIGURE_TITLES.items():
+        if outputs[role].is_file():
+            func_figures.append(_figure(title, outputs[role].read_bytes()))
     iqms = functional_iqms(
-        steady, mask, bold.spacing, run.repetition_time, fd_steady, dummy_trs=dummies
+        bold.data, mask, bold.spacing, run.repetition_time, fd_steady, dummy_trs=dummies
     )
-    return ImageQC(bids_name=bids_name(run.image), figures=func_figures, iqms=iqms, metadata=run.image.metadata)
+    return ImageQC(
+        bids_name=bids_name(run.image), figures=func_figures, iqms=iqms, metadata=run.image.metadata
+    )
 
 
 def run_participant(participant: ParticipantPlan, context: StageContext) -> None:
@@ -171,15 +223,24 @@ def run_participant(participant: ParticipantPlan, context: StageContext) -> None
         methods_text,
         render_participant_report,
     )
+    from neurolearn_cli.smri.parcellation import load_atlas
+    from neurolearn_cli.smri.template import load_template
+    from neurolearn_cli.smri.workflow import TEMPLATE_RESOLUTION_MM, atlas_entity
 
+    template = load_template(context.device, resolution=TEMPLATE_RESOLUTION_MM)
+    config = context.config
+    atlas = atlas_entity(load_atlas(context.device, config.atlas, config.atlas_labels).name)
     writer, anat, func, modalities = context.writer, [], [], []
     if participant.t1w:
-        section = _t1w_section(participant, context)
-        writer.write_json(writer.path(iqm_entities(participant.t1w[0], "T1w")), _iqm_record(section))
+        section = _t1w_section(participant, context, template, atlas)
+        writer.write_json(
+            writer.path(iqm_entities(participant.t1w[0], "T1w")), _iqm_record(section)
+        )
         anat.append(section)
         modalities.append("T1w")
     for run in participant.bold:
-        section = _bold_section(run, participant, context)
+        outputs = fmri_outputs(run, context, template.name, atlas)
+        section = _bold_section(run, outputs, context)
         writer.write_json(writer.path(iqm_entities(run.image, "bold")), _iqm_record(section))
         func.append(section)
     if participant.bold:
@@ -195,7 +256,9 @@ def run_participant(participant: ParticipantPlan, context: StageContext) -> None
 def _iqm_record(section: Any) -> dict[str, Any]:
     """An IQM JSON as MRIQC writes it: the measures (non-finite as null) and the source's name."""
     iqms = section.iqms
-    clean = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in iqms.items()}
+    clean = {
+        k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in iqms.items()
+    }
     return {**clean, "bids_name": section.bids_name}
 
 

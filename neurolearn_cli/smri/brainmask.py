@@ -1,7 +1,11 @@
 """Brain mask from tissue posteriors and the warped template mask.
 
-Brain = voxels where GM + WM + CSF outweighs the non-brain class and the
-warped template mask (dilated by a margin) allows brain. The raw mask is
+Brain = voxels where the brain classes outweigh the non-brain class, with GM
+and WM counted within a margin around the warped template mask and CSF only
+inside it (plus a small margin). CSF-dark voxels outside the template brain
+(thick extra-cerebral fluid, dura, partial-volume skull, dark muscle) are
+ambiguous by intensity alone; counting them as brain made the mask swell into
+a shell around the brain on heads with a wide fluid layer. The raw mask is
 opened to cut thin bridges to the scalp (meninges, optic nerves), reduced to
 its largest connected component, closed, and its holes filled. Morphology runs
 on the host with ``scipy.ndimage`` (connected components have no torch
@@ -52,7 +56,20 @@ def clean_mask(mask: np.ndarray, spacing: tuple[float, float, float], *, open_mm
     return filled
 
 
-def brain_mask(posteriors: torch.Tensor, template_mask: Image, *, margin_mm: float = 6.0) -> Image:
+def dilate(mask: torch.Tensor, spacing: tuple[float, float, float], mm: float) -> torch.Tensor:
+    """Boolean ``mask`` grown by ``mm`` along each axis (box element; ``mm`` <= 0 returns it unchanged)."""
+    if mm <= 0:
+        return mask
+    radius = _radius(spacing, mm)
+    grown = torch.nn.functional.max_pool3d(
+        mask[None, None].float(), tuple(2 * r + 1 for r in radius), stride=1, padding=radius
+    )
+    return grown[0, 0] > 0
+
+
+def brain_mask(
+    posteriors: torch.Tensor, template_mask: Image, *, margin_mm: float = 6.0, csf_margin_mm: float = 0.0
+) -> Image:
     """Binary brain mask (float32 0/1) on ``template_mask``'s grid.
 
     Parameters
@@ -62,15 +79,15 @@ def brain_mask(posteriors: torch.Tensor, template_mask: Image, *, margin_mm: flo
     template_mask : Image
         Template brain mask (fraction in [0, 1]) warped onto the same grid.
     margin_mm : float
-        How far beyond the warped template mask brain may extend.
+        How far beyond the warped template mask GM and WM may extend.
+    csf_margin_mm : float
+        How far beyond it CSF still counts as brain (0: only inside it).
     """
     spacing = template_mask.spacing
-    brain_prob = posteriors[:3].sum(0)
-    allowed = template_mask.data > 0.5
-    radius = _radius(spacing, margin_mm)
-    allowed = torch.nn.functional.max_pool3d(
-        allowed[None, None].float(), tuple(2 * r + 1 for r in radius), stride=1, padding=radius
-    )[0, 0] > 0
-    raw = (brain_prob > 0.5) & allowed
+    inside = template_mask.data > 0.5
+    tissue = posteriors[0] + posteriors[1]
+    brain_prob = torch.where(dilate(inside, spacing, margin_mm), tissue, 0.0)
+    brain_prob = brain_prob + torch.where(dilate(inside, spacing, csf_margin_mm), posteriors[2], 0.0)
+    raw = brain_prob > 0.5
     cleaned = clean_mask(raw.cpu().numpy(), spacing)
     return template_mask.with_data(torch.as_tensor(cleaned, device=template_mask.device).float())

@@ -20,20 +20,27 @@ from neurolearn_cli.smri.template import Template
 
 
 def gaussian_smooth(volumes: torch.Tensor, spacing: tuple[float, float, float], fwhm_mm: float) -> torch.Tensor:
-    """Separable Gaussian smoothing of (C, X, Y, Z) volumes with a ``fwhm_mm`` kernel (zero padding)."""
-    out = volumes[None]
+    """Separable Gaussian smoothing of (C, X, Y, Z) volumes with a ``fwhm_mm`` kernel (zero padding).
+
+    Each axis is a weighted sum of shifted copies accumulated in place, so
+    memory stays at about three copies of ``volumes``; a grouped ``conv3d``
+    on the CPU unfolds one copy per kernel tap (several GB at 1 mm).
+    """
+    out = volumes
     for axis, step in enumerate(spacing):
         sigma = fwhm_mm / (2.0 * math.sqrt(2.0 * math.log(2.0))) / step
         radius = max(1, int(math.ceil(3.0 * sigma)))
-        taps = torch.arange(-radius, radius + 1, dtype=volumes.dtype, device=volumes.device)
-        kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-        kernel = (kernel / kernel.sum()).repeat(volumes.shape[0], 1)
-        shape = [volumes.shape[0], 1, 1, 1, 1]
-        shape[2 + axis] = kernel.shape[1]
-        padding = [0, 0, 0]
-        padding[axis] = radius
-        out = F.conv3d(out, kernel.view(shape), padding=padding, groups=volumes.shape[0])
-    return out[0]
+        taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float64) / sigma) ** 2)
+        taps = (taps / taps.sum()).tolist()
+        dim = axis + 1
+        padding = [0, 0] * (3 - axis - 1) + [radius, radius]
+        padded = F.pad(out, padding)
+        size = out.shape[dim]
+        out = torch.zeros_like(out)
+        for shift, weight in enumerate(taps):
+            out.add_(padded.narrow(dim, shift, size), alpha=weight)
+        del padded
+    return out
 
 
 def warp_priors(
@@ -54,11 +61,12 @@ def warp_priors(
     floor : float
         Minimum probability of every class before renormalising.
     """
-    maps = [resample(image, grid, to_template, order="linear").data for image in (template.gm, template.wm, template.csf)]
-    tissues = torch.stack(maps).clamp(0.0, 1.0)
-    brain = tissues.sum(0).clamp(max=1.0)
-    priors = torch.cat([tissues, (1.0 - brain)[None]])
+    priors = torch.empty((4, *grid.shape), device=grid.device)
+    for index, image in enumerate((template.gm, template.wm, template.csf)):
+        priors[index] = resample(image, grid, to_template, order="linear").data.clamp_(0.0, 1.0)
+    torch.sum(priors[:3], dim=0, out=priors[3])
+    priors[3].clamp_(max=1.0).neg_().add_(1.0)
     if fwhm_mm > 0:
         priors = gaussian_smooth(priors, grid.spacing, fwhm_mm)
-    priors = priors.clamp_min(floor)
-    return priors / priors.sum(0, keepdim=True)
+    priors.clamp_(min=floor)
+    return priors.div_(priors.sum(0, keepdim=True))

@@ -139,17 +139,31 @@ def _em_step(
     return new, resp, float(log_total.mean())
 
 
+def _neighbour_mean(volumes: torch.Tensor) -> torch.Tensor:
+    """Mean over the 6 face neighbours of every voxel of (K, X, Y, Z) volumes (zero outside).
+
+    Shifted slices summed in place: a grouped ``conv3d`` on the CPU would
+    unfold 27 copies of the volumes first.
+    """
+    padded = F.pad(volumes, (1, 1, 1, 1, 1, 1))
+    core = (slice(None), slice(1, -1), slice(1, -1), slice(1, -1))
+    total = torch.zeros_like(volumes)
+    for axis in (1, 2, 3):
+        for start in (0, 2):
+            view = list(core)
+            view[axis] = slice(start, start + volumes.shape[axis])
+            total.add_(padded[tuple(view)])
+    return total.div_(6.0)
+
+
 def _mrf(posteriors: torch.Tensor, beta: float, iterations: int) -> torch.Tensor:
     """Mean-field Potts smoothing: q_k ∝ p_k exp(beta * mean of q_k over the 6 neighbours), p the unsmoothed posteriors."""
     data_term = posteriors
-    kernel = torch.zeros(3, 3, 3, device=posteriors.device)
-    kernel[1, 1, 0] = kernel[1, 1, 2] = kernel[1, 0, 1] = kernel[1, 2, 1] = kernel[0, 1, 1] = kernel[2, 1, 1] = 1.0 / 6.0
-    kernel = kernel.expand(posteriors.shape[0], 1, 3, 3, 3)
     valid = data_term.sum(0) > 0
     for _ in range(iterations):
-        neighbours = F.conv3d(posteriors[None], kernel, padding=1, groups=posteriors.shape[0])[0]
-        q = data_term * torch.exp(beta * neighbours)
-        posteriors = torch.where(valid[None], q / q.sum(0, keepdim=True).clamp_min(1e-30), 0.0)
+        q = _neighbour_mean(posteriors).mul_(beta).exp_().mul_(data_term)
+        q.div_(q.sum(0, keepdim=True).clamp_min(1e-30))
+        posteriors = q.mul_(valid[None])
     return posteriors
 
 

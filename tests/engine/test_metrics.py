@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neurolearn_cli.engine.metrics import dissimilarity, lncc, mse, ncc, nmi
+from neurolearn_cli.engine.metrics import (
+    box_mean,
+    dissimilarity,
+    lncc,
+    lncc_with_gradient,
+    mse,
+    ncc,
+    nmi,
+)
 from neurolearn_cli.errors import InputError
 
 
@@ -59,6 +67,27 @@ def test_gradients_match_finite_differences(name: str, textured: torch.Tensor) -
     fixed = textured[:, :5, :6, :7]
     moving = (0.8 * fixed + 0.1 * torch.roll(fixed, 1, dims=1)).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda m: dissimilarity(name, fixed, m), (moving,), eps=1e-6, atol=1e-5)
+
+
+def test_box_mean_equals_the_cube_average(textured: torch.Tensor) -> None:
+    volumes = torch.stack([textured[0], textured[0] ** 2], dim=0)[None]
+    cube = torch.nn.functional.avg_pool3d(volumes, 5, stride=1, padding=2, count_include_pad=True)
+    assert torch.allclose(box_mean(volumes, 2), cube, atol=1e-9)
+
+
+@pytest.mark.parametrize("radius", [1, 2])
+def test_closed_form_lncc_gradient_equals_autograd(textured: torch.Tensor, radius: int) -> None:
+    g = torch.Generator().manual_seed(3)
+    fixed = textured.clone().requires_grad_(True)
+    moving = (0.6 * textured + 20.0 * torch.rand(textured.shape, generator=g, dtype=torch.float64)).requires_grad_(True)
+    mask = (torch.rand(textured.shape, generator=g) > 0.3).to(torch.float64)
+    value = lncc(fixed, moving, mask, radius)
+    value.sum().backward()
+    closed, d_fixed, d_moving = lncc_with_gradient(fixed.detach(), moving.detach(), mask, radius)
+    assert torch.allclose(closed, value.detach(), atol=1e-12)
+    assert torch.allclose(d_fixed, fixed.grad, atol=1e-12)
+    assert torch.allclose(d_moving, moving.grad, atol=1e-12)
+    assert float(d_moving.abs().max()) > 1e-6
 
 
 def test_empty_mask_is_an_input_error() -> None:

@@ -122,3 +122,16 @@ def test_confounds_table_reads_with_nilearn(tmp_path):
     assert "a_comp_cor_00" in loaded and "cosine00" in loaded
     assert 40 not in sample_mask and 0 not in sample_mask and 1 not in sample_mask
     assert not loaded.isna().any().any()
+
+
+def test_noise_masks_lower_the_threshold_only_when_a_roi_would_be_empty():
+    _, brain, gm, wm, csf, _ = _phantom()
+    strict = noise_masks(brain, gm, wm, csf)
+    thin = noise_masks(brain, gm, wm, csf * 0.95)  # partial-volumed CSF: nothing above 0.99
+    assert int(strict.csf.sum()) >= 10
+    assert torch.equal(thin.csf, strict.csf)  # found again at the next threshold (0.9)
+    assert torch.equal(thin.wm, strict.wm)
+    near_gm = noise_masks(brain, gm + csf, wm, csf)  # every CSF voxel next to GM
+    assert torch.equal(near_gm.csf, csf.bool() & brain.bool())  # GM exclusion dropped, not empty
+    none = noise_masks(brain, gm, wm, csf * 0.4)
+    assert int(none.csf.sum()) < 10

@@ -1,8 +1,15 @@
+import pytest
 import torch
 
 from neurolearn_cli.engine.image import Image
+from neurolearn_cli.engine.io import load_image
+from neurolearn_cli.engine.registration.linear import LinearSettings
+from neurolearn_cli.engine.resample import resample
 from neurolearn_cli.engine.transforms import AffineTransform
-from neurolearn_cli.fmri.coregistration import bbr_cost, refine_bbr, wm_boundary
+from neurolearn_cli.fmri.coregistration import bbr_cost, coregister, refine_bbr, wm_boundary
+from neurolearn_cli.fmri.masking import intensity_mask
+from neurolearn_cli.fmri.morphology import erode, largest_component
+from neurolearn_cli.fmri.reference import bold_reference
 
 T1_AFFINE = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0], dtype=torch.float64))
 T1_AFFINE[:3, 3] = torch.tensor([-40.0, -44.0, -36.0], dtype=torch.float64)
@@ -39,3 +46,42 @@ def test_bbr_recovers_a_known_shift_of_a_phantom():
     matrix, cost = refine_bbr(reference, boundary, start)
     assert cost < float(bbr_cost(reference, boundary, start))
     assert _deviation(matrix, torch.eye(4, dtype=torch.float64), boundary.points) < 1.0
+
+
+@pytest.mark.realdata
+def test_xa30_coregistration_recovers_a_displaced_boldref(data_dir):
+    """The xa30 boldref moved 10 mm / 4 deg off the header alignment comes back, and beats it on BBR.
+
+    T1w brain and WM come from the boldref's own mask carried by the header
+    alignment (same session) and the T1w's brightest inner voxels: a quick
+    stand-in for smri's, good enough for the boundary.
+    """
+    root = data_dir / "xa30" / "bids" / "sub-01"
+    cpu = torch.device("cpu")
+    t1w = load_image(root / "anat" / "sub-01_acq-tfl_T1w.nii.gz", cpu)
+    bold = load_image(root / "func" / "sub-01_task-fa_run-1_bold.nii.gz", cpu)
+    reference = Image(bold_reference(bold, 1).data, bold.affine)
+    mask = intensity_mask(reference.data)
+    brain = resample(Image(mask.float(), reference.affine), t1w.grid).data > 0.5
+    inner = erode(brain, 4)
+    threshold = float(torch.quantile(t1w.data[inner][::3], 0.6))
+    white_matter = t1w.with_data(largest_component(inner & (t1w.data > threshold)).float())
+    boundary = wm_boundary(white_matter)
+    center = boundary.points.mean(0).to(torch.float64)
+    displacement = AffineTransform.rigid(
+        torch.tensor([0.05, -0.04, 0.06]), torch.tensor([6.0, -5.0, 4.0]), center
+    ).matrix
+    moved = Image(reference.data, displacement @ reference.affine)  # header map is now `displacement`
+
+    result = coregister(
+        moved, mask, t1w.with_data(t1w.data * brain), white_matter,
+        settings=LinearSettings((8.0, 4.0), (30, 15)),
+    )
+
+    residual = torch.linalg.inv(displacement) @ result.transform.matrix
+    points = boundary.points.to(torch.float64)
+    identity = torch.eye(4, dtype=torch.float64)
+    assert _deviation(displacement, identity, points.float()) > 8.0
+    assert _deviation(residual, identity, points.float()) < 3.5  # same session: near the header
+    assert result.method == "bbr"
+    assert result.cost < float(bbr_cost(moved, boundary, displacement)) - 0.02

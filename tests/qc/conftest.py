@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -98,9 +99,23 @@ def sample_reports() -> dict[str, str]:
         iqms={"cjv": 0.41, "snr_wm": 13.2, "size_x": 40},
         metadata={"Manufacturer": EVIL, "RepetitionTime": 2.3},
     )
+    signals = np.random.default_rng(2).normal(size=(30, 3))
+    signals[:, 1] += signals[:, 0]
+    correlations = pd.DataFrame(
+        np.corrcoef(signals.T),
+        index=["global_signal", EVIL, "$x$"],
+        columns=["global_signal", EVIL, "$x$"],
+    )
     func = report.ImageQC(
         bids_name="sub-01_task-rest_bold",
-        figures=(report.ReportFigure("Head motion", figures.motion_traces(params, fd, 2.0)),),
+        figures=(
+            report.ReportFigure("Head motion", figures.motion_traces(params, fd, 2.0)),
+            report.ReportFigure(
+                "Confound correlations",
+                figures.confounds_correlation(correlations, "global_signal"),
+                caption=f"strongest: {EVIL}",
+            ),
+        ),
         iqms={"tsnr": 55.0, "fd_mean": 0.12},
     )
     participant = report.ParticipantReport(

@@ -117,3 +117,27 @@ def test_tissue_masks_threshold_erode_and_survive_an_empty_class() -> None:
     assert not bool(fine["gm"].any()) and not bool(fine["csf"].any())
     coarse = anatomical.tissue_masks(probabilities, (2.0, 2.0, 2.0))
     assert int(coarse["wm"].sum()) == 5 * 6 * 7  # voxels of 1.9 mm or more are not eroded
+
+
+def test_tpm_overlap_on_strided_priors(head_phantom: HeadPhantom) -> None:
+    p = head_phantom
+    probabilities = anatomical.probabilities_from_dseg(p.dseg)
+    shifted = {t: torch.roll(m, 1, dims=0)[::2, ::2, ::2] for t, m in probabilities.items()}
+    head = masks.head_mask(p.t1w)
+    air = masks.air_mask(p.t1w, head, p.brain, p.affine)
+    artifacts = masks.artifact_mask(p.t1w, air, head, p.spacing)
+    iqms = anatomical.anatomical_iqms(
+        p.t1w,
+        p.spacing,
+        p.brain,
+        probabilities,
+        head,
+        air,
+        artifacts,
+        priors=shifted,
+        prior_stride=2,
+    )
+    for tissue, prior in shifted.items():
+        expected = anatomical.tpm_overlap(probabilities[tissue][::2, ::2, ::2], prior)
+        assert iqms[f"tpm_overlap_{tissue}"] == pytest.approx(expected)
+        assert 0.3 < expected < 1.0  # the one-voxel shift is seen

@@ -74,6 +74,7 @@ def test_gsr_of_a_known_ghost() -> None:
     mask[12:20, 6:14, 3:9] = True
     image = torch.full(mask.shape, 10.0)
     image[mask] = 1000.0
+    image[12:14, 6:14, 3:9] = 3000.0  # the signal is the median in the mask (1000), not the mean
     ghost = torch.roll(mask, shifts=20, dims=1) & ~mask
     image[ghost] += 50.0
     assert functional.gsr(image, mask, 1) == pytest.approx(50.0 / 1000.0, rel=1e-6)

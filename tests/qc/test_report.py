@@ -47,7 +47,7 @@ def test_participant_page_sections(sample_reports: dict[str, str]) -> None:
     for anchor in ('id="anat"', 'id="func"', 'id="methods"', 'id="errors"'):
         assert anchor in page
     assert "Esteban O" in page and "fmap: &lt;script&gt;" in page
-    assert page.count("<img ") == 3
+    assert page.count("<img ") == 4
 
 
 def test_group_table_orders_rows_and_columns() -> None:

@@ -1,4 +1,4 @@
-"""Brain mask cleaning: largest component, holes filled, limited to the warped template mask."""
+"""Brain mask cleaning: largest component, holes filled, limited to the warped template mask; CSF only inside it."""
 
 from __future__ import annotations
 
@@ -38,3 +38,22 @@ def test_brain_mask_from_posteriors_respects_template_mask() -> None:
     assert not bool(mask[scalp].any())
     overlap = 2 * float((mask & brain).sum()) / float(mask.sum() + brain.sum())
     assert overlap > 0.95
+
+
+def test_fluid_outside_the_template_brain_is_not_brain() -> None:
+    shape = (30, 34, 32)
+    affine = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0], dtype=torch.float64))
+    centre = (15, 17, 16)
+    brain = _ellipsoid(shape, centre, (10, 12, 11))
+    ventricle = _ellipsoid(shape, centre, (2, 4, 3))
+    fluid = _ellipsoid(shape, centre, (12, 14, 13)) & ~brain
+    post = torch.zeros(4, *shape)
+    post[0] = (brain & ~ventricle).float()
+    post[2] = (ventricle | fluid).float()
+    post[3] = 1 - post[0] - post[2]
+    mask = brain_mask(post, Image(brain.float(), affine), margin_mm=6.0).data > 0.5
+    assert bool(mask[ventricle].all())
+    assert not bool(mask[fluid].any())
+    assert int(mask.sum()) > 0.97 * int(brain.sum())
+    wider = brain_mask(post, Image(brain.float(), affine), margin_mm=6.0, csf_margin_mm=6.0).data > 0.5
+    assert float(wider[fluid].float().mean()) > 0.9

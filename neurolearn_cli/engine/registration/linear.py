@@ -34,10 +34,12 @@ RADIUS_MM = 50.0
 
 @dataclass(frozen=True)
 class LinearSettings:
-    """Optimization schedule: level spacings (mm, coarse to fine) and L-BFGS iterations per level."""
+    """Optimization schedule: level spacings (mm, coarse to fine), L-BFGS iterations per level, and
+    the most fixed samples per level (a regular subset of the masked voxels beyond it; None: all)."""
 
     levels_mm: Sequence[float] = (8.0, 4.0, 2.0)
     iterations: Sequence[int] = (60, 30, 15)
+    max_samples: int | None = 2**16
 
 
 def parameters_to_matrix(params: torch.Tensor, dof: int, center: torch.Tensor) -> torch.Tensor:
@@ -122,7 +124,7 @@ def register_linear(
         m_lvl, m_aff = shrink(moving_b, moving_affine, m_fac)
         m_lvl = m_lvl.contiguous()
         mask_lvl = None if mask_b is None else dilate(shrink_mask(mask_b, f_fac), 1)[0, 0]
-        samples = FixedSamples.build(f_lvl[0, 0], mask_lvl, as_grid=metric == "lncc")
+        samples = FixedSamples.build(f_lvl[0, 0], mask_lvl, as_grid=metric == "lncc").thinned(settings.max_samples)
         f_shape, m_shape = tuple(f_lvl.shape[2:]), tuple(m_lvl.shape[2:])
         level_loss = partial(_loss, samples=samples, moving=m_lvl, frames=(f_aff, f_shape, m_aff, m_shape),
                              dof=dof, metric=metric, center=center)

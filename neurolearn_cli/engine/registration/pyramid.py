@@ -49,10 +49,13 @@ def shrink_mask(mask: torch.Tensor, factors: tuple[int, int, int]) -> torch.Tens
 
 
 def dilate(mask: torch.Tensor, voxels: int) -> torch.Tensor:
-    """Dilate a (B, 1, X, Y, Z) 0/1 mask by a cube of half-width ``voxels``."""
+    """Dilate a (B, 1, X, Y, Z) 0/1 mask by a cube of half-width ``voxels`` (three 1D passes)."""
     if voxels <= 0:
         return mask
-    return F.max_pool3d(mask, 2 * voxels + 1, stride=1, padding=voxels)
+    size = 2 * voxels + 1
+    for kernel in ((size, 1, 1), (1, size, 1), (1, 1, size)):
+        mask = F.max_pool3d(mask, kernel, stride=1, padding=tuple(k // 2 for k in kernel))
+    return mask
 
 
 def schedule(

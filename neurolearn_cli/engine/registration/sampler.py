@@ -44,6 +44,19 @@ class FixedSamples:
         norm = norm + normalized_from_index(shape, fixed.device)[:3, 3]
         return cls(fixed[inside].unsqueeze(0), norm.to(torch.float32), None, shape)
 
+    def thinned(self, max_points: int | None) -> FixedSamples:
+        """Every k-th point in raster order, k chosen so at most ``max_points`` remain.
+
+        ANTs-style regular sampling: the cost of an evaluation stops growing
+        with the resolution. Grid layouts (local metrics) are returned whole.
+        """
+        if self.points is None or max_points is None or self.values.shape[1] <= max_points:
+            return self
+        stride = -(-self.values.shape[1] // max_points)
+        return FixedSamples(
+            self.values[:, ::stride].contiguous(), self.points[::stride].contiguous(), None, self.shape
+        )
+
     def pull(self, moving: torch.Tensor, theta: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
         """Sample ``moving`` (B, 1, X', Y', Z') through ``theta`` (B, 3, 4) in the layout of ``values``.
 
