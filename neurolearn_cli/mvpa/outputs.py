@@ -7,7 +7,6 @@ spec and data give the same bytes; timings and input hashes go to
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +15,9 @@ import pandas as pd
 
 from neurolearn_cli.atomic import write_json, write_nifti, write_text, write_tsv
 from neurolearn_cli.mvpa.brainmap import weight_map
-from neurolearn_cli.mvpa.provenance import input_hashes, versions
+from neurolearn_cli.mvpa.provenance import provenance as make_provenance
 from neurolearn_cli.mvpa.report import render_report
 from neurolearn_cli.mvpa.spec import AnalysisSpec, spec_to_yaml
-
-
-def _provenance(spec: AnalysisSpec, inputs: list[Path], timing: dict[str, float], device: str) -> dict[str, Any]:
-    started = dt.datetime.fromtimestamp(timing["started"], tz=dt.timezone.utc)
-    return {
-        "versions": versions(),
-        "inputs": input_hashes(inputs),
-        "seed": spec.seed,
-        "device": device,
-        "started": started.isoformat(timespec="seconds"),
-        "finished": dt.datetime.now(tz=dt.timezone.utc).isoformat(timespec="seconds"),
-        "nested_cv_seconds": round(timing["cv_s"], 3),
-        "permutations_seconds": round(timing["permutations_s"], 3),
-    }
 
 
 def write_outputs(spec: AnalysisSpec, output_dir: Path, results: dict[str, Any], predictions: pd.DataFrame,
@@ -48,7 +33,8 @@ def write_outputs(spec: AnalysisSpec, output_dir: Path, results: dict[str, Any],
         image = weight_map(weights.set_index("feature")["weight"], spec.features.atlas_image, spec.features.atlas_labels)
         if image is not None:
             write_nifti(folder / "weights.nii.gz", image)
-    provenance = _provenance(spec, [*feature_files, participants], timing, device)
+    provenance = make_provenance(spec.seed, [*feature_files, participants], timing["started"], device, {
+        "nested_cv_seconds": timing["cv_s"], "permutations_seconds": timing["permutations_s"]})
     write_json(folder / "provenance.json", provenance)
     write_text(folder / "report.html", render_report(results, predictions, weights, null, spec_yaml,
                                                      provenance, spec.target.column))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
+import datetime as dt
 import platform
 from importlib import metadata
 from pathlib import Path
+from typing import Any
+
+from neurolearn_cli.derivatives import sha256_file
 
 _PACKAGES = ("neurolearn", "numpy", "scipy", "scikit-learn", "pandas", "torch", "nibabel")
 
@@ -21,15 +24,23 @@ def versions() -> dict[str, str]:
     return found
 
 
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def input_hashes(paths: list[Path]) -> dict[str, str]:
     """``{path: sha256}`` for each distinct input file."""
-    return {str(p): sha256(p) for p in sorted(set(paths))}
+    return {str(p): sha256_file(Path(p)) for p in sorted(set(paths))}
+
+
+def provenance(seed: int, inputs: list[Path], started: float, device: str,
+               seconds: dict[str, float]) -> dict[str, Any]:
+    """What an analysis ran with: versions, input hashes, seed, device, start and end, and step times.
+
+    ``seconds`` names each timed step (e.g. ``nested_cv_seconds``); values are rounded to ms.
+    """
+    return {
+        "versions": versions(),
+        "inputs": input_hashes(inputs),
+        "seed": seed,
+        "device": device,
+        "started": dt.datetime.fromtimestamp(started, tz=dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished": dt.datetime.now(tz=dt.timezone.utc).isoformat(timespec="seconds"),
+        **{name: round(value, 3) for name, value in seconds.items()},
+    }

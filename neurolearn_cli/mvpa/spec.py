@@ -20,12 +20,14 @@ each participant (``mode: within``) has its own, in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from neurolearn_cli.errors import InputError
+
+SpecT = TypeVar("SpecT", bound=BaseModel)
 
 FeatureKind = Literal["morph", "connectivity", "iqm", "table"]
 ModelName = Literal[
@@ -152,12 +154,8 @@ class AnalysisSpec(_Frozen):
     seed: int = 0
 
 
-def _field_of(error: dict[str, Any]) -> str:
-    return ".".join(str(part) for part in error["loc"]) or "spec"
-
-
-def spec_from_dict(payload: Any, source: str | Path = "spec") -> AnalysisSpec:
-    """Validate a mapping as an :class:`AnalysisSpec`.
+def validate_spec(model: type[SpecT], payload: Any, source: str | Path = "spec") -> SpecT:
+    """Validate a mapping as a spec ``model``.
 
     Raises
     ------
@@ -167,11 +165,17 @@ def spec_from_dict(payload: Any, source: str | Path = "spec") -> AnalysisSpec:
     if not isinstance(payload, dict):
         raise InputError(source, "the spec must be a mapping of fields")
     try:
-        return AnalysisSpec.model_validate(payload)
+        return model.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "spec"
         problem = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-        raise InputError(source, f"field '{_field_of(first)}': {problem}") from None
+        raise InputError(source, f"field '{field}': {problem}") from None
+
+
+def spec_from_dict(payload: Any, source: str | Path = "spec") -> AnalysisSpec:
+    """Validate a mapping as an :class:`AnalysisSpec` (see :func:`validate_spec`)."""
+    return validate_spec(AnalysisSpec, payload, source)
 
 
 def load_spec(path: Path) -> AnalysisSpec:

@@ -8,7 +8,6 @@ input hashes go to ``provenance.json``. ``results.json`` is written last.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from neurolearn_cli.mvpa.decoding.inputs import RunFiles
 from neurolearn_cli.mvpa.decoding.report import render_decoding_report
 from neurolearn_cli.mvpa.decoding.samples import SampleSet
 from neurolearn_cli.mvpa.decoding.spec import DecodingSpec, decoding_spec_to_yaml
-from neurolearn_cli.mvpa.provenance import input_hashes, versions
+from neurolearn_cli.mvpa.provenance import provenance as make_provenance
 
 
 def write_spec(spec: DecodingSpec, output_dir: Path) -> Path:
@@ -47,29 +46,16 @@ def _write_image(writer: DerivativesWriter, path: Path, image: nib.Nifti1Image, 
     return path
 
 
-def _provenance(spec: DecodingSpec, runs: list[RunFiles], timing: dict[str, float], device: str) -> dict[str, Any]:
-    started = dt.datetime.fromtimestamp(timing["started"], tz=dt.timezone.utc)
-    inputs = [p for run in runs for p in (run.bold, run.confounds, run.events)]
-    inputs += [p for p in (spec.mask.image, spec.mask.atlas, spec.mask.atlas_labels) if p is not None]
-    return {
-        "versions": versions(),
-        "inputs": input_hashes(inputs),
-        "seed": spec.seed,
-        "device": device,
-        "started": started.isoformat(timespec="seconds"),
-        "finished": dt.datetime.now(tz=dt.timezone.utc).isoformat(timespec="seconds"),
-        "estimate_seconds": round(timing["estimate_s"], 3),
-        "cv_seconds": round(timing["cv_s"], 3),
-        "permutations_seconds": round(timing["permutations_s"], 3),
-    }
-
-
 def write_decoding(spec: DecodingSpec, label: str, output_dir: Path, results: dict[str, Any],
                    predictions: pd.DataFrame, weights: np.ndarray | None, samples: SampleSet, null: np.ndarray,
                    runs: list[RunFiles], timing: dict[str, float], device: str) -> Path:
     """Write predictions, mask, weight map, provenance, report, then results.json; return the folder."""
     folder = output_dir / "mvpa" / spec.name / f"sub-{label}"
-    provenance = _provenance(spec, runs, timing, device)
+    inputs = [p for run in runs for p in (run.bold, run.confounds, run.events)]
+    inputs += [p for p in (spec.mask.image, spec.mask.atlas, spec.mask.atlas_labels) if p is not None]
+    provenance = make_provenance(spec.seed, inputs, timing["started"], device, {
+        "estimate_seconds": timing["estimate_s"], "cv_seconds": timing["cv_s"],
+        "permutations_seconds": timing["permutations_s"]})
     settings = {"spec": spec.model_dump(mode="json"), "inputs": provenance["inputs"]}
     writer = DerivativesWriter(output_dir, f"mvpa-{spec.name}_sub-{label}", fingerprint([], settings), resume=False)
     reference = {"SpatialReference": spec.space if spec.res is None else f"{spec.space} res-{spec.res}",

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from neurolearn_cli.errors import InputError, UsageError
-from neurolearn_cli.mvpa.spec import ModelSpec, SelectionSpec, _Frozen
+from neurolearn_cli.mvpa.spec import ModelSpec, SelectionSpec, _Frozen, validate_spec
 
 
 class SampleSpec(_Frozen):
@@ -142,22 +142,8 @@ class DecodingSpec(_Frozen):
 
 
 def decoding_spec_from_dict(payload: Any, source: str | Path = "spec") -> DecodingSpec:
-    """Validate a mapping as a :class:`DecodingSpec`.
-
-    Raises
-    ------
-    InputError
-        Naming the source and the first bad or unknown field, in one line.
-    """
-    if not isinstance(payload, dict):
-        raise InputError(source, "the spec must be a mapping of fields")
-    try:
-        return DecodingSpec.model_validate(payload)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "spec"
-        problem = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-        raise InputError(source, f"field '{field}': {problem}") from None
+    """Validate a mapping as a :class:`DecodingSpec` (see :func:`~neurolearn_cli.mvpa.spec.validate_spec`)."""
+    return validate_spec(DecodingSpec, payload, source)
 
 
 def resolve_decoding_paths(spec: DecodingSpec, base: Path) -> DecodingSpec:
