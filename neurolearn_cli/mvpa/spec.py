@@ -178,15 +178,19 @@ def spec_from_dict(payload: Any, source: str | Path = "spec") -> AnalysisSpec:
     return validate_spec(AnalysisSpec, payload, source)
 
 
-def load_spec(path: Path) -> AnalysisSpec:
-    """Read and validate a YAML spec file (relative paths are taken from its folder)."""
+def read_yaml_spec(path: Path) -> Any:
+    """The parsed YAML of a spec file; an unreadable file or bad YAML is an :class:`InputError` naming it."""
     try:
-        payload = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError(path, f"cannot read the spec ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise InputError(path, f"not valid YAML ({str(exc).splitlines()[0]})") from None
-    spec = spec_from_dict(payload, path)
+
+
+def load_spec(path: Path) -> AnalysisSpec:
+    """Read and validate a YAML spec file (relative paths are taken from its folder)."""
+    spec = spec_from_dict(read_yaml_spec(path), path)
     return resolve_paths(spec, Path(path).parent)
 
 

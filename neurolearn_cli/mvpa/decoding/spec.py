@@ -24,8 +24,14 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, model_validator
 
-from neurolearn_cli.errors import InputError, UsageError
-from neurolearn_cli.mvpa.spec import ModelSpec, SelectionSpec, _Frozen, validate_spec
+from neurolearn_cli.errors import UsageError
+from neurolearn_cli.mvpa.spec import (
+    ModelSpec,
+    SelectionSpec,
+    _Frozen,
+    read_yaml_spec,
+    validate_spec,
+)
 
 
 class SampleSpec(_Frozen):
@@ -170,12 +176,7 @@ def load_decoding_spec(path: Path, *, mask: Path | None = None, permutations: in
     UsageError
         A spec of another mode (a group analysis).
     """
-    try:
-        payload = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(path, f"cannot read the spec ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise InputError(path, f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    payload = read_yaml_spec(path)
     if isinstance(payload, dict):
         if payload.get("mode") != "within":
             raise UsageError(f"{path}: mode '{payload.get('mode', 'between')}' is a group-level analysis; "
