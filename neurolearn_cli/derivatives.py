@@ -39,12 +39,18 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(inputs: Iterable[Path], settings: Mapping[str, Any]) -> str:
-    """Digest of input bytes, settings and neurolearn's version: equal digests mean equal outputs."""
+def fingerprint(inputs: Iterable[Path], settings: Mapping[str, Any],
+                hashes: Mapping[Path, str] | None = None) -> str:
+    """Digest of input bytes, settings and neurolearn's version: equal digests mean equal outputs.
+
+    ``hashes`` may hold the inputs' SHA-256 already computed (several stages
+    fingerprint the same files); missing ones are computed.
+    """
+    known = hashes or {}
     digest = hashlib.sha256(__version__.encode())
     for path in sorted(Path(p) for p in inputs):
         digest.update(path.name.encode())
-        digest.update(sha256_file(path).encode())
+        digest.update((known.get(path) or sha256_file(path)).encode())
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 

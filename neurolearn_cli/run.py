@@ -26,7 +26,12 @@ import numpy as np
 from neurolearn_cli import __version__, atomic
 from neurolearn_cli.config import AnalysisLevel, RunConfig
 from neurolearn_cli.dataset.plan import DatasetPlan, ParticipantPlan
-from neurolearn_cli.derivatives import DerivativesWriter, ensure_dataset_description, fingerprint
+from neurolearn_cli.derivatives import (
+    DerivativesWriter,
+    ensure_dataset_description,
+    fingerprint,
+    sha256_file,
+)
 from neurolearn_cli.errors import InputError, NeurolearnError
 from neurolearn_cli.logs import get_logger, setup_logging
 
@@ -109,11 +114,13 @@ def stage_fingerprints(config: RunConfig, participant: ParticipantPlan) -> dict[
     """
     from neurolearn_cli.stages import PARTICIPANT_STAGES
 
-    atlas = [path for path in (config.atlas, config.atlas_labels) if path is not None]
+    atlas = [Path(path) for path in (config.atlas, config.atlas_labels) if path is not None]
+    hashes = {path: sha256_file(path) for path in participant_inputs(participant) + atlas}
     digests = {}
     for stage in PARTICIPANT_STAGES:
         inputs = participant_inputs(participant, anatomical_only=stage == "smri") + atlas
-        digests[stage] = fingerprint(inputs, output_settings(config, STAGE_UNREAD_SETTINGS.get(stage, set())))
+        settings = output_settings(config, STAGE_UNREAD_SETTINGS.get(stage, set()))
+        digests[stage] = fingerprint(inputs, settings, hashes)
     return digests
 
 

@@ -131,25 +131,44 @@ def nifti_problem(path: Path, *, ndim: int, full_check: bool = True) -> str | No
     return None
 
 
+#: BIDS SliceEncodingDirection values; the letter names the voxel axis.
+SLICE_ENCODING_DIRECTIONS = ("i", "j", "k", "i-", "j-", "k-")
+
+
+def slice_encoding_error(direction: str) -> str | None:
+    """Why a SliceEncodingDirection is not valid BIDS, or None."""
+    if direction in SLICE_ENCODING_DIRECTIONS:
+        return None
+    return f"SliceEncodingDirection {direction!r} is not one of {', '.join(SLICE_ENCODING_DIRECTIONS)}"
+
+
+def slice_timing_error(slice_times: object, n_slices: int, repetition_time: float) -> str | None:
+    """Why SliceTiming does not fit ``n_slices`` slices and the TR, or None.
+
+    One finite time per slice, each in ``[0, RepetitionTime)`` seconds. The
+    planner and the fmri stage share this check.
+    """
+    try:
+        times = [float(t) for t in slice_times]  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return "SliceTiming must be a list of numbers (seconds)"
+    if len(times) != n_slices:
+        return f"SliceTiming has {len(times)} values but the image has {n_slices} slices"
+    if not all(math.isfinite(t) and 0 <= t < repetition_time for t in times):
+        return f"SliceTiming values must lie in [0, RepetitionTime={repetition_time}) s"
+    return None
+
+
 def slice_timing_problem(path: Path, metadata: dict, shape: tuple[int, ...]) -> str | None:
     """Return a one-line problem with a BOLD sidecar's SliceTiming, or None when absent or usable.
 
-    SliceTiming must hold one time per slice along SliceEncodingDirection
-    (``k`` unless given), each in ``[0, RepetitionTime)`` seconds; checked at
-    planning so a bad sidecar is reported before any work starts.
+    Checked at planning, so a bad sidecar is reported before any work starts.
     """
     times = metadata.get("SliceTiming")
-    if times is None:
+    repetition_time = metadata.get("RepetitionTime")
+    if times is None or not isinstance(repetition_time, (int, float)):
         return None
     direction = str(metadata.get("SliceEncodingDirection", "k"))
-    if direction.rstrip("-") not in ("i", "j", "k"):
-        return f"{path}: SliceEncodingDirection {direction!r} is not one of i, j, k, i-, j-, k-"
-    axis = "ijk".index(direction.rstrip("-"))
-    repetition_time = metadata.get("RepetitionTime")
-    if not isinstance(times, list) or not all(isinstance(t, (int, float)) for t in times):
-        return f"{path}: SliceTiming must be a list of numbers (seconds)"
-    if len(times) != shape[axis]:
-        return f"{path}: SliceTiming has {len(times)} values but the image has {shape[axis]} slices"
-    if isinstance(repetition_time, (int, float)) and not all(0 <= t < repetition_time for t in times):
-        return f"{path}: SliceTiming values must lie in [0, RepetitionTime={repetition_time}) s"
-    return None
+    error = slice_encoding_error(direction) or slice_timing_error(times, shape["ijk".index(direction[0])],
+                                                                  repetition_time)
+    return f"{path}: {error}" if error else None

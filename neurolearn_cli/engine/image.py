@@ -61,6 +61,15 @@ class Grid:
         """The same grid with its affine on ``device``."""
         return Grid(self.shape, self.affine.to(device))
 
+    def strided(self, step: int) -> Grid:
+        """The grid of every ``step``-th voxel (voxel ``i`` here is voxel ``step * i`` of this grid).
+
+        Matches ``data[::step, ::step, ::step]`` of an image on this grid.
+        """
+        affine = self.affine.clone()
+        affine[:3, :3] *= step
+        return Grid(tuple(-(-n // step) for n in self.shape), affine)
+
 
 @dataclass(frozen=True, eq=False)
 class Image:

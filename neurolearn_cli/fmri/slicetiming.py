@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from neurolearn_cli.dataset.validation import slice_encoding_error, slice_timing_error
 from neurolearn_cli.errors import InputError
 
 _AXES = {"i": 0, "j": 1, "k": 2}
@@ -37,10 +38,9 @@ def slice_axis(direction: str | None, sidecar: str | Path | None = None) -> tupl
     last slice index to the first.
     """
     direction = (direction or "k").strip()
-    if direction not in {"i", "j", "k", "i-", "j-", "k-"}:
-        raise InputError(
-            sidecar, f"SliceEncodingDirection {direction!r} is not one of i, j, k, i-, j-, k-"
-        )
+    error = slice_encoding_error(direction)
+    if error:
+        raise InputError(sidecar, error)
     return _AXES[direction[0]], direction.endswith("-")
 
 
@@ -57,20 +57,10 @@ def validate_slice_timing(
     """
     if repetition_time is None or not repetition_time > 0:
         raise InputError(sidecar, f"RepetitionTime must be positive, got {repetition_time!r}")
-    times = torch.as_tensor(list(slice_times), dtype=torch.float64)
-    if times.dim() != 1 or times.numel() != n_slices:
-        raise InputError(
-            sidecar, f"SliceTiming has {times.numel()} values but the BOLD has {n_slices} slices"
-        )
-    if (
-        not bool(torch.isfinite(times).all())
-        or bool((times < 0).any())
-        or bool((times >= repetition_time).any())
-    ):
-        raise InputError(
-            sidecar, f"SliceTiming values must lie in [0, RepetitionTime={repetition_time}) s"
-        )
-    return times
+    error = slice_timing_error(slice_times, n_slices, repetition_time)
+    if error:
+        raise InputError(sidecar, error)
+    return torch.as_tensor([float(t) for t in slice_times], dtype=torch.float64)
 
 
 def reference_time(slice_times: torch.Tensor, slice_time_ref: float) -> float:

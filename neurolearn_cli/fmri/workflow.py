@@ -125,13 +125,7 @@ def _anatomy(participant: ParticipantPlan, context: StageContext) -> tuple[Any, 
 
     template = load_template(context.device, resolution=smri.TEMPLATE_RESOLUTION_MM)
     atlas = load_atlas(context.device, context.config.atlas, context.config.atlas_labels)
-    smri_context = context.for_stage("smri")
-    outputs = smri.planned_outputs(
-        participant, smri_context.writer, template.name, smri.atlas_entity(atlas.name)
-    )
-    if not smri_context.writer.is_current(outputs.values()):
-        context.log.info("%s: smri outputs missing; running smri first", participant.subject)
-        smri.run_participant(participant, smri_context)
+    outputs = smri.current_outputs(participant, context, template.name, smri.atlas_entity(atlas.name))
     anatomy = Anatomy(
         t1w=load_image(outputs["preproc"], context.device),
         mask=load_image(outputs["mask"], context.device),

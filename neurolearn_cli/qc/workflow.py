@@ -48,15 +48,6 @@ def _figure(title: str, data: bytes, caption: str = "") -> Any:
     return ReportFigure(title=title, data=data, mime=mime, caption=caption)
 
 
-def strided_grid(grid: Any, step: int) -> Any:
-    """The grid of every ``step``-th voxel of ``grid`` (voxel ``i`` at ``grid``'s ``step * i``)."""
-    from neurolearn_cli.engine.image import Grid
-
-    affine = grid.affine.clone()
-    affine[:3, :3] *= step
-    return Grid(tuple(-(-n // step) for n in grid.shape), affine)
-
-
 def _t1w_section(
     participant: ParticipantPlan, context: StageContext, template: Any, atlas: str
 ) -> Any:
@@ -71,11 +62,7 @@ def _t1w_section(
     from neurolearn_cli.smri import workflow as smri
 
     device = context.device
-    smri_context = context.for_stage("smri")
-    outputs = smri.planned_outputs(participant, smri_context.writer, template.name, atlas)
-    if not smri_context.writer.is_current(outputs.values()):
-        context.log.info("%s: smri outputs missing; running smri first", participant.subject)
-        smri.run_participant(participant, smri_context)
+    outputs = smri.current_outputs(participant, context, template.name, atlas)
     corrected = load_image(outputs["preproc"], device)
     bias = load_image(outputs["biasfield"], device)
     brain = load_image(outputs["mask"], device).data > 0.5
@@ -86,7 +73,7 @@ def _t1w_section(
     to_t1w = read_transform(outputs["xfm_from_template"]).to(device)
     # priors on every PRIOR_STRIDE-th T1w voxel: the overlap is a ratio of sums over the
     # brain, estimated as well from 1 voxel in 8, and warping the priors is qc's costliest step
-    coarse = strided_grid(corrected.grid, PRIOR_STRIDE)
+    coarse = corrected.grid.strided(PRIOR_STRIDE)
     priors = {
         name: resample(getattr(template, name), coarse, to_t1w).data for name in ("gm", "wm", "csf")
     }

@@ -55,6 +55,20 @@ def planned_outputs(participant: ParticipantPlan, writer: DerivativesWriter, tem
     return {role: writer.path(e) for role, e in planned_entities(participant, template, atlas).items()}
 
 
+def current_outputs(participant: ParticipantPlan, context: StageContext, template: str, atlas: str) -> dict[str, Path]:
+    """The smri outputs later stages read (``atlas``: the ``seg-`` entity), running smri first when stale.
+
+    Currency is judged under smri's own fingerprint, so a later stage's
+    settings never make smri rerun.
+    """
+    smri_context = context.for_stage("smri")
+    outputs = planned_outputs(participant, smri_context.writer, template, atlas)
+    if not smri_context.writer.is_current(outputs.values()):
+        context.log.info("%s: smri outputs missing or stale; running smri first", participant.subject)
+        run_participant(participant, smri_context)
+    return outputs
+
+
 def run_participant(participant: ParticipantPlan, context: StageContext) -> None:
     """Structural preprocessing of one participant (the ``smri`` stage)."""
     from neurolearn_cli.engine.io import load_image

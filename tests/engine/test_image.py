@@ -154,3 +154,22 @@ def test_reorient_real_lia_scan(shared_data, device: torch.device) -> None:
     target = torch.round(world @ inv[:3, :3].T + inv[:3, 3]).long()
     assert torch.equal(image.data[tuple(voxels.T)], ras.data[tuple(target.T)])
     assert float(image.data.sum()) == pytest.approx(float(ras.data.sum()))
+
+
+def test_strided_grid_samples_every_step_th_voxel() -> None:
+    from neurolearn_cli.engine.image import Grid
+
+    affine = torch.tensor(
+        [
+            [0.0, -1.2, 0.1, 30.0],
+            [1.1, 0.0, 0.0, -20.0],
+            [0.0, 0.2, 1.3, 5.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ],
+        dtype=torch.float64,
+    )
+    grid = Grid((7, 8, 9), affine)
+    coarse = grid.strided(2)
+    assert coarse.shape == (4, 4, 5)  # len(range(0, n, 2))
+    ijk = torch.tensor([3.0, 1.0, 4.0, 1.0], dtype=torch.float64)
+    assert torch.allclose(coarse.affine @ ijk, affine @ (ijk * torch.tensor([2.0, 2.0, 2.0, 1.0])))

@@ -86,22 +86,3 @@ def test_bold_section_without_fmri_outputs(stage: tuple[BoldRun, SimpleNamespace
     assert section.iqms["fd_mean"] == -1.0  # MRIQC's "undefined"
     assert 0 < section.iqms["dummy_trs"] <= DUMMIES + 1
     assert section.iqms["size_t"] == N_VOLUMES
-
-
-def test_strided_grid_samples_every_step_th_voxel() -> None:
-    from neurolearn_cli.engine.image import Grid
-
-    affine = torch.tensor(
-        [
-            [0.0, -1.2, 0.1, 30.0],
-            [1.1, 0.0, 0.0, -20.0],
-            [0.0, 0.2, 1.3, 5.0],
-            [0.0, 0.0, 0.0, 1.0],
-        ],
-        dtype=torch.float64,
-    )
-    grid = Grid((7, 8, 9), affine)
-    coarse = workflow.strided_grid(grid, 2)
-    assert coarse.shape == (4, 4, 5)  # len(range(0, n, 2))
-    ijk = torch.tensor([3.0, 1.0, 4.0, 1.0], dtype=torch.float64)
-    assert torch.allclose(coarse.affine @ ijk, affine @ (ijk * torch.tensor([2.0, 2.0, 2.0, 1.0])))
