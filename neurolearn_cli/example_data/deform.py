@@ -49,10 +49,17 @@ def bias_field(rng: np.random.Generator, shape: tuple[int, int, int], spacing: f
     return np.exp(spread * smooth_random_field(rng, shape, spacing)[0])
 
 
-def random_pose(rng: np.random.Generator, shift_mm: float, tilt_deg: float, size_sd: float) -> np.ndarray:
-    """Random similarity transform (4x4, world mm): isotropic size change, rotation, then shift."""
+def random_pose(
+    rng: np.random.Generator, shift_mm: float, tilt_deg: float, size_sd: float, size_mean: float = 1.0
+) -> np.ndarray:
+    """Random similarity transform (4x4, world mm): isotropic size change, rotation, then shift.
+
+    The size factor scales the head (above 1: larger); it is drawn within
+    2 SD of ``size_mean`` so no participant gets an implausible head (an
+    unbounded draw once gave a 2.7 L brain).
+    """
     rotation = rigid_matrix(np.concatenate([np.zeros(3), np.radians(rng.normal(0.0, tilt_deg, 3))]))[:3, :3]
-    size = 1.0 + rng.normal(0.0, size_sd)
+    size = size_mean + float(np.clip(rng.normal(0.0, size_sd), -2.0 * size_sd, 2.0 * size_sd))
     return from_matvec(size * rotation, rng.normal(0.0, shift_mm, 3))
 
 

@@ -47,7 +47,8 @@ def simulate_participant(
     site = SITES[participant.site]
     maps = apply_atrophy(space.template, gm_loss(space.atrophy, participant.severity, participant.age))
 
-    pose = random_pose(anatomy_rng, shift_mm=3.0, tilt_deg=3.0, size_sd=0.04)
+    # the MNI152 brain (about 2 L here) is larger than most: heads are drawn 3% smaller on average
+    pose = random_pose(anatomy_rng, shift_mm=3.0, tilt_deg=3.0, size_sd=0.03, size_mean=0.97)
     displacement = WARP_RMS_MM * smooth_random_field(anatomy_rng, space.shape, WARP_SPACING, count=3)
     points = warp_points(pose, displacement, space.affine)
 

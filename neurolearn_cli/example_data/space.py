@@ -11,6 +11,7 @@ from neurolearn_cli.example_data.geometry import world_coordinates
 from neurolearn_cli.example_data.head import HeadLayers, build_head
 from neurolearn_cli.example_data.regions import (
     ATROPHY_CENTRES,
+    ATROPHY_SIGMA_MM,
     DROPOUT_CENTRES,
     FUSIFORM_CENTRES,
     OCCIPITAL_CENTRES,
@@ -49,7 +50,7 @@ def example_space() -> ExampleSpace:
     return ExampleSpace(
         template=template,
         head=build_head(template.brain, template.affine),
-        atrophy=blob_map(coords, ATROPHY_CENTRES, 7.0),
+        atrophy=blob_map(coords, ATROPHY_CENTRES, ATROPHY_SIGMA_MM),
         occipital=blob_map(coords, OCCIPITAL_CENTRES, 7.0) * template.gm,
         fusiform=blob_map(coords, FUSIFORM_CENTRES, 6.0) * template.gm,
         dropout=blob_map(coords, DROPOUT_CENTRES, 10.0),

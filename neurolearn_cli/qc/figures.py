@@ -78,11 +78,11 @@ def mosaic(
     axis : int
         Slicing axis (0 sagittal, 1 coronal, 2 axial).
     """
-    extent = mask if mask is not None else data > _window(data)[0]
+    low, high = _window(data)
+    extent = mask if mask is not None else data > low
     positions = _slice_positions(np.asarray(extent, dtype=bool), axis, n_slices)
     rows = int(np.ceil(len(positions) / columns))
     figure = Figure(figsize=(1.6 * columns, 1.6 * rows), facecolor="black")
-    low, high = _window(data)
     for k, index in enumerate(positions):
         ax = figure.add_subplot(rows, columns, k + 1)
         ax.imshow(
@@ -105,7 +105,7 @@ def mosaic(
                 interpolation="none",
             )
         if mask is not None:
-            plane = _plane(np.asarray(mask, dtype=float), axis, index)
+            plane = _plane(mask, axis, index).astype(float)  # one slice, not the volume, to float
             if plane.any() and not plane.all():
                 ax.contour(plane, levels=[0.5], colors=MASK_COLOUR, linewidths=0.8, origin="lower")
         ax.set_axis_off()

@@ -39,10 +39,15 @@ def percentile(values: torch.Tensor, q: float) -> float:
     position = (n - 1) * q / 100.0
     lower = math.floor(position)
     upper = min(lower + 1, n - 1)
-    low_value = float(torch.kthvalue(flat, lower + 1).values)
-    if upper == lower:
+    low = torch.kthvalue(flat, lower + 1).values
+    low_value = float(low)
+    if upper == lower or position == lower:
         return low_value
-    high_value = float(torch.kthvalue(flat, upper + 1).values)
+    # the next order statistic, without a second selection: the same value when it
+    # repeats past rank ``lower``, else the smallest larger value
+    if int((flat <= low).sum()) > lower + 1:
+        return low_value
+    high_value = float(flat.masked_fill(flat <= low, math.inf).min())
     return low_value + (high_value - low_value) * (position - lower)
 
 
@@ -186,13 +191,8 @@ def fwhm(
 
 def _masked_variance(values: torch.Tensor, mask: torch.Tensor) -> float:
     """Population variance of ``values`` where ``mask`` is set, with float64 accumulation (0 if < 2 voxels)."""
-    weights = mask.to(values.dtype)
-    n = float(weights.sum(dtype=torch.float64))
-    if n < 2:
-        return 0.0
-    mean = float((values * weights).sum(dtype=torch.float64)) / n
-    centred = (values - mean) * weights
-    return float((centred * centred).sum(dtype=torch.float64)) / n
+    selected = values[mask].to(torch.float64)
+    return float(selected.var(correction=0)) if selected.numel() >= 2 else 0.0
 
 
 def fwhm_voxels(

@@ -10,6 +10,7 @@ IQM JSONs go where MRIQC puts them (``sub-01/anat/sub-01_T1w.json``).
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def _t1w_section(
     participant: ParticipantPlan, context: StageContext, template: Any, atlas: str
 ) -> Any:
     """IQMs and figures of the participant's reference T1w (``atlas``: the ``seg-`` entity)."""
-    from neurolearn_cli.engine.io import load_image
+    from neurolearn_cli.engine.io import load_image, load_images
     from neurolearn_cli.engine.itkio import read_transform
     from neurolearn_cli.engine.resample import resample
     from neurolearn_cli.qc import figures
@@ -63,20 +64,18 @@ def _t1w_section(
 
     device = context.device
     outputs = smri.current_outputs(participant, context, template.name, atlas)
-    corrected = load_image(outputs["preproc"], device)
-    bias = load_image(outputs["biasfield"], device)
-    brain = load_image(outputs["mask"], device).data > 0.5
-    dseg = load_image(outputs["dseg"], device).data
-    probabilities = {
-        t.lower(): load_image(outputs[f"probseg_{t}"], device).data for t in smri.TISSUES
-    }
+    roles = ["preproc", "biasfield", "mask", "dseg", *(f"probseg_{t}" for t in smri.TISSUES)]
+    loaded = dict(zip(roles, load_images([outputs[r] for r in roles], device), strict=True))
+    corrected, bias = loaded["preproc"], loaded["biasfield"]
+    brain = loaded["mask"].data > 0.5
+    dseg = loaded["dseg"].data
+    probabilities = {t.lower(): loaded[f"probseg_{t}"].data for t in smri.TISSUES}
     to_t1w = read_transform(outputs["xfm_from_template"]).to(device)
     # priors on every PRIOR_STRIDE-th T1w voxel: the overlap is a ratio of sums over the
     # brain, estimated as well from 1 voxel in 8, and warping the priors is qc's costliest step
     coarse = corrected.grid.strided(PRIOR_STRIDE)
-    priors = {
-        name: resample(getattr(template, name), coarse, to_t1w).data for name in ("gm", "wm", "csf")
-    }
+    warped = resample(template.priors(), coarse, to_t1w).data
+    priors = {name: warped[..., index] for index, name in enumerate(("gm", "wm", "csf"))}
     raw = corrected.data * bias.data  # the preprocessed T1w before bias correction
     head = head_mask(raw) | brain
     air = air_mask(raw, head, brain, corrected.affine.cpu().numpy())
@@ -218,18 +217,24 @@ def run_participant(participant: ParticipantPlan, context: StageContext) -> None
     config = context.config
     atlas = atlas_entity(load_atlas(context.device, config.atlas, config.atlas_labels).name)
     writer, anat, func, modalities = context.writer, [], [], []
-    if participant.t1w:
-        section = _t1w_section(participant, context, template, atlas)
-        writer.write_json(
-            writer.path(iqm_entities(participant.t1w[0], "T1w")), _iqm_record(section)
-        )
-        anat.append(section)
-        modalities.append("T1w")
-    for run in participant.bold:
-        outputs = fmri_outputs(run, context, template.name, atlas)
-        section = _bold_section(run, outputs, context)
-        writer.write_json(writer.path(iqm_entities(run.image, "bold")), _iqm_record(section))
-        func.append(section)
+    # the BOLD runs are measured in a second thread while the T1w is: much of the T1w
+    # work (decompression, connected components) runs on one core and leaves the other idle
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = [
+            pool.submit(_bold_section, run, fmri_outputs(run, context, template.name, atlas), context)
+            for run in participant.bold
+        ]
+        if participant.t1w:
+            section = _t1w_section(participant, context, template, atlas)
+            writer.write_json(
+                writer.path(iqm_entities(participant.t1w[0], "T1w")), _iqm_record(section)
+            )
+            anat.append(section)
+            modalities.append("T1w")
+        for run, job in zip(participant.bold, pending, strict=True):
+            section = job.result()
+            writer.write_json(writer.path(iqm_entities(run.image, "bold")), _iqm_record(section))
+            func.append(section)
     if participant.bold:
         modalities.append("bold")
     methods = methods_text(modalities, dependency_versions(), device=str(context.device))

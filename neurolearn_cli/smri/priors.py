@@ -62,8 +62,8 @@ def warp_priors(
         Minimum probability of every class before renormalising.
     """
     priors = torch.empty((4, *grid.shape), device=grid.device)
-    for index, image in enumerate((template.gm, template.wm, template.csf)):
-        priors[index] = resample(image, grid, to_template, order="linear").data.clamp_(0.0, 1.0)
+    priors[:3] = resample(template.priors(), grid, to_template, order="linear").data.permute(3, 0, 1, 2)
+    priors[:3].clamp_(0.0, 1.0)
     torch.sum(priors[:3], dim=0, out=priors[3])
     priors[3].clamp_(max=1.0).neg_().add_(1.0)
     if fwhm_mm > 0:

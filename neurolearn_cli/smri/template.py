@@ -10,6 +10,7 @@ resolution shares the same world extent and no interpolation is involved.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,10 @@ class Template:
     wm: Image
     csf: Image
     mask: Image
+
+    def priors(self) -> Image:
+        """GM, WM and CSF maps as one 4D image, so one resampling maps the points once for all three."""
+        return self.gm.with_data(torch.stack([self.gm.data, self.wm.data, self.csf.data], dim=-1))
 
     @property
     def resolution(self) -> float:
@@ -83,8 +88,12 @@ def coarsen(template: Template, factor: int) -> Template:
     return Template(name=template.name, **images)
 
 
+@functools.lru_cache(maxsize=4)
 def load_template(device: torch.device, resolution: int = 1) -> Template:
     """Load the bundled template at ``resolution`` mm (an integer block size) on ``device``.
+
+    Cached: every stage of a participant run uses it, and it is never modified
+    (steps read its tensors and build new ones).
 
     Parameters
     ----------

@@ -179,3 +179,25 @@ def test_resample_labels_keeps_values(smooth_image: Image) -> None:
     assert float((moved.data == nearest.data).float().mean()) > 0.95
     with pytest.raises(InputError, match="non-integer"):
         resample_labels(smooth_image, smooth_image.grid)
+
+
+def test_resample_labels_equals_per_label_linear_vote() -> None:
+    """The 8-neighbour vote picks what interpolating every label's indicator would."""
+    generator = torch.Generator().manual_seed(3)
+    coarse = torch.randint(0, 40, (6, 5, 7), generator=generator).float()
+    labels = coarse.repeat_interleave(3, 0).repeat_interleave(3, 1).repeat_interleave(3, 2)  # blocky parcels
+    image = Image(labels, torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0], dtype=torch.float64)))
+    target = Grid((23, 17, 25), torch.tensor([[1.3, 0, 0, -3.0], [0, 1.1, 0, 2.0], [0, 0, 0.9, -1.0], [0, 0, 0, 1]],
+                                             dtype=torch.float64))
+    turn = AffineTransform.rigid(torch.tensor([0.05, -0.1, 0.2]), torch.tensor([0.7, 0.3, -0.4]))
+    voted = resample_labels(image, target, turn).data
+    values = torch.unique(labels)
+    scores = torch.stack([resample(image.with_data((labels == v).float()), target, turn).data for v in values])
+    top, index = scores.max(dim=0)
+    expected = torch.where(top > 0, values[index], torch.zeros(()))
+    decided = (scores >= top - 1e-5).sum(dim=0) == 1  # no near-tie between two labels
+    assert decided.float().mean() > 0.8
+    assert torch.equal(voted[decided], expected[decided])
+    tied = scores >= top - 1e-5  # at near-ties: one of the tied labels
+    chosen = (values.view(-1, 1, 1, 1) == voted).float().argmax(dim=0)
+    assert bool(tied.gather(0, chosen.unsqueeze(0)).all())
