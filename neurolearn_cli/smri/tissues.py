@@ -33,5 +33,8 @@ def brain_tissues(posteriors: torch.Tensor, mask: Image) -> torch.Tensor:
 
 def hard_labels(tissues: torch.Tensor, mask: Image) -> Image:
     """``dseg``: the most probable of GM (1), WM (2), CSF (3) inside ``mask``, 0 outside."""
-    labels = (tissues.argmax(0) + 1) * (mask.data > 0.5)
-    return mask.with_data(labels.float())
+    gm, wm, csf = tissues
+    # comparisons instead of argmax over the first (outermost) axis, a strided reduction
+    # that took ~1 s per 2.5 M voxels; ties go to the earlier class, as argmax's do
+    labels = torch.where((gm >= wm) & (gm >= csf), 1.0, torch.where(wm >= csf, 2.0, 3.0))
+    return mask.with_data(labels * (mask.data > 0.5))
