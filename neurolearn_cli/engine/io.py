@@ -95,8 +95,8 @@ def load_image(
 def load_images(paths: Sequence[str | Path], device: torch.device, *, workers: int = 2) -> list[Image]:
     """:func:`load_image` of several files, read by ``workers`` threads at once.
 
-    Decompression and numpy copies release the GIL, so large gzipped images
-    (0.7 mm T1w maps) load nearly ``workers`` times faster than one by one.
+    Decompression and numpy copies release the GIL, so the reads of large
+    gzipped images (0.7 mm T1w maps, 160 MB each) overlap.
     """
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return list(pool.map(lambda path: load_image(path, device), paths))

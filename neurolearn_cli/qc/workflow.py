@@ -10,7 +10,6 @@ IQM JSONs go where MRIQC puts them (``sub-01/anat/sub-01_T1w.json``).
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -217,24 +216,18 @@ def run_participant(participant: ParticipantPlan, context: StageContext) -> None
     config = context.config
     atlas = atlas_entity(load_atlas(context.device, config.atlas, config.atlas_labels).name)
     writer, anat, func, modalities = context.writer, [], [], []
-    # the BOLD runs are measured in a second thread while the T1w is: much of the T1w
-    # work (decompression, connected components) runs on one core and leaves the other idle
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = [
-            pool.submit(_bold_section, run, fmri_outputs(run, context, template.name, atlas), context)
-            for run in participant.bold
-        ]
-        if participant.t1w:
-            section = _t1w_section(participant, context, template, atlas)
-            writer.write_json(
-                writer.path(iqm_entities(participant.t1w[0], "T1w")), _iqm_record(section)
-            )
-            anat.append(section)
-            modalities.append("T1w")
-        for run, job in zip(participant.bold, pending, strict=True):
-            section = job.result()
-            writer.write_json(writer.path(iqm_entities(run.image, "bold")), _iqm_record(section))
-            func.append(section)
+    if participant.t1w:
+        section = _t1w_section(participant, context, template, atlas)
+        writer.write_json(
+            writer.path(iqm_entities(participant.t1w[0], "T1w")), _iqm_record(section)
+        )
+        anat.append(section)
+        modalities.append("T1w")
+    for run in participant.bold:
+        outputs = fmri_outputs(run, context, template.name, atlas)
+        section = _bold_section(run, outputs, context)
+        writer.write_json(writer.path(iqm_entities(run.image, "bold")), _iqm_record(section))
+        func.append(section)
     if participant.bold:
         modalities.append("bold")
     methods = methods_text(modalities, dependency_versions(), device=str(context.device))
