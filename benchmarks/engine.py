@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _tables import append_results, cell, markdown_table
 from scipy import ndimage as ndi
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -346,10 +347,6 @@ COLUMNS = ("case", "method", "time_s", "cpu_s", "err_mean", "err_p95", "dice_gm"
 HEADERS = ("case", "method", "wall s", "CPU s", "err mean mm", "err p95 mm (motion: max vol)", "Dice GM", "r in brain")
 
 
-def _fmt(value: object) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else ("" if value is None else str(value))
-
-
 def registration_rows(
     seeds: list[int], res: int, ants_kinds: list[str], ours: list[str], peak_memory: tuple[str, ...] = ()
 ) -> list[dict]:
@@ -467,7 +464,7 @@ def print_and_record(rows: list[dict], args: argparse.Namespace, load_before: fl
     for header in HEADERS:
         table.add_column(header)
     for row in rows:
-        table.add_row(*(_fmt(row.get(c)) for c in COLUMNS))
+        table.add_row(*(cell(row.get(c)) for c in COLUMNS))
     Console().print(table)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     mode = "quick" if args.quick else "default" + (" + full" if args.full else "")
@@ -482,16 +479,10 @@ def print_and_record(rows: list[dict], args: argparse.Namespace, load_before: fl
         "CPU s = process user + system time of all threads (ANTs runs in-process through antspyx); "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}. Peak-memory rows run ours alone in a fresh "
         "process (VmHWM, torch and the inputs included).\n",
-        "| " + " | ".join(HEADERS) + " |",
-        "|" + "---|" * len(HEADERS),
+        markdown_table(rows, COLUMNS, HEADERS),
     ]
-    lines += ["| " + " | ".join(_fmt(row.get(c)) for c in COLUMNS) + " |" for row in rows]
     lines += ["", "Speed ratios (ANTs / ours, measured minutes apart in this run):", *ratio_lines(rows)]
-    results = Path(__file__).with_name("RESULTS.md")
-    previous = results.read_text() if results.is_file() else "# Benchmark results\n"
-    from neurolearn_cli.atomic import write_text
-
-    write_text(results, previous + "\n".join(lines) + "\n")
+    append_results("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import torch
+from _tables import append_results, markdown_table
 from scipy import ndimage as ndi
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -417,18 +418,9 @@ COLUMNS = ("case", "method", "exit", "wall_s", "cpu_s", "peak_gb", "rms_trans_mm
            "mni_xyz", "in_fusiform", "field_rms_hz", "error_rms_hz", "error_rms_vox")
 
 
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
 def markdown(rows: list[dict[str, Any]]) -> str:
     """A markdown table of the columns any row fills."""
-    columns = [c for c in COLUMNS if any(c in row for row in rows)]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown_table(rows, [c for c in COLUMNS if any(c in row for row in rows)])
 
 
 def record(table: str, command: str, loads: tuple[float, float]) -> None:
@@ -441,8 +433,7 @@ def record(table: str, command: str, loads: tuple[float, float]) -> None:
         "seconds of the process (ours and ANTs run in-process) or of the child run; peak = "
         "peak resident memory of the child.\n\n"
     )
-    with (ROOT / "benchmarks" / "RESULTS.md").open("a") as handle:
-        handle.write(header + table + "\n")
+    append_results(header + table)
 
 
 def main() -> None:

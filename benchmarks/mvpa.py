@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _tables import markdown_table
 from sklearn.model_selection import LeaveOneOut, cross_val_predict
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
@@ -217,18 +218,7 @@ def decoding(root: Path, derivatives: Path, n_jobs: int, permutations: int) -> t
 
 
 def _markdown(rows: list[dict]) -> str:
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-
-    def cell(value) -> str:
-        if isinstance(value, float):
-            return f"{value:.3f}"
-        if isinstance(value, list):
-            return " to ".join(f"{v:.3f}" for v in value)
-        return "" if value is None else str(value)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown_table(rows, list(dict.fromkeys(k for row in rows for k in row)))
 
 
 def main() -> None:

@@ -55,6 +55,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import torch
+from _tables import append_results
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_S = 30.0
@@ -405,9 +406,7 @@ def main() -> None:
     if args.results:
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         versions = f"torch {torch.__version__} ({args.threads} threads), numpy {np.__version__}"
-        with (ROOT / "benchmarks" / "RESULTS.md").open("a", encoding="utf-8") as handle:
-            handle.write(f"\n## qc (issue 6), {stamp}\n\n`{' '.join(sys.argv)}`; {versions}.\n\n")
-            handle.write(report + "\n")
+        append_results(f"\n## qc (issue 6), {stamp}\n\n`{' '.join(sys.argv)}`; {versions}.\n\n{report}")
 
 
 if __name__ == "__main__":

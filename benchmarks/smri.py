@@ -42,6 +42,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _tables import RESULTS
+
+from neurolearn_cli.atomic import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("NEUROLEARN_TEST_DATA", ROOT.parent / "shared" / "data"))
@@ -220,7 +223,7 @@ def main() -> None:
     print(table)
     if not args.no_write:
         command = "python benchmarks/smri.py" + (f" --step {args.step}" if args.step != 1 else "") + (" --skip-ants" if args.skip_ants else "")
-        _add_to_section(ROOT / "benchmarks" / "RESULTS.md", f"### Run: `{command}`\n\n{header}\n\n{table}\n")
+        _add_to_section(RESULTS, f"### Run: `{command}`\n\n{header}\n\n{table}\n")
 
 
 def _add_to_section(results: Path, text: str) -> None:
@@ -232,7 +235,7 @@ def _add_to_section(results: Path, text: str) -> None:
     following = content.find("\n## ", start + len(SECTION))
     end = len(content) if following < 0 else following + 1
     before = content[:end].rstrip("\n")
-    results.write_text(f"{before}\n\n{text}\n{content[end:]}", encoding="utf-8")
+    write_text(results, f"{before}\n\n{text}\n{content[end:]}")
 
 
 if __name__ == "__main__":
