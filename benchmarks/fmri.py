@@ -16,7 +16,9 @@ Run ``python benchmarks/fmri.py [--motion-vols 24] [--out /tmp/fmri_bench] [--re
   and peak resident memory of the child.
 * blur: FWHM (AFNI's first-difference estimator on the detrended residuals,
   every 4th steady-state volume, brain mask where every volume has signal,
-  eroded once) of the input BOLD against the MNI-space output.
+  eroded once) of the input BOLD against the MNI-space output and the
+  T1w-space output (at the BOLD's voxel size, so the ratio is the
+  interpolation's own smoothing).
 * face GLM: nilearn ``FirstLevelModel`` (SPM HRF, 5 mm smoothing, our
   confounds through ``load_confounds``: motion, wm_csf, high_pass) on the
   MNI-space studyforrest output; contrast face - mean(other 5 categories);
@@ -277,7 +279,7 @@ def mean_fwhm(series: torch.Tensor, mask: torch.Tensor, spacing: tuple[float, ..
 
 
 def blur_rows(out: Path) -> list[dict[str, Any]]:
-    """FWHM of the input BOLD and of its MNI-space output, brain masks eroded once."""
+    """FWHM of the input BOLD and of its MNI- and T1w-space outputs, brain masks eroded once."""
     from neurolearn_cli.engine.io import load_image
     from neurolearn_cli.engine.itkio import read_transform
     from neurolearn_cli.engine.resample import resample
@@ -292,16 +294,20 @@ def blur_rows(out: Path) -> list[dict[str, Any]]:
     coreg = read_transform(func / f"{stem}_from-boldref_to-T1w_mode-image_desc-coreg_xfm.txt")
     t1w_mask = load_image(sub / "anat" / "sub-02_desc-brain_mask.nii.gz", cpu)
     native_mask = resample(t1w_mask, raw.grid, coreg.inverse()).data > 0.5
-    mni = load_image(func / f"{stem}_space-{TEMPLATE}_res-2_desc-preproc_bold.nii.gz", cpu)
-    mni_mask = load_image(func / f"{stem}_space-{TEMPLATE}_res-2_desc-brain_mask.nii.gz", cpu)
-    fwhm_in = mean_fwhm(raw.data, native_mask, raw.spacing, skip)
-    fwhm_out = mean_fwhm(mni.data, mni_mask.data > 0, mni.spacing, skip)
-    rows = []
-    for label, value in (("input BOLD (native)", fwhm_in), (f"output space-{TEMPLATE} res-2", fwhm_out)):
+    rows = [{"case": "blur, studyforrest", "method": "input BOLD (native)",
+             "fwhm": mean_fwhm(raw.data, native_mask, raw.spacing, skip)}]
+    for space, label in ((f"{TEMPLATE}_res-2", f"output space-{TEMPLATE} res-2"),
+                         ("T1w", "output space-T1w (BOLD voxel size)")):
+        bold = load_image(func / f"{stem}_space-{space}_desc-preproc_bold.nii.gz", cpu)
+        mask = load_image(func / f"{stem}_space-{space}_desc-brain_mask.nii.gz", cpu)
         rows.append({"case": "blur, studyforrest", "method": label,
-                     "fwhm_xyz_mm": " / ".join(f"{v:.2f}" for v in value),
-                     "fwhm_mm": float(np.prod(value) ** (1 / 3))})
-    rows[-1]["fwhm_ratio"] = rows[1]["fwhm_mm"] / rows[0]["fwhm_mm"]
+                     "fwhm": mean_fwhm(bold.data, mask.data > 0, bold.spacing, skip)})
+    for row in rows:
+        value = row.pop("fwhm")
+        row["fwhm_xyz_mm"] = " / ".join(f"{v:.2f}" for v in value)
+        row["fwhm_mm"] = float(np.prod(value) ** (1 / 3))
+        if row is not rows[0]:
+            row["fwhm_ratio"] = row["fwhm_mm"] / rows[0]["fwhm_mm"]
     return rows
 
 

@@ -98,5 +98,6 @@ def test_verify_and_resume_keep_bytes(pipeline_run):
     assert exit_info.value.code == 0
     after = {p: p.read_bytes() for p in (out / SUB).rglob("*") if p.is_file()}
     assert before == after
-    log = sorted((out / "logs").glob("neurolearn-*.log"))[-1].read_text()
+    # the newest log: names sort by start second, and the earlier group run may share it
+    log = max((out / "logs").glob("neurolearn-*.log"), key=lambda p: p.stat().st_mtime_ns).read_text()
     assert "smri outputs are up to date" in log and "is up to date" in log

@@ -91,3 +91,28 @@ def test_fieldmap_intended_for_bids_uri_and_relative(make_bids):
     meta["IntendedFor"] = bold
     (fmap / "sub-01_phasediff.json").write_text(json.dumps(meta))
     assert len(plan_dataset(root).participants[0].bold[0].fieldmaps) == 1
+
+
+def test_fieldmap_chosen_by_b0_field_source_over_intended_for(make_bids):
+    root = make_bids(("01",), tasks=("rest", "nback"))
+    func = root / "sub-01" / "func"
+    fmap = root / "sub-01" / "fmap"
+    fmap.mkdir()
+    t1w = root / "sub-01" / "anat" / "sub-01_T1w.nii.gz"
+    for direction, identifier in (("AP", "pepolar0"), ("PA", ["pepolar0", "spare"])):
+        shutil.copy(t1w, fmap / f"sub-01_dir-{direction}_epi.nii.gz")
+        meta = {"PhaseEncodingDirection": "j" if direction == "AP" else "j-", "TotalReadoutTime": 0.05,
+                "B0FieldIdentifier": identifier,
+                "IntendedFor": "func/sub-01_task-nback_bold.nii.gz"}  # names the other run on purpose
+        (fmap / f"sub-01_dir-{direction}_epi.json").write_text(json.dumps(meta))
+    rest_sidecar = func / "sub-01_task-rest_bold.json"
+    rest_sidecar.write_text(json.dumps({"RepetitionTime": 2.0, "TaskName": "rest", "B0FieldSource": "pepolar0"}))
+    runs = {run.image.entities["task"]: run for run in plan_dataset(root).participants[0].bold}
+    assert sorted(f.images[0].path.name for f in runs["rest"].fieldmaps) == [
+        "sub-01_dir-AP_epi.nii.gz", "sub-01_dir-PA_epi.nii.gz"]
+    # no B0FieldSource: IntendedFor still decides
+    assert len(runs["nback"].fieldmaps) == 2
+    # a B0FieldSource that names no fieldmap falls back to IntendedFor (none for this run)
+    rest_sidecar.write_text(json.dumps({"RepetitionTime": 2.0, "TaskName": "rest", "B0FieldSource": "other"}))
+    rest = next(r for r in plan_dataset(root).participants[0].bold if r.image.entities["task"] == "rest")
+    assert rest.fieldmaps == ()

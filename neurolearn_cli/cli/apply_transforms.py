@@ -24,6 +24,7 @@ class Interpolation(str, Enum):
     linear = "linear"
     nearest = "nearest"
     bspline = "bspline"
+    sinc = "sinc"
     genericlabel = "genericlabel"
 
 

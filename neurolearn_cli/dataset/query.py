@@ -8,6 +8,7 @@ Unknown participant labels stop the run, listing the available ones.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,32 @@ def _intended_for_paths(metadata: dict[str, Any], subject_dir: Path, bids_dir: P
     return resolved
 
 
-def _fieldmaps(layout: Any, label: str, filters: dict[str, Any], bids_dir: Path) -> list[tuple[FieldmapInput, set[Path]]]:
+def _identifiers(value: Any) -> set[str]:
+    """A ``B0FieldIdentifier`` or ``B0FieldSource`` value (a string or a list of them) as a set."""
+    values = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return {str(v) for v in values if str(v)}
+
+
+@dataclass(frozen=True)
+class _PlannedFieldmap:
+    """A fieldmap with the BOLD runs its ``IntendedFor`` names and its ``B0FieldIdentifier`` values."""
+
+    fieldmap: FieldmapInput
+    targets: set[Path]
+    identifiers: set[str]
+
+
+def _fieldmaps_for(bold: ImageInput, fieldmaps: list[_PlannedFieldmap]) -> tuple[FieldmapInput, ...]:
+    """The run's fieldmaps: by its ``B0FieldSource`` when that names any (BIDS 1.7), else by ``IntendedFor``."""
+    sources = _identifiers(bold.metadata.get("B0FieldSource"))
+    by_source = tuple(f.fieldmap for f in fieldmaps if f.identifiers & sources)
+    if by_source:
+        return by_source
+    resolved = bold.path.resolve()
+    return tuple(f.fieldmap for f in fieldmaps if resolved in f.targets)
+
+
+def _fieldmaps(layout: Any, label: str, filters: dict[str, Any], bids_dir: Path) -> list[_PlannedFieldmap]:
     """Collect phase-difference, direct field and reverse-PE fieldmaps with their targets."""
     subject_dir = bids_dir / f"sub-{label}"
     found = []
@@ -109,8 +135,11 @@ def _fieldmaps(layout: Any, label: str, filters: dict[str, Any], bids_dir: Path)
                         for f in layout.get(subject=label, suffix=magnitude, datatype="fmap",
                                             extension=NIFTI_EXTENSIONS, return_type="object", **entities)
                     ]
-            targets = _intended_for_paths(main.metadata, subject_dir, bids_dir)
-            found.append((FieldmapInput(kind=kind, images=(main, *companions)), targets))
+            found.append(_PlannedFieldmap(
+                FieldmapInput(kind=kind, images=(main, *companions)),
+                _intended_for_paths(main.metadata, subject_dir, bids_dir),
+                _identifiers(main.metadata.get("B0FieldIdentifier")),
+            ))
     return found
 
 
@@ -162,14 +191,13 @@ def plan_participant(layout: Any, label: str, *, sessions: tuple[str, ...], task
         if problem:
             problems.append(problem)
             continue
-        resolved = image.path.resolve()
         runs.append(BoldRun(
             image=image,
             repetition_time=float(tr),
             n_volumes=int(image.shape[3]),
             events=_events_for(image.path),
             sbref=_sbref_for(layout, image),
-            fieldmaps=tuple(fmap for fmap, targets in fieldmaps if resolved in targets),
+            fieldmaps=_fieldmaps_for(image, fieldmaps),
         ))
     found_sessions = tuple(sorted({str(i.entities["session"]) for i in t1w + tuple(bold_images) if "session" in i.entities}))
     return ParticipantPlan(label=label, sessions=found_sessions, t1w=t1w, bold=tuple(runs), problems=tuple(problems))

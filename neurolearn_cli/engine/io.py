@@ -109,7 +109,10 @@ def to_nifti(image: Image, *, header: nib.Nifti1Header | None = None) -> nib.Nif
     time and units; the affine is set as both qform and sform (code 1, scanner)
     unless the header carries other codes.
     """
-    data = image.data.detach().to(device="cpu", dtype=torch.float32).numpy()
+    data = image.data.detach().to(device="cpu", dtype=torch.float32)
+    # NIfTI stores x fastest: hand nibabel a Fortran-ordered array (torch transposes on all
+    # threads; nibabel would transpose a C-ordered one in single-threaded slices, ~3x slower)
+    data = data.permute(*reversed(range(data.dim()))).contiguous().numpy().T
     affine = image.affine.detach().cpu().numpy()
     out = nib.Nifti1Image(data, affine, header=None if header is None else header.copy())
     out.set_data_dtype(np.float32)

@@ -4,7 +4,7 @@ Pure work on plan objects (sdcflows' ``find_estimators`` idea), so the choice
 is printable and testable without images. In order of preference:
 
 1. a phase-difference map with its magnitude;
-2. two EPIs of the run's ``IntendedFor`` with opposite PhaseEncodingDirection
+2. two EPIs of the run (its ``B0FieldSource`` or ``IntendedFor``) with opposite PhaseEncodingDirection
    along one axis (the pair sharing the BOLD's PE axis first);
 3. one EPI whose PhaseEncodingDirection is the reverse of the BOLD's: the
    BOLD reference is its partner (as fMRIPrep does).
