@@ -38,7 +38,7 @@ from neurolearn_cli.smri.morphometry import (
 from neurolearn_cli.smri.normalize import Normalization, brain_only, normalize
 from neurolearn_cli.smri.parcellation import Atlas
 from neurolearn_cli.smri.priors import warp_priors
-from neurolearn_cli.smri.segmentation import Segmentation, segment
+from neurolearn_cli.smri.segmentation import CLASSES, Segmentation, class_mean_intensity, segment
 from neurolearn_cli.smri.template import Template
 from neurolearn_cli.smri.tissues import brain_tissues, hard_labels, label_table
 
@@ -66,7 +66,9 @@ def segment_brain(t1w: Image, template: Template, to_template: Transform, prior_
     seg = segment(t1w, warp_priors(template, t1w.grid, to_template, fwhm_mm=prior_fwhm_mm), mrf_beta=0.3)
     mask = brain_mask(seg.posteriors, resample(template.mask, t1w.grid, to_template))
     probabilities = brain_tissues(seg.posteriors, mask)
-    return BrainSegmentation(seg, mask, probabilities, hard_labels(probabilities, mask))
+    gm_mean, wm_mean = (class_mean_intensity(seg.mixture, CLASSES.index(name)) for name in ("GM", "WM"))
+    dseg = hard_labels(probabilities, mask, seg.corrected.data, (gm_mean + wm_mean) / 2)
+    return BrainSegmentation(seg, mask, probabilities, dseg)
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,13 @@ def _initial_mixture(x: torch.Tensor, priors: torch.Tensor, n_gaussians: tuple[i
     return MixtureParameters(cls, torch.cat(means), torch.cat(variances), weights, torch.ones(len(n_gaussians), device=x.device))
 
 
+def class_mean_intensity(mix: MixtureParameters, k: int) -> float:
+    """Mean intensity (bias-corrected, not log) of class ``k``: its log-normal Gaussians' means, weighted."""
+    inside = mix.classes == k
+    means = torch.exp(mix.means[inside] + mix.variances[inside] / 2)
+    return float((mix.weights[inside] * means).sum() / mix.weights[inside].sum())
+
+
 def _gaussian_log_terms(x: torch.Tensor, mix: MixtureParameters) -> torch.Tensor:
     """log(w_g N(x | mu_g, s_g^2)) for every Gaussian, shape (G, N)."""
     var = mix.variances[:, None]

@@ -31,10 +31,27 @@ def brain_tissues(posteriors: torch.Tensor, mask: Image) -> torch.Tensor:
     return normalised * inside[None]
 
 
-def hard_labels(tissues: torch.Tensor, mask: Image) -> Image:
-    """``dseg``: the most probable of GM (1), WM (2), CSF (3) inside ``mask``, 0 outside."""
+#: Below this probability a tissue counts as absent from a voxel (its prior excludes it there).
+PRESENT = 1e-3
+
+
+def hard_labels(tissues: torch.Tensor, mask: Image, corrected: torch.Tensor, gm_wm_midpoint: float) -> Image:
+    """``dseg`` inside ``mask`` (0 outside): CSF (3) where most probable, else GM (1) or WM (2) by majority tissue.
+
+    A voxel on the GM/WM border holds both tissues. The mixture's GM Gaussian
+    is wide (it absorbs these partial-volume voxels), so the most probable
+    class stays GM well past the halfway point: on aomic's T1w, WM came out
+    18 % smaller than fMRIPrep's and FreeSurfer's. As in FSL FAST's hard
+    segmentation (fMRIPrep's ``dseg``), a voxel where both tissues are present
+    is WM when its bias-corrected intensity lies above ``gm_wm_midpoint``, the
+    midpoint of the two class means, i.e. when WM makes up more than half of
+    it; where one tissue is absent (probability < ``PRESENT``) the other wins.
+    """
     gm, wm, csf = tissues
+    csf_wins = (csf > gm) & (csf > wm)
+    both = (gm > PRESENT) & (wm > PRESENT)
     # comparisons instead of argmax over the first (outermost) axis, a strided reduction
-    # that took ~1 s per 2.5 M voxels; ties go to the earlier class, as argmax's do
-    labels = torch.where((gm >= wm) & (gm >= csf), 1.0, torch.where(wm >= csf, 2.0, 3.0))
+    # that took ~1 s per 2.5 M voxels
+    white = torch.where(both, corrected > gm_wm_midpoint, wm > gm)
+    labels = torch.where(csf_wins, 3.0, torch.where(white, 2.0, 1.0))
     return mask.with_data(labels * (mask.data > 0.5))
