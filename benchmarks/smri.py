@@ -82,6 +82,7 @@ def _run_ours(t1w: Path, out: Path, step: int) -> None:
     result = preprocess_t1w([load_image(t1w, cpu)], [str(t1w)], load_template(cpu, 2), load_atlas(cpu), cpu, seed=0)
     nib.save(to_nifti(result.mask), out / "mask.nii.gz")
     nib.save(to_nifti(result.dseg), out / "dseg.nii.gz")
+    (out / "tiv.json").write_text(json.dumps({"tiv_ml": float(result.morphometry["TIV"].iloc[0])}), encoding="utf-8")
 
 
 def _mni_file(name: str) -> str:
@@ -104,7 +105,7 @@ def _run_ants(t1w: Path, out: Path, step: int) -> None:
     corrected = ants.n4_bias_field_correction(image)
     template = ants.image_read(_mni_file("t1"))
     fixed = template if step == 1 else ants.resample_image(template, (float(step),) * 3, use_voxels=False, interp_type=0)
-    registration = ants.registration(fixed=fixed, moving=corrected, type_of_transform="SyN")
+    registration = ants.registration(fixed=fixed, moving=corrected, type_of_transform="SyN", random_seed=42)
     back = registration["invtransforms"]
     t1 = template.numpy()
     mask_mni = (t1 > MASK_THRESHOLD * t1.max()).astype(np.float32)
@@ -112,7 +113,10 @@ def _run_ants(t1w: Path, out: Path, step: int) -> None:
     maps = [gm, wm, np.clip(mask_mni - gm - wm, 0.0, 1.0), mask_mni]
     gm, wm, csf, mask_mni = (template.new_image_like(m.astype(np.float32)) for m in maps)
     priors = [ants.apply_transforms(corrected, prior, back, interpolator="linear") for prior in (gm, wm, csf)]
-    mask = ants.threshold_image(ants.apply_transforms(corrected, mask_mni, back, interpolator="linear"), 0.5, 1e9)
+    pulled_mask = ants.apply_transforms(corrected, mask_mni, back, interpolator="linear")
+    mask = ants.threshold_image(pulled_mask, 0.5, 1e9)
+    tiv_ml = float(pulled_mask.numpy().sum()) * float(np.prod(pulled_mask.spacing)) / 1000
+    (out / "tiv.json").write_text(json.dumps({"tiv_ml": tiv_ml}), encoding="utf-8")
     seg = ants.atropos(a=corrected, x=mask, i=priors, m="[0.2,1x1x1]", c="[5,0]", priorweight=0.25)
     ants.image_write(mask, str(out / "mask.nii.gz"))
     ants.image_write(seg["segmentation"], str(out / "dseg.nii.gz"))
@@ -162,7 +166,8 @@ def _scores(out: Path) -> dict[str, float]:
     scores = {"mask": dice(inside, reference_mask.data > 0.5), "mask_ml": float(inside.sum()) * ml}
     for label, name in LABELS.items():
         scores[name] = dice((dseg == label) & inside, reference_dseg == label)
-    scores["TIV_vs_eTIV_pct"] = 100 * (float(((dseg > 0) & inside).sum()) * ml / _etiv_ml() - 1)
+    tiv_ml = json.loads((out / "tiv.json").read_text(encoding="utf-8"))["tiv_ml"]
+    scores["TIV_vs_eTIV_pct"] = 100 * (tiv_ml / _etiv_ml() - 1)
     return scores
 
 
@@ -215,7 +220,8 @@ def main() -> None:
         f"aomic sub-0001 T1w at {args.step} mm ({'every voxel' if args.step == 1 else f'one voxel in {args.step} along each axis'}), "
         f"{stamp}; torch {torch.__version__} ({os.environ['OMP_NUM_THREADS']} threads), antspyx {ants.__version__}, "
         f"{os.cpu_count()} CPU cores; load average {load_start:.1f} at start, {load_end:.1f} at end. "
-        "Dice against fMRIPrep (world coordinates); TIV = brain-mask tissue volume vs FreeSurfer eTIV; "
+        "Dice against fMRIPrep (world coordinates); TIV = the template brain mask pulled back by each method's "
+        "normalization (reverse brain mask) vs FreeSurfer eTIV; "
         "times: wall and CPU seconds (user+system) and peak RSS of each method's own process."
     )
     table = _table(rows)
@@ -223,10 +229,10 @@ def main() -> None:
     print(table)
     if not args.no_write:
         command = "python benchmarks/smri.py" + (f" --step {args.step}" if args.step != 1 else "") + (" --skip-ants" if args.skip_ants else "")
-        _add_to_section(RESULTS, f"### Run: `{command}`\n\n{header}\n\n{table}\n")
+        add_to_section(RESULTS, f"### Run: `{command}`\n\n{header}\n\n{table}\n")
 
 
-def _add_to_section(results: Path, text: str) -> None:
+def add_to_section(results: Path, text: str) -> None:
     """Insert ``text`` at the end of the ``SECTION`` part of ``results`` (created at the end of the file if absent)."""
     content = results.read_text(encoding="utf-8") if results.exists() else "# Benchmark results\n"
     start = content.find(SECTION)

@@ -1,9 +1,15 @@
 """Global tissue volumes and per-parcel grey-matter volume in native space.
 
 Volumes are sums of probabilities times the voxel volume (partial-volume
-aware), in mL. Total intracranial volume (TIV) is GM + WM + CSF inside the
-brain mask. Per-parcel GM volume sums the GM probability over each parcel of
-an atlas already resampled to the T1w grid.
+aware), in mL. Total intracranial volume (TIV) is the volume of the
+template's brain mask pulled back to the T1w by the normalization (the
+"reverse brain mask" estimate, Malone et al. 2015, NeuroImage 104:366): it
+depends on the registration's volume change only, not on where the tissue
+classes put the brain's edge. The bundled template has no skull, so its mask
+stops short of the outer CSF and the estimate reads a few percent low
+against FreeSurfer's eTIV. Without a normalization (the first, affine pass)
+TIV is GM + WM + CSF inside the brain mask. Per-parcel GM volume sums the GM
+probability over each parcel of an atlas already resampled to the T1w grid.
 """
 
 from __future__ import annotations
@@ -28,11 +34,20 @@ def voxel_ml(image: Image) -> float:
     return math.prod(image.spacing) / 1000.0
 
 
-def tissue_volumes(tissues: torch.Tensor, grid_image: Image) -> dict[str, float]:
-    """TIV, GM, WM, CSF volumes (mL) from (3, X, Y, Z) GM/WM/CSF probabilities inside the brain mask."""
+def tissue_volumes(tissues: torch.Tensor, grid_image: Image, tiv_ml: float | None = None) -> dict[str, float]:
+    """TIV, GM, WM, CSF volumes (mL) from (3, X, Y, Z) GM/WM/CSF probabilities inside the brain mask.
+
+    ``tiv_ml`` is the pulled-back template mask's volume (:func:`mask_volume_ml`);
+    without it TIV is GM + WM + CSF.
+    """
     ml = voxel_ml(grid_image)
     gm, wm, csf = (float(t.sum(dtype=torch.float64)) * ml for t in tissues)
-    return {"TIV": gm + wm + csf, "GM": gm, "WM": wm, "CSF": csf}
+    return {"TIV": gm + wm + csf if tiv_ml is None else tiv_ml, "GM": gm, "WM": wm, "CSF": csf}
+
+
+def mask_volume_ml(mask: Image) -> float:
+    """Volume (mL) of a soft mask (fractions in [0, 1]), e.g. the template's brain mask pulled back."""
+    return float(mask.data.sum(dtype=torch.float64)) * voxel_ml(mask)
 
 
 def check_plausible(volumes: dict[str, float]) -> None:

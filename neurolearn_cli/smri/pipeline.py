@@ -31,6 +31,7 @@ from neurolearn_cli.smri.conform import conform_t1w
 from neurolearn_cli.smri.initialize import initialize
 from neurolearn_cli.smri.morphometry import (
     check_plausible,
+    mask_volume_ml,
     morphometry_table,
     parcel_gm_volumes,
     tissue_volumes,
@@ -48,12 +49,17 @@ SYN_PRIOR_FWHM_MM = 3.0
 
 @dataclass(frozen=True)
 class BrainSegmentation:
-    """One segmentation pass on the T1w grid: the EM result, the brain mask, tissue maps inside it, labels."""
+    """One segmentation pass on the T1w grid: the EM result, the brain mask, tissue maps inside it, labels.
+
+    ``template_mask_ml`` is the volume of the template's brain mask as the pass
+    placed it on the T1w grid (the TIV estimate of :mod:`~neurolearn_cli.smri.morphometry`).
+    """
 
     segmentation: Segmentation
     mask: Image
     probabilities: torch.Tensor
     dseg: Image
+    template_mask_ml: float
 
 
 def segment_brain(t1w: Image, template: Template, to_template: Transform, prior_fwhm_mm: float) -> BrainSegmentation:
@@ -64,11 +70,12 @@ def segment_brain(t1w: Image, template: Template, to_template: Transform, prior_
     warped priors to tolerate its residual misregistration.
     """
     seg = segment(t1w, warp_priors(template, t1w.grid, to_template, fwhm_mm=prior_fwhm_mm), mrf_beta=0.3)
-    mask = brain_mask(seg.posteriors, resample(template.mask, t1w.grid, to_template))
+    template_mask = resample(template.mask, t1w.grid, to_template)
+    mask = brain_mask(seg.posteriors, template_mask)
     probabilities = brain_tissues(seg.posteriors, mask)
     gm_mean, wm_mean = (class_mean_intensity(seg.mixture, CLASSES.index(name)) for name in ("GM", "WM"))
     dseg = hard_labels(probabilities, mask, seg.corrected.data, (gm_mean + wm_mean) / 2)
-    return BrainSegmentation(seg, mask, probabilities, dseg)
+    return BrainSegmentation(seg, mask, probabilities, dseg, mask_volume_ml(template_mask))
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,7 @@ def preprocess_t1w(
     brain = segment_brain(t1w, template, norm.template_to_t1w, SYN_PRIOR_FWHM_MM)
     seg, mask, probabilities, dseg = brain.segmentation, brain.mask, brain.probabilities, brain.dseg
     tissues = {name: t1w.with_data(p) for name, p in zip(("GM", "WM", "CSF"), probabilities, strict=True)}
-    volumes = tissue_volumes(probabilities, t1w)
+    volumes = tissue_volumes(probabilities, t1w, tiv_ml=brain.template_mask_ml)
     check_plausible(volumes)
     labels = resample_labels(atlas.labels, t1w.grid, norm.template_to_t1w)
     parcels = parcel_gm_volumes(tissues["GM"], labels, atlas.table)

@@ -10,6 +10,7 @@ from neurolearn_cli.engine.image import Image
 from neurolearn_cli.errors import ProcessingError
 from neurolearn_cli.smri.morphometry import (
     check_plausible,
+    mask_volume_ml,
     morphometry_table,
     parcel_gm_volumes,
     tissue_volumes,
@@ -31,6 +32,13 @@ def test_tissue_volumes_in_ml() -> None:
     assert volumes["WM"] == pytest.approx(2 * 72 * voxel_ml)
     assert volumes["CSF"] == pytest.approx(0.25 * 72 * voxel_ml)
     assert volumes["TIV"] == pytest.approx(volumes["GM"] + volumes["WM"] + volumes["CSF"])
+    # with the template's brain mask pulled back (soft at its edge), TIV is that mask's volume
+    pulled = torch.zeros(7, 8, 9)
+    pulled[:5] = 1.0
+    pulled[5] = 0.5
+    tiv = mask_volume_ml(_image(pulled))
+    assert tiv == pytest.approx(5.5 * 72 * voxel_ml)
+    assert tissue_volumes(tissues, _image(pulled), tiv_ml=tiv)["TIV"] == tiv
 
 
 def test_parcel_volumes_and_table() -> None:

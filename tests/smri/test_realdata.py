@@ -75,7 +75,7 @@ def test_brain_mask_and_tissues_match_fmriprep(result, aomic) -> None:
 
 def test_volumes_and_morphometry(result, aomic) -> None:
     row = result.morphometry.iloc[0]
-    assert row["TIV"] == pytest.approx(row["GM"] + row["WM"] + row["CSF"])
+    assert row["GM"] + row["WM"] < row["TIV"]  # the pulled-back template mask holds the brain's tissue
     assert row["TIV"] == pytest.approx(aomic["etiv_ml"], rel=0.2)
     parcels = row.drop(["TIV", "GM", "WM", "CSF"])
     assert len(parcels) == 108 and float(parcels.min()) > 0
