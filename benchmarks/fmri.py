@@ -359,31 +359,13 @@ def glm_rows(out: Path) -> list[dict[str, Any]]:
 # -- (e) PEPOLAR on real anatomy ------------------------------------------------
 
 
-def _along_axis(volume: torch.Tensor, shift: torch.Tensor, axis: int) -> torch.Tensor:
-    """Linear interpolation of ``volume`` at ``r + shift(r)`` along ``axis`` (clamped)."""
-    n = volume.shape[axis]
-    view = [1, 1, 1]
-    view[axis] = n
-    position = (torch.arange(n, dtype=volume.dtype).view(view) + shift).clamp(0, n - 1)
-    low = position.floor().long().clamp(max=n - 2)
-    frac = position - low
-    return volume.gather(axis, low) * (1 - frac) + volume.gather(axis, low + 1) * frac
-
-
-def distort(volume: torch.Tensor, shift_vox: torch.Tensor, axis: int) -> torch.Tensor:
-    """EPI seen through a voxel shift: ``I(y) = true(r) dr/dy`` with ``y = r + shift(r)``."""
-    delta = torch.zeros_like(volume)
-    for _ in range(60):
-        delta = -_along_axis(shift_vox, delta, axis)
-    return _along_axis(volume, delta, axis) * (1.0 + torch.gradient(delta, dim=axis)[0])
-
-
 def pepolar_rows() -> list[dict[str, Any]]:
     """A reverse-PE pair made from the xa30 boldref and its measured phasediff field; field recovered?"""
     import json
 
     from neurolearn_cli.engine.io import load_image
     from neurolearn_cli.engine.resample import resample
+    from neurolearn_cli.example_data.distortion import distort
     from neurolearn_cli.fmri.fieldmap import (
         EpiGeometry,
         echo_time_difference,

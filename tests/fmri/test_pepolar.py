@@ -5,6 +5,7 @@ import torch
 
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.errors import InputError
+from neurolearn_cli.example_data.distortion import distort
 from neurolearn_cli.fmri.fieldmap import EpiGeometry, gaussian_filter
 from neurolearn_cli.fmri.pepolar import PepolarLevel, estimate_pepolar_field
 from neurolearn_cli.fmri.pipeline import PepolarFieldmap, distortion_correction
@@ -36,22 +37,9 @@ def _field_hz() -> torch.Tensor:
     return 45.0 * bump((10, 18, 7), 5.0) - 30.0 * bump((15, 10, 9), 6.0)
 
 
-def _along(volume: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Linear interpolation of ``volume`` at ``y + shift(y)`` along AXIS (clamped)."""
-    n = SHAPE[AXIS]
-    position = (torch.arange(n, dtype=torch.float32).view(1, n, 1) + shift).clamp(0, n - 1)
-    low = position.floor().long().clamp(max=n - 2)
-    frac = position - low
-    return volume.gather(AXIS, low) * (1 - frac) + volume.gather(AXIS, low + 1) * frac
-
-
 def _distort(true: torch.Tensor, field: torch.Tensor, sign: int) -> torch.Tensor:
-    """Observed EPI: ``I(y) = true(r) dr/dy`` with ``y = r + sign T f(r)``, inverted by fixed point."""
-    delta = torch.zeros_like(true)
-    for _ in range(60):
-        delta = -sign * READOUT * _along(field, delta)
-    jacobian = 1.0 + torch.gradient(delta, dim=AXIS)[0]
-    return _along(true, delta) * jacobian
+    """Observed EPI of polarity ``sign`` through ``field`` (Hz)."""
+    return distort(true, sign * READOUT * field, AXIS)
 
 
 def test_pepolar_recovers_a_known_field():
