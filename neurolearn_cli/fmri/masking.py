@@ -13,29 +13,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from neurolearn_cli.engine.threshold import otsu_threshold
 from neurolearn_cli.errors import InputError
 from neurolearn_cli.fmri.morphology import dilate, erode, fill_holes, largest_component
 
-_BINS = 256
 _OTSU_FRACTION = 0.5
 _OPENING = 2
-
-
-def otsu_threshold(values: torch.Tensor, bins: int = _BINS) -> float:
-    """Otsu's threshold: the histogram cut maximising ``w0 w1 (m0 - m1)^2``."""
-    low, high = float(values.min()), float(values.max())
-    if high <= low:
-        return low
-    hist = torch.histc(values.to(torch.float32), bins=bins, min=low, max=high).to(torch.float64)
-    edges = torch.linspace(low, high, bins + 1, dtype=torch.float64, device=values.device)
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    weight = hist.cumsum(0)
-    mass = (hist * centres).cumsum(0)
-    w0, w1 = weight[:-1], weight[-1] - weight[:-1]
-    m0 = mass[:-1] / w0.clamp(min=1)
-    m1 = (mass[-1] - mass[:-1]) / w1.clamp(min=1)
-    between = torch.where((w0 > 0) & (w1 > 0), w0 * w1 * (m0 - m1) ** 2, torch.zeros_like(w0))
-    return float(edges[int(between.argmax()) + 1])
 
 
 def _smooth(volume: torch.Tensor) -> torch.Tensor:

@@ -34,29 +34,8 @@ import scipy.ndimage as ndi
 import torch
 import torch.nn.functional as F
 
+from neurolearn_cli.engine.threshold import otsu_threshold
 from neurolearn_cli.qc.measures import mad, median, percentile
-
-
-def otsu_threshold(values: torch.Tensor, bins: int = 256) -> float:
-    """Otsu's threshold of ``values``: the level maximising the between-class variance."""
-    values = values.reshape(-1).to(torch.float64)
-    low, high = float(values.min()), float(values.max())
-    if high <= low:
-        return low
-    counts = torch.histc(values, bins=bins, min=low, max=high)
-    centres = (
-        low
-        + (torch.arange(bins, dtype=torch.float64, device=values.device) + 0.5)
-        * (high - low)
-        / bins
-    )
-    weight_low = torch.cumsum(counts, 0)
-    weight_high = weight_low[-1] - weight_low
-    sum_low = torch.cumsum(counts * centres, 0)
-    mean_low = sum_low / weight_low.clamp_min(1)
-    mean_high = (sum_low[-1] - sum_low) / weight_high.clamp_min(1)
-    between = weight_low * weight_high * (mean_low - mean_high) ** 2
-    return float(centres[int(torch.argmax(between))] + 0.5 * (high - low) / bins)
 
 
 def dilate(mask: torch.Tensor, iterations: int) -> torch.Tensor:

@@ -22,6 +22,7 @@ from neurolearn_cli.engine.image import Grid, Image, conform_grid
 from neurolearn_cli.engine.registration.init import center_of_mass
 from neurolearn_cli.engine.registration.linear import LinearSettings, register_linear
 from neurolearn_cli.engine.resample import resample
+from neurolearn_cli.engine.threshold import otsu_threshold
 from neurolearn_cli.engine.transforms import AffineTransform
 from neurolearn_cli.smri.priors import warp_priors
 from neurolearn_cli.smri.segmentation import segment
@@ -56,20 +57,6 @@ def coarse_copy(image: Image, spacing_mm: float = COARSE_MM) -> Image:
     return resample(image, grid, order="linear")
 
 
-def otsu_threshold(values: torch.Tensor, bins: int = 128) -> float:
-    """Otsu's threshold of ``values`` (1D): the cut maximising the between-class variance."""
-    low, high = float(values.min()), float(values.max())
-    hist = torch.histc(values.float(), bins=bins, min=low, max=high).to(torch.float64)
-    centres = torch.linspace(low, high, bins + 1, dtype=torch.float64, device=values.device)
-    centres = (centres[:-1] + centres[1:]) / 2
-    w0 = torch.cumsum(hist, 0)
-    m0 = torch.cumsum(hist * centres, 0)
-    total, mean_total = w0[-1], m0[-1]
-    w1 = total - w0
-    between = (mean_total * w0 / total - m0) ** 2 / (w0 * w1 / total).clamp_min(1e-12)
-    return float(centres[int(torch.argmax(between[:-1]))])
-
-
 def _top_and_centre(mask: torch.Tensor, grid: Grid, below_top_mm: float) -> tuple[float, torch.Tensor]:
     """World z of the mask's top (slice area >= 10 % of the largest) and the x/y centroid of the slab under it."""
     area = mask.sum(dim=(0, 1)).to(torch.float64)
@@ -91,7 +78,7 @@ def geometric_start(t1w: Image, template: Template) -> AffineTransform:
     than a head (an already skull-stripped image), the vertex is the brain's top.
     """
     coarse = coarse_copy(t1w, HEAD_MM)
-    head = coarse.data > otsu_threshold(coarse.data[coarse.data > 0])
+    head = coarse.data > otsu_threshold(coarse.data[coarse.data > 0], bins=128)
     head_ml = float(head.sum()) * HEAD_MM**3 / 1000.0
     offset = SCALP_TO_BRAIN_MM if head_ml > HEAD_MIN_ML else 0.0
     top, centre = _top_and_centre(head, coarse.grid, offset)

@@ -6,8 +6,9 @@ import torch
 
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.engine.io import load_image
+from neurolearn_cli.engine.threshold import otsu_threshold
 from neurolearn_cli.engine.transforms import AffineTransform
-from neurolearn_cli.fmri.masking import intensity_mask, otsu_threshold
+from neurolearn_cli.fmri.masking import intensity_mask
 from neurolearn_cli.fmri.morphology import dilate, erode, fill_holes, largest_component
 from neurolearn_cli.fmri.nonsteady import detect_nonsteady
 from neurolearn_cli.fmri.reference import bold_reference

@@ -6,6 +6,7 @@ import numpy as np
 import scipy.ndimage as ndi
 import torch
 
+from neurolearn_cli.engine.threshold import otsu_threshold
 from neurolearn_cli.qc import masks
 from tests.qc.conftest import HeadPhantom
 
@@ -16,7 +17,7 @@ def dice(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def test_otsu_separates_two_levels() -> None:
     values = torch.cat([torch.full((900,), 10.0), torch.full((100,), 200.0)])
-    assert 10.0 < masks.otsu_threshold(values) < 200.0
+    assert 10.0 < otsu_threshold(values) < 200.0
 
 
 def test_head_mask_recovers_the_head(head_phantom: HeadPhantom) -> None:
