@@ -38,17 +38,20 @@ def _index_grid(grid: Grid) -> torch.Tensor:
 def _split_linear_tail(transform: Transform) -> tuple[Transform | None, torch.Tensor | None]:
     """``transform`` as (head, tail matrix): an unbatched head, then a linear tail (4, 4) or (T, 4, 4).
 
-    The head is None when the whole transform is linear; the tail is None when
-    no linear tail follows an unbatched head (a batched non-linear part).
+    The head is None when the whole transform is linear, and the tail the
+    identity when the transform ends non-linearly. The tail is None when the
+    head holds a per-volume (batched) part: the whole transform must then be
+    mapped volume by volume.
     """
+    cpu = torch.device("cpu")
     parts = transform.transforms if isinstance(transform, Chain) else [transform]
     split = len(parts)
-    while split > 0 and as_matrix(parts[split - 1], torch.device("cpu")) is not None:
+    while split > 0 and as_matrix(parts[split - 1], cpu) is not None:
         split -= 1
     head = None if split == 0 else Chain(parts[:split])
     if head is not None and head.n_volumes is not None:
         return head, None
-    return head, as_matrix(Chain(parts[split:]), torch.device("cpu")) if split < len(parts) else None
+    return head, as_matrix(Chain(parts[split:]), cpu) if split < len(parts) else as_matrix(None, cpu)
 
 
 class _TargetPoints:
@@ -99,7 +102,7 @@ def _interpolate(
     nearly all are inside.
     """
     shape = tuple(int(n) for n in volumes.shape[2:])
-    # decided on every 64th point: a full mask pass costs about what compacting saves at 90 % inside
+    # decided on every 64th point (a full pass over the mask would cost more than the decision is worth)
     compact = float(inside_mask(voxel[:, ::64], shape).float().mean()) < _COMPACT_BELOW
     inside = inside_mask(voxel, shape).any(dim=0) if compact else None
     grid = (voxel if inside is None else voxel[:, inside]).reshape(voxel.shape[0], 1, 1, -1, 3)
