@@ -62,16 +62,32 @@ def clean_mask(
     return filled
 
 
-def dilate(mask: torch.Tensor, spacing: tuple[float, float, float], mm: float) -> torch.Tensor:
-    """Boolean ``mask`` grown by ``mm`` along each axis (box element; ``mm`` <= 0 returns it unchanged)."""
-    if mm <= 0:
-        return mask
+def _box_max(mask: torch.Tensor, radius: tuple[int, int, int]) -> torch.Tensor:
+    """Box dilation of a boolean volume: three 1D maxima, O(3r) rather than O(r^3) per voxel."""
     grown = mask[None, None].float()
-    for axis, r in enumerate(_radius(spacing, mm)):  # a box is three 1D maxima: O(3r), not O(r^3), per voxel
+    for axis, r in enumerate(radius):
         kernel, padding = [1, 1, 1], [0, 0, 0]
         kernel[axis], padding[axis] = 2 * r + 1, r
         grown = torch.nn.functional.max_pool3d(grown, tuple(kernel), stride=1, padding=tuple(padding))
     return grown[0, 0] > 0
+
+
+def dilate(mask: torch.Tensor, spacing: tuple[float, float, float], mm: float) -> torch.Tensor:
+    """Boolean ``mask`` grown by ``mm`` along each axis (box element; ``mm`` <= 0 returns it unchanged).
+
+    Works on the mask's bounding box widened by the radius (a brain fills a
+    fifth of a 0.7 mm head scan's grid), which gives the same result.
+    """
+    if mm <= 0 or not bool(mask.any()):
+        return mask
+    radius = _radius(spacing, mm)
+    box = []
+    for axis, r in enumerate(radius):
+        present = torch.nonzero(mask.any(dim=tuple(a for a in range(3) if a != axis))).squeeze(1)
+        box.append(slice(max(int(present[0]) - r, 0), min(int(present[-1]) + r + 1, mask.shape[axis])))
+    grown = torch.zeros_like(mask, dtype=torch.bool)
+    grown[tuple(box)] = _box_max(mask[tuple(box)], radius)
+    return grown
 
 
 def brain_mask(

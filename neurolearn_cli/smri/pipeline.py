@@ -26,7 +26,7 @@ from neurolearn_cli.engine.device import configure_determinism
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.engine.resample import resample, resample_labels
 from neurolearn_cli.engine.transforms import Transform
-from neurolearn_cli.smri.brainmask import brain_mask
+from neurolearn_cli.smri.brainmask import brain_mask, dilate
 from neurolearn_cli.smri.conform import conform_t1w
 from neurolearn_cli.smri.initialize import initialize
 from neurolearn_cli.smri.morphometry import (
@@ -45,6 +45,8 @@ from neurolearn_cli.smri.tissues import brain_tissues, hard_labels, label_table
 
 AFFINE_PRIOR_FWHM_MM = 6.0
 SYN_PRIOR_FWHM_MM = 3.0
+#: How far beyond the first brain mask the T1w stays in the image given to the normalization.
+REGISTRATION_MARGIN_MM = 2.0
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,10 @@ def preprocess_t1w(
     init = initialize(t1w, template)
     first = segment_brain(t1w, template, init.transform.inverse(), AFFINE_PRIOR_FWHM_MM)
     check_plausible(tissue_volumes(first.probabilities, t1w))
-    moving = brain_only(first.segmentation.corrected, first.mask)
+    # SyN sees a rim beyond the brain mask: the template's brain edge takes in the outer CSF, and
+    # matching it to the tight extraction alone shrank the template brain (aomic: TIV -11 %)
+    rim = dilate(first.mask.data > 0.5, t1w.spacing, REGISTRATION_MARGIN_MM)
+    moving = brain_only(first.segmentation.corrected, first.mask.with_data(rim.float()))
     del first
     norm = normalize(moving, template, init.transform)
     del moving
