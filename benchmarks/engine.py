@@ -61,7 +61,8 @@ class Clock:
         return {"time_s": time.perf_counter() - self.wall, "cpu_s": self._cpu() - self.cpu}
 
 
-def _mni(name: str) -> np.ndarray:
+def mni_volume(name: str) -> np.ndarray:
+    """nilearn's bundled 1 mm MNI152 2009a volume ``name`` (t1, gm, wm, ...) as float32, stored voxel order."""
     import nibabel as nib
     import nilearn
 
@@ -149,7 +150,7 @@ def sample_at(volume: np.ndarray, res: float, pts: np.ndarray) -> np.ndarray:
 
 def make_case(seed: int, res: int) -> dict:
     """Fixed = template at ``res`` mm, moving = template pulled through a known warp (made at 1 mm)."""
-    t1, gm = _mni("t1"), _mni("gm") / 255.0
+    t1, gm = mni_volume("t1"), mni_volume("gm") / 255.0
     mask1 = t1 > 0
     pts1 = grid_points(t1.shape, 1.0)
     warp = KnownWarp.random(seed, np.array(t1.shape, dtype=np.float64), pts1[mask1.reshape(-1)])
@@ -209,7 +210,8 @@ def run_ours(case: dict, transform: str) -> dict:
     return {"method": f"neurolearn {transform}", **elapsed, **score(case, psi)}
 
 
-def _ants_image(array: np.ndarray, res: float):
+def ants_image(array: np.ndarray, res: float):
+    """An ANTs image of ``array`` with origin 0 and isotropic ``res`` mm spacing (the benchmarks' shared frame)."""
     import ants
 
     return ants.from_numpy(np.ascontiguousarray(array, dtype=np.float32), origin=(0.0, 0.0, 0.0), spacing=(float(res),) * 3)
@@ -220,7 +222,7 @@ def run_ants(case: dict, kind: str) -> dict:
     import ants
 
     res = case["res"]
-    fixed, moving = _ants_image(case["fixed"], res), _ants_image(case["moving"], res)
+    fixed, moving = ants_image(case["fixed"], res), ants_image(case["moving"], res)
     with tempfile.TemporaryDirectory(prefix="antsreg_") as tmp:
         clock = Clock()
         reg = ants.registration(fixed=fixed, moving=moving, type_of_transform=kind,
@@ -228,7 +230,7 @@ def run_ants(case: dict, kind: str) -> dict:
         elapsed = clock.read()
         coords = case["pts"].reshape(*case["fixed"].shape, 3)
         psi = np.stack([
-            ants.apply_transforms(fixed, _ants_image(coords[..., axis], res), reg["fwdtransforms"],
+            ants.apply_transforms(fixed, ants_image(coords[..., axis], res), reg["fwdtransforms"],
                                   interpolator="linear").numpy().reshape(-1)
             for axis in range(3)
         ], axis=1)
@@ -240,7 +242,7 @@ def make_motion(n_vols: int, seed: int = 3, res: int = 3) -> dict:
     from neurolearn_cli.engine.transforms import AffineTransform
 
     rng = np.random.default_rng(seed)
-    t1 = _mni("t1")
+    t1 = mni_volume("t1")
     smooth = torch.from_numpy(ndi.gaussian_filter(t1, np.sqrt(res**2 - 1) / 2.355))[None, None]
     shape = tuple(int(np.ceil(s / res)) for s in t1.shape)
     walk = ndi.gaussian_filter1d(np.cumsum(rng.standard_normal((n_vols, 6)), axis=0), 2.0, axis=0)
@@ -290,7 +292,7 @@ def run_motion_ants(case: dict) -> dict:
 
     res = case["res"]
     image = ants.from_numpy(case["data"], origin=(0.0,) * 4, spacing=(float(res),) * 3 + (1.0,))
-    reference = _ants_image(case["data"][..., 0], res)
+    reference = ants_image(case["data"][..., 0], res)
     clock = Clock()
     out = ants.motion_correction(image, fixed=reference, type_of_motion="BOLDRigid")
     elapsed = clock.read()
@@ -315,8 +317,8 @@ def real_scan_rows(name: str, path: Path, res: int) -> list[dict]:
     from neurolearn_cli.engine.io import load_image
     from neurolearn_cli.engine.registration.api import register
 
-    t1 = downsample(_mni("t1"), res)
-    brain = downsample((_mni("t1") > 0).astype(np.float32), res) > 0.5
+    t1 = downsample(mni_volume("t1"), res)
+    brain = downsample((mni_volume("t1") > 0).astype(np.float32), res) > 0.5
     with tempfile.TemporaryDirectory(prefix="realreg_") as tmp:
         scan = resample_to_output(nib.load(path), voxel_sizes=(res,) * 3, order=1)
         nib.save(scan, os.path.join(tmp, "moving.nii.gz"))

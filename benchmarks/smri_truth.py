@@ -41,7 +41,7 @@ import tempfile
 
 import numpy as np
 import torch
-from engine import Clock, KnownWarp, _ants_image, _mni, downsample, grid_points, sample_at
+from engine import Clock, KnownWarp, ants_image, downsample, grid_points, mni_volume, sample_at
 from scipy import ndimage as ndi
 from smri import RESULTS, add_to_section
 
@@ -66,10 +66,10 @@ def _bias_field(seed: int, shape: tuple[int, ...]) -> np.ndarray:
 
 def make_case(seed: int, res: int) -> dict:
     """The moved, biased, noisy template at ``res`` mm and its truth (labels, bias, template -> subject map)."""
-    t1 = _mni("t1")
+    t1 = mni_volume("t1")
     t1 = t1 / t1.max()
     mask1 = (t1 > MASK_THRESHOLD).astype(np.float32)
-    gm, wm = _mni("gm") / 255.0, _mni("wm") / 255.0
+    gm, wm = mni_volume("gm") / 255.0, mni_volume("wm") / 255.0
     tissues1 = {"GM": gm, "WM": wm, "CSF": np.clip(mask1 - gm - wm, 0.0, 1.0), "mask": mask1}
     pts1 = grid_points(t1.shape, 1.0)
     warp = KnownWarp.random(seed, np.array(t1.shape, dtype=np.float64), pts1[mask1.reshape(-1) > 0])
@@ -149,10 +149,10 @@ def run_ants(case: dict) -> dict:
     import ants
 
     res = case["res"]
-    image, fixed = _ants_image(case["image"], res), _ants_image(case["fixed"], res)
-    gm, wm = (_ants_image(downsample(_mni(name) / 255.0, res), res) for name in ("gm", "wm"))
+    image, fixed = ants_image(case["image"], res), ants_image(case["fixed"], res)
+    gm, wm = (ants_image(downsample(mni_volume(name) / 255.0, res), res) for name in ("gm", "wm"))
     mask_mni = (case["fixed"] > MASK_THRESHOLD).astype(np.float32)
-    csf = _ants_image(np.clip(mask_mni - gm.numpy() - wm.numpy(), 0.0, 1.0), res)
+    csf = ants_image(np.clip(mask_mni - gm.numpy() - wm.numpy(), 0.0, 1.0), res)
     with tempfile.TemporaryDirectory(prefix="smri_truth_") as tmp:
         clock = Clock()
         bias = ants.n4_bias_field_correction(image, return_bias_field=True)
@@ -161,14 +161,14 @@ def run_ants(case: dict) -> dict:
                                 outprefix=os.path.join(tmp, "r_"), random_seed=42)
         back = reg["invtransforms"]
         priors = [ants.apply_transforms(corrected, prior, back, interpolator="linear") for prior in (gm, wm, csf)]
-        brain = ants.apply_transforms(corrected, _ants_image(mask_mni, res), back,
+        brain = ants.apply_transforms(corrected, ants_image(mask_mni, res), back,
                                       interpolator="linear")
         mask = ants.threshold_image(brain, 0.5, 1e9)
         seg = ants.atropos(a=corrected, x=mask, i=priors, m="[0.2,1x1x1]", c="[5,0]", priorweight=0.25)
         elapsed = clock.read()
         coords = grid_points(case["fixed"].shape, res).reshape(*case["fixed"].shape, 3)
         psi = np.stack([
-            ants.apply_transforms(fixed, _ants_image(coords[..., axis], res), reg["fwdtransforms"],
+            ants.apply_transforms(fixed, ants_image(coords[..., axis], res), reg["fwdtransforms"],
                                   interpolator="linear").numpy()[case["fixed_mask"]]
             for axis in range(3)
         ], axis=1)
