@@ -9,6 +9,7 @@ Affine arithmetic (orientation, voxel sizes) goes through ``nibabel.affines`` an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import nibabel.affines as nia
@@ -177,3 +178,20 @@ def world_grid(grid: Grid) -> torch.Tensor:
     axes = [torch.arange(n, dtype=torch.float64, device=grid.device) for n in grid.shape]
     index = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
     return (index @ grid.affine[:3, :3].T + grid.affine[:3, 3]).to(torch.float32)
+
+
+def bounding_box(mask: torch.Tensor, margin: int | Sequence[int] = 1) -> tuple[slice, ...]:
+    """Slices of the smallest box holding ``mask``, grown by ``margin`` voxels and clipped to the grid.
+
+    ``margin`` is one number or one per axis; an empty mask gives empty slices.
+    Found from per-axis projections, so no (N, 3) index array of the voxels is built.
+    """
+    margins = [margin] * mask.dim() if isinstance(margin, int) else [int(m) for m in margin]
+    box = []
+    for axis, extra in enumerate(margins):
+        others = tuple(a for a in range(mask.dim()) if a != axis)
+        present = torch.nonzero(mask.any(dim=others) if others else mask).squeeze(1)
+        if present.numel() == 0:
+            return tuple(slice(0, 0) for _ in mask.shape)
+        box.append(slice(max(int(present[0]) - extra, 0), min(int(present[-1]) + extra + 1, mask.shape[axis])))
+    return tuple(box)

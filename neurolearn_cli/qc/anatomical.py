@@ -38,10 +38,10 @@ from collections.abc import Mapping
 
 import torch
 
+from neurolearn_cli.engine.image import bounding_box
 from neurolearn_cli.qc.masks import erode, frame_mask
 from neurolearn_cli.qc.measures import (
     UNDEFINED,
-    bounding_box,
     efc,
     fber,
     fwhm,

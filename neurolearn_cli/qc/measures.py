@@ -23,6 +23,8 @@ import math
 
 import torch
 
+from neurolearn_cli.engine.image import bounding_box
+
 UNDEFINED = -1.0
 _MAD_SCALE = 0.6744897501960817  # Phi^-1(3/4): the MAD of a unit Gaussian
 
@@ -143,16 +145,6 @@ def fber(
     if bg_energy < 1e-3:
         return UNDEFINED
     return float(median(fg_values**2) / bg_energy)
-
-
-def bounding_box(mask: torch.Tensor, margin: int = 1) -> tuple[slice, ...]:
-    """Slices of the smallest box holding ``mask`` (grown by ``margin`` voxels, clipped to the grid)."""
-    occupied = mask.nonzero()
-    if occupied.numel() == 0:
-        return tuple(slice(0, 0) for _ in mask.shape)
-    low = (occupied.min(dim=0).values - margin).clamp_min(0).tolist()
-    high = (occupied.max(dim=0).values + margin + 1).tolist()
-    return tuple(slice(a, b) for a, b in zip(low, high, strict=True))
 
 
 def fwhm(

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from neurolearn_cli.engine.image import Image
+from neurolearn_cli.engine.image import Image, bounding_box
 from neurolearn_cli.errors import ProcessingError
 
 
@@ -81,12 +81,9 @@ def dilate(mask: torch.Tensor, spacing: tuple[float, float, float], mm: float) -
     if mm <= 0 or not bool(mask.any()):
         return mask
     radius = _radius(spacing, mm)
-    box = []
-    for axis, r in enumerate(radius):
-        present = torch.nonzero(mask.any(dim=tuple(a for a in range(3) if a != axis))).squeeze(1)
-        box.append(slice(max(int(present[0]) - r, 0), min(int(present[-1]) + r + 1, mask.shape[axis])))
+    box = bounding_box(mask, radius)
     grown = torch.zeros_like(mask, dtype=torch.bool)
-    grown[tuple(box)] = _box_max(mask[tuple(box)], radius)
+    grown[box] = _box_max(mask[box], radius)
     return grown
 
 
@@ -121,13 +118,10 @@ def _clean_in_box(raw: np.ndarray, spacing: tuple[float, float, float]) -> np.nd
     The box keeps a background margin wider than the opening and closing
     radii, so every step sees what it would on the whole grid.
     """
-    occupied = np.argwhere(raw)
-    if occupied.size == 0:
+    if not raw.any():
         return clean_mask(raw, spacing)
     margin = np.array(_radius(spacing, OPEN_MM)) + np.array(_radius(spacing, CLOSE_MM)) + 2
-    low = np.maximum(occupied.min(axis=0) - margin, 0)
-    high = np.minimum(occupied.max(axis=0) + 1 + margin, raw.shape)
-    box = tuple(slice(a, b) for a, b in zip(low, high, strict=True))
+    box = bounding_box(torch.from_numpy(raw), margin.tolist())
     cleaned = np.zeros_like(raw)
     cleaned[box] = clean_mask(raw[box], spacing)
     return cleaned

@@ -12,7 +12,14 @@ import pytest
 import torch
 
 from neurolearn_cli.atomic import write_nifti
-from neurolearn_cli.engine.image import Grid, Image, conform_grid, reorient_to_ras, world_grid
+from neurolearn_cli.engine.image import (
+    Grid,
+    Image,
+    bounding_box,
+    conform_grid,
+    reorient_to_ras,
+    world_grid,
+)
 from neurolearn_cli.engine.io import load_image, to_nifti
 from neurolearn_cli.errors import InputError
 
@@ -173,3 +180,11 @@ def test_strided_grid_samples_every_step_th_voxel() -> None:
     assert coarse.shape == (4, 4, 5)  # len(range(0, n, 2))
     ijk = torch.tensor([3.0, 1.0, 4.0, 1.0], dtype=torch.float64)
     assert torch.allclose(coarse.affine @ ijk, affine @ (ijk * torch.tensor([2.0, 2.0, 2.0, 1.0])))
+
+
+def test_bounding_box_margins_clip_and_empty() -> None:
+    mask = torch.zeros(10, 12, 14, dtype=torch.bool)
+    mask[3:5, 0:2, 8:14] = True
+    assert bounding_box(mask) == (slice(2, 6), slice(0, 3), slice(7, 14))
+    assert bounding_box(mask, (0, 4, 2)) == (slice(3, 5), slice(0, 6), slice(6, 14))
+    assert bounding_box(torch.zeros(4, 4, 4, dtype=torch.bool)) == (slice(0, 0),) * 3
