@@ -21,9 +21,8 @@ import os
 
 os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "2")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
-# idle OpenMP threads sleep instead of spinning: on a shared, oversubscribed machine spinning
-# threads burn the cores (measured here: 20x more CPU per small torch op at load 18)
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# On a shared, oversubscribed machine run with OMP_WAIT_POLICY=PASSIVE (spinning OpenMP threads
+# cost 20x more CPU per small torch op at load 18); on an idle one the default is faster.
 
 import argparse
 import datetime as dt
@@ -41,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from _tables import append_results, cell, markdown_table
 from scipy import ndimage as ndi
+
+from neurolearn_cli.engine.allocator import keep_freed_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("NEUROLEARN_TEST_DATA", ROOT.parent / "shared" / "data"))
@@ -396,6 +397,7 @@ def peak_memory_child(folder: str, transform: str, res: int) -> None:
     from neurolearn_cli.engine.registration.api import register
 
     torch.set_num_threads(2)
+    keep_freed_memory()
     affine = torch.diag(torch.tensor([res, res, res, 1.0], dtype=torch.float64))
     images = [Image(torch.from_numpy(np.load(os.path.join(folder, f"{n}.npy"))), affine)
               for n in ("fixed", "moving", "mask")]
@@ -403,6 +405,29 @@ def peak_memory_child(folder: str, transform: str, res: int) -> None:
     clock = Clock()
     register(images[0], images[1], transform=transform, fixed_mask=images[2], device=torch.device("cpu"))
     print(json.dumps({"peak_gb": _peak_rss_gb(), "before_gb": before, **clock.read()}))
+
+
+def warm_up() -> float:
+    """Run ours and ANTs once on a small case so one-time start-up costs stay out of the timings.
+
+    The first torch optimizer of a process imports ``torch._dynamo`` (about
+    1.5 s here), and ITK registers its factories on first use; a process
+    pays these once, whatever it registers afterwards. Returns the seconds spent.
+    """
+    import ants
+
+    from neurolearn_cli.engine.image import Image
+    from neurolearn_cli.engine.registration.api import register
+
+    clock = Clock()
+    small = downsample(mni_volume("t1"), 8)
+    affine = torch.diag(torch.tensor([8.0, 8.0, 8.0, 1.0], dtype=torch.float64))
+    image = Image(torch.from_numpy(small), affine)
+    register(image, image, transform="syn", device=torch.device("cpu"))
+    with tempfile.TemporaryDirectory(prefix="antswarm_") as tmp:
+        ants.registration(ants_image(small, 8.0), ants_image(small, 8.0), type_of_transform="SyN",
+                          outprefix=os.path.join(tmp, "w_"), random_seed=42)
+    return clock.read()["time_s"]
 
 
 def ratio_lines(rows: list[dict]) -> list[str]:
@@ -432,7 +457,10 @@ def main() -> None:
         peak_memory_child(folder, transform, int(res))
         return
     torch.set_num_threads(2)
+    keep_freed_memory()  # as the neurolearn command does
     load_before = os.getloadavg()[0]
+    warm_s = warm_up()
+    print(f"warm-up (one-time start-up of ours and ANTs, not timed below): {warm_s:.1f} s", flush=True)
     rows: list[dict] = []
     seeds = [1] if args.quick else [1, 2, 3]
     rows += registration_rows(seeds, 2, ["Affine", "SyN"], ["affine", "syn"])
@@ -453,10 +481,10 @@ def main() -> None:
     for name, path in real:
         if path.is_file():
             rows += real_scan_rows(name, path, 2)
-    print_and_record(rows, args, load_before)
+    print_and_record(rows, args, load_before, warm_s)
 
 
-def print_and_record(rows: list[dict], args: argparse.Namespace, load_before: float) -> None:
+def print_and_record(rows: list[dict], args: argparse.Namespace, load_before: float, warm_s: float) -> None:
     """Print a rich table and append a dated markdown section to ``benchmarks/RESULTS.md``."""
     import ants
     from rich.console import Console
@@ -474,12 +502,14 @@ def print_and_record(rows: list[dict], args: argparse.Namespace, load_before: fl
         f"\n## Registration engine ({mode} run, {stamp})\n",
         f"`python benchmarks/engine.py{' --quick' if args.quick else ''}{' --full' if args.full else ''}`; "
         f"torch {torch.__version__} (2 threads), antspyx {ants.__version__}, {os.cpu_count()} CPU cores. "
-        f"**Machine shared** with other engineers' jobs while measuring: load average "
-        f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end, so times are inflated and "
-        "only ratios of rows measured close together mean anything. Ours gets the template brain mask as "
+        f"Load average {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end (this run counts about 2; "
+        "more means other jobs shared the cores). Both methods ran once on a small case "
+        f"first ({warm_s:.1f} s, one-time start-up), and ours with glibc's malloc keeping freed memory "
+        "(`engine.allocator`, as the neurolearn command runs). Ours gets the template brain mask as "
         "fixed mask; ANTs runs with its defaults. Motion: error = mean brain displacement, p95 column = worst volume. "
         "CPU s = process user + system time of all threads (ANTs runs in-process through antspyx); "
-        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}. Peak-memory rows run ours alone in a fresh "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset (libgomp default)')}. Peak-memory rows run "
+        "ours alone in a fresh "
         "process (VmHWM, torch and the inputs included).\n",
         markdown_table(rows, COLUMNS, HEADERS),
     ]

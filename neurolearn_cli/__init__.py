@@ -2,10 +2,6 @@
 
 import os
 
-# OpenMP threads that spin while idle cost up to 20x CPU per small torch operation on a
-# busy node (shared SLURM nodes, several participants at once); set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 # Transparent huge pages for torch's large CPU buffers: a 0.7 mm T1w map is 160 MB, and
 # faulting it in 4 KB pages on every new temporary cost qc a fifth of its time.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")

@@ -12,7 +12,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before any test imports torch; see neurolearn_cli/__init__.py
+# before any test imports torch: idle OpenMP threads sleep, so a loaded CI runner is not slowed by spinning
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 

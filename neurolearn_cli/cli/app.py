@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 from neurolearn_cli import __version__
 from neurolearn_cli.cli.argv import normalize_argv
 from neurolearn_cli.cli.clickcompat import click_core, click_exceptions
+from neurolearn_cli.engine.allocator import keep_freed_memory
 from neurolearn_cli.errors import NeurolearnError
 
 BARE_COMMAND = "run"
@@ -115,6 +116,7 @@ _register_commands()
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: normalise argv, run the app, map errors to exit codes."""
+    keep_freed_memory()
     args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
     command = typer.main.get_command(app)
     try:

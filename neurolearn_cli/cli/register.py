@@ -38,7 +38,7 @@ def register_command(
     moving: Annotated[Path, typer.Argument(help="Moving image, NIfTI.", show_default=False)],
     output: Annotated[str, typer.Option("--output", "-o", help="Output prefix, e.g. out/sub-01_ (as ANTs' -o).", show_default=False)],
     transform: Annotated[TransformChoice, typer.Option(help="rigid, affine or syn (affine + symmetric diffeomorphic).")] = TransformChoice.syn,
-    metric: Annotated[MetricChoice | None, typer.Option(help="Metric of the last stage [default: ncc for rigid/affine, lncc for syn (the only one syn takes)].", show_default=False)] = None,
+    metric: Annotated[MetricChoice | None, typer.Option(help="Metric of the last stage [default: nmi for rigid/affine, lncc for syn (the only one syn takes)].", show_default=False)] = None,
     fixed_mask: Annotated[Path | None, typer.Option(help="Mask on the fixed image limiting the metric (e.g. a brain mask).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed (runs are deterministic for a seed and device).")] = 0,

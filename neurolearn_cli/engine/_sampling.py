@@ -29,6 +29,27 @@ def _normalise(voxel: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor
     return voxel.flip(-1).mul_(scale).sub_(1.0)  # flip copies, so in-place is safe
 
 
+def grid_sample_threaded(
+    volume: torch.Tensor, grid: torch.Tensor, *, padding_mode: str = "zeros"
+) -> torch.Tensor:
+    """Trilinear ``grid_sample`` of one (1, C, X, Y, Z) volume at (1, X', Y', Z', 3) points, on every CPU thread.
+
+    PyTorch's 3D CPU kernel runs its batch items in parallel but each one on
+    a single thread, so the points are dealt out as one batch item per
+    thread (the volume is expanded, not copied). Same values as a plain call.
+    """
+    parts = torch.get_num_threads() if volume.device.type == "cpu" else 1
+    points = grid[0].reshape(-1, 3)
+    if parts < 2 or volume.shape[0] != 1 or points.shape[0] < 1024:
+        return F.grid_sample(volume, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
+    per_part = -(-points.shape[0] // parts)
+    padded = F.pad(points, (0, 0, 0, per_part * parts - points.shape[0]))
+    out = F.grid_sample(volume.expand(parts, -1, -1, -1, -1), padded.view(parts, per_part, 1, 1, 3),
+                        mode="bilinear", padding_mode=padding_mode, align_corners=True)
+    flat = out.permute(1, 0, 2, 3, 4).reshape(volume.shape[1], -1)[:, : points.shape[0]]
+    return flat.reshape(1, volume.shape[1], *grid.shape[1:4])
+
+
 def sample(
     volumes: torch.Tensor,
     voxel: torch.Tensor,

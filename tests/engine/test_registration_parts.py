@@ -1,13 +1,17 @@
-"""Building blocks of the registration engine: centre of mass, sample thinning, mask dilation."""
+"""Building blocks of the registration engine: centre of mass, sample thinning, mask dilation, sampling."""
 
 from __future__ import annotations
 
+import pytest
 import torch
+import torch.nn.functional as F
 
+from neurolearn_cli.engine._sampling import grid_sample_threaded
 from neurolearn_cli.engine.registration.init import center_of_mass
 from neurolearn_cli.engine.registration.pyramid import dilate
 from neurolearn_cli.engine.registration.sampler import FixedSamples
 from neurolearn_cli.engine.registration.space import apply_matrix, index_points
+from neurolearn_cli.engine.registration.syn import _axis_coords, _AxisGrid
 
 
 def test_center_of_mass_from_marginals_equals_the_weighted_mean() -> None:
@@ -39,3 +43,33 @@ def test_separable_dilation_equals_the_cube() -> None:
     mask = (torch.rand(1, 1, 7, 8, 9, generator=torch.Generator().manual_seed(5)) > 0.95).float()
     cube = torch.nn.functional.max_pool3d(mask, 5, stride=1, padding=2)
     assert torch.equal(dilate(mask, 2), cube)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_threaded_grid_sample_equals_one_call(threads: int) -> None:
+    g = torch.Generator().manual_seed(6)
+    volume = torch.randn(1, 4, 7, 8, 9, generator=g)
+    points = torch.rand(1, 13, 11, 10, 3, generator=g) * 2.4 - 1.2  # some outside
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for padding in ("zeros", "border"):
+            expected = F.grid_sample(volume, points, align_corners=True, padding_mode=padding)
+            assert torch.equal(grid_sample_threaded(volume, points, padding_mode=padding), expected)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_axis_grid_interpolates_like_grid_sample_and_splats_as_its_adjoint() -> None:
+    g = torch.Generator().manual_seed(7)
+    field = torch.randn(1, 3, 5, 6, 7, generator=g, dtype=torch.float64).float()
+    # an axis-aligned grid of points in the field's normalized frame (reversed axes), as a pyramid level's voxels
+    theta = torch.tensor([[[0.8, 0, 0, 0.05], [0, 0.9, 0, -0.1], [0, 0, 0.7, 0.02]]])
+    points = F.affine_grid(theta, [1, 1, 9, 10, 11], align_corners=True)
+    axes = _AxisGrid.at(_axis_coords(points), field.shape[2:])
+    expected = F.grid_sample(field, points, align_corners=True, padding_mode="border")[0]
+    assert torch.allclose(axes.interpolate(field[0]), expected, atol=1e-5)
+    values = torch.randn(3, 9, 10, 11, generator=g)
+    lhs = (axes.interpolate(field[0]) * values).sum()
+    rhs = (field[0] * axes.splat(values)).sum()
+    assert torch.allclose(lhs, rhs, rtol=1e-4)
