@@ -423,7 +423,8 @@ def warm_up() -> float:
     small = downsample(mni_volume("t1"), 8)
     affine = torch.diag(torch.tensor([8.0, 8.0, 8.0, 1.0], dtype=torch.float64))
     image = Image(torch.from_numpy(small), affine)
-    register(image, image, transform="syn", device=torch.device("cpu"))
+    for transform in ("affine", "syn"):  # the affine's NMI and SyN's NCC + LNCC paths
+        register(image, image, transform=transform, device=torch.device("cpu"))
     with tempfile.TemporaryDirectory(prefix="antswarm_") as tmp:
         ants.registration(ants_image(small, 8.0), ants_image(small, 8.0), type_of_transform="SyN",
                           outprefix=os.path.join(tmp, "w_"), random_seed=42)

@@ -6,7 +6,10 @@ so each few-megabyte temporary of an iteration (a SyN step makes dozens)
 pays page faults to zero new pages. With higher thresholds the heap keeps
 and reuses those blocks: one SyN iteration at 2 mm went from about 300 to
 150 ms on 2 cores. Blocks above ``MMAP_BYTES`` (whole volumes) still get
-their own pages, so the heap does not fragment around them.
+their own pages, so the heap does not fragment around them, and at most
+``TRIM_BYTES`` of free heap is kept: a SyN iteration's temporaries need
+about that much (with 64 MB it ran 1.3x slower); smri's peak at 0.7 mm
+rose by 0.17 GB (5.72 -> 5.88 GB).
 """
 
 from __future__ import annotations
