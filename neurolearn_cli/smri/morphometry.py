@@ -6,8 +6,8 @@ template's brain mask pulled back to the T1w by the normalization (the
 "reverse brain mask" estimate, Malone et al. 2015, NeuroImage 104:366): it
 depends on the registration's volume change only, not on where the tissue
 classes put the brain's edge. The bundled template has no skull, so its mask
-stops short of the outer CSF and the estimate reads low against FreeSurfer's
-eTIV (by 11 % on aomic sub-0001). Without a normalization (the first, affine pass)
+stops short of some outer CSF and the estimate reads a little low against
+FreeSurfer's eTIV (-1.1 % on aomic sub-0001). Without a normalization (the first, affine pass)
 TIV is GM + WM + CSF inside the brain mask. Per-parcel GM volume sums the GM
 probability over each parcel of an atlas already resampled to the T1w grid.
 """

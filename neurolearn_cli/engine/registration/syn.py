@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from neurolearn_cli.engine._sampling import grid_sample_threaded
+from neurolearn_cli.engine.image import bounding_box
 from neurolearn_cli.engine.metrics import lncc_with_gradient
 from neurolearn_cli.engine.registration.pyramid import (
     dilate,
@@ -209,18 +210,6 @@ def _with_gradient(volume: torch.Tensor) -> torch.Tensor:
     return torch.stack([volume[0, 0], *normalized])[None]
 
 
-def _bbox(mask: torch.Tensor, margin: int) -> tuple[slice, slice, slice]:
-    """Bounding box of a 3D 0/1 mask, grown by ``margin`` voxels."""
-    boxes = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        hits = torch.nonzero(mask.amax(dim=other) > 0).flatten()
-        lo = max(int(hits[0]) - margin, 0)
-        hi = min(int(hits[-1]) + margin + 1, mask.shape[axis])
-        boxes.append(slice(lo, hi))
-    return tuple(boxes)
-
-
 @dataclass(frozen=True)
 class _Level:
     """One pyramid level: fixed/moving volumes with their gradients (1, 4, ...), the sampled region's normalized
@@ -306,7 +295,7 @@ def register_syn(
         if mask_b is not None:
             # the metric counts the mask's voxels; the region keeps a rim so their windows are whole
             inside = shrink_mask(mask_b, f_fac)
-            box = _bbox(dilate(inside, settings.radius + 1)[0, 0], 0)
+            box = bounding_box(dilate(inside, settings.radius + 1)[0, 0], 0)
             ident = ident[:, box[0], box[1], box[2]].contiguous()
             weights = inside[0, 0][box].unsqueeze(0)
         to_fixed = normalized_from_world(f_aff, lvl_shape) @ full_from_norm
