@@ -32,7 +32,7 @@ from neurolearn_cli.derivatives import (
     fingerprint,
     sha256_file,
 )
-from neurolearn_cli.errors import InputError, NeurolearnError
+from neurolearn_cli.errors import InputError, failure_reason
 from neurolearn_cli.logs import get_logger, setup_logging
 
 #: Settings that do not change outputs, left out of the resume fingerprint.
@@ -161,7 +161,7 @@ def run_participant(config: RunConfig, dataset: DatasetPlan, participant: Partic
         if config.debug:
             raise
         log.debug("sub-%s traceback:\n%s", participant.label, traceback.format_exc())
-        reason = str(error) if isinstance(error, (NeurolearnError, OSError)) else f"{error.__class__.__name__}: {error}"
+        reason = failure_reason(error)
         log.error("sub-%s failed: %s", participant.label, reason)
         outcome = Outcome(participant.label, "failed", reason)
     else:
@@ -257,9 +257,13 @@ def run_group(config: RunConfig, dataset: DatasetPlan) -> list[Outcome]:
         except InputError as error:
             get_logger().error("group %s: %s", stage, error)
             outcomes.append(Outcome(f"group {stage}", "skipped", str(error)))
-        except (NeurolearnError, OSError) as error:
-            get_logger().error("group %s failed: %s", stage, error)
-            outcomes.append(Outcome(f"group {stage}", "failed", str(error)))
+        except Exception as error:  # a failed group stage must not stop the others
+            if config.debug:
+                raise
+            get_logger().debug("group %s traceback:\n%s", stage, traceback.format_exc())
+            reason = failure_reason(error)
+            get_logger().error("group %s failed: %s", stage, reason)
+            outcomes.append(Outcome(f"group {stage}", "failed", reason))
         else:
             outcomes.append(Outcome(f"group {stage}", "done"))
     return outcomes

@@ -21,7 +21,7 @@ from neurolearn_cli import __version__
 from neurolearn_cli.cli.argv import normalize_argv
 from neurolearn_cli.cli.clickcompat import click_core, click_exceptions
 from neurolearn_cli.engine.allocator import keep_freed_memory
-from neurolearn_cli.errors import NeurolearnError
+from neurolearn_cli.errors import NeurolearnError, failure_reason
 
 BARE_COMMAND = "run"
 
@@ -73,17 +73,20 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
 
     A :class:`NeurolearnError` carries its code; an ``OSError`` that reaches
     here (a full disk, a read-only output directory) is a processing failure,
-    exit 1, reported with the file it names.
+    exit 1, reported with the file it names; any other exception is an
+    internal error, exit 1, reported with where it was raised.
     """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (NeurolearnError, OSError) as error:
+        except (typer.Exit, typer.Abort, click_exceptions.ClickException):
+            raise
+        except Exception as error:
             if "--debug" in sys.argv:
                 raise
-            typer.echo(f"neurolearn: error: {error}", err=True)
+            typer.echo(f"neurolearn: error: {failure_reason(error)}", err=True)
             raise typer.Exit(getattr(error, "exit_code", 1)) from None
 
     return wrapper

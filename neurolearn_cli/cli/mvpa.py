@@ -34,7 +34,7 @@ def mvpa_command(
     nprocs: Annotated[int, typer.Option(help="Processes for outer folds and permutations.", rich_help_panel=RUN)] = 1,
 ) -> None:
     """Classify or regress participants (group), or decode conditions within each participant (participant)."""
-    from neurolearn_cli.errors import InputError, UsageError
+    from neurolearn_cli.errors import InputError, SpecError, UsageError
     from neurolearn_cli.mvpa.analysis import run_analysis
     from neurolearn_cli.mvpa.shorthand import build_spec
 
@@ -57,7 +57,10 @@ def mvpa_command(
                           permutations=permutations, name=name, seed=seed, derivatives=derivatives)
     if not (bids_dir / "participants.tsv").is_file():
         raise InputError(bids_dir / "participants.tsv", "file not found (mvpa reads the target from it)")
-    result = run_analysis(analysis, bids_dir, output_dir, device=device, n_jobs=nprocs)
+    try:
+        result = run_analysis(analysis, bids_dir, output_dir, device=device, n_jobs=nprocs)
+    except SpecError as error:
+        raise error.located(spec or "command line") from None
     r = result.results
     ci = "" if r["ci95"] is None else f", CI95 {r['ci95'][0]:.3f} to {r['ci95'][1]:.3f}"
     p = "" if r["permutation_p"] is None else f", permutation p = {r['permutation_p']:.4f}"
@@ -68,12 +71,16 @@ def mvpa_command(
 def _decode(spec: Path, bids_dir: Path, output_dir: Path, *, mask: Path | None, participants: list[str] | None,
             permutations: int | None, name: str | None, seed: int | None, device: str, nprocs: int) -> None:
     """Decode within each participant from a ``mode: within`` spec and print one line per participant."""
+    from neurolearn_cli.errors import SpecError
     from neurolearn_cli.mvpa.decoding.run import run_decoding
     from neurolearn_cli.mvpa.decoding.spec import load_decoding_spec
 
     decoding = load_decoding_spec(spec, mask=mask, permutations=permutations, name=name, seed=seed)
-    for result in run_decoding(decoding, bids_dir, output_dir, participants=participants, device=device,
-                               n_jobs=nprocs):
+    try:
+        results = run_decoding(decoding, bids_dir, output_dir, participants=participants, device=device, n_jobs=nprocs)
+    except SpecError as error:
+        raise error.located(spec) from None
+    for result in results:
         r = result.results
         p = "" if r["permutation_p"] is None else f", permutation p = {r['permutation_p']:.4f}"
         score = "undefined" if r["mean"] is None else f"{r['mean']:.3f}"

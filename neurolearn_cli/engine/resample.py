@@ -19,7 +19,6 @@ from neurolearn_cli.engine._bspline import interpolate
 from neurolearn_cli.engine._sampling import inside_mask, sample
 from neurolearn_cli.engine.image import Grid, Image, world_grid
 from neurolearn_cli.engine.transforms import Chain, Transform, as_matrix
-from neurolearn_cli.errors import InputError
 
 Order = Literal["nearest", "linear", "bspline", "sinc"]
 ORDERS: tuple[Order, ...] = ("nearest", "linear", "bspline", "sinc")
@@ -152,12 +151,12 @@ def resample(
         On ``target``'s grid and on ``image``'s device, float32.
     """
     if order not in ORDERS:
-        raise InputError(None, f"unknown interpolation order {order!r}")
+        raise ValueError(f"unknown interpolation order {order!r}")
     device = image.device
     transform = None if transform is None else transform.to(device)
     batch = None if transform is None else transform.n_volumes
     if batch is not None and image.data.dim() == 4 and image.n_volumes != batch:
-        raise InputError(None, f"image has {image.n_volumes} volumes but the transform has {batch}")
+        raise ValueError(f"image has {image.n_volumes} volumes but the transform has {batch}")
     data = image.data if image.data.dim() == 4 else image.data.unsqueeze(-1)
     n_out = batch or data.shape[-1]
     n_points = max(1, target.shape[0] * target.shape[1] * target.shape[2])
@@ -229,12 +228,12 @@ def resample_labels(labels: Image, target: Grid, transform: Transform | None = N
     Target points outside the source get label 0.
     """
     if labels.data.dim() != 3:
-        raise InputError(None, f"label image must be 3D, got shape {tuple(labels.data.shape)}")
+        raise ValueError(f"label image must be 3D, got shape {tuple(labels.data.shape)}")
     if transform is not None and transform.n_volumes is not None:
-        raise InputError(None, "label images take a single (unbatched) transform")
+        raise ValueError("label images take a single (unbatched) transform")
     values = labels.data
     if not bool((values == torch.round(values)).all()):
-        raise InputError(None, "label image holds non-integer values")
+        raise ValueError("label image holds non-integer values")
     device = labels.device
     transform = None if transform is None else transform.to(device)
     voxel = _TargetPoints(labels.affine, target, transform).voxel(0, 1).reshape(-1, 3)

@@ -19,7 +19,6 @@ import torch
 
 from neurolearn_cli.engine._sampling import sample
 from neurolearn_cli.engine.image import Grid, world_grid
-from neurolearn_cli.errors import InputError
 
 
 class Transform(ABC):
@@ -71,16 +70,16 @@ class AffineTransform(Transform):
     def __init__(self, matrix: torch.Tensor) -> None:
         matrix = torch.as_tensor(matrix, dtype=torch.float64)
         if matrix.shape[-2:] != (4, 4) or matrix.dim() not in (2, 3):
-            raise InputError(
-                None, f"affine transform must be (4, 4) or (T, 4, 4), got {tuple(matrix.shape)}"
+            raise ValueError(
+                f"affine transform must be (4, 4) or (T, 4, 4), got {tuple(matrix.shape)}"
             )
         if not bool(torch.isfinite(matrix).all()):
-            raise InputError(None, "affine transform holds NaN or infinite values")
+            raise ValueError("affine transform holds NaN or infinite values")
         bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64, device=matrix.device)
         if not bool(torch.allclose(matrix[..., 3, :], bottom.expand_as(matrix[..., 3, :]))):
-            raise InputError(None, "affine transform's last row is not (0, 0, 0, 1)")
+            raise ValueError("affine transform's last row is not (0, 0, 0, 1)")
         if bool((torch.linalg.det(matrix[..., :3, :3]).abs() < 1e-12).any()):
-            raise InputError(None, "affine transform is singular")
+            raise ValueError("affine transform is singular")
         self.matrix = matrix
 
     @classmethod
@@ -142,8 +141,7 @@ class AffineTransform(Transform):
         matrix = self.matrix.to(device=points.device, dtype=points.dtype)
         if matrix.dim() == 3:
             if points.dim() < 2 or points.shape[0] not in (1, matrix.shape[0]):
-                raise InputError(
-                    None,
+                raise ValueError(
                     f"{matrix.shape[0]} per-volume transforms cannot map points of shape {tuple(points.shape)}",
                 )
             matrix = matrix.view(matrix.shape[0], *([1] * (points.dim() - 2)), 4, 4)
@@ -159,11 +157,11 @@ class AffineTransform(Transform):
 
 def _check_field(field: torch.Tensor, grid: Grid, what: str) -> torch.Tensor:
     if tuple(field.shape) != (*grid.shape, 3):
-        raise InputError(
-            None, f"{what} must have shape {(*grid.shape, 3)}, got {tuple(field.shape)}"
+        raise ValueError(
+            f"{what} must have shape {(*grid.shape, 3)}, got {tuple(field.shape)}"
         )
     if not bool(torch.isfinite(field).all()):
-        raise InputError(None, f"{what} holds NaN or infinite values")
+        raise ValueError(f"{what} holds NaN or infinite values")
     return field.to(device=grid.device, dtype=torch.float32)
 
 
@@ -250,12 +248,12 @@ class Chain(Transform):
 
     def __init__(self, transforms: Sequence[Transform]) -> None:
         if not transforms:
-            raise InputError(None, "a transform chain needs at least one transform")
+            raise ValueError("a transform chain needs at least one transform")
         self.transforms = list(transforms)
         counts = {t.n_volumes for t in self.transforms} - {None}
         if len(counts) > 1:
-            raise InputError(
-                None, f"per-volume transforms disagree on the number of volumes: {sorted(counts)}"
+            raise ValueError(
+                f"per-volume transforms disagree on the number of volumes: {sorted(counts)}"
             )
 
     @property

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from neurolearn_cli.engine.device import configure_determinism, resolve_device
-from neurolearn_cli.errors import InputError
+from neurolearn_cli.errors import SpecError
 from neurolearn_cli.mvpa import metrics
 from neurolearn_cli.mvpa.dataset import AnalysisData, assemble
 from neurolearn_cli.mvpa.features import load_features
@@ -128,7 +128,9 @@ def run_analysis(spec: AnalysisSpec, bids_dir: Path, output_dir: Path, *,
     Raises
     ------
     InputError
-        Bad spec, data or files, in one line naming the field or file.
+        Bad data or files, in one line naming the file.
+    SpecError
+        A spec field that does not fit the data (no file named: see :meth:`SpecError.located`).
     """
     started = time.time()
     torch_device = resolve_device(device)
@@ -140,7 +142,7 @@ def run_analysis(spec: AnalysisSpec, bids_dir: Path, output_dir: Path, *,
     metric = metrics.choose_metric(spec.validation.metric, data.task, n_classes)
     problem_with_metric = metrics.check_metric(metric, data.task, n_classes)
     if problem_with_metric:
-        raise InputError("validation.metric", problem_with_metric)
+        raise SpecError(None, "validation.metric", problem_with_metric)
     pipeline, grid = build_pipeline(spec, data, str(torch_device))
     problem = Problem(design_matrix(spec, data), data.y, data.groups, data.task, metric,
                       data.features.shape[1], pipeline, grid, spec.validation, spec.seed)

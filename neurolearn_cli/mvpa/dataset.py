@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from neurolearn_cli.errors import InputError
+from neurolearn_cli.errors import InputError, SpecError
 from neurolearn_cli.mvpa.features import FeatureTable, participant_of, read_table
 from neurolearn_cli.mvpa.spec import AnalysisSpec
 
@@ -123,7 +123,7 @@ def assemble(spec: AnalysisSpec, table: FeatureTable, bids_dir: Path) -> Analysi
     values = table.values.loc[ids].drop(columns=sorted(leaked))
     values = _check_missing(values, table, spec.features.missing)
     if values.shape[1] == 0:
-        raise InputError("features", "no feature column is left")
+        raise SpecError(None, "features", "no feature column is left")
 
     task = detect_task(target.loc[ids]) if spec.target.task == "auto" else spec.target.task
     y_raw = target.loc[ids]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from neurolearn_cli.errors import InputError
+from neurolearn_cli.errors import InputError, SpecError
 from neurolearn_cli.mvpa.spec import FeatureSpec
 
 LOGGER = logging.getLogger("neurolearn.mvpa")
@@ -218,7 +218,7 @@ def load_features(spec: FeatureSpec, default_source: Path) -> FeatureTable:
     sources = list(spec.sources) or [default_source]
     sites = spec.sites or [_site_name(s) for s in sources]
     if len(set(sites)) != len(sites):
-        raise InputError("features.sites", "two sources have the same site name; set features.sites")
+        raise SpecError(None, "features.sites", "two sources have the same site name; set features.sites")
     frames, site, files = [], {}, {}
     for source, name in zip(sources, sites, strict=True):
         if not source.exists():
@@ -240,6 +240,6 @@ def load_features(spec: FeatureSpec, default_source: Path) -> FeatureTable:
 def _choose_columns(values: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     unknown = sorted(set(spec.include or []) - set(values.columns))
     if unknown:
-        raise InputError("features.include", f"no such feature: {', '.join(unknown)}")
+        raise SpecError(None, "features.include", f"no such feature: {', '.join(unknown)}")
     kept = spec.include if spec.include is not None else list(values.columns)
     return values[[c for c in kept if c not in set(spec.exclude)]]

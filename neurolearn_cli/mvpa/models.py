@@ -20,7 +20,7 @@ from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge, R
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.svm import SVR, LinearSVC, LinearSVR
 
-from neurolearn_cli.errors import InputError
+from neurolearn_cli.errors import SpecError
 
 TORCH_MODELS = ("torch-linear", "mlp")
 
@@ -105,18 +105,18 @@ def build_model(name: str, task: str, params: dict[str, Any], grid: dict[str, li
 
     Raises
     ------
-    InputError
+    SpecError
         When the model does not do ``task`` or a parameter is unknown
         (naming ``model.name``, ``model.params`` or ``model.grid``).
     """
     entry = REGISTRY[name]
     if task not in entry.build:
-        raise InputError("model.name", f"'{name}' does not do {task}; choose one of "
+        raise SpecError(None, "model.name", f"'{name}' does not do {task}; choose one of "
                          + ", ".join(n for n, e in REGISTRY.items() if task in e.build))
     estimator = entry.build[task](seed, device)
     grid = entry.grid[task] if grid is None else grid
     for field, names in (("model.params", params), ("model.grid", grid)):
         unknown = sorted(set(names) - set(estimator.get_params()))
         if unknown:
-            raise InputError(field, f"'{name}' has no parameter {', '.join(unknown)}")
+            raise SpecError(None, field, f"'{name}' has no parameter {', '.join(unknown)}")
     return estimator.set_params(**params), {k: v for k, v in grid.items() if k not in params}

@@ -57,7 +57,9 @@ def build_spec(
     UsageError
         Missing or contradictory options.
     InputError
-        An invalid spec (naming the field).
+        An unreadable spec file.
+    SpecError
+        An invalid spec (naming the file and the field).
     """
     payload = _read(spec_file) if spec_file is not None else {}
     if payload.get("mode") == "within":

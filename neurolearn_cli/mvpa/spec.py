@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from neurolearn_cli.errors import InputError
+from neurolearn_cli.errors import InputError, SpecError
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 
@@ -160,6 +160,8 @@ def validate_spec(model: type[SpecT], payload: Any, source: str | Path = "spec")
     Raises
     ------
     InputError
+        When the payload is not a mapping.
+    SpecError
         Naming the source and the first bad or unknown field, in one line.
     """
     if not isinstance(payload, dict):
@@ -170,7 +172,7 @@ def validate_spec(model: type[SpecT], payload: Any, source: str | Path = "spec")
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "spec"
         problem = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-        raise InputError(source, f"field '{field}': {problem}") from None
+        raise SpecError(source, field, problem) from None
 
 
 def spec_from_dict(payload: Any, source: str | Path = "spec") -> AnalysisSpec:

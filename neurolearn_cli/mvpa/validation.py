@@ -30,7 +30,7 @@ from sklearn.model_selection import (
 )
 from sklearn.pipeline import Pipeline
 
-from neurolearn_cli.errors import InputError
+from neurolearn_cli.errors import SpecError
 from neurolearn_cli.mvpa import metrics
 from neurolearn_cli.mvpa.ridge_path import RidgePathSearch, supports_path
 from neurolearn_cli.mvpa.spec import ValidationSpec
@@ -103,25 +103,25 @@ def check_folds(problem: Problem) -> None:
 
     Raises
     ------
-    InputError
+    SpecError
         Fewer participants per class (or groups) than folds.
     """
     v = problem.validation
     n_groups = None if problem.groups is None else np.unique(problem.groups).size
     if isinstance(v.outer, int):
         if n_groups is not None and n_groups < v.outer:
-            raise InputError("validation.outer", f"{v.outer} folds but only {n_groups} groups in '{v.group_by}'")
+            raise SpecError(None, "validation.outer", f"{v.outer} folds but only {n_groups} groups in '{v.group_by}'")
         if problem.task == "classification":
             smallest = int(np.bincount(problem.y).min())
             if smallest < v.outer:
-                raise InputError("validation.outer", f"{v.outer} folds but the smallest class has {smallest} participants")
+                raise SpecError(None, "validation.outer", f"{v.outer} folds but the smallest class has {smallest} participants")
             if math.floor(smallest * (v.outer - 1) / v.outer) < v.inner:
-                raise InputError("validation.inner", f"{v.inner} inner folds but the smallest class has "
+                raise SpecError(None, "validation.inner", f"{v.inner} inner folds but the smallest class has "
                                  f"{smallest} participants ({v.outer - 1}/{v.outer} of them per training fold)")
         elif len(problem.y) < 2 * v.outer:
-            raise InputError("validation.outer", f"{v.outer} folds need at least {2 * v.outer} participants, got {len(problem.y)}")
+            raise SpecError(None, "validation.outer", f"{v.outer} folds need at least {2 * v.outer} participants, got {len(problem.y)}")
     if v.outer == "logo" and n_groups < 2:
-        raise InputError("validation.group_by", f"'{v.group_by}' has a single group: cannot leave one out")
+        raise SpecError(None, "validation.group_by", f"'{v.group_by}' has a single group: cannot leave one out")
 
 
 def _search(problem: Problem, groups: np.ndarray | None):

@@ -14,7 +14,7 @@ from neurolearn_cli.engine.image import Grid, Image, world_grid
 from neurolearn_cli.engine.registration.api import register, register_series
 from neurolearn_cli.engine.resample import resample
 from neurolearn_cli.engine.transforms import AffineTransform, Chain, DisplacementField
-from neurolearn_cli.errors import InputError
+from neurolearn_cli.errors import InputError, ProcessingError
 
 DATA = Path(os.environ.get("NEUROLEARN_TEST_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 
@@ -121,15 +121,15 @@ def test_batched_rigid_recovers_per_volume_motion(device: torch.device) -> None:
 
 def test_bad_inputs_name_the_input(device: torch.device) -> None:
     good = phantom(FIXED)
-    with pytest.raises(InputError, match="fixed image"):
+    with pytest.raises(ProcessingError, match="fixed image: image is constant"):
         register(Image(torch.zeros(FIXED.shape), FIXED.affine), good, transform="rigid", device=device)
     nan = good.data.clone()
     nan[3, 4, 5] = float("nan")
-    with pytest.raises(InputError, match="moving image"):
+    with pytest.raises(ValueError, match="moving image"):
         register(good, good.with_data(nan), transform="rigid", device=device)
-    with pytest.raises(InputError, match="fixed mask"):
+    with pytest.raises(ProcessingError, match="fixed mask"):
         register(good, good, transform="rigid", fixed_mask=good.with_data(torch.zeros(FIXED.shape)), device=device)
-    with pytest.raises(InputError, match="series"):
+    with pytest.raises(ValueError, match="series"):
         register_series(good, good, device=device)
 
 

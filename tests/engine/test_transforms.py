@@ -15,7 +15,6 @@ from neurolearn_cli.engine.transforms import (
     VelocityField,
     as_matrix,
 )
-from neurolearn_cli.errors import InputError
 
 
 def _grid() -> Grid:
@@ -66,7 +65,7 @@ def test_batched_affine_maps_each_volume() -> None:
     mapped = motion.map_points(points)
     assert mapped.shape == (3, 5, 3)
     assert torch.equal(mapped[:, 0], shifts)
-    with pytest.raises(InputError, match="per-volume"):
+    with pytest.raises(ValueError, match="per-volume"):
         motion.map_points(torch.zeros(2, 5, 3, dtype=torch.float64))
 
 
@@ -89,12 +88,12 @@ def test_chain_order_and_inverse() -> None:
     ],
 )
 def test_affine_rejects_bad_matrices(matrix: torch.Tensor, problem: str) -> None:
-    with pytest.raises(InputError, match=problem):
+    with pytest.raises(ValueError, match=problem):
         AffineTransform(matrix)
 
 
 def test_chain_rejects_mismatched_batches() -> None:
-    with pytest.raises(InputError, match="disagree"):
+    with pytest.raises(ValueError, match="disagree"):
         Chain(
             [
                 AffineTransform.identity(torch.device("cpu"), 3),
@@ -112,10 +111,10 @@ def test_displacement_field_interpolates_and_is_zero_outside() -> None:
     outside = torch.tensor([[100.0, 0.0, 0.0]])
     assert warp.map_points(inside)[0].tolist() == pytest.approx([1.8, -2.0, 4.1])
     assert warp.map_points(outside)[0].tolist() == pytest.approx([100.0, 0.0, 0.0])
-    with pytest.raises(InputError, match="shape"):
+    with pytest.raises(ValueError, match="shape"):
         DisplacementField(torch.zeros(20, 22, 23, 3), grid)
     field[1, 2, 3, 0] = math.nan
-    with pytest.raises(InputError, match="NaN"):
+    with pytest.raises(ValueError, match="NaN"):
         DisplacementField(field, grid)
 
 

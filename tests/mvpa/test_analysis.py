@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neurolearn_cli.errors import InputError
+from neurolearn_cli.errors import SpecError
 from neurolearn_cli.mvpa.analysis import run_analysis
 from neurolearn_cli.mvpa.spec import spec_from_dict
 
@@ -102,7 +102,7 @@ def test_sites_combat_confounds_leave_site_out(tmp_path: Path, caplog: pytest.Lo
 
 def test_too_few_per_class_is_refused(tmp_path: Path) -> None:
     bids, table = make_study(tmp_path, n=8, p=4, seed=7)
-    with pytest.raises(InputError, match=r"^validation.outer: 5 folds but the smallest class has 4 participants$"):
+    with pytest.raises(SpecError, match=r"^field 'validation.outer': 5 folds but the smallest class has 4 participants$"):
         run_analysis(_spec(table), bids, tmp_path / "out", device="cpu")
 
 

@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from neurolearn_cli.cli.mvpa import mvpa_command
-from neurolearn_cli.errors import InputError, UsageError
+from neurolearn_cli.errors import InputError, SpecError, UsageError
 
 from .conftest import make_study
 
@@ -51,4 +51,15 @@ def test_regression_only_models_refuse_classification(tmp_path: Path, model: str
     bids, table = make_study(tmp_path, n=30, p=5, seed=12)
     result = CliRunner().invoke(app, ["mvpa", str(bids), str(tmp_path / "o"), "group", "--features", str(table),
                                       "--target", "group", "--model", model])
-    assert isinstance(result.exception, InputError) and str(result.exception).startswith("model.name:")
+    assert isinstance(result.exception, SpecError)
+    assert str(result.exception).startswith("command line: field 'model.name':")
+
+
+def test_spec_field_that_does_not_fit_the_data_exits_2_naming_file_and_field(cli, tmp_path: Path) -> None:
+    bids, table = make_study(tmp_path, n=8, p=4, seed=7)
+    spec = tmp_path / "analysis.yaml"
+    spec.write_text(yaml.safe_dump({"name": "x", "features": {"kind": "table", "sources": [str(table)]},
+                                    "target": {"column": "group"}, "validation": {"outer": 5, "permutations": 0}}))
+    code, _, err = cli("mvpa", bids, tmp_path / "out", "group", "--spec", spec, "--device", "cpu")
+    assert code == 2 and "Traceback" not in err
+    assert f"{spec}: field 'validation.outer': 5 folds but the smallest class has 4 participants" in err

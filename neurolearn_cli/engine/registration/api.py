@@ -26,7 +26,7 @@ from neurolearn_cli.engine.registration.linear import LinearSettings, register_l
 from neurolearn_cli.engine.registration.syn import SynSettings, register_syn
 from neurolearn_cli.engine.resample import resample
 from neurolearn_cli.engine.transforms import AffineTransform, Chain, DisplacementField, Transform
-from neurolearn_cli.errors import InputError
+from neurolearn_cli.errors import ProcessingError
 
 TransformName = Literal["rigid", "affine", "syn"]
 DEFAULT_METRIC: dict[str, MetricName] = {"rigid": "nmi", "affine": "nmi", "syn": "lncc"}
@@ -59,15 +59,15 @@ class RegistrationResult:
 
 def _check_volume(image: Image, name: str) -> None:
     if image.data.dim() != 3:
-        raise InputError(name, f"expected a 3D image, got shape {tuple(image.data.shape)}")
+        raise ValueError(f"{name}: expected a 3D image, got shape {tuple(image.data.shape)}")
     if min(image.shape3) < 4:
-        raise InputError(name, f"image too small to register: shape {image.shape3}")
+        raise ProcessingError(f"{name}: image too small to register: shape {image.shape3}")
     if not bool(torch.isfinite(image.data).all()):
-        raise InputError(name, "image data contain NaN or infinite values")
+        raise ValueError(f"{name}: image data contain NaN or infinite values")
     if float(image.data.max() - image.data.min()) <= 0:
-        raise InputError(name, "image is constant")
+        raise ProcessingError(f"{name}: image is constant")
     if abs(float(torch.linalg.det(image.affine[:3, :3]))) < 1e-12:
-        raise InputError(name, "voxel-to-world affine is singular")
+        raise ValueError(f"{name}: voxel-to-world affine is singular")
 
 
 def _mask_on(grid_image: Image, mask: Image | None, name: str) -> torch.Tensor | None:
@@ -76,10 +76,10 @@ def _mask_on(grid_image: Image, mask: Image | None, name: str) -> torch.Tensor |
         return None
     mask = mask.to(grid_image.device)
     if mask.data.dim() != 3:
-        raise InputError(name, f"expected a 3D mask, got shape {tuple(mask.data.shape)}")
+        raise ValueError(f"{name}: expected a 3D mask, got shape {tuple(mask.data.shape)}")
     on_grid = resample(mask, grid_image.grid, order="nearest").data > 0
     if not bool(on_grid.any()):
-        raise InputError(name, "mask is empty on the image's grid")
+        raise ProcessingError(f"{name}: mask is empty on the image's grid")
     return on_grid.to(torch.float32)
 
 
@@ -111,8 +111,10 @@ def register(
 
     Raises
     ------
-    InputError
-        For 4D, constant, non-finite or degenerate images and empty masks.
+    ValueError
+        For 4D or non-finite images and singular affines (a caller's bug).
+    ProcessingError
+        For constant or too small images and masks empty on the fixed grid.
     """
     if transform not in ("rigid", "affine", "syn"):
         raise ValueError(f"unknown transform {transform!r}: expected rigid, affine or syn")
@@ -177,13 +179,15 @@ def register_series(
 
     Raises
     ------
-    InputError
-        For a 3D series, a 4D reference, non-finite data or an empty mask.
+    ValueError
+        For a 3D series, a 4D reference or non-finite data (a caller's bug).
+    ProcessingError
+        For a constant or too small reference and an empty mask.
     """
     if series.data.dim() != 4:
-        raise InputError("series", f"expected a 4D series, got shape {tuple(series.data.shape)}")
+        raise ValueError(f"series: expected a 4D series, got shape {tuple(series.data.shape)}")
     if not bool(torch.isfinite(series.data).all()):
-        raise InputError("series", "series data contain NaN or infinite values")
+        raise ValueError("series: data contain NaN or infinite values")
     _check_volume(reference, "reference")
     series, reference = series.to(device), reference.to(device)
     mask_t = _mask_on(reference, mask, "mask")

@@ -30,7 +30,7 @@ from sklearn.feature_selection import SelectPercentile, f_classif
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from neurolearn_cli.errors import InputError
+from neurolearn_cli.errors import SpecError
 from neurolearn_cli.mvpa import metrics
 from neurolearn_cli.mvpa.decoding.spec import DecodingSpec
 from neurolearn_cli.mvpa.models import build_model
@@ -109,17 +109,17 @@ def plan_folds(spec: DecodingSpec, y: np.ndarray, times: SampleTimes, classes: l
 
     Raises
     ------
-    InputError
+    SpecError
         When no such folds exist (naming the ``validation`` field).
     """
     n_runs = np.unique(times.run).size
     by_run = spec.validation.cv == "run" or (spec.validation.cv == "auto" and n_runs > 1)
     if by_run:
         if n_runs < 2:
-            raise InputError("validation.cv", "leave-one-run-out needs at least two runs")
+            raise SpecError(None, "validation.cv", "leave-one-run-out needs at least two runs")
         splits = _splits(times, times.run, 0.0)
         if not _all_classes(y, splits, len(classes)):
-            raise InputError("validation.cv", "some run lacks a class: leave-one-run-out cannot score it; use cv: block")
+            raise SpecError(None, "validation.cv", "some run lacks a class: leave-one-run-out cannot score it; use cv: block")
         return FoldPlan(splits, times.run.copy(), "leave-one-run-out")
     n_blocks = np.unique(times.block).size
     candidates = range(min(5, n_blocks), 1, -1) if spec.validation.folds == "auto" else [spec.validation.folds]
@@ -129,7 +129,7 @@ def plan_folds(spec: DecodingSpec, y: np.ndarray, times: SampleTimes, classes: l
         if k <= n_blocks and _all_classes(y, splits, len(classes)):
             return FoldPlan(splits, fold_of, f"{k} contiguous folds of blocks, {spec.validation.buffer:g} s buffer")
     wanted = "any number of" if spec.validation.folds == "auto" else f"{spec.validation.folds}"
-    raise InputError("validation.folds", f"{wanted} contiguous folds of the {n_blocks} blocks leave some fold "
+    raise SpecError(None, "validation.folds", f"{wanted} contiguous folds of the {n_blocks} blocks leave some fold "
                      f"(training or test, after the {spec.validation.buffer:g} s buffer) without a class")
 
 
@@ -139,12 +139,12 @@ def decoding_problem(spec: DecodingSpec, X: np.ndarray, y: np.ndarray, blocks: n
     metric = metrics.choose_metric(spec.validation.metric, "classification", n_classes)
     problem_with_metric = metrics.check_metric(metric, "classification", n_classes)
     if problem_with_metric:
-        raise InputError("validation.metric", problem_with_metric)
+        raise SpecError(None, "validation.metric", problem_with_metric)
     if grid:
         for train, _ in plan.splits:
             fewest = min(np.unique(blocks[train][y[train] == code]).size for code in range(n_classes))
             if fewest < spec.validation.inner:
-                raise InputError("validation.inner", f"{spec.validation.inner} inner folds for the model grid, but a "
+                raise SpecError(None, "validation.inner", f"{spec.validation.inner} inner folds for the model grid, but a "
                                  f"training part holds {fewest} block(s) of a class")
     validation = ValidationSpec(outer=max(2, len(plan.splits)), inner=spec.validation.inner, group_by="block",
                                 metric=metric, permutations=spec.validation.permutations, bootstrap=0)
@@ -180,7 +180,7 @@ def _block_labels(y: np.ndarray, blocks: np.ndarray, fold_of: np.ndarray) -> lis
         for block in fold_blocks:
             values = np.unique(y[blocks == block])
             if values.size != 1:
-                raise InputError("samples", f"block {block} holds several classes: labels cannot be shuffled between blocks")
+                raise SpecError(None, "samples", f"block {block} holds several classes: labels cannot be shuffled between blocks")
             labels.append(int(values[0]))
         folds.append((fold_blocks, labels))
     return folds

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from neurolearn_cli.errors import InputError
+from neurolearn_cli.errors import InputError, SpecError
 from neurolearn_cli.mvpa.decoding.spec import DecodingTarget, SampleSpec
 
 
@@ -80,7 +80,7 @@ def class_labels(conditions: pd.Series, target: DecodingTarget) -> tuple[np.ndar
     for field, names in (("target.include", target.include), ("target.positive", target.positive)):
         missing = sorted(set(names or []) - present)
         if missing:
-            raise InputError(field, f"condition {', '.join(missing)} not in the events' '{target.column}'")
+            raise SpecError(None, field, f"condition {', '.join(missing)} not in the events' '{target.column}'")
     decoded = conditions.isin(target.include).to_numpy() if target.include else np.ones(len(conditions), bool)
     kept = conditions[decoded]
     if target.positive:
@@ -90,5 +90,5 @@ def class_labels(conditions: pd.Series, target: DecodingTarget) -> tuple[np.ndar
         classes = sorted(set(kept))
         codes = np.searchsorted(classes, kept.to_numpy())
     if np.unique(codes).size < 2:
-        raise InputError("target", f"fewer than two classes to decode in '{target.column}'")
+        raise SpecError(None, "target", f"fewer than two classes to decode in '{target.column}'")
     return decoded, codes, classes

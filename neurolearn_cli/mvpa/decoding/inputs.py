@@ -16,7 +16,7 @@ import torch
 
 from neurolearn_cli.derivatives import build_relpath, raw_entities
 from neurolearn_cli.engine.image import Grid, Image
-from neurolearn_cli.errors import InputError
+from neurolearn_cli.errors import InputError, SpecError
 from neurolearn_cli.mvpa.decoding.spec import DecodingSpec, MaskSpec
 
 
@@ -106,7 +106,7 @@ def _labels_of(spec: MaskSpec, table: pd.DataFrame) -> list[int]:
     for label in spec.labels:
         index = label if isinstance(label, int) else by_name.get(label)
         if index is None or index not in indices:
-            raise InputError("mask.labels", f"no parcel '{label}' in the atlas")
+            raise SpecError(None, "mask.labels", f"no parcel '{label}' in the atlas")
         chosen.append(index)
     return chosen
 
