@@ -2,15 +2,23 @@
 # A real single-node SLURM for the job-array test (tests/test_slurm.py), as root.
 # Installs Debian's slurm-wlm and munge when missing, writes a one-node config,
 # starts munged, slurmctld and slurmd, and waits for the node to be idle.
-#   .ci/slurm-local.sh start | stop
+#   .ci/slurm-local.sh start | stop   (stop ends the daemons start began, by their pid files)
 set -euo pipefail
 state=/tmp/neurolearn-slurm
 action=${1:-start}
 
 if [ "$action" = stop ]; then
+    # stop the daemons start recorded, each by its pid, and wait until it is gone
     for daemon in slurmd slurmctld munged; do
-        if [ -f "$state/$daemon.pid" ]; then kill "$(cat "$state/$daemon.pid")" 2>/dev/null || true; fi
+        pidfile=$state/$daemon.pid
+        [ -f "$pidfile" ] || continue
+        pid=$(cat "$pidfile")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        if kill -0 "$pid" 2>/dev/null; then echo "slurm-local: $daemon ($pid) did not stop" >&2; exit 1; fi
+        rm -f "$pidfile"
     done
+    echo "slurm-local: stopped"
     exit 0
 fi
 [ "$action" = start ] || { echo "usage: $0 start|stop" >&2; exit 2; }
@@ -46,7 +54,11 @@ CONF
 [ -s /etc/munge/munge.key ] || dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 2>/dev/null
 chown munge:munge /etc/munge/munge.key /run/munge /var/lib/munge /var/log/munge 2>/dev/null || true
 chmod 400 /etc/munge/munge.key
-/usr/sbin/munged --force --pid-file "$state/munged.pid" 2>/dev/null || /usr/sbin/munged --force
+if ! /usr/sbin/munged --force --pid-file "$state/munged.pid" 2>/dev/null; then
+    /usr/sbin/munged --force  # an older munged without --pid-file: it records its pid in the default place
+    sleep 1
+    cp /run/munge/munged.pid "$state/munged.pid"
+fi
 /usr/sbin/slurmctld
 /usr/sbin/slurmd
 for _ in $(seq 60); do
