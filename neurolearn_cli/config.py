@@ -11,11 +11,21 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from neurolearn_cli.errors import InputError, UsageError
+from neurolearn_cli.spaces import DEFAULT_OUTPUT_SPACES, OutputSpace, parse_output_space
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,7 +44,43 @@ PARTICIPANT_STAGES = ("smri", "fmri", "qc")
 GROUP_STAGES = ("qc", "mvpa")
 ALL_STAGES = ("smri", "fmri", "qc", "mvpa")
 IGNORABLE = ("fieldmaps", "slicetiming", "sbref")
-DEFAULT_OUTPUT_SPACES = ("MNI152NLin2009aSym:res-2", "T1w")
+
+#: An output space: parsed from fMRIPrep's spelling, saved (run record, fingerprints) in it.
+OutputSpaceOption = Annotated[
+    OutputSpace,
+    BeforeValidator(lambda value: value if isinstance(value, OutputSpace) else parse_output_space(str(value))),
+    PlainSerializer(str, return_type=str),
+]
+
+
+SELECTION = "Selection"
+RESOURCES = "Resources and reproducibility"
+BEHAVIOUR = "Run behaviour"
+STAGE_OPTIONS = "smri / fmri options"
+MVPA_OPTIONS = "mvpa options"
+
+
+def option(default: Any, help: str, panel: str, *, short: str | None = None, **constraints: Any) -> Any:
+    """A :class:`RunConfig` field that is also a command-line option.
+
+    The command line is generated from these fields (:mod:`neurolearn_cli.cli.options`):
+    the option's name, type, default, help text and help panel are declared here once.
+
+    Parameters
+    ----------
+    default
+        The option's one default.
+    help : str
+        Help text (the default is appended to it by the command line).
+    panel : str
+        The ``--help`` section the option is listed in.
+    short : str, optional
+        A one-letter alias such as ``-w``.
+    **constraints
+        pydantic constraints (``ge``, ``gt``, ...).
+    """
+    extra: dict[str, Any] = {"panel": panel, **({"short": short} if short else {})}
+    return Field(default, description=help, json_schema_extra=extra, **constraints)
 
 
 def strip_sub_prefix(label: str) -> str:
@@ -61,45 +107,53 @@ class RunConfig(BaseModel):
     output_dir: Path
     analysis_level: AnalysisLevel = AnalysisLevel.participant
     # selection
-    stages: tuple[str, ...] = ()
-    participant_label: tuple[str, ...] = ()
-    session_label: tuple[str, ...] = ()
-    task: tuple[str, ...] = ()
-    bids_filter_file: Path | None = None
-    bids_filters: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    skip_bids_validation: bool = False
-    bids_database_dir: Path | None = None
+    stages: tuple[str, ...] = option((), "Stages to run (bare form only), e.g. smri,fmri,qc.", SELECTION)
+    participant_label: tuple[str, ...] = option((), "Participant labels, with or without sub-.", SELECTION)
+    session_label: tuple[str, ...] = option((), "Session labels to process.", SELECTION)
+    task: tuple[str, ...] = option((), "Tasks to process.", SELECTION)
+    bids_filter_file: Path | None = option(None, "JSON file of BIDS entity filters (fMRIPrep format).", SELECTION)
+    bids_filters: dict[str, dict[str, Any]] = Field(default_factory=dict)  # read from bids_filter_file
+    skip_bids_validation: bool = option(False, "Skip dataset validation.", SELECTION)
+    bids_database_dir: Path | None = option(None, "Cache directory for the pybids index.", SELECTION)
     # resources
-    work_dir: Path | None = None
-    nprocs: int = Field(1, ge=1)
-    omp_nthreads: int | None = Field(None, ge=1)
-    mem_gb: float | None = Field(None, gt=0)
-    device: str = "auto"
-    seed: int = Field(0, ge=0)
+    work_dir: Path | None = option(None, "Scratch directory.", RESOURCES, short="-w")
+    nprocs: int = option(1, "Participants processed at once.", RESOURCES, ge=1)
+    omp_nthreads: int | None = option(None, "Torch threads per participant.", RESOURCES, ge=1)
+    mem_gb: float | None = option(None, "Memory budget in GB.", RESOURCES, gt=0)
+    device: str = option("auto", "auto, cpu, cuda or cuda:N.", RESOURCES)
+    seed: int = option(0, "Random seed.", RESOURCES, ge=0)
     # behaviour
-    output_spaces: tuple[str, ...] = DEFAULT_OUTPUT_SPACES
-    resume: bool = True
-    stop_on_first_crash: bool = False
-    dry_run: bool = False
-    verbosity: int = 0
-    debug: bool = False
+    output_spaces: tuple[OutputSpaceOption, ...] = option(
+        tuple(parse_output_space(s) for s in DEFAULT_OUTPUT_SPACES),
+        "Output spaces in fMRIPrep's syntax: a template with res-N (its own N mm grid) or res-native, or T1w.",
+        BEHAVIOUR,
+    )
+    resume: bool = option(True, "Keep outputs made from the same inputs and settings.", BEHAVIOUR)
+    stop_on_first_crash: bool = option(False, "Stop at the first failing participant.", BEHAVIOUR)
+    dry_run: bool = option(False, "Print the plan and exit.", BEHAVIOUR)
+    verbosity: int = 0  # the command line's -v and -q counts
+    debug: bool = option(False, "Show tracebacks.", BEHAVIOUR)
     # smri / fmri
-    atlas: Path | None = None
-    atlas_labels: Path | None = None
-    dummy_scans: int | None = Field(None, ge=0)
-    ignore: tuple[str, ...] = ()
-    slice_time_ref: float = Field(0.5, ge=0.0, le=1.0)
-    fd_spike_threshold: float = Field(0.5, gt=0)
-    dvars_spike_threshold: float = Field(1.5, gt=0)
+    atlas: Path | None = option(None, "Parcellation in template space (default: the bundled one).", STAGE_OPTIONS)
+    atlas_labels: Path | None = option(None, "Label table (TSV: index, name) for --atlas.", STAGE_OPTIONS)
+    dummy_scans: int | None = option(None, "Non-steady-state volumes (default: detected).", STAGE_OPTIONS, ge=0)
+    ignore: tuple[str, ...] = option((), f"Steps to skip: {', '.join(IGNORABLE)}.", STAGE_OPTIONS)
+    slice_time_ref: float = option(0.5, "Slice-timing reference, fraction of TR.", STAGE_OPTIONS, ge=0.0, le=1.0)
+    fd_spike_threshold: float = option(0.5, "FD threshold for motion outliers, mm.", STAGE_OPTIONS, gt=0)
+    dvars_spike_threshold: float = option(1.5, "std DVARS threshold for motion outliers.", STAGE_OPTIONS, gt=0)
     # mvpa (group level)
-    spec: Path | None = None
-    features: str | None = None
-    target: str | None = None
-    model: str | None = None
-    cv: str | None = None
-    group_by: str | None = None
-    permutations: int | None = Field(None, ge=0)
-    name: str | None = None
+    spec: Path | None = option(None, "Analysis spec (YAML); the options below override its fields.", MVPA_OPTIONS)
+    features: str | None = option(None, "morph, connectivity, iqm, or a TSV/CSV path with participant_id.",
+                                  MVPA_OPTIONS)
+    target: str | None = option(None, "participants.tsv column to predict.", MVPA_OPTIONS)
+    model: str | None = option(None, "svm, logistic, ridge, lasso, elasticnet, svr, rf, knn, lda, mlp or "
+                               "torch-linear.", MVPA_OPTIONS)
+    cv: str | None = option(None, "Outer folds K (the spec's default: 5), logo (leave one group out) or loo.",
+                            MVPA_OPTIONS)
+    group_by: str | None = option(None, "Column (or 'site') whose groups the folds never split.", MVPA_OPTIONS)
+    permutations: int | None = option(None, "Permutations of the outer score (the spec's default: 100).",
+                                      MVPA_OPTIONS, ge=0)
+    name: str | None = option(None, "Analysis folder name (default <target>_<model>).", MVPA_OPTIONS)
 
     @field_validator("participant_label", mode="after")
     @classmethod
@@ -115,6 +169,11 @@ class RunConfig(BaseModel):
     @classmethod
     def _strip_task(cls, tasks: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(t[5:] if t.startswith("task-") else t for t in tasks)
+
+    @field_validator("output_spaces", mode="after")
+    @classmethod
+    def _distinct_spaces(cls, spaces: tuple[OutputSpace, ...]) -> tuple[OutputSpace, ...]:
+        return tuple(dict.fromkeys(spaces))
 
     @field_validator("ignore", mode="after")
     @classmethod

@@ -32,7 +32,7 @@ def test_default_stages_per_level(tmp_path):
 
 def test_unset_list_options_keep_their_defaults(tmp_path):
     config = build_config(base(tmp_path, output_spaces=[], participant_label=(), task=None), set(), None)
-    assert config.output_spaces == ("MNI152NLin2009aSym:res-2", "T1w")
+    assert [str(space) for space in config.output_spaces] == ["MNI152NLin2009aSym:res-2", "T1w"]
     assert config.participant_label == ()
 
 

@@ -7,11 +7,10 @@ spelling and a repeated option per value, so argv is rewritten before parsing.
 
 from __future__ import annotations
 
+from neurolearn_cli.cli.options import list_options
+
 #: Options that take several space-separated values.
-LIST_OPTIONS = frozenset({
-    "--participant-label", "--session-label", "--task", "--output-spaces", "--ignore", "--stages",
-    "--derivatives",
-})
+LIST_OPTIONS = list_options() | {"--derivatives"}
 
 
 def _dashed(token: str) -> str:

@@ -47,6 +47,12 @@ from neurolearn_cli.fmri.nonsteady import detect_nonsteady
 from neurolearn_cli.fmri.pepolar import estimate_pepolar_field
 from neurolearn_cli.fmri.reference import bold_reference
 from neurolearn_cli.fmri.slicetiming import correct_slice_timing
+from neurolearn_cli.spaces import (
+    DEFAULT_OUTPUT_SPACES,
+    OutputSpace,
+    first_template,
+    parse_output_space,
+)
 
 #: Confound strategy for connectivity (nilearn ``load_confounds`` names).
 DENOISING_STRATEGY = ("motion", "wm_csf", "high_pass")
@@ -60,8 +66,8 @@ class Anatomy:
     mask: Image
     tissues: Mapping[str, Image]
     to_template: Transform
-    template_grid: Grid
     template_name: str
+    template_grids: Mapping[str, Grid]  # the template's own grids, by ``res-`` label
 
 
 @dataclass(frozen=True)
@@ -94,15 +100,14 @@ class BoldOptions:
     slice_time_ref: float = 0.5
     fd_threshold: float = 0.5
     dvars_threshold: float = 1.5
-    output_spaces: Sequence[str] = ("MNI152NLin2009aSym:res-2", "T1w")
+    output_spaces: Sequence[OutputSpace] = tuple(parse_output_space(s) for s in DEFAULT_OUTPUT_SPACES)
 
 
 @dataclass(frozen=True)
 class SpaceOutput:
     """The preprocessed series, its reference and brain mask in one output space."""
 
-    space: str
-    resolution: str | None
+    space: OutputSpace
     bold: Image
     boldref: Image
     mask: Image
@@ -126,18 +131,27 @@ class FmriResult:
     sdc_method: str = "none"
 
 
-def parse_space(spec: str) -> tuple[str, str | None]:
-    """``MNI152NLin2009aSym:res-2`` -> (``MNI152NLin2009aSym``, ``2``)."""
-    name, _, modifier = spec.partition(":")
-    return name, modifier.removeprefix("res-") if modifier else None
+def grid_at_spacing(extent: Grid, spacing: tuple[float, float, float]) -> Grid:
+    """An RAS grid of voxels of ``spacing`` mm covering ``extent``'s field of view.
+
+    fMRIPrep's ``space-T1w`` and ``res-native`` template outputs: the BOLD's
+    voxel size over the T1w's or the template's extent.
+    """
+    extent_mm = [n * s for n, s in zip(extent.shape, extent.spacing, strict=True)]
+    shape = tuple(max(2, int(np.ceil(e / s))) for e, s in zip(extent_mm, spacing, strict=True))
+    return conform_grid(extent, spacing, shape)
 
 
-def t1w_grid_at_bold_resolution(t1w: Grid, bold: Grid) -> Grid:
-    """T1w space sampled at the BOLD's voxel size (fMRIPrep's ``space-T1w``), covering the T1w field of view."""
-    spacing = bold.spacing
-    extent = [n * s for n, s in zip(t1w.shape, t1w.spacing, strict=True)]
-    shape = tuple(max(2, int(np.ceil(e / s))) for e, s in zip(extent, spacing, strict=True))
-    return conform_grid(t1w, spacing, shape)
+def output_grid(space: OutputSpace, anatomy: Anatomy, bold: Grid) -> Grid:
+    """The grid of an output space: the template's own ``res-`` grid, else the BOLD's voxel size."""
+    if not space.is_template:
+        return grid_at_spacing(anatomy.t1w.grid, bold.spacing)
+    if space.name != anatomy.template_name:
+        raise ValueError(f"output space {space} is not the anatomy's template {anatomy.template_name}")
+    if space.resolution is not None:
+        return anatomy.template_grids[space.resolution]
+    finest = min(anatomy.template_grids.values(), key=lambda grid: grid.spacing)
+    return grid_at_spacing(finest, bold.spacing)
 
 
 def grid_center(grid: Grid) -> torch.Tensor:
@@ -287,34 +301,24 @@ def preprocess_bold(
 
     spaces: list[SpaceOutput] = []
     connectivity_result = None
-    for spec in options.output_spaces:
-        name, resolution = parse_space(spec)
-        if name == "T1w":
-            grid, to_bold = (
-                t1w_grid_at_bold_resolution(anatomy.t1w.grid, boldref.grid),
-                [coreg.transform],
-            )
-            anat_mask, anat_chain = anatomy.mask, None
-        elif name == anatomy.template_name:
-            grid, to_bold = anatomy.template_grid, [anatomy.to_template, coreg.transform]
-            anat_mask, anat_chain = anatomy.mask, anatomy.to_template
-        else:
-            notes.append(f"output space {spec} is not available offline; skipped")
-            continue
+    parcel_space = first_template(options.output_spaces)
+    for space in options.output_spaces:
+        grid = output_grid(space, anatomy, boldref.grid)
+        to_space = anatomy.to_template if space.is_template else None  # the normalization, for templates
+        to_bold = [coreg.transform] if to_space is None else [to_space, coreg.transform]
         # One band-limited interpolation each: a cubic spline would smooth the run by ~15 % FWHM
         boldref_out = resample(boldref, grid, Chain(to_bold + unwarp), order="sinc")
         bold_out = resample(stc_bold, grid, Chain(to_bold + native_chain), order="sinc")
-        mask_out = resample(anat_mask, grid, anat_chain, order="nearest")
+        mask_out = resample(anatomy.mask, grid, to_space, order="nearest")
         spaces.append(
             SpaceOutput(
-                name,
-                resolution,
+                space,
                 bold_out.with_data(bold_out.data.clamp(min=0)),  # magnitude: ringing below 0 is artefact
                 boldref_out.with_data(boldref_out.data.clamp(min=0)),
                 mask_out,
             )
         )
-        if name == anatomy.template_name and atlas_labels is not None and atlas_table is not None:
+        if space == parcel_space and atlas_labels is not None and atlas_table is not None:
             labels = resample_labels(atlas_labels, grid, None)
             series_tp = parcel_means(bold_out.data, labels.data, atlas_table["index"].tolist())
             selected, sample_mask = select_confounds(confounds.table, DENOISING_STRATEGY)

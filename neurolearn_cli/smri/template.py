@@ -17,9 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neurolearn_cli.engine.image import Image
+from neurolearn_cli.engine.image import Grid, Image
+from neurolearn_cli.spaces import BUNDLED_TEMPLATE
 
-TEMPLATE_NAME = "MNI152NLin2009aSym"
+TEMPLATE_NAME = BUNDLED_TEMPLATE
 MASK_THRESHOLD = 0.2
 
 
@@ -71,21 +72,42 @@ def _coarse_affine(affine: np.ndarray, factor: int) -> np.ndarray:
     return scaled
 
 
-def coarsen(template: Template, factor: int) -> Template:
-    """``template`` block-averaged by an integer ``factor`` (voxels ``factor`` times larger)."""
+def _check_factor(factor: float) -> int:
     if int(factor) != factor or factor < 1:
         raise ValueError(f"coarsening factor must be a positive integer, got {factor}")
-    factor = int(factor)
+    return int(factor)
+
+
+def coarse_grid(grid: Grid, factor: int) -> Grid:
+    """The grid of ``factor``³ blocks of ``grid``: where :func:`coarsen` puts its block averages."""
+    factor = _check_factor(factor)
+    affine = torch.as_tensor(_coarse_affine(grid.affine.cpu().numpy(), factor), dtype=torch.float64,
+                             device=grid.device)
+    return Grid(tuple(-(-n // factor) for n in grid.shape), affine)
+
+
+def coarsen(template: Template, factor: int) -> Template:
+    """``template`` block-averaged by an integer ``factor`` (voxels ``factor`` times larger)."""
+    factor = _check_factor(factor)
     if factor == 1:
         return template
-    affine = torch.as_tensor(
-        _coarse_affine(template.t1w.affine.cpu().numpy(), factor), dtype=torch.float64, device=template.t1w.device
-    )
+    affine = coarse_grid(template.t1w.grid, factor).affine
     images = {
         key: Image(_block_average(getattr(template, key).data, factor).contiguous(), affine)
         for key in ("t1w", "gm", "wm", "csf", "mask")
     }
     return Template(name=template.name, **images)
+
+
+@functools.lru_cache(maxsize=8)
+def template_grid(device: torch.device, resolution: int) -> Grid:
+    """The bundled template's grid at ``resolution`` mm, from its file's header alone (no voxels read)."""
+    import nibabel as nib
+    from nilearn import datasets
+
+    header = nib.load(datasets.MNI152_FILE_PATH)  # the file load_template's T1w comes from
+    native = Grid(header.shape[:3], torch.as_tensor(np.asarray(header.affine, dtype=np.float64), device=device))
+    return coarse_grid(native, resolution)
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,0 +1,125 @@
+"""Output spaces: parsed once into typed values, resolutions honoured, unknown ones refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from neurolearn_cli.config import build_config
+from neurolearn_cli.errors import UsageError
+from neurolearn_cli.spaces import OutputSpace, first_template, parse_output_space
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    ("spec", "space", "entities"),
+    [
+        ("MNI152NLin2009aSym:res-2", OutputSpace("MNI152NLin2009aSym", "2"),
+         {"space": "MNI152NLin2009aSym", "res": "2"}),
+        ("MNI152NLin2009aSym:res-01", OutputSpace("MNI152NLin2009aSym", "1"),
+         {"space": "MNI152NLin2009aSym", "res": "1"}),
+        ("MNI152NLin2009aSym:res-native", OutputSpace("MNI152NLin2009aSym"), {"space": "MNI152NLin2009aSym"}),
+        ("MNI152NLin2009aSym", OutputSpace("MNI152NLin2009aSym"), {"space": "MNI152NLin2009aSym"}),
+        ("T1w", OutputSpace("T1w"), {"space": "T1w"}),
+    ],
+)
+def test_parse_output_space(spec, space, entities):
+    parsed = parse_output_space(spec)
+    assert parsed == space and parsed.entities == entities
+    assert parse_output_space(str(parsed)) == parsed
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("Foo:res-9", ["unknown output space 'Foo:res-9'", "MNI152NLin2009aSym", "T1w"]),
+        ("MNI152NLin2009aSym:res-9", ["no resolution res-9", "res-1, res-2"]),
+        ("MNI152NLin2009aSym:cohort-2", ["has no cohorts"]),
+        ("MNI152NLin2009aSym:den-91k", ["bad modifier 'den-91k'"]),
+        ("MNI152NLin2009aSym:res-1:res-2", ["bad modifier 'res-2'"]),
+        ("T1w:res-2", ["T1w takes no modifiers"]),
+    ],
+)
+def test_unknown_space_or_resolution_is_refused(spec, words):
+    with pytest.raises(ValueError) as error:
+        parse_output_space(spec)
+    for word in words:
+        assert word in str(error.value)
+
+
+def test_config_holds_typed_spaces_and_saves_their_spelling(tmp_path: Path):
+    values = {"bids_dir": tmp_path / "bids", "output_dir": tmp_path / "out",
+              "output_spaces": ["MNI152NLin2009aSym:res-1", "T1w", "T1w"]}
+    config = build_config(values, set(values), None)
+    assert config.output_spaces == (OutputSpace("MNI152NLin2009aSym", "1"), OutputSpace("T1w"))
+    assert config.model_dump(mode="json")["output_spaces"] == ["MNI152NLin2009aSym:res-1", "T1w"]
+    assert first_template(config.output_spaces) == OutputSpace("MNI152NLin2009aSym", "1")
+
+
+def test_config_refuses_an_unknown_space(tmp_path: Path):
+    values = {"bids_dir": tmp_path / "bids", "output_dir": tmp_path / "out", "output_spaces": ["Foo:res-9"]}
+    with pytest.raises(UsageError) as error:
+        build_config(values, set(values), None)
+    message = str(error.value)
+    assert message.startswith("--output-spaces: unknown output space 'Foo:res-9'") and "\n" not in message
+
+
+def test_cli_refuses_an_unknown_space_before_any_work(cli, make_bids, tmp_path: Path):
+    bids = make_bids()
+    out = tmp_path / "out"
+    code, _, err = cli(str(bids), str(out), "participant", "--output-spaces", "Foo:res-9")
+    assert code == 2
+    assert err.strip().count("\n") == 0 and "Foo:res-9" in err and "available" in err
+    assert not out.exists()
+
+
+def _anatomy(t1w_grid, template_grids):
+    from neurolearn_cli.engine.image import Image
+    from neurolearn_cli.fmri.pipeline import Anatomy
+
+    empty = Image(torch.zeros(t1w_grid.shape), t1w_grid.affine)
+    return Anatomy(t1w=empty, mask=empty, tissues={}, to_template=None, template_name="MNI152NLin2009aSym",
+                   template_grids=template_grids)
+
+
+def test_output_grid_honours_the_resolution():
+    from neurolearn_cli.engine.image import Grid
+    from neurolearn_cli.fmri.pipeline import output_grid
+    from neurolearn_cli.smri.template import template_grid
+
+    grids = {"1": template_grid(CPU, 1), "2": template_grid(CPU, 2)}
+    t1w = Grid((40, 48, 44), torch.diag(torch.tensor([0.7, 0.7, 0.7, 1.0], dtype=torch.float64)))
+    bold = Grid((20, 22, 18), torch.diag(torch.tensor([3.0, 3.0, 3.3, 1.0], dtype=torch.float64)))
+    anatomy = _anatomy(t1w, grids)
+
+    res1 = output_grid(parse_output_space("MNI152NLin2009aSym:res-1"), anatomy, bold)
+    assert res1 == grids["1"] and res1.spacing == (1.0, 1.0, 1.0) and res1.shape == (197, 233, 189)
+    assert output_grid(parse_output_space("MNI152NLin2009aSym:res-2"), anatomy, bold) == grids["2"]
+    native = output_grid(parse_output_space("MNI152NLin2009aSym"), anatomy, bold)
+    assert native.spacing == pytest.approx((3.0, 3.0, 3.3))
+    assert native.shape == (66, 78, 58)  # the template's 197 x 233 x 189 mm at the BOLD's voxel size
+    t1w_space = output_grid(parse_output_space("T1w"), anatomy, bold)
+    assert t1w_space.spacing == pytest.approx((3.0, 3.0, 3.3)) and t1w_space.shape == (10, 12, 10)
+
+
+def test_template_grids_are_the_templates_own():
+    from neurolearn_cli.smri.template import load_template, template_grid
+
+    for resolution in (1, 2):
+        assert template_grid(CPU, resolution) == load_template(CPU, resolution).t1w.grid
+
+
+def test_planned_names_follow_the_space(make_bids):
+    from neurolearn_cli.dataset.query import plan_dataset
+    from neurolearn_cli.fmri.workflow import planned_entities
+
+    run = plan_dataset(make_bids(("01",))).participants[0].bold[0]
+    spaces = [parse_output_space(s) for s in ("MNI152NLin2009aSym:res-1", "MNI152NLin2009aSym", "T1w")]
+    entities = planned_entities(run, spaces, "atlas")
+    assert entities["bold_MNI152NLin2009aSym:res-1"]["res"] == "1"
+    assert "res" not in entities["bold_MNI152NLin2009aSym"]
+    assert entities["bold_T1w"]["space"] == "T1w" and "res" not in entities["bold_T1w"]
+    assert entities["mean"]["res"] == "1"  # parcel time series come from the first template space
