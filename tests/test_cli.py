@@ -157,6 +157,20 @@ def test_guarded_command_reports_internal_errors(cli, tmp_path, monkeypatch):
     assert err.startswith("neurolearn: error: internal error (KeyError at neurolearn_cli/cli/verify.py:")
 
 
+def test_importing_sets_no_environment_variable_and_main_sets_huge_pages(cli, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    check = ("import os; before = dict(os.environ); import neurolearn_cli.cli.app, neurolearn_cli.run, "
+             "neurolearn_cli.engine.device; assert dict(os.environ) == before, set(os.environ) ^ set(before)")
+    env = {k: v for k, v in os.environ.items() if k not in ("THP_MEM_ALLOC_ENABLE", "CUBLAS_WORKSPACE_CONFIG")}
+    subprocess.run([sys.executable, "-c", check], check=True, env=env)
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    assert cli("--version")[0] == 0
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "1"
+
+
 def test_memory_aware_scheduling():
     from neurolearn_cli.run import can_start
 

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from neurolearn_cli.dataset.intendedfor import resolve_intended_for
 from neurolearn_cli.dataset.query import plan_dataset
 from neurolearn_cli.errors import InputError, UsageError
 
@@ -91,6 +92,39 @@ def test_fieldmap_intended_for_bids_uri_and_relative(make_bids):
     meta["IntendedFor"] = bold
     (fmap / "sub-01_phasediff.json").write_text(json.dumps(meta))
     assert len(plan_dataset(root).participants[0].bold[0].fieldmaps) == 1
+
+
+def test_intended_for_uris_and_relative_paths():
+    fmap = "sub-01/ses-1/fmap/sub-01_ses-1_phasediff.nii.gz"
+    assert resolve_intended_for(
+        [
+            "bids::sub-01/ses-1/func/sub-01_ses-1_task-a_bold.nii.gz",
+            "ses-1/func/sub-01_ses-1_task-b_bold.nii.gz",
+        ],
+        fmap,
+    ) == [
+        "sub-01/ses-1/func/sub-01_ses-1_task-a_bold.nii.gz",
+        "sub-01/ses-1/func/sub-01_ses-1_task-b_bold.nii.gz",
+    ]
+    assert resolve_intended_for("func/x_bold.nii.gz", "sub-02/fmap/p.nii.gz") == [
+        "sub-02/func/x_bold.nii.gz"
+    ]
+    with pytest.raises(InputError, match="leaves the dataset"):
+        resolve_intended_for("../../etc/passwd", fmap, "p.json")
+    with pytest.raises(InputError, match="another dataset"):
+        resolve_intended_for("bids:raw:sub-01/func/x.nii.gz", fmap, "p.json")
+
+
+def test_bad_intended_for_skips_only_that_participant(make_bids):
+    root = make_bids(("01", "02"))
+    fmap = root / "sub-01" / "fmap"
+    fmap.mkdir()
+    shutil.copy(root / "sub-01" / "anat" / "sub-01_T1w.nii.gz", fmap / "sub-01_phasediff.nii.gz")
+    sidecar = fmap / "sub-01_phasediff.json"
+    sidecar.write_text(json.dumps({"EchoTime1": 0.004, "EchoTime2": 0.0065, "IntendedFor": "../../etc/passwd"}))
+    first, second = plan_dataset(root).participants
+    assert first.problems == (f"{sidecar}: IntendedFor '../../etc/passwd' leaves the dataset",)
+    assert second.problems == ()
 
 
 def test_fieldmap_chosen_by_b0_field_source_over_intended_for(make_bids):

@@ -10,6 +10,7 @@ stderr and an exit code (2 for bad usage or input, 1 for processing failures);
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -118,7 +119,11 @@ _register_commands()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point: normalise argv, run the app, map errors to exit codes."""
+    """Console-script entry point: set up the process, normalise argv, run the app, map errors to exit codes."""
+    # Transparent huge pages for torch's large CPU buffers (a 0.7 mm T1w map is 160 MB; faulting it in
+    # 4 KB pages on every new temporary cost qc a fifth of its time). torch reads this at its first
+    # allocation, so it is set here, before any command imports torch; spawned workers inherit it.
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     keep_freed_memory()
     args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
     command = typer.main.get_command(app)

@@ -71,11 +71,13 @@ def mvpa_command(
 def _decode(spec: Path, bids_dir: Path, output_dir: Path, *, mask: Path | None, participants: list[str] | None,
             permutations: int | None, name: str | None, seed: int | None, device: str, nprocs: int) -> None:
     """Decode within each participant from a ``mode: within`` spec and print one line per participant."""
+    from neurolearn_cli.engine.device import configure_determinism
     from neurolearn_cli.errors import SpecError
     from neurolearn_cli.mvpa.decoding.run import run_decoding
     from neurolearn_cli.mvpa.decoding.spec import load_decoding_spec
 
     decoding = load_decoding_spec(spec, mask=mask, permutations=permutations, name=name, seed=seed)
+    configure_determinism(decoding.seed)  # once for this process, as the runner does for the other commands
     try:
         results = run_decoding(decoding, bids_dir, output_dir, participants=participants, device=device, n_jobs=nprocs)
     except SpecError as error:

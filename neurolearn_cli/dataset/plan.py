@@ -7,7 +7,7 @@ be printed by ``--dry-run`` and tested without images.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,4 +89,3 @@ class DatasetPlan:
     name: str
     participants: tuple[ParticipantPlan, ...]
     participants_table: Path | None = None
-    dataset_problems: tuple[str, ...] = field(default_factory=tuple)

@@ -14,6 +14,7 @@ from typing import Any
 
 import nibabel as nib
 
+from neurolearn_cli.dataset.intendedfor import resolve_intended_for
 from neurolearn_cli.dataset.plan import (
     BoldRun,
     DatasetPlan,
@@ -80,18 +81,14 @@ def _query(layout: Any, label: str, config_filters: dict[str, Any], name: str, b
     return sorted(layout.get(**query), key=lambda f: f.path)
 
 
-def _intended_for_paths(metadata: dict[str, Any], subject_dir: Path, bids_dir: Path) -> set[Path]:
-    """Resolve IntendedFor entries (subject-relative paths or ``bids::`` URIs) to absolute paths."""
-    targets = metadata.get("IntendedFor") or []
-    if isinstance(targets, str):
-        targets = [targets]
-    resolved = set()
-    for target in targets:
-        if target.startswith("bids::"):
-            resolved.add((bids_dir / target[len("bids::"):]).resolve())
-        else:
-            resolved.add((subject_dir / target).resolve())
-    return resolved
+def _intended_for_paths(image: ImageInput, bids_dir: Path) -> set[Path]:
+    """The absolute paths a fieldmap's ``IntendedFor`` names (see :func:`resolve_intended_for`)."""
+    name = image.path.name
+    sidecar = image.path.with_name((name[: -len(".nii.gz")] if name.endswith(".nii.gz") else image.path.stem) + ".json")
+    root = bids_dir.absolute()  # as pybids indexes it
+    relpath = image.path.relative_to(root).as_posix()
+    targets = resolve_intended_for(image.metadata.get("IntendedFor") or [], relpath, sidecar)
+    return {(root / target).resolve() for target in targets}
 
 
 def _identifiers(value: Any) -> set[str]:
@@ -120,8 +117,13 @@ def _fieldmaps_for(bold: ImageInput, fieldmaps: list[_PlannedFieldmap]) -> tuple
 
 
 def _fieldmaps(layout: Any, label: str, filters: dict[str, Any], bids_dir: Path) -> list[_PlannedFieldmap]:
-    """Collect phase-difference, direct field and reverse-PE fieldmaps with their targets."""
-    subject_dir = bids_dir / f"sub-{label}"
+    """Collect phase-difference, direct field and reverse-PE fieldmaps with their targets.
+
+    Raises
+    ------
+    InputError
+        For an ``IntendedFor`` that is not a path or leaves the dataset, naming the sidecar.
+    """
     found = []
     for suffix, kind in (("phasediff", "phasediff"), ("fieldmap", "fieldmap"), ("epi", "epi")):
         for bids_file in _query(layout, label, filters, "fmap", {"suffix": suffix, "datatype": "fmap"}):
@@ -137,7 +139,7 @@ def _fieldmaps(layout: Any, label: str, filters: dict[str, Any], bids_dir: Path)
                     ]
             found.append(_PlannedFieldmap(
                 FieldmapInput(kind=kind, images=(main, *companions)),
-                _intended_for_paths(main.metadata, subject_dir, bids_dir),
+                _intended_for_paths(main, bids_dir),
                 _identifiers(main.metadata.get("B0FieldIdentifier")),
             ))
     return found
@@ -168,9 +170,12 @@ def plan_participant(layout: Any, label: str, *, sessions: tuple[str, ...], task
     if tasks:
         bold_query["task"] = list(tasks)
     bold_images = [_image_input(layout, f) for f in _query(layout, label, filters, "bold", bold_query)]
-    fieldmaps = _fieldmaps(layout, label, filters, bids_dir) if bold_images else []
-
     problems: list[str] = []
+    try:
+        fieldmaps = _fieldmaps(layout, label, filters, bids_dir) if bold_images else []
+    except InputError as error:  # a bad fieldmap sidecar skips this participant only
+        fieldmaps = []
+        problems.append(str(error))
     if not t1w and not bold_images:
         problems.append(f"sub-{label}: no T1w or BOLD images match the selection")
     for image in t1w:

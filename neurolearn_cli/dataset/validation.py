@@ -18,8 +18,6 @@ import numpy as np
 
 from neurolearn_cli.errors import InputError
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-
 
 def check_dataset_description(bids_dir: Path) -> dict:
     """Return the parsed ``dataset_description.json``; raise :class:`InputError` when unusable."""

@@ -15,12 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neurolearn_cli.engine.device import configure_determinism, resolve_device
+from neurolearn_cli.engine.device import resolve_device
 from neurolearn_cli.errors import SpecError
 from neurolearn_cli.mvpa import metrics
 from neurolearn_cli.mvpa.dataset import AnalysisData, assemble
 from neurolearn_cli.mvpa.features import load_features
-from neurolearn_cli.mvpa.models import TORCH_MODELS
 from neurolearn_cli.mvpa.outputs import write_outputs
 from neurolearn_cli.mvpa.pipeline import build_pipeline, design_matrix
 from neurolearn_cli.mvpa.provenance import versions
@@ -134,8 +133,6 @@ def run_analysis(spec: AnalysisSpec, bids_dir: Path, output_dir: Path, *,
     """
     started = time.time()
     torch_device = resolve_device(device)
-    if spec.model.name in TORCH_MODELS:
-        configure_determinism(spec.seed)
     table = load_features(spec.features, Path(output_dir))
     data = assemble(spec, table, Path(bids_dir))
     n_classes = 0 if data.classes is None else len(data.classes)

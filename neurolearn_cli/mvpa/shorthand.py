@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from neurolearn_cli.errors import InputError, UsageError
-from neurolearn_cli.mvpa.spec import AnalysisSpec, resolve_paths, spec_from_dict
+from neurolearn_cli.mvpa.spec import AnalysisSpec, read_yaml_spec, resolve_paths, spec_from_dict
 
 DERIVATIVE_KINDS = ("morph", "connectivity", "iqm")
 
@@ -22,12 +20,7 @@ def _cv(value: str) -> int | str:
 
 
 def _read(spec_file: Path) -> dict[str, Any]:
-    try:
-        payload = yaml.safe_load(spec_file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(spec_file, f"cannot read the spec ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise InputError(spec_file, f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    payload = read_yaml_spec(spec_file)
     if not isinstance(payload, dict):
         raise InputError(spec_file, "the spec must be a mapping of fields")
     return payload

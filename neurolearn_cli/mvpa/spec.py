@@ -33,7 +33,6 @@ FeatureKind = Literal["morph", "connectivity", "iqm", "table"]
 ModelName = Literal[
     "svm", "logistic", "ridge", "lasso", "elasticnet", "svr", "rf", "knn", "lda", "mlp", "torch-linear"
 ]
-MODEL_NAMES: tuple[str, ...] = ModelName.__args__
 
 
 class _Frozen(BaseModel):
@@ -188,12 +187,6 @@ def read_yaml_spec(path: Path) -> Any:
         raise InputError(path, f"cannot read the spec ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise InputError(path, f"not valid YAML ({str(exc).splitlines()[0]})") from None
-
-
-def load_spec(path: Path) -> AnalysisSpec:
-    """Read and validate a YAML spec file (relative paths are taken from its folder)."""
-    spec = spec_from_dict(read_yaml_spec(path), path)
-    return resolve_paths(spec, Path(path).parent)
 
 
 def resolve_paths(spec: AnalysisSpec, base: Path) -> AnalysisSpec:

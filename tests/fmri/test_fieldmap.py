@@ -17,7 +17,6 @@ from neurolearn_cli.fmri.fieldmap import (
     phasediff_field,
     shift_displacement,
 )
-from neurolearn_cli.fmri.intendedfor import resolve_intended_for
 from neurolearn_cli.fmri.masking import intensity_mask
 from neurolearn_cli.fmri.reference import bold_reference
 
@@ -82,27 +81,6 @@ def test_missing_metadata_is_a_skip_and_bad_metadata_an_error():
     with pytest.raises(InputError, match="EchoTime2"):
         echo_time_difference({"EchoTime1": 0.007, "EchoTime2": 0.005}, "phasediff.json")
     assert echo_time_difference({"EchoTime1": 0.00492, "EchoTime2": 0.00738}) == pytest.approx(DTE)
-
-
-def test_intended_for_uris_and_relative_paths():
-    fmap = "sub-01/ses-1/fmap/sub-01_ses-1_phasediff.nii.gz"
-    assert resolve_intended_for(
-        [
-            "bids::sub-01/ses-1/func/sub-01_ses-1_task-a_bold.nii.gz",
-            "ses-1/func/sub-01_ses-1_task-b_bold.nii.gz",
-        ],
-        fmap,
-    ) == [
-        "sub-01/ses-1/func/sub-01_ses-1_task-a_bold.nii.gz",
-        "sub-01/ses-1/func/sub-01_ses-1_task-b_bold.nii.gz",
-    ]
-    assert resolve_intended_for("func/x_bold.nii.gz", "sub-02/fmap/p.nii.gz") == [
-        "sub-02/func/x_bold.nii.gz"
-    ]
-    with pytest.raises(InputError, match="leaves the dataset"):
-        resolve_intended_for("../../etc/passwd", fmap, "p.json")
-    with pytest.raises(InputError, match="another dataset"):
-        resolve_intended_for("bids:raw:sub-01/func/x.nii.gz", fmap, "p.json")
 
 
 @pytest.mark.realdata

@@ -9,7 +9,7 @@ import yaml
 
 from neurolearn_cli.errors import InputError, UsageError
 from neurolearn_cli.mvpa.shorthand import build_spec
-from neurolearn_cli.mvpa.spec import load_spec, spec_from_dict, spec_to_yaml
+from neurolearn_cli.mvpa.spec import spec_from_dict, spec_to_yaml
 
 MINIMAL = {"name": "a", "features": {"kind": "table", "sources": ["f.tsv"]}, "target": {"column": "group"}}
 
@@ -18,7 +18,7 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump({**MINIMAL, "validation": {"outer": 5, "folds": 3}}))
     with pytest.raises(InputError) as error:
-        load_spec(path)
+        build_spec(path)
     assert str(error.value) == f"{path}: field 'validation.folds': unknown field"
     assert "\n" not in str(error.value)
 
@@ -38,7 +38,7 @@ def test_spec_is_frozen_and_round_trips(tmp_path: Path) -> None:
         spec.seed = 3
     path = tmp_path / "again.yaml"
     path.write_text(spec_to_yaml(spec))
-    assert load_spec(path) == spec.model_copy(update={"features": spec.features.model_copy(
+    assert build_spec(path) == spec.model_copy(update={"features": spec.features.model_copy(
         update={"sources": [tmp_path / "f.tsv"]})})
 
 

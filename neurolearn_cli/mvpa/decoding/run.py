@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neurolearn_cli.engine.device import configure_determinism, resolve_device
+from neurolearn_cli.engine.device import resolve_device
 from neurolearn_cli.errors import InputError
 from neurolearn_cli.mvpa import metrics
 from neurolearn_cli.mvpa.decoding.crossval import (
@@ -108,7 +108,6 @@ def decode_participant(spec: DecodingSpec, label: str, bids_dir: Path, derivativ
     """Decode one participant's runs and write ``output_dir/mvpa/<name>/sub-<label>/``."""
     started = time.time()
     torch_device = resolve_device(device)
-    configure_determinism(spec.seed)
     runs = find_runs(derivatives, bids_dir, label, spec)
     samples = estimate_samples(runs, spec, torch_device)
     decoded_rows, y, classes = class_labels(samples.table["condition"], spec.target)
