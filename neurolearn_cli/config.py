@@ -154,6 +154,8 @@ class RunConfig(BaseModel):
     permutations: int | None = option(None, "Permutations of the outer score (the spec's default: 100).",
                                       MVPA_OPTIONS, ge=0)
     name: str | None = option(None, "Analysis folder name (default <target>_<model>).", MVPA_OPTIONS)
+    derivatives: tuple[Path, ...] = option((), "Derivative folders to read morph, connectivity or iqm features "
+                                           "from, one per site (default OUTPUT_DIR).", MVPA_OPTIONS)
 
     @field_validator("participant_label", mode="after")
     @classmethod

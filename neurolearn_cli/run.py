@@ -41,7 +41,7 @@ NON_OUTPUT_SETTINGS = {
     "dry_run", "verbosity", "debug", "bids_database_dir", "skip_bids_validation", "stages", "participant_label",
 }
 #: Settings only the group-level pattern analysis reads.
-MVPA_SETTINGS = {"spec", "features", "target", "model", "cv", "group_by", "permutations", "name"}
+MVPA_SETTINGS = {"spec", "features", "target", "model", "cv", "group_by", "permutations", "name", "derivatives"}
 #: Settings only the functional stage (and the qc that reads its outputs) reads.
 FMRI_SETTINGS = {"output_spaces", "dummy_scans", "ignore", "slice_time_ref", "fd_spike_threshold",
                  "dvars_spike_threshold", "task"}
@@ -303,6 +303,7 @@ def execute(config: RunConfig, argv: list[str]) -> int:
         filters=config.bids_filters,
         validate=not config.skip_bids_validation,
         database_dir=config.bids_database_dir,
+        require_participants=set(config.selected_stages) != {"mvpa"},  # mvpa alone reads participants.tsv
     )
     if config.dry_run:
         print_plan(dataset, config, unavailable(config.selected_stages, level))

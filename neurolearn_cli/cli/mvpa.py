@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +15,9 @@ RUN = "Resources and reproducibility"
 
 
 def mvpa_command(
-    bids_dir: Annotated[Path, typer.Argument(help="BIDS dataset (participants.tsv is enough for tables).", show_default=False)],
+    ctx: typer.Context,
+    bids_dir: Annotated[Path, typer.Argument(help="BIDS dataset (its dataset_description.json and participants.tsv "
+                                             "are enough for tables).", show_default=False)],
     output_dir: Annotated[Path, typer.Argument(help="Derivatives folder; results go to OUTPUT_DIR/mvpa/<name>/.", show_default=False)],
     analysis_level: Annotated[AnalysisLevel, typer.Argument(help="group (between participants) or participant "
                                                             "(decoding within each, spec mode: within).", show_default=False)],
@@ -34,9 +37,10 @@ def mvpa_command(
     nprocs: Annotated[int, typer.Option(help="Processes for outer folds and permutations.", rich_help_panel=RUN)] = 1,
 ) -> None:
     """Classify or regress participants (group), or decode conditions within each participant (participant)."""
-    from neurolearn_cli.errors import InputError, SpecError, UsageError
-    from neurolearn_cli.mvpa.analysis import run_analysis
+    from neurolearn_cli.config import build_config
+    from neurolearn_cli.errors import UsageError
     from neurolearn_cli.mvpa.shorthand import build_spec
+    from neurolearn_cli.run import execute
 
     if nprocs < 1:
         raise UsageError(f"--nprocs {nprocs}: must be at least 1")
@@ -53,19 +57,22 @@ def mvpa_command(
         return
     if mask is not None or participant_label:
         raise UsageError("--mask and --participant-label are participant-level options")
+    # the spec is built here too, so that bad options stop the run before any work and the result is found
     analysis = build_spec(spec, features=features, target=target, model=model, cv=cv, group_by=group_by,
                           permutations=permutations, name=name, seed=seed, derivatives=derivatives)
-    if not (bids_dir / "participants.tsv").is_file():
-        raise InputError(bids_dir / "participants.tsv", "file not found (mvpa reads the target from it)")
-    try:
-        result = run_analysis(analysis, bids_dir, output_dir, device=device, n_jobs=nprocs)
-    except SpecError as error:
-        raise error.located(spec or "command line") from None
-    r = result.results
-    ci = "" if r["ci95"] is None else f", CI95 {r['ci95'][0]:.3f} to {r['ci95'][1]:.3f}"
-    p = "" if r["permutation_p"] is None else f", permutation p = {r['permutation_p']:.4f}"
-    typer.echo(f"{analysis.name}: {r['metric']} = {r['mean']:.3f}{ci}{p} ({r['n_samples']} participants); "
-               f"outputs in {result.folder}")
+    values = {"bids_dir": bids_dir, "output_dir": output_dir, "analysis_level": AnalysisLevel.group,
+              "stages": ["mvpa"], "spec": spec, "features": features, "target": target, "model": model, "cv": cv,
+              "group_by": group_by, "permutations": permutations, "name": name, "derivatives": derivatives,
+              "seed": seed, "device": device, "nprocs": nprocs}
+    code = execute(build_config(values, set(values), None), argv=(ctx.find_root().obj or {}).get("argv", []))
+    if code == 0:
+        folder = output_dir / "mvpa" / analysis.name
+        r = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+        ci = "" if r["ci95"] is None else f", CI95 {r['ci95'][0]:.3f} to {r['ci95'][1]:.3f}"
+        p = "" if r["permutation_p"] is None else f", permutation p = {r['permutation_p']:.4f}"
+        typer.echo(f"{analysis.name}: {r['metric']} = {r['mean']:.3f}{ci}{p} ({r['n_samples']} participants); "
+                   f"outputs in {folder}")
+    raise typer.Exit(code)
 
 
 def _decode(spec: Path, bids_dir: Path, output_dir: Path, *, mask: Path | None, participants: list[str] | None,

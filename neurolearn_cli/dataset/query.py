@@ -210,8 +210,12 @@ def plan_participant(layout: Any, label: str, *, sessions: tuple[str, ...], task
 
 def plan_dataset(bids_dir: Path, *, participant_labels: tuple[str, ...] = (), sessions: tuple[str, ...] = (),
                  tasks: tuple[str, ...] = (), filters: dict[str, Any] | None = None,
-                 validate: bool = True, database_dir: Path | None = None) -> DatasetPlan:
+                 validate: bool = True, database_dir: Path | None = None,
+                 require_participants: bool = True) -> DatasetPlan:
     """Validate and query ``bids_dir``; return one plan per selected participant.
+
+    Without ``require_participants`` (a group analysis that reads only
+    ``participants.tsv``), a dataset without images gives an empty plan.
 
     Raises
     ------
@@ -227,7 +231,9 @@ def plan_dataset(bids_dir: Path, *, participant_labels: tuple[str, ...] = (), se
             more = f" (and {len(invalid) - 1} more)" if len(invalid) > 1 else ""
             raise InputError(bids_dir / invalid[0], f"file name is not valid BIDS{more}; use --skip-bids-validation to ignore")
     layout = index_dataset(bids_dir, database_dir)
-    labels = resolve_participants(list(layout.get_subjects()), participant_labels, bids_dir)
+    subjects = list(layout.get_subjects())
+    needed = require_participants or subjects or participant_labels
+    labels = resolve_participants(subjects, participant_labels, bids_dir) if needed else []
     filters = filters or {}
     participants = tuple(
         plan_participant(layout, label, sessions=sessions, tasks=tasks, filters=filters, bids_dir=bids_dir, validate=validate)

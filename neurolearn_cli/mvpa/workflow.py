@@ -1,4 +1,4 @@
-"""The mvpa stage of the bare BIDS-App form at group level (``--spec`` or ``--features``/``--target``)."""
+"""The mvpa stage at group level, run by :func:`neurolearn_cli.run.run_group` for the bare form and ``neurolearn mvpa``."""
 
 from __future__ import annotations
 
@@ -7,14 +7,29 @@ from neurolearn_cli.stages import StageContext
 
 
 def run_group(dataset: DatasetPlan, context: StageContext) -> None:
-    """Build the analysis spec from the run's options and run it on the derivatives in OUTPUT_DIR."""
-    from neurolearn_cli.errors import SpecError
+    """Build the analysis spec from the run's options and run it, reading features from OUTPUT_DIR by default.
+
+    The options given override the spec file's fields; ``--seed`` does only
+    when given, else the spec's own seed applies.
+
+    Raises
+    ------
+    InputError
+        No ``participants.tsv`` in the BIDS folder, or a bad feature file.
+    SpecError
+        A spec field that does not fit the data, naming the spec file (or "command line").
+    """
+    from neurolearn_cli.errors import InputError, SpecError
     from neurolearn_cli.mvpa.analysis import run_analysis
     from neurolearn_cli.mvpa.shorthand import build_spec
 
     config = context.config
+    if dataset.participants_table is None:
+        raise InputError(config.bids_dir / "participants.tsv", "file not found (mvpa reads the target from it)")
+    seed = config.seed if "seed" in config.model_fields_set else None
     spec = build_spec(config.spec, features=config.features, target=config.target, model=config.model, cv=config.cv,
-                      group_by=config.group_by, permutations=config.permutations, name=config.name, seed=config.seed)
+                      group_by=config.group_by, permutations=config.permutations, name=config.name, seed=seed,
+                      derivatives=list(config.derivatives) or None)
     try:
         result = run_analysis(spec, config.bids_dir, config.output_dir, device=config.device, n_jobs=config.nprocs)
     except SpecError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -14,6 +15,17 @@ import torch
 torch.set_num_threads(1)  # tiny problems: spare the shared cores the thread pool's spinning
 
 DATA = Path(os.environ.get("NEUROLEARN_TEST_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True)
+def _unconfigured_package_logger() -> None:
+    """Undo the ``neurolearn`` logger set up by an earlier command-line run (it stops propagation), for caplog."""
+    logger = logging.getLogger("neurolearn")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
 
 
 def make_study(root: Path, *, n: int = 60, p: int = 12, effect: float = 0.0, task: str = "classification",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from neurolearn_cli.cli.mvpa import mvpa_command
-from neurolearn_cli.errors import InputError, SpecError, UsageError
+from neurolearn_cli.errors import SpecError, UsageError
 
 from .conftest import make_study
 
@@ -31,28 +32,66 @@ def test_shorthand_runs_and_saves_spec(tmp_path: Path) -> None:
     assert saved["features"]["sources"] == [str(table)]
 
 
-def test_bad_input_raises_one_line_errors(tmp_path: Path) -> None:
+def test_bad_input_raises_one_line_errors(cli, tmp_path: Path) -> None:
     bids, table = make_study(tmp_path, n=30, p=5, seed=10)
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump({"name": "x", "features": {"kind": "table", "sources": [str(table)]},
                                     "target": {"column": "group"}, "modle": {"name": "svm"}}))
     runner = CliRunner()
     result = runner.invoke(app, ["mvpa", str(bids), str(tmp_path / "o"), "group", "--spec", str(spec)])
-    assert isinstance(result.exception, InputError) and "field 'modle': unknown field" in str(result.exception)
-    result = runner.invoke(app, ["mvpa", str(bids), str(tmp_path / "o"), "group", "--features", str(table), "--target", "nope"])
-    assert isinstance(result.exception, InputError) and "target.column: no column 'nope'" in str(result.exception)
+    assert isinstance(result.exception, SpecError) and f"{spec}: field 'modle': unknown field" in str(result.exception)
     result = runner.invoke(app, ["mvpa", str(bids), str(tmp_path / "o"), "participant", "--spec", str(spec)])
     assert isinstance(result.exception, UsageError)
-    assert not (tmp_path / "o").exists()
+    assert not (tmp_path / "o").exists()  # refused before any work
+    code, _, err = cli("mvpa", bids, tmp_path / "o", "group", "--features", table, "--target", "nope")
+    assert code == 2 and "Traceback" not in err
+    assert "participants.tsv: target.column: no column 'nope'" in err
+    assert not (tmp_path / "o" / "mvpa").exists()
+
+
+def test_missing_participants_table_exits_2(cli, tmp_path: Path) -> None:
+    bids, table = make_study(tmp_path, n=30, p=5, seed=10)
+    (bids / "participants.tsv").unlink()
+    code, _, err = cli("mvpa", bids, tmp_path / "o", "group", "--features", table, "--target", "group")
+    assert code == 2 and "participants.tsv: file not found (mvpa reads the target from it)" in err
 
 
 @pytest.mark.parametrize("model", ["lasso", "svr"])
-def test_regression_only_models_refuse_classification(tmp_path: Path, model: str) -> None:
+def test_regression_only_models_refuse_classification(cli, tmp_path: Path, model: str) -> None:
     bids, table = make_study(tmp_path, n=30, p=5, seed=12)
-    result = CliRunner().invoke(app, ["mvpa", str(bids), str(tmp_path / "o"), "group", "--features", str(table),
-                                      "--target", "group", "--model", model])
-    assert isinstance(result.exception, SpecError)
-    assert str(result.exception).startswith("command line: field 'model.name':")
+    code, _, err = cli("mvpa", bids, tmp_path / "o", "group", "--features", table, "--target", "group",
+                       "--model", model)
+    assert code == 2 and "command line: field 'model.name':" in err
+
+
+def test_group_outputs_are_in_the_manifest_and_verify(cli, tmp_path: Path) -> None:
+    bids, table = make_study(tmp_path, n=30, p=5, effect=1.0, seed=9)
+    out = tmp_path / "out"
+    code, stdout, _ = cli("mvpa", bids, out, "group", "--features", table, "--target", "group", "--model", "lda",
+                          "--cv", "3", "--permutations", "2", "--device", "cpu")
+    assert code == 0
+    assert stdout.startswith("group_lda: roc_auc = ") and stdout.count("\n") == 1
+    written = {p.relative_to(out).as_posix() for p in (out / "mvpa").rglob("*") if p.is_file()}
+    assert written >= {"mvpa/group_lda/results.json", "mvpa/group_lda/predictions.tsv", "mvpa/group_lda/weights.tsv",
+                       "mvpa/group_lda/report.html", "mvpa/group_lda/provenance.json", "mvpa/group_lda/spec.yaml"}
+    manifest = json.loads((out / "logs" / "manifest" / "mvpa-group_lda.json").read_text())
+    assert set(manifest) == written
+    assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
+    record = json.loads(next((out / "logs").glob("config-*.json")).read_text())
+    assert record["config"]["stages"] == ["mvpa"] and record["config"]["target"] == "group"
+    assert cli("verify", out)[0] == 0
+
+
+def test_spec_seed_applies_unless_seed_is_given(cli, tmp_path: Path) -> None:
+    bids, table = make_study(tmp_path, n=30, p=5, effect=1.0, seed=9)
+    spec = tmp_path / "analysis.yaml"
+    spec.write_text(yaml.safe_dump({"name": "s", "features": {"kind": "table", "sources": [str(table)]},
+                                    "target": {"column": "group"}, "model": {"name": "lda"}, "seed": 7,
+                                    "validation": {"outer": 3, "permutations": 0, "bootstrap": 0}}))
+    assert cli("mvpa", bids, tmp_path / "a", "group", "--spec", spec, "--device", "cpu")[0] == 0
+    assert json.loads((tmp_path / "a" / "mvpa" / "s" / "results.json").read_text())["seed"] == 7
+    assert cli("mvpa", bids, tmp_path / "b", "group", "--spec", spec, "--seed", "2", "--device", "cpu")[0] == 0
+    assert json.loads((tmp_path / "b" / "mvpa" / "s" / "results.json").read_text())["seed"] == 2
 
 
 def test_spec_field_that_does_not_fit_the_data_exits_2_naming_file_and_field(cli, tmp_path: Path) -> None:

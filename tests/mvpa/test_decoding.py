@@ -153,6 +153,9 @@ def test_known_signal_is_decoded_and_outputs_are_complete(tmp_path: Path) -> Non
     assert (folder / "report.html").read_text().count("data:image/png;base64") >= 3
     manifest = json.loads((folder.parents[2] / "logs/manifest/mvpa-faces_sub-01.json").read_text())
     assert "mvpa/faces/sub-01/results.json" in manifest
+    out = folder.parents[2]
+    recorded = {path for m in (out / "logs" / "manifest").glob("*.json") for path in json.loads(m.read_text())}
+    assert {p.relative_to(out).as_posix() for p in (out / "mvpa").rglob("*") if p.is_file()} <= recorded
     assert yaml.safe_load((folder.parent / "spec.yaml").read_text())["mask"]["image"].endswith("mask.nii.gz")
 
 

@@ -15,7 +15,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from neurolearn_cli.atomic import gzip_bytes, write_text
+from neurolearn_cli.atomic import gzip_bytes
 from neurolearn_cli.derivatives import DerivativesWriter, fingerprint
 from neurolearn_cli.mvpa.decoding.inputs import RunFiles
 from neurolearn_cli.mvpa.decoding.report import render_decoding_report
@@ -25,8 +25,10 @@ from neurolearn_cli.mvpa.provenance import provenance as make_provenance
 
 
 def write_spec(spec: DecodingSpec, output_dir: Path) -> Path:
-    """The spec as run, at ``mvpa/<name>/spec.yaml``."""
-    return write_text(output_dir / "mvpa" / spec.name / "spec.yaml", decoding_spec_to_yaml(spec))
+    """The spec as run, at ``mvpa/<name>/spec.yaml`` (recorded in ``logs/manifest/mvpa-<name>.json``)."""
+    writer = DerivativesWriter(output_dir, f"mvpa-{spec.name}", fingerprint([], {"spec": spec.model_dump(mode="json")}),
+                               resume=False)
+    return writer.write_text(output_dir / "mvpa" / spec.name / "spec.yaml", decoding_spec_to_yaml(spec))
 
 
 def volume(values: np.ndarray, samples: SampleSet) -> nib.Nifti1Image:
