@@ -26,6 +26,9 @@ PATH_PATTERNS = [
     "[_task-{task}][_acq-{acquisition}][_ce-{ceagent}][_rec-{reconstruction}][_dir-{direction}][_run-{run}]"
     "[_echo-{echo}][_from-{from}][_to-{to}][_mode-{mode}][_space-{space}][_res-{res}][_label-{label}]"
     "[_seg-{seg}][_stat-{stat}][_desc-{desc}]_{suffix}{extension}",
+    "sub-{subject}{extension<.html>}",  # the participant report
+    "group_{suffix}{extension<.tsv|.html>}",  # group tables and reports (no subject)
+    "logs/CITATION{extension<.md>}",  # the methods text (no subject, no suffix)
 ]
 RAW_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction", "run", "echo")
 

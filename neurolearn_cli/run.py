@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from neurolearn_cli.derivatives import (
 )
 from neurolearn_cli.errors import InputError, failure_reason
 from neurolearn_cli.logs import get_logger, setup_logging
+
+if TYPE_CHECKING:
+    from neurolearn_cli.stages import StageContext
 
 #: Settings that do not change outputs, left out of the resume fingerprint.
 NON_OUTPUT_SETTINGS = {
@@ -130,10 +133,42 @@ def _write_status(config: RunConfig, outcome: Outcome) -> None:
     atomic.write_json(config.logs_dir / "status" / f"sub-{outcome.label}.json", payload)
 
 
+def participant_context(config: RunConfig, dataset: DatasetPlan, participant: ParticipantPlan,
+                        device: Any) -> StageContext:
+    """The context of a participant's stages: its writer, per-stage fingerprints, the template and the atlas.
+
+    The template and the atlas are loaded once here, for every stage.
+    """
+    from neurolearn_cli.smri.parcellation import load_atlas
+    from neurolearn_cli.smri.template import load_template
+    from neurolearn_cli.smri.workflow import TEMPLATE_RESOLUTION_MM
+    from neurolearn_cli.stages import StageContext
+
+    writer = DerivativesWriter(config.output_dir, participant.subject, "", resume=config.resume)
+    return StageContext(config=config, device=device, dataset=dataset, writer=writer, log=get_logger(),
+                        fingerprints=stage_fingerprints(config, participant),
+                        template=load_template(device, resolution=TEMPLATE_RESOLUTION_MM),
+                        atlas=load_atlas(device, config.atlas, config.atlas_labels))
+
+
+def scheduled_stages(participant: ParticipantPlan, context: StageContext) -> list[str]:
+    """The selected stages and the stages they need whose outputs are not current, in order."""
+    from neurolearn_cli.stages import load_currency_check, stage_order
+
+    def is_current(stage: str) -> bool:
+        check = load_currency_check(stage)
+        current = check is not None and check(participant, context.for_stage(stage))
+        if not current:
+            context.log.info("%s: %s outputs missing or stale; running %s first", participant.subject, stage, stage)
+        return current
+
+    return stage_order(context.config.selected_stages, is_current)
+
+
 def run_participant(config: RunConfig, dataset: DatasetPlan, participant: ParticipantPlan) -> Outcome:
-    """Run the selected participant stages for one participant; never raises for its own problems."""
+    """Run the scheduled participant stages for one participant; never raises for its own problems."""
     from neurolearn_cli.engine.device import configure_determinism, resolve_device
-    from neurolearn_cli.stages import StageContext, load_stage
+    from neurolearn_cli.stages import load_stage
 
     log = get_logger()
     if participant.problems:
@@ -147,11 +182,8 @@ def run_participant(config: RunConfig, dataset: DatasetPlan, participant: Partic
     try:
         atomic.remove_temporaries(config.output_dir / participant.subject)
         atomic.remove_temporaries(config.logs_dir, name=f"{participant.subject}.json")
-        digests = stage_fingerprints(config, participant)
-        writer = DerivativesWriter(config.output_dir, participant.subject, "", resume=config.resume)
-        context = StageContext(config=config, device=device, dataset=dataset, writer=writer, log=log,
-                               fingerprints=digests)
-        for stage in config.selected_stages:
+        context = participant_context(config, dataset, participant, device)
+        for stage in scheduled_stages(participant, context):
             log.info("sub-%s: %s", participant.label, stage)
             load_stage(stage, "participant")(participant, context.for_stage(stage))
     except InputError as error:

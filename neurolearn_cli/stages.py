@@ -4,6 +4,11 @@ A participant stage is a plain function ``run(participant, context)``; a group
 stage is ``run(dataset, context)``. Both are named here as ``module:function``
 so that importing the registry stays cheap. A stage that is not registered is
 reported as "not available yet" (exit 2) rather than faked.
+
+A participant stage declares the stages whose outputs it reads
+(:data:`STAGE_NEEDS`); the runner orders the selected stages and the needed
+ones whose outputs are not current (:func:`stage_order`). A stage only reads
+its dependencies' outputs, by their planned paths, and never runs them.
 """
 
 from __future__ import annotations
@@ -11,20 +16,38 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neurolearn_cli.config import RunConfig
 from neurolearn_cli.dataset.plan import DatasetPlan
 from neurolearn_cli.derivatives import DerivativesWriter
 from neurolearn_cli.errors import UsageError
 
+if TYPE_CHECKING:
+    from neurolearn_cli.smri.parcellation import Atlas
+    from neurolearn_cli.smri.template import Template
+
 #: Participant-level stages, in the order they run.
 PARTICIPANT_STAGES: dict[str, str] = {
     "smri": "neurolearn_cli.smri.workflow:run_participant",
     "fmri": "neurolearn_cli.fmri.workflow:run_participant",
     "qc": "neurolearn_cli.qc.workflow:run_participant",
+}
+
+#: Per participant stage, the stages whose outputs it reads (each registered before it).
+STAGE_NEEDS: dict[str, tuple[str, ...]] = {
+    "smri": (),
+    "fmri": ("smri",),
+    "qc": ("smri", "fmri"),  # fmri: the confounds and figures of each BOLD run
+}
+
+#: Per participant stage, ``outputs_current(participant, context)``: whether its outputs are all current.
+#: A needed stage not listed here always runs.
+STAGE_CURRENT: dict[str, str] = {
+    "smri": "neurolearn_cli.smri.workflow:outputs_current",
+    "fmri": "neurolearn_cli.fmri.workflow:outputs_current",
 }
 
 #: Group-level stages, in the order they run.
@@ -40,7 +63,8 @@ class StageContext:
 
     ``fingerprints`` maps each participant stage to the digest of the inputs
     and settings it reads; :meth:`for_stage` gives the context whose writer
-    records under that digest.
+    records under that digest. ``template`` and ``atlas`` are loaded once per
+    participant by the runner (None at the group level).
     """
 
     config: RunConfig
@@ -49,6 +73,8 @@ class StageContext:
     writer: DerivativesWriter
     log: logging.Logger
     fingerprints: Mapping[str, str] = field(default_factory=dict)
+    template: Template | None = None
+    atlas: Atlas | None = None
 
     def for_stage(self, stage: str) -> StageContext:
         """This context with a writer that checks and records outputs under ``stage``'s fingerprint."""
@@ -70,8 +96,36 @@ def require_available(stages: tuple[str, ...], level: str) -> None:
         raise UsageError(f"stage {missing[0]} is not available yet at the {level} level")
 
 
+def _import(target: str) -> Callable[..., Any]:
+    module_name, _, function = target.partition(":")
+    return getattr(importlib.import_module(module_name), function)
+
+
 def load_stage(name: str, level: str) -> Callable[..., Any]:
     """Import and return the function implementing stage ``name`` at ``level``."""
     registry = PARTICIPANT_STAGES if level == "participant" else GROUP_STAGES
-    module_name, _, function = registry[name].partition(":")
-    return getattr(importlib.import_module(module_name), function)
+    return _import(registry[name])
+
+
+def load_currency_check(name: str) -> Callable[..., bool] | None:
+    """Import ``outputs_current(participant, context)`` of participant stage ``name``; None if it has none."""
+    return _import(STAGE_CURRENT[name]) if name in STAGE_CURRENT else None
+
+
+def stage_order(selected: Collection[str], is_current: Callable[[str], bool]) -> list[str]:
+    """The participant stages to run, in registry order.
+
+    These are the ``selected`` stages and, recursively, the stages that a
+    stage to run needs whose outputs are not current (``is_current(stage)``,
+    asked at most once per stage). A current stage does not run, so what it
+    needs is not asked about on its behalf.
+    """
+    wanted, pending, asked = set(selected), list(selected), set(selected)
+    while pending:
+        for need in STAGE_NEEDS.get(pending.pop(), ()):
+            if need not in asked:
+                asked.add(need)
+                if not is_current(need):
+                    wanted.add(need)
+                    pending.append(need)
+    return [stage for stage in PARTICIPANT_STAGES if stage in wanted]

@@ -2,12 +2,14 @@
 
 Every file the derivatives writer produces is recorded with its SHA-256 in
 ``OUTPUT_DIR/logs/manifest/<owner>.json``. Logs themselves (run ids, times)
-are not compared.
+are not compared; of ``logs/``, only what the writer recorded (``CITATION.md``)
+is checked.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,12 +48,13 @@ def recorded_hashes(output_dir: Path) -> dict[str, str]:
     return hashes
 
 
-def tree_hashes(output_dir: Path) -> dict[str, str]:
-    """Path -> SHA-256 of every data file in a derivatives tree (``logs/`` excluded)."""
+def tree_hashes(output_dir: Path, logs: Collection[str] = ()) -> dict[str, str]:
+    """Path -> SHA-256 of every data file in a derivatives tree; of ``logs/``, only the paths in ``logs``."""
     hashes = {}
     for path in sorted(output_dir.rglob("*")):
         relative = path.relative_to(output_dir).as_posix()
-        if path.is_file() and not relative.startswith("logs/") and not path.name.startswith("."):
+        wanted = not relative.startswith("logs/") or relative in logs
+        if path.is_file() and wanted and not path.name.startswith("."):
             hashes[relative] = sha256_file(path)
     return hashes
 
@@ -71,5 +74,6 @@ def verify(output_dir: Path, against: Path | None = None) -> VerifyReport:
         if not directory.is_dir():
             raise UsageError(f"{directory}: not a directory")
     if against is None:
-        return compare(recorded_hashes(output_dir), tree_hashes(output_dir))
+        recorded = recorded_hashes(output_dir)
+        return compare(recorded, tree_hashes(output_dir, logs=recorded.keys()))
     return compare(tree_hashes(against), tree_hashes(output_dir))

@@ -42,6 +42,11 @@ from neurolearn_cli.verify import verify
          "sub-01/func/sub-01_task-rest_seg-Schaefer100_stat-mean_timeseries.tsv"),
         ({"subject": "01", "seg": "default", "stat": "gmvolume", "suffix": "morph", "extension": ".tsv"},
          "sub-01/anat/sub-01_seg-default_stat-gmvolume_morph.tsv"),
+        ({"subject": "01", "suffix": "T1w", "extension": ".json"}, "sub-01/anat/sub-01_T1w.json"),  # MRIQC's IQMs
+        ({"subject": "01", "extension": ".html"}, "sub-01.html"),
+        ({"suffix": "bold", "extension": ".tsv"}, "group_bold.tsv"),
+        ({"suffix": "T1w", "extension": ".html"}, "group_T1w.html"),
+        ({"extension": ".md"}, "logs/CITATION.md"),
     ],
 )
 def test_fmriprep_names(entities, expected):
@@ -93,6 +98,17 @@ def test_writer_manifest_resume_and_verify(tmp_path):
     assert not DerivativesWriter(out, "sub-01", digest).is_current([table])
     report = verify(out)
     assert report.changed == ["sub-01/anat/sub-01_seg-x_stat-gmvolume_morph.tsv"]
+
+
+def test_verify_checks_recorded_logs_only(tmp_path):
+    writer = DerivativesWriter(tmp_path, "group", "f")
+    citation = writer.write_text(writer.path({"extension": ".md"}), "methods\n")
+    atomic.write_text(tmp_path / "logs" / "neurolearn-1.log", "not recorded, not compared\n")
+    assert verify(tmp_path).ok and verify(tmp_path).checked == 1
+    citation.write_text("edited\n")
+    assert verify(tmp_path).changed == ["logs/CITATION.md"]
+    citation.unlink()
+    assert verify(tmp_path).missing == ["logs/CITATION.md"]
 
 
 def test_verify_against_other_run(tmp_path):

@@ -1,18 +1,21 @@
 """The fmri stage for one participant: read BOLD runs and smri outputs, run the pipeline, write derivatives.
 
-smri runs first when its outputs are missing. Each BOLD run is skipped when
-all its outputs are recorded with the same inputs, settings and version.
+The runner runs smri first when its outputs are missing or stale. Each BOLD run
+is skipped when all its outputs are recorded with the same inputs, settings and
+version; :func:`outputs_current` tells the runner whether every run is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from neurolearn_cli.dataset.plan import BoldRun, ParticipantPlan
 from neurolearn_cli.derivatives import raw_entities, raw_source
+from neurolearn_cli.spaces import OutputSpace, first_template
 from neurolearn_cli.stages import StageContext
 
-SPACE_T1W = "T1w"
 FIGURES = ("brainmask", "coreg", "carpetplot")
 
 
@@ -21,10 +24,8 @@ def run_entities(run: BoldRun) -> dict[str, Any]:
     return {**raw_entities(run.image.entities), "datatype": "func"}
 
 
-def planned_entities(
-    run: BoldRun, spaces: list[tuple[str, str | None]], atlas: str, template: str
-) -> dict[str, dict[str, Any]]:
-    """Entities of every file a run produces, by role."""
+def planned_entities(run: BoldRun, spaces: Sequence[OutputSpace], atlas: str) -> dict[str, dict[str, Any]]:
+    """Entities of every file a run produces, by role (a role per space: ``bold_<space>``)."""
     base = run_entities(run)
     entities: dict[str, dict[str, Any]] = {
         "boldref": {**base, "desc": "hmc", "suffix": "boldref", "extension": ".nii.gz"},
@@ -48,34 +49,20 @@ def planned_entities(
             "extension": ".txt",
         },
     }
-    for name, res in spaces:
-        space = {**base, "space": name, **({"res": res} if res else {})}
-        entities[f"bold_{name}"] = {
-            **space,
-            "desc": "preproc",
-            "suffix": "bold",
-            "extension": ".nii.gz",
-        }
-        entities[f"boldref_{name}"] = {**space, "suffix": "boldref", "extension": ".nii.gz"}
-        entities[f"mask_{name}"] = {
-            **space,
-            "desc": "brain",
-            "suffix": "mask",
-            "extension": ".nii.gz",
-        }
-        if name == template:
-            for stat, suffix in (
-                ("mean", "timeseries"),
-                ("pearsoncorrelation", "relmat"),
-                ("partialcorrelation", "relmat"),
-            ):
-                entities[f"{stat}"] = {
-                    **space,
-                    "seg": atlas,
-                    "stat": stat,
-                    "suffix": suffix,
-                    "extension": ".tsv",
-                }
+    for space in spaces:
+        named = {**base, **space.entities}
+        entities[f"bold_{space}"] = {**named, "desc": "preproc", "suffix": "bold", "extension": ".nii.gz"}
+        entities[f"boldref_{space}"] = {**named, "suffix": "boldref", "extension": ".nii.gz"}
+        entities[f"mask_{space}"] = {**named, "desc": "brain", "suffix": "mask", "extension": ".nii.gz"}
+    parcel_space = first_template(spaces)
+    if parcel_space is not None:
+        for stat, suffix in (
+            ("mean", "timeseries"),
+            ("pearsoncorrelation", "relmat"),
+            ("partialcorrelation", "relmat"),
+        ):
+            entities[stat] = {**base, **parcel_space.entities, "seg": atlas, "stat": stat, "suffix": suffix,
+                              "extension": ".tsv"}
     for figure in FIGURES:
         entities[f"figure_{figure}"] = figure_entities(run, figure)
     return entities
@@ -84,6 +71,19 @@ def planned_entities(
 def figure_entities(run: BoldRun, figure: str) -> dict[str, Any]:
     """Entities of one of a run's figures (``sub-01/figures/..._desc-<figure>_bold.svg``)."""
     return {**run_entities(run), "datatype": "figures", "desc": figure, "suffix": "bold", "extension": ".svg"}
+
+
+def run_outputs(run: BoldRun, context: StageContext) -> dict[str, Path]:
+    """Every file the stage writes for ``run``, by role (read by the qc stage)."""
+    from neurolearn_cli.smri.workflow import atlas_entity
+
+    entities = planned_entities(run, context.config.output_spaces, atlas_entity(context.atlas.name))
+    return {role: context.writer.path(e) for role, e in entities.items()}
+
+
+def outputs_current(participant: ParticipantPlan, context: StageContext) -> bool:
+    """Whether every output of every BOLD run is recorded under ``context``'s fingerprint (the scheduler's check)."""
+    return all(context.writer.is_current(run_outputs(run, context).values()) for run in participant.bold)
 
 
 def _fieldmap(run: BoldRun, device: Any, log: Any, subject: str) -> Any:
@@ -114,42 +114,43 @@ def _fieldmap(run: BoldRun, device: Any, log: Any, subject: str) -> Any:
     )
 
 
-def _anatomy(participant: ParticipantPlan, context: StageContext) -> tuple[Any, Any]:
-    """Read (running smri first when needed) the T1w-space images, transform and atlas."""
+def _anatomy(participant: ParticipantPlan, context: StageContext) -> Any:
+    """Read smri's T1w-space images and transform (the runner has run smri first when they were stale)."""
     from neurolearn_cli.engine.io import load_image
     from neurolearn_cli.engine.itkio import read_transform
+    from neurolearn_cli.errors import InputError
     from neurolearn_cli.fmri.pipeline import Anatomy
     from neurolearn_cli.smri import workflow as smri
-    from neurolearn_cli.smri.parcellation import load_atlas
-    from neurolearn_cli.smri.template import load_template
+    from neurolearn_cli.smri.template import template_grid
+    from neurolearn_cli.spaces import TEMPLATE_RESOLUTIONS
 
-    template = load_template(context.device, resolution=smri.TEMPLATE_RESOLUTION_MM)
-    atlas = load_atlas(context.device, context.config.atlas, context.config.atlas_labels)
-    outputs = smri.current_outputs(participant, context, template.name, smri.atlas_entity(atlas.name))
-    anatomy = Anatomy(
+    if not participant.t1w:
+        raise InputError(participant.subject, "no T1w image: the fmri stage needs smri's outputs of one")
+    template = context.template
+    outputs = smri.planned_outputs(participant, context)
+    return Anatomy(
         t1w=load_image(outputs["preproc"], context.device),
         mask=load_image(outputs["mask"], context.device),
         tissues={t: load_image(outputs[f"probseg_{t}"], context.device) for t in smri.TISSUES},
         to_template=read_transform(outputs["xfm_to_template"]).to(context.device),
-        template_grid=template.t1w.grid,
         template_name=template.name,
+        template_grids={res: template_grid(context.device, int(size)) for res, size in
+                        TEMPLATE_RESOLUTIONS[template.name].items()},
     )
-    return anatomy, atlas
 
 
 def run_participant(participant: ParticipantPlan, context: StageContext) -> None:
     """Functional preprocessing of every BOLD run of one participant (the ``fmri`` stage)."""
     from neurolearn_cli.engine.io import load_image, read_header
-    from neurolearn_cli.fmri.pipeline import BoldOptions, parse_space, preprocess_bold
+    from neurolearn_cli.fmri.pipeline import BoldOptions, preprocess_bold
     from neurolearn_cli.smri.workflow import atlas_entity
 
     if not participant.bold:
         context.log.info("%s: no BOLD runs; fmri skipped", participant.subject)
         return
     config, writer, log = context.config, context.writer, context.log
-    anatomy, atlas = _anatomy(participant, context)
+    anatomy, atlas = _anatomy(participant, context), context.atlas
     seg = atlas_entity(atlas.name)
-    spaces = [parse_space(spec) for spec in config.output_spaces]
     options = BoldOptions(
         dummy_scans=config.dummy_scans,
         ignore=config.ignore,
@@ -159,7 +160,7 @@ def run_participant(participant: ParticipantPlan, context: StageContext) -> None
         output_spaces=config.output_spaces,
     )
     for run in participant.bold:
-        entities = planned_entities(run, spaces, seg, anatomy.template_name)
+        entities = planned_entities(run, config.output_spaces, seg)
         paths = {role: writer.path(e) for role, e in entities.items()}
         if writer.is_current(paths.values()):
             log.info("%s: %s is up to date", participant.subject, run.image.path.name)
@@ -215,7 +216,7 @@ def _write_run(
             "Sources": [source],
             "SkullStripped": False,
             **timing,
-            **({"SpatialReference": output.space} if output.space != SPACE_T1W else {}),
+            **({"SpatialReference": output.space.name} if output.space.is_template else {}),
         }
         writer.write_image(entities[f"bold_{output.space}"], output.bold, meta, header=header)
         writer.write_image(

@@ -3,7 +3,9 @@
 IO stays here (engine reader in, derivatives writer out); every computation is
 in :func:`neurolearn_cli.smri.pipeline.preprocess_t1w`. Outputs follow
 fMRIPrep's names. When every output is already recorded with the same inputs,
-settings and version, the stage is skipped (``--resume``).
+settings and version, the stage is skipped (``--resume``). Later stages read
+the outputs by :func:`planned_outputs`; the runner decides, with
+:func:`outputs_current`, whether smri runs before them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from neurolearn_cli.dataset.plan import ParticipantPlan
-from neurolearn_cli.derivatives import DerivativesWriter, raw_source
+from neurolearn_cli.derivatives import raw_source
 from neurolearn_cli.errors import InputError
 from neurolearn_cli.stages import StageContext
 
@@ -50,39 +52,31 @@ def planned_entities(participant: ParticipantPlan, template: str, atlas: str) ->
     return entities
 
 
-def planned_outputs(participant: ParticipantPlan, writer: DerivativesWriter, template: str, atlas: str) -> dict[str, Path]:
-    """Every file the stage writes, by role."""
-    return {role: writer.path(e) for role, e in planned_entities(participant, template, atlas).items()}
+def planned_outputs(participant: ParticipantPlan, context: StageContext) -> dict[str, Path]:
+    """Every file the stage writes, by role, for the context's template and atlas (read by later stages)."""
+    entities = planned_entities(participant, context.template.name, atlas_entity(context.atlas.name))
+    return {role: context.writer.path(e) for role, e in entities.items()}
 
 
-def current_outputs(participant: ParticipantPlan, context: StageContext, template: str, atlas: str) -> dict[str, Path]:
-    """The smri outputs later stages read (``atlas``: the ``seg-`` entity), running smri first when stale.
+def outputs_current(participant: ParticipantPlan, context: StageContext) -> bool:
+    """Whether every smri output is recorded under ``context``'s fingerprint (the scheduler's check).
 
-    Currency is judged under smri's own fingerprint, so a later stage's
-    settings never make smri rerun.
+    True for a participant without T1w: smri has nothing to write, and a stage
+    that needs its outputs refuses such a participant itself.
     """
-    smri_context = context.for_stage("smri")
-    outputs = planned_outputs(participant, smri_context.writer, template, atlas)
-    if not smri_context.writer.is_current(outputs.values()):
-        context.log.info("%s: smri outputs missing or stale; running smri first", participant.subject)
-        run_participant(participant, smri_context)
-    return outputs
+    return not participant.t1w or context.writer.is_current(planned_outputs(participant, context).values())
 
 
 def run_participant(participant: ParticipantPlan, context: StageContext) -> None:
     """Structural preprocessing of one participant (the ``smri`` stage)."""
     from neurolearn_cli.engine.io import load_image
-    from neurolearn_cli.smri.parcellation import load_atlas
     from neurolearn_cli.smri.pipeline import preprocess_t1w
-    from neurolearn_cli.smri.template import load_template
 
     if not participant.t1w:
         raise InputError(participant.subject, "no T1w image: the smri stage needs one")
     config, writer, log = context.config, context.writer, context.log
-    template = load_template(context.device, resolution=TEMPLATE_RESOLUTION_MM)
-    atlas = load_atlas(context.device, config.atlas, config.atlas_labels)
-    seg = atlas_entity(atlas.name)
-    entities = planned_entities(participant, template.name, seg)
+    template, atlas = context.template, context.atlas
+    entities = planned_entities(participant, template.name, atlas_entity(atlas.name))
     outputs = {role: writer.path(e) for role, e in entities.items()}
     if writer.is_current(outputs.values()):
         log.info("%s: smri outputs are up to date", participant.subject)

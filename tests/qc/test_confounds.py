@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from neurolearn_cli.fmri.motion import MOTION_COLUMNS
 from neurolearn_cli.qc import confounds, figures, report
-from neurolearn_cli.qc.workflow import MOTION_COLUMNS, confound_figures
+from neurolearn_cli.qc.pipeline import confound_figures
 from tests.qc.conftest import EVIL
 
 N_VOLUMES = 40

@@ -1,8 +1,7 @@
-"""The qc stage's BOLD section reads the fmri stage's outputs by the fmri stage's own names."""
+"""The qc stage reads the fmri stage's outputs by the fmri stage's own names; its BOLD IQMs use them."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from neurolearn_cli.config import RunConfig
 from neurolearn_cli.dataset.plan import BoldRun, ImageInput
 from neurolearn_cli.derivatives import DerivativesWriter
-from neurolearn_cli.qc import workflow
+from neurolearn_cli.engine.image import Image
+from neurolearn_cli.qc.pipeline import FMRI_FIGURE_TITLES, functional_qc, iqm_record
 from tests.qc.test_confounds import DUMMIES, N_VOLUMES, confounds_table
 
 SHAPE = (20, 22, 18)
@@ -36,53 +37,38 @@ def bold_run(root: Path) -> BoldRun:
     return BoldRun(image=image, repetition_time=2.0, n_volumes=N_VOLUMES)
 
 
-@pytest.fixture
-def stage(tmp_path: Path) -> tuple[BoldRun, SimpleNamespace]:
+def test_fmri_run_outputs_are_the_fmri_names(tmp_path: Path) -> None:
+    from neurolearn_cli.fmri.workflow import run_outputs
+
     run = bold_run(tmp_path / "bids")
-    config = SimpleNamespace(dummy_scans=None, output_spaces=("MNI152NLin2009aSym:res-2", "T1w"))
-    context = SimpleNamespace(
-        config=config,
-        device=torch.device("cpu"),
-        writer=DerivativesWriter(tmp_path / "out", "sub-01", ""),
-        log=logging.getLogger("test"),
-    )
-    return run, context
-
-
-def test_fmri_outputs_use_the_fmri_names(stage: tuple[BoldRun, SimpleNamespace]) -> None:
-    run, context = stage
-    outputs = workflow.fmri_outputs(run, context, "MNI152NLin2009aSym", "atlas")
-    root = context.writer.output_dir / "sub-01" / "ses-a"
+    config = RunConfig(bids_dir=tmp_path / "bids", output_dir=tmp_path / "out")
+    context = SimpleNamespace(config=config, writer=DerivativesWriter(tmp_path / "out", "sub-01", ""),
+                              atlas=SimpleNamespace(name="my atlas"))
+    outputs = run_outputs(run, context)
+    root = tmp_path / "out" / "sub-01" / "ses-a"
     stem = "sub-01_ses-a_task-rest_run-2"
     assert outputs["confounds"] == root / "func" / f"{stem}_desc-confounds_timeseries.tsv"
     assert outputs["figure_carpetplot"] == root / "figures" / f"{stem}_desc-carpetplot_bold.svg"
-    assert set(workflow.FMRI_FIGURE_TITLES) <= set(outputs)
+    assert outputs["mean"].name.startswith(f"{stem}_space-MNI152NLin2009aSym_res-2_seg-myatlas_stat-mean")
+    assert set(FMRI_FIGURE_TITLES) <= set(outputs)
 
 
-def test_bold_section_reads_the_fmri_confounds(stage: tuple[BoldRun, SimpleNamespace]) -> None:
-    run, context = stage
-    outputs = workflow.fmri_outputs(run, context, "MNI152NLin2009aSym", "atlas")
+def test_functional_qc_reads_the_fmri_confounds(tmp_path: Path) -> None:
+    run = bold_run(tmp_path / "bids")
+    image = nib.load(run.image.path)
+    bold = Image(torch.from_numpy(np.asanyarray(image.dataobj)),
+                 torch.as_tensor(image.affine, dtype=torch.float64))
     table = confounds_table()
-    context.writer.write_tsv(
-        {**run.image.entities, "datatype": "func", "desc": "confounds", "suffix": "timeseries"},
-        table,
-    )
-    assert outputs["confounds"].is_file()
-    section = workflow._bold_section(run, outputs, context)
-    titles = [figure.title for figure in section.figures]
-    assert titles == ["Head motion", "Confound correlations"]  # no fmri figures on disk
+    carpet = b"<svg>carpet</svg>"
+    result = functional_qc(bold, 2.0, table, {"figure_carpetplot": carpet})
+    assert [f.title for f in result.figures] == ["Head motion", "Confound correlations", "Carpet plot"]
+    assert result.figures[-1].data == carpet and result.figures[-1].mime == "image/svg+xml"
     fd = table["framewise_displacement"].to_numpy()[DUMMIES + 1 :]
-    assert section.iqms["dummy_trs"] == DUMMIES  # the fmri stage's count, from the table
-    assert section.iqms["fd_mean"] == pytest.approx(fd.mean(), rel=1e-5)  # TSV keeps 6 digits
-    assert section.iqms["size_t"] == N_VOLUMES
-    assert section.bids_name == "sub-01_ses-a_task-rest_run-2_bold"
+    assert result.iqms["dummy_trs"] == DUMMIES  # the fmri stage's count, from the table
+    assert result.iqms["fd_mean"] == pytest.approx(fd.mean())
+    assert result.iqms["size_t"] == N_VOLUMES
 
 
-def test_bold_section_without_fmri_outputs(stage: tuple[BoldRun, SimpleNamespace]) -> None:
-    run, context = stage
-    outputs = workflow.fmri_outputs(run, context, "MNI152NLin2009aSym", "atlas")
-    section = workflow._bold_section(run, outputs, context)
-    assert section.figures == []
-    assert section.iqms["fd_mean"] == -1.0  # MRIQC's "undefined"
-    assert 0 < section.iqms["dummy_trs"] <= DUMMIES + 1
-    assert section.iqms["size_t"] == N_VOLUMES
+def test_iqm_record_writes_non_finite_as_null() -> None:
+    record = iqm_record({"cjv": 0.5, "fwhm_x": float("nan"), "size_x": 7}, "sub-01_T1w")
+    assert record == {"cjv": 0.5, "fwhm_x": None, "size_x": 7, "bids_name": "sub-01_T1w"}

@@ -1,0 +1,173 @@
+"""The qc computations as pure functions: images in, IQMs and report figures out.
+
+:func:`anatomical_qc` takes the smri stage's T1w-space images, the template
+and its transform to T1w; :func:`functional_qc` takes a raw BOLD series with
+the fmri stage's confounds table and figures. No file IO; the workflow reads
+their inputs and writes what they return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from neurolearn_cli.engine.image import Image
+from neurolearn_cli.engine.transforms import Transform
+from neurolearn_cli.fmri.motion import MOTION_COLUMNS
+from neurolearn_cli.qc.report import ReportFigure
+from neurolearn_cli.smri.template import Template
+
+#: Template priors are warped onto every PRIOR_STRIDE-th T1w voxel (see :func:`anatomical_qc`).
+PRIOR_STRIDE = 2
+#: Titles of the fmri stage's figures, by their role in its planned outputs.
+FMRI_FIGURE_TITLES = {
+    "figure_brainmask": "BOLD reference and brain mask",
+    "figure_coreg": "Coregistration (WM boundary)",
+    "figure_carpetplot": "Carpet plot",
+}
+
+
+@dataclass(frozen=True)
+class QCResult:
+    """One image's IQMs (MRIQC's names) and report figures."""
+
+    iqms: dict[str, float]
+    figures: list[ReportFigure] = field(default_factory=list)
+
+
+def figure(title: str, data: bytes, caption: str = "") -> ReportFigure:
+    """A report figure from PNG or SVG bytes (the MIME type is read from the bytes)."""
+    mime = "image/svg+xml" if data.lstrip().startswith((b"<?xml", b"<svg")) else "image/png"
+    return ReportFigure(title=title, data=data, mime=mime, caption=caption)
+
+
+def anatomical_qc(
+    corrected: Image,
+    bias: Image,
+    mask: Image,
+    dseg: Image,
+    tissues: Mapping[str, Image],
+    mni_t1w: Image,
+    template: Template,
+    template_to_t1w: Transform,
+) -> QCResult:
+    """IQMs and figures of a preprocessed T1w.
+
+    Parameters
+    ----------
+    corrected, bias, mask, dseg : Image
+        smri's bias-corrected T1w, bias field, brain mask and labels (1 GM, 2 WM, 3 CSF).
+    tissues : mapping
+        smri's tissue probability maps by name (``GM``, ``WM``, ``CSF``).
+    mni_t1w : Image
+        The T1w normalized to ``template``.
+    template : Template
+        The normalization's template (its tissue priors, its T1w for the figure).
+    template_to_t1w : Transform
+        Maps T1w points to template points (warps the priors onto the T1w).
+    """
+    from neurolearn_cli.engine.resample import resample
+    from neurolearn_cli.qc import figures
+    from neurolearn_cli.qc.anatomical import anatomical_iqms
+    from neurolearn_cli.qc.masks import air_mask, artifact_mask, head_mask
+
+    brain = mask.data > 0.5
+    probabilities = {name.lower(): image.data for name, image in tissues.items()}
+    # priors on every PRIOR_STRIDE-th T1w voxel: the overlap is a ratio of sums over the
+    # brain, estimated as well from 1 voxel in 8, and warping the priors is qc's costliest step
+    coarse = corrected.grid.strided(PRIOR_STRIDE)
+    warped = resample(template.priors(), coarse, template_to_t1w).data
+    priors = {name: warped[..., index] for index, name in enumerate(("gm", "wm", "csf"))}
+    raw = corrected.data * bias.data  # the preprocessed T1w before bias correction
+    head = head_mask(raw) | brain
+    air = air_mask(raw, head, brain, corrected.affine.cpu().numpy())
+    artifacts = artifact_mask(raw, air, head, corrected.spacing)
+    iqms = anatomical_iqms(
+        corrected.data,
+        corrected.spacing,
+        brain,
+        probabilities,
+        head,
+        air,
+        artifacts,
+        bias=bias.data,
+        priors=priors,
+        prior_stride=PRIOR_STRIDE,
+    )
+    made = [
+        figure(
+            "Brain mask and tissue segmentation",
+            figures.mosaic(corrected.data.cpu().numpy(), brain.cpu().numpy(), dseg.data.cpu().numpy()),
+        ),
+        figure(
+            f"Normalization to {template.name}",
+            figures.normalization_check(mni_t1w.data.cpu().numpy(), template.t1w.data.cpu().numpy()),
+            "Template edges over the normalized T1w",
+        ),
+    ]
+    return QCResult(iqms=iqms, figures=made)
+
+
+def confound_figures(table: pd.DataFrame, repetition_time: float, dummies: int) -> list[ReportFigure]:
+    """Report figures from the fmri stage's confounds table: motion traces, confound correlations.
+
+    The correlation figure is left out when the table has no varying global signal.
+    """
+    from neurolearn_cli.qc import figures
+    from neurolearn_cli.qc.confounds import REFERENCE, confound_correlations, top_correlates
+
+    fd = table["framewise_displacement"].to_numpy(dtype=float)
+    made = [figure("Head motion", figures.motion_traces(table[list(MOTION_COLUMNS)].to_numpy(float), fd, repetition_time))]
+    try:
+        matrix = confound_correlations(table, skip=dummies)
+    except ValueError:
+        return made
+    strongest = ", ".join(f"{name} (r = {r:.2f})" for name, r in top_correlates(matrix))
+    made.append(
+        figure(
+            "Confound correlations",
+            figures.confounds_correlation(matrix, REFERENCE),
+            f"Pearson correlations among the {len(matrix)} confounds most correlated with "
+            f"{REFERENCE}, after {dummies} non-steady-state volume(s); strongest: {strongest}",
+        )
+    )
+    return made
+
+
+def functional_qc(
+    bold: Image, repetition_time: float, confounds: pd.DataFrame, fmri_figures: Mapping[str, bytes]
+) -> QCResult:
+    """IQMs and figures of one BOLD run.
+
+    The IQMs are computed on the raw series (``bold``), on its acquired grid
+    (ghosting along the phase-encoding axis, smoothness), inside an intensity
+    mask of its temporal median after the non-steady-state volumes. The
+    non-steady-state count and the FD trace come from the fmri stage's
+    ``confounds`` table.
+
+    Parameters
+    ----------
+    fmri_figures : mapping
+        The fmri stage's figure bytes by role (keys of :data:`FMRI_FIGURE_TITLES`); missing ones are left out.
+    """
+    from neurolearn_cli.fmri.masking import intensity_mask
+    from neurolearn_cli.qc.confounds import nonsteady_count
+    from neurolearn_cli.qc.functional import functional_iqms
+
+    dummies = nonsteady_count(confounds)
+    made = confound_figures(confounds, repetition_time, dummies)
+    # displacements between steady-state volumes only (NaN entries are dropped)
+    fd_steady = confounds["framewise_displacement"].to_numpy(float)[dummies + 1 :]
+    mask = intensity_mask(bold.data[..., dummies:].median(dim=-1).values)
+    made += [figure(title, fmri_figures[role]) for role, title in FMRI_FIGURE_TITLES.items() if role in fmri_figures]
+    iqms = functional_iqms(bold.data, mask, bold.spacing, repetition_time, fd_steady, dummy_trs=dummies)
+    return QCResult(iqms=iqms, figures=made)
+
+
+def iqm_record(iqms: Mapping[str, float], bids_name: str) -> dict[str, object]:
+    """An IQM JSON as MRIQC writes it: the measures (non-finite as null) and the source's name."""
+    clean = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in iqms.items()}
+    return {**clean, "bids_name": bids_name}

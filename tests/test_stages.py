@@ -1,0 +1,120 @@
+"""The scheduler: stages declare what they read, the runner runs the stale ones first."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from neurolearn_cli import stages
+from neurolearn_cli.config import RunConfig
+from neurolearn_cli.dataset.query import plan_dataset
+from neurolearn_cli.run import run_participant
+from neurolearn_cli.stages import PARTICIPANT_STAGES, STAGE_CURRENT, STAGE_NEEDS, stage_order
+from neurolearn_cli.verify import recorded_hashes, verify
+
+
+class Asked:
+    """An ``is_current`` answering from a set of current stages and counting its questions."""
+
+    def __init__(self, current: set[str]) -> None:
+        self.current = current
+        self.questions: list[str] = []
+
+    def __call__(self, stage: str) -> bool:
+        self.questions.append(stage)
+        return stage in self.current
+
+
+def test_every_stage_needs_stages_registered_before_it():
+    order = list(PARTICIPANT_STAGES)
+    assert set(STAGE_NEEDS) == set(order) and set(STAGE_CURRENT) <= set(order)
+    for stage, needs in STAGE_NEEDS.items():
+        assert all(order.index(need) < order.index(stage) for need in needs), stage
+
+
+@pytest.mark.parametrize(
+    ("selected", "current", "expected"),
+    [
+        (["fmri"], set(), ["smri", "fmri"]),
+        (["fmri"], {"smri"}, ["fmri"]),
+        (["qc"], set(), ["smri", "fmri", "qc"]),
+        (["qc"], {"smri"}, ["fmri", "qc"]),
+        (["qc"], {"smri", "fmri"}, ["qc"]),
+        (["qc", "smri"], {"smri", "fmri"}, ["smri", "qc"]),  # a selected stage runs even when current
+        (["smri"], set(), ["smri"]),
+    ],
+)
+def test_stale_needs_run_first_in_registry_order(selected, current, expected):
+    asked = Asked(current)
+    assert stage_order(selected, asked) == expected
+    assert len(asked.questions) == len(set(asked.questions))  # each stage asked at most once
+    assert not set(asked.questions) & set(selected)  # selected stages are not asked
+
+
+def test_a_current_need_is_not_looked_through(monkeypatch):
+    monkeypatch.setattr(stages, "PARTICIPANT_STAGES", {"a": "", "b": "", "c": ""})
+    monkeypatch.setattr(stages, "STAGE_NEEDS", {"a": (), "b": ("a",), "c": ("b",)})
+    asked = Asked({"b"})
+    assert stage_order(["c"], asked) == ["c"] and asked.questions == ["b"]
+    asked = Asked({"a"})
+    assert stage_order(["c"], asked) == ["b", "c"] and asked.questions == ["b", "a"]
+
+
+def test_runner_runs_stale_needs_first_with_one_template_and_atlas(make_bids, tmp_path, monkeypatch):
+    root = make_bids(("01",))
+    dataset = plan_dataset(root)
+    ran, contexts = [], []
+
+    def fake(name):
+        def stage(participant, context):
+            ran.append(name)
+            contexts.append(context)
+        return stage
+
+    monkeypatch.setattr(stages, "load_stage", lambda name, level: fake(name))
+    monkeypatch.setattr(stages, "load_currency_check", lambda name: lambda participant, context: name == "fmri")
+    config = RunConfig(bids_dir=root, output_dir=tmp_path / "out", stages=("qc",))
+    assert run_participant(config, dataset, dataset.participants[0]).status == "done"
+    assert ran == ["smri", "qc"]  # fmri is current: not rerun
+    assert contexts[0].template is contexts[1].template is not None
+    assert contexts[0].atlas is contexts[1].atlas is not None
+    assert contexts[0].writer.fingerprint != contexts[1].writer.fingerprint  # each stage's own
+
+
+@pytest.mark.slow
+def test_fmri_on_fresh_output_runs_smri_first_then_qc_reads_both(tmp_path, cli):
+    from neurolearn_cli.example_data import write_example_dataset
+
+    bids = write_example_dataset(tmp_path / "bids", participants=1, seed=3, volumes=30)
+    out = tmp_path / "out"
+
+    def newest_log() -> str:
+        return max((out / "logs").glob("neurolearn-*.log"), key=lambda p: p.stat().st_mtime_ns).read_text()
+
+    code, _, _ = cli("fmri", bids, out, "participant", "--omp-nthreads", "2")
+    assert code == 0
+    log = newest_log()
+    assert "smri outputs missing or stale; running smri first" in log
+    assert log.index("sub-01: smri") < log.index("sub-01: fmri") and "sub-01: qc" not in log
+    recorded = set(json.loads((out / "logs" / "manifest" / "sub-01.json").read_text()))
+    assert "sub-01/anat/sub-01_desc-preproc_T1w.nii.gz" in recorded
+    assert "sub-01/func/sub-01_task-faces_desc-confounds_timeseries.tsv" in recorded
+    assert not (out / "sub-01.html").exists()
+
+    before = {p for p in out.rglob("*") if p.is_file()}
+    for level in ("participant", "group"):
+        code, _, _ = cli("qc", bids, out, level, "--omp-nthreads", "2")
+        assert code == 0
+        if level == "participant":  # smri and fmri are current: only qc runs
+            log = newest_log()
+            assert "sub-01: qc" in log and "sub-01: smri" not in log and "sub-01: fmri" not in log
+    written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p not in before}
+    qc_outputs = {"sub-01.html", "sub-01/anat/sub-01_T1w.json", "sub-01/func/sub-01_task-faces_bold.json",
+                  "group_T1w.tsv", "group_T1w.html", "group_bold.tsv", "group_bold.html", "logs/CITATION.md"}
+    assert qc_outputs <= written
+    data = {path for path in written if not path.startswith("logs/") or path == "logs/CITATION.md"}
+    assert data <= set(recorded_hashes(out))  # every qc output is in a manifest
+    assert verify(out).ok
+    (out / "logs" / "CITATION.md").write_text("edited\n")
+    assert verify(out).changed == ["logs/CITATION.md"]
