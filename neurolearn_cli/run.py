@@ -32,7 +32,7 @@ from neurolearn_cli.derivatives import (
     fingerprint,
     sha256_file,
 )
-from neurolearn_cli.errors import InputError, failure_reason
+from neurolearn_cli.errors import InputError, UsageError, failure_reason
 from neurolearn_cli.logs import get_logger, setup_logging
 
 if TYPE_CHECKING:
@@ -286,7 +286,7 @@ def run_group(config: RunConfig, dataset: DatasetPlan) -> list[Outcome]:
         get_logger().info("group: %s", stage)
         try:
             load_stage(stage, "group")(dataset, context)
-        except InputError as error:
+        except (InputError, UsageError) as error:  # bad input or options (e.g. mvpa without a target): exit 2
             get_logger().error("group %s: %s", stage, error)
             outcomes.append(Outcome(f"group {stage}", "skipped", str(error)))
         except Exception as error:  # a failed group stage must not stop the others

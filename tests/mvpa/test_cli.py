@@ -102,3 +102,14 @@ def test_spec_field_that_does_not_fit_the_data_exits_2_naming_file_and_field(cli
     code, _, err = cli("mvpa", bids, tmp_path / "out", "group", "--spec", spec, "--device", "cpu")
     assert code == 2 and "Traceback" not in err
     assert f"{spec}: field 'validation.outer': 5 folds but the smallest class has 4 participants" in err
+
+
+def test_bare_form_group_mvpa(cli, tmp_path: Path) -> None:
+    bids, table = make_study(tmp_path, n=30, p=5, effect=1.0, seed=9)
+    code, _, err = cli(bids, tmp_path / "a", "group", "--stages", "mvpa", "--target", "group")
+    assert code == 2 and "mvpa needs --spec, or both --features and --target" in err
+    out = tmp_path / "b"
+    code, _, _ = cli(bids, out, "group", "--stages", "mvpa", "--features", table, "--target", "group", "--model", "lda",
+                     "--cv", "3", "--permutations", "0", "--device", "cpu")
+    assert code == 0 and (out / "mvpa" / "group_lda" / "results.json").is_file()
+    assert cli("verify", out)[0] == 0
