@@ -31,7 +31,8 @@ class InputError(NeurolearnError):
     Parameters
     ----------
     path : path-like or None
-        The offending file (or spec field, for non-file inputs).
+        The offending file (a bad spec field is a :class:`SpecError`; a
+        contract violation inside the engine is a ``ValueError``, not this).
     problem : str
         What is wrong with it, in a few words.
     """
