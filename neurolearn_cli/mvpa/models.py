@@ -22,8 +22,6 @@ from sklearn.svm import SVR, LinearSVC, LinearSVR
 
 from neurolearn_cli.errors import SpecError
 
-TORCH_MODELS = ("torch-linear", "mlp")
-
 _C = [float(c) for c in np.logspace(-3, 2, 6)]
 _ALPHA = [float(a) for a in np.logspace(-2, 4, 7)]
 
