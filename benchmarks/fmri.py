@@ -270,7 +270,7 @@ def residual_volumes(series: torch.Tensor, skip: int, step: int = 4) -> list[tor
 
 def mean_fwhm(series: torch.Tensor, mask: torch.Tensor, spacing: tuple[float, ...], skip: int) -> np.ndarray:
     """Per-axis FWHM (mm) of the detrended residuals in ``mask`` (eroded once, where there is signal)."""
-    from neurolearn_cli.fmri.morphology import erode
+    from neurolearn_cli.engine.morphology import erode
     from neurolearn_cli.qc.measures import fwhm
 
     inside = erode(mask & (series.min(dim=-1).values > 0))

@@ -180,9 +180,9 @@ def bold_inputs(case: Case) -> dict[str, Any]:
 
 def ours_bold(inputs: dict[str, Any]) -> dict[str, float]:
     """Our BOLD measures on the shared inputs (the subset MRIQC's code computes too)."""
+    from neurolearn_cli.engine.morphology import erode
     from neurolearn_cli.fmri.dvars import compute_dvars
     from neurolearn_cli.qc import functional, measures
-    from neurolearn_cli.qc.masks import erode
 
     series = inputs["series"][..., inputs["dummies"] :].contiguous()
     mask = inputs["mask"]

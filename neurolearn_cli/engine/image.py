@@ -3,8 +3,9 @@
 An :class:`Image` is what travels between torch steps: a float32 tensor on the
 run's device plus its 4x4 voxel-to-world affine (RAS, mm, float64, same device).
 A :class:`Grid` is the geometry alone (shape + affine), the target of resampling.
-Affine arithmetic (orientation, voxel sizes) goes through ``nibabel.affines`` and
-``nibabel.orientations`` on a host copy of the 4x4 matrix.
+Affine arithmetic (orientation, grid centres) goes through ``nibabel.affines`` and
+``nibabel.orientations`` on a host copy of the 4x4 matrix; voxel sizes and
+index grids come from :mod:`~neurolearn_cli.engine.geometry`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import nibabel.affines as nia
 import nibabel.orientations as nio
 import numpy as np
 import torch
+
+from neurolearn_cli.engine.geometry import index_grid, voxel_spacing
 
 
 def _check_affine(affine: torch.Tensor) -> None:
@@ -51,7 +54,7 @@ class Grid:
     @property
     def spacing(self) -> tuple[float, float, float]:
         """Voxel sizes in mm, from the affine's column norms."""
-        return tuple(float(s) for s in nia.voxel_sizes(self.affine.cpu().numpy()))
+        return voxel_spacing(self.affine)
 
     @property
     def device(self) -> torch.device:
@@ -175,8 +178,7 @@ def world_grid(grid: Grid) -> torch.Tensor:
 
     Computed in float64 and rounded once, so large offsets keep sub-micron precision.
     """
-    axes = [torch.arange(n, dtype=torch.float64, device=grid.device) for n in grid.shape]
-    index = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+    index = index_grid(grid.shape, grid.device)
     return (index @ grid.affine[:3, :3].T + grid.affine[:3, 3]).to(torch.float32)
 
 

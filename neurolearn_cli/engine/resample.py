@@ -17,6 +17,7 @@ import torch
 
 from neurolearn_cli.engine._bspline import interpolate
 from neurolearn_cli.engine._sampling import inside_mask, sample
+from neurolearn_cli.engine.geometry import index_grid
 from neurolearn_cli.engine.image import Grid, Image, world_grid
 from neurolearn_cli.engine.transforms import Chain, Transform, as_matrix
 
@@ -27,11 +28,6 @@ ORDERS: tuple[Order, ...] = ("nearest", "linear", "bspline", "sinc")
 _MAX_POINTS = 2**23
 #: Interpolate only the target points inside the source when fewer than this fraction are.
 _COMPACT_BELOW = 0.8
-
-
-def _index_grid(grid: Grid) -> torch.Tensor:
-    axes = [torch.arange(n, dtype=torch.float32, device=grid.device) for n in grid.shape]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
 
 
 def _split_linear_tail(transform: Transform) -> tuple[Transform | None, torch.Tensor | None]:
@@ -72,7 +68,7 @@ class _TargetPoints:
         if tail is None:
             self.points, self.matrices = world_grid(target).reshape(1, -1, 3), world_to_source
         elif head is None:
-            self.points = _index_grid(target).reshape(1, -1, 3)
+            self.points = index_grid(target.shape, target.device, torch.float32).reshape(1, -1, 3)
             self.matrices = world_to_source @ tail.to(device) @ target.affine
         else:
             self.points = head.map_points(world_grid(target).unsqueeze(0)).reshape(1, -1, 3)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 
 from neurolearn_cli.engine._sampling import sample
+from neurolearn_cli.engine.geometry import euler_angles, euler_matrix
 from neurolearn_cli.engine.image import Grid, world_grid
 
 
@@ -44,17 +45,6 @@ class Transform(ABC):
     def select_volumes(self, start: int, stop: int) -> Transform:
         """The transform restricted to volumes ``start:stop`` (itself when unbatched)."""
         return self
-
-
-def _rotation_matrices(angles: torch.Tensor) -> torch.Tensor:
-    """R = Rx(a) @ Ry(b) @ Rz(c) for angles (..., 3) = (a, b, c) radians; shape (..., 3, 3)."""
-    a, b, c = angles.unbind(-1)
-    one, zero = torch.ones_like(a), torch.zeros_like(a)
-    rx = torch.stack([one, zero, zero, zero, a.cos(), -a.sin(), zero, a.sin(), a.cos()], -1)
-    ry = torch.stack([b.cos(), zero, b.sin(), zero, one, zero, -b.sin(), zero, b.cos()], -1)
-    rz = torch.stack([c.cos(), -c.sin(), zero, c.sin(), c.cos(), zero, zero, zero, one], -1)
-    shape = angles.shape[:-1] + (3, 3)
-    return rx.reshape(shape) @ ry.reshape(shape) @ rz.reshape(shape)
 
 
 class AffineTransform(Transform):
@@ -98,7 +88,8 @@ class AffineTransform(Transform):
         """Rigid transform ``y = R (x - c) + c + t`` with ``R = Rx(a) @ Ry(b) @ Rz(c)``.
 
         ``rotations_rad`` (..., 3) are the angles (a, b, c) about the x, y, z
-        (RAS) axes in radians; ``translations_mm`` (..., 3) the translations;
+        (RAS) axes in radians (:func:`~neurolearn_cli.engine.geometry.euler_matrix`);
+        ``translations_mm`` (..., 3) the translations;
         ``center_mm`` the rotation centre. A leading axis gives a batched
         transform. These six numbers per volume are fMRIPrep's ``rot_x, rot_y,
         rot_z, trans_x, trans_y, trans_z`` confound columns.
@@ -106,7 +97,7 @@ class AffineTransform(Transform):
         rot = torch.as_tensor(rotations_rad, dtype=torch.float64)
         trans = torch.as_tensor(translations_mm, dtype=torch.float64, device=rot.device)
         centre = torch.as_tensor(center_mm, dtype=torch.float64, device=rot.device)
-        r = _rotation_matrices(rot)
+        r = euler_matrix(rot)
         matrix = torch.zeros(rot.shape[:-1] + (4, 4), dtype=torch.float64, device=rot.device)
         matrix[..., :3, :3] = r
         matrix[..., :3, 3] = trans + centre - (r @ centre.unsqueeze(-1)).squeeze(-1)
@@ -119,14 +110,7 @@ class AffineTransform(Transform):
         """Angles (..., 3) and translations (..., 3) of :meth:`rigid`, assuming a rigid matrix."""
         r = self.matrix[..., :3, :3]
         centre = torch.as_tensor(center_mm, dtype=torch.float64, device=r.device)
-        angles = torch.stack(
-            [
-                torch.atan2(-r[..., 1, 2], r[..., 2, 2]),
-                torch.asin(r[..., 0, 2].clamp(-1.0, 1.0)),
-                torch.atan2(-r[..., 0, 1], r[..., 0, 0]),
-            ],
-            dim=-1,
-        )
+        angles = euler_angles(r)
         trans = self.matrix[..., :3, 3] - centre + (r @ centre.unsqueeze(-1)).squeeze(-1)
         return angles, trans
 

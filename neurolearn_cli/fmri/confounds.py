@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
+from neurolearn_cli.engine.morphology import dilate
 from neurolearn_cli.errors import InputError
 from neurolearn_cli.fmri.compcor import compcor, cosine_basis, tcompcor_mask
 from neurolearn_cli.fmri.dvars import compute_dvars
-from neurolearn_cli.fmri.morphology import dilate
 from neurolearn_cli.fmri.motion import MOTION_COLUMNS, framewise_displacement
 
 _SIGNALS = ("global_signal", "csf", "white_matter", "csf_wm")

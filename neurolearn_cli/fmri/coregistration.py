@@ -27,11 +27,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from neurolearn_cli.engine.geometry import center_of_mass
 from neurolearn_cli.engine.image import Image
-from neurolearn_cli.engine.registration.init import center_of_mass
+from neurolearn_cli.engine.morphology import erode
 from neurolearn_cli.engine.registration.linear import LinearSettings, register_linear
 from neurolearn_cli.engine.transforms import AffineTransform
-from neurolearn_cli.fmri.morphology import erode
 
 _DEPTH_MM = 2.0
 _SLOPE = 0.5

@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 
 from neurolearn_cli.engine.image import Grid, Image
+from neurolearn_cli.engine.morphology import erode
 from neurolearn_cli.engine.resample import resample
 from neurolearn_cli.engine.transforms import DisplacementField
 from neurolearn_cli.errors import InputError, NeurolearnError
 from neurolearn_cli.fmri.masking import intensity_mask
-from neurolearn_cli.fmri.morphology import erode
 from neurolearn_cli.fmri.unwrap import laplacian_unwrap
 
 _AXES = {"i": 0, "j": 1, "k": 2}

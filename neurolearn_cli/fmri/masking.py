@@ -13,12 +13,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from neurolearn_cli.engine.morphology import dilate, erode, fill_holes, largest_component
 from neurolearn_cli.engine.threshold import otsu_threshold
 from neurolearn_cli.errors import InputError
-from neurolearn_cli.fmri.morphology import dilate, erode, fill_holes, largest_component
 
 _OTSU_FRACTION = 0.5
 _OPENING = 2
+_CORNERS = 3  # connected components join across corners (26-connectivity)
 
 
 def _smooth(volume: torch.Tensor) -> torch.Tensor:
@@ -36,5 +37,5 @@ def intensity_mask(volume: torch.Tensor) -> torch.Tensor:
     if positive.numel() == 0:
         raise InputError(None, "volume holds no positive intensity to mask")
     mask = smooth > _OTSU_FRACTION * otsu_threshold(positive)
-    mask = dilate(largest_component(erode(mask, _OPENING)), _OPENING)
-    return fill_holes(largest_component(mask & (smooth > 0)))
+    mask = dilate(largest_component(erode(mask, _OPENING), _CORNERS), _OPENING)
+    return fill_holes(largest_component(mask & (smooth > 0), _CORNERS))

@@ -25,7 +25,7 @@ def motion_parameters(
     """Six rigid parameters per volume (trans mm, rot rad) about ``center_mm``.
 
     Angles follow the engine's ``AffineTransform.rigid``: ``R = Rx Ry Rz``
-    and ``y = R (x - c) + c + t``.
+    (:func:`~neurolearn_cli.engine.geometry.euler_matrix`) and ``y = R (x - c) + c + t``.
     """
     angles, translations = transforms.rigid_parameters(center_mm)
     values = torch.cat([translations, angles], dim=-1).reshape(-1, 6).cpu().numpy()

@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 
 from neurolearn_cli.engine.image import Image
+from neurolearn_cli.engine.morphology import dilate
 from neurolearn_cli.engine.resample import resample
 from neurolearn_cli.errors import InputError
 from neurolearn_cli.fmri.fieldmap import EpiGeometry, gaussian_filter
 from neurolearn_cli.fmri.masking import intensity_mask
-from neurolearn_cli.fmri.morphology import dilate
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ from collections.abc import Mapping
 
 import torch
 
-from neurolearn_cli.engine.image import bounding_box
-from neurolearn_cli.qc.masks import erode, frame_mask
+from neurolearn_cli.engine.morphology import erode
+from neurolearn_cli.qc.masks import frame_mask
 from neurolearn_cli.qc.measures import (
     UNDEFINED,
     efc,
@@ -178,17 +178,7 @@ def tissue_masks(
     masks = {tissue: probabilities[tissue] > threshold for tissue in TISSUES}
     if not all(float(step) < 1.9 for step in spacing):
         return masks
-    return {tissue: _erode_in_box(mask) for tissue, mask in masks.items()}
-
-
-def _erode_in_box(mask: torch.Tensor) -> torch.Tensor:
-    """One 3x3x3 erosion, computed on the mask's bounding box (plus a margin) only."""
-    if not bool(mask.any()):
-        return mask
-    box = bounding_box(mask)
-    out = torch.zeros_like(mask)
-    out[box] = erode(mask[box], 1)
-    return out
+    return {tissue: erode(mask) for tissue, mask in masks.items()}
 
 
 def anatomical_iqms(

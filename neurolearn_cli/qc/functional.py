@@ -37,8 +37,8 @@ from statistics import NormalDist
 import numpy as np
 import torch
 
+from neurolearn_cli.engine.morphology import erode
 from neurolearn_cli.fmri.dvars import compute_dvars, lag1_autocorrelation
-from neurolearn_cli.qc.masks import erode
 from neurolearn_cli.qc.measures import (
     UNDEFINED,
     efc,

@@ -34,78 +34,43 @@ import scipy.ndimage as ndi
 import torch
 import torch.nn.functional as F
 
+from neurolearn_cli.engine import morphology
+from neurolearn_cli.engine.morphology import cross, fill_holes, largest_component, opening
 from neurolearn_cli.engine.threshold import otsu_threshold
 from neurolearn_cli.qc.measures import mad, median, percentile
-
-
-def dilate(mask: torch.Tensor, iterations: int) -> torch.Tensor:
-    """Binary dilation by a 3x3x3 cube, ``iterations`` times (separable, by shifted ORs)."""
-    out = mask.clone()
-    for _ in range(iterations):
-        for axis in range(3):
-            n = out.shape[axis]
-            grown = out.clone()
-            grown.narrow(axis, 1, n - 1).logical_or_(out.narrow(axis, 0, n - 1))
-            grown.narrow(axis, 0, n - 1).logical_or_(out.narrow(axis, 1, n - 1))
-            out = grown
-    return out
-
-
-def erode(mask: torch.Tensor, iterations: int) -> torch.Tensor:
-    """Binary erosion by a 3x3x3 cube, ``iterations`` times (outside the grid counts as set)."""
-    return ~dilate(~mask, iterations)
-
-
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    labels, count = ndi.label(mask)
-    if count <= 1:
-        return mask
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
-
-
-def _fill_holes(mask: np.ndarray, plane_axis: int | None = None) -> np.ndarray:
-    """Fill background components that do not reach the grid's border.
-
-    With ``plane_axis`` set, connectivity stays within the slices across that
-    axis, so holes are filled slice by slice.
-    """
-    structure = ndi.generate_binary_structure(3, 1)
-    border_axes = [0, 1, 2]
-    if plane_axis is not None:
-        structure[(slice(None),) * plane_axis + (0,)] = False
-        structure[(slice(None),) * plane_axis + (2,)] = False
-        border_axes.remove(plane_axis)
-    labels, count = ndi.label(~mask, structure=structure)
-    outside = np.zeros(count + 1, dtype=bool)
-    for axis in border_axes:
-        outside[np.take(labels, [0, -1], axis=axis).ravel()] = True
-    outside[0] = False
-    return mask | ((labels > 0) & ~outside[labels])
 
 
 def head_mask(t1w: torch.Tensor, closing: int = 2) -> torch.Tensor:
     """Mask of the head (scalp, skull and brain) of a 3D image.
 
     Otsu's threshold on intensities clipped at their 99.5th percentile, a
-    binary closing by ``closing`` 3x3x3 iterations, the largest connected
-    component, then hole filling in 3D and in every slice along each axis.
+    binary closing by ``closing`` 3x3x3 iterations (computed as if
+    the grid went on with background, so it never erodes the head where it
+    meets the grid's faces), the largest connected component, then hole
+    filling in 3D and in every slice along each axis.
     """
     t1w = t1w.contiguous()  # readers may hand over Fortran-ordered views
     clipped = t1w.clamp(max=percentile(t1w[t1w > 0], 99.5)) if bool((t1w > 0).any()) else t1w
     mask = clipped > otsu_threshold(clipped)
-    mask = erode(dilate(mask, closing), closing)
-    host = _fill_holes(_largest_component(mask.cpu().numpy()))
+    mask = fill_holes(largest_component(morphology.closing(mask, closing, extend=True)))
     for axis in range(3):  # slice-wise too: the head is open at the neck and, defaced, at the face
-        host = _fill_holes(host, plane_axis=axis)
-    return torch.from_numpy(host).to(t1w.device)
+        mask = fill_holes(mask, plane_axis=axis)
+    return mask
 
 
 def frame_mask(t1w: torch.Tensor) -> torch.Tensor:
-    """Regions of exact zeros (defacing, padding outside the field of view), opened to drop isolated zeros."""
+    """Regions of exact zeros (defacing, padding outside the field of view), opened to drop isolated zeros.
+
+    Beyond the field of view there is no signal either, so the zeros are
+    padded with one layer of set voxels before the 3x3x3 opening (as MRIQC's
+    rotation mask): a zero frame one or two voxels thick along the grid's
+    faces survives it.
+    """
     zeros = t1w == 0
-    return dilate(erode(zeros, 1), 1) if bool(zeros.any()) else zeros
+    if not bool(zeros.any()):
+        return zeros
+    padded = F.pad(zeros.to(torch.uint8), (1,) * 6, value=1) > 0
+    return opening(padded)[1:-1, 1:-1, 1:-1]
 
 
 def superior_axis(affine: np.ndarray) -> tuple[int, int]:
@@ -192,7 +157,4 @@ def artifact_mask(
         return candidates
     distance = distance_to_mask(head, spacing)
     far = distance >= 0.1 * float(distance[air].max())
-    opened = ndi.binary_opening(
-        (candidates & far).cpu().numpy(), structure=ndi.generate_binary_structure(3, 1)
-    )
-    return torch.from_numpy(opened).to(t1w.device) & air
+    return opening(candidates & far, structure=cross()) & air

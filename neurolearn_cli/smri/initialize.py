@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from neurolearn_cli.engine.geometry import center_of_mass, index_grid
 from neurolearn_cli.engine.image import Grid, Image, conform_grid
-from neurolearn_cli.engine.registration.init import center_of_mass
 from neurolearn_cli.engine.registration.linear import LinearSettings, register_linear
 from neurolearn_cli.engine.resample import resample
 from neurolearn_cli.engine.threshold import otsu_threshold
@@ -65,7 +65,7 @@ def _top_and_centre(mask: torch.Tensor, grid: Grid, below_top_mm: float) -> tupl
     top = float(z_world[top_index])
     slab = (z_world <= top - below_top_mm) & (z_world >= top - below_top_mm - SLAB_MM)
     weights = mask.to(torch.float64) * slab[None, None, :]
-    idx = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=torch.float64, device=mask.device) for n in mask.shape], indexing="ij"), -1)
+    idx = index_grid(mask.shape, mask.device)
     centre_index = (weights[..., None] * idx).sum(dim=(0, 1, 2)) / weights.sum().clamp_min(1e-9)
     centre = grid.affine[:3, :3] @ centre_index + grid.affine[:3, 3]
     return top, centre

@@ -26,7 +26,7 @@ from neurolearn_cli.engine.device import configure_determinism
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.engine.resample import resample, resample_labels
 from neurolearn_cli.engine.transforms import Transform
-from neurolearn_cli.smri.brainmask import brain_mask, dilate
+from neurolearn_cli.smri.brainmask import brain_mask, grow
 from neurolearn_cli.smri.conform import conform_t1w
 from neurolearn_cli.smri.initialize import initialize
 from neurolearn_cli.smri.morphometry import (
@@ -139,7 +139,7 @@ def preprocess_t1w(
     check_plausible(tissue_volumes(first.probabilities, t1w))
     # SyN sees a rim beyond the brain mask: the template's brain edge takes in the outer CSF, and
     # matching it to the tight extraction alone shrank the template brain (aomic: TIV -11 %)
-    rim = dilate(first.mask.data > 0.5, t1w.spacing, REGISTRATION_MARGIN_MM)
+    rim = grow(first.mask.data > 0.5, t1w.spacing, REGISTRATION_MARGIN_MM)
     moving = brain_only(first.segmentation.corrected, first.mask.with_data(rim.float()))
     del first
     norm = normalize(moving, template, init.transform)

@@ -1,4 +1,4 @@
-"""Building blocks of the registration engine: centre of mass, sample thinning, mask dilation, sampling."""
+"""Building blocks of the registration engine: centre of mass, sample thinning, sampling."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from neurolearn_cli.engine._sampling import grid_sample_threaded
-from neurolearn_cli.engine.registration.init import center_of_mass
-from neurolearn_cli.engine.registration.pyramid import dilate
+from neurolearn_cli.engine.geometry import center_of_mass, index_grid
 from neurolearn_cli.engine.registration.sampler import FixedSamples
-from neurolearn_cli.engine.registration.space import apply_matrix, index_points
+from neurolearn_cli.engine.registration.space import apply_matrix
 from neurolearn_cli.engine.registration.syn import _axis_coords, _AxisGrid
 
 
@@ -21,7 +20,7 @@ def test_center_of_mass_from_marginals_equals_the_weighted_mean() -> None:
     affine = torch.tensor([[1.1, 0.1, 0.0, 3.0], [0.0, 0.9, 0.2, -4.0], [0.1, 0.0, 1.3, 5.0], [0, 0, 0, 1]],
                           dtype=torch.float64)
     weights = data.to(torch.float64).clamp(min=0) * mask
-    expected = (weights.unsqueeze(-1) * index_points((7, 8, 9), data.device)).sum((0, 1, 2)) / weights.sum()
+    expected = (weights.unsqueeze(-1) * index_grid((7, 8, 9), data.device)).sum((0, 1, 2)) / weights.sum()
     assert torch.allclose(center_of_mass(data, affine, mask), apply_matrix(affine, expected), atol=1e-9)
 
 
@@ -37,12 +36,6 @@ def test_thinned_samples_are_a_regular_subset_within_the_cap() -> None:
     assert samples.thinned(None) is samples and samples.thinned(175) is samples
     grid = FixedSamples.build(fixed, mask, as_grid=True)
     assert grid.thinned(10) is grid
-
-
-def test_separable_dilation_equals_the_cube() -> None:
-    mask = (torch.rand(1, 1, 7, 8, 9, generator=torch.Generator().manual_seed(5)) > 0.95).float()
-    cube = torch.nn.functional.max_pool3d(mask, 5, stride=1, padding=2)
-    assert torch.equal(dilate(mask, 2), cube)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])

@@ -3,12 +3,12 @@ import torch
 
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.engine.io import load_image
+from neurolearn_cli.engine.morphology import erode, largest_component
 from neurolearn_cli.engine.registration.linear import LinearSettings
 from neurolearn_cli.engine.resample import resample
 from neurolearn_cli.engine.transforms import AffineTransform
 from neurolearn_cli.fmri.coregistration import bbr_cost, coregister, refine_bbr, wm_boundary
 from neurolearn_cli.fmri.masking import intensity_mask
-from neurolearn_cli.fmri.morphology import erode, largest_component
 from neurolearn_cli.fmri.reference import bold_reference
 
 T1_AFFINE = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0], dtype=torch.float64))
@@ -65,7 +65,7 @@ def test_xa30_coregistration_recovers_a_displaced_boldref(data_dir):
     brain = resample(Image(mask.float(), reference.affine), t1w.grid).data > 0.5
     inner = erode(brain, 4)
     threshold = float(torch.quantile(t1w.data[inner][::3], 0.6))
-    white_matter = t1w.with_data(largest_component(inner & (t1w.data > threshold)).float())
+    white_matter = t1w.with_data(largest_component(inner & (t1w.data > threshold), 3).float())
     boundary = wm_boundary(white_matter)
     center = boundary.points.mean(0).to(torch.float64)
     displacement = AffineTransform.rigid(

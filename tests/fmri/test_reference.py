@@ -6,10 +6,10 @@ import torch
 
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.engine.io import load_image
+from neurolearn_cli.engine.morphology import dilate, erode, fill_holes, largest_component
 from neurolearn_cli.engine.threshold import otsu_threshold
 from neurolearn_cli.engine.transforms import AffineTransform
 from neurolearn_cli.fmri.masking import intensity_mask
-from neurolearn_cli.fmri.morphology import dilate, erode, fill_holes, largest_component
 from neurolearn_cli.fmri.nonsteady import detect_nonsteady
 from neurolearn_cli.fmri.reference import bold_reference
 
@@ -29,7 +29,7 @@ def test_morphology_cleans_a_known_mask():
     noisy = brain.clone()
     noisy[16:18, 18:20, 14:16] = False  # a cavity
     noisy[0, 0, 0:3] = True  # a speck apart
-    cleaned = fill_holes(largest_component(noisy))
+    cleaned = fill_holes(largest_component(noisy, 3))
     assert torch.equal(cleaned, brain)
     assert not bool(erode(torch.ones(4, 5, 6, dtype=torch.bool))[0].any())
 

@@ -18,6 +18,7 @@ import pytest
 import torch
 from nilearn.image import resample_to_img
 
+from neurolearn_cli.engine.morphology import erode
 from neurolearn_cli.fmri.nonsteady import detect_nonsteady
 from neurolearn_cli.qc import anatomical, functional, masks, measures
 
@@ -52,7 +53,7 @@ def test_bold_iqms_in_mriqc_ranges(
     shared_data: Path, relpath: str, volumes: int | None, repetition_time: float
 ) -> None:
     bold, affine = load_strided(shared_data / relpath, 1, volumes)
-    mask = masks.erode(masks.head_mask(bold.mean(dim=-1)), 1)
+    mask = erode(masks.head_mask(bold.mean(dim=-1)), 1)
     iqms = functional.functional_iqms(
         bold, mask, spacing_of(affine), repetition_time, np.array([]), detect_nonsteady(bold)
     )
@@ -120,7 +121,7 @@ def test_raw_t1w_mask_free_iqms(shared_data: Path, relpath: str, step: int) -> N
     cut = int(extent.min() + 0.55 * (extent.max() - extent.min()))
     index = torch.arange(t1w.shape[axis]).reshape([-1 if a == axis else 1 for a in range(3)])
     upper = index >= cut if direction > 0 else index <= cut
-    brain = masks.erode(head, int(round(12 / min(spacing)))) & upper
+    brain = erode(head, int(round(12 / min(spacing)))) & upper
     air = masks.air_mask(t1w, head, brain, affine)
     artifacts = masks.artifact_mask(t1w, air, head, spacing)
     frame = masks.frame_mask(t1w)

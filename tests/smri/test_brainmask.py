@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+import scipy.ndimage as ndi
 import torch
 
 from neurolearn_cli.engine.image import Image
-from neurolearn_cli.smri.brainmask import brain_mask, clean_mask
+from neurolearn_cli.smri.brainmask import _clean_in_box, brain_mask, clean_mask, grow
 
 
 def _ellipsoid(shape, centre, radii) -> torch.Tensor:
@@ -19,7 +21,7 @@ def test_clean_mask_keeps_largest_component_and_fills_holes() -> None:
     hole = _ellipsoid(shape, (15, 17, 16), (3, 3, 3))
     island = _ellipsoid(shape, (3, 3, 3), (2, 2, 2))
     raw = (brain & ~hole) | island
-    cleaned = torch.as_tensor(clean_mask(raw.numpy(), (2.0, 2.0, 2.0)))
+    cleaned = clean_mask(raw, (2.0, 2.0, 2.0))
     assert not cleaned[3, 3, 3]
     assert bool(cleaned[hole].all())
     assert abs(int(cleaned.sum()) - int(brain.sum())) < 0.03 * int(brain.sum())
@@ -57,3 +59,36 @@ def test_fluid_outside_the_template_brain_is_not_brain() -> None:
     assert int(mask.sum()) > 0.97 * int(brain.sum())
     wider = brain_mask(post, Image(brain.float(), affine), margin_mm=6.0, csf_margin_mm=6.0).data > 0.5
     assert float(wider[fluid].float().mean()) > 0.9
+
+
+def _scipy_clean(mask: np.ndarray, ball: np.ndarray, pad: int) -> np.ndarray:
+    """The cleaning written with scipy.ndimage: opening, largest 6-connected component, padded closing, fills."""
+    labels, _ = ndi.label(ndi.binary_opening(mask, structure=ball))
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    closed = ndi.binary_closing(np.pad(labels == np.argmax(sizes), pad), structure=ball)[pad:-pad, pad:-pad, pad:-pad]
+    filled = ndi.binary_fill_holes(closed)
+    for axis in range(3):
+        planes = [ndi.binary_fill_holes(plane) for plane in np.moveaxis(filled, axis, 0)]
+        filled = np.stack(planes, axis=axis)
+    return filled
+
+
+def test_clean_mask_equals_scipy_at_the_grid_edge() -> None:
+    shape = (30, 34, 32)
+    raw = _ellipsoid(shape, (8, 17, 16), (10, 12, 11)) | _ellipsoid(shape, (25, 30, 28), (3, 3, 3))
+    raw &= torch.rand(shape, generator=torch.Generator().manual_seed(3)) > 0.1
+    spacing = (2.0, 1.0, 2.0)  # radii (1, 2, 1) voxels
+    axes = np.meshgrid(*[np.arange(-r, r + 1) / r for r in (1, 2, 1)], indexing="ij")
+    ball = sum(a**2 for a in axes) <= 1.0
+    expected = _scipy_clean(raw.numpy(), ball, 2)
+    assert np.array_equal(clean_mask(raw, spacing).numpy(), expected)
+    assert np.array_equal(_clean_in_box(raw, spacing).numpy(), expected)
+
+
+def test_grow_is_a_box_dilation_in_mm() -> None:
+    mask = torch.zeros(7, 8, 9, dtype=torch.bool)
+    mask[0, 3, 4] = mask[5, 6, 8] = True
+    expected = ndi.binary_dilation(mask.numpy(), structure=np.ones((3, 5, 3), dtype=bool))  # radii (1, 2, 1): at least one voxel
+    assert np.array_equal(grow(mask, (2.0, 1.0, 4.0), 2.0).numpy(), expected)
+    assert grow(mask, (2.0, 1.0, 4.0), 0.0) is mask

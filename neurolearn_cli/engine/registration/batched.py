@@ -17,13 +17,13 @@ from dataclasses import dataclass
 
 import torch
 
-from neurolearn_cli.engine.registration.pyramid import dilate, level_factors, shrink, shrink_mask
+from neurolearn_cli.engine.geometry import center_of_mass, euler_matrix, index_grid, voxel_spacing
+from neurolearn_cli.engine.morphology import dilate
+from neurolearn_cli.engine.registration.pyramid import level_factors, shrink, shrink_mask
 from neurolearn_cli.engine.registration.sampler import FixedSamples
 from neurolearn_cli.engine.registration.space import (
     about_center,
     apply_matrix,
-    euler_rotation,
-    index_points,
     theta,
 )
 
@@ -41,10 +41,6 @@ def _world_gradient(volume: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
     grads = torch.stack(torch.gradient(volume), dim=0)
     to_world = torch.linalg.inv(affine[:3, :3]).T.to(volume.dtype)
     return torch.einsum("ij,j...->i...", to_world, grads)
-
-
-def _spacing(affine: torch.Tensor) -> tuple[float, float, float]:
-    return tuple(float(v) for v in torch.linalg.norm(affine[:3, :3], dim=0))
 
 
 def register_rigid_batched(
@@ -70,22 +66,20 @@ def register_rigid_batched(
     ref_b = reference[None, None]
     vols_b = series.permute(3, 0, 1, 2).unsqueeze(1)
     mask_b = None if mask is None else (mask > 0).to(torch.float32)[None, None]
-    idx_all = index_points(ref_shape, device)
-    weights = reference.to(torch.float64).clamp(min=0) * (1.0 if mask is None else (mask > 0))
-    center = apply_matrix(reference_affine, (weights.unsqueeze(-1) * idx_all).sum((0, 1, 2)) / weights.sum())
+    center = center_of_mass(reference, reference_affine, mask)
     maps = torch.eye(4, dtype=torch.float64, device=device).repeat(n_vols, 1, 1)
     for level_mm, n_iter in zip(settings.levels_mm, settings.iterations, strict=True):
-        r_lvl, r_aff = shrink(ref_b, reference_affine, level_factors(_spacing(reference_affine), level_mm, ref_shape))
-        s_lvl, s_aff = shrink(vols_b, series_affine, level_factors(_spacing(series_affine), level_mm, series.shape[:3]))
+        r_lvl, r_aff = shrink(ref_b, reference_affine, level_factors(voxel_spacing(reference_affine), level_mm, ref_shape))
+        s_lvl, s_aff = shrink(vols_b, series_affine, level_factors(voxel_spacing(series_affine), level_mm, series.shape[:3]))
         r_shape, s_shape = tuple(r_lvl.shape[2:]), tuple(s_lvl.shape[2:])
         if mask_b is None:
             m_lvl = torch.ones_like(r_lvl[0, 0])
         else:
-            fac = level_factors(_spacing(reference_affine), level_mm, ref_shape)
-            m_lvl = dilate(shrink_mask(mask_b, fac), 1)[0, 0]
+            fac = level_factors(voxel_spacing(reference_affine), level_mm, ref_shape)
+            m_lvl = dilate(shrink_mask(mask_b, fac)[0, 0] > 0).float()
         samples = FixedSamples.build(r_lvl[0, 0], m_lvl, as_grid=False)
         inside = m_lvl > 0
-        points = apply_matrix(r_aff, index_points(r_shape, device)[inside])
+        points = apply_matrix(r_aff, index_grid(r_shape, device)[inside])
         grad = _world_gradient(r_lvl[0, 0], r_aff)[:, inside].T.to(torch.float64)
         jac64 = torch.cat([grad, torch.linalg.cross(points - center, grad)], dim=1)
         normal = jac64.T @ jac64
@@ -97,6 +91,6 @@ def register_rigid_batched(
             gain = fixed_vals.mean(1, keepdim=True) / warped.mean(1, keepdim=True).clamp(min=1e-12)
             residual = gain * warped - fixed_vals
             step = torch.linalg.solve(normal, (residual @ jac).to(torch.float64).T).T
-            update = about_center(euler_rotation(step[:, 3:]), step[:, :3], center)
+            update = about_center(euler_matrix(step[:, 3:]), step[:, :3], center)
             maps = maps @ torch.linalg.inv(update)
     return maps

@@ -9,27 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from neurolearn_cli.engine.registration.space import apply_matrix
-
-
-def center_of_mass(data: torch.Tensor, affine: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Intensity-weighted centre (3,) float64 in world mm of a 3D volume (negatives count as zero).
-
-    Computed from the three marginal profiles (sums over the other two axes,
-    accumulated in float64), so no (X, Y, Z, 3) coordinate array is built.
-    """
-    weights = data.detach().clamp(min=0.0)
-    if mask is not None:
-        weights = weights * (mask > 0)
-    total = weights.sum(dtype=torch.float64)
-    if not bool(total > 0):
-        raise ValueError("centre of mass of an empty (all-zero) volume")
-    centre = torch.stack([
-        (weights.sum(dim=tuple(a for a in range(3) if a != axis), dtype=torch.float64)
-         * torch.arange(n, dtype=torch.float64, device=data.device)).sum()
-        for axis, n in enumerate(data.shape)
-    ]) / total
-    return apply_matrix(affine, centre)
+from neurolearn_cli.engine.geometry import center_of_mass
 
 
 def moments_init(

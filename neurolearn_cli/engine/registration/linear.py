@@ -18,16 +18,17 @@ from functools import partial
 
 import torch
 
+from neurolearn_cli.engine.geometry import euler_angles, euler_matrix, voxel_spacing
 from neurolearn_cli.engine.metrics import MetricName, dissimilarity
+from neurolearn_cli.engine.morphology import dilate
 from neurolearn_cli.engine.registration.pyramid import (
-    dilate,
     level_factors,
     schedule,
     shrink,
     shrink_mask,
 )
 from neurolearn_cli.engine.registration.sampler import FixedSamples
-from neurolearn_cli.engine.registration.space import about_center, euler_rotation, theta
+from neurolearn_cli.engine.registration.space import about_center, theta
 
 RADIUS_MM = 50.0
 
@@ -45,7 +46,7 @@ class LinearSettings:
 def parameters_to_matrix(params: torch.Tensor, dof: int, center: torch.Tensor) -> torch.Tensor:
     """4x4 float64 world map from the (6,) rigid or (12,) affine parameter vector."""
     if dof == 6:
-        linear = euler_rotation(params[:3] / RADIUS_MM)
+        linear = euler_matrix(params[:3] / RADIUS_MM)
     else:
         linear = torch.eye(3, dtype=params.dtype, device=params.device) + params[:9].view(3, 3) / RADIUS_MM
     return about_center(linear, params[dof - 3 :], center)
@@ -57,11 +58,7 @@ def _initial_parameters(init: torch.Tensor, dof: int, center: torch.Tensor) -> t
     translation = linear @ center + shift - center
     if dof == 12:
         return torch.cat([((linear - torch.eye(3, dtype=linear.dtype, device=linear.device)) * RADIUS_MM).reshape(-1), translation])
-    r = linear
-    angles = torch.stack(
-        [torch.atan2(r[2, 1], r[2, 2]), torch.asin(-r[2, 0].clamp(-1, 1)), torch.atan2(r[1, 0], r[0, 0])]
-    )
-    return torch.cat([angles * RADIUS_MM, translation])
+    return torch.cat([euler_angles(linear) * RADIUS_MM, translation])
 
 
 def _loss(
@@ -118,12 +115,12 @@ def register_linear(
     mask_b = None if fixed_mask is None else (fixed_mask > 0).to(torch.float32)[None, None]
     params = _initial_parameters(init, dof, center).clone().requires_grad_(True)
     loss_value = float("nan")
-    for level_mm, f_fac, n_iter in schedule(_spacing(fixed_affine), fixed.shape, settings.levels_mm, settings.iterations):
-        m_fac = level_factors(_spacing(moving_affine), level_mm, moving.shape)
+    for level_mm, f_fac, n_iter in schedule(voxel_spacing(fixed_affine), fixed.shape, settings.levels_mm, settings.iterations):
+        m_fac = level_factors(voxel_spacing(moving_affine), level_mm, moving.shape)
         f_lvl, f_aff = shrink(fixed_b, fixed_affine, f_fac)
         m_lvl, m_aff = shrink(moving_b, moving_affine, m_fac)
         m_lvl = m_lvl.contiguous()
-        mask_lvl = None if mask_b is None else dilate(shrink_mask(mask_b, f_fac), 1)[0, 0]
+        mask_lvl = None if mask_b is None else dilate(shrink_mask(mask_b, f_fac)[0, 0] > 0).float()
         samples = FixedSamples.build(f_lvl[0, 0], mask_lvl, as_grid=metric == "lncc").thinned(settings.max_samples)
         f_shape, m_shape = tuple(f_lvl.shape[2:]), tuple(m_lvl.shape[2:])
         level_loss = partial(_loss, samples=samples, moving=m_lvl, frames=(f_aff, f_shape, m_aff, m_shape),
@@ -137,6 +134,3 @@ def register_linear(
             loss_value = float(level_loss(params))
     return parameters_to_matrix(params.detach(), dof, center), loss_value
 
-
-def _spacing(affine: torch.Tensor) -> tuple[float, float, float]:
-    return tuple(float(v) for v in torch.linalg.norm(affine[:3, :3], dim=0))

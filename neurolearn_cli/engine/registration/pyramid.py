@@ -48,16 +48,6 @@ def shrink_mask(mask: torch.Tensor, factors: tuple[int, int, int]) -> torch.Tens
     return F.max_pool3d(mask, factors, stride=factors)
 
 
-def dilate(mask: torch.Tensor, voxels: int) -> torch.Tensor:
-    """Dilate a (B, 1, X, Y, Z) 0/1 mask by a cube of half-width ``voxels`` (three 1D passes)."""
-    if voxels <= 0:
-        return mask
-    size = 2 * voxels + 1
-    for kernel in ((size, 1, 1), (1, size, 1), (1, 1, size)):
-        mask = F.max_pool3d(mask, kernel, stride=1, padding=tuple(k // 2 for k in kernel))
-    return mask
-
-
 def schedule(
     spacing: Sequence[float], shape: Sequence[int], levels_mm: Sequence[float], iterations: Sequence[int]
 ) -> list[tuple[float, tuple[int, int, int], int]]:

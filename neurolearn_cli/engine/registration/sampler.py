@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from neurolearn_cli.engine.registration.space import index_points, normalized_from_index
+from neurolearn_cli.engine.geometry import index_grid
+from neurolearn_cli.engine.registration.space import normalized_from_index
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class FixedSamples:
             weights = None if mask is None else mask.unsqueeze(0)
             return cls(fixed.unsqueeze(0), None, weights, shape)
         inside = mask > 0
-        idx = index_points(shape, fixed.device)[inside]
+        idx = index_grid(shape, fixed.device)[inside]
         norm = idx @ normalized_from_index(shape, fixed.device)[:3, :3].T
         norm = norm + normalized_from_index(shape, fixed.device)[:3, 3]
         return cls(fixed[inside].unsqueeze(0), norm.to(torch.float32), None, shape)

@@ -54,27 +54,9 @@ def theta(
     return full[..., :3, :].to(torch.float32)
 
 
-def index_points(shape: tuple[int, int, int], device: torch.device) -> torch.Tensor:
-    """Voxel indices (X, Y, Z, 3) float64 of a grid."""
-    axes = [torch.arange(n, dtype=torch.float64, device=device) for n in shape]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
-
-
 def apply_matrix(matrix: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Apply a 4x4 affine to points (..., 3)."""
     return points @ matrix[:3, :3].T.to(points.dtype) + matrix[:3, 3].to(points.dtype)
-
-
-def euler_rotation(angles: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices (..., 3, 3) ``Rz @ Ry @ Rx`` from angles (..., 3) in radians (differentiable)."""
-    cx, cy, cz = torch.cos(angles).unbind(-1)
-    sx, sy, sz = torch.sin(angles).unbind(-1)
-    one, zero = torch.ones_like(cx), torch.zeros_like(cx)
-    rx = torch.stack([one, zero, zero, zero, cx, -sx, zero, sx, cx], -1)
-    ry = torch.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], -1)
-    rz = torch.stack([cz, -sz, zero, sz, cz, zero, zero, zero, one], -1)
-    shape = (*angles.shape[:-1], 3, 3)
-    return rz.reshape(shape) @ ry.reshape(shape) @ rx.reshape(shape)
 
 
 def about_center(linear: torch.Tensor, translation: torch.Tensor, center: torch.Tensor) -> torch.Tensor:

@@ -35,10 +35,10 @@ import torch
 import torch.nn.functional as F
 
 from neurolearn_cli.engine._sampling import grid_sample_threaded
+from neurolearn_cli.engine.geometry import voxel_spacing
 from neurolearn_cli.engine.image import bounding_box
 from neurolearn_cli.engine.metrics import lncc_with_gradient
 from neurolearn_cli.engine.registration.pyramid import (
-    dilate,
     level_factors,
     schedule,
     shrink,
@@ -275,7 +275,7 @@ def register_syn(
     settings = settings or SynSettings()
     device = fixed.device
     shape = tuple(int(n) for n in fixed.shape)
-    spacing = [float(v) for v in torch.linalg.norm(fixed_affine[:3, :3], dim=0)]
+    spacing = list(voxel_spacing(fixed_affine))
     fixed_b = (fixed / fixed.abs().mean().clamp(min=1e-6))[None, None]
     moving_b = (moving / moving.abs().mean().clamp(min=1e-6))[None, None]
     mask_b = None if fixed_mask is None else (fixed_mask > 0).to(torch.float32)[None, None]
@@ -284,8 +284,7 @@ def register_syn(
     metric_value = float("nan")
     for level_mm, f_fac, n_iter in schedule(spacing, shape, settings.levels_mm, settings.iterations):
         f_lvl, f_aff = shrink(fixed_b, fixed_affine, f_fac)
-        m_lvl, m_aff = shrink(moving_b, moving_affine, level_factors(
-            [float(v) for v in torch.linalg.norm(moving_affine[:3, :3], dim=0)], level_mm, moving.shape))
+        m_lvl, m_aff = shrink(moving_b, moving_affine, level_factors(voxel_spacing(moving_affine), level_mm, moving.shape))
         lvl_shape = tuple(f_lvl.shape[2:])
         # normalized full-frame coordinates of the level's voxels, cropped to the mask's box
         lvl_to_full = normalized_from_index(shape, device) @ torch.linalg.inv(fixed_affine) @ f_aff
@@ -295,7 +294,7 @@ def register_syn(
         if mask_b is not None:
             # the metric counts the mask's voxels; the region keeps a rim so their windows are whole
             inside = shrink_mask(mask_b, f_fac)
-            box = bounding_box(dilate(inside, settings.radius + 1)[0, 0], 0)
+            box = bounding_box(inside[0, 0], settings.radius + 1)
             ident = ident[:, box[0], box[1], box[2]].contiguous()
             weights = inside[0, 0][box].unsqueeze(0)
         to_fixed = normalized_from_world(f_aff, lvl_shape) @ full_from_norm

@@ -1,0 +1,85 @@
+"""Voxel geometry in one place: voxel sizes, index grids, centres of mass and Euler rotations.
+
+Euler convention
+----------------
+``R = Rx(a) @ Ry(b) @ Rz(c)`` for angles ``(a, b, c)`` in radians about the
+world (RAS) x, y and z axes: intrinsic rotations about x, then the new y,
+then the new z (``scipy.spatial.transform.Rotation.from_euler("XYZ", ...)``).
+These are the angles written as fMRIPrep's ``rot_x, rot_y, rot_z`` motion
+confounds (:meth:`~neurolearn_cli.engine.transforms.AffineTransform.rigid`);
+the rigid registrations optimise the same three angles. Transform files hold
+matrices, never angles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+
+def voxel_spacing(affine: torch.Tensor | np.ndarray) -> tuple[float, float, float]:
+    """Voxel sizes in mm of a 4x4 voxel-to-world affine: the norms of its first three columns.
+
+    Computed in float64 on the host, so a tensor on any device gives the same
+    numbers (as ``nibabel.affines.voxel_sizes``).
+    """
+    matrix = torch.as_tensor(affine).detach().to("cpu", torch.float64)
+    return tuple(float(s) for s in torch.linalg.norm(matrix[:3, :3], dim=0))
+
+
+def index_grid(
+    shape: Sequence[int], device: torch.device | str, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """Voxel indices (X, Y, Z, 3) of a grid: ``grid[i, j, k] == (i, j, k)``."""
+    axes = [torch.arange(int(n), dtype=dtype, device=device) for n in shape]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+
+
+def center_of_mass(data: torch.Tensor, affine: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Intensity-weighted centre (3,) float64 in world mm of a 3D volume (negatives count as zero).
+
+    Computed from the three marginal profiles (sums over the other two axes,
+    accumulated in float64), so no (X, Y, Z, 3) coordinate array is built.
+    ``mask`` restricts the weights to its nonzero voxels.
+    """
+    weights = data.detach().clamp(min=0.0)
+    if mask is not None:
+        weights = weights * (mask > 0)
+    total = weights.sum(dtype=torch.float64)
+    if not bool(total > 0):
+        raise ValueError("centre of mass of an empty (all-zero) volume")
+    centre = torch.stack([
+        (weights.sum(dim=tuple(a for a in range(3) if a != axis), dtype=torch.float64)
+         * torch.arange(n, dtype=torch.float64, device=data.device)).sum()
+        for axis, n in enumerate(data.shape)
+    ]) / total
+    return centre @ affine[:3, :3].T.to(torch.float64) + affine[:3, 3].to(torch.float64)
+
+
+def euler_matrix(angles: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices (..., 3, 3) ``Rx(a) @ Ry(b) @ Rz(c)`` from angles (..., 3) = (a, b, c) radians.
+
+    Differentiable, so optimizers can work on the angles.
+    """
+    a, b, c = angles.unbind(-1)
+    one, zero = torch.ones_like(a), torch.zeros_like(a)
+    rx = torch.stack([one, zero, zero, zero, a.cos(), -a.sin(), zero, a.sin(), a.cos()], -1)
+    ry = torch.stack([b.cos(), zero, b.sin(), zero, one, zero, -b.sin(), zero, b.cos()], -1)
+    rz = torch.stack([c.cos(), -c.sin(), zero, c.sin(), c.cos(), zero, zero, zero, one], -1)
+    shape = angles.shape[:-1] + (3, 3)
+    return rx.reshape(shape) @ ry.reshape(shape) @ rz.reshape(shape)
+
+
+def euler_angles(rotation: torch.Tensor) -> torch.Tensor:
+    """Angles (..., 3) of :func:`euler_matrix` for rotation matrices (..., 3, 3); ``b`` in [-pi/2, pi/2]."""
+    r = rotation
+    return torch.stack(
+        [
+            torch.atan2(-r[..., 1, 2], r[..., 2, 2]),
+            torch.asin(r[..., 0, 2].clamp(-1.0, 1.0)),
+            torch.atan2(-r[..., 0, 1], r[..., 0, 0]),
+        ],
+        dim=-1,
+    )
