@@ -40,6 +40,7 @@ completions: install
 
 lint: install
 	$(PYTHON) -m ruff check neurolearn_cli tests benchmarks
+	$(PYTHON) -m mypy
 	$(PYTHON) -m pytest -q tests/test_containers.py
 
 clean:

@@ -197,7 +197,7 @@ def reference_rows(case: dict) -> list[dict]:
 def run_ours(case: dict, transform: str) -> dict:
     """Our ``register`` (template brain mask as fixed mask); time excludes nothing but file IO (none)."""
     from neurolearn_cli.engine.image import Image
-    from neurolearn_cli.engine.registration.api import register
+    from neurolearn_cli.engine.registration import register
 
     res = case["res"]
     affine = torch.diag(torch.tensor([res, res, res, 1.0], dtype=torch.float64))
@@ -273,18 +273,16 @@ def motion_error(case: dict, maps: np.ndarray) -> dict:
 
 
 def run_motion_ours(case: dict) -> dict:
-    from neurolearn_cli.engine.image import Image
-    from neurolearn_cli.engine.registration.api import register_series
+    from neurolearn_cli.engine.registration import register_rigid_batched
 
     res = case["res"]
     affine = torch.diag(torch.tensor([res, res, res, 1.0], dtype=torch.float64))
-    series = Image(torch.from_numpy(case["data"]), affine)
-    reference = Image(series.data[..., 0].contiguous(), affine)
-    mask = Image(torch.from_numpy(case["mask"].astype(np.float32)), affine)
+    series = torch.from_numpy(case["data"])
+    mask = torch.from_numpy(case["mask"].astype(np.float32))
     clock = Clock()
-    maps = register_series(series, reference, mask=mask, device=torch.device("cpu"))
+    maps = register_rigid_batched(series[..., 0].contiguous(), affine, series, affine, mask=mask)
     elapsed = clock.read()
-    return {"method": "neurolearn batched rigid", **elapsed, **motion_error(case, maps.matrix.numpy())}
+    return {"method": "neurolearn batched rigid", **elapsed, **motion_error(case, maps.numpy())}
 
 
 def run_motion_ants(case: dict) -> dict:
@@ -316,7 +314,7 @@ def real_scan_rows(name: str, path: Path, res: int) -> list[dict]:
 
     from neurolearn_cli.engine.image import Image
     from neurolearn_cli.engine.io import load_image
-    from neurolearn_cli.engine.registration.api import register
+    from neurolearn_cli.engine.registration import register
 
     t1 = downsample(mni_volume("t1"), res)
     brain = downsample((mni_volume("t1") > 0).astype(np.float32), res) > 0.5
@@ -394,7 +392,7 @@ def _peak_rss_gb() -> float:
 def peak_memory_child(folder: str, transform: str, res: int) -> None:
     """Run one registration of saved inputs and print peak RSS (GB) and times as JSON."""
     from neurolearn_cli.engine.image import Image
-    from neurolearn_cli.engine.registration.api import register
+    from neurolearn_cli.engine.registration import register
 
     torch.set_num_threads(2)
     keep_freed_memory()
@@ -417,7 +415,7 @@ def warm_up() -> float:
     import ants
 
     from neurolearn_cli.engine.image import Image
-    from neurolearn_cli.engine.registration.api import register
+    from neurolearn_cli.engine.registration import register
 
     clock = Clock()
     small = downsample(mni_volume("t1"), 8)

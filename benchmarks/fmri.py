@@ -156,7 +156,7 @@ def motion_scores(case: dict[str, Any], maps: np.ndarray) -> dict[str, float]:
 
 def motion_ours(case: dict[str, Any]) -> tuple[np.ndarray, float, float]:
     """The engine's batched rigid registration, called as the pipeline calls it."""
-    from neurolearn_cli.engine.registration.batched import register_rigid_batched
+    from neurolearn_cli.engine.registration import register_rigid_batched
 
     affine = torch.diag(torch.tensor([*SPACING, 1.0], dtype=torch.float64))
     series = torch.as_tensor(case["series"])

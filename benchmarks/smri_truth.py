@@ -136,7 +136,7 @@ def run_ours(case: dict) -> dict:
     affine[:3, 3] = torch.from_numpy(ORIGIN)
     template, atlas = load_template(cpu, 2), load_atlas(cpu)
     clock = Clock()
-    result = preprocess_t1w([Image(torch.from_numpy(case["image"]), affine)], ["synthetic"], template, atlas, cpu, seed=0)
+    result = preprocess_t1w([Image(torch.from_numpy(case["image"]), affine)], ["synthetic"], template, atlas, cpu)
     elapsed = clock.read()
     world = torch.from_numpy(case["fixed_pts"] + ORIGIN)
     psi = result.normalization.t1w_to_template.map_points(world).numpy() - ORIGIN

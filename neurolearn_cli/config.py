@@ -117,7 +117,8 @@ class RunConfig(BaseModel):
     bids_database_dir: Path | None = option(None, "Cache directory for the pybids index.", SELECTION)
     # resources
     work_dir: Path | None = option(None, "Scratch directory.", RESOURCES, short="-w")
-    nprocs: int = option(1, "Participants processed at once.", RESOURCES, ge=1)
+    nprocs: int = option(1, "Processes: participants at once, or mvpa's folds and permutations at once.",
+                         RESOURCES, ge=1)
     omp_nthreads: int | None = option(None, "Torch threads per participant.", RESOURCES, ge=1)
     mem_gb: float | None = option(None, "Memory budget in GB.", RESOURCES, gt=0)
     device: str = option("auto", "auto, cpu, cuda or cuda:N.", RESOURCES)

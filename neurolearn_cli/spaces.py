@@ -50,13 +50,6 @@ class OutputSpace:
         return self.name not in NONSTANDARD_SPACES
 
     @property
-    def voxel_size(self) -> float | None:
-        """Voxel size (mm) of the template grid chosen by ``res-``; None: the BOLD's voxel size."""
-        if self.resolution is None:
-            return None
-        return TEMPLATE_RESOLUTIONS[self.name][self.resolution]
-
-    @property
     def entities(self) -> dict[str, str]:
         """The BIDS entities this space adds to a file name (``space``, ``cohort``, ``res``)."""
         entities = {"space": self.name}

@@ -24,6 +24,16 @@ def test_every_config_option_is_on_the_command_line_with_its_declared_help(comma
         assert f"--{name.replace('_', '-')}" in options[name].opts
 
 
+def test_mvpa_offers_its_options_with_the_same_help():
+    from neurolearn_cli.cli.mvpa import OFFERED
+
+    bare = {param.name: param for param in _command("run").params}
+    mvpa = {param.name: param for param in _command("mvpa").params}
+    for name in OFFERED:
+        assert mvpa[name].help == bare[name].help and mvpa[name].opts == bare[name].opts, name
+    assert "output_spaces" not in mvpa
+
+
 def test_help_shows_the_config_default():
     options = {param.name: param for param in _command("fmri").params if param.param_type_name == "option"}
     assert "(default: 0.5)" in options["fd_spike_threshold"].help

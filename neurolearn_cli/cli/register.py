@@ -50,7 +50,7 @@ def register_command(
     from neurolearn_cli.engine.device import configure_determinism, resolve_device
     from neurolearn_cli.engine.io import load_image, to_nifti
     from neurolearn_cli.engine.itkio import write_transform
-    from neurolearn_cli.engine.registration.api import register
+    from neurolearn_cli.engine.registration import register
     from neurolearn_cli.errors import InputError, UsageError
 
     if transform is TransformChoice.syn and metric not in (None, MetricChoice.lncc):
@@ -71,7 +71,7 @@ def register_command(
             fixed_mask=mask_img, device=torch_device,
         )
     except InputError as error:
-        names = {"fixed image": fixed, "moving image": moving, "fixed mask": fixed_mask}
+        names: dict[str | None, Path | None] = {"fixed image": fixed, "moving image": moving, "fixed mask": fixed_mask}
         raise InputError(names.get(error.path, error.path), error.problem) from error
     write_nifti(f"{output}Warped.nii.gz", to_nifti(result.warped))
     write_nifti(f"{output}InverseWarped.nii.gz", to_nifti(result.inverse_warped))

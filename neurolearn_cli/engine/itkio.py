@@ -105,8 +105,8 @@ def _grid_from_itk(fixed: np.ndarray) -> Grid:
     lps = np.eye(4)
     lps[:3, :3] = direction * spacing
     lps[:3, 3] = origin
-    shape = tuple(int(round(n)) for n in size)
-    return Grid(shape, torch.from_numpy(_FLIP @ lps))
+    nx, ny, nz = (int(round(n)) for n in size)
+    return Grid((nx, ny, nz), torch.from_numpy(_FLIP @ lps))
 
 
 def _grid_to_itk(grid: Grid) -> np.ndarray:
@@ -168,9 +168,7 @@ def _text_block(index: int, matrix_ras: np.ndarray) -> str:
 
 def _write_text(transform: Transform, path: Path) -> Path:
     if not isinstance(transform, AffineTransform):
-        raise InputError(
-            path, "ITK text files hold affine transforms only (use .h5 for chains and warps)"
-        )
+        raise ValueError(f"{path}: ITK text files hold affine transforms only (use .h5 for chains and warps)")
     matrices = transform.matrix.cpu().numpy().reshape(-1, 4, 4)
     body = "".join(_text_block(i, m) for i, m in enumerate(matrices))
     return write_text(path, "#Insight Transform File V1.0\n" + body)
@@ -193,7 +191,7 @@ def _read_mat(path: Path) -> Transform:
 
 def _write_mat(transform: Transform, path: Path) -> Path:
     if not isinstance(transform, AffineTransform) or transform.n_volumes is not None:
-        raise InputError(path, "a .mat file holds one affine transform")
+        raise ValueError(f"{path}: a .mat file holds one affine transform")
     params, fixed = _affine_to_itk(transform.matrix.cpu().numpy())
     buffer = io.BytesIO()
     scipy.io.savemat(
@@ -207,6 +205,8 @@ def _write_mat(transform: Transform, path: Path) -> Path:
 
 def _read_field(path: Path) -> Transform:
     img = nib.load(str(path))
+    if not isinstance(img, nib.spatialimages.SpatialImage):
+        raise ValueError(f"expected an ITK displacement field image, got {type(img).__name__}")
     if len(img.shape) != 5 or img.shape[3] != 1 or img.shape[4] != 3:
         raise ValueError(
             f"expected an ITK displacement field of shape (X, Y, Z, 1, 3), got {img.shape}"
@@ -214,7 +214,8 @@ def _read_field(path: Path) -> Transform:
     data = np.asarray(img.get_fdata(dtype=np.float32))[:, :, :, 0, :] * np.array(
         [-1.0, -1.0, 1.0], np.float32
     )
-    grid = Grid(tuple(data.shape[:3]), torch.from_numpy(np.asarray(img.affine, dtype=np.float64)))
+    nx, ny, nz = data.shape[:3]
+    grid = Grid((nx, ny, nz), torch.from_numpy(np.asarray(img.affine, dtype=np.float64)))
     return DisplacementField(torch.from_numpy(np.ascontiguousarray(data)), grid)
 
 
@@ -223,7 +224,7 @@ def _as_field(transform: Transform, path: Path) -> DisplacementField:
         return transform.exp()
     if isinstance(transform, DisplacementField):
         return transform
-    raise InputError(path, f"cannot store a {type(transform).__name__} as a displacement field")
+    raise ValueError(f"{path}: cannot store a {type(transform).__name__} as a displacement field")
 
 
 def _write_field(transform: Transform, path: Path) -> Path:

@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from neurolearn_cli.errors import InputError
+from neurolearn_cli.errors import ProcessingError
 
 MetricName = Literal["mse", "ncc", "lncc", "nmi"]
 _EPS = 1e-5
@@ -33,7 +33,7 @@ def _weights(fixed: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     w = w.flatten(1)
     total = w.sum(dim=1, keepdim=True)
     if bool((total <= 0).any()):
-        raise InputError("metric mask", "selects no samples")
+        raise ProcessingError("the metric mask selects no samples")
     return w / total
 
 

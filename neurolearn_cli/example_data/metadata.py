@@ -150,11 +150,6 @@ def truth_participants_sidecar() -> dict[str, Any]:
     }
 
 
-def dseg_sidecar(labels: dict[str, int], description: str) -> dict[str, Any]:
-    """Sidecar of a ground-truth label image."""
-    return {"Description": description, "Labels": {str(value): name for name, value in labels.items()}}
-
-
 def motion_sidecar() -> dict[str, Any]:
     """Sidecar of the true motion parameters."""
     units = {"trans": "mm", "rot": "rad"}

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from neurolearn_cli.engine.morphology import dilate
-from neurolearn_cli.errors import InputError
+from neurolearn_cli.errors import ProcessingError
 from neurolearn_cli.fmri.compcor import compcor, cosine_basis, tcompcor_mask
 from neurolearn_cli.fmri.dvars import compute_dvars
 from neurolearn_cli.fmri.motion import MOTION_COLUMNS, framewise_displacement
@@ -112,7 +112,7 @@ def mean_signals(bold: torch.Tensor, masks: TissueMasks) -> pd.DataFrame:
     values = {}
     for name, region in zip(_SIGNALS, regions, strict=True):
         if not bool(region.any()):
-            raise InputError(None, f"the {name} mask is empty on the BOLD grid")
+            raise ProcessingError(f"the {name} mask is empty on the BOLD grid")
         values[name] = bold[region].to(torch.float64).mean(dim=0).cpu().numpy()
     return pd.DataFrame(values)
 
@@ -153,9 +153,7 @@ def build_confounds(
     """
     n_volumes = int(bold.shape[3])
     if len(motion) != n_volumes or len(rmsd) != n_volumes:
-        raise InputError(
-            None, f"motion has {len(motion)} rows but the BOLD has {n_volumes} volumes"
-        )
+        raise ValueError(f"motion has {len(motion)} rows but the BOLD has {n_volumes} volumes")
     steady = n_volumes - n_nonsteady
     fd = framewise_displacement(motion)
     dvars = compute_dvars(bold, masks.brain)

@@ -19,13 +19,6 @@ import torch
 from nilearn.signal import clean
 from sklearn.covariance import LedoitWolf
 
-from neurolearn_cli.errors import InputError
-
-XCPD_STATS = {
-    "timeseries": "stat-mean_timeseries",
-    "pearson": "stat-pearsoncorrelation_relmat",
-    "partial": "stat-partialcorrelation_relmat",
-}
 _MOTION = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 _EXPANSIONS = ("", "_derivative1", "_power2", "_derivative1_power2")
 _STRATEGIES = {
@@ -82,14 +75,14 @@ def select_confounds(
     """
     unknown = set(strategy) - set(_STRATEGIES) - set(_PREFIXES) - {"scrub"}
     if unknown:
-        raise InputError(None, f"unknown confound strategy {sorted(unknown)}")
+        raise ValueError(f"unknown confound strategy {sorted(unknown)}")
     columns = [c for s in strategy if s in _STRATEGIES for c in _STRATEGIES[s]]
     columns += [
         c for s in strategy if s in _PREFIXES for c in table.columns if c.startswith(_PREFIXES[s])
     ]
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise InputError(None, f"confounds table lacks columns {missing[:4]}")
+        raise ValueError(f"confounds table lacks columns {missing[:4]}")
     spikes = [c for c in table.columns if c.startswith("non_steady_state_outlier")]
     if "scrub" in strategy:
         spikes += [c for c in table.columns if c.startswith("motion_outlier")]
@@ -115,9 +108,7 @@ def connectivity(
     Butterworth high-pass; only the ``sample_mask`` volumes are kept.
     """
     if confounds.shape[0] != timeseries.shape[0]:
-        raise InputError(
-            None, f"confounds have {confounds.shape[0]} rows, time series {timeseries.shape[0]}"
-        )
+        raise ValueError(f"confounds have {confounds.shape[0]} rows, time series {timeseries.shape[0]}")
     data = timeseries.detach().cpu().numpy().astype(np.float64)
     has_cosine = any(c.startswith("cosine") for c in confounds.columns)
     cleaned = clean(

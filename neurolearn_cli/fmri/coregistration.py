@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from neurolearn_cli.engine.geometry import center_of_mass
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.engine.morphology import erode
-from neurolearn_cli.engine.registration.linear import LinearSettings, register_linear
+from neurolearn_cli.engine.registration import LinearSettings, register_linear
 from neurolearn_cli.engine.transforms import AffineTransform
 
 _DEPTH_MM = 2.0

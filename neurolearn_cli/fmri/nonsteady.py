@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import torch
 
-from neurolearn_cli.errors import InputError
-
 _WINDOW = 50
 _THRESHOLD = 3.5
 
@@ -49,11 +47,11 @@ def detect_nonsteady(bold: torch.Tensor, dummy_scans: int | None = None) -> int:
         Number of initial volumes to treat as non-steady-state.
     """
     if bold.dim() != 4:
-        raise InputError(None, f"BOLD series must be 4D, got shape {tuple(bold.shape)}")
+        raise ValueError(f"BOLD series must be 4D, got shape {tuple(bold.shape)}")
     n_volumes = int(bold.shape[3])
     if dummy_scans is not None:
         if not 0 <= dummy_scans < n_volumes:
-            raise InputError(None, f"--dummy-scans {dummy_scans} must lie in [0, {n_volumes - 1}]")
+            raise ValueError(f"dummy_scans {dummy_scans} must lie in [0, {n_volumes - 1}]")
         return int(dummy_scans)
     global_signal = bold[..., :_WINDOW].mean(dim=(0, 1, 2))
     return count_initial_outliers(global_signal)

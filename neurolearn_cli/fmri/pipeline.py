@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from neurolearn_cli.engine.image import Grid, Image, conform_grid
-from neurolearn_cli.engine.registration.batched import register_rigid_batched
+from neurolearn_cli.engine.registration import register_rigid_batched
 from neurolearn_cli.engine.resample import resample, resample_labels
 from neurolearn_cli.engine.transforms import AffineTransform, Chain, Transform
 from neurolearn_cli.fmri import figures
@@ -138,8 +138,8 @@ def grid_at_spacing(extent: Grid, spacing: tuple[float, float, float]) -> Grid:
     voxel size over the T1w's or the template's extent.
     """
     extent_mm = [n * s for n, s in zip(extent.shape, extent.spacing, strict=True)]
-    shape = tuple(max(2, int(np.ceil(e / s))) for e, s in zip(extent_mm, spacing, strict=True))
-    return conform_grid(extent, spacing, shape)
+    nx, ny, nz = (max(2, int(np.ceil(e / s))) for e, s in zip(extent_mm, spacing, strict=True))
+    return conform_grid(extent, spacing, (nx, ny, nz))
 
 
 def output_grid(space: OutputSpace, anatomy: Anatomy, bold: Grid) -> Grid:

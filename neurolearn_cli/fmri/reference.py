@@ -12,7 +12,7 @@ from __future__ import annotations
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.engine.resample import resample
 from neurolearn_cli.engine.transforms import AffineTransform
-from neurolearn_cli.errors import InputError
+from neurolearn_cli.errors import ProcessingError
 
 _MAX_AVERAGE = 50
 
@@ -43,15 +43,13 @@ def bold_reference(
         At most this many steady-state volumes are averaged.
     """
     if bold.data.dim() != 4:
-        raise InputError(None, f"BOLD series must be 4D, got shape {tuple(bold.data.shape)}")
+        raise ValueError(f"BOLD series must be 4D, got shape {tuple(bold.data.shape)}")
     if sbref is not None:
         volume = sbref if sbref.data.dim() == 3 else sbref.with_data(sbref.data[..., 0])
         return resample(volume, bold.grid, order="linear")
     stop = min(bold.n_volumes, n_nonsteady + max_volumes)
     if n_nonsteady >= stop:
-        raise InputError(
-            None, f"no steady-state volume left after {n_nonsteady} non-steady-state volumes"
-        )
+        raise ProcessingError(f"no steady-state volume left after {n_nonsteady} non-steady-state volumes")
     series = Image(bold.data[..., n_nonsteady:stop].contiguous(), bold.affine)
     if transforms is not None:
         series = resample(

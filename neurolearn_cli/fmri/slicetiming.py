@@ -69,7 +69,7 @@ def reference_time(slice_times: torch.Tensor, slice_time_ref: float) -> float:
     ``slice_time_ref`` is the fraction of the acquisition (0 start, 0.5 middle, 1 end).
     """
     if not 0.0 <= slice_time_ref <= 1.0:
-        raise InputError(None, f"--slice-time-ref {slice_time_ref} must lie in [0, 1]")
+        raise ValueError(f"slice_time_ref {slice_time_ref} must lie in [0, 1]")
     first, last = float(slice_times.min()), float(slice_times.max())
     return round(first + slice_time_ref * (last - first), 3)
 
@@ -128,7 +128,7 @@ def correct_slice_timing(
         The JSON the metadata came from, named in error messages.
     """
     if bold.dim() != 4:
-        raise InputError(sidecar, f"BOLD series must be 4D, got shape {tuple(bold.shape)}")
+        raise ValueError(f"BOLD series must be 4D, got shape {tuple(bold.shape)}")
     axis, reverse = slice_axis(slice_encoding_direction, sidecar)
     times = validate_slice_timing(slice_times, int(bold.shape[axis]), repetition_time, sidecar)
     if reverse:

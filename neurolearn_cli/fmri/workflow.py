@@ -13,8 +13,9 @@ from typing import Any
 
 from neurolearn_cli.dataset.plan import BoldRun, ParticipantPlan
 from neurolearn_cli.derivatives import raw_entities, raw_source
+from neurolearn_cli.errors import InputError
 from neurolearn_cli.spaces import OutputSpace, first_template
-from neurolearn_cli.stages import StageContext
+from neurolearn_cli.stages import ParticipantContext
 
 FIGURES = ("brainmask", "coreg", "carpetplot")
 
@@ -73,7 +74,7 @@ def figure_entities(run: BoldRun, figure: str) -> dict[str, Any]:
     return {**run_entities(run), "datatype": "figures", "desc": figure, "suffix": "bold", "extension": ".svg"}
 
 
-def run_outputs(run: BoldRun, context: StageContext) -> dict[str, Path]:
+def run_outputs(run: BoldRun, context: ParticipantContext) -> dict[str, Path]:
     """Every file the stage writes for ``run``, by role (read by the qc stage)."""
     from neurolearn_cli.smri.workflow import atlas_entity
 
@@ -81,7 +82,7 @@ def run_outputs(run: BoldRun, context: StageContext) -> dict[str, Path]:
     return {role: context.writer.path(e) for role, e in entities.items()}
 
 
-def outputs_current(participant: ParticipantPlan, context: StageContext) -> bool:
+def outputs_current(participant: ParticipantPlan, context: ParticipantContext) -> bool:
     """Whether every output of every BOLD run is recorded under ``context``'s fingerprint (the scheduler's check)."""
     return all(context.writer.is_current(run_outputs(run, context).values()) for run in participant.bold)
 
@@ -114,11 +115,10 @@ def _fieldmap(run: BoldRun, device: Any, log: Any, subject: str) -> Any:
     )
 
 
-def _anatomy(participant: ParticipantPlan, context: StageContext) -> Any:
+def _anatomy(participant: ParticipantPlan, context: ParticipantContext) -> Any:
     """Read smri's T1w-space images and transform (the runner has run smri first when they were stale)."""
     from neurolearn_cli.engine.io import load_image
     from neurolearn_cli.engine.itkio import read_transform
-    from neurolearn_cli.errors import InputError
     from neurolearn_cli.fmri.pipeline import Anatomy
     from neurolearn_cli.smri import workflow as smri
     from neurolearn_cli.smri.template import template_grid
@@ -139,7 +139,7 @@ def _anatomy(participant: ParticipantPlan, context: StageContext) -> Any:
     )
 
 
-def run_participant(participant: ParticipantPlan, context: StageContext) -> None:
+def run_participant(participant: ParticipantPlan, context: ParticipantContext) -> None:
     """Functional preprocessing of every BOLD run of one participant (the ``fmri`` stage)."""
     from neurolearn_cli.engine.io import load_image, read_header
     from neurolearn_cli.fmri.pipeline import BoldOptions, preprocess_bold
@@ -149,6 +149,10 @@ def run_participant(participant: ParticipantPlan, context: StageContext) -> None
         context.log.info("%s: no BOLD runs; fmri skipped", participant.subject)
         return
     config, writer, log = context.config, context.writer, context.log
+    for run in participant.bold:  # before any work, so a bad option leaves nothing half-written
+        if config.dummy_scans is not None and config.dummy_scans >= run.n_volumes:
+            raise InputError(run.image.path, f"--dummy-scans {config.dummy_scans} leaves none of its "
+                                             f"{run.n_volumes} volumes")
     anatomy, atlas = _anatomy(participant, context), context.atlas
     seg = atlas_entity(atlas.name)
     options = BoldOptions(
@@ -189,7 +193,7 @@ def _write_run(
     run: BoldRun,
     result: Any,
     entities: dict[str, dict[str, Any]],
-    context: StageContext,
+    context: ParticipantContext,
     header: Any,
     atlas: Any,
 ) -> None:

@@ -20,7 +20,6 @@ from pandas import DataFrame
 DSEG_COLOURS = ListedColormap(["#00000000", "#2ca02c", "#1f77b4", "#ff7f0e"])  # bg, GM, WM, CSF
 MASK_COLOUR = "#e41a1c"
 FLAG_COLOUR = "#d62728"
-AXES_NAMES = ("sagittal", "coronal", "axial")
 
 
 def _png(figure: Figure, dpi: int = 90) -> bytes:

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from neurolearn_cli.engine.image import Image, reorient_to_ras
-from neurolearn_cli.engine.registration.init import moments_init
-from neurolearn_cli.engine.registration.linear import LinearSettings, register_linear
+from neurolearn_cli.engine.registration import LinearSettings, moments_init, register_linear
 from neurolearn_cli.engine.resample import resample
 from neurolearn_cli.engine.transforms import AffineTransform
 from neurolearn_cli.errors import InputError

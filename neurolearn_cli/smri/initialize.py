@@ -20,7 +20,7 @@ import torch
 
 from neurolearn_cli.engine.geometry import center_of_mass, index_grid
 from neurolearn_cli.engine.image import Grid, Image, conform_grid
-from neurolearn_cli.engine.registration.linear import LinearSettings, register_linear
+from neurolearn_cli.engine.registration import LinearSettings, register_linear
 from neurolearn_cli.engine.resample import resample
 from neurolearn_cli.engine.threshold import otsu_threshold
 from neurolearn_cli.engine.transforms import AffineTransform

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from neurolearn_cli.engine.image import Image
-from neurolearn_cli.engine.registration.syn import SynSettings, register_syn
+from neurolearn_cli.engine.registration import SynSettings, register_syn
 from neurolearn_cli.engine.transforms import AffineTransform, Chain, DisplacementField
 from neurolearn_cli.smri.template import Template
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from neurolearn_cli.engine.device import configure_determinism
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.engine.resample import resample, resample_labels
 from neurolearn_cli.engine.transforms import Transform
@@ -107,7 +106,7 @@ class SmriResult:
 
 
 def preprocess_t1w(
-    t1w_images: Sequence[Image], sources: Sequence[str], template: Template, atlas: Atlas, device: torch.device, seed: int
+    t1w_images: Sequence[Image], sources: Sequence[str], template: Template, atlas: Atlas, device: torch.device
 ) -> SmriResult:
     """Run the smri steps on one participant's T1w runs.
 
@@ -121,8 +120,6 @@ def preprocess_t1w(
         Parcellation in template space for the morphometry table.
     device : torch.device
         Where the computation runs.
-    seed : int
-        Seed for torch/numpy (the steps are deterministic given it).
 
     Raises
     ------
@@ -131,7 +128,6 @@ def preprocess_t1w(
     ProcessingError
         Implausible tissue volumes or a failed step.
     """
-    configure_determinism(seed)
     images = [image.to(device) for image in t1w_images]
     t1w = conform_t1w(images, sources)
     init = initialize(t1w, template)

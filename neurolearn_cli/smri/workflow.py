@@ -17,7 +17,7 @@ from typing import Any
 from neurolearn_cli.dataset.plan import ParticipantPlan
 from neurolearn_cli.derivatives import raw_source
 from neurolearn_cli.errors import InputError
-from neurolearn_cli.stages import StageContext
+from neurolearn_cli.stages import ParticipantContext
 
 TEMPLATE_RESOLUTION_MM = 2
 TISSUES = ("GM", "WM", "CSF")
@@ -52,13 +52,13 @@ def planned_entities(participant: ParticipantPlan, template: str, atlas: str) ->
     return entities
 
 
-def planned_outputs(participant: ParticipantPlan, context: StageContext) -> dict[str, Path]:
+def planned_outputs(participant: ParticipantPlan, context: ParticipantContext) -> dict[str, Path]:
     """Every file the stage writes, by role, for the context's template and atlas (read by later stages)."""
     entities = planned_entities(participant, context.template.name, atlas_entity(context.atlas.name))
     return {role: context.writer.path(e) for role, e in entities.items()}
 
 
-def outputs_current(participant: ParticipantPlan, context: StageContext) -> bool:
+def outputs_current(participant: ParticipantPlan, context: ParticipantContext) -> bool:
     """Whether every smri output is recorded under ``context``'s fingerprint (the scheduler's check).
 
     True for a participant without T1w: smri has nothing to write, and a stage
@@ -67,14 +67,14 @@ def outputs_current(participant: ParticipantPlan, context: StageContext) -> bool
     return not participant.t1w or context.writer.is_current(planned_outputs(participant, context).values())
 
 
-def run_participant(participant: ParticipantPlan, context: StageContext) -> None:
+def run_participant(participant: ParticipantPlan, context: ParticipantContext) -> None:
     """Structural preprocessing of one participant (the ``smri`` stage)."""
     from neurolearn_cli.engine.io import load_image
     from neurolearn_cli.smri.pipeline import preprocess_t1w
 
     if not participant.t1w:
         raise InputError(participant.subject, "no T1w image: the smri stage needs one")
-    config, writer, log = context.config, context.writer, context.log
+    writer, log = context.writer, context.log
     template, atlas = context.template, context.atlas
     entities = planned_entities(participant, template.name, atlas_entity(atlas.name))
     outputs = {role: writer.path(e) for role, e in entities.items()}
@@ -83,7 +83,7 @@ def run_participant(participant: ParticipantPlan, context: StageContext) -> None
         return
     images = [load_image(image.path, context.device) for image in participant.t1w]
     sources = [str(image.path) for image in participant.t1w]
-    result = preprocess_t1w(images, sources, template, atlas, context.device, config.seed)
+    result = preprocess_t1w(images, sources, template, atlas, context.device)
 
     raw = [raw_source(image.relpath) for image in participant.t1w]
     preproc_uri = "bids::" + writer.relative(outputs["preproc"])

@@ -173,9 +173,9 @@ def test_bad_transform_files(
 
 
 def test_write_rejects_unfit_formats(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="one affine"):
+    with pytest.raises(ValueError, match="one affine"):
         write_transform(_field(_grid()), tmp_path / "warp.mat")
-    with pytest.raises(InputError, match="displacement field"):
+    with pytest.raises(ValueError, match="displacement field"):
         write_transform(_affine(), tmp_path / "affine.nii.gz")
     assert not any(tmp_path.iterdir())
 

@@ -14,7 +14,7 @@ from neurolearn_cli.engine.metrics import (
     ncc,
     nmi,
 )
-from neurolearn_cli.errors import InputError
+from neurolearn_cli.errors import ProcessingError
 
 
 @pytest.fixture
@@ -90,6 +90,6 @@ def test_closed_form_lncc_gradient_equals_autograd(textured: torch.Tensor, radiu
     assert float(d_moving.abs().max()) > 1e-6
 
 
-def test_empty_mask_is_an_input_error() -> None:
-    with pytest.raises(InputError, match="metric mask"):
+def test_empty_mask_is_a_processing_error() -> None:
+    with pytest.raises(ProcessingError, match="metric mask"):
         ncc(torch.ones(1, 4), torch.ones(1, 4), torch.zeros(1, 4))

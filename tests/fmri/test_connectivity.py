@@ -3,7 +3,6 @@ import pandas as pd
 import pytest
 import torch
 
-from neurolearn_cli.errors import InputError
 from neurolearn_cli.fmri.connectivity import connectivity, parcel_means, select_confounds
 
 T = 400
@@ -75,5 +74,5 @@ def test_select_confounds_strategy_and_scrubbing():
     assert list(selected.columns)[-1] == "cosine00" and selected.shape == (4, 9)
     assert selected["csf_derivative1"][0] == 0.0
     np.testing.assert_array_equal(kept, [1, 3])
-    with pytest.raises(InputError):
+    with pytest.raises(ValueError, match="lacks columns"):
         select_confounds(table, ["motion"])

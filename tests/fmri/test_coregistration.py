@@ -4,7 +4,7 @@ import torch
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.engine.io import load_image
 from neurolearn_cli.engine.morphology import erode, largest_component
-from neurolearn_cli.engine.registration.linear import LinearSettings
+from neurolearn_cli.engine.registration import LinearSettings
 from neurolearn_cli.engine.resample import resample
 from neurolearn_cli.engine.transforms import AffineTransform
 from neurolearn_cli.fmri.coregistration import bbr_cost, coregister, refine_bbr, wm_boundary

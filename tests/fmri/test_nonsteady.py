@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-from neurolearn_cli.errors import InputError
 from neurolearn_cli.fmri.nonsteady import count_initial_outliers, detect_nonsteady
 
 
@@ -20,9 +19,9 @@ def test_detects_known_number_of_bright_initial_volumes(n_dummy):
 
 def test_dummy_scans_override_and_validation():
     assert detect_nonsteady(_series(3), dummy_scans=1) == 1
-    with pytest.raises(InputError):
+    with pytest.raises(ValueError, match="dummy_scans 60"):
         detect_nonsteady(_series(0), dummy_scans=60)
-    with pytest.raises(InputError):
+    with pytest.raises(ValueError, match="4D"):
         detect_nonsteady(torch.zeros(7, 8, 9))
 
 

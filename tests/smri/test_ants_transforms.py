@@ -20,7 +20,7 @@ import torch
 from neurolearn_cli.engine.image import Grid, Image
 from neurolearn_cli.engine.io import to_nifti
 from neurolearn_cli.engine.itkio import write_transform
-from neurolearn_cli.engine.registration.syn import SynSettings
+from neurolearn_cli.engine.registration import SynSettings
 from neurolearn_cli.engine.resample import resample
 from neurolearn_cli.engine.transforms import AffineTransform
 from neurolearn_cli.smri.normalize import normalize

@@ -56,7 +56,7 @@ def test_initial_affine_puts_template_mask_on_the_brain(aomic, template_2mm, sku
 @pytest.fixture(scope="module")
 def result(aomic, template_2mm):
     cpu = torch.device("cpu")
-    return preprocess_t1w([aomic["t1w"]], ["sub-0001_T1w.nii.gz"], template_2mm, load_atlas(cpu), cpu, seed=0)
+    return preprocess_t1w([aomic["t1w"]], ["sub-0001_T1w.nii.gz"], template_2mm, load_atlas(cpu), cpu)
 
 
 def test_brain_mask_and_tissues_match_fmriprep(result, aomic) -> None:

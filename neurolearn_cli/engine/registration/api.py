@@ -6,8 +6,6 @@ Transforms use ITK/ANTs pull-back semantics: ``forward`` maps fixed points to
 moving points (resampling the moving image onto the fixed grid through it
 gives ``warped``), and for SyN it is ``Chain([warp, affine])``, the order of
 ``antsApplyTransforms -t 1Warp.nii.gz -t 0GenericAffine.mat``.
-``register_series`` aligns every volume of a 4D series to a reference in one
-batched problem (head motion).
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ import torch
 
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.engine.metrics import MetricName
-from neurolearn_cli.engine.registration.batched import MotionSettings, register_rigid_batched
 from neurolearn_cli.engine.registration.init import moments_init
 from neurolearn_cli.engine.registration.linear import LinearSettings, register_linear
 from neurolearn_cli.engine.registration.syn import SynSettings, register_syn
@@ -161,37 +158,3 @@ def register(
     return RegistrationResult(
         forward, inverse, affine, warp, inverse_warp, warped, inverse_warped, metric, value, timings
     )
-
-
-def register_series(
-    series: Image,
-    reference: Image,
-    *,
-    mask: Image | None = None,
-    device: torch.device,
-    settings: MotionSettings | None = None,
-) -> AffineTransform:
-    """Rigid transforms (batched, one per volume) aligning each volume of a 4D ``series`` to ``reference``.
-
-    The result maps reference points to volume points (pull-back), so
-    ``resample(series, reference.grid, result)`` gives the motion-corrected
-    series. ``mask`` (e.g. a brain mask on any grid) limits the samples.
-
-    Raises
-    ------
-    ValueError
-        For a 3D series, a 4D reference or non-finite data (a caller's bug).
-    ProcessingError
-        For a constant or too small reference and an empty mask.
-    """
-    if series.data.dim() != 4:
-        raise ValueError(f"series: expected a 4D series, got shape {tuple(series.data.shape)}")
-    if not bool(torch.isfinite(series.data).all()):
-        raise ValueError("series: data contain NaN or infinite values")
-    _check_volume(reference, "reference")
-    series, reference = series.to(device), reference.to(device)
-    mask_t = _mask_on(reference, mask, "mask")
-    maps = register_rigid_batched(
-        reference.data, reference.affine, series.data, series.affine, mask=mask_t, settings=settings
-    )
-    return AffineTransform(maps)
