@@ -9,6 +9,7 @@ from neurolearn_cli.config import RunConfig
 from neurolearn_cli.dataset.query import plan_dataset
 from neurolearn_cli.derivatives import DerivativesWriter
 from neurolearn_cli.run import stage_fingerprints
+from neurolearn_cli.spaces import parse_output_space
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def test_fmri_settings_leave_smri_fingerprint(tiny):
     root, participant, config = tiny
     base = stage_fingerprints(config, participant)
     assert set(base) == {"smri", "fmri", "qc"}
-    spaces = config.model_copy(update={"output_spaces": ("T1w",)})
+    spaces = config.model_copy(update={"output_spaces": (parse_output_space("T1w"),)})
     assert changed_stages(base, stage_fingerprints(spaces, participant)) == {"fmri", "qc"}
     threshold = config.model_copy(update={"fd_spike_threshold": 0.2})
     assert changed_stages(base, stage_fingerprints(threshold, participant)) == {"fmri", "qc"}
