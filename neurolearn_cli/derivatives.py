@@ -208,7 +208,8 @@ class DerivativesWriter:
 
         nifti = to_nifti(image, header=header)
         if labels:
-            data = np.rint(np.asanyarray(nifti.dataobj)).astype(np.int16 if nifti.dataobj.max() > 255 else np.uint8)
+            values = np.asanyarray(nifti.dataobj)
+            data = np.rint(values).astype(np.int16 if values.max() > 255 else np.uint8)
             nifti = nib.Nifti1Image(data, nifti.affine, nifti.header)
             nifti.set_data_dtype(data.dtype)
         return self.write_nifti(entities, nifti, metadata)

@@ -36,7 +36,7 @@ from neurolearn_cli.errors import InputError, UsageError, failure_reason
 from neurolearn_cli.logs import get_logger, setup_logging
 
 if TYPE_CHECKING:
-    from neurolearn_cli.stages import StageContext
+    from neurolearn_cli.stages import ParticipantContext
 
 #: Settings that do not change outputs, left out of the resume fingerprint.
 NON_OUTPUT_SETTINGS = {
@@ -134,7 +134,7 @@ def _write_status(config: RunConfig, outcome: Outcome) -> None:
 
 
 def participant_context(config: RunConfig, dataset: DatasetPlan, participant: ParticipantPlan,
-                        device: Any) -> StageContext:
+                        device: Any) -> ParticipantContext:
     """The context of a participant's stages: its writer, per-stage fingerprints, the template and the atlas.
 
     The template and the atlas are loaded once here, for every stage.
@@ -142,16 +142,16 @@ def participant_context(config: RunConfig, dataset: DatasetPlan, participant: Pa
     from neurolearn_cli.smri.parcellation import load_atlas
     from neurolearn_cli.smri.template import load_template
     from neurolearn_cli.smri.workflow import TEMPLATE_RESOLUTION_MM
-    from neurolearn_cli.stages import StageContext
+    from neurolearn_cli.stages import ParticipantContext
 
     writer = DerivativesWriter(config.output_dir, participant.subject, "", resume=config.resume)
-    return StageContext(config=config, device=device, dataset=dataset, writer=writer, log=get_logger(),
+    return ParticipantContext(config=config, device=device, dataset=dataset, writer=writer, log=get_logger(),
                         fingerprints=stage_fingerprints(config, participant),
                         template=load_template(device, resolution=TEMPLATE_RESOLUTION_MM),
                         atlas=load_atlas(device, config.atlas, config.atlas_labels))
 
 
-def scheduled_stages(participant: ParticipantPlan, context: StageContext) -> list[str]:
+def scheduled_stages(participant: ParticipantPlan, context: ParticipantContext) -> list[str]:
     """The selected stages and the stages they need whose outputs are not current, in order."""
     from neurolearn_cli.stages import load_currency_check, stage_order
 

@@ -18,7 +18,7 @@ import importlib
 import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from neurolearn_cli.config import RunConfig
 from neurolearn_cli.dataset.plan import DatasetPlan
@@ -57,14 +57,17 @@ GROUP_STAGES: dict[str, str] = {
 }
 
 
+_Context = TypeVar("_Context", bound="StageContext")
+
+
 @dataclass(frozen=True)
 class StageContext:
     """What every stage gets: the run's config, device, dataset plan, writer and logger.
 
     ``fingerprints`` maps each participant stage to the digest of the inputs
     and settings it reads; :meth:`for_stage` gives the context whose writer
-    records under that digest. ``template`` and ``atlas`` are loaded once per
-    participant by the runner (None at the group level).
+    records under that digest. A group stage gets this; a participant stage
+    gets a :class:`ParticipantContext`.
     """
 
     config: RunConfig
@@ -73,14 +76,23 @@ class StageContext:
     writer: DerivativesWriter
     log: logging.Logger
     fingerprints: Mapping[str, str] = field(default_factory=dict)
-    template: Template | None = None
-    atlas: Atlas | None = None
 
-    def for_stage(self, stage: str) -> StageContext:
+    def for_stage(self: _Context, stage: str) -> _Context:
         """This context with a writer that checks and records outputs under ``stage``'s fingerprint."""
         if stage not in self.fingerprints:
             return self
         return dataclasses.replace(self, writer=self.writer.with_fingerprint(self.fingerprints[stage]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParticipantContext(StageContext):
+    """What a participant stage gets: a :class:`StageContext` with the template and the atlas.
+
+    The runner loads both once per participant, for every stage.
+    """
+
+    template: Template
+    atlas: Atlas
 
 
 def unavailable(stages: tuple[str, ...], level: str) -> list[str]:

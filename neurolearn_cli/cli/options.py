@@ -52,7 +52,7 @@ def _scalar_type(info: FieldInfo) -> type:
     members = [t for t in typing.get_args(info.annotation) if t is not type(None)]
     annotation = members[0] if isinstance(info.annotation, types.UnionType) else info.annotation
     if annotation in (bool, int, float, str, Path) or (isinstance(annotation, type) and issubclass(annotation, Enum)):
-        return annotation  # type: ignore[return-value]
+        return annotation
     return str
 
 
@@ -72,6 +72,7 @@ def _parameter(name: str) -> inspect.Parameter:
     flag = f"--{_dashed(name)}"
     extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
     help_text = _help(info)
+    annotation: Any  # a type expression, built at run time for typer
     if info.annotation is bool and info.default is True:
         declarations, annotation, default = [f"{flag}/--no-{_dashed(name)}"], bool | None, None
     elif info.annotation is bool:
@@ -79,7 +80,7 @@ def _parameter(name: str) -> inspect.Parameter:
     elif _is_list(info):
         declarations, annotation, default = [flag], list[str] | None, None
     else:
-        declarations, annotation, default = [flag], _scalar_type(info) | None, None  # type: ignore[assignment]
+        declarations, annotation, default = [flag], _scalar_type(info) | None, None
     if "short" in extra:
         declarations.append(str(extra["short"]))
     typer_option = typer.Option(*declarations, help=help_text, rich_help_panel=_panel(info), show_default=False)

@@ -26,7 +26,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from neurolearn_cli.engine._sampling import inside_mask
+from neurolearn_cli.engine._sampling import inside_mask, spatial_shape
 
 _PAD = 2
 
@@ -102,7 +102,7 @@ def interpolate(
 
     Points outside the volumes (ITK rule) get ``fill``.
     """
-    shape = tuple(int(n) for n in volumes.shape[2:])
+    shape = spatial_shape(volumes)
     voxel = voxel.to(volumes.dtype)
     padded = prefilter(volumes, upsample=bandlimited)
     out = _evaluate(padded, voxel * 2 if bandlimited else voxel)

@@ -16,6 +16,11 @@ import torch
 import torch.nn.functional as F
 
 
+def spatial_shape(volumes: torch.Tensor) -> tuple[int, int, int]:
+    """The sizes of the last three axes of ``volumes`` (X, Y, Z)."""
+    return int(volumes.shape[-3]), int(volumes.shape[-2]), int(volumes.shape[-1])
+
+
 def inside_mask(voxel: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
     """True where continuous voxel coordinates ``(..., 3)`` fall inside ``shape`` (ITK rule)."""
     upper = torch.tensor(shape, dtype=voxel.dtype, device=voxel.device) - 0.5
@@ -61,7 +66,7 @@ def sample(
 
     Returns (N, C, X', Y', Z'); ``voxel`` is cast to the volumes' dtype.
     """
-    shape = tuple(int(n) for n in volumes.shape[2:])
+    shape = spatial_shape(volumes)
     voxel = voxel.to(volumes.dtype)
     out = F.grid_sample(
         volumes,

@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -29,15 +30,18 @@ _READ_ERRORS = (
     ValueError,
     zlib.error,
     gzip.BadGzipFile,
-    IsalError,
+    cast(type[Exception], IsalError),  # isal's stub declares the class as an instance
     nib.filebasedimages.ImageFileError,
 )
 
 
-def _parse(path: Path) -> nib.Nifti1Image | nib.Nifti2Image:
+def _parse(path: Path) -> nib.spatialimages.SpatialImage:
     """The NIfTI image in ``path``; gzipped files are inflated by ISA-L (2-3x faster than zlib)."""
     if not path.name.endswith(".gz"):
-        return nib.load(str(path))
+        image = nib.load(str(path))
+        if not isinstance(image, nib.spatialimages.SpatialImage):  # e.g. a GIFTI surface
+            raise ValueError(f"not a volume image ({type(image).__name__})")
+        return image
     raw = igzip.decompress(path.read_bytes())
     header_size = int.from_bytes(raw[:4], "little") if len(raw) >= 4 else 0
     if header_size not in (348, 540):  # big-endian files store 348 byte-swapped

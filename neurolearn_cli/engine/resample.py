@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 
 from neurolearn_cli.engine._bspline import interpolate
-from neurolearn_cli.engine._sampling import inside_mask, sample
+from neurolearn_cli.engine._sampling import inside_mask, sample, spatial_shape
 from neurolearn_cli.engine.geometry import index_grid
 from neurolearn_cli.engine.image import Grid, Image, world_grid
 from neurolearn_cli.engine.transforms import Chain, Transform, as_matrix
@@ -96,15 +96,15 @@ def _interpolate(
     the rest set to ``fill``; gathering them costs more than it saves when
     nearly all are inside.
     """
-    shape = tuple(int(n) for n in volumes.shape[2:])
+    shape = spatial_shape(volumes)
     # decided on every 64th point (a full pass over the mask would cost more than the decision is worth)
     compact = float(inside_mask(voxel[:, ::64], shape).float().mean()) < _COMPACT_BELOW
     inside = inside_mask(voxel, shape).any(dim=0) if compact else None
     grid = (voxel if inside is None else voxel[:, inside]).reshape(voxel.shape[0], 1, 1, -1, 3)
-    if order in ("bspline", "sinc"):
-        values = interpolate(volumes, grid, bandlimited=order == "sinc", fill=fill)
-    else:
+    if order == "nearest" or order == "linear":
         values = sample(volumes, grid, mode=order, fill=fill)
+    else:
+        values = interpolate(volumes, grid, bandlimited=order == "sinc", fill=fill)
     values = values.reshape(*values.shape[:2], -1)
     if inside is None:
         return values
@@ -210,7 +210,7 @@ def _corner_vote(labels: torch.Tensor, voxel: torch.Tensor) -> torch.Tensor:
         best = score.max(dim=1, keepdim=True).values
         ties = torch.where(score == best, candidates, torch.full_like(candidates, torch.inf))
         voted[mixed] = ties.min(dim=1).values
-    return voted.masked_fill(~inside_mask(voxel, tuple(sizes)), 0.0)
+    return voted.masked_fill(~inside_mask(voxel, spatial_shape(labels)), 0.0)
 
 
 def resample_labels(labels: Image, target: Grid, transform: Transform | None = None) -> Image:

@@ -87,8 +87,9 @@ def _slice_responses(
     """Fractional signal change ``(volumes, slices)`` of the occipital and the fusiform region."""
     times = np.arange(protocol.volumes)[:, None] * protocol.repetition_time + np.asarray(protocol.slice_timing)[None, :]
     responses = condition_responses(events, times)
-    occipital = sum(OCCIPITAL_AMPLITUDE[name] * response for name, response in responses.items())
-    fusiform = sum(FUSIFORM_AMPLITUDE[name] * response for name, response in responses.items())
+    zero = np.zeros_like(times)  # the start of each sum: an array even without conditions
+    occipital = sum((OCCIPITAL_AMPLITUDE[name] * response for name, response in responses.items()), zero)
+    fusiform = sum((FUSIFORM_AMPLITUDE[name] * response for name, response in responses.items()), zero)
     return gain * occipital, gain * fusiform
 
 

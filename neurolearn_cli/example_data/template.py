@@ -75,10 +75,17 @@ def _to_grid(volume: np.ndarray) -> np.ndarray:
     return np.pad(volume, _PAD)[:, :, :_Z_SIZE].astype(np.float32)
 
 
+def _load(path: Path) -> nib.spatialimages.SpatialImage:
+    image = nib.load(path)
+    if not isinstance(image, nib.spatialimages.SpatialImage):
+        raise TypeError(f"{path} is not a volume image")
+    return image
+
+
 @lru_cache(maxsize=1)
 def load_template() -> TemplateMaps:
     """Load and downsample the bundled template once per process (arrays are read-only)."""
-    images = {name: nib.load(_DATA_DIR / filename) for name, filename in _FILES.items()}
+    images = {name: _load(_DATA_DIR / filename) for name, filename in _FILES.items()}
     affine = _downsampled_affine(images["t1"].affine, _FACTOR)
     affine[:3, 3] -= affine[:3, :3] @ np.array([before for before, _ in _PAD], dtype=float)
     maps = {}

@@ -116,7 +116,8 @@ def masked_smooth(
     values: torch.Tensor, mask: torch.Tensor, spacing: tuple[float, float, float], fwhm_mm: float
 ) -> torch.Tensor:
     """Normalized convolution ``G*(v m) / G*m``: smooths inside, extrapolates outside the mask."""
-    sigma = tuple(fwhm_mm * _FWHM_TO_SIGMA / s for s in spacing)
+    sx, sy, sz = (fwhm_mm * _FWHM_TO_SIGMA / s for s in spacing)
+    sigma = (sx, sy, sz)
     weight = mask.to(values.dtype)
     numerator = gaussian_filter(values * weight, sigma)
     denominator = gaussian_filter(weight, sigma)

@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from numpy.typing import ArrayLike  # noqa: E402
 
 from neurolearn_cli.engine.image import Image, reorient_to_ras  # noqa: E402
 
@@ -42,8 +43,8 @@ def _to_bytes(figure: plt.Figure, fmt: str, dpi: int) -> bytes:
 def carpet_plot(
     bold: torch.Tensor,
     tissues: Mapping[str, torch.Tensor],
-    framewise_displacement: Sequence[float],
-    dvars: Sequence[float],
+    framewise_displacement: ArrayLike,
+    dvars: ArrayLike,
     repetition_time: float,
     *,
     fmt: str = "png",

@@ -76,8 +76,8 @@ def flag_outliers(table: pd.DataFrame, z_threshold: float = Z_THRESHOLD) -> pd.D
             continue
         z = robust_z(finite)
         low, high = tukey_fences(finite.to_numpy())
-        for index, value in finite.items():
-            robust = bool(abs(z[index]) > z_threshold) if np.isfinite(z[index]) else False
+        for (index, value), z_value in zip(finite.items(), z.tolist(), strict=True):  # z is aligned with finite
+            robust = bool(abs(z_value) > z_threshold) if np.isfinite(z_value) else False
             tukey = bool(value < low or value > high)
             if robust or tukey:
                 rows.append(
@@ -86,7 +86,7 @@ def flag_outliers(table: pd.DataFrame, z_threshold: float = Z_THRESHOLD) -> pd.D
                         "participant_id": table.at[index, "participant_id"],
                         "iqm": name,
                         "value": float(value),
-                        "robust_z": float(z[index]),
+                        "robust_z": float(z_value),
                         "low_fence": low,
                         "high_fence": high,
                         "robust": robust,

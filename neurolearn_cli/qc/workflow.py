@@ -17,7 +17,7 @@ from typing import Any
 
 from neurolearn_cli.dataset.plan import BoldRun, DatasetPlan, ImageInput, ParticipantPlan
 from neurolearn_cli.derivatives import raw_entities
-from neurolearn_cli.stages import StageContext
+from neurolearn_cli.stages import ParticipantContext, StageContext
 
 #: Modalities of the group tables, with the datatype folder of their IQM JSONs.
 MODALITIES = (("T1w", "anat"), ("bold", "func"))
@@ -41,7 +41,7 @@ def bids_name(image: ImageInput) -> str:
     return image.path.name.split(".")[0]
 
 
-def _t1w_section(participant: ParticipantPlan, context: StageContext) -> Any:
+def _t1w_section(participant: ParticipantPlan, context: ParticipantContext) -> Any:
     """Read the smri outputs, compute the reference T1w's IQMs and figures."""
     from neurolearn_cli.engine.io import load_image, load_images
     from neurolearn_cli.engine.itkio import read_transform
@@ -67,7 +67,7 @@ def _t1w_section(participant: ParticipantPlan, context: StageContext) -> Any:
     return ImageQC(bids_name=bids_name(first), figures=result.figures, iqms=result.iqms, metadata=first.metadata)
 
 
-def _bold_section(run: BoldRun, context: StageContext) -> Any:
+def _bold_section(run: BoldRun, context: ParticipantContext) -> Any:
     """Read the raw series and the fmri outputs of ``run``, compute its IQMs and figures."""
     import pandas as pd
 
@@ -85,7 +85,7 @@ def _bold_section(run: BoldRun, context: StageContext) -> Any:
                    metadata=run.image.metadata)
 
 
-def run_participant(participant: ParticipantPlan, context: StageContext) -> None:
+def run_participant(participant: ParticipantPlan, context: ParticipantContext) -> None:
     """IQM JSONs and the participant report (the ``qc`` stage, participant level)."""
     from neurolearn_cli.qc.pipeline import iqm_record
     from neurolearn_cli.qc.report import (

@@ -17,7 +17,8 @@ import torch
 
 def basis_orders(shape: tuple[int, int, int], spacing: tuple[float, float, float], fwhm_mm: float) -> tuple[int, int, int]:
     """Number of cosines per axis so the shortest half-period is about ``fwhm_mm``."""
-    return tuple(max(2, int(math.ceil(2.0 * n * s / fwhm_mm)) + 1) for n, s in zip(shape, spacing, strict=True))
+    x, y, z = (max(2, int(math.ceil(2.0 * n * s / fwhm_mm)) + 1) for n, s in zip(shape, spacing, strict=True))
+    return x, y, z
 
 
 def dct_matrix(n: int, order: int, positions: torch.Tensor) -> torch.Tensor:

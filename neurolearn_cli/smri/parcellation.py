@@ -146,15 +146,15 @@ def load_atlas(
     """
     from neurolearn_cli.engine.io import load_image
 
-    if (path is None) != (labels is None):
-        raise InputError(path or labels, "--atlas and --atlas-labels must be given together")
-    if path is None:
+    if path is None and labels is None:
         folder = resources.files("neurolearn_cli") / "resources"
         with resources.as_file(folder / DEFAULT_ATLAS_FILE) as image_path, resources.as_file(folder / DEFAULT_LABELS_FILE) as table_path:
             image = load_image(image_path, device)
             table = pd.read_csv(table_path, sep="\t")[["index", "name"]]
         return Atlas(DEFAULT_ATLAS_NAME, image, table, "MNI152NLin2009aSym",
                      "derived from the bundled MNI152NLin2009aSym GM map by k-means (no third-party atlas)")
+    if path is None or labels is None:
+        raise InputError(path or labels, "--atlas and --atlas-labels must be given together")
     image = load_image(path, device)
     if image.data.dim() != 3:
         raise InputError(path, "an atlas must be a 3D label image")

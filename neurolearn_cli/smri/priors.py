@@ -31,13 +31,13 @@ def gaussian_smooth(volumes: torch.Tensor, spacing: tuple[float, float, float], 
         sigma = fwhm_mm / (2.0 * math.sqrt(2.0 * math.log(2.0))) / step
         radius = max(1, int(math.ceil(3.0 * sigma)))
         taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float64) / sigma) ** 2)
-        taps = (taps / taps.sum()).tolist()
+        weights = (taps / taps.sum()).tolist()
         dim = axis + 1
         padding = [0, 0] * (3 - axis - 1) + [radius, radius]
         padded = F.pad(out, padding)
         size = out.shape[dim]
         out = torch.zeros_like(out)
-        for shift, weight in enumerate(taps):
+        for shift, weight in enumerate(weights):
             out.add_(padded.narrow(dim, shift, size), alpha=weight)
         del padded
     return out

@@ -74,7 +74,8 @@ class Segmentation:
 
 
 def _sample_steps(spacing: tuple[float, float, float], sample_mm: float) -> tuple[int, int, int]:
-    return tuple(max(1, int(round(sample_mm / s))) for s in spacing)
+    x, y, z = (max(1, int(round(sample_mm / s))) for s in spacing)
+    return x, y, z
 
 
 def _weighted_quantiles(values: torch.Tensor, weights: torch.Tensor, qs: torch.Tensor) -> torch.Tensor:
@@ -246,14 +247,16 @@ def segment(
     log_y = torch.where(valid, torch.log(y.clamp_min(1e-12)), 0.0)
     sub_valid = valid[sub]
     sub_logy = log_y[sub]
-    sub_priors = priors[(slice(None), *sub)]
+    sub_priors = priors[(slice(None),) + sub]
     flat_priors = sub_priors[:, sub_valid]
     positions = [torch.arange(0, n, s, device=device) for n, s in zip(t1w.shape3, steps, strict=True)]
     use_bias = math.isfinite(bias_fwhm_mm)
     if use_bias:
         orders = bias.basis_orders(t1w.shape3, t1w.spacing, bias_fwhm_mm)
-        sub_bases = tuple(bias.dct_matrix(n, k, p) for n, k, p in zip(t1w.shape3, orders, positions, strict=True))
-        extent = tuple(n * s for n, s in zip(t1w.shape3, t1w.spacing, strict=True))
+        bx, by, bz = (bias.dct_matrix(n, k, p) for n, k, p in zip(t1w.shape3, orders, positions, strict=True))
+        sub_bases = (bx, by, bz)
+        ex, ey, ez = (n * s for n, s in zip(t1w.shape3, t1w.spacing, strict=True))
+        extent = (ex, ey, ez)
         penalty = bias.bending_penalty(orders, extent, bias_regularization * int(sub_valid.sum())).to(device)
         coeffs = torch.zeros(orders, dtype=torch.float64, device=device)
     sub_bias = torch.zeros_like(sub_logy)
@@ -279,9 +282,10 @@ def segment(
             break
         previous = loglik
     if use_bias:
-        full_bases = tuple(
+        fx, fy, fz = (
             bias.dct_matrix(n, k, torch.arange(n, device=device)) for n, k in zip(t1w.shape3, orders, strict=True)
         )
+        full_bases = (fx, fy, fz)
         log_bias = bias.evaluate(coeffs, full_bases)
     else:
         log_bias = torch.zeros_like(log_y)

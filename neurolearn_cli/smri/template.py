@@ -83,7 +83,8 @@ def coarse_grid(grid: Grid, factor: int) -> Grid:
     factor = _check_factor(factor)
     affine = torch.as_tensor(_coarse_affine(grid.affine.cpu().numpy(), factor), dtype=torch.float64,
                              device=grid.device)
-    return Grid(tuple(-(-n // factor) for n in grid.shape), affine)
+    nx, ny, nz = (-(-n // factor) for n in grid.shape)
+    return Grid((nx, ny, nz), affine)
 
 
 def coarsen(template: Template, factor: int) -> Template:
@@ -106,7 +107,10 @@ def template_grid(device: torch.device, resolution: int) -> Grid:
     from nilearn import datasets
 
     header = nib.load(datasets.MNI152_FILE_PATH)  # the file load_template's T1w comes from
-    native = Grid(header.shape[:3], torch.as_tensor(np.asarray(header.affine, dtype=np.float64), device=device))
+    if not isinstance(header, nib.spatialimages.SpatialImage):
+        raise TypeError(f"{datasets.MNI152_FILE_PATH} is not a volume image")
+    nx, ny, nz = header.shape[:3]
+    native = Grid((nx, ny, nz), torch.as_tensor(np.asarray(header.affine, dtype=np.float64), device=device))
     return coarse_grid(native, resolution)
 
 

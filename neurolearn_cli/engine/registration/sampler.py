@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from neurolearn_cli.engine._sampling import spatial_shape
 from neurolearn_cli.engine.geometry import index_grid
 from neurolearn_cli.engine.registration.space import normalized_from_index
 
@@ -35,7 +36,7 @@ class FixedSamples:
     @classmethod
     def build(cls, fixed: torch.Tensor, mask: torch.Tensor | None, as_grid: bool) -> FixedSamples:
         """Samples of a (X, Y, Z) fixed level and optional 0/1 mask of the same shape."""
-        shape = tuple(int(n) for n in fixed.shape)
+        shape = spatial_shape(fixed)
         if as_grid or mask is None:
             weights = None if mask is None else mask.unsqueeze(0)
             return cls(fixed.unsqueeze(0), None, weights, shape)
