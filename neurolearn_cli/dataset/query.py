@@ -67,9 +67,11 @@ def _image_input(layout: Any, bids_file: Any) -> ImageInput:
     path = Path(bids_file.path)
     entities = {k: v for k, v in bids_file.get_entities().items() if k in ENTITY_KEYS + ("suffix", "datatype")}
     try:
-        header = nib.load(str(path)).header
-        shape = tuple(int(n) for n in header.get_data_shape())
-        zooms = tuple(float(z) for z in header.get_zooms())
+        image = nib.load(str(path))
+        if not isinstance(image, nib.spatialimages.SpatialImage):
+            raise ValueError(f"not a volume image ({type(image).__name__})")
+        shape = tuple(int(n) for n in image.header.get_data_shape())
+        zooms = tuple(float(z) for z in image.header.get_zooms())
     except Exception:  # reported by the validation step, with the reason
         shape, zooms = (), ()
     return ImageInput(path=path, entities=entities, metadata=dict(layout.get_metadata(str(path))), shape=shape, zooms=zooms)

@@ -101,6 +101,8 @@ def nifti_problem(path: Path, *, ndim: int, full_check: bool = True) -> str | No
         return f"{name}: not readable (permission denied)"
     except (OSError, EOFError, gzip.BadGzipFile, nib.filebasedimages.ImageFileError, ValueError) as exc:
         return f"{name}: cannot read NIfTI header ({exc.__class__.__name__})"
+    if not isinstance(image, nib.Nifti1Image):  # NIfTI-2 images are Nifti1Image subclasses
+        return f"{name}: not a NIfTI image ({type(image).__name__})"
     dtype = image.get_data_dtype()
     if dtype.kind not in "iuf":
         return f"{name}: unsupported data type {dtype}; expected integer or floating-point voxels"
@@ -121,7 +123,9 @@ def nifti_problem(path: Path, *, ndim: int, full_check: bool = True) -> str | No
             return f"{name}: cannot read ({exc.__class__.__name__})"
         if size is None:
             return f"{name}: truncated or corrupt gzip stream"
-        expected = int(image.dataobj.offset) + image.dataobj.dtype.itemsize * math.prod(shape)
+        # nibabel types ``dataobj`` as any array-like; an image read from a file holds an ArrayProxy
+        proxy = image.dataobj
+        expected = int(proxy.offset) + proxy.dtype.itemsize * math.prod(shape)  # type: ignore[attr-defined]
         if size < expected:
             return f"{name}: truncated data ({size} of {expected} bytes)"
         if image.get_data_dtype().kind == "f" and not _has_finite_voxels(image):

@@ -13,10 +13,31 @@ matrices, never angles.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import SupportsFloat, SupportsIndex
 
 import numpy as np
 import torch
+
+
+def ints3(sizes: Iterable[SupportsIndex]) -> tuple[int, int, int]:
+    """Three Python ints from a 3D shape (``torch.Size``, numpy shape or sequence).
+
+    Raises ``ValueError`` unless there are exactly three sizes; use it where a
+    shape or a per-axis count is built, so the result is a checked 3-tuple.
+    """
+    values = tuple(int(n) for n in sizes)
+    if len(values) != 3:
+        raise ValueError(f"expected three sizes (X, Y, Z), got {values}")
+    return values[0], values[1], values[2]
+
+
+def floats3(values: Iterable[SupportsFloat]) -> tuple[float, float, float]:
+    """Three Python floats (a spacing, per-axis mm): ``ValueError`` unless exactly three."""
+    floats = tuple(float(v) for v in values)
+    if len(floats) != 3:
+        raise ValueError(f"expected three values (X, Y, Z), got {floats}")
+    return floats[0], floats[1], floats[2]
 
 
 def voxel_spacing(affine: torch.Tensor | np.ndarray) -> tuple[float, float, float]:
@@ -26,7 +47,7 @@ def voxel_spacing(affine: torch.Tensor | np.ndarray) -> tuple[float, float, floa
     numbers (as ``nibabel.affines.voxel_sizes``).
     """
     matrix = torch.as_tensor(affine).detach().to("cpu", torch.float64)
-    return tuple(float(s) for s in torch.linalg.norm(matrix[:3, :3], dim=0))
+    return floats3(torch.linalg.norm(matrix[:3, :3], dim=0))
 
 
 def index_grid(

@@ -18,7 +18,7 @@ import nibabel.orientations as nio
 import numpy as np
 import torch
 
-from neurolearn_cli.engine.geometry import index_grid, voxel_spacing
+from neurolearn_cli.engine.geometry import index_grid, ints3, voxel_spacing
 
 
 def _check_affine(affine: torch.Tensor) -> None:
@@ -49,7 +49,7 @@ class Grid:
             return NotImplemented
         return self.shape == other.shape and torch.equal(self.affine.cpu(), other.affine.cpu())
 
-    __hash__ = None  # mutable tensor inside: not hashable
+    # not hashable (mutable tensor inside): a class that defines __eq__ gets __hash__ = None
 
     @property
     def spacing(self) -> tuple[float, float, float]:
@@ -72,7 +72,7 @@ class Grid:
         """
         affine = self.affine.clone()
         affine[:3, :3] *= step
-        return Grid(tuple(-(-n // step) for n in self.shape), affine)
+        return Grid(ints3(-(-n // step) for n in self.shape), affine)
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,7 +99,7 @@ class Image:
     @property
     def shape3(self) -> tuple[int, int, int]:
         """Spatial shape (X, Y, Z)."""
-        return tuple(int(n) for n in self.data.shape[:3])
+        return ints3(self.data.shape[:3])
 
     @property
     def grid(self) -> Grid:
@@ -170,7 +170,7 @@ def conform_grid(
     centre = nia.apply_affine(affine, (np.asarray(grid.shape, dtype=float) - 1) / 2)
     new_affine = np.diag([*map(float, spacing), 1.0])
     new_affine[:3, 3] = centre - new_affine[:3, :3] @ ((np.asarray(shape, dtype=float) - 1) / 2)
-    return Grid(tuple(shape), torch.as_tensor(new_affine, dtype=torch.float64, device=grid.device))
+    return Grid(shape, torch.as_tensor(new_affine, dtype=torch.float64, device=grid.device))
 
 
 def world_grid(grid: Grid) -> torch.Tensor:

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from neurolearn_cli.engine.geometry import ints3
 from neurolearn_cli.engine.image import bounding_box
 
 
@@ -45,7 +46,7 @@ def ball(radius: Sequence[int]) -> np.ndarray:
     """Ellipsoid element with semi-axes ``radius`` voxels (a ball in mm on anisotropic voxels)."""
     axes = [np.arange(-r, r + 1) / max(r, 1) for r in radius]
     grid = np.meshgrid(*axes, indexing="ij")
-    return sum(g**2 for g in grid) <= 1.0
+    return sum((g**2 for g in grid), np.zeros(grid[0].shape)) <= 1.0
 
 
 def cross() -> np.ndarray:
@@ -55,7 +56,7 @@ def cross() -> np.ndarray:
 
 def radius_voxels(spacing: Sequence[float], mm: float) -> tuple[int, int, int]:
     """Per-axis radius in voxels (at least one) of a distance of ``mm`` on a grid of ``spacing``."""
-    return tuple(max(1, int(round(mm / float(s)))) for s in spacing)
+    return ints3(max(1, int(round(mm / float(s)))) for s in spacing)
 
 
 def _reach(structure: np.ndarray) -> list[int]:

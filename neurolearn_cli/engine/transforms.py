@@ -234,7 +234,7 @@ class Chain(Transform):
         if not transforms:
             raise ValueError("a transform chain needs at least one transform")
         self.transforms = list(transforms)
-        counts = {t.n_volumes for t in self.transforms} - {None}
+        counts = {n for t in self.transforms if (n := t.n_volumes) is not None}
         if len(counts) > 1:
             raise ValueError(
                 f"per-volume transforms disagree on the number of volumes: {sorted(counts)}"

@@ -30,6 +30,7 @@ from neurolearn_cli.mvpa.validation import (
     bootstrap_ci,
     check_folds,
     nested_cv,
+    null_summary,
     permutation_null,
     permutation_p,
 )
@@ -48,17 +49,11 @@ class AnalysisResult:
     null: np.ndarray
 
 
-def _null_summary(null: np.ndarray) -> dict[str, Any] | None:
-    if null.size == 0:
-        return None
-    low, median, high = np.percentile(null, [5, 50, 95])
-    return {"n": int(null.size), "mean": float(null.mean()), "std": float(null.std()),
-            "p5": float(low), "p50": float(median), "p95": float(high)}
+def _predictions(data: AnalysisData, cv: CVResult) -> pd.DataFrame:
+    classes = data.classes  # the class labels of a classification, None for a regression
 
-
-def _predictions(data: AnalysisData, cv: CVResult, task: str) -> pd.DataFrame:
     def label(values: np.ndarray) -> list[Any]:
-        return [data.classes[int(v)] for v in values] if task == "classification" else list(values)
+        return list(values) if classes is None else [classes[int(v)] for v in values]
 
     frame = pd.DataFrame({"participant_id": data.participant_ids, "fold": cv.fold_of,
                           "true": label(data.y), "predicted": label(cv.predicted)})
@@ -90,7 +85,7 @@ def _results(spec: AnalysisSpec, data: AnalysisData, problem: Problem, cv: CVRes
         "pooled": pooled_scores,
         "ci95": ci,
         "permutation_p": permutation_p(cv.statistic, null),
-        "null": _null_summary(null),
+        "null": null_summary(null),
         "chance": metrics.CHANCE.get(problem.metric, 1.0 / len(data.classes) if data.classes else None),
         "summary": metrics.summary_metrics(data.task, data.y, cv.predicted),
         "best_params": [f.best_params for f in cv.folds],
@@ -153,7 +148,7 @@ def run_analysis(spec: AnalysisSpec, bids_dir: Path, output_dir: Path, *,
     permutations_done = time.time()
     ci = bootstrap_ci(problem, cv, spec.validation.bootstrap)
     results = _results(spec, data, problem, cv, null, ci)
-    predictions, weights = _predictions(data, cv, data.task), _weights(data, cv)
+    predictions, weights = _predictions(data, cv), _weights(data, cv)
     timing = {"started": started, "cv_s": cv_done - cv_started, "permutations_s": permutations_done - cv_done}
     folder = write_outputs(spec, Path(output_dir), results, predictions, weights, null, table.inputs,
                            Path(bids_dir) / "participants.tsv", timing, str(torch_device))

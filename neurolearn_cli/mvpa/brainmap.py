@@ -34,9 +34,10 @@ def paint(weights: pd.Series, atlas: np.ndarray, index_of: dict[str, int]) -> tu
     volume = np.zeros(atlas.shape, dtype=np.float32)
     matched = 0
     for feature, weight in weights.items():
-        index = index_of.get(str(feature))
-        if index is None and str(feature).isdigit():
-            index = int(feature)
+        name = str(feature)
+        index = index_of.get(name)
+        if index is None and name.isdigit():
+            index = int(name)
         if index is not None and np.any(atlas == index):
             volume[atlas == index] = weight
             matched += 1
@@ -49,6 +50,8 @@ def weight_map(weights: pd.Series, atlas_image: Path, labels: Path | None) -> ni
         atlas = nib.load(atlas_image)
     except (OSError, nib.filebasedimages.ImageFileError) as exc:
         raise InputError(atlas_image, f"cannot read the atlas image ({exc})") from None
+    if not isinstance(atlas, nib.spatialimages.SpatialImage):
+        raise InputError(atlas_image, f"not a volume image ({type(atlas).__name__})")
     volume, matched = paint(weights, np.asarray(atlas.dataobj).astype(np.int64), _label_index(labels))
     if matched == 0:
         LOGGER.warning("no feature matches a parcel of %s: no weight map written", atlas_image)

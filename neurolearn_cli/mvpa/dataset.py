@@ -24,7 +24,9 @@ class AnalysisData:
     ``features`` may hold NaN only when the spec imputes inside the folds.
     ``confounds`` are numeric (categorical ones one-hot coded); ``site`` holds
     integer site codes (indices into ``site_names``); ``groups`` are what the
-    folds never split (None when not grouped).
+    folds never split (None when not grouped). ``classes`` are the sorted
+    class labels of a classification (``y`` holds indices into them), None
+    for a regression.
     """
 
     participant_ids: list[str]
@@ -77,13 +79,14 @@ def _encode_confounds(frame: pd.DataFrame) -> pd.DataFrame:
 def _check_missing(values: pd.DataFrame, table: FeatureTable, policy: str) -> pd.DataFrame:
     if policy == "zero":
         return values.fillna(0.0)
-    bad = ~np.isfinite(values.to_numpy()) if policy == "error" else np.isinf(values.to_numpy())
+    array = values.to_numpy()
+    bad = ~np.isfinite(array) if policy == "error" else np.isinf(array)
     if bad.any():
         row, col = map(int, np.argwhere(bad)[0])
         participant = values.index[row]
         raise InputError(
             table.files[participant],
-            f"{participant}: feature '{values.columns[col]}' is {values.iat[row, col]} "
+            f"{participant}: feature '{values.columns[col]}' is {array[row, col]} "
             f"({int(bad.sum())} bad values; set features.missing to zero or mean)",
         )
     return values

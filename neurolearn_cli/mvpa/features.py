@@ -144,10 +144,18 @@ def _find(root: Path, pattern: str, what: str) -> list[Path]:
     return files
 
 
+def _atlas_of(path: Path) -> str:
+    """The ``seg-`` label of a morphometry table's name (the glob's ``*`` also matches an empty one)."""
+    match = re.search(r"_seg-([^_]+)_", path.name)
+    if match is None:
+        raise InputError(path, "no atlas label in the file name (expected _seg-<atlas>_)")
+    return match.group(1)
+
+
 def _morph(root: Path, spec: FeatureSpec) -> tuple[pd.DataFrame, dict[str, Path]]:
     seg = spec.atlas or "*"
     files = _find(root, f"sub-*/**/anat/sub-*_seg-{seg}_stat-gmvolume_morph.tsv", "morphometry tables")
-    atlases = {re.search(r"_seg-([^_]+)_", p.name).group(1) for p in files}
+    atlases = {_atlas_of(p) for p in files}
     if len(atlases) > 1:
         raise InputError(root, f"morphometry for several atlases ({', '.join(sorted(atlases))}): set features.atlas")
     return _per_participant(files, _one_row, lambda runs: runs[0])
@@ -219,7 +227,9 @@ def load_features(spec: FeatureSpec, default_source: Path) -> FeatureTable:
     sites = spec.sites or [_site_name(s) for s in sources]
     if len(set(sites)) != len(sites):
         raise SpecError(None, "features.sites", "two sources have the same site name; set features.sites")
-    frames, site, files = [], {}, {}
+    frames: list[pd.DataFrame] = []
+    site: dict[str, str] = {}  # participant -> site name
+    files: dict[str, str] = {}  # participant -> the file its features came from
     for source, name in zip(sources, sites, strict=True):
         if not source.exists():
             raise InputError(source, "feature source not found")

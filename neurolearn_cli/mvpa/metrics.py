@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 from sklearn.metrics import (
@@ -14,6 +15,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+MetricName = Literal["pearson_r", "r2", "neg_mae", "roc_auc", "balanced_accuracy", "accuracy"]
 NEEDS_SCORES = {"roc_auc"}
 
 
@@ -35,7 +37,7 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 CHANCE = {"pearson_r": 0.0, "roc_auc": 0.5}
 
 
-def choose_metric(requested: str, task: str, n_classes: int) -> str:
+def choose_metric(requested: MetricName | Literal["auto"], task: str, n_classes: int) -> MetricName:
     """``auto`` is Pearson r for regression, ROC AUC for two classes, balanced accuracy otherwise."""
     if requested != "auto":
         return requested
@@ -55,11 +57,20 @@ def check_metric(metric: str, task: str, n_classes: int) -> str | None:
 
 
 def score(metric: str, y_true: np.ndarray, predicted: np.ndarray, decision: np.ndarray | None) -> float:
-    """``metric`` of one set of predictions (``decision`` feeds ROC AUC)."""
-    values = decision if metric in NEEDS_SCORES else predicted
-    if metric in NEEDS_SCORES and np.unique(y_true).size < 2:
+    """``metric`` of one set of predictions (``decision`` feeds ROC AUC).
+
+    Raises
+    ------
+    ValueError
+        ROC AUC without ``decision`` (a model that saw a single class in training has none).
+    """
+    if metric not in NEEDS_SCORES:
+        return float(METRICS[metric](y_true, predicted))
+    if np.unique(y_true).size < 2:
         return float("nan")
-    return float(METRICS[metric](y_true, values))
+    if decision is None:
+        raise ValueError(f"'{metric}' needs decision values or probabilities, and the model gave none")
+    return float(METRICS[metric](y_true, decision))
 
 
 def inner_scorer(metric: str) -> Callable | str:

@@ -104,7 +104,8 @@ def check_folds(problem: Problem) -> None:
     Raises
     ------
     SpecError
-        Fewer participants per class (or groups) than folds.
+        Fewer participants per class (or groups) than folds, a class of one
+        participant under leave-one-out, or leave-one-group-out without groups.
     """
     v = problem.validation
     n_groups = None if problem.groups is None else np.unique(problem.groups).size
@@ -120,8 +121,16 @@ def check_folds(problem: Problem) -> None:
                                  f"{smallest} participants ({v.outer - 1}/{v.outer} of them per training fold)")
         elif len(problem.y) < 2 * v.outer:
             raise SpecError(None, "validation.outer", f"{v.outer} folds need at least {2 * v.outer} participants, got {len(problem.y)}")
-    if v.outer == "logo" and n_groups < 2:
-        raise SpecError(None, "validation.group_by", f"'{v.group_by}' has a single group: cannot leave one out")
+    elif v.outer == "loo" and problem.task == "classification":
+        smallest = int(np.bincount(problem.y).min())
+        if smallest < 2:  # leaving its participant out would train on the other classes only
+            raise SpecError(None, "validation.outer", f"leave-one-out needs two participants per class, "
+                             f"but the smallest class has {smallest}")
+    if v.outer == "logo":
+        if n_groups is None:
+            raise SpecError(None, "validation.group_by", "outer: logo needs groups (the problem has none)")
+        if n_groups < 2:
+            raise SpecError(None, "validation.group_by", f"'{v.group_by}' has a single group: cannot leave one out")
 
 
 def _search(problem: Problem, groups: np.ndarray | None):
@@ -239,6 +248,15 @@ def permutation_null(problem: Problem, n_jobs: int = 1) -> np.ndarray:
 def permutation_p(observed: float, null: np.ndarray) -> float | None:
     """``(1 + #{null >= observed}) / (1 + n)``, None without permutations."""
     return None if null.size == 0 else float((1 + np.sum(null >= observed)) / (1 + null.size))
+
+
+def null_summary(null: np.ndarray) -> dict[str, Any] | None:
+    """Size, mean, standard deviation and 5/50/95th percentiles of the null, None without permutations."""
+    if null.size == 0:
+        return None
+    low, median, high = np.percentile(null, [5, 50, 95])
+    return {"n": int(null.size), "mean": float(null.mean()), "std": float(null.std()),
+            "p5": float(low), "p50": float(median), "p95": float(high)}
 
 
 def bootstrap_ci(problem: Problem, cv: CVResult, n_boot: int) -> list[float] | None:

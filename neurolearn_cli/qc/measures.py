@@ -23,6 +23,7 @@ import math
 
 import torch
 
+from neurolearn_cli.engine.geometry import floats3
 from neurolearn_cli.engine.image import bounding_box
 
 UNDEFINED = -1.0
@@ -178,7 +179,7 @@ def fwhm(
             if 0.0 < rho < 1.0
             else UNDEFINED
         )
-    return tuple(result)
+    return floats3(result)
 
 
 def _masked_variance(values: torch.Tensor, mask: torch.Tensor) -> float:

@@ -28,6 +28,18 @@ def test_voxel_spacing_matches_nibabel() -> None:
     assert geometry.voxel_spacing(affine) == pytest.approx((0.8, 1.2, 2.5))
 
 
+def test_ints3_and_floats3_give_checked_triples_of_python_numbers() -> None:
+    shape = geometry.ints3(torch.zeros(4, 5, 6).shape)
+    assert shape == (4, 5, 6) and all(type(n) is int for n in shape)
+    assert geometry.ints3(np.zeros((2, 3, 4)).shape) == (2, 3, 4)
+    spacing = geometry.floats3(torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64))
+    assert spacing == (0.5, 1.0, 2.0) and all(type(s) is float for s in spacing)
+    with pytest.raises(ValueError, match="expected three sizes"):
+        geometry.ints3((4, 5, 6, 7))
+    with pytest.raises(ValueError, match="expected three values"):
+        geometry.floats3([1.0, 2.0])
+
+
 def test_index_grid_holds_each_voxels_indices() -> None:
     grid = geometry.index_grid((7, 8, 9), "cpu")
     assert grid.shape == (7, 8, 9, 3) and grid.dtype == torch.float64

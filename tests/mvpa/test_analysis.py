@@ -106,6 +106,18 @@ def test_too_few_per_class_is_refused(tmp_path: Path) -> None:
         run_analysis(_spec(table), bids, tmp_path / "out", device="cpu")
 
 
+def test_leave_one_out_with_a_single_participant_class_is_refused(tmp_path: Path) -> None:
+    """Leaving out a class's only participant trains on one class: no ROC AUC (a torch model fits it anyway)."""
+    bids, table = make_study(tmp_path, n=12, p=4, seed=7)
+    participants = pd.read_csv(bids / "participants.tsv", sep="\t")
+    participants["group"] = ["patient"] + ["control"] * 11
+    participants.to_csv(bids / "participants.tsv", sep="\t", index=False)
+    spec = _spec(table, model={"name": "torch-linear", "grid": None}, validation={"outer": "loo", "bootstrap": 0})
+    with pytest.raises(SpecError, match=r"^field 'validation.outer': leave-one-out needs two participants per class, "
+                                        r"but the smallest class has 1$"):
+        run_analysis(spec, bids, tmp_path / "out", device="cpu")
+
+
 def test_atlas_weight_map(tmp_path: Path) -> None:
     bids, _ = make_study(tmp_path, n=30, p=3, effect=1.0, seed=8)
     features = pd.read_csv(tmp_path / "features.tsv", sep="\t")

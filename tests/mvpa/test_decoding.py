@@ -20,6 +20,7 @@ from neurolearn_cli.mvpa.decoding.confounds import confound_columns
 from neurolearn_cli.mvpa.decoding.crossval import SampleTimes, block_shuffles, plan_folds
 from neurolearn_cli.mvpa.decoding.events import class_labels, samples_from_events
 from neurolearn_cli.mvpa.decoding.lss import lss_weights
+from neurolearn_cli.mvpa.decoding.samples import estimate_samples
 from neurolearn_cli.mvpa.decoding.spec import (
     DecodingSpec,
     DecodingTarget,
@@ -103,6 +104,11 @@ def test_folds_keep_blocks_whole_every_class_and_a_buffer() -> None:
         assert set(y[train]) == set(y[test]) == {0, 1}
     with pytest.raises(InputError, match="validation.folds"):
         plan_folds(_spec(folds=5), y, times, ["other", "face"])
+
+
+def test_estimate_samples_needs_a_run() -> None:
+    with pytest.raises(ValueError, match="needs at least one run"):
+        estimate_samples([], _spec(), torch.device("cpu"))
 
 
 def test_shuffles_move_whole_blocks_within_folds_and_enumerate_exactly() -> None:

@@ -40,6 +40,16 @@ def test_participant_in_two_sites_is_refused(tmp_path: Path) -> None:
         load_features(FeatureSpec(kind="morph", sources=[tmp_path / "siteA", tmp_path / "siteB"]), tmp_path)
 
 
+def test_morph_table_without_atlas_label_is_named(tmp_path: Path) -> None:
+    """The glob's ``seg-*`` also matches an empty label, which names no atlas."""
+    folder = tmp_path / "sub-01" / "anat"
+    folder.mkdir(parents=True)
+    pd.DataFrame([[1.0, 2.0]], columns=["A", "B"]).to_csv(folder / "sub-01_seg-_stat-gmvolume_morph.tsv",
+                                                          sep="\t", index=False)
+    with pytest.raises(InputError, match=r"sub-01_seg-_stat-gmvolume_morph.tsv: no atlas label in the file name"):
+        load_features(FeatureSpec(kind="morph", sources=[tmp_path]), tmp_path)
+
+
 def test_connectivity_upper_triangle_averaged_over_runs(tmp_path: Path) -> None:
     folder = tmp_path / "sub-01" / "func"
     folder.mkdir(parents=True)

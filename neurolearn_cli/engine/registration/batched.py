@@ -17,7 +17,13 @@ from dataclasses import dataclass
 
 import torch
 
-from neurolearn_cli.engine.geometry import center_of_mass, euler_matrix, index_grid, voxel_spacing
+from neurolearn_cli.engine.geometry import (
+    center_of_mass,
+    euler_matrix,
+    index_grid,
+    ints3,
+    voxel_spacing,
+)
 from neurolearn_cli.engine.morphology import dilate
 from neurolearn_cli.engine.registration.pyramid import level_factors, shrink, shrink_mask
 from neurolearn_cli.engine.registration.sampler import FixedSamples
@@ -62,7 +68,7 @@ def register_rigid_batched(
     settings = settings or MotionSettings()
     device = reference.device
     n_vols = series.shape[-1]
-    ref_shape = tuple(int(n) for n in reference.shape)
+    ref_shape = ints3(reference.shape)
     ref_b = reference[None, None]
     vols_b = series.permute(3, 0, 1, 2).unsqueeze(1)
     mask_b = None if mask is None else (mask > 0).to(torch.float32)[None, None]
@@ -71,7 +77,7 @@ def register_rigid_batched(
     for level_mm, n_iter in zip(settings.levels_mm, settings.iterations, strict=True):
         r_lvl, r_aff = shrink(ref_b, reference_affine, level_factors(voxel_spacing(reference_affine), level_mm, ref_shape))
         s_lvl, s_aff = shrink(vols_b, series_affine, level_factors(voxel_spacing(series_affine), level_mm, series.shape[:3]))
-        r_shape, s_shape = tuple(r_lvl.shape[2:]), tuple(s_lvl.shape[2:])
+        r_shape, s_shape = ints3(r_lvl.shape[2:]), ints3(s_lvl.shape[2:])
         if mask_b is None:
             m_lvl = torch.ones_like(r_lvl[0, 0])
         else:

@@ -18,7 +18,7 @@ from functools import partial
 
 import torch
 
-from neurolearn_cli.engine.geometry import euler_angles, euler_matrix, voxel_spacing
+from neurolearn_cli.engine.geometry import euler_angles, euler_matrix, ints3, voxel_spacing
 from neurolearn_cli.engine.metrics import MetricName, dissimilarity
 from neurolearn_cli.engine.morphology import dilate
 from neurolearn_cli.engine.registration.pyramid import (
@@ -122,7 +122,7 @@ def register_linear(
         m_lvl = m_lvl.contiguous()
         mask_lvl = None if mask_b is None else dilate(shrink_mask(mask_b, f_fac)[0, 0] > 0).float()
         samples = FixedSamples.build(f_lvl[0, 0], mask_lvl, as_grid=metric == "lncc").thinned(settings.max_samples)
-        f_shape, m_shape = tuple(f_lvl.shape[2:]), tuple(m_lvl.shape[2:])
+        f_shape, m_shape = ints3(f_lvl.shape[2:]), ints3(m_lvl.shape[2:])
         level_loss = partial(_loss, samples=samples, moving=m_lvl, frames=(f_aff, f_shape, m_aff, m_shape),
                              dof=dof, metric=metric, center=center)
         optimizer = torch.optim.LBFGS(

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from neurolearn_cli.engine.geometry import ints3
+
 
 def level_factors(spacing: Sequence[float], level_mm: float, shape: Sequence[int]) -> tuple[int, int, int]:
     """Integer shrink factor per axis that brings ``spacing`` closest to ``level_mm``.
@@ -21,7 +23,7 @@ def level_factors(spacing: Sequence[float], level_mm: float, shape: Sequence[int
     A factor never exceeds a quarter of the axis length, so a level keeps at
     least four voxels per axis.
     """
-    return tuple(
+    return ints3(
         int(max(1, min(round(level_mm / s), max(n // 4, 1)))) for s, n in zip(spacing, shape, strict=True)
     )
 

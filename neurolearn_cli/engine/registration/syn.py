@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from neurolearn_cli.engine._sampling import grid_sample_threaded
-from neurolearn_cli.engine.geometry import voxel_spacing
+from neurolearn_cli.engine.geometry import floats3, ints3, voxel_spacing
 from neurolearn_cli.engine.image import bounding_box
 from neurolearn_cli.engine.metrics import lncc_with_gradient
 from neurolearn_cli.engine.registration.pyramid import (
@@ -274,7 +274,7 @@ def register_syn(
     """
     settings = settings or SynSettings()
     device = fixed.device
-    shape = tuple(int(n) for n in fixed.shape)
+    shape = ints3(fixed.shape)
     spacing = list(voxel_spacing(fixed_affine))
     fixed_b = (fixed / fixed.abs().mean().clamp(min=1e-6))[None, None]
     moving_b = (moving / moving.abs().mean().clamp(min=1e-6))[None, None]
@@ -285,7 +285,7 @@ def register_syn(
     for level_mm, f_fac, n_iter in schedule(spacing, shape, settings.levels_mm, settings.iterations):
         f_lvl, f_aff = shrink(fixed_b, fixed_affine, f_fac)
         m_lvl, m_aff = shrink(moving_b, moving_affine, level_factors(voxel_spacing(moving_affine), level_mm, moving.shape))
-        lvl_shape = tuple(f_lvl.shape[2:])
+        lvl_shape = ints3(f_lvl.shape[2:])
         # normalized full-frame coordinates of the level's voxels, cropped to the mask's box
         lvl_to_full = normalized_from_index(shape, device) @ torch.linalg.inv(fixed_affine) @ f_aff
         lvl_to_full = lvl_to_full @ torch.linalg.inv(normalized_from_index(lvl_shape, device))
@@ -298,14 +298,14 @@ def register_syn(
             ident = ident[:, box[0], box[1], box[2]].contiguous()
             weights = inside[0, 0][box].unsqueeze(0)
         to_fixed = normalized_from_world(f_aff, lvl_shape) @ full_from_norm
-        to_moving = normalized_from_world(m_aff, tuple(m_lvl.shape[2:])) @ affine_map @ full_from_norm
+        to_moving = normalized_from_world(m_aff, ints3(m_lvl.shape[2:])) @ affine_map @ full_from_norm
         vel_shape = [max(2, int(math.ceil((n - 1) * s / max(settings.velocity_mm, level_mm))) + 1)
                      for n, s in zip(shape, spacing, strict=True)]
         if velocity.numel() == 0:
             velocity = torch.zeros(1, 3, *vel_shape, dtype=torch.float32, device=device)
         else:
             velocity = F.interpolate(velocity, size=vel_shape, mode="trilinear", align_corners=True)
-        grid_step = tuple((n - 1) / (v - 1) for n, v in zip(shape, vel_shape, strict=True))
+        grid_step = floats3((n - 1) / (v - 1) for n, v in zip(shape, vel_shape, strict=True))
         smooth_mm = max(settings.smooth_mm, settings.smooth_level_vox * level_mm)
         sigma = [smooth_mm / (h * s) for h, s in zip(grid_step, spacing, strict=True)]
         step = settings.step * level_mm / min(spacing)

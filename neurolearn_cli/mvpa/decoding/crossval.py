@@ -74,7 +74,7 @@ class FoldPlan:
 
 def _chunks(times: SampleTimes, k: int) -> np.ndarray:
     """Fold number of each sample: ``k`` contiguous stretches of blocks, in time order."""
-    first = {}
+    first: dict[int, tuple[int, float]] = {}  # block -> (run, onset) of its first sample
     for run, block, onset in zip(times.run, times.block, times.onset, strict=True):
         first[block] = min(first.get(block, (run, onset)), (run, onset))
     ordered = sorted(first, key=lambda b: first[b])

@@ -52,7 +52,10 @@ def _repetition_time(bold: Path) -> float:
     if value is None:
         import nibabel as nib
 
-        value = float(nib.load(bold).header.get_zooms()[3])
+        image = nib.load(bold)
+        if not isinstance(image, nib.spatialimages.SpatialImage):
+            raise InputError(bold, f"not a volume image ({type(image).__name__})")
+        value = float(image.header.get_zooms()[3])
     if not value or value <= 0:
         raise InputError(sidecar, "no RepetitionTime (and none in the image header)")
     return float(value)
@@ -125,6 +128,7 @@ def load_mask(spec: MaskSpec, grid: Grid) -> torch.Tensor:
     from neurolearn_cli.engine.resample import resample_labels
     from neurolearn_cli.smri.parcellation import load_atlas
 
+    source: Path | str
     if spec.image is not None:
         image = load_image(spec.image, grid.device)
         if image.data.dim() != 3:

@@ -32,7 +32,7 @@ from neurolearn_cli.mvpa.decoding.outputs import write_decoding, write_spec
 from neurolearn_cli.mvpa.decoding.samples import SampleSet, estimate_samples
 from neurolearn_cli.mvpa.decoding.spec import DecodingSpec
 from neurolearn_cli.mvpa.provenance import versions
-from neurolearn_cli.mvpa.validation import CVResult, nested_cv, permutation_p
+from neurolearn_cli.mvpa.validation import CVResult, nested_cv, null_summary, permutation_p
 
 LOGGER = logging.getLogger("neurolearn.mvpa")
 
@@ -55,7 +55,6 @@ def _finite(value: float) -> float | None:
 def summarize(spec: DecodingSpec, label: str, samples: SampleSet, decoded: pd.DataFrame, y: np.ndarray,
               classes: list[str], metric: str, scheme: str, cv: CVResult, null: np.ndarray) -> dict[str, Any]:
     """The ``results.json`` payload (no paths, no times: same inputs, same bytes)."""
-    low, median, high = np.percentile(null, [5, 50, 95]) if null.size else (None, None, None)
     return {
         "name": spec.name,
         "mode": "within",
@@ -69,8 +68,7 @@ def summarize(spec: DecodingSpec, label: str, samples: SampleSet, decoded: pd.Da
         "fold_accuracy": [float(np.mean(f.predicted == y[f.test])) for f in cv.folds],
         "mean": _finite(cv.statistic),
         "permutation_p": permutation_p(cv.statistic, null),
-        "null": None if not null.size else {"n": int(null.size), "mean": float(null.mean()), "std": float(null.std()),
-                                            "p5": float(low), "p50": float(median), "p95": float(high)},
+        "null": null_summary(null),
         "chance": metrics.CHANCE.get(metric, 1.0 / len(classes)),
         "summary": metrics.summary_metrics("classification", y, cv.predicted),
         "classes": classes,

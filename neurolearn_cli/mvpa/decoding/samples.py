@@ -58,14 +58,22 @@ def estimate_samples(runs: list[RunFiles], spec: DecodingSpec, device: torch.dev
     ------
     InputError
         Runs on different grids, or bad events, confounds or mask.
+    ValueError
+        No run (:func:`~neurolearn_cli.mvpa.decoding.inputs.find_runs` finds at least one).
     """
-    tables, estimates, mask, grid, columns, offset = [], [], None, None, [], 0
+    if not runs:
+        raise ValueError("estimate_samples needs at least one run")
+    bold = load_bold(runs[0].bold, device)
+    grid, mask = bold.grid, load_mask(spec.mask, bold.grid)
+    tables: list[pd.DataFrame] = []
+    estimates: list[np.ndarray] = []
+    columns: list[str] = []
+    offset = 0
     for index, run in enumerate(runs):
-        bold = load_bold(run.bold, device)
-        if grid is None:
-            grid, mask = bold.grid, load_mask(spec.mask, bold.grid)
-        elif bold.grid != grid:
-            raise InputError(run.bold, f"not on the grid of {runs[0].bold.name}")
+        if index > 0:
+            bold = load_bold(run.bold, device)
+            if bold.grid != grid:
+                raise InputError(run.bold, f"not on the grid of {runs[0].bold.name}")
         data = bold.data[mask].T.contiguous()
         del bold
         samples, values, columns = _run_estimates(run, spec, data)
