@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from _tables import append_results, cell, markdown_table
 from scipy import ndimage as ndi
 
-from neurolearn_cli.engine.allocator import keep_freed_memory
+from neurolearn_cli.engine.allocator import configure_allocation
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("NEUROLEARN_TEST_DATA", ROOT.parent / "shared" / "data"))
@@ -395,7 +395,7 @@ def peak_memory_child(folder: str, transform: str, res: int) -> None:
     from neurolearn_cli.engine.registration import register
 
     torch.set_num_threads(2)
-    keep_freed_memory()
+    configure_allocation()
     affine = torch.diag(torch.tensor([res, res, res, 1.0], dtype=torch.float64))
     images = [Image(torch.from_numpy(np.load(os.path.join(folder, f"{n}.npy"))), affine)
               for n in ("fixed", "moving", "mask")]
@@ -456,7 +456,7 @@ def main() -> None:
         peak_memory_child(folder, transform, int(res))
         return
     torch.set_num_threads(2)
-    keep_freed_memory()  # as the neurolearn command does
+    configure_allocation()  # as the neurolearn command does
     load_before = os.getloadavg()[0]
     warm_s = warm_up()
     print(f"warm-up (one-time start-up of ours and ANTs, not timed below): {warm_s:.1f} s", flush=True)

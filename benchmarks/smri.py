@@ -70,6 +70,9 @@ def _input_image(step: int, path: Path) -> Path:
 
 def _run_ours(t1w: Path, out: Path, step: int) -> None:
     """neurolearn's smri pipeline on ``t1w``; writes mask and dseg (T1w grid) to ``out`` (``step`` unused: same settings)."""
+    from neurolearn_cli.engine.allocator import configure_allocation
+
+    configure_allocation()  # as the neurolearn command does, before torch allocates
     import nibabel as nib
     import torch
 
@@ -79,7 +82,7 @@ def _run_ours(t1w: Path, out: Path, step: int) -> None:
     from neurolearn_cli.smri.template import load_template
 
     cpu = torch.device("cpu")
-    result = preprocess_t1w([load_image(t1w, cpu)], [str(t1w)], load_template(cpu, 2), load_atlas(cpu), cpu, seed=0)
+    result = preprocess_t1w([load_image(t1w, cpu)], [str(t1w)], load_template(cpu, 2), load_atlas(cpu), cpu)
     nib.save(to_nifti(result.mask), out / "mask.nii.gz")
     nib.save(to_nifti(result.dseg), out / "dseg.nii.gz")
     (out / "tiv.json").write_text(json.dumps({"tiv_ml": float(result.morphometry["TIV"].iloc[0])}), encoding="utf-8")

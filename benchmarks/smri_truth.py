@@ -45,6 +45,7 @@ from engine import Clock, KnownWarp, ants_image, downsample, grid_points, mni_vo
 from scipy import ndimage as ndi
 from smri import RESULTS, add_to_section
 
+from neurolearn_cli.engine.allocator import configure_allocation
 from neurolearn_cli.smri.template import MASK_THRESHOLD
 
 #: World position (mm) of voxel 0 of nilearn's 1 mm MNI152 2009a template (its affine is a translation).
@@ -189,6 +190,7 @@ def main() -> None:
     parser.add_argument("--skip-ants", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print the table without appending to RESULTS.md")
     args = parser.parse_args()
+    configure_allocation()  # as the neurolearn command does
     torch.set_num_threads(2)
     load_start = os.getloadavg()[0]
     rows = []

@@ -10,7 +10,6 @@ stderr and an exit code (2 for bad usage or input, 1 for processing failures);
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,7 +20,7 @@ from typer.core import TyperGroup
 from neurolearn_cli import __version__
 from neurolearn_cli.cli.argv import normalize_argv
 from neurolearn_cli.cli.clickcompat import click_core, click_exceptions
-from neurolearn_cli.engine.allocator import keep_freed_memory
+from neurolearn_cli.engine.allocator import configure_allocation
 from neurolearn_cli.errors import NeurolearnError, failure_reason
 
 BARE_COMMAND = "run"
@@ -120,11 +119,7 @@ _register_commands()
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: set up the process, normalise argv, run the app, map errors to exit codes."""
-    # Transparent huge pages for torch's large CPU buffers (a 0.7 mm T1w map is 160 MB; faulting it in
-    # 4 KB pages on every new temporary cost qc a fifth of its time). torch reads this at its first
-    # allocation, so it is set here, before any command imports torch; spawned workers inherit it.
-    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-    keep_freed_memory()
+    configure_allocation()  # before any command makes a tensor
     args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
     command = typer.main.get_command(app)
     try:

@@ -15,6 +15,7 @@ rose by 0.17 GB (5.72 -> 5.88 GB).
 from __future__ import annotations
 
 import ctypes
+import os
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -32,3 +33,15 @@ def keep_freed_memory() -> bool:
     if mallopt is None:
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_BYTES))
+
+
+def configure_allocation() -> bool:
+    """Allocate as the ``neurolearn`` command does: transparent huge pages and :func:`keep_freed_memory`.
+
+    Huge pages spare torch's large CPU buffers (a 0.7 mm T1w map is 160 MB)
+    a page fault every 4 kB on each new temporary. torch reads
+    ``THP_MEM_ALLOC_ENABLE`` at its first allocation, so call this before any
+    tensor is made; spawned workers inherit the variable.
+    """
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+    return keep_freed_memory()
