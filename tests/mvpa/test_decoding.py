@@ -187,13 +187,15 @@ def test_spec_and_usage_errors(tmp_path: Path) -> None:
     between = tmp_path / "between.yaml"
     between.write_text(yaml.safe_dump({"name": "x", "features": {"kind": "morph"}, "target": {"column": "age"}}))
     runner = CliRunner()
-    result = runner.invoke(app, ["mvpa", str(tmp_path), str(tmp_path / "o"), "participant", "--spec", str(between)])
+    bids = tmp_path / "bids"  # OUTPUT_DIR may not lie inside it (unless under derivatives/)
+    bids.mkdir()
+    result = runner.invoke(app, ["mvpa", str(bids), str(tmp_path / "o"), "participant", "--spec", str(between)])
     assert isinstance(result.exception, UsageError) and "mode: within" in str(result.exception)
-    result = runner.invoke(app, ["mvpa", str(tmp_path), str(tmp_path / "o"), "group", "--spec", str(within)])
+    result = runner.invoke(app, ["mvpa", str(bids), str(tmp_path / "o"), "group", "--spec", str(within)])
     assert isinstance(result.exception, UsageError) and "participant level" in str(result.exception)
-    result = runner.invoke(app, ["mvpa", str(tmp_path), str(tmp_path / "o"), "participant", "--spec", str(within),
+    result = runner.invoke(app, ["mvpa", str(bids), str(tmp_path / "o"), "participant", "--spec", str(within),
                                  "--target", "age"])
     assert isinstance(result.exception, UsageError) and "--target" in str(result.exception)
-    result = runner.invoke(app, ["mvpa", str(tmp_path), str(tmp_path / "o"), "participant", "--spec", str(within)])
+    result = runner.invoke(app, ["mvpa", str(bids), str(tmp_path / "o"), "participant", "--spec", str(within)])
     assert isinstance(result.exception, InputError) and "no participant has fmri outputs" in str(result.exception)
     assert not (tmp_path / "o" / "mvpa").exists()
