@@ -25,7 +25,7 @@ which a GPU gains nothing from: the mask makes one host round trip through
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -107,6 +107,25 @@ def _structure(structure: np.ndarray | None) -> np.ndarray:
     return box(1) if structure is None else np.asarray(structure, dtype=bool)
 
 
+def _repeat_in_box(mask: torch.Tensor, element: np.ndarray, iterations: int, margin: Sequence[int],
+                   step: Callable[[torch.Tensor, np.ndarray, bool], torch.Tensor]) -> torch.Tensor:
+    """``step`` applied ``iterations`` times to the mask's bounding box widened by ``margin`` voxels.
+
+    Outside that box the result is background, as the full-grid result is
+    when the margin covers what the steps can reach.
+    """
+    region = bounding_box(mask, list(margin))
+    out = torch.zeros_like(mask, dtype=torch.bool)
+    part = mask[region].bool()
+    if part.numel() == 0:
+        return out
+    host = _on_host(part, element)
+    for _ in range(iterations):
+        part = step(part, element, host)
+    out[region] = part
+    return out
+
+
 def dilate(mask: torch.Tensor, iterations: int = 1, *, structure: np.ndarray | None = None) -> torch.Tensor:
     """Binary dilation of a 3D bool tensor by ``structure`` (default 3x3x3 cube), ``iterations`` times.
 
@@ -114,16 +133,7 @@ def dilate(mask: torch.Tensor, iterations: int = 1, *, structure: np.ndarray | N
     gives the same result at a fraction of the cost for a compact mask.
     """
     element = _structure(structure)
-    region = bounding_box(mask, [r * iterations for r in _reach(element)])
-    out = torch.zeros_like(mask, dtype=torch.bool)
-    grown = mask[region].bool()
-    if grown.numel() == 0:
-        return out
-    host = _on_host(grown, element)
-    for _ in range(iterations):
-        grown = _dilate_once(grown, element, host)
-    out[region] = grown
-    return out
+    return _repeat_in_box(mask, element, iterations, [r * iterations for r in _reach(element)], _dilate_once)
 
 
 def erode(mask: torch.Tensor, iterations: int = 1, *, structure: np.ndarray | None = None) -> torch.Tensor:
@@ -134,16 +144,7 @@ def erode(mask: torch.Tensor, iterations: int = 1, *, structure: np.ndarray | No
     background too, so the result is the same.
     """
     element = _structure(structure)
-    region = bounding_box(mask, 0)
-    out = torch.zeros_like(mask, dtype=torch.bool)
-    shrunk = mask[region].bool()
-    if shrunk.numel() == 0:
-        return out
-    host = _on_host(shrunk, element)
-    for _ in range(iterations):
-        shrunk = _erode_once(shrunk, element, host)
-    out[region] = shrunk
-    return out
+    return _repeat_in_box(mask, element, iterations, [0, 0, 0], _erode_once)
 
 
 def opening(mask: torch.Tensor, iterations: int = 1, *, structure: np.ndarray | None = None) -> torch.Tensor:
