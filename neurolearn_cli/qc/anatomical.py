@@ -1,8 +1,7 @@
 """T1w image-quality metrics with MRIQC's names and definitions.
 
 Inputs are tensors on one device: the T1w (preferably after bias correction,
-as MRIQC's ``in_noinu``), the brain mask, GM/WM/CSF probability maps (or
-one-hot maps from a hard ``dseg`` via :func:`probabilities_from_dseg`), and the
+as MRIQC's ``in_noinu``), the brain mask, GM/WM/CSF probability maps, and the
 head, air and artifact masks of :mod:`neurolearn_cli.qc.masks`.
 :func:`anatomical_iqms` returns the flat dictionary MRIQC writes to
 ``sub-<label>_T1w.json``.
@@ -53,7 +52,6 @@ from neurolearn_cli.qc.measures import (
 )
 
 TISSUES = ("csf", "gm", "wm")
-DSEG_LABELS = {"gm": 1, "wm": 2, "csf": 3}  # fMRIPrep's dseg convention
 DIETRICH_FACTOR = math.sqrt((4.0 - math.pi) / 2.0)  # Rayleigh std -> Gaussian sigma
 
 
@@ -162,11 +160,6 @@ def inu_stats(bias: torch.Tensor, brain: torch.Tensor) -> dict[str, float]:
         "inu_med": percentile(values, 50.0),
         "inu_range": abs(percentile(values, 95.0) - percentile(values, 5.0)),
     }
-
-
-def probabilities_from_dseg(dseg: torch.Tensor) -> dict[str, torch.Tensor]:
-    """One-hot float maps ``{"csf", "gm", "wm"}`` from a hard segmentation (1 GM, 2 WM, 3 CSF)."""
-    return {tissue: (dseg == DSEG_LABELS[tissue]).to(torch.float32) for tissue in TISSUES}
 
 
 def tissue_masks(

@@ -30,6 +30,11 @@ class HeadPhantom:
     spacing: tuple[float, float, float]
 
 
+def probabilities_from_dseg(dseg: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One-hot float maps ``{"csf", "gm", "wm"}`` from a hard segmentation (1 GM, 2 WM, 3 CSF)."""
+    return {tissue: (dseg == DSEG[tissue]).to(torch.float32) for tissue in ("csf", "gm", "wm")}
+
+
 def ellipsoid_radius(
     shape: tuple[int, int, int], centre: tuple[float, ...], radii: tuple[float, ...]
 ) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from neurolearn_cli.qc import anatomical, masks
-from tests.qc.conftest import SIGMA, TISSUE_VALUES, HeadPhantom
+from tests.qc.conftest import DSEG, SIGMA, TISSUE_VALUES, HeadPhantom, probabilities_from_dseg
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def phantom_iqms(head_phantom: HeadPhantom) -> dict[str, float]:
     head = masks.head_mask(p.t1w)
     air = masks.air_mask(p.t1w, head, p.brain, p.affine)
     artifacts = masks.artifact_mask(p.t1w, air, head, p.spacing)
-    probabilities = anatomical.probabilities_from_dseg(p.dseg)
+    probabilities = probabilities_from_dseg(p.dseg)
     return anatomical.anatomical_iqms(
         p.t1w, p.spacing, p.brain, probabilities, head, air, artifacts, priors=probabilities
     )
@@ -50,7 +50,7 @@ def test_volume_overlap_and_geometry(
     head_phantom: HeadPhantom, phantom_iqms: dict[str, float]
 ) -> None:
     counts = {
-        t: int((head_phantom.dseg == anatomical.DSEG_LABELS[t]).sum()) for t in ("csf", "gm", "wm")
+        t: int((head_phantom.dseg == DSEG[t]).sum()) for t in ("csf", "gm", "wm")
     }
     for tissue, count in counts.items():
         assert phantom_iqms[f"icvs_{tissue}"] == pytest.approx(count / sum(counts.values()))
@@ -75,7 +75,7 @@ def test_inu_from_known_linear_bias() -> None:
 
 def test_bias_field_worsens_cjv(head_phantom: HeadPhantom) -> None:
     p = head_phantom
-    probabilities = anatomical.probabilities_from_dseg(p.dseg)
+    probabilities = probabilities_from_dseg(p.dseg)
     gradient = torch.linspace(0.7, 1.3, p.t1w.shape[0]).reshape(-1, 1, 1)
     args = (p.brain, probabilities, p.head, ~p.head, torch.zeros_like(p.head))
     clean = anatomical.anatomical_iqms(p.t1w, p.spacing, *args)
@@ -121,7 +121,7 @@ def test_tissue_masks_threshold_erode_and_survive_an_empty_class() -> None:
 
 def test_tpm_overlap_on_strided_priors(head_phantom: HeadPhantom) -> None:
     p = head_phantom
-    probabilities = anatomical.probabilities_from_dseg(p.dseg)
+    probabilities = probabilities_from_dseg(p.dseg)
     shifted = {t: torch.roll(m, 1, dims=0)[::2, ::2, ::2] for t, m in probabilities.items()}
     head = masks.head_mask(p.t1w)
     air = masks.air_mask(p.t1w, head, p.brain, p.affine)

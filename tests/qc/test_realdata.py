@@ -21,6 +21,7 @@ from nilearn.image import resample_to_img
 from neurolearn_cli.engine.morphology import erode
 from neurolearn_cli.fmri.nonsteady import detect_nonsteady
 from neurolearn_cli.qc import anatomical, functional, masks, measures
+from tests.qc.conftest import probabilities_from_dseg
 
 pytestmark = pytest.mark.realdata
 
@@ -91,7 +92,7 @@ def test_aomic_t1w_iqms_in_mriqc_ranges(shared_data: Path) -> None:
     air = masks.air_mask(t1w, head, brain, affine)
     artifacts = masks.artifact_mask(t1w, air, head, spacing)
     iqms = anatomical.anatomical_iqms(
-        t1w, spacing, brain, anatomical.probabilities_from_dseg(dseg), head, air, artifacts
+        t1w, spacing, brain, probabilities_from_dseg(dseg), head, air, artifacts
     )
     assert 0.3 < iqms["cjv"] < 0.8
     assert 1.5 < iqms["cnr"] < 5.0
