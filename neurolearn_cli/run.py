@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import multiprocessing
 import platform
+import signal
 import sys
 import traceback
 import uuid
 from collections.abc import Collection
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,9 @@ from neurolearn_cli.errors import InputError, UsageError, failure_reason
 from neurolearn_cli.logs import get_logger, setup_logging
 
 if TYPE_CHECKING:
+    from multiprocessing.context import SpawnProcess
+    from multiprocessing.process import BaseProcess
+
     from neurolearn_cli.stages import ParticipantContext
 
 #: Settings that do not change outputs, left out of the resume fingerprint.
@@ -202,9 +206,36 @@ def run_participant(config: RunConfig, dataset: DatasetPlan, participant: Partic
     return outcome
 
 
-def _worker(config: RunConfig, dataset: DatasetPlan, participant: ParticipantPlan, log_file: Path) -> Outcome:
+def _worker(config: RunConfig, dataset: DatasetPlan, participant: ParticipantPlan, log_file: Path,
+            connection: Connection) -> None:
+    """Run one participant in its own process and send its outcome to the parent."""
     setup_logging(config.verbosity, log_file)
-    return run_participant(config, dataset, participant)
+    connection.send(run_participant(config, dataset, participant))
+
+
+def worker_death(exitcode: int | None) -> str:
+    """Why a worker ended without an outcome, from its exit code (minus the signal that killed it)."""
+    if exitcode == -signal.SIGKILL:
+        return (f"worker killed by signal {signal.SIGKILL.value}, possibly out of memory: "
+                "lower --nprocs or raise --mem-gb")
+    if exitcode is not None and exitcode < 0:
+        return f"worker killed by signal {-exitcode}"
+    return f"worker exited with code {exitcode}"
+
+
+def _collect(config: RunConfig, receiver: Connection, process: BaseProcess, participant: ParticipantPlan) -> Outcome:
+    """The outcome a worker sent or, when it died first, a failure saying how (its status written here)."""
+    try:
+        outcome: Outcome | None = receiver.recv()
+    except (EOFError, OSError):  # the worker died before sending (or while sending) its outcome
+        outcome = None
+    receiver.close()
+    process.join()
+    if outcome is None:
+        outcome = Outcome(participant.label, "failed", worker_death(process.exitcode))
+        get_logger().error("sub-%s failed: %s", participant.label, outcome.reason)
+        _write_status(config, outcome)
+    return outcome
 
 
 #: Bytes of working memory per input voxel, measured on the stages (float32 copies, pyramids, autograd).
@@ -234,7 +265,12 @@ def can_start(needed_gb: float, running_gb: list[float], nprocs: int, mem_gb: fl
 
 
 def run_participants(config: RunConfig, dataset: DatasetPlan, log_file: Path) -> list[Outcome]:
-    """Run every planned participant, ``--nprocs`` at a time within ``--mem-gb``, with a progress bar."""
+    """Run every planned participant, ``--nprocs`` at a time within ``--mem-gb``, with a progress bar.
+
+    With ``--nprocs`` above 1, each participant runs in a process of its own,
+    so a worker killed (e.g. by the kernel, out of memory) or crashed fails
+    that participant only.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from neurolearn_cli.logs import STDERR
@@ -253,22 +289,31 @@ def run_participants(config: RunConfig, dataset: DatasetPlan, log_file: Path) ->
                     break
             return outcomes
         estimates = {p.label: estimate_memory_gb(p) for p in participants}
-        running: dict[Future[Outcome], float] = {}
+        running: dict[Connection, tuple[SpawnProcess, ParticipantPlan]] = {}
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=config.nprocs, mp_context=context) as pool:
+        try:
             while participants or running:
-                while participants and can_start(estimates[participants[0].label], list(running.values()),
+                while participants and can_start(estimates[participants[0].label],
+                                                 [estimates[p.label] for _, p in running.values()],
                                                  config.nprocs, config.mem_gb):
                     participant = participants.pop(0)
-                    needed = estimates[participant.label]
-                    running[pool.submit(_worker, config, dataset, participant, log_file)] = needed
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    running.pop(future)
-                    outcomes.append(future.result())
+                    receiver, sender = context.Pipe(duplex=False)
+                    process = context.Process(target=_worker, name=f"neurolearn-{participant.subject}",
+                                              args=(config, dataset, participant, log_file, sender))
+                    process.start()
+                    sender.close()  # the worker holds the only writing end: its death ends the pipe
+                    running[receiver] = (process, participant)
+                ready = wait(list(running))
+                for receiver in [r for r in running if r in ready]:
+                    process, participant = running.pop(receiver)
+                    outcomes.append(_collect(config, receiver, process, participant))
                     progress.advance(task)
                 if config.stop_on_first_crash and any(o.status == "failed" for o in outcomes):
                     participants.clear()
+        finally:  # interrupted (Ctrl-C) or failed here: leave no worker behind
+            for process, _ in running.values():
+                process.terminate()
+                process.join()
     return sorted(outcomes, key=lambda o: o.label)
 
 
@@ -317,6 +362,9 @@ def save_run_record(config: RunConfig, argv: list[str], device: Any, run_id: str
 
 def execute(config: RunConfig, argv: list[str]) -> int:
     """Plan and run ``config``; return the exit code."""
+    from neurolearn_cli.engine.threads import configure_threads
+
+    threading = configure_threads(config.nprocs, config.omp_nthreads)  # before torch loads
     from neurolearn_cli.cli.display import print_plan, print_summary
     from neurolearn_cli.dataset.query import plan_dataset
     from neurolearn_cli.engine.device import resolve_device
@@ -347,6 +395,7 @@ def execute(config: RunConfig, argv: list[str]) -> int:
     save_run_record(config, argv, device, run_id)
     log.info("neurolearn %s: %s level, stages %s, device %s, run %s", __version__, level,
              ",".join(config.selected_stages), device, run_id)
+    log.info("%s", threading)
     if config.analysis_level is AnalysisLevel.participant:
         outcomes = run_participants(config, dataset, log_file)
     else:

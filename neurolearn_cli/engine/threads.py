@@ -1,0 +1,115 @@
+"""OpenMP threads and wait policy, decided once at process start from the CPUs this process may use.
+
+libgomp lets a thread that waits for work spin before it sleeps. On cores of
+its own that is the fastest policy. When more threads want the cores than
+there are (other jobs on a shared node, several participants at once), the
+spinning threads take the time slices the working ones need, and a step
+slows several-fold. So before torch loads (its OpenMP runtime reads the
+environment when it starts) the process counts the CPUs it may use (the
+affinity mask, a cgroup CPU quota, ``SLURM_CPUS_PER_TASK``) and the work
+already running (the 1-minute load average), and lets threads sleep at once
+(``OMP_WAIT_POLICY=PASSIVE``) when its threads would not have cores to
+themselves. Worker processes inherit the environment. A policy or thread
+count the user set in the environment is kept.
+
+This module imports nothing heavy: it must run before torch is imported.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+
+#: cgroup v2's CPU quota file ("max 100000" or "<quota> <period>").
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+#: Other work (in CPUs, 1-minute load average) tolerated beside ours before threads stop spinning.
+IDLE_LOAD = 0.5
+
+
+@dataclass(frozen=True)
+class CpuBudget:
+    """The CPUs a process may use and the work already running on the machine.
+
+    Attributes
+    ----------
+    usable : int
+        CPUs this process may use: the smallest of its affinity mask, the
+        cgroup quota and ``SLURM_CPUS_PER_TASK``.
+    machine : int
+        CPUs of the machine.
+    load : float
+        The 1-minute load average: CPUs' worth of work already running.
+    """
+
+    usable: int
+    machine: int
+    load: float
+
+    def contended(self, threads: int) -> bool:
+        """Whether ``threads`` busy threads would share cores with each other or with other work."""
+        return threads > self.usable or self.load + threads > self.machine + IDLE_LOAD
+
+
+def cgroup_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int | None:
+    """CPUs allowed by a cgroup v2 quota (rounded up), or None without a quota."""
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    return max(1, math.ceil(int(quota) / int(period)))
+
+
+def cpu_budget(environ: Mapping[str, str] = os.environ, cpu_max: Path = CGROUP_CPU_MAX) -> CpuBudget:
+    """This process's :class:`CpuBudget`."""
+    machine = os.cpu_count() or 1
+    limits = [len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else machine]
+    quota = cgroup_cpus(cpu_max)
+    if quota is not None:
+        limits.append(quota)
+    slurm = environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        limits.append(int(slurm))
+    return CpuBudget(usable=min(limits), machine=machine, load=os.getloadavg()[0])
+
+
+def configure_threads(
+    processes: int = 1,
+    threads: int | None = None,
+    budget: CpuBudget | None = None,
+    environ: MutableMapping[str, str] = os.environ,
+) -> str:
+    """Set ``OMP_NUM_THREADS`` and ``OMP_WAIT_POLICY`` for this process and the workers it starts.
+
+    Parameters
+    ----------
+    processes : int
+        Processes that will compute at once (``--nprocs``).
+    threads : int, optional
+        Threads per process (``--omp-nthreads``); default: the usable CPUs.
+    budget : CpuBudget, optional
+        Default: :func:`cpu_budget` of this process.
+    environ : mapping
+        The environment to set (default ``os.environ``).
+
+    Returns
+    -------
+    str
+        One line saying what was decided and why, for the log.
+    """
+    budget = budget or cpu_budget(environ)
+    per_process = threads or budget.usable
+    if "OMP_NUM_THREADS" not in environ:
+        environ["OMP_NUM_THREADS"] = str(per_process)
+    busy = processes * int(environ["OMP_NUM_THREADS"])
+    where = f"{busy} threads on {budget.usable} usable of {budget.machine} CPUs, load {budget.load:.1f}"
+    if "OMP_WAIT_POLICY" in environ or "GOMP_SPINCOUNT" in environ:
+        return f"OpenMP wait policy from the environment ({where})"
+    if budget.contended(busy):
+        environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        return f"OpenMP threads sleep when idle: {where}"
+    return f"OpenMP threads spin briefly when idle: {where}"

@@ -1,0 +1,59 @@
+"""The OpenMP policy chosen at process start from the CPUs a process may use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from neurolearn_cli.engine.threads import CpuBudget, cgroup_cpus, configure_threads, cpu_budget
+
+IDLE = CpuBudget(usable=2, machine=2, load=0.1)
+
+
+@pytest.mark.parametrize(("text", "cpus"), [("max 100000\n", None), ("150000 100000\n", 2), ("50000 100000", 1)])
+def test_cgroup_quota(tmp_path: Path, text: str, cpus: int | None) -> None:
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text(text)
+    assert cgroup_cpus(cpu_max) == cpus
+    assert cgroup_cpus(tmp_path / "absent") is None
+
+
+def test_budget_takes_the_smallest_limit(tmp_path: Path) -> None:
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("max 100000")
+    unlimited = cpu_budget({}, cpu_max)
+    assert unlimited.usable >= 1 and unlimited.machine >= unlimited.usable
+    assert cpu_budget({"SLURM_CPUS_PER_TASK": "1"}, cpu_max).usable == 1
+    cpu_max.write_text("100000 100000")
+    assert cpu_budget({}, cpu_max).usable == 1
+
+
+def test_threads_spin_on_cores_of_their_own() -> None:
+    environ: dict[str, str] = {}
+    note = configure_threads(1, None, IDLE, environ)
+    assert environ == {"OMP_NUM_THREADS": "2"} and "spin" in note
+    environ = {}
+    configure_threads(2, 1, IDLE, environ)
+    assert environ == {"OMP_NUM_THREADS": "1"}
+
+
+@pytest.mark.parametrize(
+    ("processes", "threads", "budget"),
+    [
+        (1, None, CpuBudget(usable=2, machine=2, load=2.0)),  # another job's two busy threads
+        (2, None, IDLE),  # two participants of two threads each on two cores
+        (1, 4, IDLE),  # more threads than CPUs
+        (1, None, CpuBudget(usable=2, machine=16, load=15.0)),  # a full shared node
+    ],
+)
+def test_threads_sleep_when_they_would_share_cores(processes: int, threads: int | None, budget: CpuBudget) -> None:
+    environ: dict[str, str] = {}
+    note = configure_threads(processes, threads, budget, environ)
+    assert environ["OMP_WAIT_POLICY"] == "PASSIVE" and "sleep" in note
+
+
+def test_the_users_settings_are_kept() -> None:
+    environ = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3"}
+    note = configure_threads(2, None, IDLE, environ)
+    assert environ == {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3"} and "environment" in note
