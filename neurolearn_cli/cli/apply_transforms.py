@@ -74,6 +74,9 @@ def apply_transforms_command(
     """Resample INPUT onto REFERENCE's grid through TRANSFORMS (as antsApplyTransforms)."""
     import time
 
+    from neurolearn_cli.engine.threads import configure_threads
+
+    configure_threads()  # before torch loads
     from neurolearn_cli.atomic import write_nifti
     from neurolearn_cli.engine.device import resolve_device
     from neurolearn_cli.engine.io import load_image, read_header, to_nifti

@@ -29,6 +29,7 @@ def mvpa_command(
 ) -> None:
     """Classify or regress participants (group), or decode conditions within each participant (participant)."""
     from neurolearn_cli.config import build_config
+    from neurolearn_cli.engine.threads import configure_threads
     from neurolearn_cli.errors import UsageError
     from neurolearn_cli.mvpa.shorthand import build_spec
     from neurolearn_cli.run import execute
@@ -42,6 +43,7 @@ def mvpa_command(
             raise UsageError(f"{given[0]} is a group-level option (participant level reads everything from --spec)")
         if config.spec is None:
             raise UsageError("mvpa participant needs --spec (a decoding spec with mode: within)")
+        configure_threads(config.nprocs)  # before torch loads
         _decode(config.spec, bids_dir, output_dir, mask=mask, participants=list(config.participant_label) or None,
                 permutations=config.permutations, name=config.name, seed=options["seed"], device=config.device,
                 nprocs=config.nprocs)
