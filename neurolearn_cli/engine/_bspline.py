@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from neurolearn_cli.engine._sampling import inside_mask, spatial_shape
+from neurolearn_cli.engine.reduce import serial
 
 _PAD = 2
 
@@ -59,7 +60,8 @@ def _upsample_matrix(n: int) -> torch.Tensor:
     frequency = torch.arange(n, dtype=torch.float64) * (math.pi / (n - 1))
     synthesis = torch.cos(torch.outer(torch.arange(n, dtype=torch.float64), frequency))
     fine = torch.cos(torch.outer(torch.arange(2 * n - 1, dtype=torch.float64) / 2, frequency))
-    return torch.linalg.solve(synthesis, fine, left=False)  # fine @ synthesis^-1
+    with serial():  # LAPACK's result depends on the thread count
+        return torch.linalg.solve(synthesis, fine, left=False)  # fine @ synthesis^-1
 
 
 @functools.lru_cache(maxsize=32)

@@ -18,6 +18,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from neurolearn_cli.engine.reduce import fixed_expand, fixed_sum
 from neurolearn_cli.errors import ProcessingError
 
 MetricName = Literal["mse", "ncc", "lncc", "nmi"]
@@ -31,7 +32,7 @@ def _weights(fixed: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     else:
         w = torch.broadcast_to(mask.to(fixed.dtype), fixed.shape)
     w = w.flatten(1)
-    total = w.sum(dim=1, keepdim=True)
+    total = fixed_sum(w, 1)[:, None]
     if bool((total <= 0).any()):
         raise ProcessingError("the metric mask selects no samples")
     return w / total
@@ -40,18 +41,20 @@ def _weights(fixed: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 def mse(fixed: torch.Tensor, moving: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared difference ``sum_i w_i (f_i - m_i)^2`` per batch item (lower is better)."""
     w = _weights(fixed, mask)
-    return (w * (fixed - moving).flatten(1) ** 2).sum(dim=1)
+    return fixed_sum(w * (fixed - moving).flatten(1) ** 2, 1)
 
 
 def ncc(fixed: torch.Tensor, moving: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Global normalized cross-correlation (Pearson r) per batch item, in [-1, 1]."""
     w = _weights(fixed, mask)
     f, m = fixed.flatten(1), moving.flatten(1)
-    fc = f - (w * f).sum(1, keepdim=True)
-    mc = m - (w * m).sum(1, keepdim=True)
-    cov = (w * fc * mc).sum(1)
-    var_f = (w * fc * fc).sum(1)
-    var_m = (w * mc * mc).sum(1)
+    # r does not change with the means (weights sum to one), so they are detached: their gradient
+    # would be a sum over the samples inside autograd, split by thread count
+    fc = f - fixed_sum(w * f, 1).detach()[:, None]
+    mc = m - fixed_sum(w * m, 1).detach()[:, None]
+    cov = fixed_sum(w * fc * mc, 1)
+    var_f = fixed_sum(w * fc * fc, 1)
+    var_m = fixed_sum(w * mc * mc, 1)
     return cov / torch.sqrt(var_f * var_m + _EPS)
 
 
@@ -96,7 +99,7 @@ def lncc(
     var_m = torch.clamp(mmm - mm * mm, min=0.0)
     cc2 = cross * cross / (var_f * var_m + _EPS)
     w = _weights(fixed, mask)
-    return (w * cc2.flatten(1)).sum(1)
+    return fixed_sum(w * cc2.flatten(1), 1)
 
 
 def lncc_with_gradient(
@@ -121,7 +124,7 @@ def lncc_with_gradient(
     denom = var_f * var_m + _EPS
     cc2 = cross * cross / denom
     w = _weights(fixed, mask).view_as(fixed)
-    value = (w * cc2).flatten(1).sum(1)
+    value = fixed_sum(w * cc2, 1)
     d_cross = w * 2.0 * cross / denom
     d_var_f = -w * cc2 * var_m / denom
     d_var_m = -w * cc2 * var_f / denom
@@ -138,8 +141,8 @@ def lncc_with_gradient(
 
 def _parzen_weights(values: torch.Tensor, bins: int) -> torch.Tensor:
     """Cubic B-spline Parzen weights (B, N, bins) of values scaled to [0, bins - 1]."""
-    lo = values.amin(dim=1, keepdim=True)
-    hi = values.amax(dim=1, keepdim=True)
+    lo = fixed_expand(values.amin(dim=1, keepdim=True), values.shape[1])
+    hi = fixed_expand(values.amax(dim=1, keepdim=True), values.shape[1])
     scaled = (values - lo) / torch.clamp(hi - lo, min=_EPS) * (bins - 1)
     centres = torch.arange(bins, dtype=values.dtype, device=values.device)
     d = (scaled.unsqueeze(-1) - centres).abs()

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from neurolearn_cli.engine.reduce import fixed_mean
+
 _SCALE = 1000.0
 _IQR_TO_SD = 1.349
 _VARIANCE_TOL = 1e-7
@@ -49,7 +51,7 @@ def compute_dvars(bold: torch.Tensor, mask: torch.Tensor) -> Dvars:
     keep = robust_sd > _VARIANCE_TOL
     series, robust_sd = series[keep], robust_sd[keep]
     rho = lag1_autocorrelation(series)
-    expected = (robust_sd * torch.sqrt(2.0 * (1.0 - rho))).mean()
+    expected = fixed_mean(robust_sd * torch.sqrt(2.0 * (1.0 - rho)))
     dvars = torch.sqrt((series.diff(dim=-1) ** 2).mean(dim=0))
     nan = torch.full((1,), float("nan"), dtype=torch.float64, device=bold.device)
     return Dvars(torch.cat([nan, dvars]), torch.cat([nan, dvars / expected]))

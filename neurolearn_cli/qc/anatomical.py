@@ -38,6 +38,7 @@ from collections.abc import Mapping
 import torch
 
 from neurolearn_cli.engine.morphology import erode
+from neurolearn_cli.engine.reduce import fixed_sum
 from neurolearn_cli.qc.masks import frame_mask
 from neurolearn_cli.qc.measures import (
     UNDEFINED,
@@ -115,7 +116,7 @@ def volume_fractions(probabilities: Mapping[str, torch.Tensor]) -> dict[str, flo
 
     .. math:: \mathrm{ICV}^k = \frac{\sum_i p^k_i}{\sum_{k'} \sum_i p^{k'}_i}
     """
-    totals = {tissue: float(probabilities[tissue].to(torch.float64).sum()) for tissue in TISSUES}
+    totals = {tissue: float(fixed_sum(probabilities[tissue], dtype=torch.float64)) for tissue in TISSUES}
     grand = sum(totals.values())
     return {tissue: (value / grand if grand > 0 else UNDEFINED) for tissue, value in totals.items()}
 
@@ -137,7 +138,7 @@ def rpve(probability: torch.Tensor) -> float:
         return UNDEFINED
     low, high = percentile(positive, 2.0), percentile(positive, 98.0)
     kept = torch.where((positive < low) | (positive > high), torch.zeros_like(positive), positive)
-    total = kept[kept > 0.5].sum() + (1.0 - kept[kept <= 0.5]).sum()
+    total = fixed_sum(kept[kept > 0.5]) + fixed_sum(1.0 - kept[kept <= 0.5])
     return float(total / positive.numel())
 
 
@@ -147,8 +148,8 @@ def tpm_overlap(probability: torch.Tensor, prior: torch.Tensor) -> float:
     .. math:: J = \frac{\sum_i \min(p_i, q_i)}{\sum_i \max(p_i, q_i)}
     """
     p, q = probability.to(torch.float64), prior.to(torch.float64)
-    denominator = float(torch.maximum(p, q).sum())
-    return float(torch.minimum(p, q).sum()) / denominator if denominator > 0 else UNDEFINED
+    denominator = float(fixed_sum(torch.maximum(p, q)))
+    return float(fixed_sum(torch.minimum(p, q))) / denominator if denominator > 0 else UNDEFINED
 
 
 def inu_stats(bias: torch.Tensor, brain: torch.Tensor) -> dict[str, float]:

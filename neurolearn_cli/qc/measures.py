@@ -25,6 +25,7 @@ import torch
 
 from neurolearn_cli.engine.geometry import floats3
 from neurolearn_cli.engine.image import bounding_box
+from neurolearn_cli.engine.reduce import fixed_mean
 
 UNDEFINED = -1.0
 _MAD_SCALE = 0.6744897501960817  # Phi^-1(3/4): the MAD of a unit Gaussian
@@ -79,10 +80,10 @@ def summary_stats(data: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
     n = int(values.numel())
     if n == 0:
         return {key: 0.0 for key in ("mean", "median", "stdv", "mad", "k", "p05", "p95", "n")}
-    mean = float(values.mean())
-    centred = values - mean
-    m2 = float((centred**2).mean())
-    m4 = float((centred**4).mean())
+    mean = float(fixed_mean(values))
+    squares = (values - mean) ** 2
+    m2 = float(fixed_mean(squares))
+    m4 = float(fixed_mean(squares * squares))  # not ``** 4``: its SIMD and scalar loops round differently
     centre = median(values)
     return {
         "mean": mean,
@@ -185,7 +186,7 @@ def fwhm(
 def _masked_variance(values: torch.Tensor, mask: torch.Tensor) -> float:
     """Population variance of ``values`` where ``mask`` is set, with float64 accumulation (0 if < 2 voxels)."""
     selected = values[mask].to(torch.float64)
-    return float(selected.var(correction=0)) if selected.numel() >= 2 else 0.0
+    return float(fixed_mean((selected - fixed_mean(selected)) ** 2)) if selected.numel() >= 2 else 0.0
 
 
 def fwhm_voxels(

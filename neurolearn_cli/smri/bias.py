@@ -14,6 +14,8 @@ import math
 
 import torch
 
+from neurolearn_cli.engine.reduce import serial
+
 
 def basis_orders(shape: tuple[int, int, int], spacing: tuple[float, float, float], fwhm_mm: float) -> tuple[int, int, int]:
     """Number of cosines per axis so the shortest half-period is about ``fwhm_mm``."""
@@ -68,7 +70,8 @@ def fit(
     size = penalty.numel()
     lhs = a.reshape(size, size) + torch.diag(penalty.reshape(-1).to(a.device))
     rhs = torch.einsum("xyz,xa,yc,ze->ace", wt, bx, by, bz).reshape(-1)
-    coeffs = torch.linalg.solve(lhs, rhs)
+    with serial():
+        coeffs = torch.linalg.solve(lhs, rhs)
     return coeffs.reshape(penalty.shape)
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from neurolearn_cli.engine.image import Image
+from neurolearn_cli.engine.reduce import fixed_sum
 from neurolearn_cli.errors import ProcessingError
 
 GLOBAL_COLUMNS = ("TIV", "GM", "WM", "CSF")
@@ -41,13 +42,13 @@ def tissue_volumes(tissues: torch.Tensor, grid_image: Image, tiv_ml: float | Non
     without it TIV is GM + WM + CSF.
     """
     ml = voxel_ml(grid_image)
-    gm, wm, csf = (float(t.sum(dtype=torch.float64)) * ml for t in tissues)
+    gm, wm, csf = (float(fixed_sum(t, dtype=torch.float64)) * ml for t in tissues)
     return {"TIV": gm + wm + csf if tiv_ml is None else tiv_ml, "GM": gm, "WM": wm, "CSF": csf}
 
 
 def mask_volume_ml(mask: Image) -> float:
     """Volume (mL) of a soft mask (fractions in [0, 1]), e.g. the template's brain mask pulled back."""
-    return float(mask.data.sum(dtype=torch.float64)) * voxel_ml(mask)
+    return float(fixed_sum(mask.data, dtype=torch.float64)) * voxel_ml(mask)
 
 
 def check_plausible(volumes: dict[str, float]) -> None:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from neurolearn_cli.engine.image import Image
+from neurolearn_cli.engine.reduce import fixed_mean, fixed_sum
 from neurolearn_cli.errors import ProcessingError
 from neurolearn_cli.smri import bias
 
@@ -91,9 +92,9 @@ def _initial_mixture(x: torch.Tensor, priors: torch.Tensor, n_gaussians: tuple[i
     classes, means, variances = [], [], []
     for k, n in enumerate(n_gaussians):
         w = priors[k]
-        total = w.sum().clamp_min(1e-6)
-        mean = (w * x).sum() / total
-        var = (w * (x - mean) ** 2).sum() / total
+        total = fixed_sum(w).clamp_min(1e-6)
+        mean = fixed_sum(w * x) / total
+        var = fixed_sum(w * (x - mean) ** 2) / total
         qs = (torch.arange(n, device=x.device, dtype=x.dtype) + 0.5) / n
         means.append(_weighted_quantiles(x, w, qs) if n > 1 else mean[None])
         variances.append(torch.full((n,), float(var) / n**2 if n > 1 else float(var), device=x.device))
@@ -144,7 +145,7 @@ def _em_step(
     class_weights = class_resp / denominators
     class_weights = class_weights / class_weights.max()
     new = MixtureParameters(mix.classes, means, variances, weights, class_weights)
-    return new, resp, float(log_total.mean())
+    return new, resp, float(fixed_mean(log_total))
 
 
 def _neighbour_mean(volumes: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ most evaluations happen on coarse levels, the finest level only refines.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -21,6 +22,7 @@ import torch
 from neurolearn_cli.engine.geometry import euler_angles, euler_matrix, ints3, voxel_spacing
 from neurolearn_cli.engine.metrics import MetricName, dissimilarity
 from neurolearn_cli.engine.morphology import dilate
+from neurolearn_cli.engine.reduce import fixed_mean
 from neurolearn_cli.engine.registration.pyramid import (
     level_factors,
     schedule,
@@ -77,11 +79,29 @@ def _loss(
     return dissimilarity(metric, samples.values, warped, samples.weights)[0]
 
 
-def _closure(
-    optimizer: torch.optim.Optimizer, loss_fn: Callable[[torch.Tensor], torch.Tensor], params: torch.Tensor
-) -> torch.Tensor:
+class _LBFGS(torch.optim.LBFGS):
+    """torch's L-BFGS (strong-Wolfe line search) on one parameter tensor, without ``Optimizer.__init__``.
+
+    ``Optimizer.__init__`` imports ``torch._dynamo`` (its ``add_param_group``
+    is wrapped for ``torch.compile``), seconds of a process's start-up that
+    nothing here uses. The state is set up as ``torch.optim.LBFGS`` sets it,
+    so ``step`` runs torch's own iterations unchanged.
+    """
+
+    def __init__(self, params: torch.Tensor, *, max_iter: int, history_size: int,
+                 tolerance_grad: float, tolerance_change: float) -> None:
+        self.defaults = {"lr": 1.0, "max_iter": max_iter, "max_eval": max_iter * 5 // 4,
+                         "tolerance_grad": tolerance_grad, "tolerance_change": tolerance_change,
+                         "history_size": history_size, "line_search_fn": "strong_wolfe"}
+        self.state = defaultdict(dict)
+        self.param_groups = [{"params": [params], **self.defaults}]
+        self._params = [params]
+        self._numel_cache = None
+
+
+def _closure(loss_fn: Callable[[torch.Tensor], torch.Tensor], params: torch.Tensor) -> torch.Tensor:
     """L-BFGS closure: fresh gradient of ``loss_fn`` at ``params``."""
-    optimizer.zero_grad(set_to_none=True)
+    params.grad = None
     loss = loss_fn(params)
     loss.backward()
     return loss
@@ -109,7 +129,7 @@ def register_linear(
     settings = settings or LinearSettings()
     if dof not in (6, 12):
         raise ValueError(f"dof must be 6 or 12, got {dof}")
-    scale = fixed.abs().mean().clamp(min=1e-6)
+    scale = fixed_mean(fixed.abs()).clamp(min=1e-6)
     fixed_b = (fixed / scale)[None, None]
     moving_b = (moving / scale)[None, None]
     mask_b = None if fixed_mask is None else (fixed_mask > 0).to(torch.float32)[None, None]
@@ -125,11 +145,8 @@ def register_linear(
         f_shape, m_shape = ints3(f_lvl.shape[2:]), ints3(m_lvl.shape[2:])
         level_loss = partial(_loss, samples=samples, moving=m_lvl, frames=(f_aff, f_shape, m_aff, m_shape),
                              dof=dof, metric=metric, center=center)
-        optimizer = torch.optim.LBFGS(
-            [params], lr=1.0, max_iter=n_iter, history_size=10, line_search_fn="strong_wolfe",
-            tolerance_grad=1e-9, tolerance_change=1e-12,
-        )
-        optimizer.step(partial(_closure, optimizer, level_loss, params))
+        optimizer = _LBFGS(params, max_iter=n_iter, history_size=10, tolerance_grad=1e-9, tolerance_change=1e-12)
+        optimizer.step(partial(_closure, level_loss, params))
         with torch.no_grad():
             loss_value = float(level_loss(params))
     return parameters_to_matrix(params.detach(), dof, center), loss_value

@@ -38,6 +38,7 @@ from neurolearn_cli.engine._sampling import grid_sample_threaded
 from neurolearn_cli.engine.geometry import floats3, ints3, voxel_spacing
 from neurolearn_cli.engine.image import bounding_box
 from neurolearn_cli.engine.metrics import lncc_with_gradient
+from neurolearn_cli.engine.reduce import fixed_mean
 from neurolearn_cli.engine.registration.pyramid import (
     level_factors,
     schedule,
@@ -95,21 +96,25 @@ class SynResult:
 def _gaussian_smooth(field: torch.Tensor, sigma_vox: Sequence[float]) -> torch.Tensor:
     """Separable Gaussian smoothing of (1, C, X, Y, Z) with zero padding (the field vanishes outside).
 
-    One depthwise 1D convolution per axis, truncated at 2.5 sigma.
+    Per axis, the taps (truncated at 2.5 sigma) weight shifted slices of the
+    padded field, added in a fixed order: the result does not depend on the
+    thread count, as a CPU ``conv3d``'s does, and it runs faster.
     """
-    channels = field.shape[1]
     for axis, sigma in enumerate(sigma_vox):
         if sigma <= 0:
             continue
         radius = max(1, int(math.ceil(2.5 * sigma)))
         offsets = torch.arange(-radius, radius + 1, dtype=field.dtype, device=field.device)
         taps = torch.exp(-0.5 * (offsets / sigma) ** 2)
-        shape = [1, 1, 1]
-        shape[axis] = taps.numel()
-        padding = [0, 0, 0]
-        padding[axis] = radius
-        kernel = (taps / taps.sum()).view(1, 1, *shape).expand(channels, 1, *shape).contiguous()
-        field = F.conv3d(field, kernel, padding=tuple(padding), groups=channels)
+        weights = (taps / taps.sum()).tolist()
+        dim, n = axis + 2, field.shape[axis + 2]
+        padding = [0] * 6
+        padding[2 * (2 - axis)] = padding[2 * (2 - axis) + 1] = radius
+        padded = F.pad(field, padding)
+        total = padded.narrow(dim, 0, n) * weights[0]
+        for shift in range(1, 2 * radius + 1):
+            total.add_(padded.narrow(dim, shift, n), alpha=weights[shift])
+        field = total
     return field
 
 
@@ -276,8 +281,8 @@ def register_syn(
     device = fixed.device
     shape = ints3(fixed.shape)
     spacing = list(voxel_spacing(fixed_affine))
-    fixed_b = (fixed / fixed.abs().mean().clamp(min=1e-6))[None, None]
-    moving_b = (moving / moving.abs().mean().clamp(min=1e-6))[None, None]
+    fixed_b = (fixed / fixed_mean(fixed.abs()).clamp(min=1e-6))[None, None]
+    moving_b = (moving / fixed_mean(moving.abs()).clamp(min=1e-6))[None, None]
     mask_b = None if fixed_mask is None else (fixed_mask > 0).to(torch.float32)[None, None]
     full_from_norm = world_from_normalized(fixed_affine, shape)
     velocity = torch.zeros(0)
