@@ -46,16 +46,23 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
+def temporaries(directory: str | Path, name: str = "") -> list[Path]:
+    """The temporary files of :func:`write_bytes` (``.<name>.<random>.part``) under ``directory``, sorted.
+
+    With ``name``, only those of that final file name. Outside a write in
+    progress, one is what a killed run left.
+    """
+    directory = Path(directory)
+    return sorted(directory.rglob(f".{name}*.part")) if directory.is_dir() else []
+
+
 def remove_temporaries(directory: str | Path, name: str = "") -> list[Path]:
     """Delete the temporary files a killed run left under ``directory``; return them.
 
-    Only names :func:`write_bytes` creates (``.<name>.<random>.part``) are
-    touched, and with ``name`` only those of that final file name. Call it
-    before a participant's work starts, never while another process writes
-    the same files.
+    Only :func:`temporaries` are touched. Call it before a participant's work
+    starts, never while another process writes the same files.
     """
-    directory = Path(directory)
-    stale = sorted(directory.rglob(f".{name}*.part")) if directory.is_dir() else []
+    stale = temporaries(directory, name)
     for path in stale:
         path.unlink(missing_ok=True)
     return stale

@@ -79,8 +79,19 @@ def build_relpath(entities: Mapping[str, Any]) -> str:
     return path
 
 
-def dataset_description(source: Path) -> dict[str, Any]:
-    """The derivative's ``dataset_description.json`` (GeneratedBy with version and container)."""
+def dataset_link(output_dir: Path, source: Path) -> str:
+    """The raw dataset as a POSIX path relative to the derivatives root (no absolute path: portable)."""
+    return Path(os.path.relpath(Path(source).resolve(), Path(output_dir).resolve())).as_posix()
+
+
+def dataset_description(output_dir: Path, source: Path) -> dict[str, Any]:
+    """The derivative's ``dataset_description.json`` (GeneratedBy with version and container).
+
+    The raw dataset (``raw`` in the sidecars' ``bids:raw:`` sources) is named
+    by its path relative to ``output_dir``, never an absolute one: copies of
+    a dataset, each with its outputs at the same place relative to it, give
+    the same bytes.
+    """
     generated_by: dict[str, Any] = {
         "Name": "neurolearn",
         "Version": __version__,
@@ -90,13 +101,14 @@ def dataset_description(source: Path) -> dict[str, Any]:
     if container:
         kind, _, tag = container.partition(":")
         generated_by["Container"] = {"Type": kind, "Tag": tag or "latest"}
+    raw = dataset_link(output_dir, source)
     return {
         "Name": "neurolearn derivatives",
         "BIDSVersion": "1.9.0",
         "DatasetType": "derivative",
         "GeneratedBy": [generated_by],
-        "SourceDatasets": [{"URL": source.resolve().as_uri()}],
-        "DatasetLinks": {"raw": source.resolve().as_uri()},
+        "SourceDatasets": [{"URL": raw}],
+        "DatasetLinks": {"raw": raw},
     }
 
 
@@ -234,7 +246,7 @@ def ensure_dataset_description(output_dir: Path, source: Path) -> Path:
     A description written by another tool means OUTPUT_DIR holds foreign derivatives: refused.
     """
     path = output_dir / "dataset_description.json"
-    wanted = dataset_description(source)
+    wanted = dataset_description(output_dir, source)
     if path.is_file():
         try:
             existing = json.loads(path.read_text(encoding="utf-8"))

@@ -3,7 +3,8 @@
 Every file the derivatives writer produces is recorded with its SHA-256 in
 ``OUTPUT_DIR/logs/manifest/<owner>.json``. Logs themselves (run ids, times)
 are not compared; of ``logs/``, only what the writer recorded (``CITATION.md``)
-is checked.
+is checked. A temporary file of the atomic writer left anywhere (a write
+interrupted by a killed run) is a problem too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from neurolearn_cli.atomic import temporaries
 from neurolearn_cli.derivatives import sha256_file
 from neurolearn_cli.errors import InputError, UsageError
 
@@ -24,12 +26,13 @@ class VerifyReport:
     changed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
+    temporary: list[str] = field(default_factory=list)
     checked: int = 0
 
     @property
     def ok(self) -> bool:
-        """True when nothing differs."""
-        return not (self.changed or self.missing or self.extra)
+        """True when nothing differs and no temporary file is left."""
+        return not (self.changed or self.missing or self.extra or self.temporary)
 
 
 def recorded_hashes(output_dir: Path) -> dict[str, str]:
@@ -69,11 +72,20 @@ def compare(expected: dict[str, str], actual: dict[str, str]) -> VerifyReport:
 
 
 def verify(output_dir: Path, against: Path | None = None) -> VerifyReport:
-    """Verify ``output_dir`` against its manifest, or against another output directory."""
+    """Verify ``output_dir`` against its manifest, or against another output directory.
+
+    Temporary files left in ``output_dir`` are listed relative to it, those in
+    ``against`` by their path.
+    """
     for directory in filter(None, (output_dir, against)):
         if not directory.is_dir():
             raise UsageError(f"{directory}: not a directory")
     if against is None:
         recorded = recorded_hashes(output_dir)
-        return compare(recorded, tree_hashes(output_dir, logs=recorded.keys()))
-    return compare(tree_hashes(against), tree_hashes(output_dir))
+        report = compare(recorded, tree_hashes(output_dir, logs=recorded.keys()))
+    else:
+        report = compare(tree_hashes(against), tree_hashes(output_dir))
+    report.temporary = [path.relative_to(output_dir).as_posix() for path in temporaries(output_dir)]
+    if against is not None:
+        report.temporary += [str(path) for path in temporaries(against)]
+    return report

@@ -126,3 +126,31 @@ def test_dataset_description(tmp_path):
     path.write_text(json.dumps({"Name": "x", "BIDSVersion": "1.9", "GeneratedBy": [{"Name": "fMRIPrep"}]}))
     with pytest.raises(InputError, match="another tool"):
         ensure_dataset_description(tmp_path / "out", tmp_path / "bids")
+
+
+def test_dataset_description_names_the_raw_data_portably(tmp_path):
+    paths = [ensure_dataset_description(tmp_path / copy / "out", tmp_path / copy / "bids") for copy in ("a", "b")]
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    description = json.loads(paths[0].read_text())
+    assert description["DatasetLinks"] == {"raw": "../bids"}
+    assert description["SourceDatasets"] == [{"URL": "../bids"}]
+    assert str(tmp_path) not in paths[0].read_text()
+    inside = ensure_dataset_description(tmp_path / "bids" / "derivatives" / "neurolearn", tmp_path / "bids")
+    assert json.loads(inside.read_text())["DatasetLinks"] == {"raw": "../.."}
+
+
+def test_verify_reports_leftover_temporary_files(tmp_path, cli):
+    for name in ("a", "b"):
+        DerivativesWriter(tmp_path / name, "sub-01", "f").write_json(tmp_path / name / "sub-01" / "x.json", {})
+    planted = tmp_path / "a" / "sub-01" / ".x.json.k3j2h1.part"  # the atomic writer's temporary name
+    planted.write_text("{")
+    assert atomic.temporaries(tmp_path / "a") == [planted]
+    report = verify(tmp_path / "a")
+    assert report.temporary == ["sub-01/.x.json.k3j2h1.part"] and not report.ok
+    assert verify(tmp_path / "b", tmp_path / "a").temporary == [str(planted)]
+    code, out, err = cli("verify", tmp_path / "a")
+    assert code == 1
+    assert "temporary file left by an interrupted write: sub-01/.x.json.k3j2h1.part" in out
+    assert "1 difference(s)" in err
+    planted.unlink()
+    assert verify(tmp_path / "a").ok and verify(tmp_path / "a", tmp_path / "b").ok

@@ -1,16 +1,18 @@
 """Kill -9 in the middle of a participant, resume, and end with the same bytes as an uninterrupted run.
 
 The uninterrupted run is the session's ``pipeline_run``; this second run of
-the same inputs and seed is killed while the fmri stage writes its outputs,
-then started again. It checks, in one go, the resume rules (finished outputs
-kept, no partial file at a final path, temporaries cleared) and
-reproducibility across runs (``neurolearn verify --against``).
+the same inputs and seed, read from a copy of the dataset at another path, is
+killed while the fmri stage writes its outputs, then started again. It checks,
+in one go, the resume rules (finished outputs kept, no partial file at a final
+path, temporaries cleared) and reproducibility across runs and data copies
+(``neurolearn verify --against``: no absolute path in the outputs).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,8 +56,9 @@ def kill_when_fmri_writes(command: list[str], out: Path, timeout_s: float = 3600
 
 
 def test_killed_run_resumes_to_the_uninterrupted_outputs(pipeline_run, tmp_path, cli):
-    bids, reference, codes = pipeline_run
+    source, reference, codes = pipeline_run
     assert codes == [0, 0]
+    bids = shutil.copytree(source, tmp_path / "bids")  # the outputs name it relative to them: "../bids"
     out = tmp_path / "out"
     command = [sys.executable, "-m", "neurolearn_cli", str(bids), str(out), "participant", "--omp-nthreads", "2"]
     assert kill_when_fmri_writes(command, out) == -signal.SIGKILL
@@ -64,6 +67,7 @@ def test_killed_run_resumes_to_the_uninterrupted_outputs(pipeline_run, tmp_path,
     # every file at a final path is whole: what the manifest records matches, the rest is absent or hidden
     report = verify(out)
     assert not report.changed and not report.missing
+    assert report.temporary == [path.relative_to(out).as_posix() for path in sorted(out.rglob(".*.part"))]
     anat = {p: sha256_file(out / p) for p in recorded(out) if p.startswith(f"{SUB}/anat/")}
     assert anat, "smri had finished before the kill"
     mtimes = {p: (out / p).stat().st_mtime_ns for p in anat}
@@ -77,6 +81,6 @@ def test_killed_run_resumes_to_the_uninterrupted_outputs(pipeline_run, tmp_path,
 
     assert verify(out).ok
     difference = verify(out, against=reference)
-    assert difference.ok, (difference.changed, difference.missing, difference.extra)
+    assert difference.ok, (difference.changed, difference.missing, difference.extra, difference.temporary)
     code, stdout, _ = cli("verify", out, "--against", reference)
     assert code == 0, stdout
