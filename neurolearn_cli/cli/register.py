@@ -4,7 +4,9 @@ Like ``antsRegistrationSyNQuick.sh``, it writes ``PREFIXWarped.nii.gz``,
 ``PREFIXInverseWarped.nii.gz``, ``PREFIX0GenericAffine.mat`` and, for ``syn``,
 ``PREFIX1Warp.nii.gz`` and ``PREFIX1InverseWarp.nii.gz``, so that
 ``antsApplyTransforms -i MOVING -r FIXED -t PREFIX1Warp.nii.gz -t
-PREFIX0GenericAffine.mat`` reproduces the warped image.
+PREFIX0GenericAffine.mat`` reproduces the warped image. Without
+``--fixed-mask`` the metric covers the fixed image's foreground (the engine's
+default), as a brain mask would; SyN then computes on its bounding box only.
 """
 
 from __future__ import annotations
@@ -39,13 +41,16 @@ def register_command(
     output: Annotated[str, typer.Option("--output", "-o", help="Output prefix, e.g. out/sub-01_ (as ANTs' -o).", show_default=False)],
     transform: Annotated[TransformChoice, typer.Option(help="rigid, affine or syn (affine + symmetric diffeomorphic).")] = TransformChoice.syn,
     metric: Annotated[MetricChoice | None, typer.Option(help="Metric of the last stage [default: nmi for rigid/affine, lncc for syn (the only one syn takes)].", show_default=False)] = None,
-    fixed_mask: Annotated[Path | None, typer.Option(help="Mask on the fixed image limiting the metric (e.g. a brain mask).")] = None,
+    fixed_mask: Annotated[Path | None, typer.Option(help="Mask on the fixed image limiting the metric (e.g. a brain mask) [default: the fixed image's foreground, Otsu-thresholded].", show_default=False)] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed (runs are deterministic for a seed and device).")] = 0,
 ) -> None:
     """Register MOVING to FIXED and write ANTs-style transforms and warped images."""
     import time
 
+    from neurolearn_cli.engine.threads import configure_threads
+
+    configure_threads()  # before torch loads
     from neurolearn_cli.atomic import write_nifti
     from neurolearn_cli.engine.device import configure_determinism, resolve_device
     from neurolearn_cli.engine.io import load_image, to_nifti

@@ -44,7 +44,10 @@ def configure_determinism(seed: int, threads: int | None = None) -> None:
     ``warn_only`` keeps CUDA kernels without a deterministic version (e.g.
     ``grid_sample``'s backward) usable; ``CUBLAS_WORKSPACE_CONFIG`` is set so
     cuBLAS is deterministic too. ``threads`` sets torch's intra-op threads
-    (``--omp-nthreads``).
+    (``--omp-nthreads``). The flag is set on torch's core directly:
+    ``torch.use_deterministic_algorithms`` also sets ``torch.compile``'s
+    (inductor's) flag, which nothing here compiles for, and importing
+    inductor for it imports ``torch._dynamo``, seconds of start-up.
     """
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if threads:
@@ -52,7 +55,7 @@ def configure_determinism(seed: int, threads: int | None = None) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch._C._set_deterministic_algorithms(True, warn_only=True)
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True

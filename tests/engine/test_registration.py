@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,8 @@ import torch
 
 from neurolearn_cli.engine.image import Grid, Image, world_grid
 from neurolearn_cli.engine.registration import register, register_rigid_batched
+from neurolearn_cli.engine.registration.api import foreground_mask
+from neurolearn_cli.engine.registration.linear import _LBFGS
 from neurolearn_cli.engine.resample import resample
 from neurolearn_cli.engine.transforms import AffineTransform, Chain, DisplacementField
 from neurolearn_cli.errors import InputError, ProcessingError
@@ -100,6 +104,59 @@ def test_syn_recovers_smooth_warp_and_inverts(device: torch.device) -> None:
     assert float(err.mean()) < 0.4 * 1.5
     roundtrip = result.inverse_warp.map_points(result.warp.map_points(pts)) - pts
     assert float(roundtrip.norm(dim=-1).mean()) < 0.05 * 1.5
+
+
+def test_foreground_mask_covers_the_object_not_the_background() -> None:
+    """A noisy 'head' (ellipsoid, dark enclosed 'ventricle', bright speck far out): the object, holes filled."""
+    on = grid((48, 48, 48), (2.0, 2.0, 2.0))
+    pts = world_grid(on)
+    radius = ((pts / torch.tensor([30.0, 24.0, 20.0], dtype=torch.float64)) ** 2).sum(-1).sqrt()
+    data = torch.where(radius < 1.0, 100.0, 0.0) + 3.0 * torch.randn(on.shape, generator=torch.Generator().manual_seed(1))
+    data[(pts - torch.tensor([0.0, 0.0, 4.0], dtype=torch.float64)).norm(dim=-1) < 7.0] = 10.0
+    data[2:4, 2:4, 2:4] = 150.0
+    mask = foreground_mask(Image(data.float(), on.affine)).data > 0
+    assert bool(mask[radius < 1.0].all())
+    assert not bool(mask[radius > 1.0 + 4.0 / 20.0].any())
+
+
+def test_lbfgs_steps_as_torch_optim() -> None:
+    """The start-up-free L-BFGS takes torch.optim.LBFGS's steps exactly (guards against torch changing its state)."""
+    target = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
+
+    def run(make) -> torch.Tensor:
+        params = torch.zeros(4, dtype=torch.float64, requires_grad=True)
+        optimizer = make(params)
+
+        def closure() -> torch.Tensor:
+            params.grad = None
+            loss = ((params - target) ** 4).sum() + (params[0] * params[1] - 1.0) ** 2
+            loss.backward()
+            return loss
+
+        for _ in range(2):
+            optimizer.step(closure)
+        return params.detach()
+
+    options = {"max_iter": 7, "history_size": 3, "tolerance_grad": 1e-9, "tolerance_change": 1e-12}
+    ours = run(lambda p: _LBFGS(p, **options))
+    theirs = run(lambda p: torch.optim.LBFGS([p], lr=1.0, line_search_fn="strong_wolfe", **options))
+    assert torch.equal(ours, theirs)
+
+
+def test_registration_process_does_not_import_dynamo() -> None:
+    """Seeding and a linear registration leave torch._dynamo (seconds of start-up) unimported."""
+    code = (
+        "import sys, torch\n"
+        "from neurolearn_cli.engine.device import configure_determinism\n"
+        "from neurolearn_cli.engine.image import Image\n"
+        "from neurolearn_cli.engine.registration import register\n"
+        "configure_determinism(0)\n"
+        "image = Image(torch.rand(12, 12, 12), torch.eye(4, dtype=torch.float64))\n"
+        "register(image, image, transform='rigid', device=torch.device('cpu'))\n"
+        "print(torch.are_deterministic_algorithms_enabled(), 'torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "False"]
 
 
 def test_batched_rigid_recovers_per_volume_motion(device: torch.device) -> None:

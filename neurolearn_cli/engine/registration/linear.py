@@ -12,7 +12,7 @@ most evaluations happen on coarse levels, the finest level only refines.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -85,7 +85,8 @@ class _LBFGS(torch.optim.LBFGS):
     ``Optimizer.__init__`` imports ``torch._dynamo`` (its ``add_param_group``
     is wrapped for ``torch.compile``), seconds of a process's start-up that
     nothing here uses. The state is set up as ``torch.optim.LBFGS`` sets it,
-    so ``step`` runs torch's own iterations unchanged.
+    so ``step`` runs torch's own iterations unchanged, with the step hooks it
+    reads once any torch optimizer has wrapped ``step`` for the profiler.
     """
 
     def __init__(self, params: torch.Tensor, *, max_iter: int, history_size: int,
@@ -97,6 +98,8 @@ class _LBFGS(torch.optim.LBFGS):
         self.param_groups = [{"params": [params], **self.defaults}]
         self._params = [params]
         self._numel_cache = None
+        self._optimizer_step_pre_hooks = OrderedDict()
+        self._optimizer_step_post_hooks = OrderedDict()
 
 
 def _closure(loss_fn: Callable[[torch.Tensor], torch.Tensor], params: torch.Tensor) -> torch.Tensor:
