@@ -72,7 +72,8 @@ def _axis_matrix(n: int, upsample: bool) -> torch.Tensor:
     samples) with ``_PAD`` mirrored ones at both ends, so evaluation can read
     taps past the edges without padding the volume again.
     """
-    matrix = _prefilter_matrix(2 * n - 1) @ _upsample_matrix(n) if upsample else _prefilter_matrix(n)
+    with serial():  # BLAS's last bits depend on the thread count
+        matrix = _prefilter_matrix(2 * n - 1) @ _upsample_matrix(n) if upsample else _prefilter_matrix(n)
     return matrix[_mirror_indices(matrix.shape[0], _PAD, _PAD, torch.device("cpu"))]
 
 

@@ -9,8 +9,10 @@ environment when it starts) the process counts the CPUs it may use (the
 affinity mask, a cgroup CPU quota, ``SLURM_CPUS_PER_TASK``) and the work
 already running (the 1-minute load average), and lets threads sleep at once
 (``OMP_WAIT_POLICY=PASSIVE``) when its threads would not have cores to
-themselves. Worker processes inherit the environment. A policy or thread
-count the user set in the environment is kept.
+themselves. MKL's matrix products are put in strict reproducible mode
+(``MKL_CBWR=AUTO,STRICT``: the same bits on any thread count; it is read at
+MKL's first call). Worker processes inherit the environment. A policy, thread
+count or MKL mode the user set in the environment is kept.
 
 This module imports nothing heavy: it must run before torch is imported.
 """
@@ -27,6 +29,8 @@ from pathlib import Path
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 #: Other work (in CPUs, 1-minute load average) tolerated beside ours before threads stop spinning.
 IDLE_LOAD = 0.5
+#: MKL's conditional numerical reproducibility: the ISA it picks, results independent of the thread count.
+MKL_CBWR = "AUTO,STRICT"
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ def configure_threads(
     budget: CpuBudget | None = None,
     environ: MutableMapping[str, str] = os.environ,
 ) -> str:
-    """Set ``OMP_NUM_THREADS`` and ``OMP_WAIT_POLICY`` for this process and the workers it starts.
+    """Set ``OMP_NUM_THREADS``, ``OMP_WAIT_POLICY`` and ``MKL_CBWR`` for this process and the workers it starts.
 
     Parameters
     ----------
@@ -102,6 +106,7 @@ def configure_threads(
         One line saying what was decided and why, for the log.
     """
     budget = budget or cpu_budget(environ)
+    environ.setdefault("MKL_CBWR", MKL_CBWR)
     per_process = threads or budget.usable
     if "OMP_NUM_THREADS" not in environ:
         environ["OMP_NUM_THREADS"] = str(per_process)

@@ -92,7 +92,12 @@ def shift_series(series: torch.Tensor, delay: torch.Tensor) -> torch.Tensor:
     freqs = torch.fft.rfftfreq(2 * n, device=series.device, dtype=torch.float32)
     delay = delay.to(torch.float32).unsqueeze(-1)
     ramp = torch.exp(2j * torch.pi * freqs * delay)
-    shifted = torch.fft.irfft(torch.fft.rfft(mirrored, dim=-1) * ramp, n=2 * n, dim=-1)[..., :n]
+    spectrum = torch.fft.rfft(mirrored, dim=-1)
+    # the complex product in real arithmetic: torch's complex multiply rounds differently in its
+    # vector and scalar loops, so its result would depend on where the thread split falls
+    re, im, cos, sin = spectrum.real, spectrum.imag, ramp.real, ramp.imag
+    product = torch.complex(re * cos - im * sin, re * sin + im * cos)
+    shifted = torch.fft.irfft(product, n=2 * n, dim=-1)[..., :n]
     return (shifted + intercept + slope * (tc + delay)).to(series.dtype)
 
 

@@ -64,20 +64,24 @@ def fit(
     bx, by, bz = bases
     w = weights.to(torch.float64)
     wt = w * targets.to(torch.float64)
-    t1 = torch.einsum("xa,xb,xyz->abyz", bx, bx, w)
-    t2 = torch.einsum("abyz,yc,yd->abcdz", t1, by, by)
-    a = torch.einsum("abcdz,ze,zf->acebdf", t2, bz, bz)
-    size = penalty.numel()
-    lhs = a.reshape(size, size) + torch.diag(penalty.reshape(-1).to(a.device))
-    rhs = torch.einsum("xyz,xa,yc,ze->ace", wt, bx, by, bz).reshape(-1)
-    with serial():
+    with serial():  # the products and LAPACK's solve split their sums by thread count
+        t1 = torch.einsum("xa,xb,xyz->abyz", bx, bx, w)
+        t2 = torch.einsum("abyz,yc,yd->abcdz", t1, by, by)
+        a = torch.einsum("abcdz,ze,zf->acebdf", t2, bz, bz)
+        size = penalty.numel()
+        lhs = a.reshape(size, size) + torch.diag(penalty.reshape(-1).to(a.device))
+        rhs = torch.einsum("xyz,xa,yc,ze->ace", wt, bx, by, bz).reshape(-1)
         coeffs = torch.linalg.solve(lhs, rhs)
     return coeffs.reshape(penalty.shape)
 
 
 def evaluate(coeffs: torch.Tensor, bases: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """The log bias (X, Y, Z) of ``coeffs`` on the grid of ``bases`` (float32)."""
+    """The log bias (X, Y, Z) of ``coeffs`` on the grid of ``bases`` (float32).
+
+    On one thread: the batched products' last bits depend on the thread count.
+    """
     bx, by, bz = bases
-    field = torch.einsum("ace,xa->xce", coeffs, bx)
-    field = torch.einsum("xce,yc->xye", field, by)
-    return torch.einsum("xye,ze->xyz", field, bz).to(torch.float32)
+    with serial():
+        field = torch.einsum("ace,xa->xce", coeffs, bx)
+        field = torch.einsum("xce,yc->xye", field, by)
+        return torch.einsum("xye,ze->xyz", field, bz).to(torch.float32)

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from neurolearn_cli.engine.threads import CpuBudget, cgroup_cpus, configure_threads, cpu_budget
+from neurolearn_cli.engine.threads import (
+    MKL_CBWR,
+    CpuBudget,
+    cgroup_cpus,
+    configure_threads,
+    cpu_budget,
+)
 
 IDLE = CpuBudget(usable=2, machine=2, load=0.1)
 
@@ -32,10 +38,10 @@ def test_budget_takes_the_smallest_limit(tmp_path: Path) -> None:
 def test_threads_spin_on_cores_of_their_own() -> None:
     environ: dict[str, str] = {}
     note = configure_threads(1, None, IDLE, environ)
-    assert environ == {"OMP_NUM_THREADS": "2"} and "spin" in note
+    assert environ == {"OMP_NUM_THREADS": "2", "MKL_CBWR": MKL_CBWR} and "spin" in note
     environ = {}
     configure_threads(2, 1, IDLE, environ)
-    assert environ == {"OMP_NUM_THREADS": "1"}
+    assert environ == {"OMP_NUM_THREADS": "1", "MKL_CBWR": MKL_CBWR}
 
 
 @pytest.mark.parametrize(
@@ -54,6 +60,7 @@ def test_threads_sleep_when_they_would_share_cores(processes: int, threads: int 
 
 
 def test_the_users_settings_are_kept() -> None:
-    environ = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3"}
+    environ = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3", "MKL_CBWR": "COMPATIBLE"}
     note = configure_threads(2, None, IDLE, environ)
-    assert environ == {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3"} and "environment" in note
+    assert environ == {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3", "MKL_CBWR": "COMPATIBLE"}
+    assert "environment" in note
