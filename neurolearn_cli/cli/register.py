@@ -56,7 +56,7 @@ def register_command(
     from neurolearn_cli.engine.io import load_image, to_nifti
     from neurolearn_cli.engine.itkio import write_transform
     from neurolearn_cli.engine.registration import register
-    from neurolearn_cli.errors import InputError, UsageError
+    from neurolearn_cli.errors import InputError, ProcessingError, UsageError
 
     if transform is TransformChoice.syn and metric not in (None, MetricChoice.lncc):
         raise UsageError(f"--metric {metric.value}: the syn transform uses lncc")
@@ -75,9 +75,12 @@ def register_command(
             metric=None if metric is None else metric.value,
             fixed_mask=mask_img, device=torch_device,
         )
-    except InputError as error:
-        names: dict[str | None, Path | None] = {"fixed image": fixed, "moving image": moving, "fixed mask": fixed_mask}
-        raise InputError(names.get(error.path, error.path), error.problem) from error
+    except ProcessingError as error:  # e.g. "fixed image: image is constant": the user's file is the problem
+        role, _, problem = str(error).partition(": ")
+        inputs = {"fixed image": fixed, "moving image": moving, "fixed mask": fixed_mask}
+        if inputs.get(role) is None:
+            raise
+        raise InputError(inputs[role], problem) from None
     write_nifti(f"{output}Warped.nii.gz", to_nifti(result.warped))
     write_nifti(f"{output}InverseWarped.nii.gz", to_nifti(result.inverse_warped))
     write_transform(result.affine, f"{output}0GenericAffine.mat")
