@@ -29,7 +29,7 @@ def write_outputs(spec: AnalysisSpec, output_dir: Path, results: dict[str, Any],
     """Write spec, predictions, weights (and weight map), provenance, report, then results.json last."""
     folder = output_dir / "mvpa" / spec.name
     spec_yaml = spec_to_yaml(spec)
-    provenance = make_provenance(spec.seed, [*feature_files, participants], timing["started"], device, {
+    provenance = make_provenance(spec.seed, [*feature_files, participants], output_dir, timing["started"], device, {
         "nested_cv_seconds": timing["cv_s"], "permutations_seconds": timing["permutations_s"]})
     settings = {"spec": spec.model_dump(mode="json"), "inputs": provenance["inputs"]}
     writer = DerivativesWriter(output_dir, f"mvpa-{spec.name}", fingerprint([], settings), resume=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -24,20 +25,24 @@ def versions() -> dict[str, str]:
     return found
 
 
-def input_hashes(paths: list[Path]) -> dict[str, str]:
-    """``{path: sha256}`` for each distinct input file."""
-    return {str(p): sha256_file(Path(p)) for p in sorted(set(paths))}
+def input_hashes(paths: list[Path], root: Path) -> dict[str, str]:
+    """``{path: sha256}`` for each distinct input file, paths relative to ``root`` (no absolute path is written)."""
+    return {os.path.relpath(Path(p).absolute(), Path(root).absolute()): sha256_file(Path(p))
+            for p in sorted(set(paths))}
 
 
-def provenance(seed: int, inputs: list[Path], started: float, device: str,
+def provenance(seed: int, inputs: list[Path], root: Path, started: float, device: str,
                seconds: dict[str, float]) -> dict[str, Any]:
     """What an analysis ran with: versions, input hashes, seed, device, start and end, and step times.
 
-    ``seconds`` names each timed step (e.g. ``nested_cv_seconds``); values are rounded to ms.
+    Input paths are relative to ``root`` (the output directory), as
+    ``dataset_description.json`` names the raw data, so the same analysis of
+    the same files in another place records the same inputs. ``seconds``
+    names each timed step (e.g. ``nested_cv_seconds``); values are rounded to ms.
     """
     return {
         "versions": versions(),
-        "inputs": input_hashes(inputs),
+        "inputs": input_hashes(inputs, root),
         "seed": seed,
         "device": device,
         "started": dt.datetime.fromtimestamp(started, tz=dt.timezone.utc).isoformat(timespec="seconds"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import nibabel as nib
@@ -65,7 +66,10 @@ def test_results_are_byte_identical_and_complete(tmp_path: Path) -> None:
     assert list(predictions.columns) == ["participant_id", "fold", "true", "predicted", "decision"]
     assert sorted(predictions["fold"].unique()) == [0, 1, 2, 3, 4]
     provenance = json.loads((first / "provenance.json").read_text())
-    assert set(provenance["inputs"]) == {str(table), str(bids / "participants.tsv")}
+    out = tmp_path / "a"  # inputs are named relative to the output directory: no absolute path
+    assert set(provenance["inputs"]) == {os.path.relpath(table, out), os.path.relpath(bids / "participants.tsv", out)}
+    second_provenance = json.loads((second / "provenance.json").read_text())
+    assert set(second_provenance["inputs"]) == set(provenance["inputs"])
     assert "started" in provenance and provenance["seed"] == 0
 
 

@@ -55,7 +55,7 @@ def write_decoding(spec: DecodingSpec, label: str, output_dir: Path, results: di
     folder = output_dir / "mvpa" / spec.name / f"sub-{label}"
     inputs = [p for run in runs for p in (run.bold, run.confounds, run.events)]
     inputs += [p for p in (spec.mask.image, spec.mask.atlas, spec.mask.atlas_labels) if p is not None]
-    provenance = make_provenance(spec.seed, inputs, timing["started"], device, {
+    provenance = make_provenance(spec.seed, inputs, output_dir, timing["started"], device, {
         "estimate_seconds": timing["estimate_s"], "cv_seconds": timing["cv_s"],
         "permutations_seconds": timing["permutations_s"]})
     settings = {"spec": spec.model_dump(mode="json"), "inputs": provenance["inputs"]}
