@@ -15,6 +15,8 @@ from neurolearn_cli.mvpa.spec import AnalysisSpec
 
 LOGGER = logging.getLogger("neurolearn.mvpa")
 MAX_CLASSES_FOR_NUMERIC = 5
+#: The participants.tsv column that names each participant's site (BIDS' recommended name).
+SITE_COLUMN = "site"
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class AnalysisData:
 
     ``features`` may hold NaN only when the spec imputes inside the folds.
     ``confounds`` are numeric (categorical ones one-hot coded); ``site`` holds
-    integer site codes (indices into ``site_names``); ``groups`` are what the
+    integer site codes (indices into ``site_names``, see :func:`participant_sites`); ``groups`` are what the
     folds never split (None when not grouped). ``classes`` are the sorted
     class labels of a classification (``y`` holds indices into them), None
     for a regression.
@@ -67,6 +69,31 @@ def _column(participants: pd.DataFrame, name: str, field: str, path: Path) -> pd
     if name not in participants.columns:
         raise InputError(path, f"{field}: no column '{name}' in participants.tsv")
     return participants[name]
+
+
+def participant_sites(spec: AnalysisSpec, table: FeatureTable, participants: pd.DataFrame, ids: list[str],
+                      path: Path) -> pd.Series:
+    """Each participant's site: participants.tsv's ``site`` column where present, else its feature source.
+
+    Site names given in the spec (``features.sites``) name the sources and win;
+    otherwise the data's own ``site`` column does, so a single derivatives
+    folder holding several scanners' participants is not one site named after
+    the folder.
+
+    Raises
+    ------
+    InputError
+        The ``site`` column has no value for some analysed participant.
+    """
+    if spec.features.sites is not None or SITE_COLUMN not in participants.columns:
+        return table.site.loc[ids].astype(str)
+    sites = participants.loc[ids, SITE_COLUMN]
+    missing = sites.index[sites.isna()].tolist()
+    if missing:
+        raise InputError(path, f"{SITE_COLUMN}: no value for {', '.join(missing[:5])}"
+                               f"{' and others' if len(missing) > 5 else ''} (fill it in, or name sites by "
+                               "features.sources and features.sites)")
+    return sites.astype(str)
 
 
 def _encode_confounds(frame: pd.DataFrame) -> pd.DataFrame:
@@ -139,8 +166,9 @@ def assemble(spec: AnalysisSpec, table: FeatureTable, bids_dir: Path) -> Analysi
         if not pd.api.types.is_numeric_dtype(y_raw):
             raise InputError(path, f"target.column: '{column}' is not numeric, cannot regress it")
         y = y_raw.to_numpy(dtype=float)
-    site_names = sorted(table.site.loc[ids].unique())
-    site = np.searchsorted(site_names, table.site.loc[ids].to_numpy())
+    sites = participant_sites(spec, table, participants, ids, path)
+    site_names = sorted(sites.unique())
+    site = np.searchsorted(site_names, sites.to_numpy())
     if group_by == "site":
         groups = site
     elif group_values is not None:

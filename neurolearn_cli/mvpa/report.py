@@ -1,4 +1,4 @@
-"""The self-contained HTML report of one analysis (jinja2, autoescaped, figures inline)."""
+"""The self-contained HTML report of one analysis (jinja2, autoescaped, figures inline), with its methods."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ from typing import Any
 import jinja2
 import numpy as np
 import pandas as pd
+import yaml
 
+from neurolearn_cli.boilerplate.analysis import analysis_section
+from neurolearn_cli.boilerplate.citations import Citations
+from neurolearn_cli.boilerplate.document import Boilerplate
+from neurolearn_cli.boilerplate.facts import Analysis
 from neurolearn_cli.mvpa import figures
+from neurolearn_cli.mvpa.spec import spec_from_dict
 
 
 def _figures(results: dict[str, Any], predictions: pd.DataFrame, weights: pd.DataFrame,
@@ -34,6 +40,13 @@ def _figures(results: dict[str, Any], predictions: pd.DataFrame, weights: pd.Dat
     return shown
 
 
+def methods(results: dict[str, Any], spec_yaml: str) -> Boilerplate:
+    """The analysis' methods paragraphs and references, from its spec (as written) and results."""
+    cite = Citations()
+    section = analysis_section(Analysis(spec_from_dict(yaml.safe_load(spec_yaml)), results), cite)
+    return Boilerplate((section,), cite.references())
+
+
 def render_report(results: dict[str, Any], predictions: pd.DataFrame, weights: pd.DataFrame, null: np.ndarray,
                   spec_yaml: str, provenance: dict[str, Any], target: str) -> str:
     """The report as one HTML string; every value from the data is escaped by jinja2."""
@@ -42,4 +55,5 @@ def render_report(results: dict[str, Any], predictions: pd.DataFrame, weights: p
     top = weights.reindex(weights["weight"].abs().sort_values(ascending=False).index).head(20) if len(weights) else weights
     return environment.get_template("report.html.j2").render(
         results=results, figures=_figures(results, predictions, weights, null, target),
-        weights=top.to_dict("records"), spec_yaml=spec_yaml, provenance=provenance, target=target)
+        weights=top.to_dict("records"), spec_yaml=spec_yaml, provenance=provenance, target=target,
+        methods=methods(results, spec_yaml))

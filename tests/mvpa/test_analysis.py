@@ -98,7 +98,8 @@ def test_sites_combat_confounds_leave_site_out(tmp_path: Path, caplog: pytest.Lo
     with caplog.at_level(logging.WARNING, logger="neurolearn.mvpa"):
         results = run_analysis(spec_from_dict(payload), bids, tmp_path / "out", device="cpu").results
     assert results["metric"] == "pearson_r" and results["n_folds"] == 3
-    assert results["sites"] == ["site0", "site1", "site2"] and results["confounds"] == ["age", "sex_M"]
+    assert results["sites"] == ["s0", "s1", "s2"]  # participants.tsv's site column, not the file names
+    assert results["confounds"] == ["age", "sex_M"]
     assert set(results["summary"]) == {"pearson_r", "mae", "r2"} and results["ci95"] is None
     assert results["mean"] > 0.5
     assert "not in the training fold" in caplog.text
@@ -106,7 +107,8 @@ def test_sites_combat_confounds_leave_site_out(tmp_path: Path, caplog: pytest.Lo
 
 def test_too_few_per_class_is_refused(tmp_path: Path) -> None:
     bids, table = make_study(tmp_path, n=8, p=4, seed=7)
-    with pytest.raises(SpecError, match=r"^field 'validation.outer': 5 folds but the smallest class has 4 participants$"):
+    with pytest.raises(SpecError, match=r"^field 'validation.outer': 8 participants with 4 in the smallest class cannot "
+                                        r"fill 5 outer folds with 3 inner folds each: use at most --cv 4 --inner-cv 3 "):
         run_analysis(_spec(table), bids, tmp_path / "out", device="cpu")
 
 

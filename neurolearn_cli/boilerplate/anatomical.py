@@ -1,0 +1,84 @@
+"""The methods paragraph of the smri stage (structural preprocessing), from its facts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from neurolearn_cli.boilerplate.citations import Citations
+from neurolearn_cli.boilerplate.document import Section
+from neurolearn_cli.boilerplate.facts import AnatFacts
+from neurolearn_cli.boilerplate.wording import listing, plural, spread
+from neurolearn_cli.smri.normalize import SYN_SETTINGS
+from neurolearn_cli.smri.pipeline import (
+    AFFINE_PRIOR_FWHM_MM,
+    REGISTRATION_MARGIN_MM,
+    SYN_PRIOR_FWHM_MM,
+)
+from neurolearn_cli.smri.workflow import TEMPLATE_RESOLUTION_MM
+
+
+def _found(anat: Sequence[AnatFacts]) -> str:
+    images = sum(a.t1w_images for a in anat)
+    if len(anat) == 1:
+        return f"A total of {plural(images, 'T1-weighted (T1w) image')} was found for participant {anat[0].participant}."
+    return f"A total of {plural(images, 'T1-weighted (T1w) image')} was found for the {len(anat)} participants."
+
+
+def _measured(anat: Sequence[AnatFacts], attribute: str) -> list[float]:
+    return [value for a in anat if (value := getattr(a, attribute)) is not None]
+
+
+def _volumes(anat: Sequence[AnatFacts]) -> str:
+    parts = []
+    for tissue in ("GM", "WM", "CSF", "TIV"):
+        values = [a.volumes_ml[tissue] for a in anat if tissue in a.volumes_ml]
+        if values:
+            parts.append(f"{tissue} {spread(values, 4, 'mL')}")
+    return f" Resulting volumes: {listing(parts)}." if parts else ""
+
+
+def smri_section(anat: Sequence[AnatFacts], cite: Citations) -> Section:
+    """Anatomical data preprocessing, for one participant or pooled over several."""
+    templates = sorted({a.template for a in anat if a.template})
+    template = listing(templates) if templates else "the template"
+    several = any(a.t1w_images > 1 for a in anat)
+    reference = (
+        "Each T1w image was reoriented to RAS voxel order at its native resolution; where a participant had "
+        "several, each was registered rigidly to the first, scaled to its brightness and the images were combined "
+        "by their voxel-wise median, giving the T1w reference."
+        if several else
+        "The T1w image was reoriented to RAS voxel order at its native resolution and used as the T1w reference."
+    )
+    affine = _measured(anat, "affine_cost")
+    syn = _measured(anat, "syn_similarity")
+    text = [
+        f"{_found(anat)} {reference} The reference was aligned affinely to the {template} template "
+        f"{cite('mni2009')} (nilearn's bundled copy, at {TEMPLATE_RESOLUTION_MM} mm), starting from the head's "
+        "geometry and registering the subject's tissue map to the template's"
+        + (f" (final cost {spread(affine)})" if affine else "") + ". "
+        f"It was then segmented into grey matter (GM), white matter (WM) and cerebrospinal fluid (CSF) by unified "
+        f"segmentation {cite('unified')}: a Gaussian mixture under the template's tissue priors (smoothed by "
+        f"{AFFINE_PRIOR_FWHM_MM:g} mm FWHM), with a smooth multiplicative bias field (discrete cosine basis) that "
+        "corrected the intensity non-uniformity and a mean-field Markov random field, fitted by expectation-"
+        "maximization. The brain mask was derived from the tissue posteriors and the warped template brain mask "
+        "(opening, largest connected component, closing, holes filled).",
+        f"Volume-based spatial normalization to {template} was performed by symmetric diffeomorphic registration "
+        f"{cite('syn')} with a local-correlation metric ({listing([f'{m:g} mm' for m in SYN_SETTINGS.levels_mm])} "
+        f"levels, {listing([str(i) for i in SYN_SETTINGS.iterations])} iterations) of the bias-corrected T1w "
+        f"reference, kept {REGISTRATION_MARGIN_MM:g} mm beyond the brain mask, to the template brain"
+        + (f" (final local correlation {spread(syn)})" if syn else "") + ". "
+        f"The segmentation was then repeated under the priors warped by the normalization (smoothed by "
+        f"{SYN_PRIOR_FWHM_MM:g} mm FWHM), giving the final tissue maps, labels (1 GM, 2 WM, 3 CSF, as fMRIPrep "
+        "writes them) and brain mask. Tissue volumes are sums of the tissue probabilities; the total intracranial "
+        f"volume (TIV) is the template's brain mask pulled back to the T1w by the normalization {cite('tiv')}."
+        + _volumes(anat),
+    ]
+    atlases = sorted({(a.atlas, a.atlas_space or "its template", a.atlas_note) for a in anat if a.atlas})
+    parcels = [
+        f"Grey-matter volume was summed within each parcel of the {name} atlas (defined on {space}"
+        + (f"; {note}" if note else "") + "), brought to the T1w by the inverse normalization."
+        for name, space, note in atlases
+    ]
+    text.append(" ".join([*parcels, f"The T1w reference, tissue maps, labels and brain mask were resampled into "
+                                    f"{template} space at {TEMPLATE_RESOLUTION_MM} mm."]))
+    return Section("Anatomical data preprocessing (smri)", tuple(text))

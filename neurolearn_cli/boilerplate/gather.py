@@ -1,0 +1,225 @@
+"""Read the facts of the methods boilerplate from what the stages wrote (the edge: file IO only here).
+
+The smri facts come from the preprocessed T1w's sidecar (its ``Sources``)
+and the morphometry sidecar (atlas, ``QC`` numbers); the fmri facts from the
+preprocessed BOLD sidecars (timing, non-steady-state volumes, SDC,
+co-registration, the stage's notes on skipped steps, outlier thresholds),
+the confounds table and its JSON (FD, DVARS, CompCor, high-pass) and the
+connectivity sidecar; mvpa facts from each analysis' ``spec.yaml`` and
+``results.json``. A file that is not there gives no facts; a value that is
+not recorded stays None.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from neurolearn_cli import __version__
+from neurolearn_cli.boilerplate.facts import Analysis, AnatFacts, BoldFacts, Software
+
+CONFOUNDS_SUFFIX = "_desc-confounds_timeseries.tsv"
+TISSUE_VOLUMES = ("GM", "WM", "CSF", "TIV")
+
+
+def software(device: str) -> Software:
+    """neurolearn's version, ``device`` and the installed versions of the libraries it computes with."""
+    from neurolearn_cli.mvpa.provenance import versions
+
+    return Software(__version__, device, {k: v for k, v in versions().items() if k != "neurolearn"})
+
+
+def sidecar_path(path: Path) -> Path:
+    """The JSON sidecar of a derivative (``x.nii.gz`` or ``x.tsv`` -> ``x.json``)."""
+    name = path.name
+    stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else path.stem
+    return path.with_name(stem + ".json")
+
+
+def _read_json(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def anat_facts(participant: str, preproc_sidecar: Path, morph_sidecar: Path | None,
+               template: str | None) -> AnatFacts | None:
+    """The smri facts of one participant; None when its preprocessed T1w was not written."""
+    preproc = _read_json(preproc_sidecar)
+    if preproc is None:
+        return None
+    morph = _read_json(morph_sidecar) or {}
+    qc = morph.get("QC") or {}
+    volumes = {t: v for t in TISSUE_VOLUMES if (v := _finite(qc.get(f"volume_{t}_ml"))) is not None}
+    return AnatFacts(
+        participant=participant,
+        t1w_images=len(preproc.get("Sources") or []),
+        template=template,
+        atlas=morph.get("Atlas"),
+        atlas_space=morph.get("AtlasSpace"),
+        atlas_note=morph.get("Note"),
+        affine_cost=_finite(qc.get("affine_cost")),
+        syn_similarity=_finite(qc.get("syn_similarity")),
+        volumes_ml=volumes,
+    )
+
+
+def _compcor(metadata: Mapping[str, Any]) -> dict[str, int]:
+    """Retained CompCor components per mask (``temporal`` for tCompCor) from the confounds JSON."""
+    kept: dict[str, int] = {}
+    for entry in metadata.values():
+        if not isinstance(entry, dict) or not entry.get("Retained"):
+            continue
+        mask = "temporal" if entry.get("Method") == "tCompCor" else entry.get("Mask")
+        if entry.get("Method") in ("aCompCor", "tCompCor") and mask:
+            kept[str(mask)] = kept.get(str(mask), 0) + 1
+    return kept
+
+
+def _cutoff(metadata: Mapping[str, Any]) -> float | None:
+    for entry in metadata.values():
+        if isinstance(entry, dict) and entry.get("Method") == "Cosine basis":
+            return _finite(entry.get("Cutoff"))
+    return None
+
+
+def _outliers(table: pd.DataFrame, column: str, skip: int, threshold: float | None) -> tuple[float | None, int | None]:
+    """Mean of ``column`` after ``skip`` rows (NaN rows left out), and how many values exceed ``threshold``."""
+    if column not in table.columns:
+        return None, None
+    values = table[column].to_numpy(float)[skip:]
+    values = values[~pd.isna(values)]
+    if not values.size:
+        return None, None
+    count = None if threshold is None else int((values > threshold).sum())
+    return float(values.mean()), count
+
+
+def bold_facts(participant: str, name: str, bold_sidecars: Mapping[str, Path], confounds: Path,
+               connectivity_sidecar: Path | None) -> BoldFacts | None:
+    """The fmri facts of one run; None when its confounds or preprocessed series were not written.
+
+    Parameters
+    ----------
+    participant, name : str
+        The participant label and the run's BIDS name (``sub-01_task-rest_bold``).
+    bold_sidecars : mapping
+        Output space (fMRIPrep's spelling) -> the sidecar of the preprocessed series in it.
+    confounds : Path
+        The confounds TSV (its JSON is read next to it).
+    connectivity_sidecar : Path or None
+        The sidecar of the run's correlation matrix, when connectivity was computed.
+    """
+    written = {space: payload for space, path in bold_sidecars.items() if (payload := _read_json(path)) is not None}
+    if not written or not confounds.is_file():
+        return None
+    meta = next(iter(written.values()))
+    table = pd.read_csv(confounds, sep="\t", na_values="n/a")
+    confounds_meta = _read_json(sidecar_path(confounds)) or {}
+    nonsteady = meta.get("NonSteadyStateVolumes")
+    thresholds = meta.get("MotionOutlierThresholds") or {}
+    fd_threshold = _finite(thresholds.get("framewise_displacement"))
+    dvars_threshold = _finite(thresholds.get("std_dvars"))
+    # the first steady-state FD/DVARS compares with a non-steady-state volume: left out, as the qc IQMs do
+    skip = int(nonsteady) + 1 if isinstance(nonsteady, int) else 1
+    mean_fd, fd_outliers = _outliers(table, "framewise_displacement", skip, fd_threshold)
+    _, dvars_outliers = _outliers(table, "std_dvars", skip, dvars_threshold)
+    connectivity = _read_json(connectivity_sidecar) or {}
+    slice_timing = meta.get("SliceTimingCorrected")
+    return BoldFacts(
+        name=name,
+        participant=participant,
+        repetition_time=_finite(meta.get("RepetitionTime")),
+        volumes=len(table),
+        nonsteady=nonsteady if isinstance(nonsteady, int) else None,
+        nonsteady_from=meta.get("NonSteadyStateVolumesFrom"),
+        slice_timing=slice_timing if isinstance(slice_timing, bool) else None,
+        slice_time_s=_finite(meta.get("StartTime")),
+        sdc_method=meta.get("SusceptibilityDistortionCorrection"),
+        coregistration_method=meta.get("CoregistrationMethod"),
+        coregistration_cost=_finite(meta.get("CoregistrationCost")),
+        spaces=tuple(written),
+        notes=tuple(str(note) for note in meta.get("ProcessingNotes") or ()),
+        fd_threshold=fd_threshold,
+        dvars_threshold=dvars_threshold,
+        mean_fd=mean_fd,
+        fd_outliers=fd_outliers,
+        dvars_outliers=dvars_outliers,
+        censored=sum(1 for column in table.columns if column.startswith("motion_outlier")),
+        compcor=_compcor(confounds_meta),
+        highpass_cutoff_s=_cutoff(confounds_meta),
+        connectivity_atlas=connectivity.get("Atlas"),
+        denoising=tuple(str(s) for s in connectivity.get("ConfoundStrategy") or ()),
+    )
+
+
+def _space_label(path: Path) -> str:
+    """``MNI152NLin2009aSym:res-2`` or ``T1w`` from a derivative's file name."""
+    from bids.layout import parse_file_entities
+
+    entities = parse_file_entities(path.name)
+    return str(entities["space"]) + (f":res-{entities['res']}" if "res" in entities else "")
+
+
+def discover_anat(output_dir: Path) -> list[AnatFacts]:
+    """The smri facts of every participant with a preprocessed T1w under ``output_dir`` (group level)."""
+    found = []
+    for preproc in sorted(output_dir.glob("sub-*/anat/sub-*_desc-preproc_T1w.json")):
+        label = preproc.name.split("_", 1)[0][4:]
+        if preproc.name != f"sub-{label}_desc-preproc_T1w.json":  # a template-space copy
+            continue
+        folder = preproc.parent
+        morph = next(iter(sorted(folder.glob(f"sub-{label}_seg-*_stat-gmvolume_morph.json"))), None)
+        spatial = next(iter(sorted(folder.glob(f"sub-{label}_space-*_desc-preproc_T1w.json"))), None)
+        template = None if spatial is None else _space_label(spatial).split(":")[0]
+        facts = anat_facts(label, preproc, morph, template)
+        if facts is not None:
+            found.append(facts)
+    return found
+
+
+def discover_bold(output_dir: Path) -> list[BoldFacts]:
+    """The fmri facts of every run with a confounds table under ``output_dir`` (group level)."""
+    found = []
+    for confounds in sorted(output_dir.glob(f"sub-*/**/func/*{CONFOUNDS_SUFFIX}")):
+        prefix = confounds.name[: -len(CONFOUNDS_SUFFIX)]
+        folder = confounds.parent
+        sidecars = {_space_label(p): p for p in sorted(folder.glob(f"{prefix}_space-*_desc-preproc_bold.json"))}
+        relmat = next(iter(sorted(folder.glob(f"{prefix}_space-*_stat-pearsoncorrelation_relmat.json"))), None)
+        facts = bold_facts(prefix.split("_", 1)[0][4:], f"{prefix}_bold", sidecars, confounds, relmat)
+        if facts is not None:
+            found.append(facts)
+    return found
+
+
+def discover_analyses(output_dir: Path) -> list[Analysis]:
+    """Every mvpa analysis with a spec and results under ``output_dir/mvpa/`` (group level)."""
+    import yaml
+
+    from neurolearn_cli.errors import InputError, SpecError
+    from neurolearn_cli.mvpa.spec import spec_from_dict
+
+    found = []
+    for results_path in sorted(output_dir.glob("mvpa/*/results.json")):
+        results = _read_json(results_path)
+        try:
+            payload = yaml.safe_load((results_path.parent / "spec.yaml").read_text(encoding="utf-8"))
+            spec = spec_from_dict(payload, results_path.parent / "spec.yaml")
+        except (OSError, yaml.YAMLError, InputError, SpecError):
+            continue
+        if results is not None and "n_features" in results:  # between-participant analyses only
+            found.append(Analysis(spec, results))
+    return found

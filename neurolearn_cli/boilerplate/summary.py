@@ -1,0 +1,81 @@
+"""The summary at the top of the participant report: what was found and what was done, per run.
+
+Rows of (label, value) text, as fMRIPrep's report summary; a value that was
+not recorded says so instead of showing a number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from neurolearn_cli.boilerplate.facts import AnatFacts, BoldFacts
+from neurolearn_cli.boilerplate.functional import SDC_WORDS, STC_WORDS, notes_about, reason
+from neurolearn_cli.boilerplate.wording import listing, number
+
+MISSING = "not recorded"
+
+
+def participant_summary(participant: str, anat: AnatFacts | None, runs: Sequence[BoldFacts],
+                        ignored: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """The participant's rows: label, T1w images, template, BOLD runs, output spaces, ``--ignore``d steps."""
+    spaces = sorted({space for run in runs for space in run.spaces})
+    rows = [
+        ("Participant", f"sub-{participant}"),
+        ("T1w images", "none (smri did not run)" if anat is None else
+         f"{anat.t1w_images} (combined into the T1w reference)" if anat.t1w_images > 1 else str(anat.t1w_images)),
+        ("BOLD runs", f"{len(runs)}: {listing([run.name for run in runs])}" if runs else "none"),
+    ]
+    if anat is not None and anat.template:
+        rows.append(("Template", anat.template))
+    if runs:
+        rows.append(("BOLD output spaces", listing(spaces) or MISSING))
+    if ignored:
+        rows.append(("Steps ignored (--ignore)", ", ".join(ignored)))
+    return rows
+
+
+def _slice_timing(run: BoldFacts) -> str:
+    if run.slice_timing is None:
+        return MISSING
+    if not run.slice_timing:
+        return f"not applied: {reason(notes_about(run, STC_WORDS))}"
+    return "applied" + (f" (to {run.slice_time_s:g} s)" if run.slice_time_s is not None else "")
+
+
+def _distortion(run: BoldFacts) -> str:
+    if run.sdc_method is None:
+        return MISSING
+    if run.sdc_method == "none":
+        return f"not applied: {reason(notes_about(run, SDC_WORDS))}"
+    return run.sdc_method
+
+
+def _coregistration(run: BoldFacts) -> str:
+    if run.coregistration_method is None:
+        return MISSING
+    cost = "" if run.coregistration_cost is None else f", final cost {number(run.coregistration_cost)}"
+    return run.coregistration_method.upper() + cost
+
+
+def run_summary(run: BoldFacts) -> list[tuple[str, str]]:
+    """One BOLD run's rows: timing, dummy scans, slice timing, SDC (or why not), co-registration, motion."""
+    rows = [
+        ("Repetition time", MISSING if run.repetition_time is None else f"{run.repetition_time:g} s"),
+        ("Volumes", str(run.volumes)),
+        ("Non-steady-state volumes", MISSING if run.nonsteady is None else
+         str(run.nonsteady) + ("" if run.nonsteady_from is None else f" ({run.nonsteady_from})")),
+        ("Slice-timing correction", _slice_timing(run)),
+        ("Susceptibility distortion correction", _distortion(run)),
+        ("Co-registration to the T1w", _coregistration(run)),
+        ("Output spaces", listing(list(run.spaces)) or MISSING),
+        ("Mean FD (steady state)", MISSING if run.mean_fd is None else f"{run.mean_fd:.3f} mm"),
+    ]
+    fd = "FD outliers" + ("" if run.fd_threshold is None else f" (> {run.fd_threshold:g} mm)")
+    rows.append((fd, MISSING if run.fd_outliers is None else str(run.fd_outliers)))
+    dvars = "DVARS outliers" + ("" if run.dvars_threshold is None else f" (std DVARS > {run.dvars_threshold:g})")
+    rows.append((dvars, MISSING if run.dvars_outliers is None else str(run.dvars_outliers)))
+    rows.append(("Motion-outlier regressors", MISSING if run.censored is None else str(run.censored)))
+    other = [note for note in run.notes if note not in notes_about(run, (*SDC_WORDS, *STC_WORDS))]
+    if other:
+        rows.append(("Notes", "; ".join(other)))
+    return rows

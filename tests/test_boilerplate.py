@@ -1,0 +1,145 @@
+"""The methods boilerplate and run summary: what ran, with which parameters, what was skipped and why."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from neurolearn_cli.boilerplate import gather
+from neurolearn_cli.boilerplate.facts import AnatFacts, BoldFacts, RunFacts, Software
+from neurolearn_cli.boilerplate.functional import SDC_WORDS, STC_WORDS, notes_about
+from neurolearn_cli.boilerplate.methods import methods
+from neurolearn_cli.boilerplate.summary import participant_summary, run_summary
+from neurolearn_cli.fmri.pipeline import BoldOptions, _slice_timing, distortion_correction
+from neurolearn_cli.qc.report import ParticipantReport, render_participant_report
+
+SOFTWARE = Software("9.9", "cpu", {"torch": "2.x"})
+ANAT = AnatFacts("01", 1, "MNI152NLin2009aSym", "neurolearnGM108", "MNI152NLin2009aSym", None, 0.028, 0.963,
+                 {"GM": 821.7, "WM": 564.7})
+
+
+def _run(name: str = "sub-01_task-rest_bold", **changes: object) -> BoldFacts:
+    facts = dict(name=name, participant="01", repetition_time=2.0, volumes=60, nonsteady=2,
+                 nonsteady_from="detected", slice_timing=False, slice_time_s=None, sdc_method="none",
+                 coregistration_method="bbr", coregistration_cost=0.0419,
+                 spaces=("MNI152NLin2009aSym:res-2", "T1w"),
+                 notes=("no fieldmap: susceptibility distortion correction skipped",
+                        "no SliceTiming in the sidecar: slice-timing correction skipped"),
+                 fd_threshold=0.5, dvars_threshold=1.5, mean_fd=0.12, fd_outliers=2, dvars_outliers=1, censored=3,
+                 compcor={"CSF": 4, "WM": 20}, highpass_cutoff_s=128.0, connectivity_atlas="neurolearnGM108",
+                 denoising=("motion", "wm_csf"))
+    facts.update(changes)
+    return BoldFacts(**facts)  # type: ignore[arg-type]
+
+
+def test_a_section_per_stage_that_ran_with_skipped_steps_and_reasons() -> None:
+    text = methods(RunFacts(SOFTWARE, anat=(ANAT,), bold=(_run(),), qc_t1w=1, qc_bold=1)).markdown()
+    for title in ("## Anatomical data preprocessing (smri)", "## Functional data preprocessing (fmri)",
+                  "## Quality control (qc)", "## References"):
+        assert title in text
+    assert "Pattern analysis" not in text  # mvpa did not run
+    assert ("Susceptibility distortion correction was not applied to the run "
+            "(no fieldmap: susceptibility distortion correction skipped)") in text
+    assert "Slice-timing correction was not applied to the run (no SliceTiming in the sidecar" in text
+    assert "FD above 0.5 mm or standardized DVARS above 1.5" in text
+    assert "neurolearn 9.9" in text and "torch 2.x" in text and "MNI152NLin2009aSym" in text
+    # every cited number has its reference, in order, and none is listed uncited
+    cited = {int(n) for group in re.findall(r"\[([\d, ]+)\]", text) for n in group.split(",")}
+    listed = re.findall(r"^(\d+)\. ", text, flags=re.M)
+    assert cited == {int(n) for n in listed} == set(range(1, len(listed) + 1))
+
+
+def test_only_stages_with_facts_get_sections() -> None:
+    text = methods(RunFacts(SOFTWARE, anat=(ANAT,))).markdown()
+    assert "(smri)" in text and "(fmri)" not in text and "(qc)" not in text
+
+
+def test_runs_treated_differently_are_named_with_their_outcome() -> None:
+    corrected = _run("sub-01_task-rest_run-1_bold", sdc_method="phasediff fieldmap", slice_timing=True,
+                     slice_time_s=0.978, notes=())
+    text = methods(RunFacts(SOFTWARE, bold=(corrected, _run("sub-01_task-rest_run-2_bold")))).markdown()
+    assert "estimated from a phasediff fieldmap" in text and "in run sub-01_task-rest_run-1_bold" in text
+    assert "not applied to run sub-01_task-rest_run-2_bold (no fieldmap" in text
+    assert "Jezzard P" in text  # the phasediff method's reference
+
+
+def test_the_fmri_stage_notes_are_tied_to_their_step() -> None:
+    """The notes fmri writes are found by the words the boilerplate looks for (so a reason is never lost)."""
+    sdc: list[str] = []
+    distortion_correction(None, {}, None, "bold.nii.gz", (), sdc)  # type: ignore[arg-type]
+    distortion_correction(None, {}, None, "bold.nii.gz", ("fieldmaps",), sdc)  # type: ignore[arg-type]
+    stc: list[str] = []
+    _slice_timing(None, {}, 2.0, 0, BoldOptions(), "bold.json", stc)  # type: ignore[arg-type]
+    _slice_timing(None, {}, 2.0, 0, BoldOptions(ignore=("slicetiming",)), "bold.json", stc)  # type: ignore[arg-type]
+    run = _run(notes=(*sdc, *stc))
+    assert notes_about(run, SDC_WORDS) == tuple(sdc) and len(sdc) == 2
+    assert notes_about(run, STC_WORDS) == tuple(stc) and len(stc) == 2
+
+
+def test_summary_rows_say_what_was_done_and_what_is_not_recorded() -> None:
+    rows = dict(run_summary(_run()))
+    assert rows["Susceptibility distortion correction"].startswith("not applied: no fieldmap")
+    assert rows["Non-steady-state volumes"] == "2 (detected)"
+    assert rows["FD outliers (> 0.5 mm)"] == "2" and rows["DVARS outliers (std DVARS > 1.5)"] == "1"
+    assert rows["Co-registration to the T1w"] == "BBR, final cost 0.0419"
+    unknown = dict(run_summary(_run(mean_fd=None, fd_outliers=None, coregistration_cost=None)))
+    assert unknown["Mean FD (steady state)"] == "not recorded" and unknown["FD outliers (> 0.5 mm)"] == "not recorded"
+    people = dict(participant_summary("01", ANAT, [_run()], ("sbref",)))
+    assert people["Participant"] == "sub-01" and people["BOLD runs"] == "1: sub-01_task-rest_bold"
+    assert people["BOLD output spaces"] == "MNI152NLin2009aSym:res-2 and T1w"
+    assert people["Steps ignored (--ignore)"] == "sbref"
+
+
+def test_participant_page_has_summary_and_methods_escaped() -> None:
+    evil = "<script>alert(1)</script>"
+    run = _run(notes=(f"no fieldmap: susceptibility distortion correction skipped {evil}",))
+    page = render_participant_report(ParticipantReport(
+        participant="01", summary=participant_summary("01", ANAT, [run]), runs={run.name: run_summary(run)},
+        methods=methods(RunFacts(SOFTWARE, anat=(ANAT,), bold=(run,), qc_bold=1))))
+    assert 'id="summary"' in page and "<caption>sub-01_task-rest_bold</caption>" in page
+    assert "<h3>Functional data preprocessing (fmri)</h3>" in page and "<h3>References</h3>" in page
+    assert evil not in page and "&lt;script&gt;" in page
+    assert page.index('id="summary"') < page.index('id="anat"') < page.index('id="methods"')
+
+
+def _write(path: Path, payload: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload), encoding="utf-8")
+
+
+def test_facts_are_read_from_what_the_stages_wrote(tmp_path: Path) -> None:
+    func, anat = tmp_path / "sub-01" / "func", tmp_path / "sub-01" / "anat"
+    _write(anat / "sub-01_desc-preproc_T1w.json", {"Sources": ["bids:raw:sub-01/anat/sub-01_T1w.nii.gz"]})
+    _write(anat / "sub-01_space-MNI152NLin2009aSym_res-2_desc-preproc_T1w.json", {"Sources": []})
+    _write(anat / "sub-01_seg-x_stat-gmvolume_morph.json",
+           {"Atlas": "x", "QC": {"affine_cost": 0.03, "volume_GM_ml": 800.0, "volume_WM_ml": float("nan")}})
+    prefix = "sub-01_task-rest"
+    _write(func / f"{prefix}_space-T1w_desc-preproc_bold.json", {
+        "RepetitionTime": 2.0, "SliceTimingCorrected": False, "NonSteadyStateVolumes": 1,
+        "NonSteadyStateVolumesFrom": "detected", "SusceptibilityDistortionCorrection": "none",
+        "CoregistrationMethod": "nmi", "CoregistrationCost": -1.2,
+        "ProcessingNotes": ["no fieldmap: susceptibility distortion correction skipped"],
+        "MotionOutlierThresholds": {"framewise_displacement": 0.5, "std_dvars": 1.5}})
+    # volume 0 non-steady; FD/DVARS of volume 1 compare with it and are left out
+    table = pd.DataFrame({"framewise_displacement": [None, 9.0, 0.1, 0.7, 0.2],
+                          "std_dvars": [None, 9.0, 1.0, 2.0, 1.6],
+                          "motion_outlier00": [0, 1, 0, 0, 0], "motion_outlier01": [0, 0, 0, 1, 0]})
+    table.to_csv(func / f"{prefix}_desc-confounds_timeseries.tsv", sep="\t", index=False, na_rep="n/a")
+    _write(func / f"{prefix}_desc-confounds_timeseries.json", {
+        "a_comp_cor_00": {"Method": "aCompCor", "Mask": "CSF", "Retained": True},
+        "a_comp_cor_01": {"Method": "aCompCor", "Mask": "CSF", "Retained": False},
+        "t_comp_cor_00": {"Method": "tCompCor", "Retained": True},
+        "cosine00": {"Method": "Cosine basis", "Cutoff": 128.0}})
+    [anat_facts] = gather.discover_anat(tmp_path)  # the template-space copy is not a second participant
+    assert (anat_facts.participant, anat_facts.t1w_images, anat_facts.template) == ("01", 1, "MNI152NLin2009aSym")
+    assert anat_facts.volumes_ml == {"GM": 800.0} and anat_facts.affine_cost == 0.03
+    [run] = gather.discover_bold(tmp_path)
+    assert run.name == "sub-01_task-rest_bold" and run.spaces == ("T1w",) and run.nonsteady == 1
+    assert run.mean_fd == pytest.approx(1.0 / 3) and (run.fd_outliers, run.dvars_outliers) == (1, 2)
+    assert run.censored == 2 and run.compcor == {"CSF": 1, "temporal": 1} and run.highpass_cutoff_s == 128.0
+    assert run.notes == ("no fieldmap: susceptibility distortion correction skipped",)
+    assert run.connectivity_atlas is None and run.slice_timing is False
