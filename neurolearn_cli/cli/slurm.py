@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+
+def check_partition(partition: str | None, cpus: int, mem_gb: int, time: str) -> None:
+    """Refuse a request no node of the partition (sbatch's: ``SBATCH_PARTITION``, else the default) can run.
+
+    Where ``sinfo`` is absent or fails (scripts written for another machine),
+    warn that the request was not checked and go on.
+    """
+    from neurolearn_cli.slurm_partition import (
+        PartitionsUnknown,
+        check_request,
+        read_partitions,
+        request_time,
+    )
+
+    request_time(time)
+    try:
+        partitions = read_partitions()
+    except PartitionsUnknown as reason:
+        typer.echo(f"neurolearn: warning: {reason}: not checked whether the partition can run tasks of "
+                   f"{cpus} CPUs, {mem_gb} GB and {time}", err=True)
+        return
+    check_request(partitions, partition or os.environ.get("SBATCH_PARTITION"), cpus, mem_gb, time)
 
 
 def slurm_command(
@@ -22,7 +46,11 @@ def slurm_command(
     submit: Annotated[bool, typer.Option("--submit", help="Submit with sbatch (group job afterany the array).")] = False,
     skip_bids_validation: Annotated[bool, typer.Option("--skip-bids-validation")] = False,
 ) -> None:
-    """Write a job array with one participant per task and a group job that runs after it."""
+    """Write a job array with one participant per task and a group job that runs after it.
+
+    The request is checked against the partition first (``sinfo``): one that
+    no node can ever run is an error (exit 2); without ``sinfo`` a warning.
+    """
     from neurolearn_cli import atomic
     from neurolearn_cli.config import strip_sub_prefix
     from neurolearn_cli.dataset.query import plan_dataset
@@ -33,6 +61,7 @@ def slurm_command(
     bids_dir, output_dir = bids_dir.resolve(), output_dir.resolve()
     if container is not None and not container.is_file():
         raise InputError(container, "container image not found")
+    check_partition(partition, cpus, mem_gb, time)
     labels = tuple(strip_sub_prefix(label) for label in participant_label or ())
     plan = plan_dataset(bids_dir, participant_labels=labels, validate=not skip_bids_validation)
     settings = SlurmSettings(cpus=cpus, mem_gb=mem_gb, time=time, partition=partition,
