@@ -6,9 +6,13 @@ so that importing the registry stays cheap. A stage that is not registered is
 reported as "not available yet" (exit 2) rather than faked.
 
 A participant stage declares the stages whose outputs it reads
-(:data:`STAGE_NEEDS`); the runner orders the selected stages and the needed
-ones whose outputs are not current (:func:`stage_order`). A stage only reads
-its dependencies' outputs, by their planned paths, and never runs them.
+(:data:`STAGE_NEEDS`); the runner visits the selected stages and the stages
+they need in registry order (:func:`stage_order`) and, at its turn, after its
+needs ran, skips a stage whose outputs are current (:data:`STAGE_CURRENT`).
+A stage only reads its dependencies' outputs, by their planned paths, and
+never runs them; those outputs' recorded hashes are part of its digest
+(:meth:`StageContext.stage_digest`), so a need that wrote other bytes makes
+it stale.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from neurolearn_cli.config import RunConfig
 from neurolearn_cli.dataset.plan import DatasetPlan
-from neurolearn_cli.derivatives import DerivativesWriter
+from neurolearn_cli.derivatives import DerivativesWriter, fingerprint
 from neurolearn_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -44,10 +48,11 @@ STAGE_NEEDS: dict[str, tuple[str, ...]] = {
 }
 
 #: Per participant stage, ``outputs_current(participant, context)``: whether its outputs are all current.
-#: A needed stage not listed here always runs.
+#: A stage not listed here always runs.
 STAGE_CURRENT: dict[str, str] = {
     "smri": "neurolearn_cli.smri.workflow:outputs_current",
     "fmri": "neurolearn_cli.fmri.workflow:outputs_current",
+    "qc": "neurolearn_cli.qc.workflow:outputs_current",
 }
 
 #: Group-level stages, in the order they run.
@@ -64,10 +69,10 @@ _Context = TypeVar("_Context", bound="StageContext")
 class StageContext:
     """What every stage gets: the run's config, device, dataset plan, writer and logger.
 
-    ``fingerprints`` maps each participant stage to the digest of the inputs
-    and settings it reads; :meth:`for_stage` gives the context whose writer
-    records under that digest. A group stage gets this; a participant stage
-    gets a :class:`ParticipantContext`.
+    ``fingerprints`` maps each participant stage to the digest of the raw
+    inputs and settings it reads; :meth:`for_stage` gives the context whose
+    writer records under :meth:`stage_digest`. A group stage gets this; a
+    participant stage gets a :class:`ParticipantContext`.
     """
 
     config: RunConfig
@@ -77,11 +82,24 @@ class StageContext:
     log: logging.Logger
     fingerprints: Mapping[str, str] = field(default_factory=dict)
 
+    def stage_digest(self, stage: str) -> str:
+        """``stage``'s fingerprint and the hashes the manifest records now for its needs' outputs.
+
+        So a stage whose needs rewrote their outputs with other bytes is not
+        current, even when its own inputs and settings are unchanged. Ask it at
+        the stage's turn, after its needs ran.
+        """
+        reads = {need: self.writer.recorded(self.stage_digest(need))
+                 for need in STAGE_NEEDS.get(stage, ()) if need in self.fingerprints}
+        if not reads:
+            return self.fingerprints[stage]
+        return fingerprint((), {"stage": self.fingerprints[stage], "reads": reads})
+
     def for_stage(self: _Context, stage: str) -> _Context:
-        """This context with a writer that checks and records outputs under ``stage``'s fingerprint."""
+        """This context with a writer that checks and records outputs under :meth:`stage_digest`."""
         if stage not in self.fingerprints:
             return self
-        return dataclasses.replace(self, writer=self.writer.with_fingerprint(self.fingerprints[stage]))
+        return dataclasses.replace(self, writer=self.writer.with_fingerprint(self.stage_digest(stage)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,20 +142,16 @@ def load_currency_check(name: str) -> Callable[..., bool] | None:
     return _import(STAGE_CURRENT[name]) if name in STAGE_CURRENT else None
 
 
-def stage_order(selected: Collection[str], is_current: Callable[[str], bool]) -> list[str]:
-    """The participant stages to run, in registry order.
+def stage_order(selected: Collection[str]) -> list[str]:
+    """The ``selected`` participant stages and, recursively, the stages they need, in registry order.
 
-    These are the ``selected`` stages and, recursively, the stages that a
-    stage to run needs whose outputs are not current (``is_current(stage)``,
-    asked at most once per stage). A current stage does not run, so what it
-    needs is not asked about on its behalf.
+    Each is visited once, after its needs; whether it runs is decided at its
+    turn (its outputs may be current, or made stale by a need that ran).
     """
-    wanted, pending, asked = set(selected), list(selected), set(selected)
+    wanted, pending = set(selected), list(selected)
     while pending:
         for need in STAGE_NEEDS.get(pending.pop(), ()):
-            if need not in asked:
-                asked.add(need)
-                if not is_current(need):
-                    wanted.add(need)
-                    pending.append(need)
+            if need not in wanted:
+                wanted.add(need)
+                pending.append(need)
     return [stage for stage in PARTICIPANT_STAGES if stage in wanted]

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 
-from neurolearn_cli import atomic
+from neurolearn_cli import atomic, stages
 from neurolearn_cli.config import RunConfig
 from neurolearn_cli.dataset.query import plan_dataset
 from neurolearn_cli.derivatives import DerivativesWriter
-from neurolearn_cli.run import stage_fingerprints
+from neurolearn_cli.qc import workflow as qc_workflow
+from neurolearn_cli.run import run_participant, stage_fingerprints
 from neurolearn_cli.spaces import parse_output_space
+from neurolearn_cli.stages import StageContext
 
 
 @pytest.fixture
@@ -93,3 +98,112 @@ def test_remove_temporaries_clears_only_partial_writes(tmp_path):
     other.write_text("{")
     assert atomic.remove_temporaries(tmp_path / "logs", name="sub-01.json") == [mine]
     assert other.exists()
+
+
+REAL_CURRENCY_CHECK = stages.load_currency_check
+
+
+class FakeStages:
+    """Stages that write through the real writer; qc keeps its registered currency check and planned paths.
+
+    ``smri`` writes ``smri_bytes`` (so a test can make it write other bytes),
+    ``fmri`` one file; ``qc`` writes every path :func:`qc.workflow.planned_outputs`
+    names. ``ran`` lists the stages that ran, in order.
+    """
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+        self.smri_bytes = "smri v1"
+
+    def smri_output(self, context) -> Path:
+        return context.writer.output_dir / "sub-01" / "anat" / "smri.txt"
+
+    def fmri_output(self, context) -> Path:
+        return context.writer.output_dir / "sub-01" / "func" / "fmri.txt"
+
+    def load_stage(self, name: str, level: str):
+        def stage(participant, context) -> None:
+            self.ran.append(name)
+            if name == "smri":
+                context.writer.write_text(self.smri_output(context), self.smri_bytes)
+            elif name == "fmri":
+                context.writer.write_text(self.fmri_output(context), "fmri")
+            else:
+                for path in qc_workflow.planned_outputs(participant, context):
+                    context.writer.write_text(path, f"qc of {self.smri_output(context).read_text()}")
+        return stage
+
+    def load_currency_check(self, name: str):
+        if name == "qc":
+            return REAL_CURRENCY_CHECK(name)
+        output = self.smri_output if name == "smri" else self.fmri_output
+        return lambda participant, context: context.writer.is_current([output(context)])
+
+
+@pytest.fixture
+def neurolearn_log(caplog):
+    """Records of the ``neurolearn`` logger (which does not propagate once the CLI set it up)."""
+    logger = logging.getLogger("neurolearn")
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger="neurolearn")
+    yield caplog
+    logger.removeHandler(caplog.handler)
+
+
+def test_qc_reruns_only_when_what_it_reads_changes(tiny, monkeypatch, neurolearn_log):
+    root, participant, config = tiny
+    dataset = plan_dataset(root)
+    fakes = FakeStages()
+    monkeypatch.setattr(stages, "load_stage", fakes.load_stage)
+    monkeypatch.setattr(stages, "load_currency_check", fakes.load_currency_check)
+    config = config.model_copy(update={"stages": ("qc",)})
+    out = config.output_dir
+    manifest = out / "logs" / "manifest" / "sub-01.json"
+
+    def run(run_config: RunConfig) -> list[str]:
+        fakes.ran.clear()
+        neurolearn_log.clear()
+        assert run_participant(run_config, dataset, dataset.participants[0]).status == "done"
+        return list(fakes.ran)
+
+    assert run(config) == ["smri", "fmri", "qc"]
+    qc_paths = [out / "sub-01.html", out / "sub-01" / "anat" / "sub-01_T1w.json",
+                out / "sub-01" / "func" / "sub-01_task-rest_bold.json"]
+    stamps = {path: path.stat().st_mtime_ns for path in qc_paths}
+    recorded = manifest.read_bytes()
+
+    assert run(config) == []  # unchanged: qc is kept, and the stages it needs are not run either
+    assert "sub-01: qc outputs are up to date" in neurolearn_log.messages
+    assert {path: path.stat().st_mtime_ns for path in qc_paths} == stamps
+    assert manifest.read_bytes() == recorded
+
+    assert run(config.model_copy(update={"fd_spike_threshold": 0.3})) == ["fmri", "qc"]  # a setting qc reads
+
+    assert run(config.model_copy(update={"resume": False})) == ["smri", "fmri", "qc"]
+
+    # smri's output lost and written again with the same bytes: what reads it is kept
+    (out / "sub-01" / "anat" / "smri.txt").unlink()
+    assert run(config) == ["smri"]
+    # ... with other bytes (its own inputs unchanged): fmri and qc, which read it, rerun in the same run
+    (out / "sub-01" / "anat" / "smri.txt").unlink()
+    fakes.smri_bytes = "smri v2"
+    assert run(config) == ["smri", "fmri", "qc"]
+    assert (out / "sub-01.html").read_text() == "qc of smri v2"
+    assert run(config) == []
+
+
+def test_stage_digest_covers_the_recorded_outputs_of_its_needs(tiny):
+    root, participant, config = tiny
+    fingerprints = stage_fingerprints(config, participant)
+    writer = DerivativesWriter(config.output_dir, "sub-01", "")
+    context = StageContext(config=config, device="cpu", dataset=plan_dataset(root), writer=writer,
+                           log=logging.getLogger("test"), fingerprints=fingerprints)
+    before = {stage: context.stage_digest(stage) for stage in fingerprints}
+    assert before["smri"] == fingerprints["smri"]  # needs nothing
+    anat = context.for_stage("smri").writer.write_text(config.output_dir / "sub-01" / "anat" / "a.txt", "a")
+    after = {stage: context.stage_digest(stage) for stage in fingerprints}
+    assert changed_stages(before, after) == {"fmri", "qc"}
+    context.for_stage("qc").writer.write_text(config.output_dir / "sub-01.html", "report")  # qc's own: no change
+    assert {stage: context.stage_digest(stage) for stage in fingerprints} == after
+    context.for_stage("smri").writer.write_text(anat, "b")
+    assert changed_stages(after, {stage: context.stage_digest(stage) for stage in fingerprints}) == {"fmri", "qc"}

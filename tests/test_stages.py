@@ -1,4 +1,4 @@
-"""The scheduler: stages declare what they read, the runner runs the stale ones first."""
+"""The scheduler: stages declare what they read; the runner visits needs first and runs the stale ones."""
 
 from __future__ import annotations
 
@@ -14,51 +14,31 @@ from neurolearn_cli.stages import PARTICIPANT_STAGES, STAGE_CURRENT, STAGE_NEEDS
 from neurolearn_cli.verify import recorded_hashes, verify
 
 
-class Asked:
-    """An ``is_current`` answering from a set of current stages and counting its questions."""
-
-    def __init__(self, current: set[str]) -> None:
-        self.current = current
-        self.questions: list[str] = []
-
-    def __call__(self, stage: str) -> bool:
-        self.questions.append(stage)
-        return stage in self.current
-
-
 def test_every_stage_needs_stages_registered_before_it():
     order = list(PARTICIPANT_STAGES)
-    assert set(STAGE_NEEDS) == set(order) and set(STAGE_CURRENT) <= set(order)
+    assert set(STAGE_NEEDS) == set(order) and set(STAGE_CURRENT) == set(order)
     for stage, needs in STAGE_NEEDS.items():
         assert all(order.index(need) < order.index(stage) for need in needs), stage
 
 
 @pytest.mark.parametrize(
-    ("selected", "current", "expected"),
+    ("selected", "expected"),
     [
-        (["fmri"], set(), ["smri", "fmri"]),
-        (["fmri"], {"smri"}, ["fmri"]),
-        (["qc"], set(), ["smri", "fmri", "qc"]),
-        (["qc"], {"smri"}, ["fmri", "qc"]),
-        (["qc"], {"smri", "fmri"}, ["qc"]),
-        (["qc", "smri"], {"smri", "fmri"}, ["smri", "qc"]),  # a selected stage runs even when current
-        (["smri"], set(), ["smri"]),
+        (["fmri"], ["smri", "fmri"]),
+        (["qc"], ["smri", "fmri", "qc"]),
+        (["qc", "smri"], ["smri", "fmri", "qc"]),
+        (["smri"], ["smri"]),
     ],
 )
-def test_stale_needs_run_first_in_registry_order(selected, current, expected):
-    asked = Asked(current)
-    assert stage_order(selected, asked) == expected
-    assert len(asked.questions) == len(set(asked.questions))  # each stage asked at most once
-    assert not set(asked.questions) & set(selected)  # selected stages are not asked
+def test_needs_are_visited_first_in_registry_order(selected, expected):
+    assert stage_order(selected) == expected
 
 
-def test_a_current_need_is_not_looked_through(monkeypatch):
-    monkeypatch.setattr(stages, "PARTICIPANT_STAGES", {"a": "", "b": "", "c": ""})
-    monkeypatch.setattr(stages, "STAGE_NEEDS", {"a": (), "b": ("a",), "c": ("b",)})
-    asked = Asked({"b"})
-    assert stage_order(["c"], asked) == ["c"] and asked.questions == ["b"]
-    asked = Asked({"a"})
-    assert stage_order(["c"], asked) == ["b", "c"] and asked.questions == ["b", "a"]
+def test_needs_of_needs_are_visited(monkeypatch):
+    monkeypatch.setattr(stages, "PARTICIPANT_STAGES", {"a": "", "b": "", "c": "", "d": ""})
+    monkeypatch.setattr(stages, "STAGE_NEEDS", {"a": (), "b": ("a",), "c": ("b",), "d": ()})
+    assert stage_order(["c"]) == ["a", "b", "c"]
+    assert stage_order(["d", "b"]) == ["a", "b", "d"]
 
 
 def test_runner_runs_stale_needs_first_with_one_template_and_atlas(make_bids, tmp_path, monkeypatch):
@@ -108,7 +88,8 @@ def test_fmri_on_fresh_output_runs_smri_first_then_qc_reads_both(tmp_path, cli):
         assert code == 0
         if level == "participant":  # smri and fmri are current: only qc runs
             log = newest_log()
-            assert "sub-01: qc" in log and "sub-01: smri" not in log and "sub-01: fmri" not in log
+            assert "sub-01: qc\n" in log and "sub-01: smri\n" not in log and "sub-01: fmri\n" not in log
+            assert "sub-01: smri outputs are up to date" in log and "sub-01: fmri outputs are up to date" in log
     written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p not in before}
     qc_outputs = {"sub-01.html", "sub-01/anat/sub-01_T1w.json", "sub-01/func/sub-01_task-faces_bold.json",
                   "group_T1w.tsv", "group_T1w.html", "group_bold.tsv", "group_bold.html", "logs/CITATION.md"}
@@ -116,5 +97,16 @@ def test_fmri_on_fresh_output_runs_smri_first_then_qc_reads_both(tmp_path, cli):
     data = {path for path in written if not path.startswith("logs/") or path == "logs/CITATION.md"}
     assert data <= set(recorded_hashes(out))  # every qc output is in a manifest
     assert verify(out).ok
+
+    # unchanged participant: qc's outputs are kept, not rewritten
+    participant_qc = [out / path for path in sorted(qc_outputs) if path.startswith("sub-")]
+    stamps = {path: path.stat().st_mtime_ns for path in participant_qc}
+    manifest = (out / "logs" / "manifest" / "sub-01.json").read_bytes()
+    code, _, _ = cli("qc", bids, out, "participant", "--omp-nthreads", "2")
+    assert code == 0
+    log = newest_log()
+    assert "sub-01: qc outputs are up to date" in log and "sub-01: qc\n" not in log
+    assert {path: path.stat().st_mtime_ns for path in participant_qc} == stamps
+    assert (out / "logs" / "manifest" / "sub-01.json").read_bytes() == manifest
     (out / "logs" / "CITATION.md").write_text("edited\n")
     assert verify(out).changed == ["logs/CITATION.md"]
