@@ -326,12 +326,18 @@ def preprocess_bold(
                 series_tp, atlas_table["name"].tolist(), selected, sample_mask, repetition_time
             )
 
-    fd = confounds.table["framewise_displacement"].fillna(0).to_numpy()
-    dvars = confounds.table["std_dvars"].fillna(0).to_numpy()
     carpet_tissues = {name: tissue_on_bold[name] > 0.5 for name in ("GM", "WM", "CSF")}
     figure_bytes = {
         "carpetplot": figures.carpet_plot(
-            native.data, carpet_tissues, fd, dvars, repetition_time, fmt="svg"
+            native.data,
+            carpet_tissues,
+            confounds.table["framewise_displacement"].to_numpy(float),
+            confounds.table["std_dvars"].to_numpy(float),
+            repetition_time,
+            n_nonsteady=n_nonsteady,
+            fd_threshold=options.fd_threshold,
+            dvars_threshold=options.dvars_threshold,
+            fmt="svg",
         ),
         "brainmask": figures.mask_figure(undistorted, brain_on_bold),
         "coreg": figures.coregistration_figure(undistorted, tissue_on_bold["WM"] > 0.5),

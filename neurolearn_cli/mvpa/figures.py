@@ -11,10 +11,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from sklearn.metrics import confusion_matrix, roc_curve  # noqa: E402
 
+from neurolearn_cli.palette import text_colour_on  # noqa: E402
 
-def _encode(figure: plt.Figure) -> str:
+#: Blues without its near-white end, so a cell with no sample stands out from the page.
+CONFUSION_COLOURS = ListedColormap(matplotlib.colormaps["Blues"](np.linspace(0.12, 0.9, 256))).with_extremes(
+    bad="#eeeeee"
+)
+
+
+def _encode(figure: Figure) -> str:
+    """Base64 PNG of ``figure``, which is closed."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
     plt.close(figure)
@@ -31,17 +42,45 @@ def roc_figure(y: np.ndarray, decision: np.ndarray, positive: str) -> str:
     return _encode(figure)
 
 
-def confusion_figure(y: np.ndarray, predicted: np.ndarray, classes: list[str]) -> str:
-    """Confusion matrix of the pooled out-of-fold predictions (rows: true class)."""
-    matrix = confusion_matrix(y, predicted, labels=np.arange(len(classes)))
-    figure, axis = plt.subplots(figsize=(1.2 + 0.8 * len(classes), 1.0 + 0.8 * len(classes)))
-    axis.imshow(matrix, cmap="Blues")
-    for (i, j), count in np.ndenumerate(matrix):
-        axis.text(j, i, str(count), ha="center", va="center")
-    axis.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    axis.set_yticks(range(len(classes)), classes)
+def confusion_cells(y: np.ndarray, predicted: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counts (rows: true class) and each row's fractions; a class with no sample has NaN fractions."""
+    counts = confusion_matrix(y, predicted, labels=np.arange(n_classes))
+    totals = counts.sum(axis=1, keepdims=True)
+    fractions = np.divide(counts, totals, out=np.full(counts.shape, np.nan), where=totals > 0)
+    return counts, fractions
+
+
+def confusion_plot(y: np.ndarray, predicted: np.ndarray, classes: list[str]) -> Figure:
+    """The confusion matrix drawn: cells coloured by the fraction of their true class, counts annotated.
+
+    Colouring by row fraction keeps a small class as readable as a large one;
+    the colour map starts above white so an empty cell still shows, and each
+    annotation is black or white, whichever contrasts more with its cell.
+    """
+    counts, fractions = confusion_cells(y, predicted, len(classes))
+    figure = Figure(figsize=(2.4 + 0.9 * len(classes), 1.4 + 0.9 * len(classes)))
+    FigureCanvasAgg(figure)
+    axis = figure.add_subplot()
+    image = axis.imshow(fractions, cmap=CONFUSION_COLOURS, vmin=0.0, vmax=1.0)
+    for (i, j), count in np.ndenumerate(counts):
+        share = "" if np.isnan(fractions[i, j]) else f"\n{fractions[i, j]:.0%}"
+        red, green, blue, _ = image.to_rgba(fractions[i, j])
+        axis.text(j, i, f"{count}{share}", ha="center", va="center", fontsize=11,
+                  color=text_colour_on((red, green, blue)))
+    axis.set_xticks(range(len(classes)), classes, rotation=45, ha="right", parse_math=False)
+    axis.set_yticks(range(len(classes)), classes, parse_math=False)
+    axis.set_xticks(np.arange(len(classes) + 1) - 0.5, minor=True)
+    axis.set_yticks(np.arange(len(classes) + 1) - 0.5, minor=True)
+    axis.grid(which="minor", color="white", linewidth=2)
+    axis.tick_params(which="minor", length=0)
     axis.set(xlabel="predicted", ylabel="true", title="confusion matrix")
-    return _encode(figure)
+    figure.colorbar(image, ax=axis, fraction=0.05, pad=0.04).set_label("fraction of the true class")
+    return figure
+
+
+def confusion_figure(y: np.ndarray, predicted: np.ndarray, classes: list[str]) -> str:
+    """Confusion matrix of the pooled out-of-fold predictions (rows: true class); see :func:`confusion_plot`."""
+    return _encode(confusion_plot(y, predicted, classes))
 
 
 def scatter_figure(y: np.ndarray, predicted: np.ndarray, target: str) -> str:
