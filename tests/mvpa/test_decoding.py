@@ -26,6 +26,8 @@ from neurolearn_cli.mvpa.decoding.spec import (
     DecodingTarget,
     SampleSpec,
     decoding_spec_from_dict,
+    decoding_spec_to_yaml,
+    load_decoding_spec,
 )
 
 from .decoding_data import SHAPE, write_study
@@ -199,3 +201,22 @@ def test_spec_and_usage_errors(tmp_path: Path) -> None:
     result = runner.invoke(app, ["mvpa", str(bids), str(tmp_path / "o"), "participant", "--spec", str(within)])
     assert isinstance(result.exception, InputError) and "no participant has fmri outputs" in str(result.exception)
     assert not (tmp_path / "o" / "mvpa").exists()
+
+
+def test_spec_yaml_names_paths_relative_to_its_folder_and_reads_back(tmp_path: Path) -> None:
+    written = []
+    for copy in ("site1", "site2"):
+        root = tmp_path / copy
+        (root / "masks").mkdir(parents=True)
+        (root / "masks" / "roi.nii.gz").write_bytes(b"")
+        spec_file = root / "spec.yaml"
+        spec_file.write_text("mode: within\nname: vis\ntarget: {column: trial_type}\nmask: {image: masks/roi.nii.gz}\n")
+        spec = load_decoding_spec(spec_file)
+        folder = root / "out" / "mvpa" / "vis"
+        folder.mkdir(parents=True)
+        text = decoding_spec_to_yaml(spec, folder)
+        assert str(tmp_path) not in text
+        (folder / "spec.yaml").write_text(text)
+        assert load_decoding_spec(folder / "spec.yaml").mask.image.resolve() == spec.mask.image.resolve()
+        written.append(text)
+    assert written[0] == written[1]

@@ -28,7 +28,8 @@ def write_spec(spec: DecodingSpec, output_dir: Path) -> Path:
     """The spec as run, at ``mvpa/<name>/spec.yaml`` (recorded in ``logs/manifest/mvpa-<name>.json``)."""
     writer = DerivativesWriter(output_dir, f"mvpa-{spec.name}", fingerprint([], {"spec": spec.model_dump(mode="json")}),
                                resume=False)
-    return writer.write_text(output_dir / "mvpa" / spec.name / "spec.yaml", decoding_spec_to_yaml(spec))
+    folder = output_dir / "mvpa" / spec.name
+    return writer.write_text(folder / "spec.yaml", decoding_spec_to_yaml(spec, folder))
 
 
 def volume(values: np.ndarray, samples: SampleSet) -> nib.Nifti1Image:
@@ -73,6 +74,6 @@ def write_decoding(spec: DecodingSpec, label: str, output_dir: Path, results: di
     writer.write_json(folder / "provenance.json", provenance)
     writer.write_text(folder / "report.html", render_decoding_report(
         results, predictions, None if weights is None else volume(weights, samples), null,
-        decoding_spec_to_yaml(spec), provenance))
+        decoding_spec_to_yaml(spec, folder.parent), provenance))
     writer.write_json(folder / "results.json", results)
     return folder

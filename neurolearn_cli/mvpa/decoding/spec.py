@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -189,6 +190,18 @@ def load_decoding_spec(path: Path, *, mask: Path | None = None, permutations: in
     return resolve_decoding_paths(decoding_spec_from_dict(payload, path), Path(path).parent)
 
 
-def decoding_spec_to_yaml(spec: DecodingSpec) -> str:
-    """The spec as YAML text (paths as strings, keys in declaration order)."""
-    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+def decoding_spec_to_yaml(spec: DecodingSpec, folder: Path) -> str:
+    """The spec as YAML text, keys in declaration order, paths relative to ``folder``.
+
+    ``folder`` is where the YAML is written, so :func:`load_decoding_spec`
+    reads the file back to the same spec, and the same data under two
+    different folders give identical bytes, as the rest of the derivatives do.
+    """
+    def relative(path: Path | None) -> str | None:
+        return None if path is None else os.path.relpath(path, folder)
+
+    payload = spec.model_dump(mode="json")
+    payload["derivatives"] = relative(spec.derivatives)
+    payload["mask"].update(image=relative(spec.mask.image), atlas=relative(spec.mask.atlas),
+                           atlas_labels=relative(spec.mask.atlas_labels))
+    return yaml.safe_dump(payload, sort_keys=False)
