@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from neurolearn_cli.errors import InputError, UsageError
+from neurolearn_cli.messages import plain_message
 from neurolearn_cli.spaces import DEFAULT_OUTPUT_SPACES, OutputSpace, parse_output_space
 
 if sys.version_info >= (3, 11):
@@ -151,6 +152,8 @@ class RunConfig(BaseModel):
                                "torch-linear.", MVPA_OPTIONS)
     cv: str | None = option(None, "Outer folds K (the spec's default: 5), logo (leave one group out) or loo.",
                             MVPA_OPTIONS)
+    inner_cv: int | None = option(None, "Inner folds K that choose the hyperparameters (the spec's default: 5).",
+                                  MVPA_OPTIONS, ge=2)
     group_by: str | None = option(None, "Column (or 'site') whose groups the folds never split.", MVPA_OPTIONS)
     permutations: int | None = option(None, "Permutations of the outer score (the spec's default: 100).",
                                       MVPA_OPTIONS, ge=0)
@@ -302,7 +305,7 @@ def build_config(cli_values: dict[str, Any], explicit: set[str], config_file: Pa
     except ValidationError as exc:
         error = exc.errors()[0]
         names = [str(p) for p in error["loc"] if isinstance(p, str)]
-        message = error["msg"].removeprefix("Value error, ")
+        message = plain_message(error["msg"])
         if not names:
             raise UsageError(message) from None
         option = "--" + "-".join(names).replace("_", "-")

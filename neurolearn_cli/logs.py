@@ -1,4 +1,4 @@
-"""Logging: rich output on a terminal's stderr, and a plain log file under ``OUTPUT_DIR/logs/``.
+"""Logging: rich output on a terminal's stderr (else dated plain lines), and a log file under ``OUTPUT_DIR/logs/``.
 
 Results go to files and the plan/summary tables to the terminal; log records
 never go to stdout.
@@ -13,6 +13,9 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 LOGGER_NAME = "neurolearn"
+#: Console lines when stderr is not a terminal: the time first, as in the log file.
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 STDERR = Console(stderr=True)
 
 
@@ -31,9 +34,9 @@ def setup_logging(verbosity: int = 0, log_file: Path | None = None) -> logging.L
     logger.propagate = False
     if STDERR.is_terminal:
         console: logging.Handler = RichHandler(console=STDERR, show_path=False, markup=False)
-    else:  # pipes, batch logs and CI: one record per line, never wrapped
+    else:  # pipes, batch logs (SLURM) and CI: one dated record per line, never wrapped
         console = logging.StreamHandler()
-        console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        console.setFormatter(logging.Formatter(PLAIN_FORMAT, datefmt=DATE_FORMAT))
     console.setLevel(level_for(verbosity))
     logger.addHandler(console)
     if log_file is not None:

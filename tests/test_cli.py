@@ -179,3 +179,105 @@ def test_memory_aware_scheduling():
     assert can_start(1.0, [1.0], nprocs=2, mem_gb=2.0)
     assert not can_start(0.5, [0.5, 0.5], nprocs=2, mem_gb=None)
     assert can_start(9.0, [9.0], nprocs=2, mem_gb=None)
+
+
+@pytest.mark.parametrize(("word", "message"), [
+    ("smir", "unknown command 'smir', did you mean 'smri'?"),
+    ("Verfy", "unknown command 'Verfy', did you mean 'verify'?"),
+    ("preprocess", "unknown command 'preprocess'; commands: smri, fmri, qc, mvpa,"),
+])
+def test_a_mistyped_command_is_named_not_taken_for_a_path(cli, make_bids, tmp_path, word, message):
+    code, _, err = cli(word, make_bids(("01",)), tmp_path / "out", "participant")
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"neurolearn: error: {message}") and "'group'" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dataset_named_like_a_command_is_still_a_dataset(cli, make_bids, tmp_path, monkeypatch):
+    make_bids(("01",)).rename(tmp_path / "smir")
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = cli("smir", tmp_path / "out", "participant", "--dry-run")
+    assert code == 0 and "sub-01" in out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["smri", "{bids}", "{out}", "group"], "Invalid value for 'ANALYSIS_LEVEL': 'group' is not one of 'participant'."),
+    (["{bids}", "{out}", "participantt"], "'participantt' is not one of 'participant', 'group'."),
+    (["{bids}", "{out}", "participant", "--ignore", "sbrf"], "--ignore: unknown value(s) sbrf; choose from"),
+    (["mvpa", "{bids}", "{out}", "group", "--features", "morph", "--target", "group", "--cv", "1"],
+     "command line: field 'validation.outer': needs at least 2 folds"),
+    (["mvpa", "{bids}", "{out}", "group", "--features", "morph", "--target", "group", "--inner-cv", "1"],
+     "--inner-cv: Input should be greater than or equal to 2"),
+])
+def test_validation_messages_carry_no_library_prefix(cli, make_bids, tmp_path, args, message):
+    values = {"bids": str(make_bids(("01",))), "out": str(tmp_path / "out")}
+    code, _, err = cli(*(a.format(**values) for a in args))
+    assert code == 2 and message in err, err
+    assert "Value error" not in err and err.count("\n") == 1
+
+
+def test_usage_errors_point_at_the_help_of_their_command(cli, make_bids, tmp_path):
+    bids, out = make_bids(("01",)), tmp_path / "out"
+    assert cli("smri", bids, out, "group")[2].rstrip().endswith("(see 'neurolearn smri --help')")
+    assert cli(bids, out, "participant", "--no-such")[2].rstrip().endswith("(see 'neurolearn --help')")
+    assert cli("smir", bids, out, "participant")[2].rstrip().endswith("(see 'neurolearn --help')")
+
+
+def _help(cli, monkeypatch, *command: str) -> str:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("TERMINAL_WIDTH", raising=False)
+    code, out, _ = cli(*command, "--help")
+    assert code == 0
+    return out
+
+
+@pytest.mark.parametrize(("stage", "offered", "absent"), [
+    ("smri", ["--atlas", "--participant-label", "--omp-nthreads"],
+     ["--task", "--output-spaces", "--dummy-scans", "--fd-spike-threshold", "--target", "--stages"]),
+    ("fmri", ["--task", "--output-spaces", "--dummy-scans", "--fd-spike-threshold"], ["--target", "--cv", "--stages"]),
+    ("qc", ["--fd-spike-threshold"], ["--target", "--spec", "--stages"]),
+])
+def test_a_stage_help_lists_only_its_options_and_levels(cli, monkeypatch, stage, offered, absent):
+    out = _help(cli, monkeypatch, stage)
+    for option in offered:
+        assert f" {option} " in out, option
+    for option in absent:
+        assert f" {option} " not in out, option
+    assert ("<participant|group>" in out) == (stage == "qc")
+
+
+@pytest.mark.parametrize("command", [(), ("run",), ("smri",), ("mvpa",), ("slurm",), ("register",)])
+def test_help_shows_flags_as_flags(cli, monkeypatch, command):
+    out = _help(cli, monkeypatch, *command)
+    assert "--help" in out and "<bool>" not in out
+    for line in out.splitlines():
+        if "--verbose" in line or "--quiet" in line:
+            assert "<int>" not in line and "[default" not in line, line
+
+
+def test_help_is_not_wrapped_at_80_columns_when_piped(cli, monkeypatch):
+    out = _help(cli, monkeypatch, "fmri")
+    whole = "Output spaces in fMRIPrep's syntax: a template with res-N (its own N mm grid) or res-native, or T1w"
+    assert any(whole in line for line in out.splitlines())
+    assert "-v " in out and "More log output (repeatable)." in out
+
+
+def test_group_failures_are_not_listed_as_participants(cli, make_bids, tmp_path, monkeypatch):
+    def failing_group_stage(dataset, context):
+        raise ProcessingError("no participant has IQMs")
+
+    monkeypatch.setattr(stages, "load_stage", lambda name, level: failing_group_stage)
+    code, _, err = cli(make_bids(("01",)), tmp_path / "out", "group", "--stages", "qc")
+    assert code == 1
+    assert "participants not completed" not in err and "group stages not completed" in err
+    assert "0 of 1 group stages completed" in err and "no participant has IQMs" in err
+
+
+def test_log_lines_carry_the_time_when_stderr_is_not_a_terminal(cli, make_bids, tmp_path, with_fake_stage):
+    import re
+
+    code, _, err = cli(make_bids(("01",)), tmp_path / "out", "participant", "--stages", "smri")
+    assert code == 0
+    records = [line for line in err.splitlines() if " INFO " in line]
+    assert records and all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d INFO ", line) for line in records), err
+    assert any(re.search(r"sub-01: smri took \d+ s$", line) for line in records), err

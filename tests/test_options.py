@@ -14,14 +14,36 @@ def _command(name: str):
     return typer.main.get_command(app).commands[name]
 
 
-@pytest.mark.parametrize("command", ["run", "smri", "fmri", "qc"])
-def test_every_config_option_is_on_the_command_line_with_its_declared_help(command):
-    options = {param.name: param for param in _command(command).params if param.param_type_name == "option"}
+def _offered(command: str) -> dict:
+    return {param.name: param for param in _command(command).params if param.param_type_name == "option"}
+
+
+def test_the_bare_form_offers_every_config_option_with_its_declared_help():
+    options = _offered("run")
     for name in option_fields():
         field = RunConfig.model_fields[name]
         assert name in options, name
         assert options[name].help.startswith(field.description.rstrip(".")), name
         assert f"--{name.replace('_', '-')}" in options[name].opts
+
+
+@pytest.mark.parametrize("stage", ["smri", "fmri", "qc"])
+def test_a_stage_offers_exactly_the_options_it_reads(stage):
+    """The settings a stage's resume fingerprint leaves out are the options its subcommand does not offer."""
+    from neurolearn_cli.run import STAGE_UNREAD_SETTINGS
+
+    offered = {name for name in _offered(stage) if name in RunConfig.model_fields}
+    assert offered == set(option_fields()) - STAGE_UNREAD_SETTINGS[stage] - {"stages"}
+    bare = _offered("run")
+    for name in offered:
+        assert _offered(stage)[name].help == bare[name].help, name
+
+
+def test_the_cli_and_the_fingerprint_agree_on_what_only_fmri_and_mvpa_read():
+    from neurolearn_cli.cli.run import FMRI_ONLY, MVPA_ONLY
+    from neurolearn_cli.run import FMRI_SETTINGS, MVPA_SETTINGS
+
+    assert FMRI_ONLY == FMRI_SETTINGS and MVPA_ONLY == MVPA_SETTINGS
 
 
 def test_mvpa_offers_its_options_with_the_same_help():

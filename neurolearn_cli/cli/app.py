@@ -9,9 +9,11 @@ stderr and an exit code (2 for bad usage or input, 1 for processing failures);
 
 from __future__ import annotations
 
+import difflib
 import functools
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -20,8 +22,11 @@ from typer.core import TyperGroup
 from neurolearn_cli import __version__
 from neurolearn_cli.cli.argv import normalize_argv
 from neurolearn_cli.cli.clickcompat import click_core, click_exceptions
+from neurolearn_cli.cli.help import HelpCommand, configure_help_width, hide_flag_types
+from neurolearn_cli.config import AnalysisLevel
 from neurolearn_cli.engine.allocator import configure_allocation
 from neurolearn_cli.errors import NeurolearnError, failure_reason
+from neurolearn_cli.messages import plain_message
 
 BARE_COMMAND = "run"
 
@@ -30,10 +35,33 @@ class BidsAppGroup(TyperGroup):
     """A command group whose unknown first word starts the bare ``run`` command."""
 
     def parse_args(self, ctx: click_core.Context, args: list[str]) -> list[str]:
-        """Insert ``run`` before the arguments when the first word is not a command."""
+        """Insert ``run`` before the arguments when the first word is not a command (nor a mistyped one)."""
         if args and not args[0].startswith("-") and args[0] not in self.commands:
+            self._refuse_unknown_command(ctx, args)
             args = [BARE_COMMAND, *args]
         return super().parse_args(ctx, args)
+
+    def _refuse_unknown_command(self, ctx: click_core.Context, args: list[str]) -> None:
+        """Raise a usage error when ``args[0]`` is no existing path and reads as a command.
+
+        It reads as one when it is close to a command's name (``smir``), or
+        when the analysis level comes fourth (``preprocess BIDS OUT participant``).
+        """
+        word = args[0]
+        if "/" in word or Path(word).exists():
+            return
+        commands = [name for name, command in self.commands.items() if not command.hidden]
+        close = difflib.get_close_matches(word.lower(), commands, n=1)
+        if close:
+            raise click_exceptions.UsageError(f"unknown command '{word}', did you mean '{close[0]}'?", ctx)
+        levels = [level.value for level in AnalysisLevel]
+        if len(args) > 3 and args[2] not in levels and args[3] in levels:
+            raise click_exceptions.UsageError(f"unknown command '{word}'; commands: {', '.join(commands)}", ctx)
+
+    def format_help(self, ctx: click_core.Context, formatter: Any) -> None:
+        """Render the help with the flags' value types hidden."""
+        hide_flag_types(self.get_params(ctx))
+        super().format_help(ctx, formatter)
 
     def list_commands(self, ctx: click_core.Context) -> list[str]:
         """Keep commands in the order they were added (the BIDS-App stages first)."""
@@ -103,23 +131,34 @@ def _register_commands() -> None:
         verify,
     )
 
-    app.command(BARE_COMMAND, hidden=True, context_settings={"allow_interspersed_args": True})(guarded(run.bids_app_command))
-    for stage in ("smri", "fmri", "qc"):
-        app.command(stage, help=run.STAGE_HELP[stage])(guarded(run.bids_app_command))
-    app.command("mvpa")(guarded(mvpa.mvpa_command))
-    app.command("example-data")(guarded(example_data.example_data_command))
-    app.command("register")(guarded(register.register_command))
-    app.command("apply-transforms")(guarded(apply_transforms.apply_transforms_command))
-    app.command("slurm")(guarded(slurm.slurm_command))
-    app.command("verify")(guarded(verify.verify_command))
+    app.command(BARE_COMMAND, cls=HelpCommand, hidden=True,
+                context_settings={"allow_interspersed_args": True})(guarded(run.stage_command(None)))
+    for stage, help_text in run.STAGE_HELP.items():
+        app.command(stage, cls=HelpCommand, help=help_text)(guarded(run.stage_command(stage)))
+    commands: dict[str, Callable[..., Any]] = {
+        "mvpa": mvpa.mvpa_command, "example-data": example_data.example_data_command,
+        "register": register.register_command, "apply-transforms": apply_transforms.apply_transforms_command,
+        "slurm": slurm.slurm_command, "verify": verify.verify_command}
+    for name, command in commands.items():
+        app.command(name, cls=HelpCommand)(guarded(command))
 
 
 _register_commands()
 
 
+def _help_hint(ctx: click_core.Context | None) -> str:
+    """`` (see 'neurolearn smri --help')`` for a usage error in ``ctx``'s command (the root's for the bare form)."""
+    if ctx is None:
+        return ""
+    if ctx.info_name == BARE_COMMAND and ctx.parent is not None:
+        ctx = ctx.parent
+    return f" (see '{ctx.command_path} --help')"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: set up the process, normalise argv, run the app, map errors to exit codes."""
     configure_allocation()  # before any command makes a tensor
+    configure_help_width()
     args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
     command = typer.main.get_command(app)
     try:
@@ -132,9 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         typer.echo(error.format_message(), err=True)
         sys.exit(2)
     except click_exceptions.UsageError as error:
-        name = error.ctx.info_name if error.ctx else None
-        hint = f" (see 'neurolearn {'' if name == BARE_COMMAND else name + ' '}--help')" if name else ""
-        typer.echo(f"neurolearn: error: {error.format_message()}{hint}", err=True)
+        typer.echo(f"neurolearn: error: {plain_message(error.format_message())}{_help_hint(error.ctx)}", err=True)
         sys.exit(2)
     except click_exceptions.ClickException as error:
         typer.echo(f"neurolearn: error: {error.format_message()}", err=True)

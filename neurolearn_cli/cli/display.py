@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from neurolearn_cli.config import RunConfig
+from neurolearn_cli.config import AnalysisLevel, RunConfig
 from neurolearn_cli.dataset.plan import BoldRun, DatasetPlan
 
 STDOUT = Console(soft_wrap=False, width=160)
@@ -46,17 +46,19 @@ def print_plan(dataset: DatasetPlan, config: RunConfig, unavailable: Sequence[st
     console.print(f"outputs: {config.output_dir}/sub-<label>/ (BIDS-Derivatives), reports sub-<label>.html, logs in {config.logs_dir}")
 
 
-def print_summary(outcomes: Sequence[Any], output_dir: Path, console: Console | None = None) -> None:
-    """Print a table of every skipped or failed participant and why, then where outputs are."""
+def print_summary(outcomes: Sequence[Any], output_dir: Path, level: AnalysisLevel = AnalysisLevel.participant,
+                  console: Console | None = None) -> None:
+    """Print a table of every skipped or failed participant (or group stage) and why, then where outputs are."""
     console = console or Console(stderr=True)
+    unit, column = ("participants", "participant") if level is AnalysisLevel.participant else ("group stages", "stage")
     problems = [o for o in outcomes if o.status != "done"]
     done = len(outcomes) - len(problems)
     if problems:
-        table = Table(title="participants not completed")
-        table.add_column("participant")
+        table = Table(title=f"{unit} not completed")
+        table.add_column(column)
         table.add_column("status")
         table.add_column("reason", overflow="fold")
         for outcome in problems:
             table.add_row(outcome.label, outcome.status, outcome.reason)
         console.print(table)
-    console.print(f"{done} of {len(outcomes)} completed; outputs in {output_dir}")
+    console.print(f"{done} of {len(outcomes)} {unit} completed; outputs in {output_dir}")

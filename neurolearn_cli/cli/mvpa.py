@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from neurolearn_cli.cli.options import with_config_options
+from neurolearn_cli.cli.options import panel_fields, with_config_options
 from neurolearn_cli.config import MVPA_OPTIONS, AnalysisLevel
 
-#: The RunConfig options the command offers (the rest belong to the preprocessing stages).
-OFFERED = ("spec", "features", "target", "model", "cv", "group_by", "permutations", "name", "derivatives",
-                "participant_label", "seed", "device", "nprocs")
-GROUP_ONLY = ("features", "target", "model", "cv", "group_by", "derivatives")
+#: The RunConfig options the command offers: its own panel's and a few shared ones (the rest are preprocessing's).
+OFFERED = (*panel_fields(MVPA_OPTIONS), "participant_label", "seed", "device", "nprocs")
+GROUP_ONLY = ("features", "target", "model", "cv", "inner_cv", "group_by", "derivatives")
 
 
 def mvpa_command(
     ctx: typer.Context,
-    bids_dir: Annotated[Path, typer.Argument(help="BIDS dataset (its dataset_description.json and participants.tsv "
+    bids_dir: Annotated[Path, typer.Argument(metavar="BIDS_DIR", help="BIDS dataset (its dataset_description.json and participants.tsv "
                                              "are enough for tables).", show_default=False)],
-    output_dir: Annotated[Path, typer.Argument(help="Derivatives folder; results go to OUTPUT_DIR/mvpa/<name>/.", show_default=False)],
-    analysis_level: Annotated[AnalysisLevel, typer.Argument(help="group (between participants) or participant "
+    output_dir: Annotated[Path, typer.Argument(metavar="OUTPUT_DIR", help="Derivatives folder; results go to OUTPUT_DIR/mvpa/<name>/.", show_default=False)],
+    analysis_level: Annotated[AnalysisLevel, typer.Argument(metavar="ANALYSIS_LEVEL", help="group (between participants) or participant "
                                                             "(decoding within each, spec mode: within).", show_default=False)],
     mask: Annotated[Path | None, typer.Option(help="Participant level: mask image on the BOLD's space (replaces the spec's mask).", rich_help_panel=MVPA_OPTIONS)] = None,
     **options: Any,
@@ -31,7 +29,7 @@ def mvpa_command(
     from neurolearn_cli.config import build_config
     from neurolearn_cli.engine.threads import configure_threads
     from neurolearn_cli.errors import UsageError
-    from neurolearn_cli.mvpa.shorthand import build_spec
+    from neurolearn_cli.mvpa.shorthand import spec_from_config
     from neurolearn_cli.run import execute
 
     level = AnalysisLevel(analysis_level)
@@ -50,19 +48,8 @@ def mvpa_command(
         return
     if mask is not None or config.participant_label:
         raise UsageError("--mask and --participant-label are participant-level options")
-    # the spec is built here too, so that bad options stop the run before any work and the result is found
-    analysis = build_spec(config.spec, features=config.features, target=config.target, model=config.model,
-                          cv=config.cv, group_by=config.group_by, permutations=config.permutations, name=config.name,
-                          seed=options["seed"], derivatives=list(config.derivatives) or None)
-    code = execute(config, argv=(ctx.find_root().obj or {}).get("argv", []))
-    if code == 0:
-        folder = output_dir / "mvpa" / analysis.name
-        r = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-        ci = "" if r["ci95"] is None else f", CI95 {r['ci95'][0]:.3f} to {r['ci95'][1]:.3f}"
-        p = "" if r["permutation_p"] is None else f", permutation p = {r['permutation_p']:.4f}"
-        typer.echo(f"{analysis.name}: {r['metric']} = {r['mean']:.3f}{ci}{p} ({r['n_samples']} participants); "
-                   f"outputs in {folder}")
-    raise typer.Exit(code)
+    spec_from_config(config)  # bad options stop here, before any work; the analysis logs its result
+    raise typer.Exit(execute(config, argv=(ctx.find_root().obj or {}).get("argv", [])))
 
 
 def _decode(spec: Path, bids_dir: Path, output_dir: Path, *, mask: Path | None, participants: list[str] | None,
@@ -70,6 +57,7 @@ def _decode(spec: Path, bids_dir: Path, output_dir: Path, *, mask: Path | None, 
     """Decode within each participant from a ``mode: within`` spec and print one line per participant."""
     from neurolearn_cli.engine.device import configure_determinism
     from neurolearn_cli.errors import SpecError
+    from neurolearn_cli.messages import format_p
     from neurolearn_cli.mvpa.decoding.run import run_decoding
     from neurolearn_cli.mvpa.decoding.spec import load_decoding_spec
 
@@ -81,7 +69,7 @@ def _decode(spec: Path, bids_dir: Path, output_dir: Path, *, mask: Path | None, 
         raise error.located(spec) from None
     for result in results:
         r = result.results
-        p = "" if r["permutation_p"] is None else f", permutation p = {r['permutation_p']:.4f}"
+        p = "" if r["permutation_p"] is None else f", permutation p = {format_p(r['permutation_p'])}"
         score = "undefined" if r["mean"] is None else f"{r['mean']:.3f}"
         typer.echo(f"{decoding.name} {r['participant']}: {r['metric']} = {score}{p} "
                    f"({r['n_samples']} {r['unit']}s, {r['cv']}); outputs in {result.folder}")

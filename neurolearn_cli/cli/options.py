@@ -29,6 +29,11 @@ def option_fields() -> list[str]:
     return [name for name, info in RunConfig.model_fields.items() if _panel(info) is not None]
 
 
+def panel_fields(panel: str) -> list[str]:
+    """Names of the option fields listed in ``--help`` panel ``panel``, in declaration order."""
+    return [name for name in option_fields() if _panel(RunConfig.model_fields[name]) == panel]
+
+
 def list_options() -> frozenset[str]:
     """Option names (``--participant-label``) that take several values."""
     return frozenset(f"--{_dashed(name)}" for name in option_fields() if _is_list(RunConfig.model_fields[name]))

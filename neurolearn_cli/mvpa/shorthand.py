@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neurolearn_cli.errors import InputError, UsageError
 from neurolearn_cli.mvpa.spec import AnalysisSpec, read_yaml_spec, resolve_paths, spec_from_dict
+
+if TYPE_CHECKING:
+    from neurolearn_cli.config import RunConfig
 
 DERIVATIVE_KINDS = ("morph", "connectivity", "iqm")
 
@@ -33,6 +36,7 @@ def build_spec(
     target: str | None = None,
     model: str | None = None,
     cv: str | None = None,
+    inner_cv: int | None = None,
     group_by: str | None = None,
     permutations: int | None = None,
     name: str | None = None,
@@ -72,7 +76,9 @@ def build_spec(
     if model is not None:
         payload["model"] = {"name": model}
     validation = dict(payload.get("validation", {}))
-    for key, value in (("outer", None if cv is None else _cv(cv)), ("group_by", group_by), ("permutations", permutations)):
+    given = (("outer", None if cv is None else _cv(cv)), ("inner", inner_cv), ("group_by", group_by),
+             ("permutations", permutations))
+    for key, value in given:
         if value is not None:
             validation[key] = value
     payload["validation"] = validation
@@ -83,3 +89,15 @@ def build_spec(
         target_name = payload.get("target", {}).get("column", "target") if isinstance(payload.get("target"), dict) else "target"
         payload["name"] = name or f"{target_name}_{model_name}"
     return resolve_paths(spec_from_dict(payload, spec_file or "command line"), base)
+
+
+def spec_from_config(config: RunConfig) -> AnalysisSpec:
+    """The spec of a run: :func:`build_spec` from its ``--spec`` and the mvpa options given.
+
+    ``--seed`` overrides the spec's seed only when given; else the spec's own applies.
+    """
+    seed = config.seed if "seed" in config.model_fields_set else None
+    return build_spec(config.spec, features=config.features, target=config.target, model=config.model,
+                      cv=config.cv, inner_cv=config.inner_cv, group_by=config.group_by,
+                      permutations=config.permutations, name=config.name, seed=seed,
+                      derivatives=list(config.derivatives) or None)

@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from neurolearn_cli.errors import InputError, SpecError
+from neurolearn_cli.messages import plain_message
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 
@@ -170,7 +171,7 @@ def validate_spec(model: type[SpecT], payload: Any, source: str | Path = "spec")
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "spec"
-        problem = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        problem = "unknown field" if first["type"] == "extra_forbidden" else plain_message(first["msg"])
         raise SpecError(source, field, problem) from None
 
 

@@ -108,19 +108,23 @@ def check_folds(problem: Problem) -> None:
         participant under leave-one-out, or leave-one-group-out without groups.
     """
     v = problem.validation
+    n = len(problem.y)
     n_groups = None if problem.groups is None else np.unique(problem.groups).size
     if isinstance(v.outer, int):
         if n_groups is not None and n_groups < v.outer:
-            raise SpecError(None, "validation.outer", f"{v.outer} folds but only {n_groups} groups in '{v.group_by}'")
+            advice = f"use --cv {n_groups} or fewer" if n_groups >= 2 else "cross-validation needs 2 groups"
+            raise SpecError(None, "validation.outer", f"{v.outer} folds but only {n_groups} groups in "
+                                                      f"'{v.group_by}': {advice}")
         if problem.task == "classification":
             smallest = int(np.bincount(problem.y).min())
-            if smallest < v.outer:
-                raise SpecError(None, "validation.outer", f"{v.outer} folds but the smallest class has {smallest} participants")
-            if math.floor(smallest * (v.outer - 1) / v.outer) < v.inner:
-                raise SpecError(None, "validation.inner", f"{v.inner} inner folds but the smallest class has "
-                                 f"{smallest} participants ({v.outer - 1}/{v.outer} of them per training fold)")
-        elif len(problem.y) < 2 * v.outer:
-            raise SpecError(None, "validation.outer", f"{v.outer} folds need at least {2 * v.outer} participants, got {len(problem.y)}")
+            inner = v.inner if problem.grid else None  # without a grid to search, there are no inner folds
+            if fitting_folds(smallest, v.outer, inner) != (v.outer, inner):
+                field = "validation.outer" if smallest < v.outer else "validation.inner"
+                raise SpecError(None, field, _too_few(n, smallest, v.outer, inner))
+        elif n < 2 * v.outer:
+            advice = f"use --cv {n // 2} or fewer" if n >= 4 else "cross-validation needs 4"
+            raise SpecError(None, "validation.outer", f"{v.outer} folds need at least {2 * v.outer} participants, "
+                                                      f"got {n}: {advice}")
     elif v.outer == "loo" and problem.task == "classification":
         smallest = int(np.bincount(problem.y).min())
         if smallest < 2:  # leaving its participant out would train on the other classes only
@@ -131,6 +135,36 @@ def check_folds(problem: Problem) -> None:
             raise SpecError(None, "validation.group_by", "outer: logo needs groups (the problem has none)")
         if n_groups < 2:
             raise SpecError(None, "validation.group_by", f"'{v.group_by}' has a single group: cannot leave one out")
+
+
+def fitting_folds(smallest: int, outer: int, inner: int | None) -> tuple[int, int | None] | None:
+    """The most outer folds, up to ``outer``, and inner folds, up to ``inner``, that a class of ``smallest`` fills.
+
+    Each outer fold needs a participant of every class; each inner fold one of
+    every class in the outer training part (``(k - 1) / k`` of them). ``inner``
+    None: no inner search. None when not even 2 outer (and 2 inner) folds fit.
+    """
+    for k in range(min(outer, smallest), 1, -1):
+        if inner is None:
+            return k, None
+        training = math.floor(smallest * (k - 1) / k)
+        if training >= 2:
+            return k, min(inner, training)
+    return None
+
+
+def _too_few(n: int, smallest: int, outer: int, inner: int | None) -> str:
+    """Why ``outer`` (and ``inner``) folds do not fit the sample, and the folds that would."""
+    asked = f"{outer} outer folds" + ("" if inner is None else f" with {inner} inner folds each")
+    sample = f"{n} participants with {smallest} in the smallest class"
+    fit = fitting_folds(smallest, outer, inner)
+    if fit is None:
+        kind = "cross-validation needs 2" if inner is None else "nested cross-validation needs 3"
+        return f"{sample} are too few for {asked}: {kind} participants per class"
+    k, i = fit
+    options = f"--cv {k}" + ("" if i is None else f" --inner-cv {i}")
+    fields = f"outer: {k}" + ("" if i is None else f", inner: {i}")
+    return f"{sample} cannot fill {asked}: use at most {options} ({fields} in a spec)"
 
 
 def _search(problem: Problem, groups: np.ndarray | None):

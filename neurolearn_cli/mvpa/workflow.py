@@ -10,7 +10,7 @@ def run_group(dataset: DatasetPlan, context: StageContext) -> None:
     """Build the analysis spec from the run's options and run it, reading features from OUTPUT_DIR by default.
 
     The options given override the spec file's fields; ``--seed`` does only
-    when given, else the spec's own seed applies.
+    when given, else the spec's own seed applies. The analysis logs its result.
 
     Raises
     ------
@@ -21,19 +21,13 @@ def run_group(dataset: DatasetPlan, context: StageContext) -> None:
     """
     from neurolearn_cli.errors import InputError, SpecError
     from neurolearn_cli.mvpa.analysis import run_analysis
-    from neurolearn_cli.mvpa.shorthand import build_spec
+    from neurolearn_cli.mvpa.shorthand import spec_from_config
 
     config = context.config
     if dataset.participants_table is None:
         raise InputError(config.bids_dir / "participants.tsv", "file not found (mvpa reads the target from it)")
-    seed = config.seed if "seed" in config.model_fields_set else None
-    spec = build_spec(config.spec, features=config.features, target=config.target, model=config.model, cv=config.cv,
-                      group_by=config.group_by, permutations=config.permutations, name=config.name, seed=seed,
-                      derivatives=list(config.derivatives) or None)
+    spec = spec_from_config(config)
     try:
-        result = run_analysis(spec, config.bids_dir, config.output_dir, device=config.device, n_jobs=config.nprocs)
+        run_analysis(spec, config.bids_dir, config.output_dir, device=config.device, n_jobs=config.nprocs)
     except SpecError as error:
         raise error.located(config.spec or "command line") from None
-    summary = result.results
-    context.log.info("mvpa %s: %s = %.3f (permutation p = %s); outputs in %s", spec.name, summary["metric"],
-                     summary["mean"], summary["permutation_p"], result.folder)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import typer
 import yaml
@@ -67,10 +69,13 @@ def test_regression_only_models_refuse_classification(cli, tmp_path: Path, model
 def test_group_outputs_are_in_the_manifest_and_verify(cli, tmp_path: Path) -> None:
     bids, table = make_study(tmp_path, n=30, p=5, effect=1.0, seed=9)
     out = tmp_path / "out"
-    code, stdout, _ = cli("mvpa", bids, out, "group", "--features", table, "--target", "group", "--model", "lda",
-                          "--cv", "3", "--permutations", "2", "--device", "cpu")
-    assert code == 0
-    assert stdout.startswith("group_lda: roc_auc = ") and stdout.count("\n") == 1
+    code, stdout, err = cli("mvpa", bids, out, "group", "--features", table, "--target", "group", "--model", "lda",
+                            "--cv", "3", "--permutations", "2", "--device", "cpu")
+    assert code == 0 and stdout == ""
+    results = [line for line in err.splitlines() if "roc_auc = " in line]  # the result, logged once, rounded
+    assert len(results) == 1, err
+    assert re.search(r"mvpa group_lda: roc_auc = \d\.\d{3} \(95% CI -?\d\.\d{3} to \d\.\d{3}\), "
+                     r"permutation p = (1|0\.\d{1,3}), 30 participants; outputs in ", results[0]), results[0]
     written = {p.relative_to(out).as_posix() for p in (out / "mvpa").rglob("*") if p.is_file()}
     assert written >= {"mvpa/group_lda/results.json", "mvpa/group_lda/predictions.tsv", "mvpa/group_lda/weights.tsv",
                        "mvpa/group_lda/report.html", "mvpa/group_lda/provenance.json", "mvpa/group_lda/spec.yaml"}
@@ -101,7 +106,26 @@ def test_spec_field_that_does_not_fit_the_data_exits_2_naming_file_and_field(cli
                                     "target": {"column": "group"}, "validation": {"outer": 5, "permutations": 0}}))
     code, _, err = cli("mvpa", bids, tmp_path / "out", "group", "--spec", spec, "--device", "cpu")
     assert code == 2 and "Traceback" not in err
-    assert f"{spec}: field 'validation.outer': 5 folds but the smallest class has 4 participants" in err
+    assert (f"{spec}: field 'validation.outer': 8 participants with 4 in the smallest class cannot fill 5 outer "
+            "folds with 5 inner folds each: use at most --cv 4 --inner-cv 3 (outer: 4, inner: 3 in a spec)") in err
+
+
+def test_a_small_sample_runs_with_the_folds_its_error_proposes(cli, tmp_path: Path) -> None:
+    """8 participants, 3 in the smaller class: the default 5 x 5 folds are refused, the proposal runs without a spec."""
+    bids, table = make_study(tmp_path, n=8, p=4, effect=1.0, seed=7)
+    participants = pd.read_csv(bids / "participants.tsv", sep="\t")
+    participants.loc[0, "group"] = "control"  # 3 patients, 5 controls
+    participants.to_csv(bids / "participants.tsv", sep="\t", index=False)
+    args = ["mvpa", bids, tmp_path / "out", "group", "--features", table, "--target", "group", "--permutations", "0",
+            "--device", "cpu"]
+    code, _, err = cli(*args)
+    assert code == 2 and "8 participants with 3 in the smallest class" in err
+    proposal = re.search(r"use at most (--cv \d) (--inner-cv \d)", err)
+    assert proposal is not None and proposal.groups() == ("--cv 3", "--inner-cv 2"), err
+    code, _, err = cli(*args, *proposal[1].split(), *proposal[2].split())
+    assert code == 0, err
+    saved = yaml.safe_load((tmp_path / "out" / "mvpa" / "group_svm" / "spec.yaml").read_text())
+    assert saved["validation"]["outer"] == 3 and saved["validation"]["inner"] == 2
 
 
 def test_bare_form_group_mvpa(cli, tmp_path: Path) -> None:
