@@ -39,7 +39,8 @@ def _found(runs: Sequence[BoldFacts]) -> str:
     participants = sorted({run.participant for run in runs})
     who = (f"participant {participants[0]}" if len(participants) == 1
            else f"the {len(participants)} participants")
-    return f"For each of the {plural(len(runs), 'BOLD run')} found for {who}, the following preprocessing was performed."
+    which = "the BOLD run" if len(runs) == 1 else f"each of the {plural(len(runs), 'BOLD run')}"
+    return f"For {which} found for {who}, the following preprocessing was performed."
 
 
 HOW_NONSTEADY = {
@@ -54,7 +55,7 @@ def _nonsteady(runs: Sequence[BoldFacts]) -> str:
     for how, group in group_by(runs, lambda run: run.nonsteady_from).items():
         counts = [float(run.nonsteady) for run in group if run.nonsteady is not None]
         words = HOW_NONSTEADY.get(str(how), "counted (how was not recorded) in")
-        found.append(f"{words} {runs_phrase(_names(group), len(runs))}" + (f" ({spread(counts)} per run)" if counts else ""))
+        found.append(f"{words} {runs_phrase(_names(group), len(runs))}" + (f" ({spread(counts)}{' per run' if len(runs) > 1 else ''})" if counts else ""))
     return (f"Non-steady-state volumes at the start of each run were {listing(found)}; they were left out of "
             "the reference, CompCor and the cosine basis, and flagged by non_steady_state_outlier regressors.")
 
