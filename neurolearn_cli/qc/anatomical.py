@@ -18,9 +18,11 @@ Differences from MRIQC (see also :mod:`~neurolearn_cli.qc.measures` and
   ``cnr`` lower than ours on the same image (``benchmarks/qc.py``). The thresholded
   regions are kept because they do not depend on how soft a segmentation's
   probabilities are (ours and FAST's differ).
-- The qc stage measures the smri stage's preprocessed T1w (native resolution,
-  RAS voxel order, the median of the runs when there are several), where MRIQC
-  measures the first raw T1w reoriented to RAS; with one run the grids match.
+- The qc stage measures the reference T1w as the smri stage conformed it
+  (native resolution, RAS voxel order, the median of the runs when there are
+  several) divided by smri's bias field, background included, where MRIQC
+  measures the first raw T1w reoriented to RAS after N4; with one run the
+  grids match.
 - ``inu_*`` summarise whatever multiplicative bias field the caller estimated
   (MRIQC: N4's), within the brain mask.
 - ``tpm_overlap_*`` compare with template priors the caller resampled to the
@@ -41,87 +43,95 @@ from neurolearn_cli.engine.morphology import erode
 from neurolearn_cli.engine.reduce import fixed_sum
 from neurolearn_cli.qc.masks import frame_mask
 from neurolearn_cli.qc.measures import (
-    UNDEFINED,
+    Measure,
+    Missing,
     efc,
     fber,
     fwhm,
     fwhm_voxels,
     geometry,
+    on_defined,
     percentile,
     snr,
     summary_stats,
 )
 
 TISSUES = ("csf", "gm", "wm")
+
 DIETRICH_FACTOR = math.sqrt((4.0 - math.pi) / 2.0)  # Rayleigh std -> Gaussian sigma
 
 
-def cjv(mu_wm: float, mu_gm: float, sigma_wm: float, sigma_gm: float) -> float:
+def cjv(mu_wm: float, mu_gm: float, sigma_wm: float, sigma_gm: float) -> Measure:
     r"""Coefficient of joint variation (Ganzetti 2016); lower is better.
 
     .. math:: \mathrm{CJV} = \frac{\sigma_{WM} + \sigma_{GM}}{|\mu_{WM} - \mu_{GM}|}
     """
     if mu_wm == mu_gm:
-        return UNDEFINED
+        return Missing("equal WM and GM intensities")
     return float((sigma_wm + sigma_gm) / abs(mu_wm - mu_gm))
 
 
-def cnr(mu_wm: float, mu_gm: float, sigma_air: float, sigma_wm: float, sigma_gm: float) -> float:
+def cnr(mu_wm: float, mu_gm: float, sigma_air: float, sigma_wm: float, sigma_gm: float) -> Measure:
     r"""Contrast-to-noise ratio (Magnotta 2006); higher is better.
 
     .. math:: \mathrm{CNR} = \frac{|\mu_{GM} - \mu_{WM}|}{\sqrt{\sigma_B^2 + \sigma_{WM}^2 + \sigma_{GM}^2}}
     """
     denominator = math.sqrt(sigma_air**2 + sigma_wm**2 + sigma_gm**2)
-    return float(abs(mu_wm - mu_gm) / denominator) if denominator > 0 else UNDEFINED
+    return float(abs(mu_wm - mu_gm) / denominator) if denominator > 0 else Missing("no noise in the tissues or the air")
 
 
-def snr_dietrich(mu_fg: float, mad_air: float, sigma_air: float) -> float:
+def snr_dietrich(mu_fg: float, mad_air: float, sigma_air: float) -> Measure:
     r"""SNR against the air background (Dietrich 2007, eq. A.12).
 
     .. math:: \mathrm{SNR_d} = \frac{\mu_F}{\sqrt{2/(4-\pi)}\,\sigma_\mathrm{air}}
 
     As MRIQC, :math:`\sigma_\mathrm{air}` is the air's normalised MAD when it
     exceeds 1, else its standard deviation (quantised, near-empty backgrounds);
-    ``-1`` when both vanish.
+    missing when both vanish.
     """
     if mad_air > 1.0:
         return float(DIETRICH_FACTOR * mu_fg / mad_air)
-    return float(DIETRICH_FACTOR * mu_fg / sigma_air) if sigma_air > 1e-3 else UNDEFINED
+    if sigma_air <= 1e-3:
+        return Missing("no noise in the air background")
+    return float(DIETRICH_FACTOR * mu_fg / sigma_air)
 
 
-def wm2max(data: torch.Tensor, mu_wm: float) -> float:
+def wm2max(data: torch.Tensor, mu_wm: float) -> Measure:
     r"""White-matter-to-maximum ratio; around [0.6, 0.8] is expected.
 
     .. math:: \mathrm{WM2MAX} = \frac{\mu_{WM}}{P_{99.95}(X)}
     """
     top = percentile(data, 99.95)
-    return float(mu_wm / top) if top > 0 else UNDEFINED
+    return float(mu_wm / top) if top > 0 else Missing("no positive intensities")
 
 
-def qi1(air: torch.Tensor, artifacts: torch.Tensor) -> float:
+def qi1(air: torch.Tensor, artifacts: torch.Tensor) -> Measure:
     r"""Mortamet's QI1: the artifactual fraction of the air ("hat") mask; near 0 is better.
 
     .. math:: \mathrm{QI_1} = \frac{N_\mathrm{art}}{N_\mathrm{air} + N_\mathrm{art}}
 
-    ``air`` excludes the artifacts. ``-1`` for an empty air mask (skull-stripped input).
+    ``air`` excludes the artifacts. Missing for an empty air mask (skull-stripped
+    input; MRIQC writes ``-1``). A background of pure noise gives exactly 0.
     """
     n_air, n_art = int(air.sum()), int(artifacts.sum())
     if n_air < 1:
-        return UNDEFINED
+        return Missing("no air background (skull-stripped or cropped image)")
     return float(n_art / (n_air + n_art))
 
 
-def volume_fractions(probabilities: Mapping[str, torch.Tensor]) -> dict[str, float]:
+def volume_fractions(probabilities: Mapping[str, torch.Tensor]) -> dict[str, Measure]:
     r"""Intracranial volume fractions ``icvs_*``.
 
     .. math:: \mathrm{ICV}^k = \frac{\sum_i p^k_i}{\sum_{k'} \sum_i p^{k'}_i}
     """
     totals = {tissue: float(fixed_sum(probabilities[tissue], dtype=torch.float64)) for tissue in TISSUES}
     grand = sum(totals.values())
-    return {tissue: (value / grand if grand > 0 else UNDEFINED) for tissue, value in totals.items()}
+    if grand <= 0:
+        return dict.fromkeys(totals, Missing("empty tissue probability maps"))
+    return {tissue: value / grand for tissue, value in totals.items()}
 
 
-def rpve(probability: torch.Tensor) -> float:
+def rpve(probability: torch.Tensor) -> Measure:
     r"""Residual partial-volume error of one tissue map; lower is better.
 
     With :math:`p` clipped to [0, 1], :math:`N` the voxels with :math:`p > 0` and
@@ -135,28 +145,30 @@ def rpve(probability: torch.Tensor) -> float:
     """
     positive = probability[probability > 0].to(torch.float64).clamp_max(1.0)
     if positive.numel() == 0:
-        return UNDEFINED
+        return Missing("empty tissue probability map")
     low, high = percentile(positive, 2.0), percentile(positive, 98.0)
     kept = torch.where((positive < low) | (positive > high), torch.zeros_like(positive), positive)
     total = fixed_sum(kept[kept > 0.5]) + fixed_sum(1.0 - kept[kept <= 0.5])
     return float(total / positive.numel())
 
 
-def tpm_overlap(probability: torch.Tensor, prior: torch.Tensor) -> float:
+def tpm_overlap(probability: torch.Tensor, prior: torch.Tensor) -> Measure:
     r"""Fuzzy Jaccard overlap of a tissue map with its template prior; higher is better.
 
     .. math:: J = \frac{\sum_i \min(p_i, q_i)}{\sum_i \max(p_i, q_i)}
     """
     p, q = probability.to(torch.float64), prior.to(torch.float64)
     denominator = float(fixed_sum(torch.maximum(p, q)))
-    return float(fixed_sum(torch.minimum(p, q))) / denominator if denominator > 0 else UNDEFINED
+    if denominator <= 0:
+        return Missing("empty tissue map and prior")
+    return float(fixed_sum(torch.minimum(p, q))) / denominator
 
 
-def inu_stats(bias: torch.Tensor, brain: torch.Tensor) -> dict[str, float]:
+def inu_stats(bias: torch.Tensor, brain: torch.Tensor) -> dict[str, Measure]:
     r"""Bias-field summaries in the brain: ``inu_med`` (median) and ``inu_range`` (:math:`|P_{95} - P_5|`)."""
     values = bias[brain]
     if values.numel() == 0:
-        return {"inu_med": UNDEFINED, "inu_range": UNDEFINED}
+        return dict.fromkeys(("inu_med", "inu_range"), Missing("empty brain mask"))
     return {
         "inu_med": percentile(values, 50.0),
         "inu_range": abs(percentile(values, 95.0) - percentile(values, 5.0)),
@@ -186,7 +198,7 @@ def anatomical_iqms(
     bias: torch.Tensor | None = None,
     priors: Mapping[str, torch.Tensor] | None = None,
     prior_stride: int = 1,
-) -> dict[str, float]:
+) -> dict[str, Measure]:
     """All T1w IQMs as MRIQC's flat dictionary (``cjv``, ``snr_gm``, ``summary_wm_p95``, ...).
 
     Parameters
@@ -210,30 +222,31 @@ def anatomical_iqms(
     data = t1w.clamp_min(0.0).contiguous()
     clean_air = air & ~artifacts
     stats = {
-        tissue: summary_stats(data, mask)
+        tissue: summary_stats(data, mask, f"the {tissue.upper()} region")
         for tissue, mask in tissue_masks(probabilities, spacing).items()
     }
-    stats["bg"] = summary_stats(data, clean_air)
-    iqms: dict[str, float] = {
+    stats["bg"] = summary_stats(data, clean_air, "the air background")
+    iqms: dict[str, Measure] = {
         f"summary_{region}_{key}": value
         for region, summary in stats.items()
         for key, value in summary.items()
     }
+    bg = stats["bg"]
     snrs = {
-        tissue: snr(stats[tissue]["median"], stats[tissue]["stdv"], stats[tissue]["n"])
+        tissue: on_defined(snr, stats[tissue]["median"], stats[tissue]["stdv"], stats[tissue]["n"])
         for tissue in TISSUES
     }
     snrds = {
-        tissue: snr_dietrich(stats[tissue]["median"], stats["bg"]["mad"], stats["bg"]["stdv"])
+        tissue: on_defined(snr_dietrich, stats[tissue]["median"], bg["mad"], bg["stdv"])
         for tissue in TISSUES
     }
     for name, values in (("snr", snrs), ("snrd", snrds)):
         iqms.update({f"{name}_{tissue}": value for tissue, value in values.items()})
-        iqms[f"{name}_total"] = sum(values.values()) / len(values)
+        iqms[f"{name}_total"] = on_defined(lambda *v: sum(v) / len(v), *values.values())
     wm, gm = stats["wm"], stats["gm"]
-    iqms["cnr"] = cnr(wm["median"], gm["median"], stats["bg"]["stdv"], wm["stdv"], gm["stdv"])
-    iqms["cjv"] = cjv(wm["median"], gm["median"], wm["mad"], gm["mad"])
-    iqms["wm2max"] = wm2max(data, wm["median"])
+    iqms["cnr"] = on_defined(cnr, wm["median"], gm["median"], bg["stdv"], wm["stdv"], gm["stdv"])
+    iqms["cjv"] = on_defined(cjv, wm["median"], gm["median"], wm["mad"], gm["mad"])
+    iqms["wm2max"] = on_defined(lambda mu: wm2max(data, mu), wm["median"])
     frame = frame_mask(t1w)
     iqms["efc"] = efc(data, frame)
     iqms["fber"] = fber(data, head, frame)

@@ -40,13 +40,15 @@ import torch
 from neurolearn_cli.engine.morphology import erode
 from neurolearn_cli.fmri.dvars import compute_dvars, lag1_autocorrelation
 from neurolearn_cli.qc.measures import (
-    UNDEFINED,
+    Measure,
+    Missing,
     efc,
     fber,
     fwhm,
     fwhm_voxels,
     geometry,
     median,
+    on_defined,
     snr,
     summary_stats,
 )
@@ -92,17 +94,18 @@ def voxelwise_std_dvars(bold: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.sqrt((standardised**2).mean(dim=0))
 
 
-def fd_stats(fd: np.ndarray, threshold: float = FD_THRESHOLD_MM) -> dict[str, float]:
+def fd_stats(fd: np.ndarray, threshold: float = FD_THRESHOLD_MM) -> dict[str, Measure]:
     r"""``fd_mean``, ``fd_num`` (FD > ``threshold`` mm) and ``fd_perc``.
 
     ``fd`` holds the framewise displacements between consecutive volumes (NaN
     entries, such as the undefined first one, are dropped); as MRIQC,
     :math:`\mathrm{fd\_perc} = 100\, \mathrm{fd\_num} / (n + 1)` with ``n`` displacements.
+    All three are missing when there is no displacement.
     """
     values = np.asarray(fd, dtype=np.float64)
     values = values[np.isfinite(values)]
     if values.size == 0:
-        return {"fd_mean": UNDEFINED, "fd_num": 0, "fd_perc": 0.0}
+        return dict.fromkeys(("fd_mean", "fd_num", "fd_perc"), Missing("no framewise displacement values"))
     count = int((values > threshold).sum())
     return {
         "fd_mean": float(values.mean()),
@@ -111,7 +114,7 @@ def fd_stats(fd: np.ndarray, threshold: float = FD_THRESHOLD_MM) -> dict[str, fl
     }
 
 
-def gcor(bold: torch.Tensor, mask: torch.Tensor) -> float:
+def gcor(bold: torch.Tensor, mask: torch.Tensor) -> Measure:
     r"""Global correlation (AFNI ``@compute_gcor``): mean of all pairwise voxel correlations.
 
     With :math:`z_v` the z-scored series of voxel ``v`` (zero-variance voxels
@@ -122,7 +125,7 @@ def gcor(bold: torch.Tensor, mask: torch.Tensor) -> float:
     sd = series.std(dim=-1, unbiased=False)
     series = series[sd > 0]
     if series.shape[0] == 0:
-        return UNDEFINED
+        return Missing("no voxel varies over time")
     z = (series - series.mean(dim=-1, keepdim=True)) / series.std(
         dim=-1, unbiased=False, keepdim=True
     )
@@ -130,7 +133,7 @@ def gcor(bold: torch.Tensor, mask: torch.Tensor) -> float:
     return float(average @ average / average.numel())
 
 
-def gsr(mean_epi: torch.Tensor, mask: torch.Tensor, axis: int) -> float:
+def gsr(mean_epi: torch.Tensor, mask: torch.Tensor, axis: int) -> Measure:
     r"""Ghost-to-signal ratio along voxel ``axis`` (Giannelli 2010), lower is better.
 
     The Nyquist ghost region ``G`` is the mask shifted by half the field of view
@@ -143,7 +146,7 @@ def gsr(mean_epi: torch.Tensor, mask: torch.Tensor, axis: int) -> float:
     ghost = torch.roll(mask, shifts=mask.shape[axis] // 2, dims=axis) & ~mask
     background = ~mask & ~ghost
     if not (bool(ghost.any()) and bool(background.any()) and bool(mask.any())):
-        return UNDEFINED
+        return Missing("no ghost or background region outside the mask along this axis")
     data = mean_epi.to(torch.float64)
     return (float(data[ghost].mean()) - float(data[background].mean())) / median(data[mask])
 
@@ -195,7 +198,7 @@ def functional_iqms(
     fd: np.ndarray,
     dummy_trs: int = 0,
     fd_threshold: float = FD_THRESHOLD_MM,
-) -> dict[str, float]:
+) -> dict[str, Measure]:
     """All BOLD IQMs as MRIQC's flat dictionary (``tsnr``, ``dvars_std``, ``gsr_y``, ...).
 
     Parameters
@@ -218,10 +221,10 @@ def functional_iqms(
     series = bold[..., dummy_trs:].contiguous()  # readers may hand over Fortran-ordered views
     mean_epi = series.mean(dim=-1)
     stats = {
-        "fg": summary_stats(mean_epi, erode(mask, 1)),
-        "bg": summary_stats(mean_epi, erode(~mask, 1)),
+        "fg": summary_stats(mean_epi, erode(mask, 1), "the eroded brain mask"),
+        "bg": summary_stats(mean_epi, erode(~mask, 1), "the eroded background"),
     }
-    iqms: dict[str, float] = {
+    iqms: dict[str, Measure] = {
         f"summary_{region}_{key}": value
         for region, summary in stats.items()
         for key, value in summary.items()
@@ -238,7 +241,7 @@ def functional_iqms(
             "aqi": float(quality_index(series, mask).mean()),
             "gsr_x": gsr(mean_epi, mask, 0),
             "gsr_y": gsr(mean_epi, mask, 1),
-            "snr": snr(stats["fg"]["median"], stats["fg"]["stdv"], stats["fg"]["n"]),
+            "snr": on_defined(snr, stats["fg"]["median"], stats["fg"]["stdv"], stats["fg"]["n"]),
             "efc": efc(mean_epi),
             "fber": fber(mean_epi, mask),
             "dummy_trs": int(dummy_trs),

@@ -13,22 +13,48 @@ Differences from MRIQC
   autocorrelation); :func:`fwhm` uses the same first-difference estimator,
   written out (see its docstring). MRIQC reports ``fwhm_*`` in voxels (mm divided
   by the voxel size), so the IQM builders do the same with :func:`fwhm_voxels`.
-- Undefined values (an empty region, zero variance) are ``-1.0``, MRIQC's own
-  sentinel for ``fber`` and ``qi_1``, never NaN (the JSON writer refuses NaN).
+- Undefined values (an empty region, zero variance, an empty background) are
+  :class:`Missing` with the reason, where MRIQC writes ``-1`` or ``0``: no
+  placeholder number is ever reported. The IQM JSON writes them as ``null``
+  with the reason beside (:func:`~neurolearn_cli.qc.pipeline.iqm_record`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
-from neurolearn_cli.engine.geometry import floats3
 from neurolearn_cli.engine.image import bounding_box
 from neurolearn_cli.engine.reduce import fixed_mean
 
-UNDEFINED = -1.0
 _MAD_SCALE = 0.6744897501960817  # Phi^-1(3/4): the MAD of a unit Gaussian
+
+
+@dataclass(frozen=True)
+class Missing:
+    """An IQM that is undefined for this image, and why (reported as ``null``/``n/a``, never as a number)."""
+
+    reason: str
+
+
+#: One IQM's value: a number, or :class:`Missing` with its reason.
+Measure = float | Missing
+#: The key of an IQM JSON that maps each missing measure to its reason.
+MISSING_KEY = "missing"
+
+
+def first_missing(*values: Measure) -> Missing | None:
+    """The first :class:`Missing` among ``values`` (the reason a measure built from them is undefined)."""
+    return next((value for value in values if isinstance(value, Missing)), None)
+
+
+def on_defined(function: Callable[..., Measure], *args: Measure) -> Measure:
+    """``function(*args)``, or the first missing argument: a measure built on an undefined one is undefined."""
+    gap = first_missing(*args)
+    return gap if gap is not None else function(*args)
 
 
 def percentile(values: torch.Tensor, q: float) -> float:
@@ -69,17 +95,19 @@ def mad(values: torch.Tensor, centre: float | None = None) -> float:
     return median((values - centre).abs()) / _MAD_SCALE
 
 
-def summary_stats(data: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+def summary_stats(data: torch.Tensor, mask: torch.Tensor, region: str = "the region") -> dict[str, Measure]:
     r"""Summary of the intensities in ``mask``: mean, median, stdv, mad, k, p05, p95, n.
 
     ``k`` is the excess kurtosis :math:`m_4 / m_2^2 - 3` (Fisher, biased, as
-    ``scipy.stats.kurtosis``). An empty mask gives zeros and ``n = 0``, as MRIQC
-    does for an empty background.
+    ``scipy.stats.kurtosis``), missing for constant intensities. An empty mask
+    gives ``n = 0`` and every other entry missing (MRIQC writes zeros), the
+    reason naming ``region``.
     """
     values = data[mask].to(torch.float64)
     n = int(values.numel())
     if n == 0:
-        return {key: 0.0 for key in ("mean", "median", "stdv", "mad", "k", "p05", "p95", "n")}
+        empty = Missing(f"{region} is empty")
+        return {**dict.fromkeys(("mean", "median", "stdv", "mad", "k", "p05", "p95"), empty), "n": 0.0}
     mean = float(fixed_mean(values))
     squares = (values - mean) ** 2
     m2 = float(fixed_mean(squares))
@@ -90,24 +118,26 @@ def summary_stats(data: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
         "median": centre,
         "stdv": math.sqrt(m2),
         "mad": mad(values, centre),
-        "k": m4 / m2**2 - 3.0 if m2 > 0 else 0.0,
+        "k": m4 / m2**2 - 3.0 if m2 > 0 else Missing(f"constant intensities in {region}"),
         "p05": percentile(values, 5.0),
         "p95": percentile(values, 95.0),
         "n": float(n),
     }
 
 
-def snr(mu_fg: float, sigma_fg: float, n: float) -> float:
+def snr(mu_fg: float, sigma_fg: float, n: float) -> Measure:
     r"""Signal-to-noise ratio within one region.
 
     .. math:: \mathrm{SNR} = \frac{\mu_F}{\sigma_F \sqrt{n / (n - 1)}}
     """
-    if n < 2 or sigma_fg <= 0:
-        return UNDEFINED
+    if n < 2:
+        return Missing("fewer than 2 voxels in the region")
+    if sigma_fg <= 0:
+        return Missing("no intensity variation in the region")
     return float(mu_fg / (sigma_fg * math.sqrt(n / (n - 1))))
 
 
-def efc(data: torch.Tensor, frame_mask: torch.Tensor | None = None) -> float:
+def efc(data: torch.Tensor, frame_mask: torch.Tensor | None = None) -> Measure:
     r"""Entropy focus criterion (Atkinson 1997), normalised by its maximum.
 
     .. math::
@@ -122,7 +152,7 @@ def efc(data: torch.Tensor, frame_mask: torch.Tensor | None = None) -> float:
     n = values.numel()
     energy = math.sqrt(float((values * values).sum(dtype=torch.float64)))
     if n < 2 or energy <= 0:
-        return UNDEFINED
+        return Missing("no signal in the image")
     efc_max = n * (1.0 / math.sqrt(n)) * math.log(1.0 / math.sqrt(n))
     ratio = values / energy
     return float((ratio * torch.log(ratio + 1e-16)).sum(dtype=torch.float64) / efc_max)
@@ -130,28 +160,31 @@ def efc(data: torch.Tensor, frame_mask: torch.Tensor | None = None) -> float:
 
 def fber(
     data: torch.Tensor, head_mask: torch.Tensor, frame_mask: torch.Tensor | None = None
-) -> float:
+) -> Measure:
     r"""Foreground-background energy ratio (Shehzad 2015), with MRIQC's medians.
 
     .. math:: \mathrm{FBER} = \frac{\mathrm{median}_{F}(|x|^2)}{\mathrm{median}_{B}(|x|^2)}
 
     ``F`` is the head mask, ``B`` everything else except ``frame_mask``.
-    ``-1`` when the background holds no energy (a skull-stripped image). Higher is better.
+    Missing when the background holds no energy (a skull-stripped or zero-filled
+    image: the ratio is unbounded; MRIQC writes ``-1``). Higher is better.
     """
     background = ~head_mask if frame_mask is None else ~head_mask & ~frame_mask
     fg_values = data[head_mask].to(torch.float64)
     bg_values = data[background].to(torch.float64)
-    if fg_values.numel() == 0 or bg_values.numel() == 0:
-        return UNDEFINED
+    if fg_values.numel() == 0:
+        return Missing("empty head mask")
+    if bg_values.numel() == 0:
+        return Missing("no background voxels")
     bg_energy = median(bg_values**2)
     if bg_energy < 1e-3:
-        return UNDEFINED
+        return Missing("the background's median energy is zero (skull-stripped or zero-filled image)")
     return float(median(fg_values**2) / bg_energy)
 
 
 def fwhm(
     data: torch.Tensor, mask: torch.Tensor, spacing: tuple[float, float, float]
-) -> tuple[float, float, float]:
+) -> tuple[Measure, Measure, Measure]:
     r"""Smoothness along each axis in mm, from first differences (AFNI ``3dFWHMx`` classic).
 
     For a Gaussian-smoothed noise field the lag-1 autocorrelation along an axis is
@@ -161,15 +194,16 @@ def fwhm(
 
     with :math:`h` the voxel size, :math:`\sigma^2_x` the variance in ``mask``
     and :math:`\sigma^2_{\Delta x}` the variance of differences between
-    neighbours both in ``mask``. ``-1`` where undefined (:math:`\rho \notin (0, 1)`).
+    neighbours both in ``mask``. Missing where undefined (:math:`\rho \notin (0, 1)`).
     """
     box = bounding_box(mask)
     values, inside = data[box].to(torch.float32), mask[box]
     n_inside = int(inside.sum())
     if n_inside < 2:
-        return (UNDEFINED, UNDEFINED, UNDEFINED)
+        empty = Missing("fewer than 2 voxels in the mask")
+        return (empty, empty, empty)
     variance = _masked_variance(values, inside)
-    result = []
+    result: list[Measure] = []
     for axis, step in enumerate(spacing):
         n = values.shape[axis]
         pair = inside.narrow(axis, 1, n - 1) & inside.narrow(axis, 0, n - 1)
@@ -178,9 +212,9 @@ def fwhm(
         result.append(
             float(step) * math.sqrt(-2.0 * math.log(2.0) / math.log(rho))
             if 0.0 < rho < 1.0
-            else UNDEFINED
+            else Missing("no spatial autocorrelation to fit (constant or uncorrelated intensities)")
         )
-    return floats3(result)
+    return (result[0], result[1], result[2])
 
 
 def _masked_variance(values: torch.Tensor, mask: torch.Tensor) -> float:
@@ -190,15 +224,16 @@ def _masked_variance(values: torch.Tensor, mask: torch.Tensor) -> float:
 
 
 def fwhm_voxels(
-    fwhm_mm: tuple[float, float, float], spacing: tuple[float, float, float]
-) -> dict[str, float]:
+    fwhm_mm: tuple[Measure, Measure, Measure], spacing: tuple[float, float, float]
+) -> dict[str, Measure]:
     """MRIQC's ``fwhm_x/y/z/avg``: the FWHM in voxels (mm over voxel size) and their mean."""
-    per_axis = [
-        value / float(step) if value > 0 else UNDEFINED
+    per_axis: list[Measure] = [
+        value if isinstance(value, Missing) else value / float(step)
         for value, step in zip(fwhm_mm, spacing, strict=True)
     ]
-    defined = [value for value in per_axis if value > 0]
-    average = sum(defined) / len(defined) if len(defined) == 3 else UNDEFINED
+    gap = first_missing(*per_axis)
+    defined = [value for value in per_axis if not isinstance(value, Missing)]
+    average: Measure = gap if gap is not None else sum(defined) / 3.0
     return {
         "fwhm_x": per_axis[0],
         "fwhm_y": per_axis[1],

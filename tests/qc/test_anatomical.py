@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurolearn_cli.qc import anatomical, masks
+from neurolearn_cli.qc import anatomical, masks, measures
 from tests.qc.conftest import DSEG, SIGMA, TISSUE_VALUES, HeadPhantom, probabilities_from_dseg
 
 
@@ -105,7 +105,8 @@ def test_qi1_counts_artifacts_in_air() -> None:
     artifacts = torch.zeros_like(air)
     artifacts[0, :2, :5] = True
     assert anatomical.qi1(air & ~artifacts, artifacts) == pytest.approx(10 / 500)
-    assert anatomical.qi1(torch.zeros_like(air), artifacts) == anatomical.UNDEFINED
+    assert isinstance(anatomical.qi1(torch.zeros_like(air), artifacts), measures.Missing)
+    assert anatomical.qi1(air, torch.zeros_like(air)) == 0.0  # a clean background: truly 0, not missing
 
 
 def test_tissue_masks_threshold_erode_and_survive_an_empty_class() -> None:
@@ -141,3 +142,12 @@ def test_tpm_overlap_on_strided_priors(head_phantom: HeadPhantom) -> None:
         expected = anatomical.tpm_overlap(probabilities[tissue][::2, ::2, ::2], prior)
         assert iqms[f"tpm_overlap_{tissue}"] == pytest.approx(expected)
         assert 0.3 < expected < 1.0  # the one-voxel shift is seen
+
+
+def test_background_measures_need_the_untruncated_background(head_phantom: HeadPhantom) -> None:
+    # smri's corrected T1w is 0 below 4 % of the robust maximum (its segmentation leaves that out):
+    # measured on it, the air's median energy is 0 and FBER is undefined; qc measures the conformed T1w
+    p = head_phantom
+    truncated = torch.where(p.t1w > 0.04 * float(p.t1w.quantile(0.99)), p.t1w, torch.zeros_like(p.t1w))
+    assert isinstance(measures.fber(truncated, p.head), measures.Missing)
+    assert measures.fber(p.t1w, p.head) > 100.0

@@ -35,14 +35,19 @@ def test_percentile_and_summary_match_numpy_and_scipy() -> None:
     )
 
 
-def test_summary_of_empty_mask_is_zero() -> None:
+def test_summary_of_empty_mask_is_missing_not_zero() -> None:
     stats = measures.summary_stats(torch.ones(3, 4, 5), torch.zeros(3, 4, 5, dtype=torch.bool))
-    assert set(stats.values()) == {0.0}
+    assert stats.pop("n") == 0.0
+    assert set(stats.values()) == {measures.Missing("the region is empty")}
+    named = measures.summary_stats(torch.ones(3, 4, 5), torch.zeros(3, 4, 5, dtype=torch.bool), "the air")
+    assert named["mean"] == measures.Missing("the air is empty")
+    constant = measures.summary_stats(torch.ones(3, 4, 5), torch.ones(3, 4, 5, dtype=torch.bool))
+    assert isinstance(constant["k"], measures.Missing) and constant["stdv"] == 0.0
 
 
 def test_snr_formula() -> None:
     assert measures.snr(100.0, 10.0, 5) == pytest.approx(10.0 / math.sqrt(5 / 4))
-    assert measures.snr(100.0, 0.0, 5) == measures.UNDEFINED
+    assert isinstance(measures.snr(100.0, 0.0, 5), measures.Missing)
 
 
 def test_efc_rises_and_fber_falls_with_background_noise() -> None:
@@ -66,7 +71,10 @@ def test_efc_extremes() -> None:
 def test_fber_of_skull_stripped_image_is_undefined() -> None:
     phantom = make_head()
     stripped = phantom.t1w * phantom.head
-    assert measures.fber(stripped, phantom.head) == measures.UNDEFINED
+    assert measures.fber(stripped, phantom.head) == measures.Missing(
+        "the background's median energy is zero (skull-stripped or zero-filled image)"
+    )
+    assert measures.fber(phantom.t1w, torch.ones_like(phantom.head)) == measures.Missing("no background voxels")
 
 
 def test_fwhm_of_gaussian_smoothed_noise() -> None:
@@ -86,7 +94,10 @@ def test_fwhm_of_gaussian_smoothed_noise() -> None:
 
 def test_fwhm_undefined_on_constant_image() -> None:
     mask = torch.ones(7, 8, 9, dtype=torch.bool)
-    assert measures.fwhm(torch.ones(7, 8, 9), mask, (1.0, 1.0, 1.0)) == (measures.UNDEFINED,) * 3
+    estimate = measures.fwhm(torch.ones(7, 8, 9), mask, (1.0, 1.0, 1.0))
+    assert all(isinstance(value, measures.Missing) for value in estimate)
+    voxels = measures.fwhm_voxels(estimate, (1.0, 1.0, 1.0))
+    assert voxels["fwhm_avg"] == estimate[0]  # the mean of undefined values is undefined, with their reason
 
 
 def test_geometry_keys() -> None:
