@@ -12,8 +12,8 @@ from neurolearn_cli.heartbeat import heartbeat
 
 
 def test_a_long_step_ticks_and_reports_its_duration(caplog):
-    log = logging.getLogger("neurolearn.test")
-    with caplog.at_level(logging.INFO, logger="neurolearn.test"), heartbeat(log, "sub-01: smri", interval_s=0.05):
+    log = logging.getLogger("heartbeat-test")
+    with caplog.at_level(logging.INFO, logger="heartbeat-test"), heartbeat(log, "sub-01: smri", interval_s=0.05):
         time.sleep(0.3)
     messages = [record.getMessage() for record in caplog.records]
     ticks = [m for m in messages if m.startswith("sub-01: smri: running for ")]
@@ -22,8 +22,8 @@ def test_a_long_step_ticks_and_reports_its_duration(caplog):
 
 
 def test_only_the_innermost_step_ticks(caplog):
-    log = logging.getLogger("neurolearn.test")
-    with caplog.at_level(logging.INFO, logger="neurolearn.test"), heartbeat(log, "outer", interval_s=0.05):
+    log = logging.getLogger("heartbeat-test")
+    with caplog.at_level(logging.INFO, logger="heartbeat-test"), heartbeat(log, "outer", interval_s=0.05):
         with heartbeat(log, "inner", interval_s=0.05):
             time.sleep(0.3)
         while_inner = [r.getMessage() for r in caplog.records]
@@ -32,8 +32,8 @@ def test_only_the_innermost_step_ticks(caplog):
 
 
 def test_a_failed_step_reports_no_duration(caplog):
-    log = logging.getLogger("neurolearn.test")
-    with caplog.at_level(logging.INFO, logger="neurolearn.test"), pytest.raises(RuntimeError):
+    log = logging.getLogger("heartbeat-test")
+    with caplog.at_level(logging.INFO, logger="heartbeat-test"), pytest.raises(RuntimeError):
         with heartbeat(log, "sub-01: fmri", interval_s=10):
             raise RuntimeError("registration diverged")
     assert not any("took" in record.getMessage() for record in caplog.records)
