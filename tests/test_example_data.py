@@ -36,6 +36,8 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths = {
         "three": write_example_dataset(root / "three", participants=3, seed=0, volumes=VOLUMES),
         "two": write_example_dataset(root / "two", participants=2, seed=0, volumes=VOLUMES),
+        "t1w_only": write_example_dataset(root / "t1w_only", participants=3, seed=0, volumes=VOLUMES,
+                                          bold_participants=1),
     }
     shutil.copytree(paths["two"], root / "other")
     paths["other"] = write_example_dataset(root / "other", participants=1, seed=1, volumes=VOLUMES)
@@ -193,4 +195,18 @@ def test_replaces_a_previous_example_dataset(datasets: dict[str, Path]) -> None:
     other = datasets["other"]
     assert not (other / "sub-02").exists()
     assert json.loads((other / "dataset_description.json").read_text())["GeneratedBy"][0]["Description"].endswith("seed 1")
-    assert sorted(path.name for path in other.parent.iterdir()) == ["other", "three", "two"]
+    assert sorted(path.name for path in other.parent.iterdir()) == ["other", "t1w_only", "three", "two"]
+
+
+def test_bold_for_the_first_participants_only_and_the_same_anatomy(datasets: dict[str, Path]) -> None:
+    t1w_only, three = _digests(datasets["t1w_only"]), _digests(datasets["three"])
+    assert sorted(name for name in t1w_only if "_bold." in name) == ["sub-01/func/sub-01_task-faces_bold.json",
+                                                                      "sub-01/func/sub-01_task-faces_bold.nii.gz"]
+    for label in ("01", "02", "03"):
+        name = f"sub-{label}/anat/sub-{label}_T1w.nii.gz"
+        assert t1w_only[name] == three[name]
+    truth = pd.read_csv(datasets["t1w_only"] / TRUTH / "participants.tsv", sep="\t")
+    assert truth.nonsteady_volumes.notna().tolist() == [True, False, False]
+    assert "the first 1 also have" in (datasets["t1w_only"] / "README").read_text()
+    with pytest.raises(UsageError, match="bold-participants"):
+        write_example_dataset(datasets["t1w_only"].parent / "bad", participants=2, bold_participants=-1)

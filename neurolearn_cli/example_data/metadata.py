@@ -22,7 +22,7 @@ nilearn's bundled MNI152 2009a symmetric template (T1w, GM and WM maps,
 downsampled to 2 mm) inside a synthetic head (scalp, skull, CSF, neck).
 
 Each participant has a 2 mm T1w (random smooth nonlinear warp, head pose,
-bias field, Rician noise) and one {task} BOLD run ({volumes} volumes, TR {tr} s,
+bias field, Rician noise); {with_bold} one {task} BOLD run ({volumes} volumes, TR {tr} s,
 3 mm) simulated from the same warped anatomy, with head motion, non-steady-state
 initial volumes, drifts, physiological fluctuations and an HRF-convolved block
 response in early visual (all blocks) and fusiform (faces > scrambled faces)
@@ -40,9 +40,16 @@ Generated with seed {seed}; the same seed gives byte-identical files.
 """
 
 
-def readme(seed: int, protocol: BoldProtocol) -> str:
-    """README text."""
-    return _README.format(task=protocol.task, volumes=protocol.volumes, tr=protocol.repetition_time, seed=seed)
+def readme(seed: int, protocol: BoldProtocol, bold_participants: int, participants: int) -> str:
+    """README text; the first ``bold_participants`` of ``participants`` have a BOLD run."""
+    if bold_participants >= participants:
+        with_bold = "each also has"
+    elif bold_participants == 0:
+        with_bold = "none has"
+    else:
+        with_bold = f"the first {bold_participants} also have"
+    return _README.format(task=protocol.task, volumes=protocol.volumes, tr=protocol.repetition_time, seed=seed,
+                          with_bold=with_bold)
 
 
 def _generated_by(seed: int) -> list[dict[str, str]]:

@@ -34,14 +34,18 @@ class ParticipantData:
     t1w: np.ndarray
     dseg: np.ndarray
     affine: np.ndarray
-    events: pd.DataFrame
-    bold: BoldRun
+    events: pd.DataFrame | None
+    bold: BoldRun | None
 
 
 def simulate_participant(
-    index: int, seed: int, space: ExampleSpace, protocol: BoldProtocol = BOLD
+    index: int, seed: int, space: ExampleSpace, protocol: BoldProtocol = BOLD, *, with_bold: bool = True
 ) -> ParticipantData:
-    """Simulate participant ``index`` (1-based) of the dataset generated with ``seed``."""
+    """Simulate participant ``index`` (1-based) of the dataset generated with ``seed``.
+
+    ``with_bold=False`` leaves out the BOLD run and its events (``None``); the
+    anatomy is the same either way (independent random streams).
+    """
     demographics_rng, anatomy_rng, bold_rng = np.random.default_rng([seed, index]).spawn(3)
     participant = draw_participant(index, demographics_rng)
     site = SITES[participant.site]
@@ -56,6 +60,10 @@ def simulate_participant(
         return sample(volume, points, order=order).reshape(space.shape)
 
     t1w = acquire_t1w(anatomy_rng, warp(t1_contrast(maps, space.head, site.t1_gamma)), site)
+    dseg = warp(tissue_labels(maps), order=0).astype(np.uint8)
+    if not with_bold:
+        return ParticipantData(participant=participant, t1w=t1w, dseg=dseg, affine=np.asarray(space.affine),
+                               events=None, bold=None)
     native = {
         "baseline": warp(t2star_contrast(maps, space.head, space.dropout)),
         "occipital": warp(space.occipital),
@@ -66,7 +74,7 @@ def simulate_participant(
     return ParticipantData(
         participant=participant,
         t1w=t1w,
-        dseg=warp(tissue_labels(maps), order=0).astype(np.uint8),
+        dseg=dseg,
         affine=np.asarray(space.affine),
         events=events,
         bold=bold,

@@ -65,29 +65,31 @@ def _image(data: np.ndarray, affine: np.ndarray, repetition_time: float | None =
 
 
 def _write_participant(root: Path, data: ParticipantData, label: str, protocol: BoldProtocol) -> None:
-    """Raw T1w, BOLD and events of one participant, and their ground truth."""
+    """Raw T1w, BOLD and events of one participant (BOLD where simulated), and their ground truth."""
     site = SITES[data.participant.site]
     anat, func = root / f"sub-{label}" / "anat", root / f"sub-{label}" / "func"
     truth = root / TRUTH_DIR / f"sub-{label}"
-    stem = f"sub-{label}_task-{protocol.task}"
     write_nifti(anat / f"sub-{label}_T1w.nii.gz", _image(data.t1w, data.affine), compresslevel=FAST_GZIP)
     write_json(anat / f"sub-{label}_T1w.json", metadata.t1w_sidecar(site))
+    write_nifti(truth / "anat" / f"sub-{label}_dseg.nii.gz", _image(data.dseg, data.affine), compresslevel=FAST_GZIP)
+    if data.bold is None or data.events is None:
+        return
+    stem = f"sub-{label}_task-{protocol.task}"
     write_nifti(func / f"{stem}_bold.nii.gz", _image(data.bold.data, protocol.affine, protocol.repetition_time), compresslevel=FAST_GZIP)
     write_json(func / f"{stem}_bold.json", metadata.bold_sidecar(site, protocol))
     write_tsv(func / f"{stem}_events.tsv", data.events)
-    write_nifti(truth / "anat" / f"sub-{label}_dseg.nii.gz", _image(data.dseg, data.affine), compresslevel=FAST_GZIP)
     write_nifti(truth / "func" / f"{stem}_desc-activation_dseg.nii.gz", _image(data.bold.activation, protocol.affine), compresslevel=FAST_GZIP)
     motion = pd.DataFrame(data.bold.motion, columns=list(MOTION_COLUMNS))
     write_tsv(truth / "func" / f"{stem}_desc-motion_timeseries.tsv", motion, float_format="%.6f")
 
 
-def _write_dataset(root: Path, participants: int, seed: int, protocol: BoldProtocol) -> None:
-    """Simulate and write every participant, then the dataset-level files."""
+def _write_dataset(root: Path, participants: int, seed: int, protocol: BoldProtocol, bold_participants: int) -> None:
+    """Simulate and write every participant (a BOLD run for the first ``bold_participants``), then the dataset-level files."""
     space = example_space()
     width = max(2, len(str(participants)))
     rows, truth_rows = [], []
     for index in range(1, participants + 1):
-        data = simulate_participant(index, seed, space, protocol)
+        data = simulate_participant(index, seed, space, protocol, with_bold=index <= bold_participants)
         person = data.participant
         label = person.label(width)
         _write_participant(root, data, label, protocol)
@@ -95,16 +97,17 @@ def _write_dataset(root: Path, participants: int, seed: int, protocol: BoldProto
         rows.append({"participant_id": f"sub-{label}", "age": person.age, "sex": person.sex,
                      "site": person.site, "group": person.group})
         truth_rows.append({"participant_id": f"sub-{label}", "atrophy_severity": person.severity,
-                           "nonsteady_volumes": data.bold.nonsteady})
-    _write_dataset_files(root, seed, protocol, pd.DataFrame(rows), pd.DataFrame(truth_rows))
+                           "nonsteady_volumes": None if data.bold is None else data.bold.nonsteady})
+    _write_dataset_files(root, seed, protocol, pd.DataFrame(rows), pd.DataFrame(truth_rows), bold_participants)
 
 
 def _write_dataset_files(
-    root: Path, seed: int, protocol: BoldProtocol, participants: pd.DataFrame, truth_participants: pd.DataFrame
+    root: Path, seed: int, protocol: BoldProtocol, participants: pd.DataFrame, truth_participants: pd.DataFrame,
+    bold_participants: int,
 ) -> None:
     """Descriptions, README, participant tables and label tables of the raw and truth datasets."""
     write_json(root / "dataset_description.json", metadata.dataset_description(seed))
-    write_text(root / "README", metadata.readme(seed, protocol))
+    write_text(root / "README", metadata.readme(seed, protocol, bold_participants, len(participants)))
     write_tsv(root / "participants.tsv", participants)
     write_json(root / "participants.json", metadata.participants_sidecar())
     write_json(root / f"task-{protocol.task}_events.json", metadata.events_sidecar())
@@ -131,7 +134,8 @@ def _swap_into_place(staging: Path, bids_dir: Path) -> None:
 
 
 def write_example_dataset(
-    bids_dir: str | Path, participants: int = 8, seed: int = 0, *, volumes: int | None = None
+    bids_dir: str | Path, participants: int = 8, seed: int = 0, *, volumes: int | None = None,
+    bold_participants: int | None = None,
 ) -> Path:
     """Write the simulated example BIDS dataset to ``bids_dir`` and return its path.
 
@@ -146,6 +150,10 @@ def write_example_dataset(
         participant ``k`` is the same whatever ``participants`` is.
     volumes : int, optional
         BOLD volumes per run (default 60); fewer make a quicker, smaller dataset.
+    bold_participants : int, optional
+        How many participants (the first ones) have a BOLD run; default all.
+        The others have a T1w only, as in studies where some participants
+        skipped the functional session.
 
     Raises
     ------
@@ -157,6 +165,10 @@ def write_example_dataset(
         raise UsageError(f"--participants must be a positive integer, got {participants!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {seed!r}")
+    if bold_participants is None:
+        bold_participants = participants
+    if isinstance(bold_participants, bool) or not isinstance(bold_participants, int) or bold_participants < 0:
+        raise UsageError(f"--bold-participants must be a non-negative integer, got {bold_participants!r}")
     protocol = BOLD if volumes is None else replace(BOLD, volumes=volumes)
     if protocol.blocks < 2:
         raise UsageError(f"{protocol.volumes} volumes are too few to hold one block of each condition")
@@ -165,7 +177,7 @@ def write_example_dataset(
     bids_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=bids_dir.parent, prefix=f".{bids_dir.name}.", suffix=".partial"))
     try:
-        _write_dataset(staging, participants, seed, protocol)
+        _write_dataset(staging, participants, seed, protocol, min(bold_participants, participants))
         _swap_into_place(staging, bids_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -158,7 +158,21 @@ def _morph(root: Path, spec: FeatureSpec) -> tuple[pd.DataFrame, dict[str, Path]
     atlases = {_atlas_of(p) for p in files}
     if len(atlases) > 1:
         raise InputError(root, f"morphometry for several atlases ({', '.join(sorted(atlases))}): set features.atlas")
-    return _per_participant(files, _one_row, lambda runs: runs[0])
+    values, sources = _per_participant(files, _one_row, lambda runs: runs[0])
+    if spec.normalize == "tiv":
+        values = _relative_to_tiv(values, sources)
+    return values, sources
+
+
+def _relative_to_tiv(values: pd.DataFrame, sources: dict[str, Path]) -> pd.DataFrame:
+    """Every volume divided by the participant's ``TIV`` (a fraction of the intracranial volume); TIV dropped."""
+    if "TIV" not in values.columns:
+        raise InputError(next(iter(sources.values())), "normalize: tiv needs a TIV column")
+    tiv = values["TIV"]
+    unusable = tiv.index[~(tiv > 0)]
+    if len(unusable):
+        raise InputError(sources[unusable[0]], "TIV is missing or not positive: cannot normalize by it")
+    return values.drop(columns="TIV").div(tiv, axis=0)
 
 
 def _connectivity(root: Path, spec: FeatureSpec) -> tuple[pd.DataFrame, dict[str, Path]]:

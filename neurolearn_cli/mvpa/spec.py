@@ -48,6 +48,9 @@ class FeatureSpec(_Frozen):
     ``participant_id`` column, one per site). ``missing`` says what a missing
     value means: ``error`` (refuse), ``zero`` (a missing value is 0) or
     ``mean`` (imputed with the training-fold mean, inside the folds).
+    ``normalize: tiv`` divides morphometry volumes by the participant's
+    intracranial volume (proportional scaling, so head size does not swamp
+    regional differences); the ``TIV`` column itself is then left out.
     """
 
     kind: FeatureKind
@@ -61,6 +64,7 @@ class FeatureSpec(_Frozen):
     include: list[str] | None = None
     exclude: list[str] = Field(default_factory=list)
     missing: Literal["error", "zero", "mean"] = "error"
+    normalize: Literal["none", "tiv"] = "none"
 
     @model_validator(mode="after")
     def _sites_match_sources(self) -> FeatureSpec:
@@ -68,6 +72,8 @@ class FeatureSpec(_Frozen):
             raise ValueError("needs one site name per source")
         if self.kind == "table" and not self.sources:
             raise ValueError("a table needs at least one source file")
+        if self.normalize == "tiv" and self.kind != "morph":
+            raise ValueError(f"normalize: tiv applies to morph features, not to {self.kind}")
         return self
 
 

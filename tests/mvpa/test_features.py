@@ -33,6 +33,22 @@ def test_morph_sites_are_pooled(tmp_path: Path) -> None:
     assert list(table.site) == ["siteA", "siteA", "siteB"]
 
 
+def test_morph_normalized_by_tiv_is_a_fraction_and_drops_tiv(tmp_path: Path) -> None:
+    for label, values in (("01", [2.0, 4.0, 1000.0]), ("02", [3.0, 3.0, 1500.0])):
+        folder = tmp_path / f"sub-{label}" / "anat"
+        folder.mkdir(parents=True)
+        pd.DataFrame([values], columns=["LH_A", "RH_B", "TIV"]).to_csv(
+            folder / f"sub-{label}_seg-x_stat-gmvolume_morph.tsv", sep="\t", index=False)
+    table = load_features(FeatureSpec(kind="morph", normalize="tiv"), tmp_path)
+    assert list(table.values.columns) == ["LH_A", "RH_B"]
+    np.testing.assert_allclose(table.values.to_numpy(), [[0.002, 0.004], [0.002, 0.002]])
+    with pytest.raises(InputError, match="needs a TIV column"):
+        _morph(tmp_path / "other", "03", [1.0, 2.0, 3.0])
+        load_features(FeatureSpec(kind="morph", normalize="tiv"), tmp_path / "other")
+    with pytest.raises(ValueError, match="normalize: tiv applies to morph features"):
+        FeatureSpec(kind="iqm", normalize="tiv")
+
+
 def test_participant_in_two_sites_is_refused(tmp_path: Path) -> None:
     _morph(tmp_path / "siteA", "01", [1.0, 2.0, 3.0])
     _morph(tmp_path / "siteB", "01", [1.0, 2.0, 3.0])
