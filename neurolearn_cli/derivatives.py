@@ -175,6 +175,11 @@ class DerivativesWriter:
                 return False
         return True
 
+    def recorded(self, fingerprint: str) -> dict[str, str]:
+        """Path -> SHA-256 of the outputs the manifest records under ``fingerprint`` (what a later stage reads)."""
+        return {path: record["sha256"] for path, record in sorted(self._manifest.items())
+                if record.get("fingerprint") == fingerprint}
+
     # -- writes ------------------------------------------------------------
     def _record(self, path: Path) -> Path:
         self._manifest[self.relative(path)] = {"sha256": sha256_file(path), "fingerprint": self.fingerprint}

@@ -34,6 +34,7 @@ from neurolearn_cli.derivatives import (
     sha256_file,
 )
 from neurolearn_cli.errors import InputError, UsageError, failure_reason
+from neurolearn_cli.heartbeat import heartbeat
 from neurolearn_cli.logs import get_logger, setup_logging
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ NON_OUTPUT_SETTINGS = {
     "dry_run", "verbosity", "debug", "bids_database_dir", "skip_bids_validation", "stages", "participant_label",
 }
 #: Settings only the group-level pattern analysis reads.
-MVPA_SETTINGS = {"spec", "features", "target", "model", "cv", "group_by", "permutations", "name", "derivatives"}
+MVPA_SETTINGS = {"spec", "features", "target", "model", "cv", "inner_cv", "group_by", "permutations", "name",
+                 "derivatives"}
 #: Settings only the functional stage (and the qc that reads its outputs) reads.
 FMRI_SETTINGS = {"output_spaces", "dummy_scans", "ignore", "slice_time_ref", "fd_spike_threshold",
                  "dvars_spike_threshold", "task"}
@@ -155,24 +157,30 @@ def participant_context(config: RunConfig, dataset: DatasetPlan, participant: Pa
                         atlas=load_atlas(device, config.atlas, config.atlas_labels))
 
 
-def scheduled_stages(participant: ParticipantPlan, context: ParticipantContext) -> list[str]:
-    """The selected stages and the stages they need whose outputs are not current, in order."""
-    from neurolearn_cli.stages import load_currency_check, stage_order
+def run_stage(stage: str, participant: ParticipantPlan, context: ParticipantContext) -> None:
+    """Run ``stage`` for ``participant`` unless its outputs are current.
 
-    def is_current(stage: str) -> bool:
-        check = load_currency_check(stage)
-        current = check is not None and check(participant, context.for_stage(stage))
-        if not current:
-            context.log.info("%s: %s outputs missing or stale; running %s first", participant.subject, stage, stage)
-        return current
+    Asked at the stage's turn, after its needs ran: its digest covers the
+    bytes they recorded (:meth:`~neurolearn_cli.stages.StageContext.stage_digest`).
+    """
+    from neurolearn_cli.stages import load_currency_check, load_stage
 
-    return stage_order(context.config.selected_stages, is_current)
+    stage_context = context.for_stage(stage)
+    check = load_currency_check(stage)
+    if check is not None and check(participant, stage_context):
+        context.log.info("%s: %s outputs are up to date", participant.subject, stage)
+        return
+    if stage not in context.config.selected_stages:
+        context.log.info("%s: %s outputs missing or stale; running %s first", participant.subject, stage, stage)
+    context.log.info("%s: %s", participant.subject, stage)
+    with heartbeat(context.log, f"{participant.subject}: {stage}"):
+        load_stage(stage, "participant")(participant, stage_context)
 
 
 def run_participant(config: RunConfig, dataset: DatasetPlan, participant: ParticipantPlan) -> Outcome:
     """Run the scheduled participant stages for one participant; never raises for its own problems."""
     from neurolearn_cli.engine.device import configure_determinism, resolve_device
-    from neurolearn_cli.stages import load_stage
+    from neurolearn_cli.stages import stage_order
 
     log = get_logger()
     if participant.problems:
@@ -187,9 +195,8 @@ def run_participant(config: RunConfig, dataset: DatasetPlan, participant: Partic
         atomic.remove_temporaries(config.output_dir / participant.subject)
         atomic.remove_temporaries(config.logs_dir, name=f"{participant.subject}.json")
         context = participant_context(config, dataset, participant, device)
-        for stage in scheduled_stages(participant, context):
-            log.info("sub-%s: %s", participant.label, stage)
-            load_stage(stage, "participant")(participant, context.for_stage(stage))
+        for stage in stage_order(config.selected_stages):
+            run_stage(stage, participant, context)
     except InputError as error:
         log.error("sub-%s skipped: %s", participant.label, error)
         outcome = Outcome(participant.label, "skipped", str(error))
@@ -330,7 +337,8 @@ def run_group(config: RunConfig, dataset: DatasetPlan) -> list[Outcome]:
     for stage in config.selected_stages:
         get_logger().info("group: %s", stage)
         try:
-            load_stage(stage, "group")(dataset, context)
+            with heartbeat(get_logger(), f"group: {stage}"):
+                load_stage(stage, "group")(dataset, context)
         except (InputError, UsageError) as error:  # bad input or options (e.g. mvpa without a target): exit 2
             get_logger().error("group %s: %s", stage, error)
             outcomes.append(Outcome(f"group {stage}", "skipped", str(error)))
@@ -400,7 +408,7 @@ def execute(config: RunConfig, argv: list[str]) -> int:
         outcomes = run_participants(config, dataset, log_file)
     else:
         outcomes = run_group(config, dataset)
-    print_summary(outcomes, config.output_dir)
+    print_summary(outcomes, config.output_dir, config.analysis_level)
     code = max((o.exit_code for o in outcomes), default=0)
     log.info("finished with exit code %d; log: %s", code, log_file)
     sys.stderr.flush()

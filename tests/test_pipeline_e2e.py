@@ -100,4 +100,4 @@ def test_verify_and_resume_keep_bytes(pipeline_run):
     assert before == after
     # the newest log: names sort by start second, and the earlier group run may share it
     log = max((out / "logs").glob("neurolearn-*.log"), key=lambda p: p.stat().st_mtime_ns).read_text()
-    assert "smri outputs are up to date" in log and "is up to date" in log
+    assert "smri outputs are up to date" in log and "fmri outputs are up to date" in log

@@ -14,6 +14,7 @@ from typing import Any
 from neurolearn_cli.dataset.plan import BoldRun, ParticipantPlan
 from neurolearn_cli.derivatives import raw_entities, raw_source
 from neurolearn_cli.errors import InputError
+from neurolearn_cli.heartbeat import heartbeat
 from neurolearn_cli.spaces import OutputSpace, first_template
 from neurolearn_cli.stages import ParticipantContext
 
@@ -170,23 +171,24 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
             log.info("%s: %s is up to date", participant.subject, run.image.path.name)
             continue
         log.info("%s: preprocessing %s", participant.subject, run.image.path.name)
-        bold = load_image(run.image.path, context.device)
-        sbref = load_image(run.sbref.path, context.device) if run.sbref is not None else None
-        result = preprocess_bold(
-            bold,
-            run.image.metadata,
-            run.repetition_time,
-            anatomy,
-            source=str(run.image.path),
-            sbref=sbref,
-            fieldmap=_fieldmap(run, context.device, log, participant.subject),
-            atlas_labels=atlas.labels,
-            atlas_table=atlas.table,
-            options=options,
-        )
-        for note in result.notes:
-            log.info("%s: %s: %s", participant.subject, run.image.path.name, note)
-        _write_run(run, result, entities, context, read_header(run.image.path), atlas)
+        with heartbeat(log, f"{participant.subject}: {run.image.path.name}"):
+            bold = load_image(run.image.path, context.device)
+            sbref = load_image(run.sbref.path, context.device) if run.sbref is not None else None
+            result = preprocess_bold(
+                bold,
+                run.image.metadata,
+                run.repetition_time,
+                anatomy,
+                source=str(run.image.path),
+                sbref=sbref,
+                fieldmap=_fieldmap(run, context.device, log, participant.subject),
+                atlas_labels=atlas.labels,
+                atlas_table=atlas.table,
+                options=options,
+            )
+            for note in result.notes:
+                log.info("%s: %s: %s", participant.subject, run.image.path.name, note)
+            _write_run(run, result, entities, context, read_header(run.image.path), atlas)
 
 
 def _write_run(
@@ -198,6 +200,7 @@ def _write_run(
     atlas: Any,
 ) -> None:
     from neurolearn_cli.fmri.pipeline import DENOISING_STRATEGY
+    from neurolearn_cli.fmri.sdcplan import choose_estimator
 
     writer = context.writer
     source = raw_source(run.image.relpath)
@@ -209,6 +212,11 @@ def _write_run(
         "SusceptibilityDistortionCorrection": result.sdc_method,
         "CoregistrationMethod": result.coregistration.method,
         "CoregistrationCost": result.coregistration.cost,
+        # what was skipped and why, and the outlier criteria: read back by the methods boilerplate
+        "ProcessingNotes": [*choose_estimator(run.fieldmaps, run.image)[1], *result.notes],
+        "MotionOutlierThresholds": {"framewise_displacement": context.config.fd_spike_threshold,
+                                    "std_dvars": context.config.dvars_spike_threshold},
+        "NonSteadyStateVolumesFrom": "detected" if context.config.dummy_scans is None else "--dummy-scans",
     }
     if result.slice_timing_reference is not None:
         timing["StartTime"] = result.slice_timing_reference

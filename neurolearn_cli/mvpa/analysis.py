@@ -17,6 +17,7 @@ import pandas as pd
 
 from neurolearn_cli.engine.device import resolve_device
 from neurolearn_cli.errors import SpecError
+from neurolearn_cli.messages import format_p
 from neurolearn_cli.mvpa import metrics
 from neurolearn_cli.mvpa.dataset import AnalysisData, assemble
 from neurolearn_cli.mvpa.features import load_features
@@ -152,6 +153,7 @@ def run_analysis(spec: AnalysisSpec, bids_dir: Path, output_dir: Path, *,
     timing = {"started": started, "cv_s": cv_done - cv_started, "permutations_s": permutations_done - cv_done}
     folder = write_outputs(spec, Path(output_dir), results, predictions, weights, null, table.inputs,
                            Path(bids_dir) / "participants.tsv", timing, str(torch_device))
-    LOGGER.info("mvpa %s: %s = %.3f (p = %s), written to %s", spec.name, metric, cv.statistic,
-                results["permutation_p"], folder)
+    interval = "" if ci is None else f" (95% CI {ci[0]:.3f} to {ci[1]:.3f})"
+    LOGGER.info("mvpa %s: %s = %.3f%s, permutation p = %s, %d participants; outputs in %s", spec.name, metric,
+                cv.statistic, interval, format_p(results["permutation_p"]), len(data.y), folder)
     return AnalysisResult(folder, results, predictions, weights, null)

@@ -6,6 +6,9 @@
 - :mod:`~neurolearn_cli.qc.functional`: BOLD IQMs with MRIQC's names;
 - :mod:`~neurolearn_cli.qc.confounds`: correlations among the fmri stage's confounds;
 - :mod:`~neurolearn_cli.qc.figures`: report figures as PNG/SVG bytes;
+- :mod:`~neurolearn_cli.qc.iqm_catalog`: each IQM's group, unit, meaning and MRIQC definition;
 - :mod:`~neurolearn_cli.qc.group`: group tables and outlier flags;
-- :mod:`~neurolearn_cli.qc.report`: participant and group HTML pages, methods text.
+- :mod:`~neurolearn_cli.qc.group_figures`: strip plots of one IQM across images (inline SVG);
+- :mod:`~neurolearn_cli.qc.group_report`: the group HTML pages;
+- :mod:`~neurolearn_cli.qc.report`: the participant HTML page.
 """

@@ -2,7 +2,10 @@
 
 Figures are drawn with matplotlib's object API on an Agg canvas. Volumes come in
 as numpy arrays in RAS voxel order (the report edge converts tensors); slices
-are shown in neurological convention (the subject's left on the left).
+are shown in neurological convention (the subject's left on the left). Each
+``*_figure`` function returns the figure itself, so what it draws (legend
+entries, threshold lines) can be checked; its namesake without the suffix
+renders it to PNG.
 """
 
 from __future__ import annotations
@@ -12,14 +15,23 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.ndimage as ndi
+from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from pandas import DataFrame
 
-DSEG_COLOURS = ListedColormap(["#00000000", "#2ca02c", "#1f77b4", "#ff7f0e"])  # bg, GM, WM, CSF
-MASK_COLOUR = "#e41a1c"
-FLAG_COLOUR = "#d62728"
+from neurolearn_cli.palette import FLAG_COLOUR, MASK_COLOUR, TISSUE_COLOURS
+
+#: smri's dseg labels (1 GM, 2 WM, 3 CSF) in their tissue colours; 0 (background) transparent.
+DSEG_LABELS = ("GM", "WM", "CSF")
+DSEG_COLOURS = ListedColormap(["#00000000", *(TISSUE_COLOURS[name] for name in DSEG_LABELS)])
+#: Opacity of the tissue colours over the T1w, also used for their legend patches.
+DSEG_ALPHA = 0.35
+#: Colour of the template's edges over the normalized T1w.
+EDGE_COLOUR = "#00e5ff"
 
 
 def _png(figure: Figure, dpi: int = 90) -> bytes:
@@ -56,6 +68,22 @@ def _plane(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
     return np.take(volume, index, axis=axis).T
 
 
+def _dark_legend(figure: Figure, handles: Sequence[Artist]) -> None:
+    """A legend under a figure on a black background."""
+    figure.legend(handles=list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles),
+                  fontsize=9, frameon=False, labelcolor="white")
+
+
+def mosaic_legend(mask: bool, dseg: bool) -> list[Artist]:
+    """Legend entries of :func:`mosaic`: the mask's outline, then the tissue colours, for what is drawn."""
+    handles: list[Artist] = []
+    if mask:
+        handles.append(Line2D([], [], color=MASK_COLOUR, lw=1.5, label="brain mask"))
+    if dseg:
+        handles += [Patch(color=TISSUE_COLOURS[name], alpha=DSEG_ALPHA * 2, label=name) for name in DSEG_LABELS]
+    return handles
+
+
 def mosaic(
     data: np.ndarray,
     mask: np.ndarray | None = None,
@@ -64,7 +92,19 @@ def mosaic(
     n_slices: int = 12,
     columns: int = 6,
 ) -> bytes:
-    """Slices of a 3D volume with an optional mask contour and tissue (dseg) overlay.
+    """PNG of :func:`mosaic_figure`."""
+    return _png(mosaic_figure(data, mask, dseg, axis, n_slices, columns))
+
+
+def mosaic_figure(
+    data: np.ndarray,
+    mask: np.ndarray | None = None,
+    dseg: np.ndarray | None = None,
+    axis: int = 2,
+    n_slices: int = 12,
+    columns: int = 6,
+) -> Figure:
+    """Slices of a 3D volume with an optional mask contour and tissue (dseg) overlay, and their legend.
 
     Parameters
     ----------
@@ -99,7 +139,7 @@ def mosaic(
                 cmap=DSEG_COLOURS,
                 vmin=0,
                 vmax=3,
-                alpha=0.35,
+                alpha=DSEG_ALPHA,
                 origin="lower",
                 interpolation="none",
             )
@@ -109,7 +149,10 @@ def mosaic(
                 ax.contour(plane, levels=[0.5], colors=MASK_COLOUR, linewidths=0.8, origin="lower")
         ax.set_axis_off()
     figure.subplots_adjust(wspace=0.02, hspace=0.02, left=0, right=1, bottom=0, top=1)
-    return _png(figure)
+    handles = mosaic_legend(mask is not None, dseg is not None)
+    if handles:
+        _dark_legend(figure, handles)
+    return figure
 
 
 def _edges(template: np.ndarray) -> np.ndarray:
@@ -124,6 +167,13 @@ def _edges(template: np.ndarray) -> np.ndarray:
 def normalization_check(
     t1w_in_template: np.ndarray, template: np.ndarray, n_slices: int = 4
 ) -> bytes:
+    """PNG of :func:`normalization_figure`."""
+    return _png(normalization_figure(t1w_in_template, template, n_slices))
+
+
+def normalization_figure(
+    t1w_in_template: np.ndarray, template: np.ndarray, n_slices: int = 4
+) -> Figure:
     """The normalised T1w with the template's edges on top, in three views.
 
     Misregistration shows as edges (cortex, ventricles) that do not sit on the
@@ -141,62 +191,29 @@ def normalization_check(
             outline = np.ma.masked_equal(_plane(edges, axis, index).astype(int), 0)
             ax.imshow(
                 outline,
-                cmap=ListedColormap(["#00e5ff"]),
+                cmap=ListedColormap([EDGE_COLOUR]),
                 alpha=0.8,
                 origin="lower",
                 interpolation="none",
             )
             ax.set_axis_off()
     figure.subplots_adjust(wspace=0.02, hspace=0.02, left=0, right=1, bottom=0, top=1)
-    return _png(figure)
+    _dark_legend(figure, [Patch(color=EDGE_COLOUR, label="template edges")])
+    return figure
 
 
-def tukey_fences(values: np.ndarray, k: float = 1.5) -> tuple[float, float]:
-    """Tukey's fences ``Q1 - k IQR`` and ``Q3 + k IQR``."""
-    q1, q3 = np.percentile(values, [25.0, 75.0])
-    return float(q1 - k * (q3 - q1)), float(q3 + k * (q3 - q1))
+def motion_traces(parameters: np.ndarray, fd: np.ndarray, repetition_time: float, *, threshold: float) -> bytes:
+    """PNG of :func:`motion_figure`."""
+    return _png(motion_figure(parameters, fd, repetition_time, threshold=threshold))
 
 
-def strip_box(
-    values: Sequence[float], name: str, flagged: Sequence[bool] | None = None, seed: int = 0
-) -> bytes:
-    """One IQM across participants: jittered points over a box plot whose whiskers are Tukey's fences.
-
-    Points outside the fences, or listed in ``flagged``, are drawn in red.
-    """
-    data = np.asarray(values, dtype=np.float64)
-    low, high = tukey_fences(data)
-    outside = (data < low) | (data > high)
-    marked = outside if flagged is None else outside | np.asarray(flagged, dtype=bool)
-    figure = Figure(figsize=(3.2, 1.5))
-    ax = figure.add_subplot(1, 1, 1)
-    ax.boxplot(
-        data,
-        orientation="horizontal",
-        whis=1.5,
-        widths=0.5,
-        showfliers=False,
-        medianprops={"color": "black"},
-    )
-    jitter = 1.0 + np.random.default_rng(seed).uniform(-0.15, 0.15, data.size)
-    ax.scatter(data[~marked], jitter[~marked], s=12, color="#4c72b0", alpha=0.7, zorder=3)
-    ax.scatter(data[marked], jitter[marked], s=22, color=FLAG_COLOUR, zorder=4)
-    ax.set_yticks([])
-    ax.set_title(name, fontsize=9)
-    ax.tick_params(labelsize=7)
-    for side in ("top", "right", "left"):
-        ax.spines[side].set_visible(False)
-    return _png(figure, dpi=80)
-
-
-def motion_traces(
-    parameters: np.ndarray, fd: np.ndarray, repetition_time: float, threshold: float = 0.2
-) -> bytes:
+def motion_figure(parameters: np.ndarray, fd: np.ndarray, repetition_time: float, *, threshold: float) -> Figure:
     """Translations (mm), rotations (degrees) and framewise displacement over time.
 
     ``parameters`` is (T, 6): three translations in mm then three rotations in
     radians (fMRIPrep's column order); ``fd`` has T values (the first may be NaN).
-    Volumes whose FD exceeds ``threshold`` are marked in red.
+    ``threshold`` is the run's FD spike threshold (``--fd-spike-threshold``):
+    drawn as a labelled line, with the volumes above it marked in red.
     """
     params = np.asarray(parameters, dtype=np.float64)
     displacement = np.asarray(fd, dtype=np.float64)
@@ -208,17 +225,17 @@ def motion_traces(
         axes[1].plot(time, np.degrees(params[:, 3 + k]), lw=1, label=f"rot {label}")
     axes[0].set_ylabel("mm", fontsize=8)
     axes[1].set_ylabel("degrees", fontsize=8)
-    axes[2].plot(time, displacement, lw=1, color="black")
-    axes[2].axhline(threshold, color=FLAG_COLOUR, lw=0.8, ls="--")
-    above = np.nan_to_num(displacement) > threshold
-    axes[2].scatter(time[above], displacement[above], s=10, color=FLAG_COLOUR, zorder=3)
+    axes[2].plot(time, displacement, lw=1, color="black", label="FD")
+    axes[2].axhline(threshold, color=FLAG_COLOUR, lw=0.8, ls="--", label=f"threshold {threshold:g} mm")
+    above = np.nan_to_num(displacement, nan=-np.inf) > threshold
+    axes[2].scatter(time[above], displacement[above], s=10, color=FLAG_COLOUR, zorder=3,
+                    label=f"above threshold ({int(above.sum())})")
     axes[2].set_ylabel("FD (mm)", fontsize=8)
     axes[2].set_xlabel("time (s)", fontsize=8)
-    for ax in axes[:2]:
-        ax.legend(fontsize=7, ncol=3, loc="upper right", frameon=False)
     for ax in axes:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
         ax.tick_params(labelsize=7)
-    return _png(figure)
+    return figure
 
 
 def confounds_correlation(matrix: DataFrame, reference: str) -> bytes:

@@ -8,15 +8,16 @@ their inputs and writes what they return.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.engine.transforms import Transform
 from neurolearn_cli.fmri.motion import MOTION_COLUMNS
+from neurolearn_cli.qc.measures import MISSING_KEY, Measure, Missing
 from neurolearn_cli.qc.report import ReportFigure
 from neurolearn_cli.smri.template import Template
 
@@ -34,7 +35,7 @@ FMRI_FIGURE_TITLES = {
 class QCResult:
     """One image's IQMs (MRIQC's names) and report figures."""
 
-    iqms: dict[str, float]
+    iqms: dict[str, Measure]
     figures: list[ReportFigure] = field(default_factory=list)
 
 
@@ -53,8 +54,15 @@ def anatomical_qc(
     mni_t1w: Image,
     template: Template,
     template_to_t1w: Transform,
+    *,
+    conformed: Image,
 ) -> QCResult:
     """IQMs and figures of a preprocessed T1w.
+
+    The IQMs are measured on ``conformed`` divided by the bias field (MRIQC's
+    bias-corrected image, background included): smri's ``corrected`` T1w is
+    zero where its segmentation left the background out, which would empty
+    the noise reference of ``fber``, ``snrd_*``, ``qi_1`` and ``summary_bg_*``.
 
     Parameters
     ----------
@@ -68,6 +76,8 @@ def anatomical_qc(
         The normalization's template (its tissue priors, its T1w for the figure).
     template_to_t1w : Transform
         Maps T1w points to template points (warps the priors onto the T1w).
+    conformed : Image
+        The reference T1w as smri conformed it (:func:`~neurolearn_cli.smri.conform.conform_t1w`), on ``corrected``'s grid.
     """
     from neurolearn_cli.engine.resample import resample
     from neurolearn_cli.qc import figures
@@ -81,12 +91,12 @@ def anatomical_qc(
     coarse = corrected.grid.strided(PRIOR_STRIDE)
     warped = resample(template.priors(), coarse, template_to_t1w).data
     priors = {name: warped[..., index] for index, name in enumerate(("gm", "wm", "csf"))}
-    raw = corrected.data * bias.data  # the preprocessed T1w before bias correction
+    raw = conformed.data
     head = head_mask(raw) | brain
     air = air_mask(raw, head, brain, corrected.affine.cpu().numpy())
     artifacts = artifact_mask(raw, air, head, corrected.spacing)
     iqms = anatomical_iqms(
-        corrected.data,
+        raw / bias.data,
         corrected.spacing,
         brain,
         probabilities,
@@ -111,16 +121,21 @@ def anatomical_qc(
     return QCResult(iqms=iqms, figures=made)
 
 
-def confound_figures(table: pd.DataFrame, repetition_time: float, dummies: int) -> list[ReportFigure]:
+def confound_figures(
+    table: pd.DataFrame, repetition_time: float, dummies: int, *, fd_threshold: float
+) -> list[ReportFigure]:
     """Report figures from the fmri stage's confounds table: motion traces, confound correlations.
 
-    The correlation figure is left out when the table has no varying global signal.
+    ``fd_threshold`` is the run's FD spike threshold (``--fd-spike-threshold``),
+    drawn on the FD trace. The correlation figure is left out when the table
+    has no varying global signal.
     """
     from neurolearn_cli.qc import figures
     from neurolearn_cli.qc.confounds import REFERENCE, confound_correlations, top_correlates
 
     fd = table["framewise_displacement"].to_numpy(dtype=float)
-    made = [figure("Head motion", figures.motion_traces(table[list(MOTION_COLUMNS)].to_numpy(float), fd, repetition_time))]
+    motion = table[list(MOTION_COLUMNS)].to_numpy(float)
+    made = [figure("Head motion", figures.motion_traces(motion, fd, repetition_time, threshold=fd_threshold))]
     try:
         matrix = confound_correlations(table, skip=dummies)
     except ValueError:
@@ -138,7 +153,12 @@ def confound_figures(table: pd.DataFrame, repetition_time: float, dummies: int) 
 
 
 def functional_qc(
-    bold: Image, repetition_time: float, confounds: pd.DataFrame, fmri_figures: Mapping[str, bytes]
+    bold: Image,
+    repetition_time: float,
+    confounds: pd.DataFrame,
+    fmri_figures: Mapping[str, bytes],
+    *,
+    fd_threshold: float,
 ) -> QCResult:
     """IQMs and figures of one BOLD run.
 
@@ -152,22 +172,44 @@ def functional_qc(
     ----------
     fmri_figures : mapping
         The fmri stage's figure bytes by role (keys of :data:`FMRI_FIGURE_TITLES`); missing ones are left out.
+    fd_threshold : float
+        The run's FD spike threshold (``--fd-spike-threshold``), for the motion figure.
     """
+    from neurolearn_cli.fmri.figures import CAPTIONS
     from neurolearn_cli.fmri.masking import intensity_mask
     from neurolearn_cli.qc.confounds import nonsteady_count
     from neurolearn_cli.qc.functional import functional_iqms
 
     dummies = nonsteady_count(confounds)
-    made = confound_figures(confounds, repetition_time, dummies)
+    made = confound_figures(confounds, repetition_time, dummies, fd_threshold=fd_threshold)
     # displacements between steady-state volumes only (NaN entries are dropped)
     fd_steady = confounds["framewise_displacement"].to_numpy(float)[dummies + 1 :]
     mask = intensity_mask(bold.data[..., dummies:].median(dim=-1).values)
-    made += [figure(title, fmri_figures[role]) for role, title in FMRI_FIGURE_TITLES.items() if role in fmri_figures]
+    made += [
+        figure(title, fmri_figures[role], CAPTIONS[role.removeprefix("figure_")])
+        for role, title in FMRI_FIGURE_TITLES.items()
+        if role in fmri_figures
+    ]
     iqms = functional_iqms(bold.data, mask, bold.spacing, repetition_time, fd_steady, dummy_trs=dummies)
     return QCResult(iqms=iqms, figures=made)
 
 
-def iqm_record(iqms: Mapping[str, float], bids_name: str) -> dict[str, object]:
-    """An IQM JSON as MRIQC writes it: the measures (non-finite as null) and the source's name."""
-    clean = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in iqms.items()}
-    return {**clean, "bids_name": bids_name}
+def iqm_record(iqms: Mapping[str, Measure], bids_name: str) -> dict[str, object]:
+    """An IQM JSON as MRIQC writes it, the source's name, and why any measure is missing.
+
+    A missing (or non-finite) measure is ``null``, never a placeholder number,
+    and its reason is under :data:`~neurolearn_cli.qc.measures.MISSING_KEY`
+    (``{"fber": "no background voxels"}``), present when something is missing.
+    """
+    values: dict[str, object] = {}
+    missing: dict[str, str] = {}
+    for name, value in iqms.items():
+        if isinstance(value, Missing):
+            missing[name] = value.reason
+        elif isinstance(value, float) and not math.isfinite(value):
+            missing[name] = "not a finite number"
+        else:
+            values[name] = value
+            continue
+        values[name] = None
+    return {**values, "bids_name": bids_name, **({MISSING_KEY: missing} if missing else {})}

@@ -36,6 +36,23 @@ def iqm_entities(image: ImageInput, suffix: str) -> dict[str, Any]:
     }
 
 
+def report_entities(participant: ParticipantPlan) -> dict[str, Any]:
+    """The participant report: ``sub-<label>.html`` at the derivatives root."""
+    return {"subject": participant.label, "extension": ".html"}
+
+
+def planned_outputs(participant: ParticipantPlan, context: ParticipantContext) -> list[Path]:
+    """Paths of the participant-level qc outputs: the IQM JSONs (T1w, each BOLD run) and the report."""
+    entities = [iqm_entities(participant.t1w[0], "T1w")] if participant.t1w else []
+    entities += [iqm_entities(run.image, "bold") for run in participant.bold]
+    return [context.writer.path(e) for e in [*entities, report_entities(participant)]]
+
+
+def outputs_current(participant: ParticipantPlan, context: ParticipantContext) -> bool:
+    """Whether every qc output is recorded under ``context``'s digest (the runner's check before qc runs)."""
+    return context.writer.is_current(planned_outputs(participant, context))
+
+
 def bids_name(image: ImageInput) -> str:
     """Source file name without extension (``sub-01_task-rest_bold``)."""
     return image.path.name.split(".")[0]
@@ -48,6 +65,7 @@ def _t1w_section(participant: ParticipantPlan, context: ParticipantContext) -> A
     from neurolearn_cli.qc.pipeline import anatomical_qc
     from neurolearn_cli.qc.report import ImageQC
     from neurolearn_cli.smri import workflow as smri
+    from neurolearn_cli.smri.conform import conform_t1w
 
     device = context.device
     outputs = smri.planned_outputs(participant, context)
@@ -62,6 +80,10 @@ def _t1w_section(participant: ParticipantPlan, context: ParticipantContext) -> A
         load_image(outputs["mni_preproc"], device),
         context.template,
         read_transform(outputs["xfm_from_template"]).to(device),
+        conformed=conform_t1w(
+            [load_image(image.path, device) for image in participant.t1w],
+            [str(image.path) for image in participant.t1w],
+        ),
     )
     first = participant.t1w[0]
     return ImageQC(bids_name=bids_name(first), figures=result.figures, iqms=result.iqms, metadata=first.metadata)
@@ -80,37 +102,68 @@ def _bold_section(run: BoldRun, context: ParticipantContext) -> Any:
     confounds = pd.read_csv(outputs["confounds"], sep="\t", na_values="n/a")
     fmri_figures = {role: outputs[role].read_bytes() for role in FMRI_FIGURE_TITLES if outputs[role].is_file()}
     bold = load_image(run.image.path, context.device)
-    result = functional_qc(bold, run.repetition_time, confounds, fmri_figures)
+    result = functional_qc(bold, run.repetition_time, confounds, fmri_figures,
+                           fd_threshold=context.config.fd_spike_threshold)
     return ImageQC(bids_name=bids_name(run.image), figures=result.figures, iqms=result.iqms,
                    metadata=run.image.metadata)
 
 
-def run_participant(participant: ParticipantPlan, context: ParticipantContext) -> None:
-    """IQM JSONs and the participant report (the ``qc`` stage, participant level)."""
-    from neurolearn_cli.qc.pipeline import iqm_record
-    from neurolearn_cli.qc.report import (
-        ParticipantReport,
-        dependency_versions,
-        methods_text,
-        render_participant_report,
-    )
+def _anat_facts(participant: ParticipantPlan, context: ParticipantContext) -> Any:
+    """The participant's smri facts, read from the smri stage's planned outputs (None without a T1w)."""
+    from neurolearn_cli.boilerplate.gather import anat_facts, sidecar_path
+    from neurolearn_cli.smri import workflow as smri
 
-    writer, anat, func, modalities = context.writer, [], [], []
+    if not participant.t1w:
+        return None
+    outputs = smri.planned_outputs(participant, context)
+    return anat_facts(participant.label, sidecar_path(outputs["preproc"]), sidecar_path(outputs["morph"]),
+                      context.template.name)
+
+
+def _bold_facts(run: BoldRun, context: ParticipantContext) -> Any:
+    """One run's fmri facts, read from the fmri stage's planned outputs (None where it wrote none)."""
+    from neurolearn_cli.boilerplate.gather import bold_facts, sidecar_path
+    from neurolearn_cli.fmri.workflow import run_outputs
+
+    outputs = run_outputs(run, context)
+    sidecars = {str(space): sidecar_path(outputs[f"bold_{space}"]) for space in context.config.output_spaces}
+    connectivity = outputs.get("pearsoncorrelation")
+    return bold_facts(run.image.entities["subject"], bids_name(run.image), sidecars, outputs["confounds"],
+                      None if connectivity is None else sidecar_path(connectivity))
+
+
+def run_participant(participant: ParticipantPlan, context: ParticipantContext) -> None:
+    """IQM JSONs and the participant report: summary, images, methods (the ``qc`` stage, participant level)."""
+    from neurolearn_cli.boilerplate.facts import RunFacts
+    from neurolearn_cli.boilerplate.gather import software
+    from neurolearn_cli.boilerplate.methods import methods
+    from neurolearn_cli.boilerplate.summary import participant_summary, run_summary
+    from neurolearn_cli.qc.pipeline import iqm_record
+    from neurolearn_cli.qc.report import ParticipantReport, render_participant_report
+
+    writer, anat, func = context.writer, [], []
     if participant.t1w:
         section = _t1w_section(participant, context)
         writer.write_json(writer.path(iqm_entities(participant.t1w[0], "T1w")),
                           iqm_record(section.iqms, section.bids_name))
         anat.append(section)
-        modalities.append("T1w")
     for run in participant.bold:
         section = _bold_section(run, context)
         writer.write_json(writer.path(iqm_entities(run.image, "bold")), iqm_record(section.iqms, section.bids_name))
         func.append(section)
-    if participant.bold:
-        modalities.append("bold")
-    methods = methods_text(modalities, dependency_versions(), device=str(context.device))
-    report = ParticipantReport(participant=participant.label, anat=anat, func=func, methods=methods)
-    writer.write_text(writer.path({"subject": participant.label, "extension": ".html"}),
+    anat_facts = _anat_facts(participant, context)
+    runs = [facts for run in participant.bold if (facts := _bold_facts(run, context)) is not None]
+    boilerplate = methods(RunFacts(software(str(context.device)), anat=(anat_facts,) if anat_facts else (),
+                                   bold=tuple(runs), qc_t1w=len(anat), qc_bold=len(func)))
+    report = ParticipantReport(
+        participant=participant.label,
+        summary=participant_summary(participant.label, anat_facts, runs, context.config.ignore),
+        runs={facts.name: run_summary(facts) for facts in runs},
+        anat=anat,
+        func=func,
+        methods=boilerplate,
+    )
+    writer.write_text(writer.path(report_entities(participant)),
                       render_participant_report(report))
 
 
@@ -129,17 +182,40 @@ def _failures(dataset: DatasetPlan, logs_dir: Path) -> dict[str, str]:
     return failures
 
 
+def write_citation(context: StageContext, assessed: dict[str, int]) -> Path:
+    """``logs/CITATION.md``: the methods boilerplate of every stage whose outputs are in OUTPUT_DIR.
+
+    ``assessed`` counts the images with IQMs per modality (``T1w``, ``bold``).
+    """
+    from neurolearn_cli.boilerplate import gather
+    from neurolearn_cli.boilerplate.facts import RunFacts
+    from neurolearn_cli.boilerplate.methods import methods
+
+    output_dir = context.config.output_dir
+    facts = RunFacts(
+        gather.software(str(context.device)),
+        anat=tuple(gather.discover_anat(output_dir)),
+        bold=tuple(gather.discover_bold(output_dir)),
+        qc_t1w=assessed.get("T1w", 0),
+        qc_bold=assessed.get("bold", 0),
+        analyses=tuple(gather.discover_analyses(output_dir)),
+    )
+    return context.writer.write_text(context.writer.path(CITATION), methods(facts).markdown())
+
+
 def run_group(dataset: DatasetPlan, context: StageContext) -> None:
     """Group IQM tables and reports with outliers, and ``logs/CITATION.md`` (the ``qc`` stage, group level).
 
-    The methods text of ``CITATION.md`` covers the modalities that have IQMs.
+    ``CITATION.md`` covers the smri, fmri and qc outputs in OUTPUT_DIR, and
+    the mvpa analyses already there (an analysis of this same run comes
+    after qc, and its report has its own methods).
     """
-    from neurolearn_cli.qc.group import group_table
-    from neurolearn_cli.qc.report import dependency_versions, methods_text, render_group_report
+    from neurolearn_cli.qc.group import group_table, missing_reasons
+    from neurolearn_cli.qc.group_report import render_group_report
 
     output_dir, writer = context.config.output_dir, context.writer
     failures = _failures(dataset, context.config.logs_dir)
-    modalities = []
+    assessed: dict[str, int] = {}
     for modality, datatype in MODALITIES:
         records = [
             json.loads(path.read_text(encoding="utf-8"))
@@ -152,9 +228,7 @@ def run_group(dataset: DatasetPlan, context: StageContext) -> None:
         table = group_table(records)
         writer.write_table(writer.path({"suffix": modality, "extension": ".tsv"}), table)
         report = writer.write_text(writer.path({"suffix": modality, "extension": ".html"}),
-                                   render_group_report(table, modality, failures))
+                                   render_group_report(table, modality, failures, missing_reasons(records)))
         context.log.info("group qc: %d %s images, report %s", len(table), modality, report)
-        modalities.append(modality)
-    if modalities:
-        writer.write_text(writer.path(CITATION),
-                          methods_text(modalities, dependency_versions(), device=str(context.device)))
+        assessed[modality] = len(table)
+    write_citation(context, assessed)

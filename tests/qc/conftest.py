@@ -79,7 +79,9 @@ EVIL = "<script>alert(1)</script>"
 @pytest.fixture(scope="session")
 def sample_reports() -> dict[str, str]:
     """A participant page (phantom figures, IQMs, hostile metadata) and a group page, rendered."""
-    from neurolearn_cli.qc import figures, group, report
+    from neurolearn_cli.boilerplate.facts import RunFacts, Software
+    from neurolearn_cli.boilerplate.methods import methods
+    from neurolearn_cli.qc import figures, group, group_report, report
 
     phantom = make_head()
     data = phantom.t1w.numpy()
@@ -114,7 +116,7 @@ def sample_reports() -> dict[str, str]:
     func = report.ImageQC(
         bids_name="sub-01_task-rest_bold",
         figures=(
-            report.ReportFigure("Head motion", figures.motion_traces(params, fd, 2.0)),
+            report.ReportFigure("Head motion", figures.motion_traces(params, fd, 2.0, threshold=0.5)),
             report.ReportFigure(
                 "Confound correlations",
                 figures.confounds_correlation(correlations, "global_signal"),
@@ -127,7 +129,7 @@ def sample_reports() -> dict[str, str]:
         participant=EVIL,
         anat=(anat,),
         func=(func,),
-        methods=report.methods_text(["T1w", "bold"], {"torch": "2.x"}),
+        methods=methods(RunFacts(Software("0.0", "cpu", {"torch": "2.x"}), qc_t1w=1, qc_bold=1)),
         errors=(f"fmap: {EVIL}",),
     )
     rng = np.random.default_rng(5)
@@ -154,5 +156,5 @@ def sample_reports() -> dict[str, str]:
     table = group.group_table(records)
     return {
         "participant": report.render_participant_report(participant),
-        "group": report.render_group_report(table, "T1w", {"02": f"segmentation failed {EVIL}"}),
+        "group": group_report.render_group_report(table, "T1w", {"02": f"segmentation failed {EVIL}"}),
     }

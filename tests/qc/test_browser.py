@@ -28,6 +28,10 @@ window.addEventListener("load", function () {
   const images = Array.from(document.images);
   const status = {
     images: images.length,
+    figures: images.length + document.querySelectorAll("svg.strip").length,
+    points: Array.from(document.querySelectorAll("svg.strip circle")).filter(function (c) {
+      return c.getBBox().width > 0 && c.querySelector("title");
+    }).length,
     broken: images.filter(function (i) { return !(i.complete && i.naturalWidth > 0); }).map(function (i) { return i.alt; }),
     errors: window.__qcErrors,
   };
@@ -80,6 +84,8 @@ def test_report_renders_in_chromium(
     screenshot = tmp_path / f"{page.stem}.png"
     status = open_in_chromium(binary, probed, screenshot, tmp_path / "profile")
     assert status["errors"] == []
-    assert status["images"] >= 3
+    assert status["figures"] >= 3  # PNGs in the participant report, inline SVG strip plots in the group's
+    if name == "group":
+        assert status["points"] == html.count("<circle")  # every image's point is drawn, with its hover title
     assert status["broken"] == []
     assert screenshot.read_bytes().startswith(b"\x89PNG") and screenshot.stat().st_size > 10_000

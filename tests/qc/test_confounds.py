@@ -101,7 +101,7 @@ def test_figure_draws_names_from_the_data_as_plain_text() -> None:
 
 def test_report_shows_the_figure_with_escaped_caption() -> None:
     table = confounds_table().rename(columns={"white_matter": EVIL})
-    made = confound_figures(table, repetition_time=2.0, dummies=DUMMIES)
+    made = confound_figures(table, repetition_time=2.0, dummies=DUMMIES, fd_threshold=0.5)
     assert [f.title for f in made] == ["Head motion", "Confound correlations"]
     steady = table.iloc[DUMMIES:]
     r = np.corrcoef(steady[EVIL], steady["global_signal"])[0, 1]
@@ -119,4 +119,4 @@ def test_report_shows_the_figure_with_escaped_caption() -> None:
 
 def test_no_correlation_figure_without_a_global_signal() -> None:
     table = confounds_table().drop(columns="global_signal")
-    assert [f.title for f in confound_figures(table, 2.0, DUMMIES)] == ["Head motion"]
+    assert [f.title for f in confound_figures(table, 2.0, DUMMIES, fd_threshold=0.5)] == ["Head motion"]

@@ -60,7 +60,7 @@ def test_functional_qc_reads_the_fmri_confounds(tmp_path: Path) -> None:
                  torch.as_tensor(image.affine, dtype=torch.float64))
     table = confounds_table()
     carpet = b"<svg>carpet</svg>"
-    result = functional_qc(bold, 2.0, table, {"figure_carpetplot": carpet})
+    result = functional_qc(bold, 2.0, table, {"figure_carpetplot": carpet}, fd_threshold=0.5)
     assert [f.title for f in result.figures] == ["Head motion", "Confound correlations", "Carpet plot"]
     assert result.figures[-1].data == carpet and result.figures[-1].mime == "image/svg+xml"
     fd = table["framewise_displacement"].to_numpy()[DUMMIES + 1 :]
@@ -71,4 +71,10 @@ def test_functional_qc_reads_the_fmri_confounds(tmp_path: Path) -> None:
 
 def test_iqm_record_writes_non_finite_as_null() -> None:
     record = iqm_record({"cjv": 0.5, "fwhm_x": float("nan"), "size_x": 7}, "sub-01_T1w")
-    assert record == {"cjv": 0.5, "fwhm_x": None, "size_x": 7, "bids_name": "sub-01_T1w"}
+    assert record == {
+        "cjv": 0.5,
+        "fwhm_x": None,
+        "size_x": 7,
+        "bids_name": "sub-01_T1w",
+        "missing": {"fwhm_x": "not a finite number"},
+    }
