@@ -3,7 +3,8 @@
 PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
 DEMO_DIR ?= demo
-DEMO_PARTICIPANTS ?= 8
+DEMO_PARTICIPANTS ?= 16
+DEMO_BOLD_PARTICIPANTS ?= 4
 PYTEST_ARGS ?=
 
 .PHONY: install demo test test-heavy bench completions lint clean
@@ -13,18 +14,20 @@ install:
 	$(PYTHON) -m pip install --quiet -e ".[test]"
 
 demo: install
-	neurolearn example-data $(DEMO_DIR)/bids --participants $(DEMO_PARTICIPANTS) --seed 0
+	@# patients with simulated atrophy and controls alternate, over two sites; only the first participants have a BOLD run
+	neurolearn example-data $(DEMO_DIR)/bids --participants $(DEMO_PARTICIPANTS) --bold-participants $(DEMO_BOLD_PARTICIPANTS) --seed 0
 	@# a participant that fails is reported (exit 1) and listed in the group report; the group level still runs
 	-neurolearn $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives participant --nprocs 2 --omp-nthreads 1
-	@# 8 participants are few for nested CV: 3 outer and 2 inner folds (the spec's defaults are 5 and 5)
-	printf 'validation: {outer: 3, inner: 2, permutations: 50}\n' > $(DEMO_DIR)/analysis.yaml
-	neurolearn $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives group --spec $(DEMO_DIR)/analysis.yaml --features morph --target group --model svm
+	@# patients vs controls from regional grey-matter volumes: the spec the example dataset ships in code/
+	neurolearn $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives group --spec $(DEMO_DIR)/bids/code/patients_vs_controls.yaml
+	neurolearn verify $(DEMO_DIR)/derivatives
 	@echo ""
 	@echo "example dataset:        $(DEMO_DIR)/bids"
 	@echo "derivatives:            $(DEMO_DIR)/derivatives/sub-*/"
 	@echo "participant reports:    $(DEMO_DIR)/derivatives/sub-*.html"
 	@echo "group QC reports:       $(DEMO_DIR)/derivatives/group_T1w.html $(DEMO_DIR)/derivatives/group_bold.html"
-	@echo "pattern analysis:       $(DEMO_DIR)/derivatives/mvpa/group_svm/report.html"
+	@echo "pattern analysis:       $(DEMO_DIR)/derivatives/mvpa/patients_vs_controls/report.html"
+	@echo "methods text:           $(DEMO_DIR)/derivatives/logs/CITATION.md"
 
 test: install
 	$(PYTHON) -m pytest $(PYTEST_ARGS)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -159,3 +161,74 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, 
             main([str(bids), str(out), level, "--omp-nthreads", "2"])
         codes.append(exit_info.value.code)
     return bids, out, codes
+
+
+PROBE = """<script>
+window.__qcErrors = [];
+window.addEventListener("error", function (e) {
+  window.__qcErrors.push(String(e.message || (e.target && (e.target.src || e.target.href)) || "error"));
+}, true);
+const __qcConsoleError = console.error;
+console.error = function () { window.__qcErrors.push(Array.from(arguments).join(" ")); __qcConsoleError.apply(console, arguments); };
+window.addEventListener("load", function () {
+  const images = Array.from(document.images);
+  const status = {
+    images: images.length,
+    height: document.documentElement.scrollHeight,
+    figures: images.length + document.querySelectorAll("svg.strip").length,
+    points: Array.from(document.querySelectorAll("svg.strip circle")).filter(function (c) {
+      return c.getBBox().width > 0 && c.querySelector("title");
+    }).length,
+    broken: images.filter(function (i) { return !(i.complete && i.naturalWidth > 0); }).map(function (i) { return i.alt; }),
+    errors: window.__qcErrors,
+  };
+  const out = document.createElement("pre");
+  out.id = "qc-status";
+  out.hidden = true;
+  out.textContent = JSON.stringify(status);
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def chromium_binary() -> str:
+    """The Chromium executable; skip (or fail under CI) when there is none."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    if os.environ.get("CI") == "true":
+        pytest.fail("Chromium is required under CI=true but was not found")
+    pytest.skip("Chromium is not installed")
+
+
+def open_in_chromium(binary: str, page: Path, screenshot: Path, profile: Path, height: int = 1600) -> dict:
+    """Load ``page`` headless in a 1280 x ``height`` window; return the probe's status and save a screenshot."""
+    command = [
+        binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+        f"--user-data-dir={profile}", "--virtual-time-budget=5000", f"--window-size=1280,{height}",
+        f"--screenshot={screenshot}", "--dump-dom", page.as_uri(),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    match = re.search(r'<pre id="qc-status"[^>]*>(.*?)</pre>', result.stdout, flags=re.S)
+    assert match, (
+        f"no probe status in Chromium's DOM (exit {result.returncode}): {result.stderr[-2000:]}"
+    )
+    return json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+
+@pytest.fixture
+def chromium_status(tmp_path: Path) -> Callable[..., dict]:
+    """Open an HTML page's text in headless Chromium (with the probe); return its status, saving a screenshot.
+
+    The screenshot is ``tmp_path/<page stem>.png``, of a window ``height`` pixels
+    tall. Skips when Chromium is absent, except under ``CI=true`` where that fails.
+    """
+    binary = chromium_binary()
+
+    def status(html: str, name: str = "page.html", height: int = 1600) -> dict:
+        probed = tmp_path / f"probe_{name}"
+        probed.write_text(html.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
+        return open_in_chromium(binary, probed, tmp_path / f"{Path(name).stem}.png", tmp_path / "profile", height)
+
+    return status

@@ -48,6 +48,8 @@ def _features(spec: AnalysisSpec, results: Mapping[str, Any]) -> str:
         what = f"{features.modality} {what}"
     if features.atlas:
         what += f" of the {features.atlas} atlas"
+    if features.normalize == "tiv":
+        what += ", each divided by the participant's total intracranial volume (proportional scaling)"
     sites = [str(site) for site in results.get("sites") or []]
     where = (f" from {plural(len(sites), 'site')} ({listing(sites)})" if sites else "")
     return (f"{results['n_features']} features, {what}, of {results['n_samples']} participants{where}, with "

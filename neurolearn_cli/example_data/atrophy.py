@@ -13,7 +13,7 @@ import numpy as np
 from neurolearn_cli.example_data.template import TemplateMaps
 
 #: Fraction of GM lost at the centre of an atrophy region at severity 1.
-MAX_REGIONAL_LOSS = 0.6
+MAX_REGIONAL_LOSS = 0.8
 #: Fraction of GM lost per year of age, relative to age 50 (negative when younger).
 LOSS_PER_YEAR = 0.002
 #: Template T1w intensity (0..1 scale) of pure GM and of CSF.

@@ -28,9 +28,14 @@ initial volumes, drifts, physiological fluctuations and an HRF-convolved block
 response in early visual (all blocks) and fusiform (faces > scrambled faces)
 cortex.
 
-Groups: patients have grey-matter atrophy in bilateral hippocampus, amygdala
-and anterior insula (severity varies); GM also declines mildly with age.
+Groups: patients have grey-matter atrophy in bilateral hippocampus, amygdala,
+anterior insula, posterior cingulate/precuneus and middle temporal gyrus
+(severity varies); GM also declines mildly with age.
 Sites: siteA and siteB differ in intensity scale, contrast and noise.
+
+code/patients_vs_controls.yaml is the group analysis `make demo` runs: can a
+classifier tell patients from controls from their regional grey-matter volumes?
+Run it with `neurolearn <this folder> <derivatives> group --spec code/patients_vs_controls.yaml`.
 
 derivatives/simulation/ holds the ground truth: tissue labels on the T1w grid,
 activated regions on the BOLD grid, true motion parameters and each
@@ -50,6 +55,28 @@ def readme(seed: int, protocol: BoldProtocol, bold_participants: int, participan
         with_bold = f"the first {bold_participants} also have"
     return _README.format(task=protocol.task, volumes=protocol.volumes, tr=protocol.repetition_time, seed=seed,
                           with_bold=with_bold)
+
+
+#: Path of the demo's group analysis spec inside the dataset (BIDS keeps scripts and settings in ``code/``).
+ANALYSIS_SPEC = "code/patients_vs_controls.yaml"
+
+_ANALYSIS_SPEC = """\
+# The group analysis of `make demo`: patients against controls from regional grey-matter volumes.
+# Volumes are divided by each participant's intracranial volume, so head size does not hide the atrophy;
+# a univariate test inside each training fold keeps the 10 % most different parcels for a linear SVM.
+name: patients_vs_controls
+features: {kind: morph, normalize: tiv}
+target: {column: group}
+model: {name: svm}
+preprocessing: {selection: {method: anova, percentile: 10}}
+validation: {outer: 4, inner: 3, permutations: 50}
+seed: 0
+"""
+
+
+def analysis_spec() -> str:
+    """The demo's group analysis spec (YAML with comments), written to :data:`ANALYSIS_SPEC`."""
+    return _ANALYSIS_SPEC
 
 
 def _generated_by(seed: int) -> list[dict[str, str]]:

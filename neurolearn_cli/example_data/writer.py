@@ -108,6 +108,7 @@ def _write_dataset_files(
     """Descriptions, README, participant tables and label tables of the raw and truth datasets."""
     write_json(root / "dataset_description.json", metadata.dataset_description(seed))
     write_text(root / "README", metadata.readme(seed, protocol, bold_participants, len(participants)))
+    write_text(root / metadata.ANALYSIS_SPEC, metadata.analysis_spec())
     write_tsv(root / "participants.tsv", participants)
     write_json(root / "participants.json", metadata.participants_sidecar())
     write_json(root / f"task-{protocol.task}_events.json", metadata.events_sidecar())

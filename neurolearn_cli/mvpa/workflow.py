@@ -10,7 +10,8 @@ def run_group(dataset: DatasetPlan, context: StageContext) -> None:
     """Build the analysis spec from the run's options and run it, reading features from OUTPUT_DIR by default.
 
     The options given override the spec file's fields; ``--seed`` does only
-    when given, else the spec's own seed applies. The analysis logs its result.
+    when given, else the spec's own seed applies. The analysis logs its result,
+    and ``logs/CITATION.md`` is rewritten to include it.
 
     Raises
     ------
@@ -22,6 +23,7 @@ def run_group(dataset: DatasetPlan, context: StageContext) -> None:
     from neurolearn_cli.errors import InputError, SpecError
     from neurolearn_cli.mvpa.analysis import run_analysis
     from neurolearn_cli.mvpa.shorthand import spec_from_config
+    from neurolearn_cli.qc.workflow import write_citation
 
     config = context.config
     if dataset.participants_table is None:
@@ -31,3 +33,4 @@ def run_group(dataset: DatasetPlan, context: StageContext) -> None:
         run_analysis(spec, config.bids_dir, config.output_dir, device=config.device, n_jobs=config.nprocs)
     except SpecError as error:
         raise error.located(config.spec or "command line") from None
+    write_citation(context)

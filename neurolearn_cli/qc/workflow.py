@@ -182,22 +182,33 @@ def _failures(dataset: DatasetPlan, logs_dir: Path) -> dict[str, str]:
     return failures
 
 
-def write_citation(context: StageContext, assessed: dict[str, int]) -> Path:
+def iqm_records(output_dir: Path, modality: str, datatype: str) -> list[dict[str, Any]]:
+    """The per-image IQM JSONs of one modality (``T1w`` in ``anat``, ``bold`` in ``func``) in OUTPUT_DIR."""
+    return [
+        json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted(output_dir.glob(f"sub-*/**/{datatype}/sub-*_{modality}.json"))
+        if "desc-" not in path.name and "space-" not in path.name
+    ]
+
+
+def write_citation(context: StageContext) -> Path:
     """``logs/CITATION.md``: the methods boilerplate of every stage whose outputs are in OUTPUT_DIR.
 
-    ``assessed`` counts the images with IQMs per modality (``T1w``, ``bold``).
+    Written by each group stage (qc, then mvpa), so it also covers the
+    analysis the same run has just made.
     """
     from neurolearn_cli.boilerplate import gather
     from neurolearn_cli.boilerplate.facts import RunFacts
     from neurolearn_cli.boilerplate.methods import methods
 
     output_dir = context.config.output_dir
+    assessed = {modality: len(iqm_records(output_dir, modality, datatype)) for modality, datatype in MODALITIES}
     facts = RunFacts(
         gather.software(str(context.device)),
         anat=tuple(gather.discover_anat(output_dir)),
         bold=tuple(gather.discover_bold(output_dir)),
-        qc_t1w=assessed.get("T1w", 0),
-        qc_bold=assessed.get("bold", 0),
+        qc_t1w=assessed["T1w"],
+        qc_bold=assessed["bold"],
         analyses=tuple(gather.discover_analyses(output_dir)),
     )
     return context.writer.write_text(context.writer.path(CITATION), methods(facts).markdown())
@@ -206,22 +217,17 @@ def write_citation(context: StageContext, assessed: dict[str, int]) -> Path:
 def run_group(dataset: DatasetPlan, context: StageContext) -> None:
     """Group IQM tables and reports with outliers, and ``logs/CITATION.md`` (the ``qc`` stage, group level).
 
-    ``CITATION.md`` covers the smri, fmri and qc outputs in OUTPUT_DIR, and
-    the mvpa analyses already there (an analysis of this same run comes
-    after qc, and its report has its own methods).
+    ``CITATION.md`` covers the smri, fmri and qc outputs in OUTPUT_DIR and the
+    mvpa analyses already there; the mvpa stage, which comes after, rewrites it
+    with its own analysis.
     """
     from neurolearn_cli.qc.group import group_table, missing_reasons
     from neurolearn_cli.qc.group_report import render_group_report
 
     output_dir, writer = context.config.output_dir, context.writer
     failures = _failures(dataset, context.config.logs_dir)
-    assessed: dict[str, int] = {}
     for modality, datatype in MODALITIES:
-        records = [
-            json.loads(path.read_text(encoding="utf-8"))
-            for path in sorted(output_dir.glob(f"sub-*/**/{datatype}/sub-*_{modality}.json"))
-            if "desc-" not in path.name and "space-" not in path.name
-        ]
+        records = iqm_records(output_dir, modality, datatype)
         if not records:
             context.log.info("group qc: no %s IQMs found", modality)
             continue
@@ -230,5 +236,4 @@ def run_group(dataset: DatasetPlan, context: StageContext) -> None:
         report = writer.write_text(writer.path({"suffix": modality, "extension": ".html"}),
                                    render_group_report(table, modality, failures, missing_reasons(records)))
         context.log.info("group qc: %d %s images, report %s", len(table), modality, report)
-        assessed[modality] = len(table)
-    write_citation(context, assessed)
+    write_citation(context)

@@ -78,9 +78,6 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
     template, atlas = context.template, context.atlas
     entities = planned_entities(participant, template.name, atlas_entity(atlas.name))
     outputs = {role: writer.path(e) for role, e in entities.items()}
-    if writer.is_current(outputs.values()):
-        log.info("%s: smri outputs are up to date", participant.subject)
-        return
     images = [load_image(image.path, context.device) for image in participant.t1w]
     sources = [str(image.path) for image in participant.t1w]
     result = preprocess_t1w(images, sources, template, atlas, context.device)
