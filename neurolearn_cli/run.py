@@ -158,13 +158,16 @@ def participant_context(config: RunConfig, dataset: DatasetPlan, participant: Pa
 
 
 def run_stage(stage: str, participant: ParticipantPlan, context: ParticipantContext) -> None:
-    """Run ``stage`` for ``participant`` unless its outputs are current.
+    """Run ``stage`` for ``participant`` unless it has nothing to do (no inputs for it) or its outputs are current.
 
     Asked at the stage's turn, after its needs ran: its digest covers the
     bytes they recorded (:meth:`~neurolearn_cli.stages.StageContext.stage_digest`).
     """
-    from neurolearn_cli.stages import load_currency_check, load_stage
+    from neurolearn_cli.stages import STAGE_INPUTS, load_currency_check, load_stage
 
+    if stage in STAGE_INPUTS and not STAGE_INPUTS[stage][1](participant):
+        context.log.info("%s: %s: nothing to do (%s)", participant.subject, stage, STAGE_INPUTS[stage][0])
+        return
     stage_context = context.for_stage(stage)
     check = load_currency_check(stage)
     if check is not None and check(participant, stage_context):

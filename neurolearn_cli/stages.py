@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from neurolearn_cli.config import RunConfig
-from neurolearn_cli.dataset.plan import DatasetPlan
+from neurolearn_cli.dataset.plan import DatasetPlan, ParticipantPlan
 from neurolearn_cli.derivatives import DerivativesWriter, fingerprint
 from neurolearn_cli.errors import UsageError
 
@@ -45,6 +45,11 @@ STAGE_NEEDS: dict[str, tuple[str, ...]] = {
     "smri": (),
     "fmri": ("smri",),
     "qc": ("smri", "fmri"),  # fmri: the confounds and figures of each BOLD run
+}
+
+#: Participant stages with nothing to do for a participant who lacks their inputs, and what is lacking.
+STAGE_INPUTS: dict[str, tuple[str, Callable[[ParticipantPlan], bool]]] = {
+    "fmri": ("no BOLD run", lambda participant: bool(participant.bold)),
 }
 
 #: Per participant stage, ``outputs_current(participant, context)``: whether its outputs are all current.

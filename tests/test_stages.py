@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -110,3 +111,17 @@ def test_fmri_on_fresh_output_runs_smri_first_then_qc_reads_both(tmp_path, cli):
     assert (out / "logs" / "manifest" / "sub-01.json").read_bytes() == manifest
     (out / "logs" / "CITATION.md").write_text("edited\n")
     assert verify(out).changed == ["logs/CITATION.md"]
+
+
+def test_a_stage_without_its_inputs_has_nothing_to_do(caplog: pytest.LogCaptureFixture) -> None:
+    from types import SimpleNamespace
+
+    from neurolearn_cli.dataset.plan import ParticipantPlan
+    from neurolearn_cli.run import run_stage
+
+    logger = logging.getLogger("test.stages")
+    participant = ParticipantPlan(label="05", sessions=(), t1w=(), bold=())
+    context = SimpleNamespace(log=logger, for_stage=lambda stage: pytest.fail("fmri was scheduled without a BOLD run"))
+    with caplog.at_level(logging.INFO, logger="test.stages"):
+        run_stage("fmri", participant, context)  # type: ignore[arg-type]
+    assert caplog.messages == ["sub-05: fmri: nothing to do (no BOLD run)"]

@@ -103,9 +103,9 @@ def null_figure(null: np.ndarray, observed: float, metric: str) -> str:
     return _encode(figure)
 
 
-def weights_figure(weights: pd.DataFrame, top: int = 20) -> str:
-    """Horizontal bars of the largest weights (by magnitude), with their spread over folds."""
-    shown = weights.reindex(weights["weight"].abs().sort_values(ascending=False).index).head(top)[::-1]
+def weights_figure(largest: pd.DataFrame) -> str:
+    """Horizontal bars of the weights given (largest first), with their spread over folds."""
+    shown = largest[::-1]
     figure, axis = plt.subplots(figsize=(5, 0.8 + 0.25 * len(shown)))
     axis.barh(range(len(shown)), shown["weight"], xerr=shown["std"], color="C0")
     axis.set_yticks(range(len(shown)), [str(f)[:40] for f in shown["feature"]])

@@ -15,6 +15,7 @@ from neurolearn_cli.boilerplate.document import Boilerplate
 from neurolearn_cli.boilerplate.facts import Analysis
 from neurolearn_cli.mvpa import figures
 from neurolearn_cli.mvpa.spec import spec_from_dict
+from neurolearn_cli.mvpa.weights import largest_weights
 
 
 def _figures(results: dict[str, Any], predictions: pd.DataFrame, weights: pd.DataFrame,
@@ -36,7 +37,8 @@ def _figures(results: dict[str, Any], predictions: pd.DataFrame, weights: pd.Dat
     if null.size:
         shown.append(("Permutation null of the outer score", figures.null_figure(null, results["mean"], results["metric"])))
     if len(weights):
-        shown.append(("Largest feature weights (mean ± SD over outer folds)", figures.weights_figure(weights)))
+        shown.append(("Largest feature weights (mean ± SD over outer folds); features no fold kept are left out",
+                      figures.weights_figure(weights)))
     return shown
 
 
@@ -52,8 +54,8 @@ def render_report(results: dict[str, Any], predictions: pd.DataFrame, weights: p
     """The report as one HTML string; every value from the data is escaped by jinja2."""
     environment = jinja2.Environment(loader=jinja2.PackageLoader("neurolearn_cli.mvpa", "templates"),
                                      autoescape=True, undefined=jinja2.StrictUndefined)
-    top = weights.reindex(weights["weight"].abs().sort_values(ascending=False).index).head(20) if len(weights) else weights
+    top = largest_weights(weights) if len(weights) else weights
     return environment.get_template("report.html.j2").render(
-        results=results, figures=_figures(results, predictions, weights, null, target),
+        results=results, figures=_figures(results, predictions, top, null, target),
         weights=top.to_dict("records"), spec_yaml=spec_yaml, provenance=provenance, target=target,
         methods=methods(results, spec_yaml))

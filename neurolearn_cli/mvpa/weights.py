@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
 from sklearn.feature_selection import SelectorMixin
@@ -68,3 +69,9 @@ def permutation_importance(
             shuffled[:, j] = rng.permutation(X[:, j])
             drops[j] += base - score(shuffled)
     return drops / n_repeats
+
+
+def largest_weights(weights: pd.DataFrame, top: int = 20) -> pd.DataFrame:
+    """The ``top`` rows of a weights table by magnitude, leaving out exact zeros (features no fold kept)."""
+    kept = weights[weights["weight"] != 0]
+    return kept.reindex(kept["weight"].abs().sort_values(ascending=False).index).head(top)
