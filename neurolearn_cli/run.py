@@ -277,9 +277,10 @@ def can_start(needed_gb: float, running_gb: list[float], nprocs: int, mem_gb: fl
 def run_participants(config: RunConfig, dataset: DatasetPlan, log_file: Path) -> list[Outcome]:
     """Run every planned participant, ``--nprocs`` at a time within ``--mem-gb``, with a progress bar.
 
-    With ``--nprocs`` above 1, each participant runs in a process of its own,
-    so a worker killed (e.g. by the kernel, out of memory) or crashed fails
-    that participant only.
+    With more than one participant, each runs in a process of its own (one at
+    a time with ``--nprocs 1``), so a worker killed (e.g. by the kernel, out of
+    memory) or crashed fails that participant only. A single participant, or
+    ``--debug`` (tracebacks surface), runs in this process.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -290,7 +291,7 @@ def run_participants(config: RunConfig, dataset: DatasetPlan, log_file: Path) ->
     columns = (TextColumn("[bold]participants"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=STDERR, transient=True, disable=config.verbosity < 0) as progress:
         task = progress.add_task("participants", total=len(participants))
-        if config.nprocs == 1 or len(participants) == 1:
+        if len(participants) == 1 or config.debug:
             for participant in participants:
                 outcome = run_participant(config, dataset, participant)
                 outcomes.append(outcome)
