@@ -50,7 +50,7 @@ def register_command(
 
     from neurolearn_cli.engine.threads import configure_threads
 
-    configure_threads()  # before torch loads
+    threading = configure_threads()  # before torch loads
     from neurolearn_cli.atomic import write_nifti
     from neurolearn_cli.engine.device import configure_determinism, resolve_device
     from neurolearn_cli.engine.io import load_image, to_nifti
@@ -89,4 +89,4 @@ def register_command(
         write_transform(result.inverse_warp, f"{output}1InverseWarp.nii.gz")
     elapsed = time.perf_counter() - start
     typer.echo(f"registered {moving.name} to {fixed.name} ({transform.value}) in {elapsed:.1f} s; "
-               f"final {result.metric} = {result.metric_value:.4f}")
+               f"final {result.metric} = {result.metric_value:.4f}; {threading}")
