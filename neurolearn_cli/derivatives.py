@@ -14,6 +14,7 @@ import copy
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -243,6 +244,25 @@ class DerivativesWriter:
         if metadata is not None:
             self.write_sidecar(path, metadata)
         return path
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """Raise :class:`InputError` (exit 2, before any work) when OUTPUT_DIR cannot hold the derivatives.
+
+    A file in its place, or a folder (its nearest existing parent, when it does
+    not exist yet) where no file can be created, e.g. read-only or not ours.
+    """
+    if output_dir.exists() and not output_dir.is_dir():
+        raise InputError(output_dir, "is a file; OUTPUT_DIR must be a directory")
+    existing = next(path for path in (output_dir, *output_dir.parents) if path.exists())
+    if not existing.is_dir():
+        raise InputError(existing, "is a file; OUTPUT_DIR cannot be created under it")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise InputError(existing, f"not writable ({exc.strerror or exc.__class__.__name__}): "
+                                   "OUTPUT_DIR must be in a folder this user can write to") from None
 
 
 def ensure_dataset_description(output_dir: Path, source: Path) -> Path:

@@ -32,6 +32,9 @@ def setup_logging(verbosity: int = 0, log_file: Path | None = None) -> logging.L
         handler.close()
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
+    # nibabel reports the header fixes it makes on load (e.g. zero voxel sizes set to 1) on stderr; the
+    # planner checks the raw header and reports such a file in one line of its own
+    logging.getLogger("nibabel.global").setLevel(logging.ERROR)
     if STDERR.is_terminal:
         console: logging.Handler = RichHandler(console=STDERR, show_path=False, markup=False)
     else:  # pipes, batch logs (SLURM) and CI: one dated record per line, never wrapped

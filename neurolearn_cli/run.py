@@ -29,6 +29,7 @@ from neurolearn_cli.config import AnalysisLevel, RunConfig
 from neurolearn_cli.dataset.plan import DatasetPlan, ParticipantPlan
 from neurolearn_cli.derivatives import (
     DerivativesWriter,
+    check_output_dir,
     ensure_dataset_description,
     fingerprint,
     sha256_file,
@@ -277,10 +278,9 @@ def can_start(needed_gb: float, running_gb: list[float], nprocs: int, mem_gb: fl
 def run_participants(config: RunConfig, dataset: DatasetPlan, log_file: Path) -> list[Outcome]:
     """Run every planned participant, ``--nprocs`` at a time within ``--mem-gb``, with a progress bar.
 
-    With more than one participant, each runs in a process of its own (one at
-    a time with ``--nprocs 1``), so a worker killed (e.g. by the kernel, out of
-    memory) or crashed fails that participant only. A single participant, or
-    ``--debug`` (tracebacks surface), runs in this process.
+    With ``--nprocs`` above 1, each participant runs in a process of its own,
+    so a worker killed (e.g. by the kernel, out of memory) or crashed fails
+    that participant only.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -291,7 +291,7 @@ def run_participants(config: RunConfig, dataset: DatasetPlan, log_file: Path) ->
     columns = (TextColumn("[bold]participants"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=STDERR, transient=True, disable=config.verbosity < 0) as progress:
         task = progress.add_task("participants", total=len(participants))
-        if len(participants) == 1 or config.debug:
+        if config.nprocs == 1 or len(participants) == 1:
             for participant in participants:
                 outcome = run_participant(config, dataset, participant)
                 outcomes.append(outcome)
@@ -387,6 +387,7 @@ def execute(config: RunConfig, argv: list[str]) -> int:
     device = resolve_device(config.device)
     if not config.dry_run:
         require_available(config.selected_stages, level)
+        check_output_dir(config.output_dir)
     dataset = plan_dataset(
         config.bids_dir,
         participant_labels=config.participant_label,

@@ -79,6 +79,18 @@ def bold_3d(path: Path) -> None:
     nib.save(nib.Nifti1Image(np.ones((6, 7, 8), np.float32), np.eye(4)), path)
 
 
+def five_dimensional(path: Path) -> None:
+    nib.save(nib.Nifti1Image(np.ones((6, 7, 8, 1, 2), np.float32), np.eye(4)), path)
+
+
+def no_voxel_geometry(path: Path) -> None:
+    """Zero voxel sizes and neither sform nor qform (nibabel would silently read the sizes as 1 mm)."""
+    image = nib.Nifti1Image(np.ones((7, 8, 9), np.float32), None)
+    image.header["pixdim"][1:4] = 0
+    image.header["sform_code"] = image.header["qform_code"] = 0
+    nib.save(image, path)
+
+
 def not_nifti(path: Path) -> None:
     path.write_bytes(gzip.compress(b"this is not a NIfTI header" * 20))
 
@@ -105,7 +117,10 @@ DAMAGES = [
     (BOLD, some_nans, "NaN or infinite"),
     (T1W, complex_valued, "unsupported data type complex64"),
     (T1W, not_nifti, "cannot read NIfTI header"),
-    (BOLD, bold_3d, "is not 4D"),
+    (BOLD, bold_3d, "3D image of shape (6, 7, 8); expected a 4D time series"),
+    (BOLD, five_dimensional, "5D image of shape (6, 7, 8, 1, 2); expected a 4D time series"),
+    (T1W, five_dimensional, "5D image of shape (6, 7, 8, 1, 2); expected a 3D volume"),
+    (T1W, no_voxel_geometry, "the voxel geometry is unknown"),
     (BOLD, no_repetition_time, "RepetitionTime"),
     (BOLD, short_slice_timing, "SliceTiming has 2 values but the image has 8 slices"),
 ]
@@ -208,3 +223,38 @@ def test_disk_full_at_group_level_is_one_line(cli, make_bids, tmp_path, monkeypa
     assert code == 1
     assert any("group_table.json" in line and "No space left on device" in line for line in err.splitlines()), err
     assert "Traceback" not in err and not (out / "group_table.json").exists()
+
+
+def test_unreadable_sidecar_skips_only_its_participant(cli, make_bids, tmp_path, monkeypatch):
+    monkeypatch.setattr(stages, "load_stage", lambda name, level: reading_stage)
+    root = make_bids(("01", "02", "03"))
+    sidecar(root / BOLD).write_text("{ not json")
+    code, _, err = cli(root, tmp_path / "out", "participant", "--stages", "smri", "--dry-run")
+    assert code == 0 and "Traceback" not in err  # the plan is made; the participant is marked
+    code, _, err = cli(root, tmp_path / "out", "participant", "--stages", "smri")
+    assert code == 2
+    status = json.loads((tmp_path / "out" / "logs" / "status" / "sub-02.json").read_text())
+    assert status["status"] == "skipped" and "sub-02_task-rest_bold.json: not valid JSON" in status["reason"]
+    assert ran(tmp_path / "out") == ["sub-01_ran.json", "sub-03_ran.json"]
+
+
+def test_unreadable_top_level_sidecar_is_one_line(cli, make_bids, tmp_path):
+    root = make_bids(("01", "02"))
+    (root / "task-rest_bold.json").write_text("[1, 2")
+    code, _, err = cli(root, tmp_path / "out", "participant")
+    assert code == 2
+    assert err.strip() == f"neurolearn: error: {root / 'task-rest_bold.json'}: not valid JSON " \
+                          "(Expecting ',' delimiter: line 1 column 6 (char 5))"
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_dir_that_cannot_hold_derivatives_is_refused_first(cli, make_bids, tmp_path):
+    root = make_bids(("01",))
+    afile = tmp_path / "results"
+    afile.write_text("")
+    code, _, err = cli(root, afile, "participant")
+    assert (code, err.strip()) == (2, f"neurolearn: error: {afile}: is a file; OUTPUT_DIR must be a directory")
+    code, _, err = cli(root, afile / "out", "participant")
+    assert (code, err.strip()) == (2, f"neurolearn: error: {afile}: is a file; OUTPUT_DIR cannot be created under it")
+    code, _, err = cli(root, "/proc/neurolearn-out", "participant")  # not writable, even as root
+    assert code == 2 and err.startswith("neurolearn: error: /proc: not writable")

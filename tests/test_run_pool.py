@@ -1,7 +1,7 @@
 """A worker killed as the kernel's out-of-memory killer does (SIGKILL) fails its participant only.
 
-The run is real: ``neurolearn`` in a subprocess with ``--nprocs 1`` and ``2``,
-whose worker processes are spawned. Spawned workers do not see a test's monkeypatch,
+The run is real: ``neurolearn`` in a subprocess with ``--nprocs 2``, whose
+worker processes are spawned. Spawned workers do not see a test's monkeypatch,
 but they run the parent's main script again before their work: the script
 below registers a stand-in smri stage there, which kills its own worker for
 one participant.
@@ -45,14 +45,13 @@ if __name__ == "__main__":
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("nprocs", ["1", "2"])
-def test_killed_worker_fails_its_participant_only(make_bids, tmp_path, nprocs):
+def test_killed_worker_fails_its_participant_only(make_bids, tmp_path):
     bids = make_bids(("01", "02", "03"))
     out = tmp_path / "out"
     script = tmp_path / "neurolearn_stand_in.py"
     script.write_text(SCRIPT, encoding="utf-8")
     command = [sys.executable, str(script), str(bids), str(out), "participant", "--stages", "smri",
-               "--nprocs", nprocs, "--omp-nthreads", "1", "--skip-bids-validation"]
+               "--nprocs", "2", "--omp-nthreads", "1", "--skip-bids-validation"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "COLUMNS": "300"})
 

@@ -8,7 +8,8 @@ Unknown participant labels stop the run, listing the available ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from neurolearn_cli.dataset.plan import (
     ParticipantPlan,
 )
 from neurolearn_cli.dataset.validation import (
+    broken_sidecars,
     check_dataset_description,
     invalid_file_names,
     nifti_problem,
@@ -34,11 +36,13 @@ NIFTI_EXTENSIONS = [".nii", ".nii.gz"]
 ENTITY_KEYS = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction", "run", "echo", "part")
 
 
-def index_dataset(bids_dir: Path, database_dir: Path | None = None) -> Any:
-    """Index ``bids_dir`` with pybids (optionally cached in ``database_dir``)."""
-    from bids import BIDSLayout
+def index_dataset(bids_dir: Path, database_dir: Path | None = None, ignore: Collection[Path] = ()) -> Any:
+    """Index ``bids_dir`` with pybids (optionally cached in ``database_dir``), leaving out the files in ``ignore``."""
+    from bids import BIDSLayout, BIDSLayoutIndexer
+    from bids.layout.validation import DEFAULT_LOCATIONS_TO_IGNORE
 
-    kwargs: dict[str, Any] = {"validate": False, "derivatives": False}
+    indexer = BIDSLayoutIndexer(validate=False, ignore=[*DEFAULT_LOCATIONS_TO_IGNORE, *map(str, ignore)])
+    kwargs: dict[str, Any] = {"validate": False, "derivatives": False, "indexer": indexer}
     if database_dir is not None:
         database_dir.mkdir(parents=True, exist_ok=True)
         kwargs["database_path"] = str(database_dir)
@@ -210,6 +214,11 @@ def plan_participant(layout: Any, label: str, *, sessions: tuple[str, ...], task
     return ParticipantPlan(label=label, sessions=found_sessions, t1w=t1w, bold=tuple(runs), problems=tuple(problems))
 
 
+def _with_problems(participant: ParticipantPlan, problems: list[str]) -> ParticipantPlan:
+    """``participant`` with ``problems`` found outside its plan (e.g. an unreadable sidecar) put first."""
+    return replace(participant, problems=(*problems, *participant.problems)) if problems else participant
+
+
 def plan_dataset(bids_dir: Path, *, participant_labels: tuple[str, ...] = (), sessions: tuple[str, ...] = (),
                  tasks: tuple[str, ...] = (), filters: dict[str, Any] | None = None,
                  validate: bool = True, database_dir: Path | None = None,
@@ -232,13 +241,20 @@ def plan_dataset(bids_dir: Path, *, participant_labels: tuple[str, ...] = (), se
         if invalid:
             more = f" (and {len(invalid) - 1} more)" if len(invalid) > 1 else ""
             raise InputError(bids_dir / invalid[0], f"file name is not valid BIDS{more}; use --skip-bids-validation to ignore")
-    layout = index_dataset(bids_dir, database_dir)
+    broken = broken_sidecars(bids_dir)
+    for path, problem in broken.items():
+        if not path.relative_to(bids_dir).parts[0].startswith("sub-"):  # inherited by every participant
+            raise InputError(path, problem.removeprefix(f"{path}: "))
+    layout = index_dataset(bids_dir, database_dir, ignore=broken)
     subjects = list(layout.get_subjects())
     needed = require_participants or subjects or participant_labels
     labels = resolve_participants(subjects, participant_labels, bids_dir) if needed else []
     filters = filters or {}
     participants = tuple(
-        plan_participant(layout, label, sessions=sessions, tasks=tasks, filters=filters, bids_dir=bids_dir, validate=validate)
+        _with_problems(plan_participant(layout, label, sessions=sessions, tasks=tasks, filters=filters,
+                                        bids_dir=bids_dir, validate=validate),
+                       [problem for path, problem in broken.items()
+                        if path.relative_to(bids_dir).parts[0] == f"sub-{label}"])
         for label in labels
     )
     table = bids_dir / "participants.tsv"

@@ -55,6 +55,34 @@ def invalid_file_names(bids_dir: Path) -> list[str]:
     return invalid
 
 
+def json_problem(path: Path) -> str | None:
+    """One line saying why a JSON sidecar cannot be read (or is not an object), or None when it can."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return f"{path}: not valid JSON ({exc})"
+    except OSError as exc:
+        return f"{path}: cannot read ({exc.strerror or exc.__class__.__name__})"
+    return None if isinstance(content, dict) else f"{path}: must hold a JSON object"
+
+
+def broken_sidecars(bids_dir: Path) -> dict[Path, str]:
+    """The JSON files of the raw dataset (``sub-*`` and top-level files) that cannot be read, with why.
+
+    Checked before indexing: pybids stops the whole dataset at the first
+    unreadable JSON, where only the participant owning it should be skipped.
+    """
+    candidates = [*bids_dir.glob("*.json"), *bids_dir.glob("sub-*/**/*.json")]
+    found = {}
+    for path in sorted(candidates):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        problem = json_problem(path)
+        if problem:
+            found[path] = problem
+    return found
+
+
 def _decompressed_size(path: Path) -> int | None:
     """Bytes a gzip file decompresses to, or None when the stream is truncated or corrupt."""
     decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -74,6 +102,20 @@ def _has_finite_voxels(image: nib.Nifti1Image) -> bool:
     """Whether a floating-point image holds at least one finite value (read slab by slab)."""
     proxy = image.dataobj
     return any(np.isfinite(np.asarray(proxy[..., index])).any() for index in range(image.shape[-1]))
+
+
+def _has_geometry(path: Path, image: nib.Nifti1Image) -> bool:
+    """Whether the header gives voxel geometry: an sform or qform, or positive voxel sizes.
+
+    Read from the raw header, since nibabel silently replaces zero voxel sizes with 1 when it loads one.
+    """
+    header = image.header
+    if int(header["sform_code"]) > 0 or int(header["qform_code"]) > 0:
+        return True
+    with nib.openers.ImageOpener(str(path)) as handle:
+        raw = type(header).from_fileobj(handle, check=False)
+    sizes = np.asarray(raw["pixdim"][1:4], dtype=float)
+    return bool(np.all(np.isfinite(sizes)) and np.all(sizes > 0))
 
 
 def nifti_problem(path: Path, *, ndim: int, full_check: bool = True) -> str | None:
@@ -111,9 +153,12 @@ def nifti_problem(path: Path, *, ndim: int, full_check: bool = True) -> str | No
     if len(shape) < 3 or min(shape[:3]) < 2:
         return f"{name}: {len(shape)}D image of shape {shape}; expected a {ndim}D volume"
     if ndim == 3 and len(squeezed) != 3:
-        return f"{name}: {len(squeezed)}D image of shape {shape}; expected a 3D volume"
+        return f"{name}: {len(shape)}D image of shape {shape}; expected a 3D volume"
     if ndim == 4 and (len(shape) != 4 or shape[3] < 2):
-        return f"{name}: image of shape {shape} is not 4D (time series expected)"
+        return f"{name}: {len(shape)}D image of shape {shape}; expected a 4D time series of at least 2 volumes"
+    if not _has_geometry(path, image):
+        return (f"{name}: voxel sizes in the header are zero or negative and it has no sform or qform: "
+                "the voxel geometry is unknown")
     if full_check:
         try:
             size = _decompressed_size(path) if name.endswith(".gz") else path.stat().st_size
