@@ -95,8 +95,8 @@ def _fieldmap(run: BoldRun, device: Any, log: Any, subject: str) -> Any:
     from neurolearn_cli.fmri.sdcplan import PhasediffChoice, choose_estimator
 
     choice, notes = choose_estimator(run.fieldmaps, run.image)
-    for note in notes:
-        log.info("%s: %s", subject, note)
+    for note in notes:  # each names a fieldmap the data hold that cannot be used
+        log.warning("%s: %s", subject, note)
     if choice is None:
         return None
     if isinstance(choice, PhasediffChoice):
@@ -188,6 +188,9 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
             )
             for note in result.notes:
                 log.info("%s: %s: %s", participant.subject, run.image.path.name, note)
+            if run.fieldmaps and result.sdc_method == "none" and "fieldmaps" not in options.ignore:
+                log.warning("%s: %s: a fieldmap is intended for this run but was not used: no distortion "
+                            "correction (reason in the report's summary)", participant.subject, run.image.path.name)
             _write_run(run, result, entities, context, read_header(run.image.path), atlas)
 
 
