@@ -61,6 +61,9 @@ def test_functional_outputs(pipeline_run):
     assert sidecar["RepetitionTime"] == 2.0 and sidecar["SliceTimingCorrected"] is True
     t1w_space = nib.load(func / f"{SUB}_task-{TASK}_space-T1w_desc-preproc_bold.nii.gz")
     assert t1w_space.header.get_zooms()[:3] == pytest.approx((3.0, 3.0, 3.0), abs=0.01)
+    # 30 volumes cannot carry the 24 motion, 8 WM/CSF and cosine regressors: no connectivity, and the note says why
+    assert not list(func.glob("*_relmat.tsv")) and not list(func.glob("*_stat-mean_timeseries.tsv"))
+    assert any("residual degrees of freedom" in note for note in sidecar["ProcessingNotes"])
 
 
 def test_confounds_load_with_nilearn(pipeline_run):

@@ -92,6 +92,17 @@ def select_confounds(
     return table[columns].fillna(0.0), np.flatnonzero(~censored)
 
 
+#: Fewest residual degrees of freedom (kept volumes less confounds, mean and trend) for connectivity:
+#: below it the cleaned parcel series are mostly fitted noise, or constant when the confounds outnumber
+#: the volumes.
+MIN_RESIDUAL_DOF = 10
+
+
+def residual_dof(n_volumes: int, n_confounds: int) -> int:
+    """Degrees of freedom left in each parcel series after regressing the confounds, the mean and a linear trend."""
+    return n_volumes - n_confounds - 2
+
+
 def connectivity(
     timeseries: torch.Tensor,
     names: Sequence[str],

@@ -27,9 +27,11 @@ from neurolearn_cli.engine.transforms import AffineTransform, Chain, Transform
 from neurolearn_cli.fmri import figures
 from neurolearn_cli.fmri.confounds import Confounds, build_confounds, noise_masks
 from neurolearn_cli.fmri.connectivity import (
+    MIN_RESIDUAL_DOF,
     Connectivity,
     connectivity,
     parcel_means,
+    residual_dof,
     select_confounds,
 )
 from neurolearn_cli.fmri.coregistration import Coregistration, coregister
@@ -129,6 +131,7 @@ class FmriResult:
     slice_timing_reference: float | None
     notes: list[str] = field(default_factory=list)
     sdc_method: str = "none"
+    connectivity_skipped: str | None = None
 
 
 def grid_at_spacing(extent: Grid, spacing: tuple[float, float, float]) -> Grid:
@@ -300,7 +303,7 @@ def preprocess_bold(
     )
 
     spaces: list[SpaceOutput] = []
-    connectivity_result = None
+    connectivity_result, connectivity_skipped = None, None
     parcel_space = first_template(options.output_spaces)
     for space in options.output_spaces:
         grid = output_grid(space, anatomy, boldref.grid)
@@ -319,12 +322,18 @@ def preprocess_bold(
             )
         )
         if space == parcel_space and atlas_labels is not None and atlas_table is not None:
-            labels = resample_labels(atlas_labels, grid, None)
-            series_tp = parcel_means(bold_out.data, labels.data, atlas_table["index"].tolist())
             selected, sample_mask = select_confounds(confounds.table, DENOISING_STRATEGY)
-            connectivity_result = connectivity(
-                series_tp, atlas_table["name"].tolist(), selected, sample_mask, repetition_time
-            )
+            dof = residual_dof(len(sample_mask), selected.shape[1])
+            if dof < MIN_RESIDUAL_DOF:
+                connectivity_skipped = (f"{len(sample_mask)} volumes and {selected.shape[1]} confounds leave "
+                                        f"{dof} residual degrees of freedom (at least {MIN_RESIDUAL_DOF} needed)")
+                notes.append(f"parcel time series and connectivity skipped: {connectivity_skipped}")
+            else:
+                labels = resample_labels(atlas_labels, grid, None)
+                series_tp = parcel_means(bold_out.data, labels.data, atlas_table["index"].tolist())
+                connectivity_result = connectivity(
+                    series_tp, atlas_table["name"].tolist(), selected, sample_mask, repetition_time
+                )
 
     carpet_tissues = {name: tissue_on_bold[name] > 0.5 for name in ("GM", "WM", "CSF")}
     figure_bytes = {
@@ -355,4 +364,5 @@ def preprocess_bold(
         slice_timing_reference=stc_reference,
         notes=notes,
         sdc_method=sdc_method,
+        connectivity_skipped=connectivity_skipped,
     )

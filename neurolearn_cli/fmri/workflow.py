@@ -7,6 +7,7 @@ version; :func:`outputs_current` tells the runner whether every run is.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,34 @@ def run_outputs(run: BoldRun, context: ParticipantContext) -> dict[str, Path]:
     return {role: context.writer.path(e) for role, e in entities.items()}
 
 
+#: Roles of the parcel time series and connectivity outputs, skipped for runs too short to denoise.
+CONNECTIVITY_ROLES = ("mean", "pearsoncorrelation", "partialcorrelation")
+#: Sidecar key of the preprocessed BOLD giving why connectivity was skipped (absent when it was not).
+CONNECTIVITY_SKIPPED = "ConnectivitySkipped"
+
+
+def _run_current(run: BoldRun, context: ParticipantContext) -> bool:
+    """Whether the run's outputs are recorded under ``context``'s fingerprint; connectivity may be skipped.
+
+    The preprocessed BOLD's sidecar, written with this fingerprint, records a
+    skipped connectivity, so resume neither reruns the run for those files
+    nor trusts ones left by other settings.
+    """
+    outputs = run_outputs(run, context)
+    required = {role: path for role, path in outputs.items() if role not in CONNECTIVITY_ROLES}
+    if not context.writer.is_current(required.values()):
+        return False
+    optional = [outputs[role] for role in CONNECTIVITY_ROLES if role in outputs]
+    if not optional or context.writer.is_current(optional):
+        return True
+    preproc = next(path for role, path in required.items() if role.startswith("bold_"))
+    sidecar = json.loads(preproc.with_name(preproc.name.replace(".nii.gz", ".json")).read_text(encoding="utf-8"))
+    return CONNECTIVITY_SKIPPED in sidecar
+
+
 def outputs_current(participant: ParticipantPlan, context: ParticipantContext) -> bool:
-    """Whether every output of every BOLD run is recorded under ``context``'s fingerprint (the scheduler's check)."""
-    return all(context.writer.is_current(run_outputs(run, context).values()) for run in participant.bold)
+    """Whether every output of every BOLD run is current (the scheduler's check)."""
+    return all(_run_current(run, context) for run in participant.bold)
 
 
 def _fieldmap(run: BoldRun, device: Any, log: Any, subject: str) -> Any:
@@ -149,7 +175,7 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
     if not participant.bold:
         context.log.info("%s: no BOLD runs; fmri skipped", participant.subject)
         return
-    config, writer, log = context.config, context.writer, context.log
+    config, log = context.config, context.log
     for run in participant.bold:  # before any work, so a bad option leaves nothing half-written
         if config.dummy_scans is not None and config.dummy_scans >= run.n_volumes:
             raise InputError(run.image.path, f"--dummy-scans {config.dummy_scans} leaves none of its "
@@ -166,8 +192,7 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
     )
     for run in participant.bold:
         entities = planned_entities(run, config.output_spaces, seg)
-        paths = {role: writer.path(e) for role, e in entities.items()}
-        if writer.is_current(paths.values()):
+        if _run_current(run, context):
             log.info("%s: %s is up to date", participant.subject, run.image.path.name)
             continue
         log.info("%s: preprocessing %s", participant.subject, run.image.path.name)
@@ -221,6 +246,8 @@ def _write_run(
                                     "std_dvars": context.config.dvars_spike_threshold},
         "NonSteadyStateVolumesFrom": "detected" if context.config.dummy_scans is None else "--dummy-scans",
     }
+    if result.connectivity_skipped is not None:
+        timing[CONNECTIVITY_SKIPPED] = result.connectivity_skipped
     if result.slice_timing_reference is not None:
         timing["StartTime"] = result.slice_timing_reference
     writer.write_image(entities["boldref"], result.boldref, {"Sources": [source]})
