@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import pytest
@@ -150,3 +151,24 @@ def test_fieldmap_chosen_by_b0_field_source_over_intended_for(make_bids):
     rest_sidecar.write_text(json.dumps({"RepetitionTime": 2.0, "TaskName": "rest", "B0FieldSource": "other"}))
     rest = next(r for r in plan_dataset(root).participants[0].bold if r.image.entities["task"] == "rest")
     assert rest.fieldmaps == ()
+
+
+def test_intended_for_a_missing_file_is_a_warning(make_bids, caplog):
+    root = make_bids(("01",))
+    fmap = root / "sub-01" / "fmap"
+    fmap.mkdir()
+    shutil.copy(root / "sub-01" / "anat" / "sub-01_T1w.nii.gz", fmap / "sub-01_phasediff.nii.gz")
+    sidecar = fmap / "sub-01_phasediff.json"
+    sidecar.write_text(json.dumps({"EchoTime1": 0.004, "EchoTime2": 0.0065,
+                                   "IntendedFor": "func/sub-01_task-gone_bold.nii.gz"}))
+    logger = logging.getLogger("neurolearn")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="neurolearn"):
+            plan = plan_dataset(root)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert plan.participants[0].problems == () and plan.participants[0].bold[0].fieldmaps == ()
+    assert {r.getMessage() for r in caplog.records} == {  # the handler may see it directly and through the root
+        f"{sidecar}: IntendedFor names sub-01/func/sub-01_task-gone_bold.nii.gz, which is not in the dataset: "
+        "this fieldmap corrects no run there"}

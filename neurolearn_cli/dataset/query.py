@@ -31,6 +31,7 @@ from neurolearn_cli.dataset.validation import (
     slice_timing_problem,
 )
 from neurolearn_cli.errors import InputError, UsageError
+from neurolearn_cli.logs import get_logger
 
 NIFTI_EXTENSIONS = [".nii", ".nii.gz"]
 ENTITY_KEYS = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction", "run", "echo", "part")
@@ -94,6 +95,10 @@ def _intended_for_paths(image: ImageInput, bids_dir: Path) -> set[Path]:
     root = bids_dir.absolute()  # as pybids indexes it
     relpath = image.path.relative_to(root).as_posix()
     targets = resolve_intended_for(image.metadata.get("IntendedFor") or [], relpath, sidecar)
+    for target in targets:
+        if not (root / target).exists():
+            get_logger().warning("%s: IntendedFor names %s, which is not in the dataset: this fieldmap "
+                                 "corrects no run there", sidecar, target)
     return {(root / target).resolve() for target in targets}
 
 
