@@ -142,11 +142,11 @@ def check_available(space: OutputSpace, templates: Mapping[tuple[str, str | None
     if space.name == BUNDLED_TEMPLATE:
         resolutions, cohorts, where = list(TEMPLATE_RESOLUTIONS[BUNDLED_TEMPLATE]), [], "(bundled)"
     else:
-        cohorts = sorted(str(cohort) for name, cohort in templates if name == space.name and cohort is not None)
-        found = templates.get((space.name, space.cohort))
-        if found is None and not cohorts:
+        if space.name not in {name for name, _ in templates}:
             raise ValueError(f"unknown output space {str(space)!r}: no template {space.name} in the TemplateFlow "
                              f"home {home} (--templateflow-dir, else ${ENV_VARIABLE}); {available}")
+        cohorts = sorted(str(cohort) for name, cohort in templates if name == space.name and cohort is not None)
+        found = templates.get((space.name, space.cohort))
         resolutions, where = ([] if found is None else list(found.resolutions)), f"in {home}"
     if space.cohort is None and cohorts:
         raise ValueError(f"output space {str(space)!r}: {space.name} has cohorts {', '.join(cohorts)} {where}; "

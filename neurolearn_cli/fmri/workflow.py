@@ -260,15 +260,10 @@ def _write_run(
             **references.get(output.space, {}),
         }
         writer.write_image(entities[f"bold_{output.space}"], output.bold, meta, header=header)
-        writer.write_image(
-            entities[f"boldref_{output.space}"], output.boldref, {"Sources": [source]}
-        )
-        writer.write_image(
-            entities[f"mask_{output.space}"],
-            output.mask,
-            {"Type": "Brain", "Sources": [source]},
-            labels=True,
-        )
+        reference = references.get(output.space, {})
+        writer.write_image(entities[f"boldref_{output.space}"], output.boldref, {"Sources": [source], **reference})
+        writer.write_image(entities[f"mask_{output.space}"], output.mask,
+                           {"Type": "Brain", "Sources": [source], **reference}, labels=True)
     writer.write_tsv(entities["confounds"], result.confounds.table, result.confounds.metadata)
     if result.connectivity is not None:
         meta = {
