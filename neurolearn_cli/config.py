@@ -148,6 +148,8 @@ class RunConfig(BaseModel):
     # smri / fmri
     atlas: Path | None = option(None, "Parcellation in template space (default: the bundled one).", STAGE_OPTIONS)
     atlas_labels: Path | None = option(None, "Label table (TSV: index, name) for --atlas.", STAGE_OPTIONS)
+    atlas_space: str | None = option(None, "Template --atlas is defined on (default: its file name's tpl- or space- "
+                                     "entity, else MNI152NLin2009aSym).", STAGE_OPTIONS, pattern=r"^[A-Za-z0-9]+$")
     dummy_scans: int | None = option(None, "Non-steady-state volumes (default: detected).", STAGE_OPTIONS, ge=0)
     ignore: tuple[str, ...] = option((), f"Steps to skip: {', '.join(IGNORABLE)}.", STAGE_OPTIONS)
     slice_time_ref: float = option(0.5, "Slice-timing reference, fraction of TR.", STAGE_OPTIONS, ge=0.0, le=1.0)

@@ -125,14 +125,17 @@ def stage_fingerprints(config: RunConfig, participant: ParticipantPlan) -> dict[
     templates requested. A stage's digest changes when anything it reads
     changes, and only then.
     """
-    from neurolearn_cli.spaces import standard_spaces
+    from neurolearn_cli.spaces import atlas_space, atlas_template, standard_spaces
     from neurolearn_cli.stages import PARTICIPANT_STAGES
     from neurolearn_cli.templateflow import scan_home, templateflow_home
 
     standard = standard_spaces(config.output_spaces)
-    templates = scan_home(templateflow_home(config.templateflow_dir)) if standard else {}
+    templates = scan_home(templateflow_home(config.templateflow_dir))
+    registered = {(space.name, space.cohort) for space in standard}
+    via = atlas_template(atlas_space(config.atlas, config.atlas_space), templates)
+    registered |= {(via, None)} if via is not None else set()
     shared = [Path(path) for path in (config.atlas, config.atlas_labels) if path is not None]
-    shared += sorted({path for space in standard for path in templates[(space.name, space.cohort)].paths()})
+    shared += sorted({path for key in registered for path in templates[key].paths()})
     hashes = {path: sha256_file(path) for path in participant_inputs(participant) + shared}
     digests = {}
     for stage in PARTICIPANT_STAGES:
@@ -159,13 +162,17 @@ def participant_context(config: RunConfig, dataset: DatasetPlan, participant: Pa
     from neurolearn_cli.smri.parcellation import load_atlas
     from neurolearn_cli.smri.template import load_template
     from neurolearn_cli.smri.workflow import TEMPLATE_RESOLUTION_MM
+    from neurolearn_cli.spaces import atlas_space, atlas_template
     from neurolearn_cli.stages import ParticipantContext
+    from neurolearn_cli.templateflow import scan_home, templateflow_home
 
     writer = DerivativesWriter(config.output_dir, participant.subject, "", resume=config.resume)
+    space = atlas_space(config.atlas, config.atlas_space)
+    via = atlas_template(space, scan_home(templateflow_home(config.templateflow_dir)))
     return ParticipantContext(config=config, device=device, dataset=dataset, writer=writer, log=get_logger(),
                         fingerprints=stage_fingerprints(config, participant),
                         template=load_template(device, resolution=TEMPLATE_RESOLUTION_MM),
-                        atlas=load_atlas(device, config.atlas, config.atlas_labels))
+                        atlas=load_atlas(device, config.atlas, config.atlas_labels, space=space, via=via))
 
 
 def run_stage(stage: str, participant: ParticipantPlan, context: ParticipantContext) -> None:

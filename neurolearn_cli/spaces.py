@@ -92,6 +92,24 @@ def standard_spaces(spaces: Iterable[OutputSpace]) -> tuple[OutputSpace, ...]:
     return tuple(space for space in spaces if space.is_template and space.name != BUNDLED_TEMPLATE)
 
 
+def atlas_space(atlas: Path | None, option: str | None) -> str:
+    """The template an atlas is defined on: ``--atlas-space``, else its file name's ``tpl-``/``space-``, else the bundled."""
+    if option is not None:
+        return option
+    entities = dict(part.split("-", 1) for part in (atlas.name.split(".")[0].split("_") if atlas else ()) if "-" in part)
+    return entities.get("tpl") or entities.get("space") or BUNDLED_TEMPLATE
+
+
+def atlas_template(space: str, templates: Mapping[tuple[str, str | None], TemplateFiles]) -> str | None:
+    """The TemplateFlow template an atlas in ``space`` is warped through: ``space`` when the home has it.
+
+    None when the atlas is applied in the bundled template: it is defined
+    there, or its own template is not in the home (then the two templates'
+    world coordinates are taken as equal, an approximation of a few mm).
+    """
+    return space if space != BUNDLED_TEMPLATE and (space, None) in templates else None
+
+
 def available_spaces(templates: Mapping[tuple[str, str | None], TemplateFiles]) -> str:
     """The spaces this installation offers (the bundled template, ``templates``, T1w), for error messages."""
     offered: dict[tuple[str, str | None], list[str]] = {(BUNDLED_TEMPLATE, None): list(TEMPLATE_RESOLUTIONS[BUNDLED_TEMPLATE])}

@@ -108,7 +108,7 @@ def _anatomy(t1w_grid, template_grids):
     empty = Image(torch.zeros(t1w_grid.shape), t1w_grid.affine)
     identity = AffineTransform(torch.eye(4, dtype=torch.float64))
     return Anatomy(t1w=empty, mask=empty, tissues={}, templates={"MNI152NLin2009aSym": TemplateSpace(
-        identity, template_grids)}, atlas_to_t1w=identity)
+        identity, template_grids)}, atlas_template="MNI152NLin2009aSym", atlas_to_t1w=identity)
 
 
 def test_output_grid_honours_the_resolution():

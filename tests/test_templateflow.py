@@ -222,3 +222,76 @@ def test_smri_and_fmri_write_into_a_templateflow_template_offline(templateflow_h
     bundled = read_transform(anat / "sub-01_from-T1w_to-MNI152NLin2009aSym_mode-image_xfm.h5")
     shift = torch.tensor(TEMPLATE_SHIFT_MM, dtype=torch.float64)
     assert float((forward.map_points(points) - bundled.map_points(points - shift)).norm(dim=1).median()) < 2.0
+
+
+@pytest.mark.parametrize(
+    ("atlas", "option", "space"),
+    [
+        (None, None, "MNI152NLin2009aSym"),
+        ("tpl-MNI152NLin6Asym_res-02_atlas-Schaefer2018_desc-100Parcels7Networks_dseg.nii.gz", None, NLIN6),
+        ("sub-x_space-MNI152NLin2009cAsym_dseg.nii.gz", None, "MNI152NLin2009cAsym"),
+        ("tpl-MNI152NLin6Asym_res-02_dseg.nii.gz", "MNI152NLin2009cAsym", "MNI152NLin2009cAsym"),
+        ("my_atlas.nii.gz", None, "MNI152NLin2009aSym"),
+    ],
+)
+def test_an_atlas_declares_its_space(atlas, option, space):
+    from neurolearn_cli.spaces import atlas_space
+
+    assert atlas_space(None if atlas is None else Path(atlas), option) == space
+
+
+def test_an_atlas_is_warped_through_its_own_template_when_the_home_has_it(templateflow_home):
+    from neurolearn_cli.smri.parcellation import atlas_note
+    from neurolearn_cli.spaces import atlas_template
+
+    templates = scan_home(templateflow_home)
+    assert atlas_template(NLIN6, templates) == NLIN6
+    assert atlas_template("MNI152NLin2009cAsym", templates) is None
+    assert atlas_template("MNI152NLin2009aSym", templates) is None
+    assert "warped through the participant's direct normalization to" in atlas_note(NLIN6, NLIN6)
+    approximated = atlas_note("MNI152NLin2009cAsym", None)
+    assert "approximated through MNI152NLin2009aSym" in approximated and "not in the TemplateFlow home" in approximated
+
+
+@pytest.mark.slow
+def test_smri_warps_an_atlas_through_its_own_template(templateflow_home, cli, tmp_path, monkeypatch):
+    """The default atlas moved by the template's known shift and declared in it lands where the original does."""
+    import shutil
+    from importlib import resources
+
+    from neurolearn_cli.engine.io import load_image
+    from neurolearn_cli.engine.itkio import read_transform
+    from neurolearn_cli.engine.resample import resample_labels
+    from neurolearn_cli.example_data import write_example_dataset
+    from neurolearn_cli.smri.parcellation import DEFAULT_ATLAS_FILE, DEFAULT_LABELS_FILE
+    from tests.conftest import TEMPLATE_SHIFT_MM
+
+    _refuse_network(monkeypatch)
+    folder = resources.files("neurolearn_cli") / "resources"
+    with resources.as_file(folder / DEFAULT_ATLAS_FILE) as image_path, \
+            resources.as_file(folder / DEFAULT_LABELS_FILE) as table_path:
+        original = nib.load(image_path)
+        moved = original.affine.copy()
+        moved[:3, 3] += TEMPLATE_SHIFT_MM
+        atlas = tmp_path / f"tpl-{NLIN6}_res-02_atlas-Moved_dseg.nii.gz"
+        nib.save(nib.Nifti1Image(np.asanyarray(original.dataobj), moved), atlas)
+        shutil.copy(table_path, tmp_path / "labels.tsv")
+        expected_source = load_image(image_path, CPU)
+    bids = write_example_dataset(tmp_path / "bids", participants=1, seed=3, volumes=30)
+    out = tmp_path / "out"
+    code, _, err = cli("smri", bids, out, "participant", "--omp-nthreads", "2", "--templateflow-dir", templateflow_home,
+                       "--atlas", atlas, "--atlas-labels", tmp_path / "labels.tsv")
+    assert code == 0, err
+
+    anat = out / "sub-01" / "anat"
+    assert (anat / f"sub-01_from-{NLIN6}_to-T1w_mode-image_xfm.h5").is_file()
+    assert not list(anat.glob(f"*space-{NLIN6}*"))  # no output space asked for in it
+    sidecar = json.loads((anat / "sub-01_seg-Moved_dseg.json").read_text())
+    assert sidecar["AtlasSpace"] == NLIN6 and "direct normalization to MNI152NLin6Asym" in sidecar["Note"]
+    warped = nib.load(anat / "sub-01_seg-Moved_dseg.nii.gz").get_fdata()
+    t1w = load_image(anat / "sub-01_desc-preproc_T1w.nii.gz", CPU)
+    bundled = read_transform(anat / "sub-01_from-MNI152NLin2009aSym_to-T1w_mode-image_xfm.h5")
+    expected = resample_labels(expected_source, t1w.grid, bundled).data.numpy()
+    labelled = (expected > 0) | (warped > 0)
+    agreement = float((expected[labelled] == warped[labelled]).mean())
+    assert agreement > 0.6, agreement

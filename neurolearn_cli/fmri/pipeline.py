@@ -48,7 +48,6 @@ from neurolearn_cli.fmri.pepolar import estimate_pepolar_field
 from neurolearn_cli.fmri.reference import bold_reference
 from neurolearn_cli.fmri.slicetiming import correct_slice_timing
 from neurolearn_cli.spaces import (
-    BUNDLED_TEMPLATE,
     DEFAULT_OUTPUT_SPACES,
     OutputSpace,
     first_template,
@@ -76,14 +75,16 @@ class Anatomy:
     """What the smri stage provides: T1w-space images and the templates it normalized the T1w to.
 
     ``templates`` is keyed by :attr:`~neurolearn_cli.spaces.OutputSpace.template_label`;
-    ``atlas_to_t1w`` maps T1w points to the bundled template's (where the atlas
-    is applied), so the atlas reaches any other template through the T1w.
+    ``atlas_template`` is the template the atlas is applied in (its own, or the
+    bundled one) and ``atlas_to_t1w`` maps T1w points to it, so the atlas
+    reaches any other template through the T1w.
     """
 
     t1w: Image
     mask: Image
     tissues: Mapping[str, Image]
     templates: Mapping[str, TemplateSpace]
+    atlas_template: str
     atlas_to_t1w: Transform
 
 
@@ -338,8 +339,8 @@ def preprocess_bold(
             )
         )
         if space == parcel_space and atlas_labels is not None and atlas_table is not None:
-            # the atlas is applied in the bundled template; it reaches another through the T1w
-            to_atlas = (None if space.name == BUNDLED_TEMPLATE or to_space is None
+            # the atlas is on its template's grid; it reaches another template through the T1w
+            to_atlas = (None if space.template_label == anatomy.atlas_template or to_space is None
                         else Chain([to_space, anatomy.atlas_to_t1w]))
             labels = resample_labels(atlas_labels, grid, to_atlas)
             series_tp = parcel_means(bold_out.data, labels.data, atlas_table["index"].tolist())

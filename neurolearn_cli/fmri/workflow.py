@@ -145,7 +145,9 @@ def _anatomy(participant: ParticipantPlan, context: ParticipantContext) -> Any:
         mask=load_image(outputs["mask"], device),
         tissues={t: load_image(outputs[f"probseg_{t}"], device) for t in smri.TISSUES},
         templates=templates,
-        atlas_to_t1w=read_transform(outputs["xfm_from_template"]).to(device),
+        atlas_template=context.atlas.via or template.name,
+        atlas_to_t1w=read_transform(outputs[f"xfm_from_{context.atlas.via}" if context.atlas.via
+                                            else "xfm_from_template"]).to(device),
     )
 
 

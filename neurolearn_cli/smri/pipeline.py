@@ -189,7 +189,8 @@ def preprocess_t1w(
     device : torch.device
         Where the computation runs.
     standard : sequence of StandardTarget
-        TemplateFlow templates to normalize to as well, with their output grids.
+        TemplateFlow templates to normalize to as well, with their output grids
+        (the atlas's own among them when ``atlas.via`` names it).
 
     Raises
     ------
@@ -212,7 +213,11 @@ def preprocess_t1w(
     tissues = {name: t1w.with_data(p) for name, p in zip(("GM", "WM", "CSF"), probabilities, strict=True)}
     volumes = tissue_volumes(probabilities, t1w, tiv_ml=brain.template_mask_ml)
     check_plausible(volumes)
-    labels = resample_labels(atlas.labels, t1w.grid, norm.template_to_t1w)
+    standard_results = [normalize_standard(seg.corrected, mask, tissues, dseg, target) for target in standard]
+    # the atlas reaches the T1w through the normalization to its own template, else through the bundled one's
+    via = {result.template.name: result.normalization for result in standard_results if result.template.cohort is None}
+    to_atlas = via[atlas.via].template_to_t1w if atlas.via is not None else norm.template_to_t1w
+    labels = resample_labels(atlas.labels, t1w.grid, to_atlas)
     parcels = parcel_gm_volumes(tissues["GM"], labels, atlas.table)
     qc = {
         "affine_cost": init.cost,
@@ -233,6 +238,6 @@ def preprocess_t1w(
         atlas_labels=labels,
         morphometry=morphometry_table(volumes, parcels),
         mni=into_grid(seg.corrected, tissues, dseg, mask, template.t1w.grid, norm.t1w_to_template),
-        standard=[normalize_standard(seg.corrected, mask, tissues, dseg, target) for target in standard],
+        standard=standard_results,
         qc=qc,
     )

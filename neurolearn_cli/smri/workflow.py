@@ -44,13 +44,20 @@ def xfm_entities(subject: dict[str, Any], source: str, target: str) -> dict[str,
     return {**subject, "from": source, "to": target, "mode": "image", "suffix": "xfm", "extension": ".h5"}
 
 
+def registered_templates(standard: Sequence[OutputSpace], atlas_via: str | None) -> list[OutputSpace]:
+    """The TemplateFlow templates smri registers the T1w to, once each: the spaces' and the atlas's own."""
+    templates = [OutputSpace(space.name, cohort=space.cohort) for space in standard]
+    return list(dict.fromkeys(templates + ([OutputSpace(atlas_via)] if atlas_via else [])))
+
+
 def planned_entities(participant: ParticipantPlan, template: str, atlas: str,
-                     standard: Sequence[OutputSpace] = ()) -> dict[str, dict[str, Any]]:
+                     standard: Sequence[OutputSpace] = (), atlas_via: str | None = None) -> dict[str, dict[str, Any]]:
     """The entities of every file the stage writes, by role (for resume and for later stages).
 
     ``standard`` are the TemplateFlow spaces (:func:`~neurolearn_cli.spaces.standard_spaces`):
-    roles ``xfm_to_<template>``/``xfm_from_<template>`` per template and
-    ``<kind>_<space>`` (``preproc``, ``mask``, ``dseg``, ``probseg_<tissue>``) per space.
+    roles ``<kind>_<space>`` (``preproc``, ``mask``, ``dseg``, ``probseg_<tissue>``)
+    per space, and ``xfm_to_<template>``/``xfm_from_<template>`` per template
+    of :func:`registered_templates` (``atlas_via``: the atlas's own template).
     """
     sub = {"subject": participant.label, "datatype": "anat"}
     mni = {**sub, "space": template, "res": str(TEMPLATE_RESOLUTION_MM)}
@@ -71,9 +78,11 @@ def planned_entities(participant: ParticipantPlan, template: str, atlas: str,
     for tissue in TISSUES:
         entities[f"probseg_{tissue}"] = {**sub, "label": tissue, "suffix": "probseg", "extension": ".nii.gz"}
         entities[f"mni_probseg_{tissue}"] = {**mni, "label": tissue, "suffix": "probseg", "extension": ".nii.gz"}
+    for registered in registered_templates(standard, atlas_via):
+        label = registered.template_label
+        entities[f"xfm_to_{label}"] = xfm_entities(sub, "T1w", label)
+        entities[f"xfm_from_{label}"] = xfm_entities(sub, label, "T1w")
     for space in standard:
-        entities[f"xfm_to_{space.template_label}"] = xfm_entities(sub, "T1w", space.template_label)
-        entities[f"xfm_from_{space.template_label}"] = xfm_entities(sub, space.template_label, "T1w")
         named = {**sub, **space.entities}
         entities[f"preproc_{space}"] = {**named, "desc": "preproc", "suffix": "T1w", "extension": ".nii.gz"}
         entities[f"mask_{space}"] = {**named, "desc": "brain", "suffix": "mask", "extension": ".nii.gz"}
@@ -87,13 +96,13 @@ def planned_entities(participant: ParticipantPlan, template: str, atlas: str,
 def planned_outputs(participant: ParticipantPlan, context: ParticipantContext) -> dict[str, Path]:
     """Every file the stage writes, by role, for the context's template and atlas (read by later stages)."""
     entities = planned_entities(participant, context.template.name, atlas_entity(context.atlas.name),
-                                standard_spaces(context.config.output_spaces))
+                                standard_spaces(context.config.output_spaces), context.atlas.via)
     return {role: context.writer.path(e) for role, e in entities.items()}
 
 
-def standard_targets(spaces: Sequence[OutputSpace], home: Path,
+def standard_targets(spaces: Sequence[OutputSpace], templates: Sequence[OutputSpace], home: Path,
                      device: torch.device) -> list[tuple[StandardTarget, dict[OutputSpace, str]]]:
-    """Per TemplateFlow template of ``spaces``: what to register to and write on, and each space's grid file.
+    """Per TemplateFlow template of ``templates``: what to register to, the grids of its ``spaces``, their files.
 
     The registration uses the template's grid closest to the bundled
     template's working resolution (``TEMPLATE_RESOLUTION_MM``); a space is
@@ -109,10 +118,11 @@ def standard_targets(spaces: Sequence[OutputSpace], home: Path,
         standard_grids,
     )
 
-    templates = scan_home(home)
+    found = scan_home(home)
     targets = []
-    for key in dict.fromkeys((space.name, space.cohort) for space in spaces):
-        files = templates[key]
+    for template_space in templates:
+        key = (template_space.name, template_space.cohort)
+        files = found[key]
         grids = standard_grids(files, device)
         finest = min(grids, key=lambda res: max(grids[res].spacing))
         chosen = {space: space.resolution or finest for space in spaces if (space.name, space.cohort) == key}
@@ -160,11 +170,12 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
     writer, log = context.writer, context.log
     template, atlas = context.template, context.atlas
     standard = standard_spaces(context.config.output_spaces)
-    entities = planned_entities(participant, template.name, atlas_entity(atlas.name), standard)
+    entities = planned_entities(participant, template.name, atlas_entity(atlas.name), standard, atlas.via)
     outputs = {role: writer.path(e) for role, e in entities.items()}
     images = [load_image(image.path, context.device) for image in participant.t1w]
     sources = [str(image.path) for image in participant.t1w]
-    targets = standard_targets(standard, templateflow_home(context.config.templateflow_dir), context.device)
+    targets = standard_targets(standard, registered_templates(standard, atlas.via),
+                               templateflow_home(context.config.templateflow_dir), context.device)
     result = preprocess_t1w(images, sources, template, atlas, context.device, [target for target, _ in targets])
 
     raw = [raw_source(image.relpath) for image in participant.t1w]
