@@ -8,10 +8,10 @@ names alone, as TemplateFlow lays them out::
     tpl-<name>/[cohort-<c>/]tpl-<name>[_cohort-<c>]_res-<NN>_T1w.nii.gz
                                                   ..._desc-brain_T1w.nii.gz
                                                   ..._desc-brain_mask.nii.gz
-                                                  ..._label-{GM,WM,CSF}_probseg.nii.gz
 
 A template (one cohort of it, where it has cohorts) is listed with every
-resolution that has a T1w; the other files are optional. A file not present
+resolution that has a T1w; the brain files are optional. Tissue priors
+(``_probseg``) are not read: smri segments under the bundled template's. A file not present
 (e.g. a DataLad clone's broken symlink to content never fetched) counts as
 absent. Listing imports nothing heavy, so the command line validates
 ``--output-spaces`` against it before torch is loaded.
@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,10 +33,9 @@ if TYPE_CHECKING:
 
 ENV_VARIABLE = "TEMPLATEFLOW_HOME"
 DEFAULT_HOME = Path("~/.cache/templateflow")
-TISSUES = ("GM", "WM", "CSF")
 _FILE = re.compile(
     r"^tpl-(?P<name>[A-Za-z0-9]+)(?:_cohort-(?P<cohort>[A-Za-z0-9]+))?_res-(?P<res>[A-Za-z0-9]+)"
-    r"(?:_label-(?P<label>[A-Za-z0-9]+))?(?:_desc-(?P<desc>[A-Za-z0-9]+))?_(?P<suffix>T1w|mask|probseg)\.nii\.gz$"
+    r"(?:_desc-(?P<desc>[A-Za-z0-9]+))?_(?P<suffix>T1w|mask)\.nii\.gz$"
 )
 
 
@@ -54,17 +53,15 @@ def resolution_label(label: str) -> str:
 
 @dataclass(frozen=True)
 class ResolutionFiles:
-    """A template's files at one resolution: the T1w and whichever of the others are present."""
+    """A template's files at one resolution: the T1w and whichever brain files are present."""
 
     t1w: Path
     brain_t1w: Path | None = None
     mask: Path | None = None
-    probseg: Mapping[str, Path] = field(default_factory=dict)
 
     def paths(self) -> list[Path]:
         """Every file, for fingerprints."""
-        optional = [self.brain_t1w, self.mask, *self.probseg.values()]
-        return [self.t1w, *(path for path in optional if path is not None)]
+        return [path for path in (self.t1w, self.brain_t1w, self.mask) if path is not None]
 
 
 @dataclass(frozen=True)
@@ -95,11 +92,9 @@ def _collect(home: Path) -> dict[tuple[str, str | None], dict[str, dict[str, Pat
             match = _FILE.match(path.name)
             if match is None or match["name"] != folder.name[4:] or not path.is_file():
                 continue
-            kinds: dict[tuple[str, str | None, str | None], str] = {
-                ("T1w", None, None): "t1w", ("T1w", None, "brain"): "brain_t1w", ("mask", None, "brain"): "mask"}
-            kind = kinds.get((match["suffix"], match["label"], match["desc"]))
-            if match["suffix"] == "probseg" and match["label"] in TISSUES and match["desc"] is None:
-                kind = f"probseg_{match['label']}"
+            kinds: dict[tuple[str, str | None], str] = {
+                ("T1w", None): "t1w", ("T1w", "brain"): "brain_t1w", ("mask", "brain"): "mask"}
+            kind = kinds.get((match["suffix"], match["desc"]))
             if kind is not None:
                 entry = found.setdefault((match["name"], match["cohort"]), {})
                 entry.setdefault(resolution_label(match["res"]), {})[kind] = path
@@ -115,7 +110,6 @@ def scan_home(home: Path) -> dict[tuple[str, str | None], TemplateFiles]:
                 t1w=files["t1w"],
                 brain_t1w=files.get("brain_t1w"),
                 mask=files.get("mask"),
-                probseg={t: files[f"probseg_{t}"] for t in TISSUES if f"probseg_{t}" in files},
             )
             for res, files in sorted(by_res.items()) if "t1w" in files
         }

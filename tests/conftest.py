@@ -238,8 +238,7 @@ def chromium_status(tmp_path: Path) -> Callable[..., dict]:
 TEMPLATE_SHIFT_MM = (6.0, -8.0, 5.0)
 
 
-def write_templateflow_home(root: Path, name: str = "MNI152NLin6Asym", *, cohort: str | None = None,
-                            brain_mask: bool = True) -> Path:
+def write_templateflow_home(root: Path, name: str = "MNI152NLin6Asym", *, brain_mask: bool = True) -> Path:
     """A TemplateFlow home holding a small template ``name`` made of nilearn's bundled MNI152 (no download).
 
     The 1 mm T1w is cropped, moved by :data:`TEMPLATE_SHIFT_MM` in world space
@@ -254,9 +253,9 @@ def write_templateflow_home(root: Path, name: str = "MNI152NLin6Asym", *, cohort
     data = source.get_fdata(dtype=np.float32)[8:-8, 10:-6, 4:-12]
     affine = source.affine.copy()
     affine[:3, 3] = nib.affines.apply_affine(source.affine, (8, 10, 4)) + np.array(TEMPLATE_SHIFT_MM)
-    folder = root / f"tpl-{name}" / (f"cohort-{cohort}" if cohort else "")
+    folder = root / f"tpl-{name}"
     folder.mkdir(parents=True, exist_ok=True)
-    prefix = f"tpl-{name}" + (f"_cohort-{cohort}" if cohort else "")
+    prefix = f"tpl-{name}"
     for step in (2, 4):
         scaled = affine.copy()
         scaled[:3, :3] *= step

@@ -51,8 +51,9 @@ def test_scan_lists_templates_cohorts_and_resolutions_from_file_names(tmp_path):
     assert sorted(templates, key=str) == [("MNI152NLin6Asym", None), ("MNIPediatricAsym", "2")]
     six = templates[(NLIN6, None)]
     assert list(six.resolutions) == ["1", "2"]
-    assert six.resolutions["1"].mask is not None and list(six.resolutions["1"].probseg) == ["GM"]
-    assert six.resolutions["2"].mask is None and six.resolutions["2"].probseg == {}
+    assert six.resolutions["1"].mask is not None and six.resolutions["2"].mask is None
+    assert six.resolutions["1"].paths() == [nlin6 / f"tpl-{NLIN6}_res-01_T1w.nii.gz",
+                                            nlin6 / f"tpl-{NLIN6}_res-01_desc-brain_mask.nii.gz"]
     assert six.relative(six.resolutions["2"].t1w) == f"tpl-{NLIN6}/tpl-{NLIN6}_res-02_T1w.nii.gz"
     assert templates[("MNIPediatricAsym", "2")].resolutions["1"].brain_t1w is not None
     assert scan_home(tmp_path / "absent") == {}
