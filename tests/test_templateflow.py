@@ -224,6 +224,14 @@ def test_smri_and_fmri_write_into_a_templateflow_template_offline(templateflow_h
     shift = torch.tensor(TEMPLATE_SHIFT_MM, dtype=torch.float64)
     assert float((forward.map_points(points) - bundled.map_points(points - shift)).norm(dim=1).median()) < 2.0
 
+    # the report shows the normalization into each template and the methods name the direct registration
+    code, _, err = cli("qc", bids, out, "participant", "--omp-nthreads", "2", "--templateflow-dir", templateflow_home,
+                       "--output-spaces", f"{NLIN6}:res-2", f"{NLIN6}:res-4", "T1w")
+    assert code == 0, err
+    report = (out / "sub-01.html").read_text()
+    assert "Normalization to MNI152NLin2009aSym" in report and f"Normalization to {NLIN6}" in report
+    assert f"also registered directly to {NLIN6}:res-2 and {NLIN6}:res-4" in report
+
 
 @pytest.mark.parametrize(
     ("atlas", "option", "space"),
