@@ -37,6 +37,9 @@ _FILE = re.compile(
     r"^tpl-(?P<name>[A-Za-z0-9]+)(?:_cohort-(?P<cohort>[A-Za-z0-9]+))?_res-(?P<res>[A-Za-z0-9]+)"
     r"(?:_desc-(?P<desc>[A-Za-z0-9]+))?_(?P<suffix>T1w|mask)\.nii\.gz$"
 )
+#: The files read, by (suffix, desc): the head T1w, the brain T1w and the brain mask.
+_KINDS: dict[tuple[str, str | None], str] = {("T1w", None): "t1w", ("T1w", "brain"): "brain_t1w",
+                                             ("mask", "brain"): "mask"}
 
 
 def templateflow_home(option: Path | None) -> Path:
@@ -86,15 +89,14 @@ class TemplateFiles:
 
 
 def _collect(home: Path) -> dict[tuple[str, str | None], dict[str, dict[str, Path]]]:
+    """(name, cohort) -> ``res-`` label -> kind (:data:`_KINDS`) -> file, for the files present in ``home``."""
     found: dict[tuple[str, str | None], dict[str, dict[str, Path]]] = {}
     for folder in sorted(home.glob("tpl-*")):
         for path in sorted(folder.rglob("tpl-*.nii.gz")):
             match = _FILE.match(path.name)
             if match is None or match["name"] != folder.name[4:] or not path.is_file():
                 continue
-            kinds: dict[tuple[str, str | None], str] = {
-                ("T1w", None): "t1w", ("T1w", "brain"): "brain_t1w", ("mask", "brain"): "mask"}
-            kind = kinds.get((match["suffix"], match["desc"]))
+            kind = _KINDS.get((match["suffix"], match["desc"]))
             if kind is not None:
                 entry = found.setdefault((match["name"], match["cohort"]), {})
                 entry.setdefault(resolution_label(match["res"]), {})[kind] = path
