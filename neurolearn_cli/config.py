@@ -20,13 +20,20 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from neurolearn_cli.errors import InputError, UsageError
 from neurolearn_cli.messages import plain_message
-from neurolearn_cli.spaces import DEFAULT_OUTPUT_SPACES, OutputSpace, parse_output_space
+from neurolearn_cli.spaces import (
+    DEFAULT_OUTPUT_SPACES,
+    OutputSpace,
+    check_available,
+    parse_output_space,
+)
+from neurolearn_cli.templateflow import scan_home, templateflow_home
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -125,9 +132,12 @@ class RunConfig(BaseModel):
     device: str = option("auto", "auto, cpu, cuda or cuda:N.", RESOURCES)
     seed: int = option(0, "Random seed.", RESOURCES, ge=0)
     # behaviour
+    templateflow_dir: Path | None = option(
+        None, "Local TemplateFlow home holding the templates named in --output-spaces (default: "
+        "$TEMPLATEFLOW_HOME, else ~/.cache/templateflow); nothing is downloaded.", BEHAVIOUR)
     output_spaces: tuple[OutputSpaceOption, ...] = option(
         tuple(parse_output_space(s) for s in DEFAULT_OUTPUT_SPACES),
-        "Output spaces in fMRIPrep's syntax: a template with res-N (its own N mm grid) or res-native, or T1w.",
+        "Output spaces in fMRIPrep's syntax: a template (bundled or TemplateFlow), res-N or res-native, or T1w.",
         BEHAVIOUR,
     )
     resume: bool = option(True, "Keep outputs made from the same inputs and settings.", BEHAVIOUR)
@@ -138,6 +148,8 @@ class RunConfig(BaseModel):
     # smri / fmri
     atlas: Path | None = option(None, "Parcellation in template space (default: the bundled one).", STAGE_OPTIONS)
     atlas_labels: Path | None = option(None, "Label table (TSV: index, name) for --atlas.", STAGE_OPTIONS)
+    atlas_space: str | None = option(None, "Template --atlas is defined on (default: its file name's tpl- or space- "
+                                     "entity, else MNI152NLin2009aSym).", STAGE_OPTIONS, pattern=r"^[A-Za-z0-9]+$")
     dummy_scans: int | None = option(None, "Non-steady-state volumes (default: detected).", STAGE_OPTIONS, ge=0)
     ignore: tuple[str, ...] = option((), f"Steps to skip: {', '.join(IGNORABLE)}.", STAGE_OPTIONS)
     slice_time_ref: float = option(0.5, "Slice-timing reference, fraction of TR.", STAGE_OPTIONS, ge=0.0, le=1.0)
@@ -176,9 +188,21 @@ class RunConfig(BaseModel):
     def _strip_task(cls, tasks: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(t[5:] if t.startswith("task-") else t for t in tasks)
 
+    @field_validator("templateflow_dir", mode="after")
+    @classmethod
+    def _existing_home(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.expanduser().is_dir():
+            raise ValueError(f"{path} is not a directory")
+        return path
+
     @field_validator("output_spaces", mode="after")
     @classmethod
-    def _distinct_spaces(cls, spaces: tuple[OutputSpace, ...]) -> tuple[OutputSpace, ...]:
+    def _available_spaces(cls, spaces: tuple[OutputSpace, ...], info: ValidationInfo) -> tuple[OutputSpace, ...]:
+        """Distinct spaces, each offered by the bundled template or the TemplateFlow home (checked before any work)."""
+        home = templateflow_home(info.data.get("templateflow_dir"))
+        templates = scan_home(home)
+        for space in spaces:
+            check_available(space, templates, home)
         return tuple(dict.fromkeys(spaces))
 
     @field_validator("ignore", mode="after")

@@ -48,12 +48,14 @@ if TYPE_CHECKING:
 NON_OUTPUT_SETTINGS = {
     "bids_dir", "output_dir", "work_dir", "nprocs", "omp_nthreads", "mem_gb", "resume", "stop_on_first_crash",
     "dry_run", "verbosity", "debug", "bids_database_dir", "skip_bids_validation", "stages", "participant_label",
+    "templateflow_dir",  # where the templates are: their files' bytes are fingerprinted instead
 }
 #: Settings only the group-level pattern analysis reads.
 MVPA_SETTINGS = {"spec", "features", "target", "model", "cv", "inner_cv", "group_by", "permutations", "name",
                  "derivatives"}
-#: Settings only the functional stage (and the qc that reads its outputs) reads.
-FMRI_SETTINGS = {"output_spaces", "dummy_scans", "ignore", "slice_time_ref", "fd_spike_threshold",
+#: Settings only the functional stage (and the qc that reads its outputs) reads (smri reads the
+#: TemplateFlow spaces of ``output_spaces``: :func:`stage_fingerprints`).
+FMRI_SETTINGS = {"dummy_scans", "ignore", "slice_time_ref", "fd_spike_threshold",
                  "dvars_spike_threshold", "task"}
 #: Per participant stage, the settings it never reads (so changing them keeps its outputs under --resume).
 #: A stage not listed here is fingerprinted on every output-shaping setting.
@@ -119,17 +121,29 @@ def participant_inputs(participant: ParticipantPlan, *, anatomical_only: bool = 
 def stage_fingerprints(config: RunConfig, participant: ParticipantPlan) -> dict[str, str]:
     """Per participant stage, the digest of the inputs and settings it reads.
 
-    smri reads only the T1w images; every stage reads the atlas files. A
-    stage's digest changes when anything it reads changes, and only then.
+    smri reads only the T1w images and, of the output spaces, the TemplateFlow
+    ones; every stage reads the atlas files and the files of the TemplateFlow
+    templates requested. A stage's digest changes when anything it reads
+    changes, and only then.
     """
+    from neurolearn_cli.spaces import atlas_space, atlas_template, standard_spaces
     from neurolearn_cli.stages import PARTICIPANT_STAGES
+    from neurolearn_cli.templateflow import scan_home, templateflow_home
 
-    atlas = [Path(path) for path in (config.atlas, config.atlas_labels) if path is not None]
-    hashes = {path: sha256_file(path) for path in participant_inputs(participant) + atlas}
+    standard = standard_spaces(config.output_spaces)
+    templates = scan_home(templateflow_home(config.templateflow_dir))
+    registered = {(space.name, space.cohort) for space in standard}
+    via = atlas_template(atlas_space(config.atlas, config.atlas_space), templates)
+    registered |= {(via, None)} if via is not None else set()
+    shared = [Path(path) for path in (config.atlas, config.atlas_labels) if path is not None]
+    shared += sorted({path for key in registered for path in templates[key].paths()})
+    hashes = {path: sha256_file(path) for path in participant_inputs(participant) + shared}
     digests = {}
     for stage in PARTICIPANT_STAGES:
-        inputs = participant_inputs(participant, anatomical_only=stage == "smri") + atlas
+        inputs = participant_inputs(participant, anatomical_only=stage == "smri") + shared
         settings = output_settings(config, STAGE_UNREAD_SETTINGS.get(stage, set()))
+        if stage == "smri":  # of the output spaces, smri reads only the TemplateFlow ones
+            settings["output_spaces"] = [str(space) for space in standard]
         digests[stage] = fingerprint(inputs, settings, hashes)
     return digests
 
@@ -149,13 +163,17 @@ def participant_context(config: RunConfig, dataset: DatasetPlan, participant: Pa
     from neurolearn_cli.smri.parcellation import load_atlas
     from neurolearn_cli.smri.template import load_template
     from neurolearn_cli.smri.workflow import TEMPLATE_RESOLUTION_MM
+    from neurolearn_cli.spaces import atlas_space, atlas_template
     from neurolearn_cli.stages import ParticipantContext
+    from neurolearn_cli.templateflow import scan_home, templateflow_home
 
     writer = DerivativesWriter(config.output_dir, participant.subject, "", resume=config.resume)
+    space = atlas_space(config.atlas, config.atlas_space)
+    via = atlas_template(space, scan_home(templateflow_home(config.templateflow_dir)))
     return ParticipantContext(config=config, device=device, dataset=dataset, writer=writer, log=get_logger(),
                         fingerprints=stage_fingerprints(config, participant),
                         template=load_template(device, resolution=TEMPLATE_RESOLUTION_MM),
-                        atlas=load_atlas(device, config.atlas, config.atlas_labels))
+                        atlas=load_atlas(device, config.atlas, config.atlas_labels, space=space, via=via))
 
 
 def run_stage(stage: str, participant: ParticipantPlan, context: ParticipantContext) -> None:

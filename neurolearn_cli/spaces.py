@@ -1,7 +1,10 @@
 """Output spaces: fMRIPrep's ``--output-spaces`` syntax, parsed once into typed values.
 
 A space is a template with optional modifiers (``MNI152NLin2009aSym:res-2``,
-``MNIPediatricAsym:cohort-2:res-1``) or a nonstandard space (``T1w``).
+``MNIPediatricAsym:cohort-2:res-1``) or a nonstandard space (``T1w``). The
+templates are the bundled MNI152NLin2009aSym and those of the local
+TemplateFlow home (:mod:`neurolearn_cli.templateflow`); parsing checks the
+syntax, :func:`check_available` that the template is there.
 ``res-<label>`` selects one of the template's own grids, numbered as
 TemplateFlow numbers them (``res-1`` is the 1 mm grid, ``res-2`` the 2 mm one);
 ``res-native`` or no ``res`` keeps the BOLD's voxel size on the template's
@@ -13,17 +16,22 @@ before torch is loaded.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+from neurolearn_cli.templateflow import ENV_VARIABLE, TemplateFiles, resolution_label
 
 #: The template nilearn bundles: always available, the default output space.
 BUNDLED_TEMPLATE = "MNI152NLin2009aSym"
-#: Templates available offline: name -> their grids' ``res-`` labels -> voxel size (mm).
+#: The bundled template's grids: name -> ``res-`` labels -> voxel size (mm).
 TEMPLATE_RESOLUTIONS: Mapping[str, Mapping[str, float]] = {BUNDLED_TEMPLATE: {"1": 1.0, "2": 2.0}}
 #: Spaces that are not templates: the participant's own anatomy.
 NONSTANDARD_SPACES = ("T1w",)
 NATIVE = "native"
 DEFAULT_OUTPUT_SPACES = (f"{BUNDLED_TEMPLATE}:res-2", "T1w")
+_LABEL = re.compile(r"[A-Za-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,11 @@ class OutputSpace:
             entities["res"] = self.resolution
         return entities
 
+    @property
+    def template_label(self) -> str:
+        """The template and cohort as fMRIPrep names them in transforms' ``to-``/``from-`` (``name+cohort``)."""
+        return self.name if self.cohort is None else f"{self.name}+{self.cohort}"
+
     def __str__(self) -> str:
         """fMRIPrep's spelling, e.g. ``MNI152NLin2009aSym:res-2``."""
         modifiers = [f"{key}-{value}" for key, value in (("cohort", self.cohort), ("res", self.resolution))
@@ -71,46 +84,94 @@ def first_template(spaces: Iterable[OutputSpace]) -> OutputSpace | None:
     return next((space for space in spaces if space.is_template), None)
 
 
-def available_spaces() -> str:
-    """The spaces this installation offers, for error messages."""
-    templates = [
-        f"{name} (res-{', res-'.join(resolutions)} or res-{NATIVE})"
-        for name, resolutions in TEMPLATE_RESOLUTIONS.items()
-    ]
-    return ", ".join([*templates, *NONSTANDARD_SPACES])
+def standard_spaces(spaces: Iterable[OutputSpace]) -> tuple[OutputSpace, ...]:
+    """The template spaces of ``spaces`` other than the bundled template: those of the TemplateFlow home.
+
+    smri registers the T1w to each of their templates and writes its outputs in each.
+    """
+    return tuple(space for space in spaces if space.is_template and space.name != BUNDLED_TEMPLATE)
+
+
+def atlas_space(atlas: Path | None, option: str | None) -> str:
+    """The template an atlas is defined on: ``--atlas-space``, else its file name's ``tpl-``/``space-``, else the bundled."""
+    if option is not None:
+        return option
+    entities = dict(part.split("-", 1) for part in (atlas.name.split(".")[0].split("_") if atlas else ()) if "-" in part)
+    return entities.get("tpl") or entities.get("space") or BUNDLED_TEMPLATE
+
+
+def atlas_template(space: str, templates: Mapping[tuple[str, str | None], TemplateFiles]) -> str | None:
+    """The TemplateFlow template an atlas in ``space`` is warped through: ``space`` when the home has it.
+
+    None when the atlas is applied in the bundled template: it is defined
+    there, or its own template is not in the home (then the two templates'
+    world coordinates are taken as equal, an approximation of a few mm).
+    """
+    return space if space != BUNDLED_TEMPLATE and (space, None) in templates else None
+
+
+def available_spaces(templates: Mapping[tuple[str, str | None], TemplateFiles]) -> str:
+    """The spaces this installation offers (the bundled template, ``templates``, T1w), for error messages."""
+    offered: dict[tuple[str, str | None], list[str]] = {(BUNDLED_TEMPLATE, None): list(TEMPLATE_RESOLUTIONS[BUNDLED_TEMPLATE])}
+    offered.update({key: list(files.resolutions) for key, files in sorted(templates.items(), key=str)
+                    if key[0] != BUNDLED_TEMPLATE})
+    listed = [f"{OutputSpace(name, cohort=cohort)} (res-{', res-'.join(resolutions)} or res-{NATIVE})"
+              for (name, cohort), resolutions in offered.items()]
+    return ", ".join([*listed, *NONSTANDARD_SPACES])
 
 
 def parse_output_space(spec: str) -> OutputSpace:
-    """Parse one ``--output-spaces`` value.
+    """Parse one ``--output-spaces`` value (its syntax; :func:`check_available` checks the template).
 
     Raises
     ------
     ValueError
-        One line naming the value and the spaces available: an unknown space,
-        resolution, cohort or modifier.
+        One line naming the value: a bad name or modifier.
     """
     name, *modifiers = spec.strip().split(":")
-    if name not in TEMPLATE_RESOLUTIONS and name not in NONSTANDARD_SPACES:
-        raise ValueError(f"unknown output space {spec!r}; available: {available_spaces()}")
+    if not _LABEL.fullmatch(name):
+        raise ValueError(f"output space {spec!r}: a space is a template name or {', '.join(NONSTANDARD_SPACES)}")
     values: dict[str, str] = {}
     for modifier in modifiers:
         key, _, value = modifier.partition("-")
-        if key not in ("res", "cohort") or not value or key in values:
+        if key not in ("res", "cohort") or not _LABEL.fullmatch(value) or key in values:
             raise ValueError(f"output space {spec!r}: bad modifier {modifier!r} (expected res-<label> or cohort-<label>)")
         values[key] = value
     if name in NONSTANDARD_SPACES:
         if values:
             raise ValueError(f"output space {spec!r}: {name} takes no modifiers (it keeps the BOLD's voxel size)")
         return OutputSpace(name)
-    resolution = values.get("res")
-    if resolution == NATIVE:
-        resolution = None
-    resolutions = TEMPLATE_RESOLUTIONS[name]
-    if resolution is not None:
-        resolution = resolution.lstrip("0") or "0"  # TemplateFlow writes res-02 for res-2
-        if resolution not in resolutions:
-            raise ValueError(f"output space {spec!r}: {name} has no resolution res-{values['res']}; "
-                             f"available: {available_spaces()}")
-    if "cohort" in values:
-        raise ValueError(f"output space {spec!r}: {name} has no cohorts; available: {available_spaces()}")
-    return OutputSpace(name, resolution)
+    resolution = values.get("res", NATIVE)
+    return OutputSpace(name, None if resolution == NATIVE else resolution_label(resolution), values.get("cohort"))
+
+
+def check_available(space: OutputSpace, templates: Mapping[tuple[str, str | None], TemplateFiles], home: Path) -> None:
+    """Refuse a template space that neither the bundled template nor the TemplateFlow ``home`` offers.
+
+    Raises
+    ------
+    ValueError
+        One line naming the space, what is missing, the directory looked in
+        and the spaces available.
+    """
+    if not space.is_template:
+        return
+    available = f"available: {available_spaces(templates)}"
+    if space.name == BUNDLED_TEMPLATE:
+        resolutions, cohorts, where = list(TEMPLATE_RESOLUTIONS[BUNDLED_TEMPLATE]), [], "(bundled)"
+    else:
+        if space.name not in {name for name, _ in templates}:
+            raise ValueError(f"unknown output space {str(space)!r}: no template {space.name} in the TemplateFlow "
+                             f"home {home} (--templateflow-dir, else ${ENV_VARIABLE}); {available}")
+        cohorts = sorted(str(cohort) for name, cohort in templates if name == space.name and cohort is not None)
+        found = templates.get((space.name, space.cohort))
+        resolutions, where = ([] if found is None else list(found.resolutions)), f"in {home}"
+    if space.cohort is None and cohorts:
+        raise ValueError(f"output space {str(space)!r}: {space.name} has cohorts {', '.join(cohorts)} {where}; "
+                         f"name one, e.g. {space.name}:cohort-{cohorts[0]}")
+    if space.cohort is not None and space.cohort not in cohorts:
+        has = f"cohorts {', '.join(cohorts)}" if cohorts else "no cohorts"
+        raise ValueError(f"output space {str(space)!r}: {space.name} has {has} {where}; {available}")
+    if space.resolution is not None and space.resolution not in resolutions:
+        raise ValueError(f"output space {str(space)!r}: {space.name} has no resolution res-{space.resolution} "
+                         f"{where}; {available}")

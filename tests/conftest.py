@@ -232,3 +232,42 @@ def chromium_status(tmp_path: Path) -> Callable[..., dict]:
         return open_in_chromium(binary, probed, tmp_path / f"{Path(name).stem}.png", tmp_path / "profile", height)
 
     return status
+
+
+#: The world shift (mm) of the small TemplateFlow template below relative to nilearn's MNI152 it is made of.
+TEMPLATE_SHIFT_MM = (6.0, -8.0, 5.0)
+
+
+def write_templateflow_home(root: Path, name: str = "MNI152NLin6Asym", *, brain_mask: bool = True) -> Path:
+    """A TemplateFlow home holding a small template ``name`` made of nilearn's bundled MNI152 (no download).
+
+    The 1 mm T1w is cropped, moved by :data:`TEMPLATE_SHIFT_MM` in world space
+    (so it is not the bundled template's grid or position) and subsampled to
+    ``res-02`` (2 mm) and ``res-04`` (4 mm), with TemplateFlow's names; the
+    brain mask (``desc-brain_mask``, T1w > 0.2 of its maximum) unless
+    ``brain_mask`` is False. Returns the home.
+    """
+    from nilearn import datasets
+
+    source = datasets.load_mni152_template(resolution=1)
+    data = source.get_fdata(dtype=np.float32)[8:-8, 10:-6, 4:-12]
+    affine = source.affine.copy()
+    affine[:3, 3] = nib.affines.apply_affine(source.affine, (8, 10, 4)) + np.array(TEMPLATE_SHIFT_MM)
+    folder = root / f"tpl-{name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    prefix = f"tpl-{name}"
+    for step in (2, 4):
+        scaled = affine.copy()
+        scaled[:3, :3] *= step
+        t1w = data[::step, ::step, ::step]
+        nib.save(nib.Nifti1Image(t1w, scaled), folder / f"{prefix}_res-0{step}_T1w.nii.gz")
+        if brain_mask:
+            mask = (t1w > 0.2 * t1w.max()).astype(np.uint8)
+            nib.save(nib.Nifti1Image(mask, scaled), folder / f"{prefix}_res-0{step}_desc-brain_mask.nii.gz")
+    return root
+
+
+@pytest.fixture(scope="session")
+def templateflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TemplateFlow home with a small MNI152NLin6Asym (see :func:`write_templateflow_home`)."""
+    return write_templateflow_home(tmp_path_factory.mktemp("templateflow"))

@@ -53,6 +53,15 @@ def test_a_section_per_stage_that_ran_with_skipped_steps_and_reasons() -> None:
     assert cited == {int(n) for n in listed} == set(range(1, len(listed) + 1))
 
 
+def test_the_methods_name_the_templateflow_templates_registered_to() -> None:
+    from dataclasses import replace
+
+    plain = methods(RunFacts(SOFTWARE, anat=(ANAT,))).markdown()
+    assert "TemplateFlow" not in plain
+    text = methods(RunFacts(SOFTWARE, anat=(replace(ANAT, standard=("MNI152NLin6Asym:res-2",)),))).markdown()
+    assert "also registered directly to MNI152NLin6Asym:res-2 (read from a local TemplateFlow home)" in text
+
+
 def test_only_stages_with_facts_get_sections() -> None:
     text = methods(RunFacts(SOFTWARE, anat=(ANAT,))).markdown()
     assert "(smri)" in text and "(fmri)" not in text and "(qc)" not in text
@@ -115,6 +124,8 @@ def test_facts_are_read_from_what_the_stages_wrote(tmp_path: Path) -> None:
     func, anat = tmp_path / "sub-01" / "func", tmp_path / "sub-01" / "anat"
     _write(anat / "sub-01_desc-preproc_T1w.json", {"Sources": ["bids:raw:sub-01/anat/sub-01_T1w.nii.gz"]})
     _write(anat / "sub-01_space-MNI152NLin2009aSym_res-2_desc-preproc_T1w.json", {"Sources": []})
+    # a TemplateFlow template whose name sorts first is not taken for the normalization template
+    _write(anat / "sub-01_space-ICBM452Air_res-2_desc-preproc_T1w.json", {"Sources": [], "Template": {}})
     _write(anat / "sub-01_seg-x_stat-gmvolume_morph.json",
            {"Atlas": "x", "QC": {"affine_cost": 0.03, "volume_GM_ml": 800.0, "volume_WM_ml": float("nan")}})
     prefix = "sub-01_task-rest"
@@ -137,6 +148,7 @@ def test_facts_are_read_from_what_the_stages_wrote(tmp_path: Path) -> None:
     [anat_facts] = gather.discover_anat(tmp_path)  # the template-space copy is not a second participant
     assert (anat_facts.participant, anat_facts.t1w_images, anat_facts.template) == ("01", 1, "MNI152NLin2009aSym")
     assert anat_facts.volumes_ml == {"GM": 800.0} and anat_facts.affine_cost == 0.03
+    assert anat_facts.standard == ("ICBM452Air:res-2",)
     [run] = gather.discover_bold(tmp_path)
     assert run.name == "sub-01_task-rest_bold" and run.spaces == ("T1w",) and run.nonsteady == 1
     assert run.mean_fd == pytest.approx(1.0 / 3) and (run.fd_outliers, run.dvars_outliers) == (1, 2)

@@ -232,8 +232,8 @@ def _help(cli, monkeypatch, *command: str) -> str:
 
 
 @pytest.mark.parametrize(("stage", "offered", "absent"), [
-    ("smri", ["--atlas", "--participant-label", "--omp-nthreads"],
-     ["--task", "--output-spaces", "--dummy-scans", "--fd-spike-threshold", "--target", "--stages"]),
+    ("smri", ["--atlas", "--participant-label", "--omp-nthreads", "--output-spaces", "--templateflow-dir"],
+     ["--task", "--dummy-scans", "--fd-spike-threshold", "--target", "--stages"]),
     ("fmri", ["--task", "--output-spaces", "--dummy-scans", "--fd-spike-threshold"], ["--target", "--cv", "--stages"]),
     ("qc", ["--fd-spike-threshold"], ["--target", "--spec", "--stages"]),
 ])
@@ -257,7 +257,7 @@ def test_help_shows_flags_as_flags(cli, monkeypatch, command):
 
 def test_help_is_not_wrapped_at_80_columns_when_piped(cli, monkeypatch):
     out = _help(cli, monkeypatch, "fmri")
-    whole = "Output spaces in fMRIPrep's syntax: a template with res-N (its own N mm grid) or res-native, or T1w"
+    whole = "Output spaces in fMRIPrep's syntax: a template (bundled or TemplateFlow), res-N or res-native, or T1w"
     assert any(whole in line for line in out.splitlines())
     assert "-v " in out and "More log output (repeatable)." in out
 

@@ -1,4 +1,8 @@
-"""Output spaces: parsed once into typed values, resolutions honoured, unknown ones refused."""
+"""Output spaces: parsed once into typed values, resolutions honoured, unknown ones refused.
+
+Templates come from the bundled copy or a local TemplateFlow home; the tests
+of the home's listing and of end-to-end runs into it are in ``test_templateflow.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import torch
 
 from neurolearn_cli.config import build_config
 from neurolearn_cli.errors import UsageError
-from neurolearn_cli.spaces import OutputSpace, first_template, parse_output_space
+from neurolearn_cli.spaces import OutputSpace, check_available, first_template, parse_output_space
 
 CPU = torch.device("cpu")
 
@@ -35,19 +39,36 @@ def test_parse_output_space(spec, space, entities):
 @pytest.mark.parametrize(
     ("spec", "words"),
     [
-        ("Foo:res-9", ["unknown output space 'Foo:res-9'", "MNI152NLin2009aSym", "T1w"]),
-        ("MNI152NLin2009aSym:res-9", ["no resolution res-9", "res-1, res-2"]),
-        ("MNI152NLin2009aSym:cohort-2", ["has no cohorts"]),
         ("MNI152NLin2009aSym:den-91k", ["bad modifier 'den-91k'"]),
         ("MNI152NLin2009aSym:res-1:res-2", ["bad modifier 'res-2'"]),
+        ("MNI152NLin2009aSym:res-", ["bad modifier 'res-'"]),
         ("T1w:res-2", ["T1w takes no modifiers"]),
+        ("../MNI:res-2", ["a space is a template name or T1w"]),
     ],
 )
-def test_unknown_space_or_resolution_is_refused(spec, words):
+def test_bad_syntax_is_refused(spec, words):
     with pytest.raises(ValueError) as error:
         parse_output_space(spec)
     for word in words:
         assert word in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("Foo:res-9", ["unknown output space 'Foo:res-9'", "no template Foo in the TemplateFlow home /nowhere",
+                       "available: MNI152NLin2009aSym (res-1, res-2 or res-native), T1w"]),
+        ("MNI152NLin2009aSym:res-9", ["no resolution res-9", "res-1, res-2"]),
+        ("MNI152NLin2009aSym:cohort-2", ["has no cohorts"]),
+    ],
+)
+def test_unavailable_template_or_resolution_is_refused(spec, words):
+    with pytest.raises(ValueError) as error:
+        check_available(parse_output_space(spec), {}, Path("/nowhere"))
+    message = str(error.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message
 
 
 def test_config_holds_typed_spaces_and_saves_their_spelling(tmp_path: Path):
@@ -60,14 +81,17 @@ def test_config_holds_typed_spaces_and_saves_their_spelling(tmp_path: Path):
 
 
 def test_config_refuses_an_unknown_space(tmp_path: Path):
-    values = {"bids_dir": tmp_path / "bids", "output_dir": tmp_path / "out", "output_spaces": ["Foo:res-9"]}
+    values = {"bids_dir": tmp_path / "bids", "output_dir": tmp_path / "out", "output_spaces": ["Foo:res-9"],
+              "templateflow_dir": tmp_path}
     with pytest.raises(UsageError) as error:
         build_config(values, set(values), None)
     message = str(error.value)
     assert message.startswith("--output-spaces: unknown output space 'Foo:res-9'") and "\n" not in message
+    assert f"TemplateFlow home {tmp_path} " in message
 
 
-def test_cli_refuses_an_unknown_space_before_any_work(cli, make_bids, tmp_path: Path):
+def test_cli_refuses_an_unknown_space_before_any_work(cli, make_bids, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tmp_path))
     bids = make_bids()
     out = tmp_path / "out"
     code, _, err = cli(str(bids), str(out), "participant", "--output-spaces", "Foo:res-9")
@@ -78,11 +102,13 @@ def test_cli_refuses_an_unknown_space_before_any_work(cli, make_bids, tmp_path: 
 
 def _anatomy(t1w_grid, template_grids):
     from neurolearn_cli.engine.image import Image
-    from neurolearn_cli.fmri.pipeline import Anatomy
+    from neurolearn_cli.engine.transforms import AffineTransform
+    from neurolearn_cli.fmri.pipeline import Anatomy, TemplateSpace
 
     empty = Image(torch.zeros(t1w_grid.shape), t1w_grid.affine)
-    return Anatomy(t1w=empty, mask=empty, tissues={}, to_template=None, template_name="MNI152NLin2009aSym",
-                   template_grids=template_grids)
+    identity = AffineTransform(torch.eye(4, dtype=torch.float64))
+    return Anatomy(t1w=empty, mask=empty, tissues={}, templates={"MNI152NLin2009aSym": TemplateSpace(
+        identity, template_grids)}, atlas_template="MNI152NLin2009aSym", atlas_to_t1w=identity)
 
 
 def test_output_grid_honours_the_resolution():

@@ -81,4 +81,11 @@ def smri_section(anat: Sequence[AnatFacts], cite: Citations) -> Section:
     ]
     text.append(" ".join([*parcels, f"The T1w reference, tissue maps, labels and brain mask were resampled into "
                                     f"{template} space at {TEMPLATE_RESOLUTION_MM} mm."]))
+    standard = sorted({space for a in anat for space in a.standard})
+    if standard:
+        text.append(f"The T1w reference was also registered directly to {listing(standard)} (read from a local "
+                    "TemplateFlow home): centre-of-mass start, affine registration (normalized cross-correlation) "
+                    "of the brain to the template's brain, then the same symmetric diffeomorphic registration; the "
+                    "T1w reference, tissue maps, labels and brain mask were resampled onto each template's own grid "
+                    "at the resolution named.")
     return Section("Anatomical data preprocessing (smri)", tuple(text))

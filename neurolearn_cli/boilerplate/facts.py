@@ -29,7 +29,8 @@ class AnatFacts:
     """One participant's structural preprocessing (the smri stage's sidecars).
 
     ``t1w_images`` counts the T1w runs combined into the reference;
-    ``volumes_ml`` maps ``GM``/``WM``/``CSF``/``TIV`` to mL.
+    ``volumes_ml`` maps ``GM``/``WM``/``CSF``/``TIV`` to mL; ``standard`` the
+    TemplateFlow spaces the T1w was also normalized to (fMRIPrep's spelling).
     """
 
     participant: str
@@ -41,6 +42,7 @@ class AnatFacts:
     affine_cost: float | None = None
     syn_similarity: float | None = None
     volumes_ml: Mapping[str, float] = field(default_factory=dict)
+    standard: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def _finite(value: Any) -> float | None:
 
 
 def anat_facts(participant: str, preproc_sidecar: Path, morph_sidecar: Path | None,
-               template: str | None) -> AnatFacts | None:
+               template: str | None, standard: tuple[str, ...] = ()) -> AnatFacts | None:
     """The smri facts of one participant; None when its preprocessed T1w was not written."""
     preproc = _read_json(preproc_sidecar)
     if preproc is None:
@@ -74,6 +74,7 @@ def anat_facts(participant: str, preproc_sidecar: Path, morph_sidecar: Path | No
         affine_cost=_finite(qc.get("affine_cost")),
         syn_similarity=_finite(qc.get("syn_similarity")),
         volumes_ml=volumes,
+        standard=standard,
     )
 
 
@@ -183,9 +184,12 @@ def discover_anat(output_dir: Path) -> list[AnatFacts]:
             continue
         folder = preproc.parent
         morph = next(iter(sorted(folder.glob(f"sub-{label}_seg-*_stat-gmvolume_morph.json"))), None)
-        spatial = next(iter(sorted(folder.glob(f"sub-{label}_space-*_desc-preproc_T1w.json"))), None)
-        template = None if spatial is None else _space_label(spatial).split(":")[0]
-        facts = anat_facts(label, preproc, morph, template)
+        # the normalization template's copy; a TemplateFlow template's sidecar names it under "Template"
+        spatial = {path: "Template" in (_read_json(path) or {})
+                   for path in sorted(folder.glob(f"sub-{label}_space-*_desc-preproc_T1w.json"))}
+        template = next((_space_label(path).split(":")[0] for path, standard in spatial.items() if not standard), None)
+        standard = tuple(_space_label(path) for path, standard in spatial.items() if standard)
+        facts = anat_facts(label, preproc, morph, template, standard)
         if facts is not None:
             found.append(facts)
     return found

@@ -30,8 +30,9 @@ STAGE_HELP = {
 
 BEHAVIOUR = "Run behaviour"
 
-#: Options only the functional stage (and qc, which reads its outputs and may run it first) reads.
-FMRI_ONLY = frozenset({"task", "output_spaces", "dummy_scans", "ignore", "slice_time_ref", "fd_spike_threshold",
+#: Options only the functional stage (and qc, which reads its outputs and may run it first) reads
+#: (smri reads ``--output-spaces`` too: it writes its outputs in the TemplateFlow templates named there).
+FMRI_ONLY = frozenset({"task", "dummy_scans", "ignore", "slice_time_ref", "fd_spike_threshold",
                        "dvars_spike_threshold"})
 #: Options only the mvpa stage reads: those of its help panel.
 MVPA_ONLY = frozenset(panel_fields(MVPA_OPTIONS))

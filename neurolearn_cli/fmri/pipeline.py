@@ -61,15 +61,33 @@ DENOISING_STRATEGY = ("motion", "wm_csf", "high_pass")
 
 
 @dataclass(frozen=True)
+class TemplateSpace:
+    """A template the T1w was normalized to: smri's T1w -> template transform and the template's own grids.
+
+    ``to_template`` maps template points to T1w points (fMRIPrep's
+    ``from-T1w_to-<template>_mode-image_xfm``); ``grids`` are by ``res-`` label.
+    """
+
+    to_template: Transform
+    grids: Mapping[str, Grid]
+
+
+@dataclass(frozen=True)
 class Anatomy:
-    """What the smri stage provides: T1w-space images and the T1w -> template transform."""
+    """What the smri stage provides: T1w-space images and the templates it normalized the T1w to.
+
+    ``templates`` is keyed by :attr:`~neurolearn_cli.spaces.OutputSpace.template_label`;
+    ``atlas_template`` is the template the atlas is applied in (its own, or the
+    bundled one) and ``atlas_to_t1w`` maps T1w points to it, so the atlas
+    reaches any other template through the T1w.
+    """
 
     t1w: Image
     mask: Image
     tissues: Mapping[str, Image]
-    to_template: Transform
-    template_name: str
-    template_grids: Mapping[str, Grid]  # the template's own grids, by ``res-`` label
+    templates: Mapping[str, TemplateSpace]
+    atlas_template: str
+    atlas_to_t1w: Transform
 
 
 @dataclass(frozen=True)
@@ -149,11 +167,12 @@ def output_grid(space: OutputSpace, anatomy: Anatomy, bold: Grid) -> Grid:
     """The grid of an output space: the template's own ``res-`` grid, else the BOLD's voxel size."""
     if not space.is_template:
         return grid_at_spacing(anatomy.t1w.grid, bold.spacing)
-    if space.name != anatomy.template_name:
-        raise ValueError(f"output space {space} is not the anatomy's template {anatomy.template_name}")
+    if space.template_label not in anatomy.templates:
+        raise ValueError(f"output space {space}: the anatomy was not normalized to {space.template_label}")
+    grids = anatomy.templates[space.template_label].grids
     if space.resolution is not None:
-        return anatomy.template_grids[space.resolution]
-    finest = min(anatomy.template_grids.values(), key=lambda grid: grid.spacing)
+        return grids[space.resolution]
+    finest = min(grids.values(), key=lambda grid: grid.spacing)
     return grid_at_spacing(finest, bold.spacing)
 
 
@@ -307,7 +326,8 @@ def preprocess_bold(
     parcel_space = first_template(options.output_spaces)
     for space in options.output_spaces:
         grid = output_grid(space, anatomy, boldref.grid)
-        to_space = anatomy.to_template if space.is_template else None  # the normalization, for templates
+        # the normalization, for templates
+        to_space = anatomy.templates[space.template_label].to_template if space.is_template else None
         to_bold = [coreg.transform] if to_space is None else [to_space, coreg.transform]
         # One band-limited interpolation each: a cubic spline would smooth the run by ~15 % FWHM
         boldref_out = resample(boldref, grid, Chain(to_bold + unwarp), order="sinc")
@@ -329,7 +349,10 @@ def preprocess_bold(
                                         f"{dof} residual degrees of freedom (at least {MIN_RESIDUAL_DOF} needed)")
                 notes.append(f"parcel time series and connectivity skipped: {connectivity_skipped}")
             else:
-                labels = resample_labels(atlas_labels, grid, None)
+                # the atlas is on its template's grid; it reaches another template through the T1w
+                to_atlas = (None if space.template_label == anatomy.atlas_template or to_space is None
+                            else Chain([to_space, anatomy.atlas_to_t1w]))
+                labels = resample_labels(atlas_labels, grid, to_atlas)
                 series_tp = parcel_means(bold_out.data, labels.data, atlas_table["index"].tolist())
                 connectivity_result = connectivity(
                     series_tp, atlas_table["name"].tolist(), selected, sample_mask, repetition_time

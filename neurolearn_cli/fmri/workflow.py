@@ -16,8 +16,9 @@ from neurolearn_cli.dataset.plan import BoldRun, ParticipantPlan
 from neurolearn_cli.derivatives import raw_entities, raw_source
 from neurolearn_cli.errors import InputError
 from neurolearn_cli.heartbeat import heartbeat
-from neurolearn_cli.spaces import OutputSpace, first_template
+from neurolearn_cli.spaces import OutputSpace, first_template, standard_spaces
 from neurolearn_cli.stages import ParticipantContext
+from neurolearn_cli.templateflow import templateflow_home
 
 FIGURES = ("brainmask", "coreg", "carpetplot")
 
@@ -143,27 +144,55 @@ def _fieldmap(run: BoldRun, device: Any, log: Any, subject: str) -> Any:
 
 
 def _anatomy(participant: ParticipantPlan, context: ParticipantContext) -> Any:
-    """Read smri's T1w-space images and transform (the runner has run smri first when they were stale)."""
+    """Read smri's T1w-space images and transforms (the runner has run smri first when they were stale)."""
     from neurolearn_cli.engine.io import load_image
     from neurolearn_cli.engine.itkio import read_transform
-    from neurolearn_cli.fmri.pipeline import Anatomy
+    from neurolearn_cli.fmri.pipeline import Anatomy, TemplateSpace
     from neurolearn_cli.smri import workflow as smri
     from neurolearn_cli.smri.template import template_grid
     from neurolearn_cli.spaces import TEMPLATE_RESOLUTIONS
+    from neurolearn_cli.templateflow import scan_home, standard_grids
 
     if not participant.t1w:
         raise InputError(participant.subject, "no T1w image: the fmri stage needs smri's outputs of one")
-    template = context.template
+    device, template = context.device, context.template
     outputs = smri.planned_outputs(participant, context)
+    templates = {template.name: TemplateSpace(
+        read_transform(outputs["xfm_to_template"]).to(device),
+        {res: template_grid(device, int(size)) for res, size in TEMPLATE_RESOLUTIONS[template.name].items()})}
+    standard = standard_spaces(context.config.output_spaces)
+    found = scan_home(templateflow_home(context.config.templateflow_dir)) if standard else {}
+    for space in standard:
+        templates[space.template_label] = TemplateSpace(
+            read_transform(outputs[f"xfm_to_{space.template_label}"]).to(device),
+            standard_grids(found[(space.name, space.cohort)], device))
     return Anatomy(
-        t1w=load_image(outputs["preproc"], context.device),
-        mask=load_image(outputs["mask"], context.device),
-        tissues={t: load_image(outputs[f"probseg_{t}"], context.device) for t in smri.TISSUES},
-        to_template=read_transform(outputs["xfm_to_template"]).to(context.device),
-        template_name=template.name,
-        template_grids={res: template_grid(context.device, int(size)) for res, size in
-                        TEMPLATE_RESOLUTIONS[template.name].items()},
+        t1w=load_image(outputs["preproc"], device),
+        mask=load_image(outputs["mask"], device),
+        tissues={t: load_image(outputs[f"probseg_{t}"], device) for t in smri.TISSUES},
+        templates=templates,
+        atlas_template=context.atlas.via or template.name,
+        atlas_to_t1w=read_transform(outputs[f"xfm_from_{context.atlas.via}" if context.atlas.via
+                                            else "xfm_from_template"]).to(device),
     )
+
+
+def spatial_references(spaces: Sequence[OutputSpace], home: Path) -> dict[OutputSpace, dict[str, Any]]:
+    """Per template space, the sidecar keys saying which template it is and where it came from."""
+    from neurolearn_cli.templateflow import scan_home
+
+    standard = standard_spaces(spaces)
+    found = scan_home(home) if standard else {}
+    references: dict[OutputSpace, dict[str, Any]] = {}
+    for space in spaces:
+        if space in standard:
+            files = found[(space.name, space.cohort)]
+            grid = files.relative(files.resolutions[space.resolution].t1w) if space.resolution else space.name
+            references[space] = {"SpatialReference": grid, "TemplateSource": "local TemplateFlow home (read from "
+                                 "disk, never downloaded)"}
+        elif space.is_template:
+            references[space] = {"SpatialReference": space.name}
+    return references
 
 
 def run_participant(participant: ParticipantPlan, context: ParticipantContext) -> None:
@@ -190,6 +219,7 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
         dvars_threshold=config.dvars_spike_threshold,
         output_spaces=config.output_spaces,
     )
+    references = spatial_references(config.output_spaces, templateflow_home(config.templateflow_dir))
     for run in participant.bold:
         entities = planned_entities(run, config.output_spaces, seg)
         if _run_current(run, context):
@@ -216,7 +246,7 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
             if run.fieldmaps and result.sdc_method == "none" and "fieldmaps" not in options.ignore:
                 log.warning("%s: %s: a fieldmap is intended for this run but was not used: no distortion "
                             "correction (reason in the report's summary)", participant.subject, run.image.path.name)
-            _write_run(run, result, entities, context, read_header(run.image.path), atlas)
+            _write_run(run, result, entities, context, read_header(run.image.path), atlas, references)
 
 
 def _write_run(
@@ -226,6 +256,7 @@ def _write_run(
     context: ParticipantContext,
     header: Any,
     atlas: Any,
+    references: dict[OutputSpace, dict[str, Any]],
 ) -> None:
     from neurolearn_cli.fmri.pipeline import DENOISING_STRATEGY
     from neurolearn_cli.fmri.sdcplan import choose_estimator
@@ -258,18 +289,13 @@ def _write_run(
             "Sources": [source],
             "SkullStripped": False,
             **timing,
-            **({"SpatialReference": output.space.name} if output.space.is_template else {}),
+            **references.get(output.space, {}),
         }
         writer.write_image(entities[f"bold_{output.space}"], output.bold, meta, header=header)
-        writer.write_image(
-            entities[f"boldref_{output.space}"], output.boldref, {"Sources": [source]}
-        )
-        writer.write_image(
-            entities[f"mask_{output.space}"],
-            output.mask,
-            {"Type": "Brain", "Sources": [source]},
-            labels=True,
-        )
+        reference = references.get(output.space, {})
+        writer.write_image(entities[f"boldref_{output.space}"], output.boldref, {"Sources": [source], **reference})
+        writer.write_image(entities[f"mask_{output.space}"], output.mask,
+                           {"Type": "Brain", "Sources": [source], **reference}, labels=True)
     writer.write_tsv(entities["confounds"], result.confounds.table, result.confounds.metadata)
     if result.connectivity is not None:
         meta = {

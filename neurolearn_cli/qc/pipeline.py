@@ -51,7 +51,7 @@ def anatomical_qc(
     mask: Image,
     dseg: Image,
     tissues: Mapping[str, Image],
-    mni_t1w: Image,
+    normalized: Mapping[str, tuple[Image, Image]],
     template: Template,
     template_to_t1w: Transform,
     *,
@@ -70,10 +70,12 @@ def anatomical_qc(
         smri's bias-corrected T1w, bias field, brain mask and labels (1 GM, 2 WM, 3 CSF).
     tissues : mapping
         smri's tissue probability maps by name (``GM``, ``WM``, ``CSF``).
-    mni_t1w : Image
-        The T1w normalized to ``template``.
+    normalized : mapping
+        Per template the T1w was normalized to (``template`` and the
+        TemplateFlow ones), the normalized T1w and the template's T1w on the
+        same grid: one figure each.
     template : Template
-        The normalization's template (its tissue priors, its T1w for the figure).
+        The normalization's template (its tissue priors, for the IQMs).
     template_to_t1w : Transform
         Maps T1w points to template points (warps the priors onto the T1w).
     conformed : Image
@@ -112,11 +114,10 @@ def anatomical_qc(
             "Brain mask and tissue segmentation",
             figures.mosaic(corrected.data.cpu().numpy(), brain.cpu().numpy(), dseg.data.cpu().numpy()),
         ),
-        figure(
-            f"Normalization to {template.name}",
-            figures.normalization_check(mni_t1w.data.cpu().numpy(), template.t1w.data.cpu().numpy()),
-            "Template edges over the normalized T1w",
-        ),
+        *(figure(f"Normalization to {name}",
+                 figures.normalization_check(t1w.data.cpu().numpy(), reference.data.cpu().numpy()),
+                 "Template edges over the normalized T1w")
+          for name, (t1w, reference) in normalized.items()),
     ]
     return QCResult(iqms=iqms, figures=made)
 

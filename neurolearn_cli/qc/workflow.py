@@ -77,7 +77,7 @@ def _t1w_section(participant: ParticipantPlan, context: ParticipantContext) -> A
         loaded["mask"],
         loaded["dseg"],
         {t: loaded[f"probseg_{t}"] for t in smri.TISSUES},
-        load_image(outputs["mni_preproc"], device),
+        _normalized(outputs, context),
         context.template,
         read_transform(outputs["xfm_from_template"]).to(device),
         conformed=conform_t1w(
@@ -87,6 +87,24 @@ def _t1w_section(participant: ParticipantPlan, context: ParticipantContext) -> A
     )
     first = participant.t1w[0]
     return ImageQC(bids_name=bids_name(first), figures=result.figures, iqms=result.iqms, metadata=first.metadata)
+
+
+def _normalized(outputs: dict[str, Path], context: ParticipantContext) -> dict[str, Any]:
+    """Per template the T1w was normalized to, the normalized T1w and the template's T1w on its grid."""
+    from neurolearn_cli.boilerplate.gather import sidecar_path
+    from neurolearn_cli.engine.io import load_image
+    from neurolearn_cli.spaces import standard_spaces
+    from neurolearn_cli.templateflow import templateflow_home
+
+    device, template = context.device, context.template
+    normalized = {template.name: (load_image(outputs["mni_preproc"], device), template.t1w)}
+    home = templateflow_home(context.config.templateflow_dir)
+    for space in standard_spaces(context.config.output_spaces):
+        if space.template_label not in normalized:  # one figure per template, on its first space's grid
+            grid_file = json.loads(sidecar_path(outputs[f"preproc_{space}"]).read_text())["SpatialReference"]
+            normalized[space.template_label] = (load_image(outputs[f"preproc_{space}"], device),
+                                                load_image(home / grid_file, device))
+    return normalized
 
 
 def _bold_section(run: BoldRun, context: ParticipantContext) -> Any:
@@ -112,12 +130,13 @@ def _anat_facts(participant: ParticipantPlan, context: ParticipantContext) -> An
     """The participant's smri facts, read from the smri stage's planned outputs (None without a T1w)."""
     from neurolearn_cli.boilerplate.gather import anat_facts, sidecar_path
     from neurolearn_cli.smri import workflow as smri
+    from neurolearn_cli.spaces import standard_spaces
 
     if not participant.t1w:
         return None
     outputs = smri.planned_outputs(participant, context)
     return anat_facts(participant.label, sidecar_path(outputs["preproc"]), sidecar_path(outputs["morph"]),
-                      context.template.name)
+                      context.template.name, tuple(str(s) for s in standard_spaces(context.config.output_spaces)))
 
 
 def _bold_facts(run: BoldRun, context: ParticipantContext) -> Any:

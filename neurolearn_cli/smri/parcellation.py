@@ -25,6 +25,7 @@ from scipy import ndimage
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.errors import InputError
 from neurolearn_cli.smri.template import Template
+from neurolearn_cli.spaces import BUNDLED_TEMPLATE, atlas_space
 
 DEFAULT_ATLAS_NAME = "neurolearnGM108"
 DEFAULT_ATLAS_FILE = "tpl-MNI152NLin2009aSym_res-02_atlas-neurolearnGM108_dseg.nii.gz"
@@ -39,8 +40,10 @@ KMEANS_ITERATIONS = 60
 class Atlas:
     """A label image in template space and its label table (columns ``index``, ``name``).
 
-    ``space`` names the template the atlas was defined on; ``note`` says how it
-    relates to the normalization template (written to sidecars and reports).
+    ``space`` names the template the atlas was defined on; ``via`` the
+    TemplateFlow template it is warped through (its own, when the home has
+    it; None: applied in the bundled template); ``note`` says how it relates
+    to the normalization (written to sidecars and reports).
     """
 
     name: str
@@ -48,6 +51,7 @@ class Atlas:
     table: pd.DataFrame
     space: str
     note: str
+    via: str | None = None
 
 
 def _farthest_points(points: torch.Tensor, k: int) -> torch.Tensor:
@@ -129,8 +133,19 @@ def _atlas_name(path: Path) -> str:
     return "".join(ch for ch in name if ch.isalnum())
 
 
+def atlas_note(space: str, via: str | None) -> str:
+    """How a user atlas defined on ``space`` reaches the participant (``via``: see :class:`Atlas`)."""
+    if via is not None:
+        return f"defined on {space}, warped through the participant's direct normalization to {space}"
+    if space == BUNDLED_TEMPLATE:
+        return f"defined on {space}, the normalization template"
+    return (f"defined on {space}, approximated through MNI152NLin2009aSym ({space} is not in the TemplateFlow "
+            "home; the templates differ by a few mm)")
+
+
 def load_atlas(
-    device: torch.device, path: str | Path | None = None, labels: str | Path | None = None, *, space: str = "MNI152NLin6Asym"
+    device: torch.device, path: str | Path | None = None, labels: str | Path | None = None, *,
+    space: str | None = None, via: str | None = None,
 ) -> Atlas:
     """The default parcellation, or a user atlas (``--atlas FILE --atlas-labels TSV``).
 
@@ -141,8 +156,10 @@ def load_atlas(
     path, labels : path-like or None
         A label image in template space and its TSV (``index`` and ``name`` or
         ``label`` columns); both or neither.
-    space : str
-        The template the user atlas is defined on (for the provenance note).
+    space, via : str or None
+        The template the user atlas is defined on (None: from its file name,
+        see :func:`~neurolearn_cli.spaces.atlas_space`) and the TemplateFlow
+        template it is warped through (see :class:`Atlas`).
     """
     from neurolearn_cli.engine.io import load_image
 
@@ -166,5 +183,5 @@ def load_atlas(
     missing = present - set(table["index"].tolist())
     if missing:
         raise InputError(labels, f"labels {sorted(missing)[:5]} of the atlas are not in the table")
-    note = f"defined on {space}, applied through the MNI152NLin2009aSym normalization (the templates differ by a few mm)"
-    return Atlas(_atlas_name(Path(path)), image, table, space, note)
+    space = space or atlas_space(Path(path), None)
+    return Atlas(_atlas_name(Path(path)), image, table, space, atlas_note(space, via), via)

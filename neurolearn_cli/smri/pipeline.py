@@ -7,7 +7,9 @@ normalization of the bias-corrected brain -> second segmentation under the
 priors warped by the normalization (sharper: they now follow the subject's
 folding) -> brain mask, tissue maps, labels, volumes (checked again) -> atlas
 in native space and per-parcel GM volume -> T1w, tissue maps, labels and mask
-resampled into template space. No file IO; the workflow writes what this returns.
+resampled into template space -> for each TemplateFlow template requested, the
+bias-corrected brain registered directly to it and the same images resampled
+into each of its requested grids. No file IO; the workflow writes what this returns.
 
 The second pass raised the Dice with fMRIPrep's segmentation of aomic sub-0001
 (3 mm copy) from 0.83/0.87/0.59 to 0.85/0.89/0.67 (GM/WM/CSF); see
@@ -16,13 +18,13 @@ The second pass raised the Dice with fMRIPrep's segmentation of aomic sub-0001
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 import torch
 
-from neurolearn_cli.engine.image import Image
+from neurolearn_cli.engine.image import Grid, Image
 from neurolearn_cli.engine.resample import resample, resample_labels
 from neurolearn_cli.engine.transforms import Transform
 from neurolearn_cli.smri.brainmask import brain_mask, grow
@@ -35,12 +37,14 @@ from neurolearn_cli.smri.morphometry import (
     parcel_gm_volumes,
     tissue_volumes,
 )
-from neurolearn_cli.smri.normalize import Normalization, brain_only, normalize
+from neurolearn_cli.smri.normalize import Normalization, brain_only, normalize, normalize_direct
 from neurolearn_cli.smri.parcellation import Atlas
 from neurolearn_cli.smri.priors import warp_priors
 from neurolearn_cli.smri.segmentation import CLASSES, Segmentation, class_mean_intensity, segment
 from neurolearn_cli.smri.template import Template
 from neurolearn_cli.smri.tissues import brain_tissues, hard_labels, label_table
+from neurolearn_cli.spaces import OutputSpace
+from neurolearn_cli.templateflow import StandardTemplate
 
 AFFINE_PRIOR_FWHM_MM = 6.0
 SYN_PRIOR_FWHM_MM = 3.0
@@ -80,12 +84,40 @@ def segment_brain(t1w: Image, template: Template, to_template: Transform, prior_
 
 
 @dataclass(frozen=True)
+class SpaceImages:
+    """The bias-corrected T1w, tissue maps (``GM``/``WM``/``CSF``), labels and brain mask on a template grid."""
+
+    t1w: Image
+    tissues: dict[str, Image]
+    dseg: Image
+    mask: Image
+
+
+@dataclass(frozen=True)
+class StandardTarget:
+    """A TemplateFlow template to register the T1w to, and the grid of each requested space of it."""
+
+    template: StandardTemplate
+    grids: Mapping[OutputSpace, Grid]
+
+
+@dataclass(frozen=True)
+class StandardResult:
+    """The T1w's direct normalization to a TemplateFlow template and the images in each requested space."""
+
+    template: StandardTemplate
+    normalization: Normalization
+    spaces: dict[OutputSpace, SpaceImages]
+
+
+@dataclass(frozen=True)
 class SmriResult:
-    """Everything the smri stage produces for one participant (T1w grid unless named ``mni_*``).
+    """Everything the smri stage produces for one participant (T1w grid unless named ``mni``/``standard``).
 
     ``tissues`` maps ``GM``/``WM``/``CSF`` to probability images inside the
-    brain mask; ``qc`` holds numbers for reports and checks (registration
-    costs, EM iterations, tissue volumes in mL).
+    brain mask; ``mni`` holds the images in the bundled template, ``standard``
+    the TemplateFlow templates' (in the order requested); ``qc`` holds numbers
+    for reports and checks (registration costs, EM iterations, tissue volumes in mL).
     """
 
     t1w: Image
@@ -98,15 +130,51 @@ class SmriResult:
     normalization: Normalization
     atlas_labels: Image
     morphometry: pd.DataFrame
-    mni_t1w: Image
-    mni_tissues: dict[str, Image]
-    mni_dseg: Image
-    mni_mask: Image
+    mni: SpaceImages
+    standard: list[StandardResult]
     qc: dict[str, float]
 
 
+def registration_image(corrected: Image, mask: Image) -> Image:
+    """The bias-corrected T1w within ``REGISTRATION_MARGIN_MM`` of ``mask``: the moving image of SyN.
+
+    SyN sees a rim beyond the brain mask: the template's brain edge takes in the
+    outer CSF, and matching it to the tight extraction alone shrank the template
+    brain (aomic: TIV -11 %).
+    """
+    rim = grow(mask.data > 0.5, corrected.spacing, REGISTRATION_MARGIN_MM)
+    return brain_only(corrected, mask.with_data(rim.float()))
+
+
+def into_grid(corrected: Image, tissues: Mapping[str, Image], dseg: Image, mask: Image, grid: Grid,
+              to_t1w: Transform) -> SpaceImages:
+    """The T1w-space results resampled onto ``grid`` through ``to_t1w`` (template points -> T1w points)."""
+    return SpaceImages(
+        t1w=resample(corrected, grid, to_t1w, order="bspline"),
+        tissues={name: resample(image, grid, to_t1w) for name, image in tissues.items()},
+        dseg=resample_labels(dseg, grid, to_t1w),
+        mask=resample(mask, grid, to_t1w, order="nearest"),
+    )
+
+
+def normalize_standard(corrected: Image, mask: Image, tissues: Mapping[str, Image], dseg: Image,
+                       target: StandardTarget) -> StandardResult:
+    """Register the T1w directly to a TemplateFlow template and resample the results into its grids.
+
+    The brain (with its rim) is registered to the template's brain; a template
+    without brain files is registered head to head.
+    """
+    template = target.template
+    moving = registration_image(corrected, mask) if template.has_brain_mask else corrected
+    norm = normalize_direct(moving, template)
+    spaces = {space: into_grid(corrected, tissues, dseg, mask, grid, norm.t1w_to_template)
+              for space, grid in target.grids.items()}
+    return StandardResult(template, norm, spaces)
+
+
 def preprocess_t1w(
-    t1w_images: Sequence[Image], sources: Sequence[str], template: Template, atlas: Atlas, device: torch.device
+    t1w_images: Sequence[Image], sources: Sequence[str], template: Template, atlas: Atlas, device: torch.device,
+    standard: Sequence[StandardTarget] = (),
 ) -> SmriResult:
     """Run the smri steps on one participant's T1w runs.
 
@@ -120,6 +188,9 @@ def preprocess_t1w(
         Parcellation in template space for the morphometry table.
     device : torch.device
         Where the computation runs.
+    standard : sequence of StandardTarget
+        TemplateFlow templates to normalize to as well, with their output grids
+        (the atlas's own among them when ``atlas.via`` names it).
 
     Raises
     ------
@@ -133,10 +204,7 @@ def preprocess_t1w(
     init = initialize(t1w, template)
     first = segment_brain(t1w, template, init.transform.inverse(), AFFINE_PRIOR_FWHM_MM)
     check_plausible(tissue_volumes(first.probabilities, t1w))
-    # SyN sees a rim beyond the brain mask: the template's brain edge takes in the outer CSF, and
-    # matching it to the tight extraction alone shrank the template brain (aomic: TIV -11 %)
-    rim = grow(first.mask.data > 0.5, t1w.spacing, REGISTRATION_MARGIN_MM)
-    moving = brain_only(first.segmentation.corrected, first.mask.with_data(rim.float()))
+    moving = registration_image(first.segmentation.corrected, first.mask)
     del first
     norm = normalize(moving, template, init.transform)
     del moving
@@ -145,9 +213,12 @@ def preprocess_t1w(
     tissues = {name: t1w.with_data(p) for name, p in zip(("GM", "WM", "CSF"), probabilities, strict=True)}
     volumes = tissue_volumes(probabilities, t1w, tiv_ml=brain.template_mask_ml)
     check_plausible(volumes)
-    labels = resample_labels(atlas.labels, t1w.grid, norm.template_to_t1w)
+    standard_results = [normalize_standard(seg.corrected, mask, tissues, dseg, target) for target in standard]
+    # the atlas reaches the T1w through the normalization to its own template, else through the bundled one's
+    via = {result.template.name: result.normalization for result in standard_results if result.template.cohort is None}
+    to_atlas = via[atlas.via].template_to_t1w if atlas.via is not None else norm.template_to_t1w
+    labels = resample_labels(atlas.labels, t1w.grid, to_atlas)
     parcels = parcel_gm_volumes(tissues["GM"], labels, atlas.table)
-    grid, forward = template.t1w.grid, norm.t1w_to_template
     qc = {
         "affine_cost": init.cost,
         "syn_similarity": norm.similarity,
@@ -166,9 +237,7 @@ def preprocess_t1w(
         normalization=norm,
         atlas_labels=labels,
         morphometry=morphometry_table(volumes, parcels),
-        mni_t1w=resample(seg.corrected, grid, forward, order="bspline"),
-        mni_tissues={name: resample(image, grid, forward) for name, image in tissues.items()},
-        mni_dseg=resample_labels(dseg, grid, forward),
-        mni_mask=resample(mask, grid, forward, order="nearest"),
+        mni=into_grid(seg.corrected, tissues, dseg, mask, template.t1w.grid, norm.t1w_to_template),
+        standard=standard_results,
         qc=qc,
     )

@@ -2,7 +2,10 @@
 
 IO stays here (engine reader in, derivatives writer out); every computation is
 in :func:`neurolearn_cli.smri.pipeline.preprocess_t1w`. Outputs follow
-fMRIPrep's names. When every output is already recorded with the same inputs,
+fMRIPrep's names; each TemplateFlow template of ``--output-spaces`` adds its
+transforms and the anatomical outputs in each requested space of it (the
+template's own grid at the requested resolution, its finest for ``res-native``).
+When every output is already recorded with the same inputs,
 settings and version, the stage is skipped (``--resume``). Later stages read
 the outputs by :func:`planned_outputs`; the runner decides, with
 :func:`outputs_current`, whether smri runs before them.
@@ -11,13 +14,21 @@ the outputs by :func:`planned_outputs`; the runner decides, with
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neurolearn_cli.dataset.plan import ParticipantPlan
 from neurolearn_cli.derivatives import raw_source
 from neurolearn_cli.errors import InputError
+from neurolearn_cli.spaces import OutputSpace, standard_spaces
 from neurolearn_cli.stages import ParticipantContext
+from neurolearn_cli.templateflow import templateflow_home
+
+if TYPE_CHECKING:
+    import torch
+
+    from neurolearn_cli.smri.pipeline import StandardResult, StandardTarget
 
 TEMPLATE_RESOLUTION_MM = 2
 TISSUES = ("GM", "WM", "CSF")
@@ -28,8 +39,26 @@ def atlas_entity(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "", name) or "atlas"
 
 
-def planned_entities(participant: ParticipantPlan, template: str, atlas: str) -> dict[str, dict[str, Any]]:
-    """The entities of every file the stage writes, by role (for resume and for later stages)."""
+def xfm_entities(subject: dict[str, Any], source: str, target: str) -> dict[str, Any]:
+    """fMRIPrep's ``from-<source>_to-<target>_mode-image_xfm.h5``."""
+    return {**subject, "from": source, "to": target, "mode": "image", "suffix": "xfm", "extension": ".h5"}
+
+
+def registered_templates(standard: Sequence[OutputSpace], atlas_via: str | None) -> list[OutputSpace]:
+    """The TemplateFlow templates smri registers the T1w to, once each: the spaces' and the atlas's own."""
+    templates = [OutputSpace(space.name, cohort=space.cohort) for space in standard]
+    return list(dict.fromkeys(templates + ([OutputSpace(atlas_via)] if atlas_via else [])))
+
+
+def planned_entities(participant: ParticipantPlan, template: str, atlas: str,
+                     standard: Sequence[OutputSpace] = (), atlas_via: str | None = None) -> dict[str, dict[str, Any]]:
+    """The entities of every file the stage writes, by role (for resume and for later stages).
+
+    ``standard`` are the TemplateFlow spaces (:func:`~neurolearn_cli.spaces.standard_spaces`):
+    roles ``<kind>_<space>`` (``preproc``, ``mask``, ``dseg``, ``probseg_<tissue>``)
+    per space, and ``xfm_to_<template>``/``xfm_from_<template>`` per template
+    of :func:`registered_templates` (``atlas_via``: the atlas's own template).
+    """
     sub = {"subject": participant.label, "datatype": "anat"}
     mni = {**sub, "space": template, "res": str(TEMPLATE_RESOLUTION_MM)}
     entities: dict[str, dict[str, Any]] = {
@@ -40,8 +69,8 @@ def planned_entities(participant: ParticipantPlan, template: str, atlas: str) ->
         "dseg_table": {**sub, "suffix": "dseg", "extension": ".tsv"},
         "atlas": {**sub, "seg": atlas, "suffix": "dseg", "extension": ".nii.gz"},
         "morph": {**sub, "seg": atlas, "stat": "gmvolume", "suffix": "morph", "extension": ".tsv"},
-        "xfm_to_template": {**sub, "from": "T1w", "to": template, "mode": "image", "suffix": "xfm", "extension": ".h5"},
-        "xfm_from_template": {**sub, "from": template, "to": "T1w", "mode": "image", "suffix": "xfm", "extension": ".h5"},
+        "xfm_to_template": xfm_entities(sub, "T1w", template),
+        "xfm_from_template": xfm_entities(sub, template, "T1w"),
         "mni_preproc": {**mni, "desc": "preproc", "suffix": "T1w", "extension": ".nii.gz"},
         "mni_mask": {**mni, "desc": "brain", "suffix": "mask", "extension": ".nii.gz"},
         "mni_dseg": {**mni, "suffix": "dseg", "extension": ".nii.gz"},
@@ -49,13 +78,77 @@ def planned_entities(participant: ParticipantPlan, template: str, atlas: str) ->
     for tissue in TISSUES:
         entities[f"probseg_{tissue}"] = {**sub, "label": tissue, "suffix": "probseg", "extension": ".nii.gz"}
         entities[f"mni_probseg_{tissue}"] = {**mni, "label": tissue, "suffix": "probseg", "extension": ".nii.gz"}
+    for registered in registered_templates(standard, atlas_via):
+        label = registered.template_label
+        entities[f"xfm_to_{label}"] = xfm_entities(sub, "T1w", label)
+        entities[f"xfm_from_{label}"] = xfm_entities(sub, label, "T1w")
+    for space in standard:
+        named = {**sub, **space.entities}
+        entities[f"preproc_{space}"] = {**named, "desc": "preproc", "suffix": "T1w", "extension": ".nii.gz"}
+        entities[f"mask_{space}"] = {**named, "desc": "brain", "suffix": "mask", "extension": ".nii.gz"}
+        entities[f"dseg_{space}"] = {**named, "suffix": "dseg", "extension": ".nii.gz"}
+        for tissue in TISSUES:
+            entities[f"probseg_{tissue}_{space}"] = {**named, "label": tissue, "suffix": "probseg",
+                                                     "extension": ".nii.gz"}
     return entities
 
 
 def planned_outputs(participant: ParticipantPlan, context: ParticipantContext) -> dict[str, Path]:
     """Every file the stage writes, by role, for the context's template and atlas (read by later stages)."""
-    entities = planned_entities(participant, context.template.name, atlas_entity(context.atlas.name))
+    entities = planned_entities(participant, context.template.name, atlas_entity(context.atlas.name),
+                                standard_spaces(context.config.output_spaces), context.atlas.via)
     return {role: context.writer.path(e) for role, e in entities.items()}
+
+
+def standard_targets(spaces: Sequence[OutputSpace], templates: Sequence[OutputSpace], home: Path,
+                     device: torch.device) -> list[tuple[StandardTarget, dict[OutputSpace, str]]]:
+    """Per TemplateFlow template of ``templates``: what to register to, the grids of its ``spaces``, their files.
+
+    The registration uses the template's grid closest to the bundled
+    template's working resolution (``TEMPLATE_RESOLUTION_MM``); a space is
+    written on the template's own grid at its resolution, the finest for
+    ``res-native``. Returns (:class:`~neurolearn_cli.smri.pipeline.StandardTarget`,
+    space -> the T1w file of its grid, relative to ``home``) pairs.
+    """
+    from neurolearn_cli.smri.pipeline import StandardTarget
+    from neurolearn_cli.templateflow import (
+        closest_resolution,
+        load_standard,
+        scan_home,
+        standard_grids,
+    )
+
+    found = scan_home(home)
+    targets = []
+    for template_space in templates:
+        key = (template_space.name, template_space.cohort)
+        files = found[key]
+        grids = standard_grids(files, device)
+        finest = min(grids, key=lambda res: max(grids[res].spacing))
+        chosen = {space: space.resolution or finest for space in spaces if (space.name, space.cohort) == key}
+        template = load_standard(files, closest_resolution(grids, TEMPLATE_RESOLUTION_MM), device)
+        targets.append((StandardTarget(template, {space: grids[res] for space, res in chosen.items()}),
+                        {space: files.relative(files.resolutions[res].t1w) for space, res in chosen.items()}))
+    return targets
+
+
+def standard_metadata(result: StandardResult, grid_file: str, sources: list[str]) -> dict[str, Any]:
+    """Sidecar of an output in a TemplateFlow template: which template, from where, how it was reached."""
+    template = result.template
+    registration = ("the T1w brain registered directly to the template's brain" if template.has_brain_mask else
+                    "the T1w head registered directly to the template's head (the template has no brain mask "
+                    "or brain T1w); the brain mask is the participant's, carried into the template")
+    return {
+        "SpatialReference": grid_file,
+        "Template": {"Name": template.name, **({"Cohort": template.cohort} if template.cohort else {}),
+                     "Source": "local TemplateFlow home (read from disk, never downloaded)",
+                     "FilesUsed": list(template.files)},
+        "Registration": f"{registration}: centre of mass, affine, then SyN (local correlation "
+                        f"{result.normalization.similarity:.3f})",
+        "TissuePriors": "the segmentation used the bundled MNI152NLin2009aSym priors; the template's own priors "
+                        "are not needed",
+        "Sources": sources,
+    }
 
 
 def outputs_current(participant: ParticipantPlan, context: ParticipantContext) -> bool:
@@ -76,11 +169,14 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
         raise InputError(participant.subject, "no T1w image: the smri stage needs one")
     writer, log = context.writer, context.log
     template, atlas = context.template, context.atlas
-    entities = planned_entities(participant, template.name, atlas_entity(atlas.name))
+    standard = standard_spaces(context.config.output_spaces)
+    entities = planned_entities(participant, template.name, atlas_entity(atlas.name), standard, atlas.via)
     outputs = {role: writer.path(e) for role, e in entities.items()}
     images = [load_image(image.path, context.device) for image in participant.t1w]
     sources = [str(image.path) for image in participant.t1w]
-    result = preprocess_t1w(images, sources, template, atlas, context.device)
+    targets = standard_targets(standard, registered_templates(standard, atlas.via),
+                               templateflow_home(context.config.templateflow_dir), context.device)
+    result = preprocess_t1w(images, sources, template, atlas, context.device, [target for target, _ in targets])
 
     raw = [raw_source(image.relpath) for image in participant.t1w]
     preproc_uri = "bids::" + writer.relative(outputs["preproc"])
@@ -98,14 +194,25 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
     writer.write_tsv(entities["dseg_table"], result.dseg_labels)
     for tissue in TISSUES:
         write(f"probseg_{tissue}", result.tissues[tissue], {"Sources": [preproc_uri]})
-        write(f"mni_probseg_{tissue}", result.mni_tissues[tissue], space_meta)
+        write(f"mni_probseg_{tissue}", result.mni.tissues[tissue], space_meta)
     write("atlas", result.atlas_labels, {"Sources": [preproc_uri], "Atlas": atlas.name, "AtlasSpace": atlas.space,
                                          "Note": atlas.note}, labels=True)
     writer.write_transform(entities["xfm_to_template"], result.normalization.t1w_to_template)
     writer.write_transform(entities["xfm_from_template"], result.normalization.template_to_t1w)
-    write("mni_preproc", result.mni_t1w, space_meta)
-    write("mni_mask", result.mni_mask, space_meta, labels=True)
-    write("mni_dseg", result.mni_dseg, space_meta, labels=True)
+    write("mni_preproc", result.mni.t1w, space_meta)
+    write("mni_mask", result.mni.mask, space_meta, labels=True)
+    write("mni_dseg", result.mni.dseg, space_meta, labels=True)
+    for standard_result, (_, resolutions) in zip(result.standard, targets, strict=True):
+        label = OutputSpace(standard_result.template.name, cohort=standard_result.template.cohort).template_label
+        writer.write_transform(entities[f"xfm_to_{label}"], standard_result.normalization.t1w_to_template)
+        writer.write_transform(entities[f"xfm_from_{label}"], standard_result.normalization.template_to_t1w)
+        for space, in_space in standard_result.spaces.items():
+            meta = standard_metadata(standard_result, resolutions[space], [preproc_uri])
+            write(f"preproc_{space}", in_space.t1w, meta)
+            write(f"mask_{space}", in_space.mask, meta, labels=True)
+            write(f"dseg_{space}", in_space.dseg, meta, labels=True)
+            for tissue in TISSUES:
+                write(f"probseg_{tissue}_{space}", in_space.tissues[tissue], meta)
     morph_meta = {"Atlas": atlas.name, "AtlasSpace": atlas.space, "Note": atlas.note, "Units": "mL",
                   "Sources": [preproc_uri], "QC": result.qc}
     writer.write_tsv(entities["morph"],

@@ -80,5 +80,5 @@ def test_volumes_and_morphometry(result, aomic) -> None:
     parcels = row.drop(["TIV", "GM", "WM", "CSF"])
     assert len(parcels) == 108 and float(parcels.min()) > 0
     assert float(parcels.sum()) <= row["GM"]
-    assert result.mni_dseg.shape3 == result.mni_t1w.shape3
+    assert result.mni.dseg.shape3 == result.mni.t1w.shape3
     assert result.t1w.spacing == pytest.approx((STEP, STEP, STEP))
