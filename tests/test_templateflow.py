@@ -185,7 +185,8 @@ def test_smri_and_fmri_write_into_a_templateflow_template_offline(templateflow_h
 
     _refuse_network(monkeypatch)
     monkeypatch.delenv("TEMPLATEFLOW_HOME", raising=False)
-    bids = write_example_dataset(tmp_path / "bids", participants=1, seed=3, volumes=30)
+    # 50 volumes: enough residual degrees of freedom for the parcel series (fmri.connectivity.MIN_RESIDUAL_DOF)
+    bids = write_example_dataset(tmp_path / "bids", participants=1, seed=3, volumes=50)
     out = tmp_path / "out"
     code, _, err = cli("fmri", bids, out, "participant", "--omp-nthreads", "2", "--templateflow-dir", templateflow_home,
                        "--output-spaces", f"{NLIN6}:res-2", f"{NLIN6}:res-4", "T1w")
@@ -203,7 +204,7 @@ def test_smri_and_fmri_write_into_a_templateflow_template_offline(templateflow_h
             assert image.shape[:3] == grid.shape and np.array_equal(image.affine, grid.affine), name
             sidecar = json.loads((out / "sub-01" / f"{name}.json").read_text())
             assert sidecar["SpatialReference"] == f"tpl-{NLIN6}/tpl-{NLIN6}_res-0{res}_T1w.nii.gz", name
-        assert nib.load(func / f"sub-01_task-faces_{named}_desc-preproc_bold.nii.gz").shape[3] == 30
+        assert nib.load(func / f"sub-01_task-faces_{named}_desc-preproc_bold.nii.gz").shape[3] == 50
     meta = json.loads((anat / f"sub-01_space-{NLIN6}_res-2_desc-preproc_T1w.json").read_text())
     assert meta["Template"]["Name"] == NLIN6 and "never downloaded" in meta["Template"]["Source"]
     assert "directly" in meta["Registration"] and "bundled MNI152NLin2009aSym priors" in meta["TissuePriors"]
