@@ -156,7 +156,7 @@ def load_standard(template: TemplateFiles, resolution: str, device: torch.device
     import torch
 
     from neurolearn_cli.engine.io import load_image
-    from neurolearn_cli.engine.registration.api import foreground_mask
+    from neurolearn_cli.engine.registration import foreground_mask
 
     files = template.resolutions[resolution]
     t1w = load_image(files.t1w, device)

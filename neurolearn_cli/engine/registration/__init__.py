@@ -19,7 +19,7 @@ Transforms follow ITK/ANTs pull-back semantics throughout: a map from fixed
 (reference) points to moving points.
 """
 
-from neurolearn_cli.engine.registration.api import RegistrationResult, register
+from neurolearn_cli.engine.registration.api import RegistrationResult, foreground_mask, register
 from neurolearn_cli.engine.registration.batched import MotionSettings, register_rigid_batched
 from neurolearn_cli.engine.registration.init import moments_init
 from neurolearn_cli.engine.registration.linear import LinearSettings, register_linear
@@ -30,6 +30,7 @@ __all__ = [
     "MotionSettings",
     "RegistrationResult",
     "SynSettings",
+    "foreground_mask",
     "moments_init",
     "register",
     "register_linear",
