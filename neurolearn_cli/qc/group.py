@@ -37,6 +37,8 @@ from neurolearn_cli.qc.measures import MISSING_KEY
 ID_COLUMNS = ("bids_name", "participant_id")
 Z_THRESHOLD = 3.5
 TUKEY_K = 1.5
+#: Fewest images with a value for a measure to be flagged at all: quartiles and MADs of fewer say little.
+MIN_IMAGES_TO_FLAG = 5
 #: The resolution of a continuous measure, relative to its median's magnitude.
 RELATIVE_RESOLUTION = 0.01
 #: The catalog group whose measures are plotted but not flagged (scanner intensity scales differ by site).
@@ -165,13 +167,13 @@ def flag_outliers(table: pd.DataFrame, z_threshold: float = Z_THRESHOLD) -> pd.D
     ``robust_z`` (NaN when the scale is 0: all values equal and a median of 0),
     ``scale`` and ``scale_rule`` (which scale the z used), ``low_fence``,
     ``high_fence``, ``robust`` (``|z| > z_threshold``), ``tukey`` (outside the
-    fences). IQMs with fewer than 3 finite values, and intensity summaries, are skipped.
+    fences). IQMs with fewer than :data:`MIN_IMAGES_TO_FLAG` finite values, and intensity summaries, are skipped.
     """
     rows = []
     for name in flagged_columns(table):
         values = table[name].astype(float)
         finite = values[np.isfinite(values)]
-        if finite.size < 3:
+        if finite.size < MIN_IMAGES_TO_FLAG:
             continue
         floor, floor_rule = resolution(table, name)
         spread = robust_scale(finite.to_numpy(), floor, floor_rule)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from neurolearn_cli import __version__
 from neurolearn_cli.qc.group import (
+    MIN_IMAGES_TO_FLAG,
     RELATIVE_RESOLUTION,
     TUKEY_K,
     Z_THRESHOLD,
@@ -149,6 +150,7 @@ def render_group_report(
         outliers=rows,
         z_threshold=Z_THRESHOLD,
         tukey_k=TUKEY_K,
+        min_images=MIN_IMAGES_TO_FLAG,
         relative_resolution=f"{RELATIVE_RESOLUTION:.0%}",
         failures=sorted(failures.items()),
         version=__version__,

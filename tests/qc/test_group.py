@@ -141,3 +141,9 @@ def test_group_page_groups_links_and_missing_reasons(group_page: str) -> None:
     assert f'title="no background voxels {EVIL}"'.replace("<", "&lt;").replace(">", "&gt;") in group_page
     assert EVIL not in group_page and "<script" not in group_page
     assert not re.search(r'src="(https?:)?//', group_page) and "<link" not in group_page
+
+
+def test_too_few_images_are_not_flagged() -> None:
+    values = [2.60, 2.62, 2.64, 2.83]  # four runs: Tukey's quartiles of four values flag the last
+    table = group.group_table({"bids_name": f"sub-{k}_bold", "fwhm_avg": v} for k, v in enumerate(values))
+    assert len(values) < group.MIN_IMAGES_TO_FLAG and group.flag_outliers(table).empty
