@@ -14,8 +14,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from neurolearn_cli.engine.threads import MKL_CBWR
+
 # before any test imports torch: idle OpenMP threads sleep, so a loaded CI runner is not slowed by spinning
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# MKL reads its reproducibility mode once, when torch loads: set it as the command does at start, so runs inside
+# the test process give the same bytes as `neurolearn` in a subprocess (the kill-and-resume test compares them)
+os.environ.setdefault("MKL_CBWR", MKL_CBWR)
 
 REPO = Path(__file__).resolve().parents[1]
 
