@@ -180,21 +180,9 @@ def load_standard(template: TemplateFiles, resolution: str, device: torch.device
 
 def standard_grids(template: TemplateFiles, device: torch.device) -> dict[str, Grid]:
     """The grid of ``template``'s T1w at each resolution, by ``res-`` label, from the headers alone."""
-    import nibabel as nib
-    import numpy as np
-    import torch
+    from neurolearn_cli.engine.io import read_grid
 
-    from neurolearn_cli.engine.image import Grid
-
-    grids = {}
-    for resolution, files in template.resolutions.items():
-        header = nib.load(files.t1w)
-        if not isinstance(header, nib.spatialimages.SpatialImage):
-            raise TypeError(f"{files.t1w} is not a volume image")
-        nx, ny, nz = header.shape[:3]
-        grids[resolution] = Grid((nx, ny, nz), torch.as_tensor(np.asarray(header.affine, dtype=np.float64),
-                                                               device=device))
-    return grids
+    return {resolution: read_grid(files.t1w, device) for resolution, files in template.resolutions.items()}
 
 
 def closest_resolution(grids: Mapping[str, Grid], voxel_mm: float) -> str:

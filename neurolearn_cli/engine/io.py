@@ -21,7 +21,7 @@ import torch
 from isal import igzip
 from isal.igzip_lib import IsalError
 
-from neurolearn_cli.engine.image import Image
+from neurolearn_cli.engine.image import Grid, Image
 from neurolearn_cli.errors import InputError
 
 _READ_ERRORS = (
@@ -137,3 +137,12 @@ def read_header(path: str | Path) -> nib.Nifti1Header:
         raise InputError(
             path, f"cannot read image header ({type(error).__name__}: {error})"
         ) from error
+
+
+def read_grid(path: str | Path, device: torch.device) -> Grid:
+    """The voxel grid (shape of the first three axes, affine) of a volume, from its header alone."""
+    header = nib.load(str(path))
+    if not isinstance(header, nib.spatialimages.SpatialImage):
+        raise TypeError(f"{path} is not a volume image")
+    nx, ny, nz = header.shape[:3]
+    return Grid((nx, ny, nz), torch.as_tensor(np.asarray(header.affine, dtype=np.float64), device=device))

@@ -103,15 +103,11 @@ def coarsen(template: Template, factor: int) -> Template:
 @functools.lru_cache(maxsize=8)
 def template_grid(device: torch.device, resolution: int) -> Grid:
     """The bundled template's grid at ``resolution`` mm, from its file's header alone (no voxels read)."""
-    import nibabel as nib
     from nilearn import datasets
 
-    header = nib.load(datasets.MNI152_FILE_PATH)  # the file load_template's T1w comes from
-    if not isinstance(header, nib.spatialimages.SpatialImage):
-        raise TypeError(f"{datasets.MNI152_FILE_PATH} is not a volume image")
-    nx, ny, nz = header.shape[:3]
-    native = Grid((nx, ny, nz), torch.as_tensor(np.asarray(header.affine, dtype=np.float64), device=device))
-    return coarse_grid(native, resolution)
+    from neurolearn_cli.engine.io import read_grid
+
+    return coarse_grid(read_grid(datasets.MNI152_FILE_PATH, device), resolution)  # load_template's T1w file
 
 
 @functools.lru_cache(maxsize=4)
