@@ -15,7 +15,7 @@ import signal
 import sys
 import traceback
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from multiprocessing.connection import Connection, wait
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
     from neurolearn_cli.stages import ParticipantContext
+    from neurolearn_cli.templateflow import TemplateFiles
 
 #: Settings that do not change outputs, left out of the resume fingerprint.
 NON_OUTPUT_SETTINGS = {
@@ -118,20 +119,20 @@ def participant_inputs(participant: ParticipantPlan, *, anatomical_only: bool = 
     return sorted(files)
 
 
-def stage_fingerprints(config: RunConfig, participant: ParticipantPlan) -> dict[str, str]:
+def stage_fingerprints(config: RunConfig, participant: ParticipantPlan,
+                       templates: Mapping[tuple[str, str | None], TemplateFiles]) -> dict[str, str]:
     """Per participant stage, the digest of the inputs and settings it reads.
 
     smri reads only the T1w images and, of the output spaces, the TemplateFlow
     ones; every stage reads the atlas files and the files of the TemplateFlow
     templates requested. A stage's digest changes when anything it reads
-    changes, and only then.
+    changes, and only then. ``templates`` are the TemplateFlow home's
+    (:func:`~neurolearn_cli.templateflow.scan_home`).
     """
     from neurolearn_cli.spaces import atlas_space, atlas_template, standard_spaces
     from neurolearn_cli.stages import PARTICIPANT_STAGES
-    from neurolearn_cli.templateflow import scan_home, templateflow_home
 
     standard = standard_spaces(config.output_spaces)
-    templates = scan_home(templateflow_home(config.templateflow_dir))
     registered = {(space.name, space.cohort) for space in standard}
     via = atlas_template(atlas_space(config.atlas, config.atlas_space), templates)
     registered |= {(via, None)} if via is not None else set()
@@ -156,9 +157,10 @@ def _write_status(config: RunConfig, outcome: Outcome) -> None:
 
 def participant_context(config: RunConfig, dataset: DatasetPlan, participant: ParticipantPlan,
                         device: Any) -> ParticipantContext:
-    """The context of a participant's stages: its writer, per-stage fingerprints, the template and the atlas.
+    """The context of a participant's stages: its writer, per-stage fingerprints, the template, the atlas
+    and the TemplateFlow home's templates.
 
-    The template and the atlas are loaded once here, for every stage.
+    The template and the atlas are loaded, and the TemplateFlow home listed, once here, for every stage.
     """
     from neurolearn_cli.smri.parcellation import load_atlas
     from neurolearn_cli.smri.template import load_template
@@ -169,11 +171,13 @@ def participant_context(config: RunConfig, dataset: DatasetPlan, participant: Pa
 
     writer = DerivativesWriter(config.output_dir, participant.subject, "", resume=config.resume)
     space = atlas_space(config.atlas, config.atlas_space)
-    via = atlas_template(space, scan_home(templateflow_home(config.templateflow_dir)))
+    templates = scan_home(templateflow_home(config.templateflow_dir))
+    via = atlas_template(space, templates)
     return ParticipantContext(config=config, device=device, dataset=dataset, writer=writer, log=get_logger(),
-                        fingerprints=stage_fingerprints(config, participant),
-                        template=load_template(device, resolution=TEMPLATE_RESOLUTION_MM),
-                        atlas=load_atlas(device, config.atlas, config.atlas_labels, space=space, via=via))
+                              fingerprints=stage_fingerprints(config, participant, templates),
+                              template=load_template(device, resolution=TEMPLATE_RESOLUTION_MM),
+                              atlas=load_atlas(device, config.atlas, config.atlas_labels, space=space, via=via),
+                              templates=templates)
 
 
 def run_stage(stage: str, participant: ParticipantPlan, context: ParticipantContext) -> None:

@@ -32,6 +32,7 @@ from neurolearn_cli.errors import UsageError
 if TYPE_CHECKING:
     from neurolearn_cli.smri.parcellation import Atlas
     from neurolearn_cli.smri.template import Template
+    from neurolearn_cli.templateflow import TemplateFiles
 
 #: Participant-level stages, in the order they run.
 PARTICIPANT_STAGES: dict[str, str] = {
@@ -109,13 +110,16 @@ class StageContext:
 
 @dataclass(frozen=True, kw_only=True)
 class ParticipantContext(StageContext):
-    """What a participant stage gets: a :class:`StageContext` with the template and the atlas.
+    """What a participant stage gets: a :class:`StageContext` with the template, the atlas and the TemplateFlow home.
 
-    The runner loads both once per participant, for every stage.
+    The runner loads the template and the atlas, and lists the TemplateFlow
+    home's templates (``templates``, keyed by name and cohort), once per
+    participant, for every stage.
     """
 
     template: Template
     atlas: Atlas
+    templates: Mapping[tuple[str, str | None], TemplateFiles] = field(default_factory=dict)
 
 
 def unavailable(stages: tuple[str, ...], level: str) -> list[str]:

@@ -8,10 +8,12 @@ names alone, as TemplateFlow lays them out::
     tpl-<name>/[cohort-<c>/]tpl-<name>[_cohort-<c>]_res-<NN>_T1w.nii.gz
                                                   ..._desc-brain_T1w.nii.gz
                                                   ..._desc-brain_mask.nii.gz
+                                                  ..._label-{GM,WM,CSF}_probseg.nii.gz
 
 A template (one cohort of it, where it has cohorts) is listed with every
-resolution that has a T1w; the brain files are optional. Tissue priors
-(``_probseg``) are not read: smri segments under the bundled template's. A file not present
+resolution that has a T1w; the brain files and the tissue priors are optional.
+smri segments under the bundled template's priors whatever the output spaces;
+a template's own priors serve qc's overlap measures (:func:`load_priors`). A file not present
 (e.g. a DataLad clone's broken symlink to content never fetched) counts as
 absent. Listing imports nothing heavy, so the command line validates
 ``--output-spaces`` against it before torch is loaded.
@@ -35,11 +37,15 @@ ENV_VARIABLE = "TEMPLATEFLOW_HOME"
 DEFAULT_HOME = Path("~/.cache/templateflow")
 _FILE = re.compile(
     r"^tpl-(?P<name>[A-Za-z0-9]+)(?:_cohort-(?P<cohort>[A-Za-z0-9]+))?_res-(?P<res>[A-Za-z0-9]+)"
-    r"(?:_desc-(?P<desc>[A-Za-z0-9]+))?_(?P<suffix>T1w|mask)\.nii\.gz$"
+    r"(?:_label-(?P<label>[A-Za-z0-9]+))?(?:_desc-(?P<desc>[A-Za-z0-9]+))?_(?P<suffix>T1w|mask|probseg)\.nii\.gz$"
 )
-#: The files read, by (suffix, desc): the head T1w, the brain T1w and the brain mask.
-_KINDS: dict[tuple[str, str | None], str] = {("T1w", None): "t1w", ("T1w", "brain"): "brain_t1w",
-                                             ("mask", "brain"): "mask"}
+#: The tissues of a template's priors, in the order qc stacks them (TemplateFlow's ``label-`` values).
+PRIOR_TISSUES = ("GM", "WM", "CSF")
+#: The files read, by (suffix, label, desc): the head T1w, the brain T1w, the brain mask and the tissue priors.
+_KINDS: dict[tuple[str, str | None, str | None], str] = {
+    ("T1w", None, None): "t1w", ("T1w", None, "brain"): "brain_t1w", ("mask", None, "brain"): "mask",
+    **{("probseg", tissue, None): f"probseg_{tissue}" for tissue in PRIOR_TISSUES},
+}
 
 
 def templateflow_home(option: Path | None) -> Path:
@@ -61,10 +67,11 @@ class ResolutionFiles:
     t1w: Path
     brain_t1w: Path | None = None
     mask: Path | None = None
+    priors: tuple[Path, ...] | None = None  # GM, WM and CSF (:data:`PRIOR_TISSUES`), when all three are present
 
     def paths(self) -> list[Path]:
         """Every file, for fingerprints."""
-        return [path for path in (self.t1w, self.brain_t1w, self.mask) if path is not None]
+        return [path for path in (self.t1w, self.brain_t1w, self.mask, *(self.priors or ())) if path is not None]
 
 
 @dataclass(frozen=True)
@@ -96,7 +103,7 @@ def _collect(home: Path) -> dict[tuple[str, str | None], dict[str, dict[str, Pat
             match = _FILE.match(path.name)
             if match is None or match["name"] != folder.name[4:] or not path.is_file():
                 continue
-            kind = _KINDS.get((match["suffix"], match["desc"]))
+            kind = _KINDS.get((match["suffix"], match["label"], match["desc"]))
             if kind is not None:
                 entry = found.setdefault((match["name"], match["cohort"]), {})
                 entry.setdefault(resolution_label(match["res"]), {})[kind] = path
@@ -112,6 +119,8 @@ def scan_home(home: Path) -> dict[tuple[str, str | None], TemplateFiles]:
                 t1w=files["t1w"],
                 brain_t1w=files.get("brain_t1w"),
                 mask=files.get("mask"),
+                priors=(tuple(files[f"probseg_{tissue}"] for tissue in PRIOR_TISSUES)
+                        if all(f"probseg_{tissue}" in files for tissue in PRIOR_TISSUES) else None),
             )
             for res, files in sorted(by_res.items()) if "t1w" in files
         }
@@ -176,6 +185,28 @@ def load_standard(template: TemplateFiles, resolution: str, device: torch.device
     mask = mask.with_data((mask.data > threshold).to(torch.float32))
     return StandardTemplate(template.name, template.cohort, t1w, mask, has_brain_mask,
                             tuple(template.relative(path) for path in read))
+
+
+def load_priors(template: TemplateFiles, voxel_mm: float, device: torch.device) -> Image | None:
+    """``template``'s GM, WM and CSF priors as one 4D image, at its resolution closest to ``voxel_mm``.
+
+    None when no resolution has all three. Stacked in :data:`PRIOR_TISSUES`
+    order, as :meth:`~neurolearn_cli.smri.template.Template.priors` stacks the
+    bundled template's, so one resampling maps the points once for all three.
+    """
+    import torch
+
+    from neurolearn_cli.engine.io import load_images
+
+    with_priors = {res: files for res, files in template.resolutions.items() if files.priors is not None}
+    if not with_priors:
+        return None
+    grids = {res: grid for res, grid in standard_grids(template, device).items() if res in with_priors}
+    priors = with_priors[closest_resolution(grids, voxel_mm)].priors or ()
+    maps = load_images(list(priors), device)
+    if any(image.grid != maps[0].grid for image in maps):
+        raise ValueError(f"{priors[0].parent}: the {'/'.join(PRIOR_TISSUES)} priors are not on one grid")
+    return maps[0].with_data(torch.stack([image.data.clamp(0, 1) for image in maps], dim=-1))
 
 
 def standard_grids(template: TemplateFiles, device: torch.device) -> dict[str, Grid]:

@@ -249,13 +249,17 @@ def write_templateflow_home(root: Path, name: str = "MNI152NLin6Asym", *, brain_
     The 1 mm T1w is cropped, moved by :data:`TEMPLATE_SHIFT_MM` in world space
     (so it is not the bundled template's grid or position) and subsampled to
     ``res-02`` (2 mm) and ``res-04`` (4 mm), with TemplateFlow's names; the
-    brain mask (``desc-brain_mask``, T1w > 0.2 of its maximum) unless
-    ``brain_mask`` is False. Returns the home.
+    brain mask (``desc-brain_mask``, T1w > 0.2 of its maximum) and, at
+    ``res-04``, GM, WM and CSF priors (nilearn's GM and WM maps, CSF the rest
+    of the brain mask) unless ``brain_mask`` is False. Returns the home.
     """
     from nilearn import datasets
 
     source = datasets.load_mni152_template(resolution=1)
-    data = source.get_fdata(dtype=np.float32)[8:-8, 10:-6, 4:-12]
+    crop = (slice(8, -8), slice(10, -6), slice(4, -12))
+    data = source.get_fdata(dtype=np.float32)[crop]
+    grey = datasets.load_mni152_gm_template(resolution=1).get_fdata(dtype=np.float32)[crop]
+    white = datasets.load_mni152_wm_template(resolution=1).get_fdata(dtype=np.float32)[crop]
     affine = source.affine.copy()
     affine[:3, 3] = nib.affines.apply_affine(source.affine, (8, 10, 4)) + np.array(TEMPLATE_SHIFT_MM)
     folder = root / f"tpl-{name}"
@@ -269,6 +273,12 @@ def write_templateflow_home(root: Path, name: str = "MNI152NLin6Asym", *, brain_
         if brain_mask:
             mask = (t1w > 0.2 * t1w.max()).astype(np.uint8)
             nib.save(nib.Nifti1Image(mask, scaled), folder / f"{prefix}_res-0{step}_desc-brain_mask.nii.gz")
+        if brain_mask and step == 4:
+            gm, wm = grey[::step, ::step, ::step], white[::step, ::step, ::step]
+            priors = {"GM": gm, "WM": wm, "CSF": np.clip(mask - gm - wm, 0, 1)}
+            for tissue, prior in priors.items():
+                nib.save(nib.Nifti1Image(prior.astype(np.float32), scaled),
+                         folder / f"{prefix}_res-0{step}_label-{tissue}_probseg.nii.gz")
     return root
 
 

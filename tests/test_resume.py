@@ -9,12 +9,14 @@ import pytest
 
 from neurolearn_cli import atomic, stages
 from neurolearn_cli.config import RunConfig
+from neurolearn_cli.dataset.plan import ParticipantPlan
 from neurolearn_cli.dataset.query import plan_dataset
 from neurolearn_cli.derivatives import DerivativesWriter
 from neurolearn_cli.qc import workflow as qc_workflow
 from neurolearn_cli.run import run_participant, stage_fingerprints
 from neurolearn_cli.spaces import parse_output_space
 from neurolearn_cli.stages import StageContext
+from neurolearn_cli.templateflow import scan_home, templateflow_home
 
 
 @pytest.fixture
@@ -25,37 +27,42 @@ def tiny(make_bids, tmp_path):
     return root, participant, RunConfig(bids_dir=root, output_dir=tmp_path / "out")
 
 
+def fingerprints(config: RunConfig, participant: ParticipantPlan) -> dict[str, str]:
+    """The per-stage digests, with the config's TemplateFlow home listed as the runner lists it."""
+    return stage_fingerprints(config, participant, scan_home(templateflow_home(config.templateflow_dir)))
+
+
 def changed_stages(before: dict[str, str], after: dict[str, str]) -> set[str]:
     return {stage for stage in before if before[stage] != after[stage]}
 
 
 def test_fmri_settings_leave_smri_fingerprint(tiny):
     root, participant, config = tiny
-    base = stage_fingerprints(config, participant)
+    base = fingerprints(config, participant)
     assert set(base) == {"smri", "fmri", "qc"}
     spaces = config.model_copy(update={"output_spaces": (parse_output_space("T1w"),)})
-    assert changed_stages(base, stage_fingerprints(spaces, participant)) == {"fmri", "qc"}
+    assert changed_stages(base, fingerprints(spaces, participant)) == {"fmri", "qc"}
     threshold = config.model_copy(update={"fd_spike_threshold": 0.2})
-    assert changed_stages(base, stage_fingerprints(threshold, participant)) == {"fmri", "qc"}
+    assert changed_stages(base, fingerprints(threshold, participant)) == {"fmri", "qc"}
 
 
 def test_shared_settings_change_every_stage(tiny):
     root, participant, config = tiny
-    base = stage_fingerprints(config, participant)
-    assert changed_stages(base, stage_fingerprints(config.model_copy(update={"seed": 7}), participant)) == set(base)
+    base = fingerprints(config, participant)
+    assert changed_stages(base, fingerprints(config.model_copy(update={"seed": 7}), participant)) == set(base)
     quiet = config.model_copy(update={"nprocs": 2, "verbosity": -1, "target": "age"})
-    assert changed_stages(base, stage_fingerprints(quiet, participant)) == set()
+    assert changed_stages(base, fingerprints(quiet, participant)) == set()
 
 
 def test_input_bytes_reach_the_stages_that_read_them(tiny):
     root, participant, config = tiny
-    base = stage_fingerprints(config, participant)
+    base = fingerprints(config, participant)
     sidecar = root / "sub-01" / "func" / "sub-01_task-rest_bold.json"
     sidecar.write_text(sidecar.read_text().replace("2.0", "2.5"))
-    assert changed_stages(base, stage_fingerprints(config, participant)) == {"fmri", "qc"}
+    assert changed_stages(base, fingerprints(config, participant)) == {"fmri", "qc"}
     t1w = root / "sub-01" / "anat" / "sub-01_T1w.nii.gz"
     t1w.write_bytes(t1w.read_bytes() + b"\0")
-    assert changed_stages(base, stage_fingerprints(config, participant)) == {"smri", "fmri", "qc"}
+    assert changed_stages(base, fingerprints(config, participant)) == {"smri", "fmri", "qc"}
 
 
 def test_atlas_file_contents_are_fingerprinted(tiny, tmp_path):
@@ -64,9 +71,9 @@ def test_atlas_file_contents_are_fingerprinted(tiny, tmp_path):
     atlas.write_bytes(b"atlas")
     labels.write_text("index\tname\n1\ta\n")
     with_atlas = config.model_copy(update={"atlas": atlas, "atlas_labels": labels})
-    before = stage_fingerprints(with_atlas, participant)
+    before = fingerprints(with_atlas, participant)
     labels.write_text("index\tname\n1\tb\n")
-    assert changed_stages(before, stage_fingerprints(with_atlas, participant)) == set(before)
+    assert changed_stages(before, fingerprints(with_atlas, participant)) == set(before)
 
 
 def test_stage_writers_share_one_manifest(tmp_path):
@@ -194,16 +201,16 @@ def test_qc_reruns_only_when_what_it_reads_changes(tiny, monkeypatch, neurolearn
 
 def test_stage_digest_covers_the_recorded_outputs_of_its_needs(tiny):
     root, participant, config = tiny
-    fingerprints = stage_fingerprints(config, participant)
+    digests = fingerprints(config, participant)
     writer = DerivativesWriter(config.output_dir, "sub-01", "")
     context = StageContext(config=config, device="cpu", dataset=plan_dataset(root), writer=writer,
-                           log=logging.getLogger("test"), fingerprints=fingerprints)
-    before = {stage: context.stage_digest(stage) for stage in fingerprints}
-    assert before["smri"] == fingerprints["smri"]  # needs nothing
+                           log=logging.getLogger("test"), fingerprints=digests)
+    before = {stage: context.stage_digest(stage) for stage in digests}
+    assert before["smri"] == digests["smri"]  # needs nothing
     anat = context.for_stage("smri").writer.write_text(config.output_dir / "sub-01" / "anat" / "a.txt", "a")
-    after = {stage: context.stage_digest(stage) for stage in fingerprints}
+    after = {stage: context.stage_digest(stage) for stage in digests}
     assert changed_stages(before, after) == {"fmri", "qc"}
     context.for_stage("qc").writer.write_text(config.output_dir / "sub-01.html", "report")  # qc's own: no change
-    assert {stage: context.stage_digest(stage) for stage in fingerprints} == after
+    assert {stage: context.stage_digest(stage) for stage in digests} == after
     context.for_stage("smri").writer.write_text(anat, "b")
-    assert changed_stages(after, {stage: context.stage_digest(stage) for stage in fingerprints}) == {"fmri", "qc"}
+    assert changed_stages(after, {stage: context.stage_digest(stage) for stage in digests}) == {"fmri", "qc"}

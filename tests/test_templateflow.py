@@ -14,7 +14,7 @@ import torch
 from neurolearn_cli.config import build_config
 from neurolearn_cli.errors import UsageError
 from neurolearn_cli.spaces import check_available, parse_output_space
-from neurolearn_cli.templateflow import load_standard, scan_home, standard_grids, templateflow_home
+from neurolearn_cli.templateflow import load_priors, load_standard, scan_home, standard_grids, templateflow_home
 
 CPU = torch.device("cpu")
 NLIN6 = "MNI152NLin6Asym"
@@ -38,7 +38,9 @@ def test_scan_lists_templates_cohorts_and_resolutions_from_file_names(tmp_path):
     nlin6 = home / f"tpl-{NLIN6}"
     _touch_image(nlin6 / f"tpl-{NLIN6}_res-01_T1w.nii.gz")
     _touch_image(nlin6 / f"tpl-{NLIN6}_res-01_desc-brain_mask.nii.gz")
-    _touch_image(nlin6 / f"tpl-{NLIN6}_res-01_label-GM_probseg.nii.gz")
+    for tissue in ("GM", "WM", "CSF"):
+        _touch_image(nlin6 / f"tpl-{NLIN6}_res-01_label-{tissue}_probseg.nii.gz")
+    _touch_image(nlin6 / f"tpl-{NLIN6}_res-02_label-GM_probseg.nii.gz")  # GM alone: no priors at res-2
     _touch_image(nlin6 / f"tpl-{NLIN6}_res-02_T1w.nii.gz")
     _touch_image(nlin6 / f"tpl-{NLIN6}_res-02_atlas-Schaefer2018_desc-100Parcels7Networks_dseg.nii.gz")
     _touch_image(nlin6 / f"tpl-{NLIN6}_res-03_desc-brain_mask.nii.gz")  # no T1w at res-3: not a resolution
@@ -52,8 +54,11 @@ def test_scan_lists_templates_cohorts_and_resolutions_from_file_names(tmp_path):
     six = templates[(NLIN6, None)]
     assert list(six.resolutions) == ["1", "2"]
     assert six.resolutions["1"].mask is not None and six.resolutions["2"].mask is None
+    assert six.resolutions["2"].priors is None
     assert six.resolutions["1"].paths() == [nlin6 / f"tpl-{NLIN6}_res-01_T1w.nii.gz",
-                                            nlin6 / f"tpl-{NLIN6}_res-01_desc-brain_mask.nii.gz"]
+                                            nlin6 / f"tpl-{NLIN6}_res-01_desc-brain_mask.nii.gz",
+                                            *(nlin6 / f"tpl-{NLIN6}_res-01_label-{tissue}_probseg.nii.gz"
+                                              for tissue in ("GM", "WM", "CSF"))]
     assert six.relative(six.resolutions["2"].t1w) == f"tpl-{NLIN6}/tpl-{NLIN6}_res-02_T1w.nii.gz"
     assert templates[("MNIPediatricAsym", "2")].resolutions["1"].brain_t1w is not None
     assert scan_home(tmp_path / "absent") == {}
@@ -121,6 +126,10 @@ def test_load_standard_reads_the_mask_or_says_it_had_none(tmp_path):
     head = load_standard(without, "4", CPU)
     assert not head.has_brain_mask and head.files == ("tpl-OASIS30ANTs/tpl-OASIS30ANTs_res-04_T1w.nii.gz",)
     assert head.mask.data.sum() >= loaded.mask.data.sum()  # the head's foreground holds the brain
+    priors = load_priors(with_mask, 2.0, CPU)  # only res-4 has priors: the closest resolution that has them
+    assert priors is not None and priors.grid == standard_grids(with_mask, CPU)["4"] and priors.data.shape[-1] == 3
+    assert 0 <= float(priors.data.min()) and float(priors.data.max()) <= 1
+    assert load_priors(without, 2.0, CPU) is None
 
 
 def test_planned_names_follow_fmripreps_for_templates_and_cohorts(make_bids):
@@ -156,7 +165,7 @@ def test_smri_fingerprint_follows_the_template_files_and_only_its_spaces(templat
 
     def digests(*spaces: str) -> dict[str, str]:
         config = RunConfig(bids_dir=bids, output_dir=tmp_path / "out", templateflow_dir=home, output_spaces=spaces)
-        return stage_fingerprints(config, participant)
+        return stage_fingerprints(config, participant, scan_home(home))
 
     before = digests(f"{NLIN6}:res-2", "T1w")
     assert digests(f"{NLIN6}:res-2")["smri"] == before["smri"]  # T1w is fmri's alone
@@ -231,6 +240,10 @@ def test_smri_and_fmri_write_into_a_templateflow_template_offline(templateflow_h
     assert code == 0, err
     report = (out / "sub-01.html").read_text()
     assert "Normalization to MNI152NLin2009aSym" in report and f"Normalization to {NLIN6}" in report
+    # the overlap IQMs compare with the priors of the template the run normalized to (the first requested)
+    iqms = json.loads((anat / "sub-01_T1w.json").read_text())
+    assert iqms["provenance"] == {"tpm_template": NLIN6}
+    assert all(0.2 < iqms[f"tpm_overlap_{tissue}"] < 1 for tissue in ("gm", "wm", "csf"))
     assert f"also registered directly to {NLIN6}:res-2 and {NLIN6}:res-4" in report
 
 

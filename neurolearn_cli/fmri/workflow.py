@@ -8,9 +8,9 @@ version; :func:`outputs_current` tells the runner whether every run is.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neurolearn_cli.dataset.plan import BoldRun, ParticipantPlan
 from neurolearn_cli.derivatives import raw_entities, raw_source
@@ -18,7 +18,9 @@ from neurolearn_cli.errors import InputError
 from neurolearn_cli.heartbeat import heartbeat
 from neurolearn_cli.spaces import OutputSpace, first_template, standard_spaces
 from neurolearn_cli.stages import ParticipantContext
-from neurolearn_cli.templateflow import templateflow_home
+
+if TYPE_CHECKING:
+    from neurolearn_cli.templateflow import TemplateFiles
 
 FIGURES = ("brainmask", "coreg", "carpetplot")
 
@@ -151,7 +153,7 @@ def _anatomy(participant: ParticipantPlan, context: ParticipantContext) -> Any:
     from neurolearn_cli.smri import workflow as smri
     from neurolearn_cli.smri.template import template_grid
     from neurolearn_cli.spaces import TEMPLATE_RESOLUTIONS
-    from neurolearn_cli.templateflow import scan_home, standard_grids
+    from neurolearn_cli.templateflow import standard_grids
 
     if not participant.t1w:
         raise InputError(participant.subject, "no T1w image: the fmri stage needs smri's outputs of one")
@@ -161,11 +163,10 @@ def _anatomy(participant: ParticipantPlan, context: ParticipantContext) -> Any:
         read_transform(outputs["xfm_to_template"]).to(device),
         {res: template_grid(device, int(size)) for res, size in TEMPLATE_RESOLUTIONS[template.name].items()})}
     standard = standard_spaces(context.config.output_spaces)
-    found = scan_home(templateflow_home(context.config.templateflow_dir)) if standard else {}
     for space in standard:
         templates[space.template_label] = TemplateSpace(
             read_transform(outputs[f"xfm_to_{space.template_label}"]).to(device),
-            standard_grids(found[(space.name, space.cohort)], device))
+            standard_grids(context.templates[(space.name, space.cohort)], device))
     return Anatomy(
         t1w=load_image(outputs["preproc"], device),
         mask=load_image(outputs["mask"], device),
@@ -177,12 +178,10 @@ def _anatomy(participant: ParticipantPlan, context: ParticipantContext) -> Any:
     )
 
 
-def spatial_references(spaces: Sequence[OutputSpace], home: Path) -> dict[OutputSpace, dict[str, Any]]:
+def spatial_references(spaces: Sequence[OutputSpace],
+                       found: Mapping[tuple[str, str | None], TemplateFiles]) -> dict[OutputSpace, dict[str, Any]]:
     """Per template space, the sidecar keys saying which template it is and where it came from."""
-    from neurolearn_cli.templateflow import scan_home
-
     standard = standard_spaces(spaces)
-    found = scan_home(home) if standard else {}
     references: dict[OutputSpace, dict[str, Any]] = {}
     for space in spaces:
         if space in standard:
@@ -219,7 +218,7 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
         dvars_threshold=config.dvars_spike_threshold,
         output_spaces=config.output_spaces,
     )
-    references = spatial_references(config.output_spaces, templateflow_home(config.templateflow_dir))
+    references = spatial_references(config.output_spaces, context.templates)
     for run in participant.bold:
         entities = planned_entities(run, config.output_spaces, seg)
         if _run_current(run, context):

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from neurolearn_cli.qc.iqm_catalog import describe
-from neurolearn_cli.qc.measures import MISSING_KEY
+from neurolearn_cli.qc.measures import MISSING_KEY, PROVENANCE_KEY
 
 ID_COLUMNS = ("bids_name", "participant_id")
 Z_THRESHOLD = 3.5
@@ -68,11 +68,11 @@ def group_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     image's IQMs (an IQM JSON); ``participant_id`` comes from the name's
     ``sub-`` entity when absent. Missing measures (``null``) are NaN, written
     ``n/a``; the reasons (:data:`~neurolearn_cli.qc.measures.MISSING_KEY`) are
-    left out (see :func:`missing_reasons`). Rows are sorted by ``bids_name``.
+    left out (see :func:`missing_reasons`), as is the provenance. Rows are sorted by ``bids_name``.
     """
     rows = []
     for record in records:
-        row = {key: value for key, value in record.items() if key != MISSING_KEY}
+        row = {key: value for key, value in record.items() if key not in (MISSING_KEY, PROVENANCE_KEY)}
         if "bids_name" not in row:
             raise ValueError("every IQM record needs a 'bids_name'")
         if "participant_id" not in row:

@@ -107,7 +107,7 @@ def _entries() -> dict[str, IQMInfo]:
             IQMInfo(f"snrd_{tissue}", "Noise", "", f"Dietrich's SNR of {label} against the air background noise; higher is better.", "iqms-snrd"),
             IQMInfo(f"icvs_{tissue}", "Tissue and spatial", "fraction", f"{label} fraction of the intracranial volume.", "iqms-icvs"),
             IQMInfo(f"rpve_{tissue}", "Tissue and spatial", "", f"Residual partial-volume error of the {label} map; lower is better.", "iqms-rpve"),
-            IQMInfo(f"tpm_overlap_{tissue}", "Tissue and spatial", "", f"Overlap (fuzzy Jaccard) of the {label} map with the template prior; higher is better.", "iqms-tpm"),
+            IQMInfo(f"tpm_overlap_{tissue}", "Tissue and spatial", "", f"Overlap (fuzzy Jaccard) of the {label} map with the prior of the template the run normalized to (the JSON's provenance names it); higher is better.", "iqms-tpm"),
         ]
     entries += [
         IQMInfo("snr_total", "Noise", "", "Mean of the tissue SNRs; higher is better.", "iqms-snr"),

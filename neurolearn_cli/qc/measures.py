@@ -44,6 +44,8 @@ class Missing:
 Measure = float | Missing
 #: The key of an IQM JSON that maps each missing measure to its reason.
 MISSING_KEY = "missing"
+#: The key of an IQM JSON that says what the measures were taken against (e.g. ``tpm_template``).
+PROVENANCE_KEY = "provenance"
 
 
 def first_missing(*values: Measure) -> Missing | None:

@@ -17,9 +17,8 @@ import pandas as pd
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.engine.transforms import Transform
 from neurolearn_cli.fmri.motion import MOTION_COLUMNS
-from neurolearn_cli.qc.measures import MISSING_KEY, Measure, Missing
+from neurolearn_cli.qc.measures import MISSING_KEY, PROVENANCE_KEY, Measure, Missing
 from neurolearn_cli.qc.report import ReportFigure
-from neurolearn_cli.smri.template import Template
 
 #: Template priors are warped onto every PRIOR_STRIDE-th T1w voxel (see :func:`anatomical_qc`).
 PRIOR_STRIDE = 2
@@ -52,8 +51,8 @@ def anatomical_qc(
     dseg: Image,
     tissues: Mapping[str, Image],
     normalized: Mapping[str, tuple[Image, Image]],
-    template: Template,
-    template_to_t1w: Transform,
+    priors: Image,
+    priors_to_t1w: Transform,
     *,
     conformed: Image,
 ) -> QCResult:
@@ -74,10 +73,11 @@ def anatomical_qc(
         Per template the T1w was normalized to (``template`` and the
         TemplateFlow ones), the normalized T1w and the template's T1w on the
         same grid: one figure each.
-    template : Template
-        The normalization's template (its tissue priors, for the IQMs).
-    template_to_t1w : Transform
-        Maps T1w points to template points (warps the priors onto the T1w).
+    priors : Image
+        A template's GM, WM and CSF priors stacked on the last axis, for the
+        ``tpm_overlap_*`` IQMs (the qc workflow picks the template the run normalized to).
+    priors_to_t1w : Transform
+        Maps T1w points to the priors' template points (warps the priors onto the T1w).
     conformed : Image
         The reference T1w as smri conformed it (:func:`~neurolearn_cli.smri.conform.conform_t1w`), on ``corrected``'s grid.
     """
@@ -91,8 +91,8 @@ def anatomical_qc(
     # priors on every PRIOR_STRIDE-th T1w voxel: the overlap is a ratio of sums over the
     # brain, estimated as well from 1 voxel in 8, and warping the priors is qc's costliest step
     coarse = corrected.grid.strided(PRIOR_STRIDE)
-    warped = resample(template.priors(), coarse, template_to_t1w).data
-    priors = {name: warped[..., index] for index, name in enumerate(("gm", "wm", "csf"))}
+    warped = resample(priors, coarse, priors_to_t1w).data
+    warped_priors = {name: warped[..., index] for index, name in enumerate(("gm", "wm", "csf"))}
     raw = conformed.data
     head = head_mask(raw) | brain
     air = air_mask(raw, head, brain, corrected.affine.cpu().numpy())
@@ -106,7 +106,7 @@ def anatomical_qc(
         air,
         artifacts,
         bias=bias.data,
-        priors=priors,
+        priors=warped_priors,
         prior_stride=PRIOR_STRIDE,
     )
     made = [
@@ -195,12 +195,16 @@ def functional_qc(
     return QCResult(iqms=iqms, figures=made)
 
 
-def iqm_record(iqms: Mapping[str, Measure], bids_name: str) -> dict[str, object]:
-    """An IQM JSON as MRIQC writes it, the source's name, and why any measure is missing.
+def iqm_record(iqms: Mapping[str, Measure], bids_name: str,
+               provenance: Mapping[str, str] | None = None) -> dict[str, object]:
+    """An IQM JSON as MRIQC writes it, the source's name, why any measure is missing, and what it was measured against.
 
     A missing (or non-finite) measure is ``null``, never a placeholder number,
     and its reason is under :data:`~neurolearn_cli.qc.measures.MISSING_KEY`
     (``{"fber": "no background voxels"}``), present when something is missing.
+    ``provenance`` (e.g. ``{"tpm_template": "MNI152NLin6Asym"}``, the template
+    whose priors ``tpm_overlap_*`` compare with) goes under
+    :data:`~neurolearn_cli.qc.measures.PROVENANCE_KEY`, as MRIQC's JSON has one.
     """
     values: dict[str, object] = {}
     missing: dict[str, str] = {}
@@ -213,4 +217,5 @@ def iqm_record(iqms: Mapping[str, Measure], bids_name: str) -> dict[str, object]
             values[name] = value
             continue
         values[name] = None
-    return {**values, "bids_name": bids_name, **({MISSING_KEY: missing} if missing else {})}
+    return {**values, "bids_name": bids_name, **({MISSING_KEY: missing} if missing else {}),
+            **({PROVENANCE_KEY: dict(provenance)} if provenance else {})}

@@ -49,12 +49,13 @@ class ReportFigure:
 
 @dataclass(frozen=True)
 class ImageQC:
-    """One image's section: its BIDS name, figures, IQMs and JSON metadata."""
+    """One image's section: its BIDS name, figures, IQMs, JSON metadata and what the IQMs were measured against."""
 
     bids_name: str
     figures: Sequence[ReportFigure] = ()
     iqms: Mapping[str, Measure] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    provenance: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def iqm_groups(self) -> list[IQMGroup]:

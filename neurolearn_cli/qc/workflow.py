@@ -71,6 +71,7 @@ def _t1w_section(participant: ParticipantPlan, context: ParticipantContext) -> A
     outputs = smri.planned_outputs(participant, context)
     roles = ["preproc", "biasfield", "mask", "dseg", *(f"probseg_{t}" for t in smri.TISSUES)]
     loaded = dict(zip(roles, load_images([outputs[r] for r in roles], device), strict=True))
+    priors_template, priors, transform = _iqm_priors(context)
     result = anatomical_qc(
         loaded["preproc"],
         loaded["biasfield"],
@@ -78,15 +79,36 @@ def _t1w_section(participant: ParticipantPlan, context: ParticipantContext) -> A
         loaded["dseg"],
         {t: loaded[f"probseg_{t}"] for t in smri.TISSUES},
         _normalized(outputs, context),
-        context.template,
-        read_transform(outputs["xfm_from_template"]).to(device),
+        priors,
+        read_transform(outputs[transform]).to(device),
         conformed=conform_t1w(
             [load_image(image.path, device) for image in participant.t1w],
             [str(image.path) for image in participant.t1w],
         ),
     )
     first = participant.t1w[0]
-    return ImageQC(bids_name=bids_name(first), figures=result.figures, iqms=result.iqms, metadata=first.metadata)
+    return ImageQC(bids_name=bids_name(first), figures=result.figures, iqms=result.iqms, metadata=first.metadata,
+                   provenance={"tpm_template": priors_template})
+
+
+def _iqm_priors(context: ParticipantContext) -> tuple[str, Any, str]:
+    """The tissue priors the ``tpm_overlap_*`` IQMs compare with: (template, priors, role of its T1w-ward transform).
+
+    Those of the first template of ``--output-spaces`` when the TemplateFlow
+    home holds its GM, WM and CSF priors (the template the run normalized
+    to, as MRIQC compares with the template it normalizes to); else the
+    bundled template's, whose normalization every run has.
+    """
+    from neurolearn_cli.smri.workflow import TEMPLATE_RESOLUTION_MM
+    from neurolearn_cli.spaces import first_template, standard_spaces
+    from neurolearn_cli.templateflow import load_priors
+
+    space = first_template(context.config.output_spaces)
+    if space is not None and space in standard_spaces(context.config.output_spaces):
+        priors = load_priors(context.templates[(space.name, space.cohort)], TEMPLATE_RESOLUTION_MM, context.device)
+        if priors is not None:
+            return space.template_label, priors, f"xfm_from_{space.template_label}"
+    return context.template.name, context.template.priors(), "xfm_from_template"
 
 
 def _normalized(outputs: dict[str, Path], context: ParticipantContext) -> dict[str, Any]:
@@ -164,7 +186,7 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
     if participant.t1w:
         section = _t1w_section(participant, context)
         writer.write_json(writer.path(iqm_entities(participant.t1w[0], "T1w")),
-                          iqm_record(section.iqms, section.bids_name))
+                          iqm_record(section.iqms, section.bids_name, section.provenance))
         anat.append(section)
     for run in participant.bold:
         section = _bold_section(run, context)

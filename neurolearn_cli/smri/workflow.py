@@ -14,7 +14,7 @@ the outputs by :func:`planned_outputs`; the runner decides, with
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +23,12 @@ from neurolearn_cli.derivatives import raw_source
 from neurolearn_cli.errors import InputError
 from neurolearn_cli.spaces import OutputSpace, standard_spaces
 from neurolearn_cli.stages import ParticipantContext
-from neurolearn_cli.templateflow import templateflow_home
 
 if TYPE_CHECKING:
     import torch
 
     from neurolearn_cli.smri.pipeline import StandardResult, StandardTarget
+    from neurolearn_cli.templateflow import TemplateFiles
 
 TEMPLATE_RESOLUTION_MM = 2
 TISSUES = ("GM", "WM", "CSF")
@@ -100,8 +100,8 @@ def planned_outputs(participant: ParticipantPlan, context: ParticipantContext) -
     return {role: context.writer.path(e) for role, e in entities.items()}
 
 
-def standard_targets(spaces: Sequence[OutputSpace], templates: Sequence[OutputSpace], home: Path,
-                     device: torch.device) -> list[tuple[StandardTarget, dict[OutputSpace, str]]]:
+def standard_targets(spaces: Sequence[OutputSpace], templates: Sequence[OutputSpace],
+                     found: Mapping[tuple[str, str | None], TemplateFiles], device: torch.device) -> list[tuple[StandardTarget, dict[OutputSpace, str]]]:
     """Per TemplateFlow template of ``templates``: what to register to, the grids of its ``spaces``, their files.
 
     The registration uses the template's grid closest to the bundled
@@ -111,14 +111,8 @@ def standard_targets(spaces: Sequence[OutputSpace], templates: Sequence[OutputSp
     space -> the T1w file of its grid, relative to ``home``) pairs.
     """
     from neurolearn_cli.smri.pipeline import StandardTarget
-    from neurolearn_cli.templateflow import (
-        closest_resolution,
-        load_standard,
-        scan_home,
-        standard_grids,
-    )
+    from neurolearn_cli.templateflow import closest_resolution, load_standard, standard_grids
 
-    found = scan_home(home)
     targets = []
     for template_space in templates:
         key = (template_space.name, template_space.cohort)
@@ -174,8 +168,8 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
     outputs = {role: writer.path(e) for role, e in entities.items()}
     images = [load_image(image.path, context.device) for image in participant.t1w]
     sources = [str(image.path) for image in participant.t1w]
-    targets = standard_targets(standard, registered_templates(standard, atlas.via),
-                               templateflow_home(context.config.templateflow_dir), context.device)
+    targets = standard_targets(standard, registered_templates(standard, atlas.via), context.templates,
+                               context.device)
     result = preprocess_t1w(images, sources, template, atlas, context.device, [target for target, _ in targets])
 
     raw = [raw_source(image.relpath) for image in participant.t1w]
