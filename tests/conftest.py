@@ -243,7 +243,8 @@ def chromium_status(tmp_path: Path) -> Callable[..., dict]:
 TEMPLATE_SHIFT_MM = (6.0, -8.0, 5.0)
 
 
-def write_templateflow_home(root: Path, name: str = "MNI152NLin6Asym", *, brain_mask: bool = True) -> Path:
+def write_templateflow_home(root: Path, name: str = "MNI152NLin6Asym", *, brain_mask: bool = True,
+                            cohort: str | None = None) -> Path:
     """A TemplateFlow home holding a small template ``name`` made of nilearn's bundled MNI152 (no download).
 
     The 1 mm T1w is cropped, moved by :data:`TEMPLATE_SHIFT_MM` in world space
@@ -251,7 +252,8 @@ def write_templateflow_home(root: Path, name: str = "MNI152NLin6Asym", *, brain_
     ``res-02`` (2 mm) and ``res-04`` (4 mm), with TemplateFlow's names; the
     brain mask (``desc-brain_mask``, T1w > 0.2 of its maximum) and, at
     ``res-04``, GM, WM and CSF priors (nilearn's GM and WM maps, CSF the rest
-    of the brain mask) unless ``brain_mask`` is False. Returns the home.
+    of the brain mask) unless ``brain_mask`` is False; in ``cohort-<cohort>/``
+    with the ``cohort-`` entity when ``cohort`` is given. Returns the home.
     """
     from nilearn import datasets
 
@@ -262,9 +264,9 @@ def write_templateflow_home(root: Path, name: str = "MNI152NLin6Asym", *, brain_
     white = datasets.load_mni152_wm_template(resolution=1).get_fdata(dtype=np.float32)[crop]
     affine = source.affine.copy()
     affine[:3, 3] = nib.affines.apply_affine(source.affine, (8, 10, 4)) + np.array(TEMPLATE_SHIFT_MM)
-    folder = root / f"tpl-{name}"
+    folder = root / f"tpl-{name}" / (f"cohort-{cohort}" if cohort else "")
     folder.mkdir(parents=True, exist_ok=True)
-    prefix = f"tpl-{name}"
+    prefix = f"tpl-{name}" + (f"_cohort-{cohort}" if cohort else "")
     for step in (2, 4):
         scaled = affine.copy()
         scaled[:3, :3] *= step

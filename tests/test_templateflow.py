@@ -14,7 +14,13 @@ import torch
 from neurolearn_cli.config import build_config
 from neurolearn_cli.errors import UsageError
 from neurolearn_cli.spaces import check_available, parse_output_space
-from neurolearn_cli.templateflow import load_priors, load_standard, scan_home, standard_grids, templateflow_home
+from neurolearn_cli.templateflow import (
+    load_priors,
+    load_standard,
+    scan_home,
+    standard_grids,
+    templateflow_home,
+)
 
 CPU = torch.device("cpu")
 NLIN6 = "MNI152NLin6Asym"
@@ -318,3 +324,29 @@ def test_smri_warps_an_atlas_through_its_own_template(templateflow_home, cli, tm
     labelled = (expected > 0) | (warped > 0)
     agreement = float((expected[labelled] == warped[labelled]).mean())
     assert agreement > 0.6, agreement
+
+
+@pytest.mark.slow
+def test_a_cohort_template_without_brain_mask_at_two_resolutions(cli, tmp_path, monkeypatch):
+    """A cohort's template with no brain files: head-to-head registration said so, its grids, res-native the finest."""
+    from neurolearn_cli.example_data import write_example_dataset
+    from tests.conftest import write_templateflow_home
+
+    _refuse_network(monkeypatch)
+    home = write_templateflow_home(tmp_path / "tf", "MNIPediatricAsym", brain_mask=False, cohort="2")
+    bids = write_example_dataset(tmp_path / "bids", participants=1, seed=4, bold_participants=0)
+    out = tmp_path / "out"
+    code, _, err = cli("qc", bids, out, "participant", "--omp-nthreads", "2", "--templateflow-dir", home,
+                       "--output-spaces", "MNIPediatricAsym:cohort-2:res-4", "MNIPediatricAsym:cohort-2")
+    assert code == 0, err
+    folder, anat = home / "tpl-MNIPediatricAsym" / "cohort-2", out / "sub-01" / "anat"
+    for named, res in (("space-MNIPediatricAsym_cohort-2_res-4", "4"), ("space-MNIPediatricAsym_cohort-2", "2")):
+        grid = nib.load(folder / f"tpl-MNIPediatricAsym_cohort-2_res-0{res}_T1w.nii.gz")
+        for suffix in ("desc-preproc_T1w", "desc-brain_mask", "dseg", "label-WM_probseg"):
+            image = nib.load(anat / f"sub-01_{named}_{suffix}.nii.gz")
+            assert image.shape[:3] == grid.shape and np.array_equal(image.affine, grid.affine), (named, suffix)
+        meta = json.loads((anat / f"sub-01_{named}_desc-preproc_T1w.json").read_text())
+        assert "no brain mask" in meta["Registration"] and meta["Template"]["Cohort"] == "2"
+    assert (anat / "sub-01_from-T1w_to-MNIPediatricAsym+2_mode-image_xfm.h5").is_file()
+    # no priors in the home: the overlap IQMs fall back to the bundled template's, and say so
+    assert json.loads((anat / "sub-01_T1w.json").read_text())["provenance"] == {"tpm_template": "MNI152NLin2009aSym"}
