@@ -40,6 +40,7 @@ from sklearn.svm import SVR
 
 from neurolearn_cli.mvpa.analysis import run_analysis
 from neurolearn_cli.mvpa.metrics import pearson_r
+from neurolearn_cli.mvpa.outputs import timing_path
 from neurolearn_cli.mvpa.spec import spec_from_dict
 
 DATA = Path(os.environ.get("NEUROLEARN_TEST_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
@@ -77,11 +78,11 @@ def speed(root: Path, n_jobs: int, permutations: int) -> list[dict]:
         start = time.perf_counter()
         result = run_analysis(spec, bids, root / "out", device="cpu", n_jobs=n_jobs)
         wall = time.perf_counter() - start
-        provenance = json.loads((result.folder / "provenance.json").read_text())
+        timing = json.loads(timing_path(root / "out", spec.name).read_text())
         rows.append({"run": f"ridge 5x5, 20 alphas, {count} permutations", "n_jobs": n_jobs,
-                     "nested_cv_s": provenance["nested_cv_seconds"],
-                     "permutations_s": provenance["permutations_seconds"],
-                     "per_permutation_s": provenance["permutations_seconds"] / count if count else None,
+                     "nested_cv_s": timing["nested_cv_seconds"],
+                     "permutations_s": timing["permutations_seconds"],
+                     "per_permutation_s": timing["permutations_seconds"] / count if count else None,
                      "total_wall_s": wall, "pearson_r": result.results["mean"]})
     return rows
 
