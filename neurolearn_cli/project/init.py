@@ -73,8 +73,8 @@ def project_text(name: str) -> str:
         "share_columns": ["age", "sex", "group"],
         "analyses": [{"name": "group_svm", "features": "morph", "target": {"column": "group"},
                       "model": {"name": "svm"},
-                      "preprocessing": {"harmonize": "combat"},
-                      "validation": {"outer": 5, "inner": 3, "permutations": 100}}],
+                      "preprocessing": {"harmonize": "combat", "selection": {"method": "anova", "percentile": 10}},
+                      "validation": {"outer": 4, "inner": 3, "permutations": 50}}],
     }
     return HEADER + yaml.safe_dump(payload, sort_keys=False)
 

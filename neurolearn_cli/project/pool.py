@@ -74,14 +74,21 @@ def _with_index(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(names="participant_id")
 
 
+def varying_columns(features: pd.DataFrame, sites: pd.Series) -> pd.DataFrame:
+    """The complete columns that vary within every site (ComBat cannot scale a column constant at a site)."""
+    complete = features.dropna(axis=1, how="any")
+    spread = complete.groupby(sites.loc[complete.index]).std(ddof=0).min(axis=0) if len(complete) else None
+    return complete if spread is None else complete.loc[:, spread > 0]
+
+
 def _covariates(participants: pd.DataFrame, project: Project, ids: pd.Index) -> pd.DataFrame:
     """The shared columns ComBat preserves in the report's views, one-hot coded; rows with a gap dropped."""
     shared = participants.loc[ids, project.share_columns].dropna()
     return encode_confounds(shared)
 
 
-def harmonized_view(features: pd.DataFrame, participants: pd.DataFrame, project: Project) -> tuple[pd.DataFrame, np.ndarray]:
-    """``features`` after ComBat fitted on all of them (for the report's figures only), and each row's site code.
+def harmonized_view(features: pd.DataFrame, participants: pd.DataFrame, project: Project) -> pd.DataFrame:
+    """``features`` after ComBat fitted on all of them (for the report's figures only).
 
     The analyses never see this: their ComBat is fitted inside each training fold.
     """
@@ -91,14 +98,14 @@ def harmonized_view(features: pd.DataFrame, participants: pd.DataFrame, project:
     codes = np.unique(site_names, return_inverse=True)[1]
     X = np.hstack([features.loc[rows].to_numpy(float), covariates.to_numpy(float), codes[:, None].astype(float)])
     adjusted = ComBat(n_covariates=covariates.shape[1]).fit(X).transform(X)[:, : features.shape[1]]
-    return pd.DataFrame(adjusted, index=rows, columns=features.columns), codes
+    return pd.DataFrame(adjusted, index=rows, columns=features.columns)
 
 
 def site_effects(data: PooledData, project: Project, seed: int = 0) -> pd.DataFrame:
     """Per feature set, the site-classification AUC before and after ComBat (inside the folds)."""
     rows = []
     for name, features in data.features.items():
-        complete = features.dropna(axis=1, how="any")
+        complete = varying_columns(features, data.participants[SITE_COLUMN])
         covariates = _covariates(data.participants, project, complete.index)
         ids = covariates.index
         codes = np.unique(data.participants.loc[ids, SITE_COLUMN].to_numpy(), return_inverse=True)[1]
@@ -151,8 +158,8 @@ def write_pool(folder: Path, project: Project, project_bytes: bytes, bundles: li
         get_logger().info("project %s: analysis %s", project.name, analysis.name)
         results[analysis.name] = run_analysis(project.analysis_spec(analysis), folder, folder,
                                               device=device, n_jobs=n_jobs).results
-    views = {name: harmonized_view(table.dropna(axis=1, how="any"), pooled.participants, project)[0]
-             for name, table in pooled.features.items()}
+    views = {name: harmonized_view(varying_columns(table, pooled.participants[SITE_COLUMN]), pooled.participants,
+                                   project) for name, table in pooled.features.items()}
     writer.write_text(folder / "report.html", render_project_report(project, project_bytes, pooled, views,
                                                                    effects, results))
 

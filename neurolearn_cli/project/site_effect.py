@@ -53,9 +53,9 @@ def site_effect(features: np.ndarray, site: np.ndarray, covariates: np.ndarray, 
     ``covariates`` (one column per covariate, possibly none) are what ComBat
     preserves, e.g. age and group.
     """
-    counts = np.bincount(site)
-    folds = int(min(MAX_FOLDS, counts[counts > 0].min()))
-    if len(np.unique(site)) < 2 or folds < 2:
+    counts = np.bincount(site) if site.size else np.zeros(0, dtype=int)
+    folds = int(min(MAX_FOLDS, counts[counts > 0].min())) if site.size else 0
+    if np.count_nonzero(counts) < 2 or folds < 2:
         return SiteEffect(None, None, folds)
     model = LogisticRegression(max_iter=2000)
     raw = Pipeline([("scale", StandardScaler()), ("model", model)])
