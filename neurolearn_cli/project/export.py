@@ -49,10 +49,21 @@ def participant_status(output_dir: Path, participants: pd.Index) -> pd.Series:
     return status
 
 
+#: A text column with more distinct values than this (or than half the participants) is free text, not a code.
+MAX_TEXT_LEVELS = 10
+
+
 def _shared_columns(participants: pd.DataFrame, project: Project, path: Path) -> pd.DataFrame:
+    """The project's shared columns; a text column that reads as free text (not a coded variable) is refused."""
     missing = [c for c in project.share_columns if c not in participants.columns]
     if missing:
         raise InputError(path, f"no column '{missing[0]}' (project '{project.name}' shares it)")
+    for column in project.share_columns:
+        values = participants[column].dropna()
+        levels = values.nunique()
+        if not pd.api.types.is_numeric_dtype(values) and levels > max(MAX_TEXT_LEVELS, len(values) // 2):
+            raise InputError(path, f"column '{column}' reads as free text ({levels} different values): share a "
+                                   "coded column instead (no free text leaves the site)")
     return participants[project.share_columns]
 
 
@@ -111,9 +122,10 @@ def export_bundle(project: Project, project_path: Path, bids_dir: Path, output_d
         key = site_key(Path(output_dir) / RECORD_FOLDER, project.name)
         names = {p: pseudonym(key, p) for p in participants.index}
     files: dict[str, bytes] = {}
+    finished = set(done)
     for name, spec in project.feature_sets.items():
-        values = load_features(spec, output_dir).values if len(done) else pd.DataFrame()
-        values = values.loc[[p for p in values.index if p in set(done)]]
+        values = load_features(spec, output_dir).values if finished else pd.DataFrame()
+        values = values.loc[[p for p in values.index if p in finished]]
         files[f"{FEATURES_FOLDER}/{name}.tsv"] = atomic.tsv_text(_with_ids(values, names), "%.8g").encode()
     files[PARTICIPANTS] = atomic.tsv_text(_with_ids(shared, names)).encode()
     files[QC] = atomic.tsv_text(_with_ids(_qc_table(project, output_dir, status), names)).encode()

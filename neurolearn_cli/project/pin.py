@@ -25,7 +25,7 @@ from neurolearn_cli.errors import InputError, SpecError, UsageError
 from neurolearn_cli.messages import plain_message
 from neurolearn_cli.project.model import WORKFLOW_OPTIONS, Project, project_sha256
 
-#: The keys of the run record under ``OUTPUT_DIR/logs/project/``.
+#: Where a run with ``--project`` leaves its record (and export its key and pseudonym table), under OUTPUT_DIR.
 RECORD_FOLDER = Path("logs") / "project"
 
 

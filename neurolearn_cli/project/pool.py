@@ -71,7 +71,8 @@ def pool_tables(project: Project, bundles: list[SiteBundle]) -> PooledData:
 
 
 def _with_index(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.reset_index(names="participant_id")
+    """``frame`` with its index as a leading ``participant_id`` column (copied first: one block, not hundreds)."""
+    return frame.copy().reset_index(names="participant_id")
 
 
 def varying_columns(features: pd.DataFrame, sites: pd.Series) -> pd.DataFrame:

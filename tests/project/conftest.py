@@ -36,7 +36,7 @@ class Site:
     out: Path
 
 
-def write_project(folder: Path, *, name: str = "consortium", permutations: int = 4) -> Path:
+def write_project(folder: Path, *, name: str = "consortium", permutations: int = 2) -> Path:
     """A project from ``project init``, made quick: smri and qc, one small SVM analysis."""
     path = init_project(folder, name)
     payload = yaml.safe_load(path.read_text())
@@ -62,7 +62,7 @@ def write_site(root: Path, name: str, first: int, count: int, project_path: Path
         subject = f"sub-{index:03d}"
         group = "patient" if index % 2 else "control"
         rows.append({"participant_id": subject, "age": round(float(rng.uniform(50, 80)), 1),
-                     "sex": "F" if index % 3 else "M", "group": group, "notes": f"scanned by Dr. X, {name}"})
+                     "sex": "F" if index % 3 else "M", "group": group, "notes": f"participant {index} scanned by Dr. X at {name}"})
         anat = out / subject / "anat"
         anat.mkdir(parents=True)
         volumes = rng.normal(6.0, 0.3, len(REGIONS)) + shift

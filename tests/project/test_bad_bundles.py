@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import Site, write_project
+from .conftest import Site, write_project, write_site
 
 Cli = Callable[..., tuple[int, str, str]]
 
@@ -99,3 +99,15 @@ def test_missing_file_and_foreign_folder_are_refused(cli: Cli, bundles: tuple[Pa
     shutil.rmtree(paths[1])
     paths[1].mkdir()
     assert f"{paths[1]}: no manifest.json: not a neurolearn site bundle" in _refused(cli, project, paths, tmp_path / "pool")
+
+
+def test_free_text_is_not_shared(cli: Cli, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "project")
+    payload = yaml.safe_load(project.read_text())
+    payload["share_columns"] = ["age", "notes"]
+    project.write_text(yaml.safe_dump(payload))
+    site = write_site(tmp_path, "north", 1, 14, project)
+    code, _, stderr = cli("project", "export", project, site.bids, site.out, "--site", "north", "--out",
+                          tmp_path / "bundle")
+    assert code == 2 and "column 'notes' reads as free text (14 different values)" in stderr
+    assert not (tmp_path / "bundle").exists()
