@@ -87,7 +87,7 @@ def bids_app_command(
         given = explicit | (set(read_config_file(config_file)) if config_file is not None else set())
         config = pin_config(config, pinned, project, given)
     code = execute(config, argv=(ctx.find_root().obj or {}).get("argv", []))
-    if project is not None and not config.dry_run:
+    if project is not None and not config.dry_run and config.analysis_level is AnalysisLevel.participant:
         record_run(config, pinned, project)
     raise typer.Exit(code)
 

@@ -76,13 +76,13 @@ def pin_config(config: RunConfig, project: Project, path: Path, given: set[str])
     Raises
     ------
     UsageError
-        A version outside the project's range, another level than
-        participant, an option that contradicts the project, or the wrong atlas.
+        A version outside the project's range, an option that contradicts
+        the project, or the wrong atlas (at participant level; the group
+        level is only checked for the version).
     """
     project.require_version()
     if config.analysis_level is not AnalysisLevel.participant:
-        raise UsageError("--project runs a site's participant level; pool the sites' bundles with "
-                         "'neurolearn project pool'")
+        return config  # the group level (e.g. a SLURM array's group job, given every job's options) pins nothing
     reference = _pinned_config(config, project, path)
     wanted, current = reference.model_dump(mode="json"), config.model_dump(mode="json")
     for key in ("stages", *project.workflow.options):

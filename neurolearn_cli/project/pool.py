@@ -92,9 +92,12 @@ def harmonized_view(features: pd.DataFrame, participants: pd.DataFrame, project:
     """``features`` after ComBat fitted on all of them (for the report's figures only).
 
     The analyses never see this: their ComBat is fitted inside each training fold.
+    Empty when fewer than two participants have every value (nothing to show).
     """
     covariates = _covariates(participants, project, features.index)
     rows = covariates.index
+    if len(rows) < 2 or features.shape[1] == 0:
+        return features.iloc[0:0]
     site_names = participants.loc[rows, SITE_COLUMN].to_numpy()
     codes = np.unique(site_names, return_inverse=True)[1]
     X = np.hstack([features.loc[rows].to_numpy(float), covariates.to_numpy(float), codes[:, None].astype(float)])

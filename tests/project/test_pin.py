@@ -55,11 +55,10 @@ def test_agreeing_options_run_and_the_project_values_apply(cli: Cli, make_bids: 
     assert other.dvars_spike_threshold == 1.5 and workflow_fingerprint(other) == workflow_fingerprint(config)
 
 
-def test_version_outside_the_range_and_other_levels_are_refused(cli: Cli, make_bids: Callable[..., Path],
-                                                                tmp_path: Path) -> None:
+def test_a_version_outside_the_range_is_refused(cli: Cli, make_bids: Callable[..., Path], tmp_path: Path) -> None:
     bids, project = make_bids(), write_project(tmp_path / "project")
-    code, _, stderr = cli(bids, tmp_path / "out", "group", "--project", project)
-    assert code == 2 and "--project runs a site's participant level" in stderr
+    code, _, stderr = cli(bids, tmp_path / "out", "group", "--project", project, "--dry-run")
+    assert code == 0, stderr  # the group level (a SLURM group job gets every job's options) pins nothing
     payload = yaml.safe_load(project.read_text())
     payload["neurolearn"] = ">=9.0"
     project.write_text(yaml.safe_dump(payload))
