@@ -29,7 +29,7 @@ import pandas as pd
 
 from neurolearn_cli import __version__
 from neurolearn_cli.derivatives import DerivativesWriter, fingerprint, sha256_bytes
-from neurolearn_cli.errors import UsageError
+from neurolearn_cli.errors import SpecError, UsageError
 from neurolearn_cli.logs import get_logger
 from neurolearn_cli.mvpa.dataset import SITE_COLUMN, encode_confounds
 from neurolearn_cli.mvpa.harmonization import ComBat
@@ -139,9 +139,13 @@ def _check_target(out: Path) -> None:
         raise UsageError(f"{out}: directory is not empty and is not a previous pool; choose another --out")
 
 
-def write_pool(folder: Path, project: Project, project_bytes: bytes, bundles: list[SiteBundle], *,
+def write_pool(folder: Path, project: Project, source: Path, bundles: list[SiteBundle], *,
                device: str, n_jobs: int) -> None:
-    """Write the pooled tables, run every analysis and write the report into ``folder``."""
+    """Write the pooled tables, run every analysis and write the report into ``folder``.
+
+    ``source`` is the project file (copied into the pool, and named in errors).
+    """
+    project_bytes = Path(source).read_bytes()
     from neurolearn_cli.mvpa.analysis import run_analysis
     from neurolearn_cli.project.report import render_project_report
 
@@ -160,8 +164,11 @@ def write_pool(folder: Path, project: Project, project_bytes: bytes, bundles: li
     results = {}
     for analysis in project.analyses:
         get_logger().info("project %s: analysis %s", project.name, analysis.name)
-        results[analysis.name] = run_analysis(project.analysis_spec(analysis), folder, folder,
-                                              device=device, n_jobs=n_jobs).results
+        try:
+            results[analysis.name] = run_analysis(project.analysis_spec(analysis), folder, folder,
+                                                  device=device, n_jobs=n_jobs).results
+        except SpecError as error:  # a field that does not fit the pooled data: name the project file's field
+            raise SpecError(source, f"analyses.{analysis.name}.{error.field}", error.field_problem) from None
     views = {name: harmonized_view(varying_columns(table, pooled.participants[SITE_COLUMN]), pooled.participants,
                                    project) for name, table in pooled.features.items()}
     writer.write_text(folder / "report.html", render_project_report(project, project_bytes, pooled, views,
@@ -189,7 +196,7 @@ def pool_project(project_path: Path, bundle_paths: list[Path], out: Path, *, dev
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
     try:
-        write_pool(staging, project, Path(project_path).read_bytes(), bundles, device=device, n_jobs=n_jobs)
+        write_pool(staging, project, Path(project_path), bundles, device=device, n_jobs=n_jobs)
         staging.chmod(0o755)
         if out.exists():
             shutil.rmtree(out)

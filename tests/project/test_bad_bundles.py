@@ -33,9 +33,10 @@ def bundles(cli: Cli, three_sites: tuple[Path, list[Site]], tmp_path: Path) -> t
 def _refused(cli: Cli, project: Path, paths: list[Path], out: Path) -> str:
     code, _, stderr = cli("project", "pool", project, *paths, "--out", out)
     assert code == 2, stderr
-    assert stderr.count("\n") == 1 and "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("neurolearn: error: ")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr
     assert not out.exists() and not list(out.parent.glob(f".{out.name}*")), "a refused pool wrote something"
-    return stderr
+    return errors[0]
 
 
 def _rewrite_manifest(bundle: Path) -> None:
@@ -111,3 +112,17 @@ def test_free_text_is_not_shared(cli: Cli, tmp_path: Path) -> None:
                           tmp_path / "bundle")
     assert code == 2 and "column 'notes' reads as free text (14 different values)" in stderr
     assert not (tmp_path / "bundle").exists()
+
+
+def test_an_analysis_that_does_not_fit_the_pool_names_the_project_field(cli: Cli, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "project")
+    payload = yaml.safe_load(project.read_text())
+    payload["analyses"][0]["validation"]["outer"] = 30
+    project.write_text(yaml.safe_dump(payload))
+    paths = []
+    for name, first in (("north", 1), ("south", 101)):
+        site = write_site(tmp_path, name, first, 8, project)
+        paths.append(tmp_path / "bundles" / name)
+        assert cli("project", "export", project, site.bids, site.out, "--site", name, "--out", paths[-1])[0] == 0
+    stderr = _refused(cli, project, paths, tmp_path / "pool")
+    assert f"{project}: field 'analyses.dx.validation.outer':" in stderr
