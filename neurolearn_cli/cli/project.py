@@ -35,7 +35,7 @@ def export_command(
     site: Annotated[str, typer.Option(help="The site's name in the pool.", show_default=False)],
     out: Annotated[Path, typer.Option(help="Bundle to write: a folder, or one file ending in .tar.gz.",
                                       show_default=False)],
-    keep_ids: Annotated[bool, typer.Option(help="Share the participant IDs as they are (default: keyed-hash "
+    keep_ids: Annotated[bool, typer.Option("--keep-ids", help="Share the participant IDs as they are (default: keyed-hash "
                                                 "pseudonyms, key kept in OUTPUT_DIR/logs/project/).")] = False,
     participant_label: Annotated[list[str] | None, typer.Option(help="Export only these participants (with or "
                                                                      "without sub-; default: all of participants.tsv).",
