@@ -82,3 +82,15 @@ def test_three_sites_export_pool_and_report(cli: Cli, three_sites: tuple[Path, l
     code, stdout, stderr = cli("verify", pool, "--against", tmp_path / "pool_b")
     assert code == 0, stdout + stderr
     assert cli("verify", pool)[0] == 0
+
+
+def test_keep_ids_shares_the_site_ids(cli: Cli, three_sites: tuple[Path, list[Site]], tmp_path: Path) -> None:
+    project, sites = three_sites
+    _export(cli, project, sites[1], tmp_path / "kept", "--keep-ids", "--participant-label", "101", "sub-102")
+    shared = pd.read_csv(tmp_path / "kept" / "participants.tsv", sep="\t")
+    assert shared["participant_id"].tolist() == ["sub-101", "sub-102"]
+    assert json.loads((tmp_path / "kept" / "manifest.json").read_text())["pseudonymized"] is False
+    assert not (sites[1].out / "logs" / "project" / "consortium.key").exists()
+    code, _, stderr = cli("project", "export", project, sites[1].bids, sites[1].out, "--site", "south", "--out",
+                          tmp_path / "other", "--participant-label", "999")
+    assert code == 2 and "--participant-label: sub-999 is not in participants.tsv" in stderr
