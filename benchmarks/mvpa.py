@@ -18,7 +18,13 @@ fitted once per sample on the same design (the established LSS loop), in the
 same run: wall and CPU time, their ratio, agreement of the estimates; then
 faces against the other categories decoded in a ventral occipito-temporal mask by
 our pipeline and by nilearn's Decoder on the same estimates and folds.
-Prints markdown tables, with the load average at start and end.
+``pooled``: the collaborative path on 10 simulated sites x 100 participants x
+500 regional volumes (a planted group difference and a per-site shift of every
+region): the sites' exports, then ``project pool`` (bundle checks, pooling,
+site-effect AUC before and after ComBat, a 5x3 nested-CV logistic regression
+with ComBat inside the folds, the report), each timed.
+Prints markdown tables, with the load average at start and end; ``--results``
+appends them to ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -27,19 +33,21 @@ import argparse
 import json
 import os
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _tables import markdown_table
+from _tables import append_results, markdown_table
 from sklearn.model_selection import LeaveOneOut, cross_val_predict
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 
 from neurolearn_cli.mvpa.analysis import run_analysis
 from neurolearn_cli.mvpa.metrics import pearson_r
+from neurolearn_cli.mvpa.outputs import timing_path
 from neurolearn_cli.mvpa.spec import spec_from_dict
 
 DATA = Path(os.environ.get("NEUROLEARN_TEST_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
@@ -77,11 +85,11 @@ def speed(root: Path, n_jobs: int, permutations: int) -> list[dict]:
         start = time.perf_counter()
         result = run_analysis(spec, bids, root / "out", device="cpu", n_jobs=n_jobs)
         wall = time.perf_counter() - start
-        provenance = json.loads((result.folder / "provenance.json").read_text())
+        timing = json.loads(timing_path(root / "out", spec.name).read_text())
         rows.append({"run": f"ridge 5x5, 20 alphas, {count} permutations", "n_jobs": n_jobs,
-                     "nested_cv_s": provenance["nested_cv_seconds"],
-                     "permutations_s": provenance["permutations_seconds"],
-                     "per_permutation_s": provenance["permutations_seconds"] / count if count else None,
+                     "nested_cv_s": timing["nested_cv_seconds"],
+                     "permutations_s": timing["permutations_seconds"],
+                     "per_permutation_s": timing["permutations_seconds"] / count if count else None,
                      "total_wall_s": wall, "pearson_r": result.results["mean"]})
     return rows
 
@@ -217,16 +225,88 @@ def decoding(root: Path, derivatives: Path, n_jobs: int, permutations: int) -> t
     return speed_rows, decode_rows
 
 
+def _pooled_sites(root: Path, sites: int, per_site: int, regions: int, permutations: int) -> tuple[Path, list]:
+    """A project and ``sites`` site folders (participants.tsv, morphometry tables, statuses, run record)."""
+    import yaml
+
+    from neurolearn_cli.config import RunConfig
+    from neurolearn_cli.project.init import init_project
+    from neurolearn_cli.project.model import load_project
+    from neurolearn_cli.project.pin import pin_config, record_run
+
+    project_path = init_project(root / "project", "bench")
+    payload = yaml.safe_load(project_path.read_text())
+    payload["workflow"]["stages"] = ["smri"]
+    payload["feature_sets"] = {"morph": {"kind": "morph", "normalize": "tiv"}}
+    payload["analyses"] = [{"name": "dx", "features": "morph", "target": {"column": "group"},
+                            "model": {"name": "logistic"}, "preprocessing": {"harmonize": "combat"},
+                            "validation": {"outer": 5, "inner": 3, "permutations": permutations, "bootstrap": 200}}]
+    project_path.write_text(yaml.safe_dump(payload, sort_keys=False))
+    project = load_project(project_path)
+    names = [f"R_gm_{k:03d}" for k in range(regions)]
+    folders = []
+    for site in range(sites):
+        rng = np.random.default_rng(site)
+        shift = rng.normal(0.0, 0.3, regions)
+        bids, out = root / f"site{site}" / "bids", root / f"site{site}" / "out"
+        ids = [f"sub-s{site}p{i:03d}" for i in range(per_site)]
+        groups = np.array(["control", "patient"])[np.arange(per_site) % 2]
+        _bids(bids.parent, pd.DataFrame({"participant_id": ids, "age": rng.uniform(50, 80, per_site).round(1),
+                                         "sex": rng.choice(["F", "M"], per_site), "group": groups}))
+        for subject, group in zip(ids, groups, strict=True):
+            volumes = rng.normal(6.0, 0.5, regions) + shift - 0.3 * (group == "patient") * (np.arange(regions) < 20)
+            tiv = rng.normal(1500, 80)
+            anat = out / subject / "anat"
+            anat.mkdir(parents=True)
+            frame = pd.DataFrame([[subject, tiv, *(volumes * tiv / 1500)]], columns=["participant_id", "TIV", *names])
+            frame.to_csv(anat / f"{subject}_seg-bench_stat-gmvolume_morph.tsv", sep="\t", index=False)
+            (out / "logs" / "status").mkdir(parents=True, exist_ok=True)
+            (out / "logs" / "status" / f"{subject}.json").write_text(json.dumps({"participant_id": subject,
+                                                                                  "status": "done"}))
+        record_run(pin_config(RunConfig(bids_dir=bids, output_dir=out), project, project_path, set()), project,
+                   project_path)
+        folders.append((f"site{site}", bids, out))
+    return project_path, folders
+
+
+def pooled(root: Path, n_jobs: int, permutations: int, sites: int = 10, per_site: int = 100,
+           regions: int = 500) -> list[dict]:
+    """Export every site, then pool: wall and CPU seconds of each, the site AUCs and the analysis' score."""
+    from neurolearn_cli.project.export import export_bundle
+    from neurolearn_cli.project.model import load_project
+    from neurolearn_cli.project.pool import pool_project
+
+    project_path, folders = _pooled_sites(root, sites, per_site, regions, permutations)
+    project = load_project(project_path)
+    bundles, wall, cpu = [], 0.0, 0.0
+    for name, bids, out in folders:
+        bundle = root / "bundles" / f"{name}.tar.gz"
+        _, w, c = _timed(export_bundle, project, project_path, bids, out, name, bundle)
+        bundles.append(bundle)
+        wall, cpu = wall + w, cpu + c
+    pool, p_wall, p_cpu = _timed(pool_project, project_path, bundles, root / "pool", device="cpu", n_jobs=n_jobs)
+    effects = pd.read_csv(pool / "site_effects.tsv", sep="\t").iloc[0]
+    results = json.loads((pool / "mvpa" / "dx" / "results.json").read_text())
+    timing = json.loads((pool / "logs" / "mvpa" / "dx_timing.json").read_text())
+    size = f"{sites} sites x {per_site} participants x {regions} features"
+    return [{"step": f"export, {sites} bundles", "data": size, "wall_s": wall, "cpu_s": cpu},
+            {"step": "pool: checks, tables, site AUC, analysis, report", "data": size, "wall_s": p_wall, "cpu_s": p_cpu,
+             "nested_cv_s": timing["nested_cv_seconds"], "permutations": permutations,
+             "permutations_s": timing["permutations_seconds"], "site_auc_raw": float(effects["site_auc_raw"]),
+             "site_auc_combat": float(effects["site_auc_combat"]), "roc_auc": results["mean"]}]
+
+
 def _markdown(rows: list[dict]) -> str:
     return markdown_table(rows, list(dict.fromkeys(k for row in rows for k in row)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", nargs="+", choices=["speed", "soop", "decoding"], default=["speed", "soop"])
+    parser.add_argument("--part", nargs="+", choices=["speed", "soop", "decoding", "pooled"], default=["speed", "soop"])
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--permutations", type=int, default=10)
     parser.add_argument("--derivatives", type=Path, help="studyforrest fmri outputs (for --part decoding)")
+    parser.add_argument("--results", action="store_true", help="append the pooled table to benchmarks/RESULTS.md")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f}\n")
     with tempfile.TemporaryDirectory() as folder:
@@ -249,6 +329,15 @@ def main() -> None:
                 print(_markdown(speed_rows), "\n")
                 print("## faces vs other categories, ventral occipito-temporal mask\n")
                 print(_markdown(decode_rows), "\n")
+        if "pooled" in args.part:
+            load = os.getloadavg()[0]
+            table = _markdown(pooled(root / "pooled", args.n_jobs, args.permutations))
+            print("## pooled: a collaborative project, 10 sites x 100 participants x 500 features\n")
+            print(table, "\n")
+            if args.results:
+                stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+                append_results(f"\n## mvpa pooled path (issue 18), {stamp}\n\n`{' '.join(sys.argv)}`; load average "
+                               f"{load:.1f} at start, {os.cpu_count()} CPUs.\n\n{table}")
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 

@@ -95,10 +95,14 @@ def write_json(path: str | Path, payload: Any) -> Path:
     return write_text(path, dumps_json(payload))
 
 
+def tsv_text(frame: Any, float_format: str = "%.6g") -> str:
+    """A pandas DataFrame as BIDS TSV text (tab-separated, ``n/a`` for missing, no index)."""
+    return str(frame.to_csv(sep="\t", index=False, na_rep="n/a", float_format=float_format, lineterminator="\n"))
+
+
 def write_tsv(path: str | Path, frame: Any, float_format: str = "%.6g") -> Path:
-    """Write a pandas DataFrame as a BIDS TSV (tab-separated, ``n/a`` for missing)."""
-    text = frame.to_csv(sep="\t", index=False, na_rep="n/a", float_format=float_format, lineterminator="\n")
-    return write_text(path, text)
+    """Write a pandas DataFrame as a BIDS TSV atomically (see :func:`tsv_text`)."""
+    return write_text(path, tsv_text(frame, float_format))
 
 
 def gzip_bytes(raw: bytes, compresslevel: int = 2) -> bytes:

@@ -43,6 +43,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_bytes(data: bytes) -> str:
+    """SHA-256 of bytes held in memory (a file about to be written, a member of an archive)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def fingerprint(inputs: Iterable[Path], settings: Mapping[str, Any],
                 hashes: Mapping[Path, str] | None = None) -> str:
     """Digest of input bytes, settings and neurolearn's version: equal digests mean equal outputs.

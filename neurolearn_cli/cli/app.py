@@ -125,6 +125,7 @@ def _register_commands() -> None:
         apply_transforms,
         example_data,
         mvpa,
+        project,
         register,
         run,
         slurm,
@@ -141,6 +142,9 @@ def _register_commands() -> None:
         "slurm": slurm.slurm_command, "verify": verify.verify_command}
     for name, command in commands.items():
         app.command(name, cls=HelpCommand)(guarded(command))
+    for name, command in project.COMMANDS.items():
+        project.project_app.command(name, cls=HelpCommand)(guarded(command))
+    app.add_typer(project.project_app)
 
 
 _register_commands()

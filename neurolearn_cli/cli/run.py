@@ -52,6 +52,7 @@ def bids_app_command(
     analysis_level: Annotated[AnalysisLevel, typer.Argument(metavar="ANALYSIS_LEVEL", help="participant or group.",
                                                             show_default=False)],
     config_file: Annotated[Path | None, typer.Option(help="TOML or YAML file with the same options (the command line wins).", rich_help_panel=BEHAVIOUR)] = None,
+    project: Annotated[Path | None, typer.Option(help="A collaborative project's project.yaml: run exactly its local workflow (an option that contradicts it is an error).", rich_help_panel=BEHAVIOUR)] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (repeatable).", rich_help_panel=BEHAVIOUR, show_default=False)] = 0,
     quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="Less log output (repeatable).", rich_help_panel=BEHAVIOUR, show_default=False)] = 0,
     **options: Any,
@@ -62,6 +63,7 @@ def bids_app_command(
 
     values = dict(ctx.params)
     values.pop("config_file")
+    values.pop("project")
     values["verbosity"] = values.pop("verbose") - values.pop("quiet")
     values["analysis_level"] = AnalysisLevel(analysis_level.value)
     explicit = {
@@ -76,7 +78,17 @@ def bids_app_command(
     for key in ("bids_dir", "output_dir", "analysis_level"):
         explicit.add(key)
     config = build_config(values, explicit, config_file)
+    if project is not None:
+        from neurolearn_cli.config import read_config_file
+        from neurolearn_cli.project.model import load_project
+        from neurolearn_cli.project.pin import pin_config, record_run
+
+        pinned = load_project(project)
+        given = explicit | (set(read_config_file(config_file)) if config_file is not None else set())
+        config = pin_config(config, pinned, project, given)
     code = execute(config, argv=(ctx.find_root().obj or {}).get("argv", []))
+    if project is not None and not config.dry_run and config.analysis_level is AnalysisLevel.participant:
+        record_run(config, pinned, project)
     raise typer.Exit(code)
 
 

@@ -34,6 +34,6 @@ def tissue_labels(maps: TemplateMaps) -> np.ndarray:
 
 
 def acquire_t1w(rng: np.random.Generator, native: np.ndarray, site: Site) -> np.ndarray:
-    """Scan a noise-free native-space T1w: smooth bias (about +-20%), Rician noise, site scale, int16."""
-    bias = bias_field(rng, native.shape, spacing=24.0, spread=0.09)
+    """Scan a noise-free native-space T1w: the site's smooth bias (about +-20% at siteA), Rician noise, scale, int16."""
+    bias = bias_field(rng, native.shape, spacing=24.0, spread=site.bias_spread)
     return to_int16(site.t1_scale * rician(rng, native * bias, site.t1_noise))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from neurolearn_cli import __version__
@@ -31,7 +32,7 @@ cortex.
 Groups: patients have grey-matter atrophy in bilateral hippocampus, amygdala,
 anterior insula, posterior cingulate/precuneus and middle temporal gyrus
 (severity varies); GM also declines mildly with age.
-Sites: siteA and siteB differ in intensity scale, contrast and noise.
+Sites: {sites}.
 
 code/patients_vs_controls.yaml is the group analysis `make demo` runs: can a
 classifier tell patients from controls from their regional grey-matter volumes?
@@ -45,7 +46,18 @@ Generated with seed {seed}; the same seed gives byte-identical files.
 """
 
 
-def readme(seed: int, protocol: BoldProtocol, bold_participants: int, participants: int) -> str:
+def _site_text(sites: Mapping[str, Site]) -> str:
+    if len(sites) > 1:
+        return f"{' and '.join(sites)} differ in intensity scale, contrast and noise"
+    site = next(iter(sites.values()))
+    return (f"every participant was scanned at {site.name}, whose simulated scanner differs from other sites' in "
+            f"intensity scale ({site.t1_scale:.0f}), contrast (gamma {site.t1_gamma:.2f}), noise "
+            f"({site.t1_noise:.3f}), bias strength ({site.bias_spread:.3f}) and grey matter "
+            f"({-100 * site.gm_offset:+.1f} %)")
+
+
+def readme(seed: int, protocol: BoldProtocol, bold_participants: int, participants: int,
+           sites: Mapping[str, Site]) -> str:
     """README text; the first ``bold_participants`` of ``participants`` have a BOLD run."""
     if bold_participants >= participants:
         with_bold = "each also has"
@@ -54,7 +66,7 @@ def readme(seed: int, protocol: BoldProtocol, bold_participants: int, participan
     else:
         with_bold = f"the first {bold_participants} also have"
     return _README.format(task=protocol.task, volumes=protocol.volumes, tr=protocol.repetition_time, seed=seed,
-                          with_bold=with_bold)
+                          with_bold=with_bold, sites=_site_text(sites))
 
 
 #: Path of the demo's group analysis spec inside the dataset (BIDS keeps scripts and settings in ``code/``).
@@ -107,13 +119,14 @@ def truth_description(seed: int) -> dict[str, Any]:
     }
 
 
-def participants_sidecar() -> dict[str, Any]:
+def participants_sidecar(sites: Mapping[str, Site]) -> dict[str, Any]:
     """``participants.json``: what each column means."""
     return {
         "participant_id": {"Description": "Participant label"},
         "age": {"Description": "Age at scan", "Units": "year"},
         "sex": {"Description": "Sex", "Levels": {"M": "male", "F": "female"}},
-        "site": {"Description": "Scanner site", "Levels": {"siteA": "Siemens Prisma", "siteB": "Philips Achieva dStream"}},
+        "site": {"Description": "Scanner site",
+                 "Levels": {name: f"{site.manufacturer} {site.model}" for name, site in sites.items()}},
         "group": {
             "Description": "Diagnostic group",
             "Levels": {"control": "healthy control", "patient": "patient with medial temporal and insular atrophy"},

@@ -18,7 +18,13 @@ from neurolearn_cli.example_data.bold import BoldRun, simulate_bold, t2star_cont
 from neurolearn_cli.example_data.deform import random_pose, smooth_random_field, warp_points
 from neurolearn_cli.example_data.design import draw_events
 from neurolearn_cli.example_data.geometry import sample
-from neurolearn_cli.example_data.participants import SITES, Participant, draw_participant
+from neurolearn_cli.example_data.participants import (
+    SITES,
+    Participant,
+    Site,
+    draw_participant,
+    site_code,
+)
 from neurolearn_cli.example_data.protocol import BOLD, BoldProtocol
 from neurolearn_cli.example_data.space import ExampleSpace
 
@@ -39,17 +45,22 @@ class ParticipantData:
 
 
 def simulate_participant(
-    index: int, seed: int, space: ExampleSpace, protocol: BoldProtocol = BOLD, *, with_bold: bool = True
+    index: int, seed: int, space: ExampleSpace, protocol: BoldProtocol = BOLD, *, with_bold: bool = True,
+    scanner: Site | None = None,
 ) -> ParticipantData:
     """Simulate participant ``index`` (1-based) of the dataset generated with ``seed``.
 
     ``with_bold=False`` leaves out the BOLD run and its events (``None``); the
-    anatomy is the same either way (independent random streams).
+    anatomy is the same either way (independent random streams). ``scanner``
+    puts the participant at that site; its participants are other people than
+    the default dataset's (their random streams are seeded by the site's name too).
     """
-    demographics_rng, anatomy_rng, bold_rng = np.random.default_rng([seed, index]).spawn(3)
-    participant = draw_participant(index, demographics_rng)
-    site = SITES[participant.site]
-    maps = apply_atrophy(space.template, gm_loss(space.atrophy, participant.severity, participant.age))
+    streams = [seed, index] if scanner is None else [seed, index, site_code(scanner.name)]
+    demographics_rng, anatomy_rng, bold_rng = np.random.default_rng(streams).spawn(3)
+    participant = draw_participant(index, demographics_rng, None if scanner is None else scanner.name)
+    site = SITES[participant.site] if scanner is None else scanner
+    loss = gm_loss(space.atrophy, participant.severity, participant.age) + np.float32(site.gm_offset)
+    maps = apply_atrophy(space.template, loss)
 
     # the MNI152 brain (about 2 L here) is larger than most: heads are drawn 3% smaller on average
     pose = random_pose(anatomy_rng, shift_mm=3.0, tilt_deg=3.0, size_sd=0.03, size_mean=0.97)

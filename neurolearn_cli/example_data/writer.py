@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import tempfile
 from dataclasses import replace
@@ -23,7 +24,7 @@ from neurolearn_cli.example_data import metadata
 from neurolearn_cli.example_data.anat import DSEG_LABELS
 from neurolearn_cli.example_data.bold import ACTIVATION_LABELS
 from neurolearn_cli.example_data.motion import MOTION_COLUMNS
-from neurolearn_cli.example_data.participants import SITES
+from neurolearn_cli.example_data.participants import SITES, Site, named_site
 from neurolearn_cli.example_data.protocol import BOLD, BoldProtocol
 from neurolearn_cli.example_data.simulate import ParticipantData, simulate_participant
 from neurolearn_cli.example_data.space import example_space
@@ -64,9 +65,8 @@ def _image(data: np.ndarray, affine: np.ndarray, repetition_time: float | None =
     return image
 
 
-def _write_participant(root: Path, data: ParticipantData, label: str, protocol: BoldProtocol) -> None:
+def _write_participant(root: Path, data: ParticipantData, label: str, protocol: BoldProtocol, site: Site) -> None:
     """Raw T1w, BOLD and events of one participant (BOLD where simulated), and their ground truth."""
-    site = SITES[data.participant.site]
     anat, func = root / f"sub-{label}" / "anat", root / f"sub-{label}" / "func"
     truth = root / TRUTH_DIR / f"sub-{label}"
     write_nifti(anat / f"sub-{label}_T1w.nii.gz", _image(data.t1w, data.affine), compresslevel=FAST_GZIP)
@@ -83,34 +83,39 @@ def _write_participant(root: Path, data: ParticipantData, label: str, protocol: 
     write_tsv(truth / "func" / f"{stem}_desc-motion_timeseries.tsv", motion, float_format="%.6f")
 
 
-def _write_dataset(root: Path, participants: int, seed: int, protocol: BoldProtocol, bold_participants: int) -> None:
-    """Simulate and write every participant (a BOLD run for the first ``bold_participants``), then the dataset-level files."""
+def _write_dataset(root: Path, participants: int, seed: int, protocol: BoldProtocol, bold_participants: int,
+                   scanner: Site | None) -> None:
+    """Simulate and write every participant (a BOLD run for the first ``bold_participants``), then the dataset-level files.
+
+    ``scanner`` puts every participant at that site (default: siteA and siteB in turn).
+    """
+    sites = SITES if scanner is None else {scanner.name: scanner}
     space = example_space()
     width = max(2, len(str(participants)))
     rows, truth_rows = [], []
     for index in range(1, participants + 1):
-        data = simulate_participant(index, seed, space, protocol, with_bold=index <= bold_participants)
+        data = simulate_participant(index, seed, space, protocol, with_bold=index <= bold_participants, scanner=scanner)
         person = data.participant
         label = person.label(width)
-        _write_participant(root, data, label, protocol)
+        _write_participant(root, data, label, protocol, sites[person.site])
         _LOG.info("example data: sub-%s written (%d of %d)", label, index, participants)
         rows.append({"participant_id": f"sub-{label}", "age": person.age, "sex": person.sex,
                      "site": person.site, "group": person.group})
         truth_rows.append({"participant_id": f"sub-{label}", "atrophy_severity": person.severity,
                            "nonsteady_volumes": None if data.bold is None else data.bold.nonsteady})
-    _write_dataset_files(root, seed, protocol, pd.DataFrame(rows), pd.DataFrame(truth_rows), bold_participants)
+    _write_dataset_files(root, seed, protocol, pd.DataFrame(rows), pd.DataFrame(truth_rows), bold_participants, sites)
 
 
 def _write_dataset_files(
     root: Path, seed: int, protocol: BoldProtocol, participants: pd.DataFrame, truth_participants: pd.DataFrame,
-    bold_participants: int,
+    bold_participants: int, sites: dict[str, Site],
 ) -> None:
     """Descriptions, README, participant tables and label tables of the raw and truth datasets."""
     write_json(root / "dataset_description.json", metadata.dataset_description(seed))
-    write_text(root / "README", metadata.readme(seed, protocol, bold_participants, len(participants)))
+    write_text(root / "README", metadata.readme(seed, protocol, bold_participants, len(participants), sites))
     write_text(root / metadata.ANALYSIS_SPEC, metadata.analysis_spec())
     write_tsv(root / "participants.tsv", participants)
-    write_json(root / "participants.json", metadata.participants_sidecar())
+    write_json(root / "participants.json", metadata.participants_sidecar(sites))
     write_json(root / f"task-{protocol.task}_events.json", metadata.events_sidecar())
     truth = root / TRUTH_DIR
     write_json(truth / "dataset_description.json", metadata.truth_description(seed))
@@ -136,7 +141,7 @@ def _swap_into_place(staging: Path, bids_dir: Path) -> None:
 
 def write_example_dataset(
     bids_dir: str | Path, participants: int = 8, seed: int = 0, *, volumes: int | None = None,
-    bold_participants: int | None = None,
+    bold_participants: int | None = None, site: str | None = None, site_effect: float = 1.0,
 ) -> Path:
     """Write the simulated example BIDS dataset to ``bids_dir`` and return its path.
 
@@ -155,6 +160,13 @@ def write_example_dataset(
         How many participants (the first ones) have a BOLD run; default all.
         The others have a T1w only, as in studies where some participants
         skipped the functional session.
+    site : str, optional
+        Put every participant at this site, whose scanner differs from the
+        others' (:func:`~neurolearn_cli.example_data.participants.named_site`);
+        its participants are other people than another site's. Default: two
+        built-in sites, siteA and siteB, in turn.
+    site_effect : float
+        How much a named site's scanner departs from siteA's (0: not at all; 1: typical).
 
     Raises
     ------
@@ -170,6 +182,11 @@ def write_example_dataset(
         bold_participants = participants
     if isinstance(bold_participants, bool) or not isinstance(bold_participants, int) or bold_participants < 0:
         raise UsageError(f"--bold-participants must be a non-negative integer, got {bold_participants!r}")
+    if site is not None and not re.fullmatch(r"[A-Za-z0-9]+", site):
+        raise UsageError(f"--site must be letters and digits (a BIDS label), got {site!r}")
+    if not 0 <= site_effect <= 5:
+        raise UsageError(f"--site-effect must be between 0 and 5, got {site_effect!r}")
+    scanner = None if site is None else named_site(site, site_effect)
     protocol = BOLD if volumes is None else replace(BOLD, volumes=volumes)
     if protocol.blocks < 2:
         raise UsageError(f"{protocol.volumes} volumes are too few to hold one block of each condition")
@@ -178,7 +195,7 @@ def write_example_dataset(
     bids_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=bids_dir.parent, prefix=f".{bids_dir.name}.", suffix=".partial"))
     try:
-        _write_dataset(staging, participants, seed, protocol, min(bold_participants, participants))
+        _write_dataset(staging, participants, seed, protocol, min(bold_participants, participants), scanner)
         _swap_into_place(staging, bids_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

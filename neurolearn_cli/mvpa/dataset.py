@@ -96,7 +96,8 @@ def participant_sites(spec: AnalysisSpec, table: FeatureTable, participants: pd.
     return sites.astype(str)
 
 
-def _encode_confounds(frame: pd.DataFrame) -> pd.DataFrame:
+def encode_confounds(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numeric columns as they are, each categorical one as 0/1 columns (its first level dropped)."""
     coded = [frame[[c]].astype(float) if pd.api.types.is_numeric_dtype(frame[c])
              else pd.get_dummies(frame[c].astype(str), prefix=c, drop_first=True, dtype=float)
              for c in frame.columns]
@@ -175,7 +176,7 @@ def assemble(spec: AnalysisSpec, table: FeatureTable, bids_dir: Path) -> Analysi
         groups = np.unique(group_values.loc[ids].astype(str).to_numpy(), return_inverse=True)[1]
     else:
         groups = None
-    coded = _encode_confounds(confounds.loc[ids])
+    coded = encode_confounds(confounds.loc[ids])
     return AnalysisData(
         participant_ids=ids,
         features=values.to_numpy(dtype=float),

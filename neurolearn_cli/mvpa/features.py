@@ -228,7 +228,9 @@ def load_features(spec: FeatureSpec, default_source: Path) -> FeatureTable:
     """Read and pool the features of every source (site) named by ``spec``.
 
     Derivative kinds read ``default_source`` (the run's output folder) when
-    the spec names no source. Columns named in ``exclude`` are dropped; with
+    the spec names no source; a relative source is taken from it (a pool's
+    analyses name their tables relative to the pool, so the spec written with
+    the results is the same wherever the pool is). Columns named in ``exclude`` are dropped; with
     ``include``, only those are kept.
 
     Raises
@@ -237,7 +239,8 @@ def load_features(spec: FeatureSpec, default_source: Path) -> FeatureTable:
         A missing or unreadable file, a participant found in two sources, or
         sources whose feature columns differ.
     """
-    sources = list(spec.sources) or [default_source]
+    sources = [source if source.is_absolute() else default_source / source for source in spec.sources]
+    sources = sources or [default_source]
     sites = spec.sites or [_site_name(s) for s in sources]
     if len(set(sites)) != len(sites):
         raise SpecError(None, "features.sites", "two sources have the same site name; set features.sites")

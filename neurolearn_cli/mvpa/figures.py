@@ -24,7 +24,7 @@ CONFUSION_COLOURS = ListedColormap(matplotlib.colormaps["Blues"](np.linspace(0.1
 )
 
 
-def _encode(figure: Figure) -> str:
+def encode_png(figure: Figure) -> str:
     """Base64 PNG of ``figure``, which is closed."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
@@ -39,7 +39,7 @@ def roc_figure(y: np.ndarray, decision: np.ndarray, positive: str) -> str:
     axis.plot(fpr, tpr, color="C0")
     axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
     axis.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC (positive: {positive})")
-    return _encode(figure)
+    return encode_png(figure)
 
 
 def confusion_cells(y: np.ndarray, predicted: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +80,7 @@ def confusion_plot(y: np.ndarray, predicted: np.ndarray, classes: list[str]) -> 
 
 def confusion_figure(y: np.ndarray, predicted: np.ndarray, classes: list[str]) -> str:
     """Confusion matrix of the pooled out-of-fold predictions (rows: true class); see :func:`confusion_plot`."""
-    return _encode(confusion_plot(y, predicted, classes))
+    return encode_png(confusion_plot(y, predicted, classes))
 
 
 def scatter_figure(y: np.ndarray, predicted: np.ndarray, target: str) -> str:
@@ -90,7 +90,7 @@ def scatter_figure(y: np.ndarray, predicted: np.ndarray, target: str) -> str:
     limits = [min(y.min(), predicted.min()), max(y.max(), predicted.max())]
     axis.plot(limits, limits, color="grey", linestyle="--", linewidth=1)
     axis.set(xlabel=f"true {target}", ylabel=f"predicted {target}", title="out-of-fold predictions")
-    return _encode(figure)
+    return encode_png(figure)
 
 
 def null_figure(null: np.ndarray, observed: float, metric: str) -> str:
@@ -100,7 +100,7 @@ def null_figure(null: np.ndarray, observed: float, metric: str) -> str:
     axis.axvline(observed, color="C3", linewidth=2, label=f"observed {observed:.3f}")
     axis.set(xlabel=metric, ylabel="permutations", title="permutation null")
     axis.legend()
-    return _encode(figure)
+    return encode_png(figure)
 
 
 def weights_figure(largest: pd.DataFrame) -> str:
@@ -110,7 +110,7 @@ def weights_figure(largest: pd.DataFrame) -> str:
     axis.barh(range(len(shown)), shown["weight"], xerr=shown["std"], color="C0")
     axis.set_yticks(range(len(shown)), [str(f)[:40] for f in shown["feature"]])
     axis.set(xlabel=str(shown["kind"].iloc[0]).replace("_", " "), title=f"top {len(shown)} features")
-    return _encode(figure)
+    return encode_png(figure)
 
 
 def projection_figure(volume: np.ndarray, title: str) -> str:
@@ -123,4 +123,4 @@ def projection_figure(volume: np.ndarray, title: str) -> str:
         axis.imshow(np.rot90(projection), cmap="RdBu_r", vmin=-limit, vmax=limit)
         axis.set_axis_off()
     figure.suptitle(title)
-    return _encode(figure)
+    return encode_png(figure)

@@ -1,4 +1,4 @@
-"""Provenance of an analysis: software versions and input file hashes."""
+"""Provenance of an analysis: software versions and input file hashes; its timing, kept apart."""
 
 from __future__ import annotations
 
@@ -31,20 +31,22 @@ def input_hashes(paths: list[Path], root: Path) -> dict[str, str]:
             for p in sorted(set(paths))}
 
 
-def provenance(seed: int, inputs: list[Path], root: Path, started: float, device: str,
-               seconds: dict[str, float]) -> dict[str, Any]:
-    """What an analysis ran with: versions, input hashes, seed, device, start and end, and step times.
+def provenance(seed: int, inputs: list[Path], root: Path, device: str) -> dict[str, Any]:
+    """What an analysis ran with: versions, input hashes, seed and device (no time: same run, same bytes).
 
     Input paths are relative to ``root`` (the output directory), as
     ``dataset_description.json`` names the raw data, so the same analysis of
-    the same files in another place records the same inputs. ``seconds``
-    names each timed step (e.g. ``nested_cv_seconds``); values are rounded to ms.
+    the same files in another place records the same inputs.
+    """
+    return {"versions": versions(), "inputs": input_hashes(inputs, root), "seed": seed, "device": device}
+
+
+def timing(started: float, seconds: dict[str, float]) -> dict[str, Any]:
+    """When an analysis started and finished, and how long each step took.
+
+    ``seconds`` names each timed step (e.g. ``nested_cv_seconds``); values are rounded to ms.
     """
     return {
-        "versions": versions(),
-        "inputs": input_hashes(inputs, root),
-        "seed": seed,
-        "device": device,
         "started": dt.datetime.fromtimestamp(started, tz=dt.timezone.utc).isoformat(timespec="seconds"),
         "finished": dt.datetime.now(tz=dt.timezone.utc).isoformat(timespec="seconds"),
         **{name: round(value, 3) for name, value in seconds.items()},

@@ -14,6 +14,7 @@ import pytest
 
 from neurolearn_cli.errors import SpecError
 from neurolearn_cli.mvpa.analysis import run_analysis
+from neurolearn_cli.mvpa.outputs import timing_path
 from neurolearn_cli.mvpa.spec import spec_from_dict
 
 from .conftest import make_study
@@ -70,7 +71,10 @@ def test_results_are_byte_identical_and_complete(tmp_path: Path) -> None:
     assert set(provenance["inputs"]) == {os.path.relpath(table, out), os.path.relpath(bids / "participants.tsv", out)}
     second_provenance = json.loads((second / "provenance.json").read_text())
     assert set(second_provenance["inputs"]) == set(provenance["inputs"])
-    assert "started" in provenance and provenance["seed"] == 0
+    assert "started" not in provenance and provenance["seed"] == 0  # no time in an output: same run, same bytes
+    for name in ("provenance.json", "report.html"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    assert "nested_cv_seconds" in json.loads(timing_path(tmp_path / "a", spec.name).read_text())
 
 
 def test_report_escapes_data(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from neurolearn_cli.mvpa.decoding.report import render_decoding_report
 from neurolearn_cli.mvpa.decoding.samples import SampleSet
 from neurolearn_cli.mvpa.decoding.spec import DecodingSpec, decoding_spec_to_yaml
 from neurolearn_cli.mvpa.provenance import provenance as make_provenance
+from neurolearn_cli.mvpa.provenance import timing as make_timing
 
 
 def write_spec(spec: DecodingSpec, output_dir: Path) -> Path:
@@ -56,9 +57,9 @@ def write_decoding(spec: DecodingSpec, label: str, output_dir: Path, results: di
     folder = output_dir / "mvpa" / spec.name / f"sub-{label}"
     inputs = [p for run in runs for p in (run.bold, run.confounds, run.events)]
     inputs += [p for p in (spec.mask.image, spec.mask.atlas, spec.mask.atlas_labels) if p is not None]
-    provenance = make_provenance(spec.seed, inputs, output_dir, timing["started"], device, {
+    provenance = {**make_provenance(spec.seed, inputs, output_dir, device), **make_timing(timing["started"], {
         "estimate_seconds": timing["estimate_s"], "cv_seconds": timing["cv_s"],
-        "permutations_seconds": timing["permutations_s"]})
+        "permutations_seconds": timing["permutations_s"]})}
     settings = {"spec": spec.model_dump(mode="json"), "inputs": provenance["inputs"]}
     writer = DerivativesWriter(output_dir, f"mvpa-{spec.name}_sub-{label}", fingerprint([], settings), resume=False)
     reference = {"SpatialReference": spec.space if spec.res is None else f"{spec.space} res-{spec.res}",

@@ -1,0 +1,1 @@
+"""Collaborative projects: a pinned local workflow, pseudonymized site bundles, pooled analyses and a report."""
