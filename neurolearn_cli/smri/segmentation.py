@@ -12,7 +12,9 @@ update of the bias. Parameters are estimated on a regular subsample of voxels
 (about every ``sample_mm``); posteriors are then evaluated on the full grid and
 optionally smoothed by a mean-field Potts MRF. Voxels darker than
 ``background_fraction`` of the 99th intensity percentile (air, zeros of
-skull-stripped images) are outside the model and get zero probabilities.
+skull-stripped images) are outside the model and get zero probabilities, as
+do excluded voxels (a lesion): they neither pull the class means nor the bias
+field, and count as no class; the bias field still corrects their intensity.
 """
 
 from __future__ import annotations
@@ -206,6 +208,7 @@ def segment(
     mrf_beta: float = 0.0,
     mrf_iterations: int = 2,
     background_fraction: float = 0.04,
+    exclude: torch.Tensor | None = None,
 ) -> Segmentation:
     """Bias-corrected tissue posteriors of ``t1w`` under template ``priors``.
 
@@ -229,6 +232,8 @@ def segment(
         Mean-field MRF coupling (0 disables) and number of sweeps on the full grid.
     background_fraction : float
         Voxels below this fraction of the 99th intensity percentile are left out.
+    exclude : Tensor, optional
+        Boolean (X, Y, Z) voxels left out of the model (a lesion mask on ``t1w``'s grid).
 
     Returns
     -------
@@ -246,7 +251,8 @@ def segment(
     robust_max = torch.sort(positive).values[int(0.99 * (positive.numel() - 1))]
     valid = y > background_fraction * robust_max
     log_y = torch.where(valid, torch.log(y.clamp_min(1e-12)), 0.0)
-    sub_valid = valid[sub]
+    modelled = valid if exclude is None else valid & ~exclude
+    sub_valid = modelled[sub]
     sub_logy = log_y[sub]
     sub_priors = priors[(slice(None),) + sub]
     flat_priors = sub_priors[:, sub_valid]
@@ -290,7 +296,7 @@ def segment(
         log_bias = bias.evaluate(coeffs, full_bases)
     else:
         log_bias = torch.zeros_like(log_y)
-    posteriors = _full_posteriors(log_y, valid, log_bias, priors, mix)
+    posteriors = _full_posteriors(log_y, modelled, log_bias, priors, mix)
     if mrf_beta > 0:
         posteriors = _mrf(posteriors, mrf_beta, mrf_iterations)
     bias_field = torch.exp(log_bias)
