@@ -37,6 +37,19 @@ def _volumes(anat: Sequence[AnatFacts]) -> str:
     return f" Resulting volumes: {listing(parts)}." if parts else ""
 
 
+def _lesions(anat: Sequence[AnatFacts]) -> str:
+    """What was done with lesion masks, when any participant had one."""
+    volumes = [a.lesion_ml for a in anat if a.lesion_ml is not None]
+    if not volumes:
+        return ""
+    whose = "The participant's" if len(anat) == 1 else f"For {plural(len(volumes), 'participant')}, a"
+    return (f" {whose} lesion mask ({spread(volumes, 3, 'mL')}) was left out of the cost of every registration "
+            "(the affine and diffeomorphic normalization and, for BOLD runs, the co-registration to the T1w) and "
+            "out of the tissue mixture's fit: its voxels count as no tissue, are labelled 4 (lesion) in the tissue "
+            "labels, are never in an aCompCor noise mask, and the mask was resampled (thresholded at one half) "
+            "into each output space.")
+
+
 def smri_section(anat: Sequence[AnatFacts], cite: Citations) -> Section:
     """Anatomical data preprocessing, for one participant or pooled over several."""
     templates = sorted({a.template for a in anat if a.template})
@@ -71,7 +84,7 @@ def smri_section(anat: Sequence[AnatFacts], cite: Citations) -> Section:
         f"{SYN_PRIOR_FWHM_MM:g} mm FWHM), giving the final tissue maps, labels (1 GM, 2 WM, 3 CSF, as fMRIPrep "
         "writes them) and brain mask. Tissue volumes are sums of the tissue probabilities; the total intracranial "
         f"volume (TIV) is the template's brain mask pulled back to the T1w by the normalization {cite('tiv')}."
-        + _volumes(anat),
+        + _volumes(anat) + _lesions(anat),
     ]
     atlases = sorted({(a.atlas, a.atlas_space or "its template", a.atlas_note) for a in anat if a.atlas})
     parcels = [

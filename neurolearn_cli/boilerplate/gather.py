@@ -64,9 +64,11 @@ def anat_facts(participant: str, preproc_sidecar: Path, morph_sidecar: Path | No
     morph = _read_json(morph_sidecar) or {}
     qc = morph.get("QC") or {}
     volumes = {t: v for t in TISSUE_VOLUMES if (v := _finite(qc.get(f"volume_{t}_ml"))) is not None}
+    # the T1w reference's sources are the T1w runs and, when given, the lesion mask
+    t1w_sources = [s for s in preproc.get("Sources") or [] if not str(s).endswith(("_roi.nii.gz", "_roi.nii"))]
     return AnatFacts(
         participant=participant,
-        t1w_images=len(preproc.get("Sources") or []),
+        t1w_images=len(t1w_sources),
         template=template,
         atlas=morph.get("Atlas"),
         atlas_space=morph.get("AtlasSpace"),
@@ -75,6 +77,7 @@ def anat_facts(participant: str, preproc_sidecar: Path, morph_sidecar: Path | No
         syn_similarity=_finite(qc.get("syn_similarity")),
         volumes_ml=volumes,
         standard=standard,
+        lesion_ml=_finite(qc.get("volume_lesion_ml")),
     )
 
 

@@ -25,6 +25,9 @@ def participant_summary(participant: str, anat: AnatFacts | None, runs: Sequence
          f"{anat.t1w_images} (combined into the T1w reference)" if anat.t1w_images > 1 else str(anat.t1w_images)),
         ("BOLD runs", f"{len(runs)}: {listing([run.name for run in runs])}" if runs else "none"),
     ]
+    if anat is not None and anat.lesion_ml is not None:
+        rows.append(("Lesion mask", f"{number(anat.lesion_ml)} mL: left out of registration costs, the tissue "
+                                    "classes and the aCompCor masks; label 4 (lesion) in the dseg"))
     if anat is not None and anat.template:
         rows.append(("Template", anat.template))
     if runs:
