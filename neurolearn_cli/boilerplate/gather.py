@@ -55,6 +55,21 @@ def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
+def voxel_sizes(sidecar: Path) -> tuple[float, float, float] | None:
+    """The voxel sizes (mm) of the NIfTI image beside ``sidecar``; None when it cannot be read."""
+    import nibabel as nib
+
+    image_path = sidecar.with_name(sidecar.name.removesuffix(".json") + ".nii.gz")
+    try:
+        image = nib.load(image_path)
+    except (OSError, ValueError, nib.filebasedimages.ImageFileError):
+        return None
+    if not isinstance(image, nib.spatialimages.SpatialImage) or image.affine is None:
+        return None
+    sizes = nib.affines.voxel_sizes(image.affine)
+    return float(sizes[0]), float(sizes[1]), float(sizes[2])
+
+
 def anat_facts(participant: str, preproc_sidecar: Path, morph_sidecar: Path | None,
                template: str | None, standard: tuple[str, ...] = ()) -> AnatFacts | None:
     """The smri facts of one participant; None when its preprocessed T1w was not written."""
@@ -78,6 +93,7 @@ def anat_facts(participant: str, preproc_sidecar: Path, morph_sidecar: Path | No
         volumes_ml=volumes,
         standard=standard,
         lesion_ml=_finite(qc.get("volume_lesion_ml")),
+        voxel_mm=voxel_sizes(preproc_sidecar),
     )
 
 
