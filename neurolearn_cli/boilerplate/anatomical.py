@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from neurolearn_cli.boilerplate.citations import Citations
 from neurolearn_cli.boilerplate.document import Section
-from neurolearn_cli.boilerplate.facts import AnatFacts
-from neurolearn_cli.boilerplate.wording import listing, plural, spread
+from neurolearn_cli.boilerplate.facts import AnatFacts, anisotropic
+from neurolearn_cli.boilerplate.wording import listing, number, plural, spread
 from neurolearn_cli.smri.normalize import SYN_SETTINGS
 from neurolearn_cli.smri.pipeline import (
     AFFINE_PRIOR_FWHM_MM,
@@ -50,6 +50,18 @@ def _lesions(anat: Sequence[AnatFacts]) -> str:
             "into each output space.")
 
 
+def _anisotropy(anat: Sequence[AnatFacts]) -> str:
+    """What thick slices changed, when any participant's T1w had them."""
+    thick = [a.voxel_mm for a in anat if a.voxel_mm is not None and anisotropic(a.voxel_mm)]
+    if not thick:
+        return ""
+    sizes = listing(sorted({" x ".join(number(v, 2) for v in voxel) + " mm" for voxel in thick}))
+    return (f" The T1w reference kept its anisotropic voxels ({sizes}): its effective resolution is that of the "
+            "thick slices across them. Every step sets its widths in millimetres per axis (tissue-prior and "
+            "bias-field smoothing, morphological radii, the registration pyramid, the Markov random field's "
+            "neighbour weights, which fall with the square of the distance).")
+
+
 def smri_section(anat: Sequence[AnatFacts], cite: Citations) -> Section:
     """Anatomical data preprocessing, for one participant or pooled over several."""
     templates = sorted({a.template for a in anat if a.template})
@@ -61,7 +73,7 @@ def smri_section(anat: Sequence[AnatFacts], cite: Citations) -> Section:
         "by their voxel-wise median, giving the T1w reference."
         if several else
         "The T1w image was reoriented to RAS voxel order at its native resolution and used as the T1w reference."
-    )
+    ) + _anisotropy(anat)
     affine = _measured(anat, "affine_cost")
     syn = _measured(anat, "syn_similarity")
     text = [
