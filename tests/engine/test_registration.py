@@ -283,3 +283,20 @@ def test_moving_mask_leaves_a_lesion_out_of_the_cost(mni_4mm: Image, device: tor
         error_masked = (masked.map_points(pts[region]) - truth).norm(dim=-1).mean()
         assert float(error_counted) > 0.8
         assert float(error_masked) < 0.4 * float(error_counted)
+
+
+def test_linear_moving_mask_drops_the_samples_in_it(device: torch.device) -> None:
+    """A bright slab over part of the moving phantom biases a rigid fit; leaving it out restores the truth."""
+    truth = AffineTransform.rigid(torch.tensor([0.05, -0.04, 0.06]), torch.tensor([2.0, -1.5, 1.0]), (1.0, 2.0, -1.0))
+    moving = phantom(MOVING, truth.inverse().map_points)
+    slab = world_grid(MOVING)[..., 0] > 3.0
+    corrupted = moving.with_data(torch.where(slab, 150.0, moving.data))
+    pts = inside(FIXED)
+
+    def error(**kwargs) -> float:
+        result = register(phantom(FIXED), corrupted, transform="rigid", metric="ncc", device=device, **kwargs)
+        return float((result.forward.map_points(pts) - truth.map_points(pts)).norm(dim=-1).mean())
+
+    counted, masked = error(), error(moving_mask=corrupted.with_data((~slab).float()))
+    assert counted > 1.0
+    assert masked < 0.25 * 1.4
