@@ -7,7 +7,13 @@ from neurolearn_cli.engine.morphology import erode, largest_component
 from neurolearn_cli.engine.registration import LinearSettings
 from neurolearn_cli.engine.resample import resample
 from neurolearn_cli.engine.transforms import AffineTransform
-from neurolearn_cli.fmri.coregistration import away_from, bbr_cost, coregister, refine_bbr, wm_boundary
+from neurolearn_cli.fmri.coregistration import (
+    away_from,
+    bbr_cost,
+    coregister,
+    refine_bbr,
+    wm_boundary,
+)
 from neurolearn_cli.fmri.masking import intensity_mask
 from neurolearn_cli.fmri.reference import bold_reference
 
