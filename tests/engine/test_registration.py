@@ -269,7 +269,7 @@ def test_moving_mask_leaves_a_lesion_out_of_the_cost(mni_4mm: Image, device: tor
     lesion = distance < 15.0
     lesioned = moving.data.where(~lesion, 0.35 * moving.data[moving.data > 0].mean())
     identity = torch.eye(4, dtype=torch.float64)
-    settings = SynSettings(levels_mm=(8.0, 4.0), iterations=(10, 25))
+    settings = SynSettings(levels_mm=(8.0, 4.0), iterations=(8, 15))
 
     def warp(data: torch.Tensor, moving_mask: torch.Tensor | None = None) -> DisplacementField:
         fields = register_syn(fixed.data, fixed.affine, data, moving.affine, identity, fixed_mask=distance < 45.0,
