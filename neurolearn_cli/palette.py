@@ -8,6 +8,8 @@ from __future__ import annotations
 
 #: Tissue classes in the order the figures list them, with their colours.
 TISSUE_COLOURS = {"GM": "#2ca02c", "WM": "#1f77b4", "CSF": "#ff7f0e"}
+#: A lesion (the dseg's label 4), apart from every tissue (tab10's pink).
+LESION_COLOUR = "#e377c2"
 #: Outline of a brain mask.
 MASK_COLOUR = "#e41a1c"
 #: Outline of the T1w white-matter boundary over a BOLD reference.

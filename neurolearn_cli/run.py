@@ -101,8 +101,8 @@ def output_settings(config: RunConfig, unread: Collection[str] = ()) -> dict[str
 
 
 def participant_inputs(participant: ParticipantPlan, *, anatomical_only: bool = False) -> list[Path]:
-    """Input files of a participant (images, sidecars, events, fieldmaps), or only its T1w images."""
-    images = list(participant.t1w)
+    """Input files of a participant (images, sidecars, events, fieldmaps), or only its T1w images and lesion mask."""
+    images = list(participant.t1w) + ([participant.lesion] if participant.lesion is not None else [])
     if not anatomical_only:
         images += [run.image for run in participant.bold]
         images += [run.sbref for run in participant.bold if run.sbref is not None]

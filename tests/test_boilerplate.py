@@ -155,3 +155,27 @@ def test_facts_are_read_from_what_the_stages_wrote(tmp_path: Path) -> None:
     assert run.censored == 2 and run.compcor == {"CSF": 1, "temporal": 1} and run.highpass_cutoff_s == 128.0
     assert run.notes == ("no fieldmap: susceptibility distortion correction skipped",)
     assert run.connectivity_atlas is None and run.slice_timing is False
+
+
+def test_the_methods_say_what_was_done_with_a_lesion_and_thick_slices() -> None:
+    from dataclasses import replace
+
+    plain = methods(RunFacts(SOFTWARE, anat=(ANAT,))).markdown()
+    assert "lesion" not in plain and "anisotropic" not in plain
+    clinical = replace(ANAT, lesion_ml=7.09, voxel_mm=(1.0, 1.0, 5.0))
+    text = methods(RunFacts(SOFTWARE, anat=(clinical,))).markdown()
+    assert "lesion mask (7.09 mL) was left out of the cost of every registration" in text
+    assert "labelled 4 (lesion)" in text and "aCompCor" in text
+    assert "kept its anisotropic voxels (1 x 1 x 5 mm)" in text
+    rows = dict(participant_summary("01", clinical, []))
+    assert rows["Lesion mask"].startswith("7.09 mL")
+    assert rows["T1w resolution"].startswith("1 x 1 x 5 mm (anisotropic")
+
+
+def test_gather_counts_the_t1w_sources_not_the_lesion_mask(tmp_path: Path) -> None:
+    anat = tmp_path / "sub-01" / "anat"
+    _write(anat / "sub-01_desc-preproc_T1w.json", {"Sources": ["bids:raw:sub-01/anat/sub-01_T1w.nii.gz",
+                                                              "bids:raw:sub-01/anat/sub-01_label-lesion_roi.nii.gz"]})
+    _write(anat / "sub-01_seg-x_stat-gmvolume_morph.json", {"QC": {"volume_lesion_ml": 7.5}})
+    [facts] = gather.discover_anat(tmp_path)
+    assert facts.t1w_images == 1 and facts.lesion_ml == 7.5 and facts.voxel_mm is None  # no image beside it

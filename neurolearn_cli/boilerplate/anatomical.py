@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from neurolearn_cli.boilerplate.citations import Citations
 from neurolearn_cli.boilerplate.document import Section
-from neurolearn_cli.boilerplate.facts import AnatFacts
-from neurolearn_cli.boilerplate.wording import listing, plural, spread
+from neurolearn_cli.boilerplate.facts import AnatFacts, anisotropic
+from neurolearn_cli.boilerplate.wording import listing, number, plural, spread
 from neurolearn_cli.smri.normalize import SYN_SETTINGS
 from neurolearn_cli.smri.pipeline import (
     AFFINE_PRIOR_FWHM_MM,
@@ -37,6 +37,31 @@ def _volumes(anat: Sequence[AnatFacts]) -> str:
     return f" Resulting volumes: {listing(parts)}." if parts else ""
 
 
+def _lesions(anat: Sequence[AnatFacts]) -> str:
+    """What was done with lesion masks, when any participant had one."""
+    volumes = [a.lesion_ml for a in anat if a.lesion_ml is not None]
+    if not volumes:
+        return ""
+    whose = "The participant's" if len(anat) == 1 else f"For {plural(len(volumes), 'participant')}, a"
+    return (f" {whose} lesion mask ({spread(volumes, 3, 'mL')}) was left out of the cost of every registration "
+            "(the affine and diffeomorphic normalization and, for BOLD runs, the co-registration to the T1w) and "
+            "out of the tissue mixture's fit: its voxels count as no tissue, are labelled 4 (lesion) in the tissue "
+            "labels, are never in an aCompCor noise mask, and the mask was resampled (thresholded at one half) "
+            "into each output space.")
+
+
+def _anisotropy(anat: Sequence[AnatFacts]) -> str:
+    """What thick slices changed, when any participant's T1w had them."""
+    thick = [a.voxel_mm for a in anat if a.voxel_mm is not None and anisotropic(a.voxel_mm)]
+    if not thick:
+        return ""
+    sizes = listing(sorted({" x ".join(number(v, 2) for v in voxel) + " mm" for voxel in thick}))
+    return (f" The T1w reference kept its anisotropic voxels ({sizes}): its effective resolution is that of the "
+            "thick slices across them. Every step sets its widths in millimetres per axis (tissue-prior and "
+            "bias-field smoothing, morphological radii, the registration pyramid, the Markov random field's "
+            "neighbour weights, which fall with the square of the distance).")
+
+
 def smri_section(anat: Sequence[AnatFacts], cite: Citations) -> Section:
     """Anatomical data preprocessing, for one participant or pooled over several."""
     templates = sorted({a.template for a in anat if a.template})
@@ -48,7 +73,7 @@ def smri_section(anat: Sequence[AnatFacts], cite: Citations) -> Section:
         "by their voxel-wise median, giving the T1w reference."
         if several else
         "The T1w image was reoriented to RAS voxel order at its native resolution and used as the T1w reference."
-    )
+    ) + _anisotropy(anat)
     affine = _measured(anat, "affine_cost")
     syn = _measured(anat, "syn_similarity")
     text = [
@@ -71,7 +96,7 @@ def smri_section(anat: Sequence[AnatFacts], cite: Citations) -> Section:
         f"{SYN_PRIOR_FWHM_MM:g} mm FWHM), giving the final tissue maps, labels (1 GM, 2 WM, 3 CSF, as fMRIPrep "
         "writes them) and brain mask. Tissue volumes are sums of the tissue probabilities; the total intracranial "
         f"volume (TIV) is the template's brain mask pulled back to the T1w by the normalization {cite('tiv')}."
-        + _volumes(anat),
+        + _volumes(anat) + _lesions(anat),
     ]
     atlases = sorted({(a.atlas, a.atlas_space or "its template", a.atlas_note) for a in anat if a.atlas})
     parcels = [

@@ -30,7 +30,9 @@ class AnatFacts:
 
     ``t1w_images`` counts the T1w runs combined into the reference;
     ``volumes_ml`` maps ``GM``/``WM``/``CSF``/``TIV`` to mL; ``standard`` the
-    TemplateFlow spaces the T1w was also normalized to (fMRIPrep's spelling).
+    TemplateFlow spaces the T1w was also normalized to (fMRIPrep's spelling);
+    ``lesion_ml`` the volume of the lesion mask given (None without one);
+    ``voxel_mm`` the T1w reference's voxel sizes (its native resolution).
     """
 
     participant: str
@@ -43,6 +45,13 @@ class AnatFacts:
     syn_similarity: float | None = None
     volumes_ml: Mapping[str, float] = field(default_factory=dict)
     standard: tuple[str, ...] = ()
+    lesion_ml: float | None = None
+    voxel_mm: tuple[float, float, float] | None = None
+
+
+def anisotropic(voxel_mm: tuple[float, float, float]) -> bool:
+    """Whether the coarsest voxel side is more than 1.5 times the finest (thick slices)."""
+    return max(voxel_mm) > 1.5 * min(voxel_mm)
 
 
 @dataclass(frozen=True)

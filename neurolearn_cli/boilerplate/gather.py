@@ -55,6 +55,21 @@ def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
+def voxel_sizes(sidecar: Path) -> tuple[float, float, float] | None:
+    """The voxel sizes (mm) of the NIfTI image beside ``sidecar``; None when it cannot be read."""
+    import nibabel as nib
+
+    image_path = sidecar.with_name(sidecar.name.removesuffix(".json") + ".nii.gz")
+    try:
+        image = nib.load(image_path)
+    except (OSError, ValueError, nib.filebasedimages.ImageFileError):
+        return None
+    if not isinstance(image, nib.spatialimages.SpatialImage) or image.affine is None:
+        return None
+    sizes = nib.affines.voxel_sizes(image.affine)
+    return float(sizes[0]), float(sizes[1]), float(sizes[2])
+
+
 def anat_facts(participant: str, preproc_sidecar: Path, morph_sidecar: Path | None,
                template: str | None, standard: tuple[str, ...] = ()) -> AnatFacts | None:
     """The smri facts of one participant; None when its preprocessed T1w was not written."""
@@ -64,9 +79,11 @@ def anat_facts(participant: str, preproc_sidecar: Path, morph_sidecar: Path | No
     morph = _read_json(morph_sidecar) or {}
     qc = morph.get("QC") or {}
     volumes = {t: v for t in TISSUE_VOLUMES if (v := _finite(qc.get(f"volume_{t}_ml"))) is not None}
+    # the T1w reference's sources are the T1w runs and, when given, the lesion mask
+    t1w_sources = [s for s in preproc.get("Sources") or [] if not str(s).endswith(("_roi.nii.gz", "_roi.nii"))]
     return AnatFacts(
         participant=participant,
-        t1w_images=len(preproc.get("Sources") or []),
+        t1w_images=len(t1w_sources),
         template=template,
         atlas=morph.get("Atlas"),
         atlas_space=morph.get("AtlasSpace"),
@@ -75,6 +92,8 @@ def anat_facts(participant: str, preproc_sidecar: Path, morph_sidecar: Path | No
         syn_similarity=_finite(qc.get("syn_similarity")),
         volumes_ml=volumes,
         standard=standard,
+        lesion_ml=_finite(qc.get("volume_lesion_ml")),
+        voxel_mm=voxel_sizes(preproc_sidecar),
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from neurolearn_cli.boilerplate.facts import AnatFacts, BoldFacts
+from neurolearn_cli.boilerplate.facts import AnatFacts, BoldFacts, anisotropic
 from neurolearn_cli.boilerplate.functional import SDC_WORDS, STC_WORDS, notes_about, reason
 from neurolearn_cli.boilerplate.wording import listing, number
 
@@ -25,6 +25,11 @@ def participant_summary(participant: str, anat: AnatFacts | None, runs: Sequence
          f"{anat.t1w_images} (combined into the T1w reference)" if anat.t1w_images > 1 else str(anat.t1w_images)),
         ("BOLD runs", f"{len(runs)}: {listing([run.name for run in runs])}" if runs else "none"),
     ]
+    if anat is not None and anat.voxel_mm is not None:
+        rows.append(("T1w resolution", resolution(anat.voxel_mm)))
+    if anat is not None and anat.lesion_ml is not None:
+        rows.append(("Lesion mask", f"{number(anat.lesion_ml)} mL: left out of registration costs, the tissue "
+                                    "classes and the aCompCor masks; label 4 (lesion) in the dseg"))
     if anat is not None and anat.template:
         rows.append(("Template", anat.template))
     if runs:
@@ -32,6 +37,15 @@ def participant_summary(participant: str, anat: AnatFacts | None, runs: Sequence
     if ignored:
         rows.append(("Steps ignored (--ignore)", ", ".join(ignored)))
     return rows
+
+
+def resolution(voxel_mm: tuple[float, float, float]) -> str:
+    """Voxel sizes as ``1 x 1 x 5 mm``, with the effective resolution when the voxels are anisotropic."""
+    sizes = " x ".join(number(v, 2) for v in voxel_mm) + " mm"
+    if not anisotropic(voxel_mm):
+        return sizes
+    return (f"{sizes} (anisotropic: the effective resolution is {number(max(voxel_mm), 2)} mm across the thick "
+            f"slices, {number(min(voxel_mm), 2)} mm within them; outputs keep this grid)")
 
 
 def _slice_timing(run: BoldFacts) -> str:

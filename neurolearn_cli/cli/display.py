@@ -38,6 +38,8 @@ def print_plan(dataset: DatasetPlan, config: RunConfig, unavailable: Sequence[st
     for participant in dataset.participants:
         t1w = "\n".join(f"{i.path.name} ({'x'.join(map(str, i.shape))}, "
                         f"{'x'.join(f'{z:.2g}' for z in i.zooms[:3])} mm)" for i in participant.t1w) or "-"
+        if participant.lesion is not None:
+            t1w += f"\nlesion mask: {participant.lesion.path.name}"
         bold = "\n".join(_bold_description(run) for run in participant.bold) or "-"
         status = "skip: " + "; ".join(participant.problems) if participant.problems else "ready"
         table.add_row(participant.subject, ", ".join(participant.sessions) or "-", t1w, bold, status)

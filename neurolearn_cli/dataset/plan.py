@@ -65,8 +65,9 @@ class BoldRun:
 class ParticipantPlan:
     """Everything one participant contributes, plus the problems found while planning.
 
-    A participant with ``problems`` is skipped (bad input, exit code 2) and the
-    others run.
+    ``lesion`` is the T1w-space lesion mask (BIDS ``label-lesion_roi``), when
+    the participant has one. A participant with ``problems`` is skipped (bad
+    input, exit code 2) and the others run.
     """
 
     label: str
@@ -74,6 +75,7 @@ class ParticipantPlan:
     t1w: tuple[ImageInput, ...]
     bold: tuple[BoldRun, ...]
     problems: tuple[str, ...] = ()
+    lesion: ImageInput | None = None
 
     @property
     def subject(self) -> str:

@@ -156,6 +156,28 @@ def _fieldmaps(layout: Any, label: str, filters: dict[str, Any], bids_dir: Path)
     return found
 
 
+def _lesion_for(layout: Any, label: str, base: dict[str, Any], t1w: tuple[ImageInput, ...],
+                validate: bool) -> tuple[ImageInput | None, list[str]]:
+    """The participant's lesion mask (``anat/*_label-lesion_roi``, BIDS and fMRIPrep) and its problems.
+
+    The mask is in T1w space; with several (one per session), only one T1w
+    space exists after the T1w runs are merged, so more than one is a problem.
+    """
+    candidates = layout.get(subject=label, suffix="roi", datatype="anat", extension=NIFTI_EXTENSIONS,
+                            return_type="object", **base)  # pybids' raw config has no ``label`` entity
+    found = [_image_input(layout, f) for f in sorted(candidates, key=lambda f: f.path)
+             if "_label-lesion_roi." in Path(f.path).name]
+    if not found:
+        return None, []
+    if not t1w:
+        return None, [f"{found[0].path}: a lesion mask without a T1w image"]
+    if len(found) > 1:
+        return None, [f"{found[1].path}: more than one lesion mask (label-lesion_roi); neurolearn merges the "
+                      f"T1w runs into one T1w space, so give one mask in it"]
+    problem = nifti_problem(found[0].path, ndim=3, full_check=validate)
+    return found[0], [problem] if problem else []
+
+
 def _events_for(bold_path: Path) -> Path | None:
     name = bold_path.name
     for extension in (".nii.gz", ".nii"):
@@ -189,6 +211,8 @@ def plan_participant(layout: Any, label: str, *, sessions: tuple[str, ...], task
         problems.append(str(error))
     if not t1w and not bold_images:
         problems.append(f"sub-{label}: no T1w or BOLD images match the selection")
+    lesion, lesion_problems = _lesion_for(layout, label, base, t1w, validate)
+    problems += lesion_problems
     for image in t1w:
         problem = nifti_problem(image.path, ndim=3, full_check=validate)
         if problem:
@@ -216,7 +240,8 @@ def plan_participant(layout: Any, label: str, *, sessions: tuple[str, ...], task
             fieldmaps=_fieldmaps_for(image, fieldmaps),
         ))
     found_sessions = tuple(sorted({str(i.entities["session"]) for i in t1w + tuple(bold_images) if "session" in i.entities}))
-    return ParticipantPlan(label=label, sessions=found_sessions, t1w=t1w, bold=tuple(runs), problems=tuple(problems))
+    return ParticipantPlan(label=label, sessions=found_sessions, t1w=t1w, bold=tuple(runs), problems=tuple(problems),
+                           lesion=lesion)
 
 
 def _with_problems(participant: ParticipantPlan, problems: list[str]) -> ParticipantPlan:

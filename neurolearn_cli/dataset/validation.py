@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 import zlib
 from pathlib import Path
 
@@ -40,8 +41,18 @@ def check_dataset_description(bids_dir: Path) -> dict:
     return content
 
 
+#: Lesion masks as BIDS 1.1 and fMRIPrep name them; the validator's rules no longer list the ``roi`` suffix.
+LESION_MASK = re.compile(
+    r"/sub-(?P<sub>[a-zA-Z0-9]+)/(?:ses-(?P<ses>[a-zA-Z0-9]+)/)?anat/sub-(?P=sub)(?:_ses-(?P=ses))?"
+    r"(?:_acq-[a-zA-Z0-9]+)?(?:_rec-[a-zA-Z0-9]+)?(?:_run-[0-9]+)?_label-lesion_roi\.(?:nii\.gz|nii|json)"
+)
+
+
 def invalid_file_names(bids_dir: Path) -> list[str]:
-    """List files under ``sub-*`` whose names do not parse as BIDS (dataset-relative paths)."""
+    """List files under ``sub-*`` whose names do not parse as BIDS (dataset-relative paths).
+
+    Lesion masks (:data:`LESION_MASK`) are valid, as fMRIPrep reads them.
+    """
     from bids_validator import BIDSValidator
 
     validator = BIDSValidator()
@@ -50,7 +61,7 @@ def invalid_file_names(bids_dir: Path) -> list[str]:
         if path.is_dir() or path.name.startswith("."):
             continue
         relative = "/" + path.relative_to(bids_dir).as_posix()
-        if not validator.is_bids(relative):
+        if not validator.is_bids(relative) and not LESION_MASK.fullmatch(relative):
             invalid.append(relative.lstrip("/"))
     return invalid
 

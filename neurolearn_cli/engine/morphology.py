@@ -55,8 +55,14 @@ def cross() -> np.ndarray:
 
 
 def radius_voxels(spacing: Sequence[float], mm: float) -> tuple[int, int, int]:
-    """Per-axis radius in voxels (at least one) of a distance of ``mm`` on a grid of ``spacing``."""
-    return ints3(max(1, int(round(mm / float(s)))) for s in spacing)
+    """Per-axis radius in voxels of a distance of ``mm`` on a grid of ``spacing``.
+
+    At least one voxel along the finest axis; along a coarser one the nearest
+    whole number, zero when ``mm`` is at most half its voxel (a 2 mm ball on
+    5 mm slices stays within its slice instead of reaching 5 mm across them).
+    """
+    finest = min(float(s) for s in spacing)
+    return ints3(max(1 if float(s) == finest else 0, int(round(mm / float(s)))) for s in spacing)
 
 
 def _reach(structure: np.ndarray) -> list[int]:

@@ -55,6 +55,7 @@ def noise_masks(
     wm: torch.Tensor,
     csf: torch.Tensor,
     thresholds: tuple[float, ...] = _THRESHOLDS,
+    lesion: torch.Tensor | None = None,
 ) -> TissueMasks:
     """CSF and WM noise ROIs from tissue fractions (0-1) on the BOLD grid, as fMRIPrep.
 
@@ -64,13 +65,16 @@ def noise_masks(
     voxels wholly inside the tissue, an erosion; coarse BOLD voxels over thin
     ventricles may need a lower one). Where none does (small ventricles all
     within a BOLD voxel of GM), the GM exclusion is dropped, so that the ROI
-    is never empty while the brain mask holds that tissue.
+    is never empty while the brain mask holds that tissue. ``lesion`` (the
+    fraction of each BOLD voxel in the lesion) is never in a noise ROI: any
+    voxel it touches, grown by one voxel, is left out.
     """
     brain = brain.bool()
-    allowed = brain & ~dilate(gm > 0.05)
+    candidates = brain if lesion is None else brain & ~dilate(lesion > 0.01)
+    allowed = candidates & ~dilate(gm > 0.05)
 
     def roi(fraction: torch.Tensor) -> torch.Tensor:
-        for region in (allowed, brain):
+        for region in (allowed, candidates):
             for threshold in thresholds:
                 mask = (fraction > threshold) & region
                 if int(mask.sum()) >= _MIN_VOXELS:

@@ -15,6 +15,10 @@
    within 10 mm (at 50 mm from the centre) of the NMI result; otherwise the
    NMI result is the fallback.
 
+A lesion mask on the T1w grid is left out of both costs: NMI drops the
+samples that land in it, and BBR the boundary points whose white or grey
+sample does (a WM/lesion edge is no WM/GM boundary).
+
 The result maps T1w world points to boldref world points: the ITK pull-back
 transform that resamples the boldref onto the T1w grid, fMRIPrep's
 ``from-boldref_to-T1w_mode-image_xfm``.
@@ -82,6 +86,14 @@ def wm_boundary(white_matter: Image, max_points: int = _MAX_POINTS) -> Boundary:
     return Boundary(points, normals / length[:, None])
 
 
+def away_from(boundary: Boundary, lesion: Image) -> Boundary:
+    """The boundary points whose white and grey samples (``_DEPTH_MM`` in and out) both miss ``lesion``."""
+    keep = torch.ones(boundary.points.shape[0], dtype=torch.bool, device=boundary.points.device)
+    for side in (-1.0, 1.0):
+        keep &= _sample(lesion, boundary.points + side * _DEPTH_MM * boundary.normals) <= 0.0
+    return Boundary(boundary.points[keep], boundary.normals[keep])
+
+
 def _sample(volume: Image, points: torch.Tensor) -> torch.Tensor:
     """Trilinear samples of a 3D image at world points (N, 3); zero outside."""
     inverse = torch.linalg.inv(volume.affine).to(points.dtype)
@@ -138,6 +150,7 @@ def coregister(
     white_matter: Image | None = None,
     *,
     settings: LinearSettings | None = None,
+    lesion: Image | None = None,
 ) -> Coregistration:
     """Rigidly align the boldref to the T1w.
 
@@ -154,6 +167,8 @@ def coregister(
         WM mask on the T1w grid (smri ``dseg == 2``); enables BBR.
     settings : LinearSettings, optional
         The NMI stage's pyramid and iterations (engine defaults when None).
+    lesion : Image, optional
+        Lesion mask on the T1w grid, left out of both costs.
     """
     mask = reference_mask.to(torch.float32)
     init = torch.eye(4, dtype=torch.float64, device=reference.device)
@@ -168,12 +183,15 @@ def coregister(
         dof=6,
         metric="nmi",
         fixed_mask=mask,
+        moving_mask=None if lesion is None else lesion.data <= 0.5,
         settings=settings,
     )
     nmi_map = torch.linalg.inv(bold_to_t1)
     if white_matter is None:
         return Coregistration(AffineTransform(nmi_map), nmi_cost, "nmi")
     boundary = wm_boundary(white_matter)
+    if lesion is not None:
+        boundary = away_from(boundary, lesion)
     start_cost = float(bbr_cost(reference, boundary, nmi_map))
     bbr_map, cost = refine_bbr(reference, boundary, nmi_map)
     deviation = _deviation_mm(bbr_map, nmi_map, boundary.points.mean(0).to(torch.float64))

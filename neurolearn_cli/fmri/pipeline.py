@@ -79,7 +79,8 @@ class Anatomy:
     ``templates`` is keyed by :attr:`~neurolearn_cli.spaces.OutputSpace.template_label`;
     ``atlas_template`` is the template the atlas is applied in (its own, or the
     bundled one) and ``atlas_to_t1w`` maps T1w points to it, so the atlas
-    reaches any other template through the T1w.
+    reaches any other template through the T1w. ``lesion`` is smri's lesion
+    mask on the T1w grid (None without one).
     """
 
     t1w: Image
@@ -88,6 +89,7 @@ class Anatomy:
     templates: Mapping[str, TemplateSpace]
     atlas_template: str
     atlas_to_t1w: Transform
+    lesion: Image | None = None
 
 
 @dataclass(frozen=True)
@@ -292,7 +294,7 @@ def preprocess_bold(
     undistorted = boldref if sdc is None else resample(boldref, boldref.grid, sdc, order="bspline")
 
     coreg = coregister(
-        undistorted, intensity_mask(undistorted.data), anatomy.t1w, anatomy.tissues["WM"]
+        undistorted, intensity_mask(undistorted.data), anatomy.t1w, anatomy.tissues["WM"], lesion=anatomy.lesion
     )
     bold_to_t1w = coreg.transform.inverse()  # maps boldref points to T1w points
     unwarp: list[Transform] = [sdc] if sdc is not None else []
@@ -305,8 +307,9 @@ def preprocess_bold(
         for name, image in anatomy.tissues.items()
     }
     brain_on_bold = resample(anatomy.mask, boldref.grid, bold_to_t1w).data > 0.5
+    lesion_on_bold = None if anatomy.lesion is None else resample(anatomy.lesion, boldref.grid, bold_to_t1w).data
     masks = noise_masks(
-        brain_on_bold, tissue_on_bold["GM"], tissue_on_bold["WM"], tissue_on_bold["CSF"]
+        brain_on_bold, tissue_on_bold["GM"], tissue_on_bold["WM"], tissue_on_bold["CSF"], lesion=lesion_on_bold
     )
     center = grid_center(boldref.grid)
     motion = motion_parameters(hmc, center)

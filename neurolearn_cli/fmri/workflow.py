@@ -175,6 +175,7 @@ def _anatomy(participant: ParticipantPlan, context: ParticipantContext) -> Any:
         atlas_template=context.atlas.via or template.name,
         atlas_to_t1w=read_transform(outputs[f"xfm_from_{context.atlas.via}" if context.atlas.via
                                             else "xfm_from_template"]).to(device),
+        lesion=load_image(outputs["lesion"], device) if "lesion" in outputs else None,
     )
 
 

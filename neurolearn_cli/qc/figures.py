@@ -23,11 +23,12 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from pandas import DataFrame
 
-from neurolearn_cli.palette import FLAG_COLOUR, MASK_COLOUR, TISSUE_COLOURS
+from neurolearn_cli.palette import FLAG_COLOUR, LESION_COLOUR, MASK_COLOUR, TISSUE_COLOURS
+from neurolearn_cli.smri.tissues import LESION_LABEL
 
-#: smri's dseg labels (1 GM, 2 WM, 3 CSF) in their tissue colours; 0 (background) transparent.
+#: smri's dseg labels (1 GM, 2 WM, 3 CSF, 4 lesion) in their colours; 0 (background) transparent.
 DSEG_LABELS = ("GM", "WM", "CSF")
-DSEG_COLOURS = ListedColormap(["#00000000", *(TISSUE_COLOURS[name] for name in DSEG_LABELS)])
+DSEG_COLOURS = ListedColormap(["#00000000", *(TISSUE_COLOURS[name] for name in DSEG_LABELS), LESION_COLOUR])
 #: Opacity of the tissue colours over the T1w, also used for their legend patches.
 DSEG_ALPHA = 0.35
 #: Colour of the template's edges over the normalized T1w.
@@ -74,13 +75,15 @@ def _dark_legend(figure: Figure, handles: Sequence[Artist]) -> None:
                   fontsize=9, frameon=False, labelcolor="white")
 
 
-def mosaic_legend(mask: bool, dseg: bool) -> list[Artist]:
-    """Legend entries of :func:`mosaic`: the mask's outline, then the tissue colours, for what is drawn."""
+def mosaic_legend(mask: bool, dseg: bool, lesion: bool = False) -> list[Artist]:
+    """Legend entries of :func:`mosaic`: the mask's outline, then the tissue (and lesion) colours, for what is drawn."""
     handles: list[Artist] = []
     if mask:
         handles.append(Line2D([], [], color=MASK_COLOUR, lw=1.5, label="brain mask"))
     if dseg:
         handles += [Patch(color=TISSUE_COLOURS[name], alpha=DSEG_ALPHA * 2, label=name) for name in DSEG_LABELS]
+    if lesion:
+        handles.append(Patch(color=LESION_COLOUR, alpha=DSEG_ALPHA * 2, label="lesion"))
     return handles
 
 
@@ -138,7 +141,7 @@ def mosaic_figure(
                 labels,
                 cmap=DSEG_COLOURS,
                 vmin=0,
-                vmax=3,
+                vmax=LESION_LABEL,
                 alpha=DSEG_ALPHA,
                 origin="lower",
                 interpolation="none",
@@ -149,7 +152,7 @@ def mosaic_figure(
                 ax.contour(plane, levels=[0.5], colors=MASK_COLOUR, linewidths=0.8, origin="lower")
         ax.set_axis_off()
     figure.subplots_adjust(wspace=0.02, hspace=0.02, left=0, right=1, bottom=0, top=1)
-    handles = mosaic_legend(mask is not None, dseg is not None)
+    handles = mosaic_legend(mask is not None, dseg is not None, dseg is not None and bool((dseg == LESION_LABEL).any()))
     if handles:
         _dark_legend(figure, handles)
     return figure

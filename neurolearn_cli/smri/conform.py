@@ -21,6 +21,8 @@ from neurolearn_cli.errors import InputError
 
 MIN_VOXEL_MM = 0.2
 MAX_VOXEL_MM = 4.0
+#: Clinical protocols acquire thick slices (5-7 mm) with fine in-plane voxels: one axis may be this coarse.
+MAX_SLICE_MM = 8.0
 RIGID_SETTINGS = LinearSettings(levels_mm=(4.0, 2.0), iterations=(30, 10))
 
 
@@ -33,7 +35,8 @@ def validate_t1w(image: Image, source: str) -> Image:
     ------
     InputError
         Naming ``source``: several volumes, NaN/infinite or all-zero data, a
-        non-finite or singular affine, voxels outside 0.2–4 mm.
+        non-finite or singular affine, voxels outside 0.2–4 mm (one axis, the
+        slices', up to 8 mm).
     """
     if image.data.dim() == 4:
         if image.n_volumes != 1:
@@ -46,9 +49,10 @@ def validate_t1w(image: Image, source: str) -> Image:
         raise InputError(source, "image data contain NaN or infinite values")
     if not bool((image.data != 0).any()):
         raise InputError(source, "image data are all zero")
-    spacing = image.spacing
-    if min(spacing) < MIN_VOXEL_MM or max(spacing) > MAX_VOXEL_MM:
-        raise InputError(source, f"voxel sizes {tuple(round(s, 3) for s in spacing)} mm are not those of a structural image")
+    finest, middle, thickest = sorted(image.spacing)
+    if finest < MIN_VOXEL_MM or middle > MAX_VOXEL_MM or thickest > MAX_SLICE_MM:
+        raise InputError(source, f"voxel sizes {tuple(round(s, 3) for s in image.spacing)} mm are not those of a "
+                                 "structural image")
     return image
 
 

@@ -9,6 +9,8 @@ spirit of SPM's tissue-prior registration: the coarse T1w is segmented under
 the template priors placed by the current affine, and the subject's tissue
 map (WM + GM/2 posteriors) is registered to the template's, so skull and
 scalp, which the mixture assigns to the non-brain class, carry no weight.
+A lesion mask leaves its voxels (on the coarse copy, every voxel it touches)
+out of both the segmentation and the alignment.
 """
 
 from __future__ import annotations
@@ -103,14 +105,17 @@ def affine_from_tissues(
     *,
     prior_fwhm_mm: float,
     settings: LinearSettings = AFFINE_SETTINGS,
+    lesion: torch.Tensor | None = None,
 ) -> Initialization:
     """One round: segment ``coarse`` under priors placed by ``start``, then align tissue maps (affine, NCC).
 
     The moving image is the subject's WM + GM/2 posterior map, the fixed one
-    the template's, so skull and scalp carry no weight in the alignment.
+    the template's, so skull and scalp carry no weight in the alignment;
+    ``lesion`` (boolean, ``coarse``'s grid) is left out of both.
     """
     priors = warp_priors(template, coarse.grid, start.inverse(), fwhm_mm=prior_fwhm_mm)
-    seg = segment(coarse, priors, sample_mm=max(coarse.spacing), max_iterations=20, bias_fwhm_mm=80.0)
+    seg = segment(coarse, priors, sample_mm=max(coarse.spacing), max_iterations=20, bias_fwhm_mm=80.0,
+                  exclude=lesion)
     fixed = tissue_contrast(torch.stack([template.gm.data, template.wm.data]))
     centre = center_of_mass(fixed, template.gm.affine)
     matrix, cost = register_linear(
@@ -122,17 +127,21 @@ def affine_from_tissues(
         centre,
         dof=12,
         metric="ncc",
+        moving_mask=None if lesion is None else ~lesion,
         settings=settings,
     )
     return Initialization(AffineTransform(matrix), cost)
 
 
-def initialize(t1w: Image, template: Template) -> Initialization:
+def initialize(t1w: Image, template: Template, lesion: Image | None = None) -> Initialization:
     """Robust template -> T1w affine for skull-on or skull-stripped T1w images.
 
     Geometric start, then two rounds of :func:`affine_from_tissues` on a
-    ``COARSE_MM`` copy: broad priors first, sharper priors second.
+    ``COARSE_MM`` copy: broad priors first, sharper priors second. ``lesion``
+    (a mask on ``t1w``'s grid) is left out of both.
     """
     coarse = coarse_copy(t1w, COARSE_MM)
-    first = affine_from_tissues(coarse, template, geometric_start(coarse, template), prior_fwhm_mm=16.0)
-    return affine_from_tissues(coarse, template, first.transform, prior_fwhm_mm=6.0)
+    excluded = None if lesion is None else coarse_copy(lesion, COARSE_MM).data > 0
+    first = affine_from_tissues(coarse, template, geometric_start(coarse, template), prior_fwhm_mm=16.0,
+                                lesion=excluded)
+    return affine_from_tissues(coarse, template, first.transform, prior_fwhm_mm=6.0, lesion=excluded)

@@ -14,7 +14,10 @@ the engine's ANTs chain order:
 The bundled template's normalization starts from the robust affine of
 :mod:`neurolearn_cli.smri.initialize`; a TemplateFlow template's
 (:func:`normalize_direct`) registers the T1w directly to that template, as
-fMRIPrep does: centre-of-mass start, affine, then the same SyN.
+fMRIPrep does: centre-of-mass start, affine, then the same SyN. A lesion
+mask on the T1w grid is left out of the registration cost (the moving image's
+mask, as fMRIPrep gives ANTs the complement of the lesion), so the template's
+healthy anatomy is not stretched onto it.
 """
 
 from __future__ import annotations
@@ -57,8 +60,13 @@ class Normalization:
     similarity: float
 
 
+def counted(lesion: Image | None) -> torch.Tensor | None:
+    """The registration's moving mask: everything but ``lesion`` (None without one)."""
+    return None if lesion is None else lesion.data <= 0.5
+
+
 def normalize(brain: Image, template: FixedTemplate, affine: AffineTransform,
-              settings: SynSettings = SYN_SETTINGS) -> Normalization:
+              settings: SynSettings = SYN_SETTINGS, lesion: Image | None = None) -> Normalization:
     """Diffeomorphic template -> T1w map of ``brain`` (bias-corrected, skull-stripped T1w).
 
     Parameters
@@ -72,6 +80,8 @@ def normalize(brain: Image, template: FixedTemplate, affine: AffineTransform,
         Template -> T1w affine (from :mod:`neurolearn_cli.smri.initialize`).
     settings : SynSettings
         Pyramid and regularization of the diffeomorphic stage.
+    lesion : Image, optional
+        Lesion mask on ``brain``'s grid, left out of the cost.
     """
     fixed = template.t1w.data * (template.mask.data > 0.5)
     result = register_syn(
@@ -81,6 +91,7 @@ def normalize(brain: Image, template: FixedTemplate, affine: AffineTransform,
         brain.affine,
         affine.matrix.to(brain.device),
         fixed_mask=template.mask.data > 0.5,
+        moving_mask=counted(lesion),
         settings=settings,
     )
     grid = template.t1w.grid
@@ -89,17 +100,19 @@ def normalize(brain: Image, template: FixedTemplate, affine: AffineTransform,
     return Normalization(forward, inverse, float(result.metric))
 
 
-def normalize_direct(brain: Image, template: FixedTemplate, settings: SynSettings = SYN_SETTINGS) -> Normalization:
+def normalize_direct(brain: Image, template: FixedTemplate, settings: SynSettings = SYN_SETTINGS,
+                     lesion: Image | None = None) -> Normalization:
     """:func:`normalize` ``brain`` to ``template`` from a start of its own: centre of mass, then affine (NCC).
 
-    No other template is involved, so the transforms are the direct T1w <-> ``template`` maps.
+    No other template is involved, so the transforms are the direct T1w <-> ``template`` maps;
+    ``lesion`` is left out of both stages' cost.
     """
     mask = template.mask.data > 0.5
     fixed = template.t1w.data * mask
     start, centre = moments_init(fixed, template.t1w.affine, brain.data, brain.affine, mask)
     matrix, _ = register_linear(fixed, template.t1w.affine, brain.data, brain.affine, start, centre,
-                                dof=12, metric="ncc", fixed_mask=mask)
-    return normalize(brain, template, AffineTransform(matrix), settings)
+                                dof=12, metric="ncc", fixed_mask=mask, moving_mask=counted(lesion))
+    return normalize(brain, template, AffineTransform(matrix), settings, lesion)
 
 
 def brain_only(corrected: Image, mask: Image) -> Image:

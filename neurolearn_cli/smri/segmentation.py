@@ -12,7 +12,9 @@ update of the bias. Parameters are estimated on a regular subsample of voxels
 (about every ``sample_mm``); posteriors are then evaluated on the full grid and
 optionally smoothed by a mean-field Potts MRF. Voxels darker than
 ``background_fraction`` of the 99th intensity percentile (air, zeros of
-skull-stripped images) are outside the model and get zero probabilities.
+skull-stripped images) are outside the model and get zero probabilities, as
+do excluded voxels (a lesion): they neither pull the class means nor the bias
+field, and count as no class; the bias field still corrects their intensity.
 """
 
 from __future__ import annotations
@@ -148,29 +150,48 @@ def _em_step(
     return new, resp, float(fixed_mean(log_total))
 
 
-def _neighbour_mean(volumes: torch.Tensor) -> torch.Tensor:
-    """Mean over the 6 face neighbours of every voxel of (K, X, Y, Z) volumes (zero outside).
+def _neighbour_mean(volumes: torch.Tensor, weights: tuple[float, float, float]) -> torch.Tensor:
+    """Weighted mean over the 6 face neighbours of every voxel of (K, X, Y, Z) volumes (zero outside).
 
-    Shifted slices summed in place: a grouped ``conv3d`` on the CPU would
-    unfold 27 copies of the volumes first.
+    ``weights`` are per axis (both neighbours along an axis share it) and sum
+    to one half. Shifted slices summed in place: a grouped ``conv3d`` on the
+    CPU would unfold 27 copies of the volumes first.
     """
     padded = F.pad(volumes, (1, 1, 1, 1, 1, 1))
     core = (slice(None), slice(1, -1), slice(1, -1), slice(1, -1))
     total = torch.zeros_like(volumes)
-    for axis in (1, 2, 3):
+    for axis, weight in zip((1, 2, 3), weights, strict=True):
         for start in (0, 2):
             view = list(core)
             view[axis] = slice(start, start + volumes.shape[axis])
-            total.add_(padded[tuple(view)])
-    return total.div_(6.0)
+            total.add_(padded[tuple(view)], alpha=weight)
+    return total
 
 
-def _mrf(posteriors: torch.Tensor, beta: float, iterations: int) -> torch.Tensor:
-    """Mean-field Potts smoothing: q_k ∝ p_k exp(beta * mean of q_k over the 6 neighbours), p the unsmoothed posteriors."""
+def neighbour_weights(spacing: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Per-axis MRF weights proportional to ``1 / spacing**2`` (one sixth each on an isotropic grid).
+
+    Neighbours across thick slices lie farther and share less tissue with the
+    voxel, so they count less: on a 1x1x5 mm grid a slice neighbour weighs 1/25
+    of an in-plane one.
+    """
+    inverse = [1.0 / float(s) ** 2 for s in spacing]
+    total = 2.0 * sum(inverse)
+    return inverse[0] / total, inverse[1] / total, inverse[2] / total
+
+
+def _mrf(posteriors: torch.Tensor, beta: float, iterations: int,
+         spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> torch.Tensor:
+    """Mean-field Potts smoothing: q_k ∝ p_k exp(beta * weighted mean of q_k over the 6 neighbours).
+
+    ``p`` are the unsmoothed posteriors; the neighbours are weighted by
+    :func:`neighbour_weights` of the grid's ``spacing``.
+    """
     data_term = posteriors
     valid = data_term.sum(0) > 0
+    weights = neighbour_weights(spacing)
     for _ in range(iterations):
-        q = _neighbour_mean(posteriors).mul_(beta).exp_().mul_(data_term)
+        q = _neighbour_mean(posteriors, weights).mul_(beta).exp_().mul_(data_term)
         q.div_(q.sum(0, keepdim=True).clamp_min(1e-30))
         posteriors = q.mul_(valid[None])
     return posteriors
@@ -206,6 +227,7 @@ def segment(
     mrf_beta: float = 0.0,
     mrf_iterations: int = 2,
     background_fraction: float = 0.04,
+    exclude: torch.Tensor | None = None,
 ) -> Segmentation:
     """Bias-corrected tissue posteriors of ``t1w`` under template ``priors``.
 
@@ -229,6 +251,8 @@ def segment(
         Mean-field MRF coupling (0 disables) and number of sweeps on the full grid.
     background_fraction : float
         Voxels below this fraction of the 99th intensity percentile are left out.
+    exclude : Tensor, optional
+        Boolean (X, Y, Z) voxels left out of the model (a lesion mask on ``t1w``'s grid).
 
     Returns
     -------
@@ -246,7 +270,8 @@ def segment(
     robust_max = torch.sort(positive).values[int(0.99 * (positive.numel() - 1))]
     valid = y > background_fraction * robust_max
     log_y = torch.where(valid, torch.log(y.clamp_min(1e-12)), 0.0)
-    sub_valid = valid[sub]
+    modelled = valid if exclude is None else valid & ~exclude
+    sub_valid = modelled[sub]
     sub_logy = log_y[sub]
     sub_priors = priors[(slice(None),) + sub]
     flat_priors = sub_priors[:, sub_valid]
@@ -290,9 +315,9 @@ def segment(
         log_bias = bias.evaluate(coeffs, full_bases)
     else:
         log_bias = torch.zeros_like(log_y)
-    posteriors = _full_posteriors(log_y, valid, log_bias, priors, mix)
+    posteriors = _full_posteriors(log_y, modelled, log_bias, priors, mix)
     if mrf_beta > 0:
-        posteriors = _mrf(posteriors, mrf_beta, mrf_iterations)
+        posteriors = _mrf(posteriors, mrf_beta, mrf_iterations, t1w.spacing)
     bias_field = torch.exp(log_bias)
     return Segmentation(
         corrected=t1w.with_data(torch.where(valid, y / bias_field, 0.0)),

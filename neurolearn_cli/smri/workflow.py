@@ -5,6 +5,8 @@ in :func:`neurolearn_cli.smri.pipeline.preprocess_t1w`. Outputs follow
 fMRIPrep's names; each TemplateFlow template of ``--output-spaces`` adds its
 transforms and the anatomical outputs in each requested space of it (the
 template's own grid at the requested resolution, its finest for ``res-native``).
+A participant with a lesion mask (``label-lesion_roi``) also gets it on the
+T1w grid and in every output space, and names it in each sidecar's ``Sources``.
 When every output is already recorded with the same inputs,
 settings and version, the stage is skipped (``--resume``). Later stages read
 the outputs by :func:`planned_outputs`; the runner decides, with
@@ -57,7 +59,8 @@ def planned_entities(participant: ParticipantPlan, template: str, atlas: str,
     ``standard`` are the TemplateFlow spaces (:func:`~neurolearn_cli.spaces.standard_spaces`):
     roles ``<kind>_<space>`` (``preproc``, ``mask``, ``dseg``, ``probseg_<tissue>``)
     per space, and ``xfm_to_<template>``/``xfm_from_<template>`` per template
-    of :func:`registered_templates` (``atlas_via``: the atlas's own template).
+    of :func:`registered_templates` (``atlas_via``: the atlas's own template);
+    with a lesion mask, ``lesion``, ``mni_lesion`` and ``lesion_<space>``.
     """
     sub = {"subject": participant.label, "datatype": "anat"}
     mni = {**sub, "space": template, "res": str(TEMPLATE_RESOLUTION_MM)}
@@ -78,6 +81,10 @@ def planned_entities(participant: ParticipantPlan, template: str, atlas: str,
     for tissue in TISSUES:
         entities[f"probseg_{tissue}"] = {**sub, "label": tissue, "suffix": "probseg", "extension": ".nii.gz"}
         entities[f"mni_probseg_{tissue}"] = {**mni, "label": tissue, "suffix": "probseg", "extension": ".nii.gz"}
+    lesion = {"label": "lesion", "suffix": "roi", "extension": ".nii.gz"}
+    if participant.lesion is not None:
+        entities["lesion"] = {**sub, **lesion}
+        entities["mni_lesion"] = {**mni, **lesion}
     for registered in registered_templates(standard, atlas_via):
         label = registered.template_label
         entities[f"xfm_to_{label}"] = xfm_entities(sub, "T1w", label)
@@ -90,6 +97,8 @@ def planned_entities(participant: ParticipantPlan, template: str, atlas: str,
         for tissue in TISSUES:
             entities[f"probseg_{tissue}_{space}"] = {**named, "label": tissue, "suffix": "probseg",
                                                      "extension": ".nii.gz"}
+        if participant.lesion is not None:
+            entities[f"lesion_{space}"] = {**named, **lesion}
     return entities
 
 
@@ -168,28 +177,42 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
     outputs = {role: writer.path(e) for role, e in entities.items()}
     images = [load_image(image.path, context.device) for image in participant.t1w]
     sources = [str(image.path) for image in participant.t1w]
+    lesion = participant.lesion
     targets = standard_targets(standard, registered_templates(standard, atlas.via), context.templates,
                                context.device)
-    result = preprocess_t1w(images, sources, template, atlas, context.device, [target for target, _ in targets])
+    result = preprocess_t1w(images, sources, template, atlas, context.device, [target for target, _ in targets],
+                            lesion=None if lesion is None else load_image(lesion.path, context.device),
+                            lesion_source=str(lesion.path) if lesion is not None else "")
 
     raw = [raw_source(image.relpath) for image in participant.t1w]
+    # the lesion shaped every output: each one names it among its sources
+    lesion_raw = [] if lesion is None else [raw_source(lesion.relpath)]
     preproc_uri = "bids::" + writer.relative(outputs["preproc"])
+    derived = [preproc_uri, *lesion_raw]
     space_meta = {"SpatialReference": f"{template.name} (nilearn's bundled MNI152 2009a symmetric, "
-                                      f"{TEMPLATE_RESOLUTION_MM} mm)", "Sources": [preproc_uri]}
+                                      f"{TEMPLATE_RESOLUTION_MM} mm)", "Sources": derived}
 
     def write(role: str, image: Any, metadata: dict[str, Any], labels: bool = False) -> None:
         writer.write_image(entities[role], image, metadata, labels=labels)
 
-    write("preproc", result.corrected, {"Sources": raw, "SkullStripped": False,
+    write("preproc", result.corrected, {"Sources": raw + lesion_raw, "SkullStripped": False,
                                          "Description": "Reference T1w, conformed to RAS, bias-field corrected"})
-    write("biasfield", result.bias_field, {"Sources": raw, "Description": "Estimated multiplicative bias field"})
-    write("mask", result.mask, {"Type": "Brain", "Sources": [preproc_uri]}, labels=True)
-    write("dseg", result.dseg, {"Sources": [preproc_uri], "Description": "1 GM, 2 WM, 3 CSF (fMRIPrep labels)"}, labels=True)
+    write("biasfield", result.bias_field, {"Sources": raw + lesion_raw,
+                                           "Description": "Estimated multiplicative bias field"})
+    write("mask", result.mask, {"Type": "Brain", "Sources": derived}, labels=True)
+    dseg_description = "1 GM, 2 WM, 3 CSF (fMRIPrep labels)" + (", 4 lesion (the lesion mask given)"
+                                                                   if lesion is not None else "")
+    write("dseg", result.dseg, {"Sources": derived, "Description": dseg_description}, labels=True)
     writer.write_tsv(entities["dseg_table"], result.dseg_labels)
     for tissue in TISSUES:
-        write(f"probseg_{tissue}", result.tissues[tissue], {"Sources": [preproc_uri]})
+        write(f"probseg_{tissue}", result.tissues[tissue], {"Sources": derived})
         write(f"mni_probseg_{tissue}", result.mni.tissues[tissue], space_meta)
-    write("atlas", result.atlas_labels, {"Sources": [preproc_uri], "Atlas": atlas.name, "AtlasSpace": atlas.space,
+    if result.lesion is not None and result.mni.lesion is not None:
+        lesion_meta = {"Type": "Lesion", "Description": "The lesion mask given, resampled (linear, thresholded at "
+                       "0.5); it was left out of registration costs and of the tissue classes"}
+        write("lesion", result.lesion, {**lesion_meta, "Sources": lesion_raw}, labels=True)
+        write("mni_lesion", result.mni.lesion, {**space_meta, **lesion_meta}, labels=True)
+    write("atlas", result.atlas_labels, {"Sources": derived, "Atlas": atlas.name, "AtlasSpace": atlas.space,
                                          "Note": atlas.note}, labels=True)
     writer.write_transform(entities["xfm_to_template"], result.normalization.t1w_to_template)
     writer.write_transform(entities["xfm_from_template"], result.normalization.template_to_t1w)
@@ -201,14 +224,16 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
         writer.write_transform(entities[f"xfm_to_{label}"], standard_result.normalization.t1w_to_template)
         writer.write_transform(entities[f"xfm_from_{label}"], standard_result.normalization.template_to_t1w)
         for space, in_space in standard_result.spaces.items():
-            meta = standard_metadata(standard_result, resolutions[space], [preproc_uri])
+            meta = standard_metadata(standard_result, resolutions[space], derived)
             write(f"preproc_{space}", in_space.t1w, meta)
             write(f"mask_{space}", in_space.mask, meta, labels=True)
             write(f"dseg_{space}", in_space.dseg, meta, labels=True)
             for tissue in TISSUES:
                 write(f"probseg_{tissue}_{space}", in_space.tissues[tissue], meta)
+            if in_space.lesion is not None:
+                write(f"lesion_{space}", in_space.lesion, {**meta, "Type": "Lesion"}, labels=True)
     morph_meta = {"Atlas": atlas.name, "AtlasSpace": atlas.space, "Note": atlas.note, "Units": "mL",
-                  "Sources": [preproc_uri], "QC": result.qc}
+                  "Sources": derived, "QC": result.qc}
     writer.write_tsv(entities["morph"],
                      result.morphometry.assign(participant_id=participant.subject)[
                          ["participant_id", *result.morphometry.columns]], morph_meta)

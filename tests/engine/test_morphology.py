@@ -97,6 +97,8 @@ def test_box_dilation_by_radius_equals_repeated_cube() -> None:
     cube = torch.nn.functional.max_pool3d(mask[None, None].float(), 5, stride=1, padding=2)[0, 0] > 0
     assert torch.equal(mm.dilate(mask, structure=mm.box(2)), cube)
     assert mm.radius_voxels((0.7, 1.0, 3.0), 2.0) == (3, 2, 1)
+    assert mm.radius_voxels((1.0, 1.0, 5.0), 2.0) == (2, 2, 0)  # thick slices: the ball stays in its slice
+    assert mm.radius_voxels((5.0, 5.0, 5.0), 2.0) == (1, 1, 1)  # the finest axis keeps at least one voxel
 
 
 @pytest.mark.parametrize("connectivity", [1, 2, 3])

@@ -135,3 +135,17 @@ def test_noise_masks_lower_the_threshold_only_when_a_roi_would_be_empty():
     assert torch.equal(near_gm.csf, csf.bool() & brain.bool())  # GM exclusion dropped, not empty
     none = noise_masks(brain, gm, wm, csf * 0.4)
     assert int(none.csf.sum()) < 10
+
+
+def test_noise_masks_never_hold_a_lesion_voxel_nor_its_neighbours():
+    _, brain, gm, wm, csf, _ = _phantom()
+    lesion = torch.zeros(SHAPE)
+    lesion[3:5, 4:7, 5:8] = 1.0  # inside the WM block
+    lesion[8, 5, 6] = 0.3  # a CSF voxel partly in the lesion
+    plain = noise_masks(brain, gm, wm, csf)
+    masks = noise_masks(brain, gm, wm, csf, lesion=lesion)
+    near = torch.nn.functional.max_pool3d((lesion > 0).float()[None, None], 3, stride=1, padding=1)[0, 0] > 0
+    assert bool((plain.wm & near).any()) and bool((plain.csf & near).any())
+    assert not bool((masks.combined & near).any())
+    assert torch.equal(masks.wm, plain.wm & ~near) and torch.equal(masks.csf, plain.csf & ~near)
+    assert torch.equal(masks.brain, plain.brain)

@@ -7,7 +7,13 @@ from neurolearn_cli.engine.morphology import erode, largest_component
 from neurolearn_cli.engine.registration import LinearSettings
 from neurolearn_cli.engine.resample import resample
 from neurolearn_cli.engine.transforms import AffineTransform
-from neurolearn_cli.fmri.coregistration import bbr_cost, coregister, refine_bbr, wm_boundary
+from neurolearn_cli.fmri.coregistration import (
+    away_from,
+    bbr_cost,
+    coregister,
+    refine_bbr,
+    wm_boundary,
+)
 from neurolearn_cli.fmri.masking import intensity_mask
 from neurolearn_cli.fmri.reference import bold_reference
 
@@ -46,6 +52,23 @@ def test_bbr_recovers_a_known_shift_of_a_phantom():
     matrix, cost = refine_bbr(reference, boundary, start)
     assert cost < float(bbr_cost(reference, boundary, start))
     assert _deviation(matrix, torch.eye(4, dtype=torch.float64), boundary.points) < 1.0
+
+
+def test_bbr_points_whose_samples_touch_a_lesion_are_dropped():
+    """A lesion on the WM edge: the boundary points there sample it and go; the others stay."""
+    white_matter = Image((_radius(T1_AFFINE, (41, 45, 37)) < 0.7).float(), T1_AFFINE)
+    boundary = wm_boundary(white_matter)
+    world = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=torch.float64) for n in (41, 45, 37)],
+                                       indexing="ij"), -1) @ T1_AFFINE[:3, :3].T + T1_AFFINE[:3, 3]
+    centre = torch.tensor([18.2, 0.0, 0.0], dtype=torch.float64)  # on the WM edge along x
+    lesion = Image(((world - centre).norm(dim=-1) < 6.0).float(), T1_AFFINE)
+    kept = away_from(boundary, lesion)
+    distance = (kept.points.double() - centre).norm(dim=-1)
+    assert 0 < kept.points.shape[0] < boundary.points.shape[0]
+    assert float(distance.min()) > 6.0 - 2.0  # within 2 mm (the sampling depth) of the lesion: dropped
+    removed = boundary.points.shape[0] - kept.points.shape[0]
+    near = int(((boundary.points.double() - centre).norm(dim=-1) < 6.0).sum())
+    assert removed >= near > 0
 
 
 @pytest.mark.realdata

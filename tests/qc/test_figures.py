@@ -8,7 +8,7 @@ import pytest
 from matplotlib.colors import to_hex
 
 from neurolearn_cli.fmri.motion import MOTION_COLUMNS
-from neurolearn_cli.palette import MASK_COLOUR, TISSUE_COLOURS
+from neurolearn_cli.palette import LESION_COLOUR, MASK_COLOUR, TISSUE_COLOURS
 from neurolearn_cli.qc import figures, pipeline
 
 SHAPE = (12, 14, 10)
@@ -40,6 +40,15 @@ def test_mosaic_legend_names_the_mask_outline_and_the_tissue_colours() -> None:
         assert to_hex(figures.DSEG_COLOURS(label)) == TISSUE_COLOURS[name]
     assert [text for text, _ in _legend_entries(figures.mosaic_figure(data, brain, n_slices=4))] == ["brain mask"]
     assert figures.mosaic_figure(data, n_slices=4).legends == []
+
+
+def test_a_lesion_label_is_drawn_in_its_own_colour_and_named() -> None:
+    data, brain, dseg = _volume()
+    lesioned = dseg.copy()
+    lesioned[dseg == 2] = 4  # smri's lesion label
+    entries = _legend_entries(figures.mosaic_figure(data, brain, lesioned, n_slices=4, columns=4))
+    assert entries[-1] == ("lesion", LESION_COLOUR)
+    assert to_hex(figures.DSEG_COLOURS(4)) == LESION_COLOUR != to_hex(figures.DSEG_COLOURS(3))
 
 
 def _motion(n_volumes: int = 30) -> tuple[np.ndarray, np.ndarray]:

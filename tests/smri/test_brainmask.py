@@ -89,6 +89,7 @@ def test_clean_mask_equals_scipy_at_the_grid_edge() -> None:
 def test_grow_is_a_box_dilation_in_mm() -> None:
     mask = torch.zeros(7, 8, 9, dtype=torch.bool)
     mask[0, 3, 4] = mask[5, 6, 8] = True
-    expected = ndi.binary_dilation(mask.numpy(), structure=np.ones((3, 5, 3), dtype=bool))  # radii (1, 2, 1): at least one voxel
+    # radii (1, 2, 0): 2 mm is under half of the 4 mm voxel, so the box stays within its slice
+    expected = ndi.binary_dilation(mask.numpy(), structure=np.ones((3, 5, 1), dtype=bool))
     assert np.array_equal(grow(mask, (2.0, 1.0, 4.0), 2.0).numpy(), expected)
     assert grow(mask, (2.0, 1.0, 4.0), 0.0) is mask

@@ -110,6 +110,7 @@ def register(
     transform: TransformName = "syn",
     metric: MetricName | None = None,
     fixed_mask: Image | None = None,
+    moving_mask: Image | None = None,
     device: torch.device,
     linear_settings: LinearSettings | None = None,
     syn_settings: SynSettings | None = None,
@@ -121,7 +122,9 @@ def register(
     stage before SyN uses ncc, which left SyN more accurate on the template
     benchmark). ``fixed_mask`` restricts the
     metric to a region of the fixed image (e.g. a template brain mask); by
-    default it is the fixed image's :func:`foreground_mask`.
+    default it is the fixed image's :func:`foreground_mask`. ``moving_mask``
+    leaves out what lies outside it in the moving image (e.g. the complement
+    of a lesion, ANTs' second ``-x`` mask) from every stage's metric.
 
     Raises
     ------
@@ -141,13 +144,14 @@ def register(
     timings: dict[str, float] = {}
     start = time.perf_counter()
     mask = foreground_mask(fixed).data if fixed_mask is None else _mask_on(fixed, fixed_mask, "fixed mask")
+    counted = None if moving_mask is None else _mask_on(moving, moving_mask, "moving mask")
     init, center = moments_init(fixed.data, fixed.affine, moving.data, moving.affine, mask)
     timings["init"] = time.perf_counter() - start
     tic = time.perf_counter()
     linear_metric = metric if transform != "syn" else "ncc"
     matrix, loss = register_linear(
         fixed.data, fixed.affine, moving.data, moving.affine, init, center,
-        dof=6 if transform == "rigid" else 12, metric=linear_metric, fixed_mask=mask,
+        dof=6 if transform == "rigid" else 12, metric=linear_metric, fixed_mask=mask, moving_mask=counted,
         settings=linear_settings,
     )
     timings["linear"] = time.perf_counter() - tic
@@ -159,7 +163,8 @@ def register(
     if transform == "syn":
         tic = time.perf_counter()
         fields = register_syn(
-            fixed.data, fixed.affine, moving.data, moving.affine, matrix, fixed_mask=mask, settings=syn_settings
+            fixed.data, fixed.affine, moving.data, moving.affine, matrix, fixed_mask=mask, moving_mask=counted,
+            settings=syn_settings,
         )
         timings["syn"] = time.perf_counter() - tic
         warp = DisplacementField(fields.forward, fixed.grid)

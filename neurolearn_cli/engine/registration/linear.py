@@ -24,6 +24,7 @@ from neurolearn_cli.engine.metrics import MetricName, dissimilarity
 from neurolearn_cli.engine.morphology import dilate
 from neurolearn_cli.engine.reduce import fixed_mean
 from neurolearn_cli.engine.registration.pyramid import (
+    counted_level,
     level_factors,
     schedule,
     shrink,
@@ -72,11 +73,21 @@ def _loss(
     dof: int,
     metric: MetricName,
     center: torch.Tensor,
+    moving_counted: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Dissimilarity of the moving level pulled onto the fixed samples through ``params``."""
+    """Dissimilarity of the moving level pulled onto the fixed samples through ``params``.
+
+    ``moving_counted`` (the moving level's counted region, 0/1) drops the
+    samples that land outside it; it selects samples and is not differentiated.
+    """
     world = parameters_to_matrix(params, dof, center)
-    warped = samples.pull(moving, theta(*frames, world)[None])
-    return dissimilarity(metric, samples.values, warped, samples.weights)[0]
+    warp = theta(*frames, world)[None]
+    warped = samples.pull(moving, warp)
+    weights = samples.weights
+    if moving_counted is not None:
+        counted = (samples.pull(moving_counted, warp.detach()) > 0.999).to(warped.dtype)
+        weights = counted if weights is None else weights * counted
+    return dissimilarity(metric, samples.values, warped, weights)[0]
 
 
 class _LBFGS(torch.optim.LBFGS):
@@ -121,11 +132,14 @@ def register_linear(
     dof: int,
     metric: MetricName,
     fixed_mask: torch.Tensor | None = None,
+    moving_mask: torch.Tensor | None = None,
     settings: LinearSettings | None = None,
 ) -> tuple[torch.Tensor, float]:
     """Estimate the fixed -> moving world map (4x4 float64) and the final metric value.
 
     ``fixed``/``moving`` are (X, Y, Z) float32 volumes with their 4x4 affines;
+    ``fixed_mask`` selects the fixed samples and ``moving_mask`` (nonzero =
+    counted, e.g. the complement of a lesion) drops those mapped outside it;
     ``init`` the starting world map, ``center`` the centre of rotation (mm).
     The returned value is the dissimilarity of ``metric`` on the finest level.
     """
@@ -146,8 +160,9 @@ def register_linear(
         mask_lvl = None if mask_b is None else dilate(shrink_mask(mask_b, f_fac)[0, 0] > 0).float()
         samples = FixedSamples.build(f_lvl[0, 0], mask_lvl, as_grid=metric == "lncc").thinned(settings.max_samples)
         f_shape, m_shape = ints3(f_lvl.shape[2:]), ints3(m_lvl.shape[2:])
+        counted = None if moving_mask is None else counted_level(moving_mask, m_fac, 2 if metric == "lncc" else 0)
         level_loss = partial(_loss, samples=samples, moving=m_lvl, frames=(f_aff, f_shape, m_aff, m_shape),
-                             dof=dof, metric=metric, center=center)
+                             dof=dof, metric=metric, center=center, moving_counted=counted)
         optimizer = _LBFGS(params, max_iter=n_iter, history_size=10, tolerance_grad=1e-9, tolerance_change=1e-12)
         optimizer.step(partial(_closure, level_loss, params))
         with torch.no_grad():

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from neurolearn_cli.engine.geometry import ints3
+from neurolearn_cli.engine.morphology import dilate
 
 
 def level_factors(spacing: Sequence[float], level_mm: float, shape: Sequence[int]) -> tuple[int, int, int]:
@@ -48,6 +49,19 @@ def shrink_mask(mask: torch.Tensor, factors: tuple[int, int, int]) -> torch.Tens
     if factors == (1, 1, 1):
         return mask
     return F.max_pool3d(mask, factors, stride=factors)
+
+
+def counted_level(mask: torch.Tensor, factors: tuple[int, int, int], margin: int) -> torch.Tensor:
+    """The (1, 1, ...) 0/1 level of a counted-region ``mask`` (nonzero = counted) shrunk by ``factors``.
+
+    A block is out when any of its voxels is, and the excluded region then
+    grows by ``margin`` level voxels (a local metric window's reach), so no
+    counted point's window holds an excluded voxel.
+    """
+    excluded = shrink_mask((mask <= 0).to(torch.float32)[None, None], factors)[0, 0] > 0
+    if margin > 0 and bool(excluded.any()):
+        excluded = dilate(excluded, margin)
+    return (~excluded).to(torch.float32)[None, None]
 
 
 def schedule(

@@ -23,6 +23,13 @@ squaring is cheap, with only as many squarings as the field's size needs;
 interpolation matrices (the level's voxels form a regular grid), forward
 and adjoint; (3) image sampling spread over every CPU thread; and
 (4) evaluating the metric only in the bounding box of the fixed mask.
+
+A moving mask (ANTs' second ``-x`` mask, e.g. the complement of a lesion)
+travels as a fifth channel of the moving level, so it is warped to the middle
+space by the same sampling as the image: the metric then counts only the
+middle-space points whose window lies wholly inside it (the excluded region
+is grown by the window's radius on each level), and the excluded tissue
+neither scores nor pulls.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from neurolearn_cli.engine.image import bounding_box
 from neurolearn_cli.engine.metrics import lncc_with_gradient
 from neurolearn_cli.engine.reduce import fixed_mean
 from neurolearn_cli.engine.registration.pyramid import (
+    counted_level,
     level_factors,
     schedule,
     shrink,
@@ -218,7 +226,7 @@ def _with_gradient(volume: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class _Level:
     """One pyramid level: fixed/moving volumes with their gradients (1, 4, ...), the sampled region's normalized
-    full-frame coordinates (1, X, Y, Z, 3), its mask weights, the maps from full-frame
+    full-frame coordinates (1, X, Y, Z, 3), its fixed mask weights, the maps from full-frame
     normalized coordinates to each volume's, the full fixed shape and the velocity grid's
     cell size in full-frame voxels."""
 
@@ -253,9 +261,13 @@ def _greedy_step(
     at_m = _map(to_m, level.ident + halves[..., 3:])
     f_warp = grid_sample_threaded(level.fixed, at_f)
     m_warp = grid_sample_threaded(level.moving, at_m)
-    value, d_f, d_m = lncc_with_gradient(f_warp[:, 0], m_warp[:, 0], level.weights, settings.radius)
+    weights = level.weights
+    if m_warp.shape[1] > 4:  # the moving mask, warped with the image
+        counted = (m_warp[:, 4] > 0.999).to(m_warp.dtype)
+        weights = counted if weights is None else weights * counted
+    value, d_f, d_m = lncc_with_gradient(f_warp[:, 0], m_warp[:, 0], weights, settings.radius)
     grad_f = f_warp[:, 1:].permute(0, 2, 3, 4, 1) @ to_f[:3, :3]
-    grad_m = m_warp[:, 1:].permute(0, 2, 3, 4, 1) @ to_m[:3, :3]
+    grad_m = m_warp[:, 1:4].permute(0, 2, 3, 4, 1) @ to_m[:3, :3]
     force = 0.5 * (d_m.unsqueeze(-1) * grad_m - d_f.unsqueeze(-1) * grad_f)
     grad = level.axes.splat(force[0].permute(3, 0, 1, 2))
     # adjoint of _to_normalized: channels back to index order, times each axis's scale
@@ -271,11 +283,14 @@ def register_syn(
     affine_map: torch.Tensor,
     *,
     fixed_mask: torch.Tensor | None = None,
+    moving_mask: torch.Tensor | None = None,
     settings: SynSettings | None = None,
 ) -> SynResult:
     """Estimate the symmetric diffeomorphic part after the affine fixed -> moving world map ``affine_map``.
 
-    ``fixed``/``moving`` are (X, Y, Z) float32 volumes with 4x4 float64 affines.
+    ``fixed``/``moving`` are (X, Y, Z) float32 volumes with 4x4 float64 affines;
+    ``fixed_mask``/``moving_mask`` (on their images' grids, nonzero = counted)
+    limit the metric to the points both count.
     """
     settings = settings or SynSettings()
     device = fixed.device
@@ -289,7 +304,8 @@ def register_syn(
     metric_value = float("nan")
     for level_mm, f_fac, n_iter in schedule(spacing, shape, settings.levels_mm, settings.iterations):
         f_lvl, f_aff = shrink(fixed_b, fixed_affine, f_fac)
-        m_lvl, m_aff = shrink(moving_b, moving_affine, level_factors(voxel_spacing(moving_affine), level_mm, moving.shape))
+        m_fac = level_factors(voxel_spacing(moving_affine), level_mm, moving.shape)
+        m_lvl, m_aff = shrink(moving_b, moving_affine, m_fac)
         lvl_shape = ints3(f_lvl.shape[2:])
         # normalized full-frame coordinates of the level's voxels, cropped to the mask's box
         lvl_to_full = normalized_from_index(shape, device) @ torch.linalg.inv(fixed_affine) @ f_aff
@@ -314,7 +330,10 @@ def register_syn(
         smooth_mm = max(settings.smooth_mm, settings.smooth_level_vox * level_mm)
         sigma = [smooth_mm / (h * s) for h, s in zip(grid_step, spacing, strict=True)]
         step = settings.step * level_mm / min(spacing)
-        level = _Level(_with_gradient(f_lvl), _with_gradient(m_lvl), ident, weights, to_fixed, to_moving, shape,
+        m_channels = _with_gradient(m_lvl)
+        if moving_mask is not None:
+            m_channels = torch.cat([m_channels, counted_level(moving_mask, m_fac, settings.radius)], dim=1)
+        level = _Level(_with_gradient(f_lvl), m_channels, ident, weights, to_fixed, to_moving, shape,
                        grid_step, _AxisGrid.at(_axis_coords(ident), vel_shape))
         for _ in range(n_iter):
             grad, metric_value = _greedy_step(velocity, level, settings)
