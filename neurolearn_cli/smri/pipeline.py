@@ -3,9 +3,10 @@
 Order: reference T1w -> robust affine to the template -> first unified
 segmentation under affinely placed, broadly smoothed priors -> brain mask and
 volumes (sanity-checked before the costly steps) -> diffeomorphic
-normalization of the bias-corrected brain -> second segmentation under the
+normalization of the bias-corrected brain (its similarity to the template
+checked) -> second segmentation under the
 priors warped by the normalization (sharper: they now follow the subject's
-folding) -> brain mask, tissue maps, labels, volumes (checked again) -> atlas
+folding) -> brain mask, tissue maps, labels, volumes (checked again, and the mask against the image border) -> atlas
 in native space and per-parcel GM volume -> T1w, tissue maps, labels and mask
 resampled into template space -> for each TemplateFlow template requested, the
 bias-corrected brain registered directly to it and the same images resampled
@@ -31,7 +32,6 @@ from neurolearn_cli.smri.brainmask import brain_mask, grow
 from neurolearn_cli.smri.conform import conform_t1w
 from neurolearn_cli.smri.initialize import initialize
 from neurolearn_cli.smri.morphometry import (
-    check_plausible,
     mask_volume_ml,
     morphometry_table,
     parcel_gm_volumes,
@@ -39,6 +39,7 @@ from neurolearn_cli.smri.morphometry import (
 )
 from neurolearn_cli.smri.normalize import Normalization, brain_only, normalize, normalize_direct
 from neurolearn_cli.smri.parcellation import Atlas
+from neurolearn_cli.smri.plausibility import check_mask_border, check_normalization, check_volumes
 from neurolearn_cli.smri.priors import warp_priors
 from neurolearn_cli.smri.segmentation import CLASSES, Segmentation, class_mean_intensity, segment
 from neurolearn_cli.smri.template import Template
@@ -197,22 +198,24 @@ def preprocess_t1w(
     InputError
         Bad input (names the file).
     ProcessingError
-        Implausible tissue volumes or a failed step.
+        An implausible result (:mod:`~neurolearn_cli.smri.plausibility`) or a failed step.
     """
     images = [image.to(device) for image in t1w_images]
     t1w = conform_t1w(images, sources)
     init = initialize(t1w, template)
     first = segment_brain(t1w, template, init.transform.inverse(), AFFINE_PRIOR_FWHM_MM)
-    check_plausible(tissue_volumes(first.probabilities, t1w))
+    check_volumes(tissue_volumes(first.probabilities, t1w))
     moving = registration_image(first.segmentation.corrected, first.mask)
     del first
     norm = normalize(moving, template, init.transform)
     del moving
+    check_normalization(norm.similarity)
     brain = segment_brain(t1w, template, norm.template_to_t1w, SYN_PRIOR_FWHM_MM)
     seg, mask, probabilities, dseg = brain.segmentation, brain.mask, brain.probabilities, brain.dseg
     tissues = {name: t1w.with_data(p) for name, p in zip(("GM", "WM", "CSF"), probabilities, strict=True)}
     volumes = tissue_volumes(probabilities, t1w, tiv_ml=brain.template_mask_ml)
-    check_plausible(volumes)
+    check_volumes(volumes)
+    border_fraction = check_mask_border(mask)
     standard_results = [normalize_standard(seg.corrected, mask, tissues, dseg, target) for target in standard]
     # the atlas reaches the T1w through the normalization to its own template, else through the bundled one's
     via = {result.template.name: result.normalization for result in standard_results if result.template.cohort is None}
@@ -224,6 +227,7 @@ def preprocess_t1w(
         "syn_similarity": norm.similarity,
         "em_iterations": float(seg.iterations),
         "em_log_likelihood": seg.log_likelihood,
+        "mask_border_fraction": border_fraction,
         **{f"volume_{k}_ml": v for k, v in volumes.items()},
     }
     return SmriResult(

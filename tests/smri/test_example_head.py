@@ -18,8 +18,9 @@ import torch
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.smri.conform import conform_t1w
 from neurolearn_cli.smri.initialize import initialize
-from neurolearn_cli.smri.morphometry import check_plausible, tissue_volumes
+from neurolearn_cli.smri.morphometry import tissue_volumes
 from neurolearn_cli.smri.pipeline import AFFINE_PRIOR_FWHM_MM, segment_brain
+from neurolearn_cli.smri.plausibility import check_volumes
 
 from .helpers import dice
 
@@ -48,6 +49,6 @@ def test_mask_stays_on_the_brain_of_a_synthetic_head(participant_8, template_2mm
     assert dice(mask, reference) > 0.96
     assert float(mask.sum()) / float(reference.sum()) == pytest.approx(1.0, abs=0.05)
     volumes = tissue_volumes(brain.probabilities, t1w)
-    check_plausible(volumes)
+    check_volumes(volumes)
     truth_csf_ml = float((truth.data == 3).sum()) * 8 / 1000
     assert volumes["CSF"] < 2.5 * truth_csf_ml
