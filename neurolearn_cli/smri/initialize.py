@@ -9,6 +9,13 @@ spirit of SPM's tissue-prior registration: the coarse T1w is segmented under
 the template priors placed by the current affine, and the subject's tissue
 map (WM + GM/2 posteriors) is registered to the template's, so skull and
 scalp, which the mixture assigns to the non-brain class, carry no weight.
+
+Two kinds of input break the vertex rule and are recognised from the head's
+foreground (:func:`field_of_view`): an already skull-stripped image (a
+foreground smaller than a head: the vertex is the brain's top) and a field of
+view that cuts the top of the head (the foreground reaches the grid's top
+face: the brain's top is at or above that face, so the template's top is put
+there rather than a scalp's thickness below).
 """
 
 from __future__ import annotations
@@ -33,15 +40,31 @@ HEAD_MM = 4.0
 SCALP_TO_BRAIN_MM = 12.0
 SLAB_MM = 60.0
 HEAD_MIN_ML = 2500.0
+ZERO_BACKGROUND_FRACTION = 0.2
 AFFINE_SETTINGS = LinearSettings(levels_mm=(8.0, 4.0), iterations=(40, 20))
 
 
 @dataclass(frozen=True)
+class FieldOfView:
+    """What the image holds: an already skull-stripped brain, and whether the top of the head is cut off."""
+
+    skull_stripped: bool
+    top_cropped: bool
+
+    def describe(self) -> str:
+        """The recognised input in words, for the log and the sidecars ("" for an ordinary skull-on head)."""
+        parts = (["already skull-stripped"] if self.skull_stripped else []) + (
+            ["top of the head outside the field of view"] if self.top_cropped else [])
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
 class Initialization:
-    """Template-to-subject affine (pull-back: maps template world points to T1w world points)."""
+    """Template-to-subject affine (pull-back: maps template world points to T1w world points) and the input kind."""
 
     transform: AffineTransform
     cost: float
+    field_of_view: FieldOfView
 
 
 def coarse_copy(image: Image, spacing_mm: float = COARSE_MM) -> Image:
@@ -71,24 +94,45 @@ def _top_and_centre(mask: torch.Tensor, grid: Grid, below_top_mm: float) -> tupl
     return top, centre
 
 
-def geometric_start(t1w: Image, template: Template) -> AffineTransform:
-    """Translation (template -> T1w) putting the template brain under the head's vertex.
+def head_foreground(coarse: Image) -> torch.Tensor:
+    """The Otsu foreground (boolean) of ``coarse``: the head, or the brain of a stripped image."""
+    return coarse.data > otsu_threshold(coarse.data[coarse.data > 0], bins=128)
 
-    The head is the Otsu foreground of a ``HEAD_MM`` copy. When it is smaller
-    than a head (an already skull-stripped image), the vertex is the brain's top.
+
+def field_of_view(coarse: Image) -> FieldOfView:
+    """Recognise a stripped brain and a cut top from a ``HEAD_MM`` RAS copy (its last slice is the top face).
+
+    Skull-stripped: the foreground is smaller than a head (``HEAD_MIN_ML``)
+    and at least ``ZERO_BACKGROUND_FRACTION`` of the grid is exactly zero (a
+    raw scan's air is noise, not zeros). Top cut: the foreground covers at
+    least a tenth of its largest axial area on the top face.
+    """
+    head = head_foreground(coarse)
+    head_ml = float(head.sum()) * math.prod(coarse.spacing) / 1000.0
+    zero_fraction = float((coarse.data == 0).sum()) / coarse.data.numel()
+    top_area = float(head[:, :, -1].sum())
+    return FieldOfView(skull_stripped=head_ml < HEAD_MIN_ML and zero_fraction >= ZERO_BACKGROUND_FRACTION,
+                       top_cropped=top_area >= 0.1 * float(head.sum(dim=(0, 1)).max()))
+
+
+def geometric_start(t1w: Image, template: Template) -> tuple[AffineTransform, FieldOfView]:
+    """Translation (template -> T1w) putting the template brain under the head's vertex, and the field of view.
+
+    The vertex is the top of :func:`head_foreground` on a ``HEAD_MM`` copy; the brain's top lies
+    ``SCALP_TO_BRAIN_MM`` below it on a skull-on head, at it when the image is
+    already skull-stripped or its top is cut off (:func:`field_of_view`).
     """
     coarse = coarse_copy(t1w, HEAD_MM)
-    head = coarse.data > otsu_threshold(coarse.data[coarse.data > 0], bins=128)
-    head_ml = float(head.sum()) * HEAD_MM**3 / 1000.0
-    offset = SCALP_TO_BRAIN_MM if head_ml > HEAD_MIN_ML else 0.0
-    top, centre = _top_and_centre(head, coarse.grid, offset)
+    seen = field_of_view(coarse)
+    offset = 0.0 if seen.skull_stripped or seen.top_cropped else SCALP_TO_BRAIN_MM
+    top, centre = _top_and_centre(head_foreground(coarse), coarse.grid, offset)
     brain = template.mask.data > 0.5
     t_top, t_centre = _top_and_centre(brain, template.mask.grid, 0.0)
     shift = centre - t_centre
     shift[2] = (top - offset) - t_top
     matrix = torch.eye(4, dtype=torch.float64, device=t1w.device)
     matrix[:3, 3] = shift
-    return AffineTransform(matrix)
+    return AffineTransform(matrix), seen
 
 
 def tissue_contrast(posteriors: torch.Tensor) -> torch.Tensor:
@@ -103,11 +147,11 @@ def affine_from_tissues(
     *,
     prior_fwhm_mm: float,
     settings: LinearSettings = AFFINE_SETTINGS,
-) -> Initialization:
+) -> tuple[AffineTransform, float]:
     """One round: segment ``coarse`` under priors placed by ``start``, then align tissue maps (affine, NCC).
 
     The moving image is the subject's WM + GM/2 posterior map, the fixed one
-    the template's, so skull and scalp carry no weight in the alignment.
+    the template's, so skull and scalp carry no weight in the alignment. Returns the affine and its cost.
     """
     priors = warp_priors(template, coarse.grid, start.inverse(), fwhm_mm=prior_fwhm_mm)
     seg = segment(coarse, priors, sample_mm=max(coarse.spacing), max_iterations=20, bias_fwhm_mm=80.0)
@@ -124,7 +168,7 @@ def affine_from_tissues(
         metric="ncc",
         settings=settings,
     )
-    return Initialization(AffineTransform(matrix), cost)
+    return AffineTransform(matrix), cost
 
 
 def initialize(t1w: Image, template: Template) -> Initialization:
@@ -134,5 +178,7 @@ def initialize(t1w: Image, template: Template) -> Initialization:
     ``COARSE_MM`` copy: broad priors first, sharper priors second.
     """
     coarse = coarse_copy(t1w, COARSE_MM)
-    first = affine_from_tissues(coarse, template, geometric_start(coarse, template), prior_fwhm_mm=16.0)
-    return affine_from_tissues(coarse, template, first.transform, prior_fwhm_mm=6.0)
+    start, seen = geometric_start(coarse, template)
+    first, _ = affine_from_tissues(coarse, template, start, prior_fwhm_mm=16.0)
+    transform, cost = affine_from_tissues(coarse, template, first, prior_fwhm_mm=6.0)
+    return Initialization(transform, cost, seen)

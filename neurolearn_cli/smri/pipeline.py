@@ -28,9 +28,9 @@ import torch
 from neurolearn_cli.engine.image import Grid, Image
 from neurolearn_cli.engine.resample import resample, resample_labels
 from neurolearn_cli.engine.transforms import Transform
-from neurolearn_cli.smri.brainmask import brain_mask, grow
+from neurolearn_cli.smri.brainmask import brain_mask, foreground_mask, grow
 from neurolearn_cli.smri.conform import conform_t1w
-from neurolearn_cli.smri.initialize import initialize
+from neurolearn_cli.smri.initialize import FieldOfView, initialize
 from neurolearn_cli.smri.morphometry import (
     mask_volume_ml,
     morphometry_table,
@@ -68,16 +68,18 @@ class BrainSegmentation:
     template_mask_ml: float
 
 
-def segment_brain(t1w: Image, template: Template, to_template: Transform, prior_fwhm_mm: float) -> BrainSegmentation:
+def segment_brain(t1w: Image, template: Template, to_template: Transform, prior_fwhm_mm: float, *,
+                  skull_stripped: bool = False) -> BrainSegmentation:
     """Unified segmentation of ``t1w`` under the template priors placed by ``to_template``, then mask and labels.
 
     ``to_template`` maps T1w world points to template points (an affine or the
     normalization's ``template_to_t1w`` chain); ``prior_fwhm_mm`` smooths the
-    warped priors to tolerate its residual misregistration.
+    warped priors to tolerate its residual misregistration. An image already
+    ``skull_stripped`` keeps its own foreground as the brain mask.
     """
     seg = segment(t1w, warp_priors(template, t1w.grid, to_template, fwhm_mm=prior_fwhm_mm), mrf_beta=0.3)
     template_mask = resample(template.mask, t1w.grid, to_template)
-    mask = brain_mask(seg.posteriors, template_mask)
+    mask = foreground_mask(t1w) if skull_stripped else brain_mask(seg.posteriors, template_mask)
     probabilities = brain_tissues(seg.posteriors, mask)
     gm_mean, wm_mean = (class_mean_intensity(seg.mixture, CLASSES.index(name)) for name in ("GM", "WM"))
     dseg = hard_labels(probabilities, mask, seg.corrected.data, (gm_mean + wm_mean) / 2)
@@ -118,7 +120,8 @@ class SmriResult:
     ``tissues`` maps ``GM``/``WM``/``CSF`` to probability images inside the
     brain mask; ``mni`` holds the images in the bundled template, ``standard``
     the TemplateFlow templates' (in the order requested); ``qc`` holds numbers
-    for reports and checks (registration costs, EM iterations, tissue volumes in mL).
+    for reports and checks (registration costs, EM iterations, tissue volumes in mL);
+    ``field_of_view`` says whether the input was already skull-stripped or its top cut off.
     """
 
     t1w: Image
@@ -134,6 +137,7 @@ class SmriResult:
     mni: SpaceImages
     standard: list[StandardResult]
     qc: dict[str, float]
+    field_of_view: FieldOfView
 
 
 def registration_image(corrected: Image, mask: Image) -> Image:
@@ -203,14 +207,15 @@ def preprocess_t1w(
     images = [image.to(device) for image in t1w_images]
     t1w = conform_t1w(images, sources)
     init = initialize(t1w, template)
-    first = segment_brain(t1w, template, init.transform.inverse(), AFFINE_PRIOR_FWHM_MM)
+    stripped = init.field_of_view.skull_stripped
+    first = segment_brain(t1w, template, init.transform.inverse(), AFFINE_PRIOR_FWHM_MM, skull_stripped=stripped)
     check_volumes(tissue_volumes(first.probabilities, t1w))
     moving = registration_image(first.segmentation.corrected, first.mask)
     del first
     norm = normalize(moving, template, init.transform)
     del moving
     check_normalization(norm.similarity)
-    brain = segment_brain(t1w, template, norm.template_to_t1w, SYN_PRIOR_FWHM_MM)
+    brain = segment_brain(t1w, template, norm.template_to_t1w, SYN_PRIOR_FWHM_MM, skull_stripped=stripped)
     seg, mask, probabilities, dseg = brain.segmentation, brain.mask, brain.probabilities, brain.dseg
     tissues = {name: t1w.with_data(p) for name, p in zip(("GM", "WM", "CSF"), probabilities, strict=True)}
     volumes = tissue_volumes(probabilities, t1w, tiv_ml=brain.template_mask_ml)
@@ -244,4 +249,5 @@ def preprocess_t1w(
         mni=into_grid(seg.corrected, tissues, dseg, mask, template.t1w.grid, norm.t1w_to_template),
         standard=standard_results,
         qc=qc,
+        field_of_view=init.field_of_view,
     )
