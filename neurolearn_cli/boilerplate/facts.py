@@ -30,7 +30,8 @@ class AnatFacts:
 
     ``t1w_images`` counts the T1w runs combined into the reference;
     ``volumes_ml`` maps ``GM``/``WM``/``CSF``/``TIV`` to mL; ``standard`` the
-    TemplateFlow spaces the T1w was also normalized to (fMRIPrep's spelling).
+    TemplateFlow spaces the T1w was also normalized to (fMRIPrep's spelling);
+    ``skull_stripped`` whether the T1w was recognised as already skull-stripped.
     """
 
     participant: str
@@ -43,6 +44,7 @@ class AnatFacts:
     syn_similarity: float | None = None
     volumes_ml: Mapping[str, float] = field(default_factory=dict)
     standard: tuple[str, ...] = ()
+    skull_stripped: bool = False
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,7 @@ def anat_facts(participant: str, preproc_sidecar: Path, morph_sidecar: Path | No
         syn_similarity=_finite(qc.get("syn_similarity")),
         volumes_ml=volumes,
         standard=standard,
+        skull_stripped=preproc.get("SkullStripped") is True,
     )
 
 
