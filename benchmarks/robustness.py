@@ -9,8 +9,8 @@ user would run it; its exit code is the completion. Cases:
   largest integer step keeping voxels at most that size), the baseline of the others;
 * ``thick``: slices along the axis nearest superior-inferior averaged to 5 mm
   (the nearest multiple of the voxel size), in-plane unchanged;
-* ``stripped``: multiplied by a brain mask: fMRIPrep's for aomic, the
-  original run's for the others (they have no reference);
+* ``stripped``: multiplied by a brain mask: fMRIPrep's for aomic; for the
+  others (no reference) deepbet's on the original when ``--deepbet`` ran it, else ours;
 * ``lesion``: a 12 mm-radius sphere, 25 mm right of and 10 mm above the
   original mask's centroid, set to a third of the brain's median intensity,
   with its ``label-lesion_roi`` mask beside the T1w;
@@ -327,6 +327,14 @@ def references() -> dict[str, Volume]:
     return masks
 
 
+def stripping_mask(name: str, baseline: Path) -> Volume | None:
+    """The mask the ``stripped`` case applies: fMRIPrep's for aomic, else deepbet's original one if there is one."""
+    if name == "aomic":
+        return references()["fMRIPrep"]
+    deepbet_mask = baseline / "deepbet_mask.nii.gz"
+    return load(deepbet_mask) if deepbet_mask.is_file() else None
+
+
 def measure(name: str, case: str, work: Path, step_mm: float | None, with_deepbet: bool) -> dict[str, Any]:
     """Build the case, run it, compare with the original; the numbers also go to ``result.json``."""
     dataset = DATASETS[name]
@@ -340,8 +348,8 @@ def measure(name: str, case: str, work: Path, step_mm: float | None, with_deepbe
         volume = source
     else:
         original_mask, _, _ = our_outputs(baseline / "out", dataset.label)
-        if case == "stripped" and name == "aomic":
-            original_mask = references()["fMRIPrep"]
+        if case == "stripped":
+            original_mask = stripping_mask(name, baseline) or original_mask
         on_source, _ = resampled(original_mask, source)
         context = Context(on_source.astype(np.float32), np.random.default_rng(0))
         volume = PERTURB[case](source, context)
@@ -395,7 +403,7 @@ def main() -> None:
                         help="take every STEP-th voxel, STEP the largest keeping voxels at most this size")
     parser.add_argument("--work", type=Path, default=Path("/tmp/neurolearn-robustness"))
     parser.add_argument("--deepbet", action="store_true", help="also run deepbet's model on every case")
-    parser.add_argument("--fresh", action="store_true", help="recompute cases that have a result")
+    parser.add_argument("--fresh", action="store_true", help="recompute the --cases that have a result")
     parser.add_argument("--results", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
     work = args.work / (f"step{args.step_mm:g}mm" if args.step_mm else "full")
@@ -404,7 +412,7 @@ def main() -> None:
         cases = list(dict.fromkeys(["original", *args.cases]))
         for case in cases:
             result = work / name / case / "result.json"
-            if result.is_file() and not args.fresh:
+            if result.is_file() and not (args.fresh and case in args.cases):
                 row = json.loads(result.read_text())
             else:
                 print(f"{name} {case} ...", flush=True)

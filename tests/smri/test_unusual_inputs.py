@@ -8,8 +8,6 @@ first segmentation pass as the pipeline runs them.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
 
@@ -49,18 +47,6 @@ def test_field_of_view_recognises_stripped_and_cropped_inputs() -> None:
     assert cut.describe() == "top of the head outside the field of view"
 
 
-@pytest.fixture(scope="module")
-def simulated_head() -> tuple[Image, Image]:
-    """Participant 8 of the example dataset (seed 0): T1w and ground-truth labels (0 outside the brain), RAS 2 mm."""
-    from neurolearn_cli.example_data.protocol import BOLD
-    from neurolearn_cli.example_data.simulate import simulate_participant
-    from neurolearn_cli.example_data.space import example_space
-
-    data = simulate_participant(8, 0, example_space(), replace(BOLD, volumes=30))
-    affine = torch.tensor(data.affine, dtype=torch.float64)
-    return Image(torch.tensor(data.t1w, dtype=torch.float32), affine), Image(torch.tensor(data.dseg, dtype=torch.float32), affine)
-
-
 def _first_pass_mask(t1w: Image, template) -> tuple[torch.Tensor, object]:
     t1w = conform_t1w([t1w], ["sub-08_T1w.nii.gz"])
     init = initialize(t1w, template)
@@ -70,8 +56,8 @@ def _first_pass_mask(t1w: Image, template) -> tuple[torch.Tensor, object]:
 
 
 @pytest.mark.slow
-def test_already_stripped_head_keeps_its_whole_brain(simulated_head, template_2mm) -> None:
-    t1w, truth = simulated_head
+def test_already_stripped_head_keeps_its_whole_brain(participant_8, template_2mm) -> None:
+    t1w, truth = participant_8
     brain = truth.data > 0
     mask, seen = _first_pass_mask(t1w.with_data(t1w.data * brain), template_2mm)
     assert seen.skull_stripped and not seen.top_cropped
@@ -80,8 +66,8 @@ def test_already_stripped_head_keeps_its_whole_brain(simulated_head, template_2m
 
 
 @pytest.mark.slow
-def test_head_cut_below_the_vertex_keeps_the_brain_in_view(simulated_head, template_2mm) -> None:
-    t1w, truth = simulated_head
+def test_head_cut_below_the_vertex_keeps_the_brain_in_view(participant_8, template_2mm) -> None:
+    t1w, truth = participant_8
     head = t1w.data > 0.1 * float(t1w.data.max())
     top = int(torch.nonzero(head.any(0).any(0)).max())
     keep = top + 1 - 15  # 30 mm at 2 mm voxels: the scalp and the top of the brain are cut off
