@@ -104,7 +104,7 @@ def load(path: Path) -> Volume:
 def decimated(volume: Volume, step_mm: float | None) -> Volume:
     """Every STEP-th voxel, STEP the largest integer keeping the voxels at most ``step_mm`` (1 without it)."""
     spacing = nib.affines.voxel_sizes(volume.affine)
-    step = max(1, int(step_mm // float(spacing.max()))) if step_mm else 1
+    step = max(1, math.floor(step_mm / float(spacing.max()) + 1e-3)) if step_mm else 1
     if step == 1:
         return volume
     affine = volume.affine.copy()
@@ -283,15 +283,20 @@ def write_case(volume: Volume, dataset: Dataset, bids: Path, roi: np.ndarray | N
         nib.save(nib.Nifti1Image(roi.astype(np.uint8), volume.affine), target.parent / name)
 
 
-def run_smri(bids: Path, out: Path, label: str) -> tuple[int, str, float]:
-    """``neurolearn smri`` on ``bids`` in a child process: exit code, last log line of an error, wall seconds."""
+def run_smri(bids: Path, out: Path, label: str) -> tuple[int, float]:
+    """``neurolearn smri`` on ``bids`` in a child process: exit code and wall seconds."""
     command = [sys.executable, "-m", "neurolearn_cli", "smri", str(bids), str(out), "participant",
                "--participant-label", label, "--omp-nthreads", "2", "--no-resume"]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - start
-    errors = [line for line in (done.stderr + done.stdout).splitlines() if "failed" in line or "rror" in line]
-    return done.returncode, (errors[-1].strip() if errors else ""), wall
+    return done.returncode, time.perf_counter() - start
+
+
+def failure_reason(out: Path, label: str) -> str:
+    """The reason the run's status file gives for a participant that did not finish ("" when it did)."""
+    status = out / "logs" / "status" / f"sub-{label}.json"
+    payload = json.loads(status.read_text()) if status.is_file() else {"status": "failed", "reason": "no status"}
+    return "" if payload["status"] == "done" else str(payload.get("reason", ""))
 
 
 def our_outputs(out: Path, label: str) -> tuple[Volume, dict[str, float], dict[str, Any]]:
@@ -359,8 +364,8 @@ def measure(name: str, case: str, work: Path, step_mm: float | None, with_deepbe
             world_fix = np.linalg.inv(rotation(source))
     row["voxel_mm"] = "x".join(f"{s:.1f}" for s in nib.affines.voxel_sizes(volume.affine))
     write_case(volume, dataset, here / "bids", roi)
-    code, line, wall = run_smri(here / "bids", here / "out", dataset.label)
-    row.update(exit=code, wall_s=wall, failure=line if code else "")
+    code, wall = run_smri(here / "bids", here / "out", dataset.label)
+    row.update(exit=code, wall_s=wall, failure=failure_reason(here / "out", dataset.label))
     if code == 0:
         mask, volumes, qc = our_outputs(here / "out", dataset.label)
         row.update(syn_similarity=qc.get("syn_similarity"), border=qc.get("mask_border_fraction"),
@@ -414,6 +419,7 @@ def main() -> None:
             result = work / name / case / "result.json"
             if result.is_file() and not (args.fresh and case in args.cases):
                 row = json.loads(result.read_text())
+                row["failure"] = failure_reason(work / name / case / "out", DATASETS[name].label)
             else:
                 print(f"{name} {case} ...", flush=True)
                 row = measure(name, case, work, args.step_mm, args.deepbet)
