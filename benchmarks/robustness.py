@@ -283,19 +283,25 @@ def write_case(volume: Volume, dataset: Dataset, bids: Path, roi: np.ndarray | N
         nib.save(nib.Nifti1Image(roi.astype(np.uint8), volume.affine), target.parent / name)
 
 
-def run_smri(bids: Path, out: Path, label: str) -> tuple[int, float]:
-    """``neurolearn smri`` on ``bids`` in a child process: exit code and wall seconds."""
+def run_smri(bids: Path, out: Path, label: str) -> tuple[int, float, str]:
+    """``neurolearn smri`` on ``bids`` in a child process: exit code, wall seconds, last line of stderr."""
     command = [sys.executable, "-m", "neurolearn_cli", "smri", str(bids), str(out), "participant",
                "--participant-label", label, "--omp-nthreads", "2", "--no-resume"]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
-    return done.returncode, time.perf_counter() - start
+    lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    return done.returncode, time.perf_counter() - start, lines[-1] if lines else ""
 
 
-def failure_reason(out: Path, label: str) -> str:
-    """The reason the run's status file gives for a participant that did not finish ("" when it did)."""
+def failure_reason(out: Path, label: str) -> str | None:
+    """The reason the run's status file gives for a participant that did not finish ("" when it did).
+
+    None when there is no status file (the run stopped before the participant, e.g. at validation).
+    """
     status = out / "logs" / "status" / f"sub-{label}.json"
-    payload = json.loads(status.read_text()) if status.is_file() else {"status": "failed", "reason": "no status"}
+    if not status.is_file():
+        return None
+    payload = json.loads(status.read_text())
     return "" if payload["status"] == "done" else str(payload.get("reason", ""))
 
 
@@ -364,8 +370,9 @@ def measure(name: str, case: str, work: Path, step_mm: float | None, with_deepbe
             world_fix = np.linalg.inv(rotation(source))
     row["voxel_mm"] = "x".join(f"{s:.1f}" for s in nib.affines.voxel_sizes(volume.affine))
     write_case(volume, dataset, here / "bids", roi)
-    code, wall = run_smri(here / "bids", here / "out", dataset.label)
-    row.update(exit=code, wall_s=wall, failure=failure_reason(here / "out", dataset.label))
+    code, wall, last_error = run_smri(here / "bids", here / "out", dataset.label)
+    reason = failure_reason(here / "out", dataset.label)
+    row.update(exit=code, wall_s=wall, failure=last_error if reason is None else reason)
     if code == 0:
         mask, volumes, qc = our_outputs(here / "out", dataset.label)
         row.update(syn_similarity=qc.get("syn_similarity"), border=qc.get("mask_border_fraction"),
@@ -419,7 +426,8 @@ def main() -> None:
             result = work / name / case / "result.json"
             if result.is_file() and not (args.fresh and case in args.cases):
                 row = json.loads(result.read_text())
-                row["failure"] = failure_reason(work / name / case / "out", DATASETS[name].label)
+                reason = failure_reason(work / name / case / "out", DATASETS[name].label)
+                row["failure"] = row.get("failure", "") if reason is None else reason
             else:
                 print(f"{name} {case} ...", flush=True)
                 row = measure(name, case, work, args.step_mm, args.deepbet)
