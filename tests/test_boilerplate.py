@@ -62,6 +62,19 @@ def test_the_methods_name_the_templateflow_templates_registered_to() -> None:
     assert "also registered directly to MNI152NLin6Asym:res-2 (read from a local TemplateFlow home)" in text
 
 
+def test_the_methods_say_how_the_mask_was_made_and_what_was_accepted() -> None:
+    from dataclasses import replace
+
+    plain = methods(RunFacts(SOFTWARE, anat=(ANAT,))).markdown()
+    assert "derived from the tissue posteriors" in plain and "skull-stripped" not in plain
+    assert "local correlation reached 0.55, the TIV lay between 800 and 2300 mL" in plain
+    stripped = methods(RunFacts(SOFTWARE, anat=(replace(ANAT, skull_stripped=True),))).markdown()
+    assert "recognised as already skull-stripped; its non-zero voxels" in stripped
+    assert "derived from the tissue posteriors" not in stripped
+    mixed = methods(RunFacts(SOFTWARE, anat=(ANAT, replace(ANAT, participant="02", skull_stripped=True)))).markdown()
+    assert "derived from the tissue posteriors" in mixed and "For participant 02, whose T1w was recognised" in mixed
+
+
 def test_only_stages_with_facts_get_sections() -> None:
     text = methods(RunFacts(SOFTWARE, anat=(ANAT,))).markdown()
     assert "(smri)" in text and "(fmri)" not in text and "(qc)" not in text

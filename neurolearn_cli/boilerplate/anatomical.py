@@ -14,6 +14,11 @@ from neurolearn_cli.smri.pipeline import (
     REGISTRATION_MARGIN_MM,
     SYN_PRIOR_FWHM_MM,
 )
+from neurolearn_cli.smri.plausibility import (
+    MAX_MASK_BORDER_FRACTION,
+    MIN_SYN_SIMILARITY,
+    PLAUSIBLE_TIV_ML,
+)
 from neurolearn_cli.smri.workflow import TEMPLATE_RESOLUTION_MM
 
 
@@ -62,6 +67,29 @@ def _anisotropy(anat: Sequence[AnatFacts]) -> str:
             "neighbour weights, which fall with the square of the distance).")
 
 
+def _mask_sentence(anat: Sequence[AnatFacts]) -> str:
+    """How the brain mask was made: from the tissue classes, or kept from an already skull-stripped input."""
+    derived = ("The brain mask was derived from the tissue posteriors and the warped template brain mask "
+               "(opening, largest connected component, closing, holes filled).")
+    stripped = [a.participant for a in anat if a.skull_stripped]
+    if not stripped:
+        return derived
+    kept = "its non-zero voxels (cleaned the same way) were kept as the brain mask."
+    if len(stripped) == len(anat):
+        return f"The T1w image was recognised as already skull-stripped; {kept}"
+    who = ("participant " if len(stripped) == 1 else "participants ") + listing(stripped)
+    return f"{derived} For {who}, whose T1w was recognised as already skull-stripped, {kept}"
+
+
+def _acceptance() -> str:
+    """The plausibility checks a result passed (a participant failing one is reported as failed)."""
+    low, high = PLAUSIBLE_TIV_ML
+    return (f"A result was accepted only when the normalization's local correlation reached "
+            f"{MIN_SYN_SIMILARITY:g}, the TIV lay between {low:.0f} and {high:.0f} mL with adult GM and WM "
+            f"fractions of it, and the brain mask covered at most {100 * MAX_MASK_BORDER_FRACTION:.0f} % of the "
+            "image border; otherwise the participant was reported as failed.")
+
+
 def smri_section(anat: Sequence[AnatFacts], cite: Citations) -> Section:
     """Anatomical data preprocessing, for one participant or pooled over several."""
     templates = sorted({a.template for a in anat if a.template})
@@ -85,8 +113,7 @@ def smri_section(anat: Sequence[AnatFacts], cite: Citations) -> Section:
         f"segmentation {cite('unified')}: a Gaussian mixture under the template's tissue priors (smoothed by "
         f"{AFFINE_PRIOR_FWHM_MM:g} mm FWHM), with a smooth multiplicative bias field (discrete cosine basis) that "
         "corrected the intensity non-uniformity and a mean-field Markov random field, fitted by expectation-"
-        "maximization. The brain mask was derived from the tissue posteriors and the warped template brain mask "
-        "(opening, largest connected component, closing, holes filled).",
+        "maximization. " + _mask_sentence(anat),
         f"Volume-based spatial normalization to {template} was performed by symmetric diffeomorphic registration "
         f"{cite('syn')} with a local-correlation metric ({listing([f'{m:g} mm' for m in SYN_SETTINGS.levels_mm])} "
         f"levels, {listing([str(i) for i in SYN_SETTINGS.iterations])} iterations) of the bias-corrected T1w "
@@ -96,7 +123,7 @@ def smri_section(anat: Sequence[AnatFacts], cite: Citations) -> Section:
         f"{SYN_PRIOR_FWHM_MM:g} mm FWHM), giving the final tissue maps, labels (1 GM, 2 WM, 3 CSF, as fMRIPrep "
         "writes them) and brain mask. Tissue volumes are sums of the tissue probabilities; the total intracranial "
         f"volume (TIV) is the template's brain mask pulled back to the T1w by the normalization {cite('tiv')}."
-        + _volumes(anat) + _lesions(anat),
+        + _volumes(anat) + _lesions(anat) + " " + _acceptance(),
     ]
     atlases = sorted({(a.atlas, a.atlas_space or "its template", a.atlas_note) for a in anat if a.atlas})
     parcels = [

@@ -32,7 +32,8 @@ class AnatFacts:
     ``volumes_ml`` maps ``GM``/``WM``/``CSF``/``TIV`` to mL; ``standard`` the
     TemplateFlow spaces the T1w was also normalized to (fMRIPrep's spelling);
     ``lesion_ml`` the volume of the lesion mask given (None without one);
-    ``voxel_mm`` the T1w reference's voxel sizes (its native resolution).
+    ``voxel_mm`` the T1w reference's voxel sizes (its native resolution);
+    ``skull_stripped`` whether the T1w was recognised as already skull-stripped.
     """
 
     participant: str
@@ -47,6 +48,7 @@ class AnatFacts:
     standard: tuple[str, ...] = ()
     lesion_ml: float | None = None
     voxel_mm: tuple[float, float, float] | None = None
+    skull_stripped: bool = False
 
 
 def anisotropic(voxel_mm: tuple[float, float, float]) -> bool:

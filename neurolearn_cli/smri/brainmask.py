@@ -83,6 +83,16 @@ def brain_mask(
     return template_mask.with_data(_clean_in_box(brain_prob > 0.5, spacing).float())
 
 
+def foreground_mask(image: Image) -> Image:
+    """Brain mask (float32 0/1) of an already skull-stripped image: its non-zero voxels, cleaned as above.
+
+    The user's extraction is kept, as fMRIPrep keeps a pre-stripped T1w's
+    foreground: tissue classes at its edge (the zero background next to
+    dark CSF) would cut into the brain it holds.
+    """
+    return image.with_data(_clean_in_box(image.data != 0, image.spacing).float())
+
+
 def _clean_in_box(raw: torch.Tensor, spacing: tuple[float, float, float]) -> torch.Tensor:
     """:func:`clean_mask` on the mask's bounding box only (a third of a 0.7 mm head scan).
 

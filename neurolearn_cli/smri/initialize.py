@@ -11,6 +11,13 @@ map (WM + GM/2 posteriors) is registered to the template's, so skull and
 scalp, which the mixture assigns to the non-brain class, carry no weight.
 A lesion mask leaves its voxels (on the coarse copy, every voxel it touches)
 out of both the segmentation and the alignment.
+
+Two kinds of input break the vertex rule and are recognised from the head's
+foreground (:func:`field_of_view`): an already skull-stripped image (fewer
+non-zero voxels than a head holds; the pipeline keeps its foreground as the
+brain mask) and a field of view that cuts the top of the head (the foreground
+reaches the grid's top face: the brain's top is at or above that face, so the
+template's top is put there rather than a scalp's thickness below).
 """
 
 from __future__ import annotations
@@ -39,11 +46,26 @@ AFFINE_SETTINGS = LinearSettings(levels_mm=(8.0, 4.0), iterations=(40, 20))
 
 
 @dataclass(frozen=True)
+class FieldOfView:
+    """What the image holds: an already skull-stripped brain, and whether the top of the head is cut off."""
+
+    skull_stripped: bool
+    top_cropped: bool
+
+    def describe(self) -> str:
+        """The recognised input in words, for the log and the sidecars ("" for an ordinary skull-on head)."""
+        parts = (["already skull-stripped"] if self.skull_stripped else []) + (
+            ["top of the head outside the field of view"] if self.top_cropped else [])
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
 class Initialization:
-    """Template-to-subject affine (pull-back: maps template world points to T1w world points)."""
+    """Template-to-subject affine (pull-back: maps template world points to T1w world points) and the input kind."""
 
     transform: AffineTransform
     cost: float
+    field_of_view: FieldOfView
 
 
 def coarse_copy(image: Image, spacing_mm: float = COARSE_MM) -> Image:
@@ -73,16 +95,41 @@ def _top_and_centre(mask: torch.Tensor, grid: Grid, below_top_mm: float) -> tupl
     return top, centre
 
 
-def geometric_start(t1w: Image, template: Template) -> AffineTransform:
-    """Translation (template -> T1w) putting the template brain under the head's vertex.
+def head_foreground(coarse: Image) -> torch.Tensor:
+    """The Otsu foreground (boolean) of ``coarse``: the head, or the brain of a stripped image."""
+    return coarse.data > otsu_threshold(coarse.data[coarse.data > 0], bins=128)
 
-    The head is the Otsu foreground of a ``HEAD_MM`` copy. When it is smaller
-    than a head (an already skull-stripped image), the vertex is the brain's top.
+
+def field_of_view(coarse: Image) -> FieldOfView:
+    """Recognise a stripped brain and a cut top from a ``HEAD_MM`` RAS copy (its last slice is the top face).
+
+    Skull-stripped: the non-zero voxels hold less than a head (``HEAD_MIN_ML``;
+    a raw scan's air is noise and a zero-filled one still holds the scalp).
+    Top cut: the head's foreground covers at least a tenth of its largest
+    axial area on the top face.
+    """
+    nonzero_ml = float((coarse.data != 0).sum()) * math.prod(coarse.spacing) / 1000.0
+    head = head_foreground(coarse)
+    top_area = float(head[:, :, -1].sum())
+    return FieldOfView(skull_stripped=nonzero_ml < HEAD_MIN_ML,
+                       top_cropped=top_area >= 0.1 * float(head.sum(dim=(0, 1)).max()))
+
+
+def geometric_start(t1w: Image, template: Template) -> tuple[AffineTransform, FieldOfView]:
+    """Translation (template -> T1w) putting the template brain under the head's vertex, and the field of view.
+
+    The vertex is the top of :func:`head_foreground` on a ``HEAD_MM`` copy;
+    the brain's top lies ``SCALP_TO_BRAIN_MM`` below it when that foreground
+    is a head's size, at it when it is smaller (a stripped brain, or a head
+    whose scalp falls under Otsu's threshold, as on the three real scans of
+    the test data) or when the top of the head is cut off
+    (:func:`field_of_view`).
     """
     coarse = coarse_copy(t1w, HEAD_MM)
-    head = coarse.data > otsu_threshold(coarse.data[coarse.data > 0], bins=128)
+    seen = field_of_view(coarse)
+    head = head_foreground(coarse)
     head_ml = float(head.sum()) * HEAD_MM**3 / 1000.0
-    offset = SCALP_TO_BRAIN_MM if head_ml > HEAD_MIN_ML else 0.0
+    offset = SCALP_TO_BRAIN_MM if head_ml > HEAD_MIN_ML and not seen.top_cropped else 0.0
     top, centre = _top_and_centre(head, coarse.grid, offset)
     brain = template.mask.data > 0.5
     t_top, t_centre = _top_and_centre(brain, template.mask.grid, 0.0)
@@ -90,7 +137,7 @@ def geometric_start(t1w: Image, template: Template) -> AffineTransform:
     shift[2] = (top - offset) - t_top
     matrix = torch.eye(4, dtype=torch.float64, device=t1w.device)
     matrix[:3, 3] = shift
-    return AffineTransform(matrix)
+    return AffineTransform(matrix), seen
 
 
 def tissue_contrast(posteriors: torch.Tensor) -> torch.Tensor:
@@ -106,12 +153,12 @@ def affine_from_tissues(
     prior_fwhm_mm: float,
     settings: LinearSettings = AFFINE_SETTINGS,
     lesion: torch.Tensor | None = None,
-) -> Initialization:
+) -> tuple[AffineTransform, float]:
     """One round: segment ``coarse`` under priors placed by ``start``, then align tissue maps (affine, NCC).
 
     The moving image is the subject's WM + GM/2 posterior map, the fixed one
     the template's, so skull and scalp carry no weight in the alignment;
-    ``lesion`` (boolean, ``coarse``'s grid) is left out of both.
+    ``lesion`` (boolean, ``coarse``'s grid) is left out of both. Returns the affine and its cost.
     """
     priors = warp_priors(template, coarse.grid, start.inverse(), fwhm_mm=prior_fwhm_mm)
     seg = segment(coarse, priors, sample_mm=max(coarse.spacing), max_iterations=20, bias_fwhm_mm=80.0,
@@ -130,7 +177,7 @@ def affine_from_tissues(
         moving_mask=None if lesion is None else ~lesion,
         settings=settings,
     )
-    return Initialization(AffineTransform(matrix), cost)
+    return AffineTransform(matrix), cost
 
 
 def initialize(t1w: Image, template: Template, lesion: Image | None = None) -> Initialization:
@@ -142,6 +189,7 @@ def initialize(t1w: Image, template: Template, lesion: Image | None = None) -> I
     """
     coarse = coarse_copy(t1w, COARSE_MM)
     excluded = None if lesion is None else coarse_copy(lesion, COARSE_MM).data > 0
-    first = affine_from_tissues(coarse, template, geometric_start(coarse, template), prior_fwhm_mm=16.0,
-                                lesion=excluded)
-    return affine_from_tissues(coarse, template, first.transform, prior_fwhm_mm=6.0, lesion=excluded)
+    start, seen = geometric_start(coarse, template)
+    first, _ = affine_from_tissues(coarse, template, start, prior_fwhm_mm=16.0, lesion=excluded)
+    transform, cost = affine_from_tissues(coarse, template, first, prior_fwhm_mm=6.0, lesion=excluded)
+    return Initialization(transform, cost, seen)

@@ -9,7 +9,8 @@ classes put the brain's edge. The bundled template has no skull, so its mask
 stops short of some outer CSF and the estimate reads a little low against
 FreeSurfer's eTIV (-1.1 % on aomic sub-0001). Without a normalization (the first, affine pass)
 TIV is GM + WM + CSF inside the brain mask. Per-parcel GM volume sums the GM
-probability over each parcel of an atlas already resampled to the T1w grid.
+probability over each parcel of an atlas already resampled to the T1w grid. Whether the volumes are
+those of a human brain is checked in :mod:`~neurolearn_cli.smri.plausibility`.
 """
 
 from __future__ import annotations
@@ -21,13 +22,8 @@ import torch
 
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.engine.reduce import fixed_sum
-from neurolearn_cli.errors import ProcessingError
 
 GLOBAL_COLUMNS = ("TIV", "GM", "WM", "CSF")
-
-PLAUSIBLE_TIV_ML = (700.0, 2500.0)
-PLAUSIBLE_GM_FRACTION = (0.25, 0.65)
-PLAUSIBLE_WM_FRACTION = (0.2, 0.55)
 
 
 def voxel_ml(image: Image) -> float:
@@ -49,17 +45,6 @@ def tissue_volumes(tissues: torch.Tensor, grid_image: Image, tiv_ml: float | Non
 def mask_volume_ml(mask: Image) -> float:
     """Volume (mL) of a soft mask (fractions in [0, 1]), e.g. the template's brain mask pulled back."""
     return float(fixed_sum(mask.data, dtype=torch.float64)) * voxel_ml(mask)
-
-
-def check_plausible(volumes: dict[str, float]) -> None:
-    """Raise :class:`ProcessingError` when the tissue volumes are not those of a human brain."""
-    tiv = volumes["TIV"]
-    if not PLAUSIBLE_TIV_ML[0] <= tiv <= PLAUSIBLE_TIV_ML[1]:
-        raise ProcessingError(f"segmentation: implausible intracranial volume {tiv:.0f} mL")
-    for name, (low, high) in (("GM", PLAUSIBLE_GM_FRACTION), ("WM", PLAUSIBLE_WM_FRACTION)):
-        fraction = volumes[name] / tiv
-        if not low <= fraction <= high:
-            raise ProcessingError(f"segmentation: implausible {name} fraction {fraction:.2f} of the intracranial volume")
 
 
 def parcel_gm_volumes(gm: Image, labels: Image, table: pd.DataFrame) -> dict[str, float]:

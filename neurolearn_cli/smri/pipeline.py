@@ -3,9 +3,10 @@
 Order: reference T1w -> robust affine to the template -> first unified
 segmentation under affinely placed, broadly smoothed priors -> brain mask and
 volumes (sanity-checked before the costly steps) -> diffeomorphic
-normalization of the bias-corrected brain -> second segmentation under the
+normalization of the bias-corrected brain (its similarity to the template
+checked) -> second segmentation under the
 priors warped by the normalization (sharper: they now follow the subject's
-folding) -> brain mask, tissue maps, labels, volumes (checked again) -> atlas
+folding) -> brain mask, tissue maps, labels, volumes (checked again, and the mask against the image border) -> atlas
 in native space and per-parcel GM volume -> T1w, tissue maps, labels and mask
 resampled into template space -> for each TemplateFlow template requested, the
 bias-corrected brain registered directly to it and the same images resampled
@@ -34,11 +35,10 @@ from neurolearn_cli.engine.image import Grid, Image
 from neurolearn_cli.engine.resample import resample, resample_labels
 from neurolearn_cli.engine.transforms import Transform
 from neurolearn_cli.errors import InputError
-from neurolearn_cli.smri.brainmask import brain_mask, grow
+from neurolearn_cli.smri.brainmask import brain_mask, foreground_mask, grow
 from neurolearn_cli.smri.conform import conform_t1w
-from neurolearn_cli.smri.initialize import initialize
+from neurolearn_cli.smri.initialize import FieldOfView, initialize
 from neurolearn_cli.smri.morphometry import (
-    check_plausible,
     mask_volume_ml,
     morphometry_table,
     parcel_gm_volumes,
@@ -46,6 +46,7 @@ from neurolearn_cli.smri.morphometry import (
 )
 from neurolearn_cli.smri.normalize import Normalization, brain_only, normalize, normalize_direct
 from neurolearn_cli.smri.parcellation import Atlas
+from neurolearn_cli.smri.plausibility import check_mask_border, check_normalization, check_volumes
 from neurolearn_cli.smri.priors import warp_priors
 from neurolearn_cli.smri.segmentation import CLASSES, Segmentation, class_mean_intensity, segment
 from neurolearn_cli.smri.template import Template
@@ -75,24 +76,28 @@ class BrainSegmentation:
 
 
 def segment_brain(t1w: Image, template: Template, to_template: Transform, prior_fwhm_mm: float,
-                  lesion: Image | None = None) -> BrainSegmentation:
+                  lesion: Image | None = None, *, skull_stripped: bool = False) -> BrainSegmentation:
     """Unified segmentation of ``t1w`` under the template priors placed by ``to_template``, then mask and labels.
 
     ``to_template`` maps T1w world points to template points (an affine or the
     normalization's ``template_to_t1w`` chain); ``prior_fwhm_mm`` smooths the
     warped priors to tolerate its residual misregistration. ``lesion`` voxels
     are left out of the mixture, count as brain (tissue, for the brain mask)
-    and as no tissue class.
+    and as no tissue class. An image already ``skull_stripped`` keeps its own
+    foreground as the brain mask.
     """
     inside_lesion = None if lesion is None else lesion.data > 0.5
     seg = segment(t1w, warp_priors(template, t1w.grid, to_template, fwhm_mm=prior_fwhm_mm), mrf_beta=0.3,
                   exclude=inside_lesion)
     template_mask = resample(template.mask, t1w.grid, to_template)
-    posteriors = seg.posteriors
-    if inside_lesion is not None:
-        posteriors = posteriors.clone()
-        posteriors[1] = torch.where(inside_lesion, 1.0, posteriors[1])
-    mask = brain_mask(posteriors, template_mask)
+    if skull_stripped:
+        mask = foreground_mask(t1w)
+    else:
+        posteriors = seg.posteriors
+        if inside_lesion is not None:
+            posteriors = posteriors.clone()
+            posteriors[1] = torch.where(inside_lesion, 1.0, posteriors[1])
+        mask = brain_mask(posteriors, template_mask)
     probabilities = brain_tissues(seg.posteriors, mask, inside_lesion)
     gm_mean, wm_mean = (class_mean_intensity(seg.mixture, CLASSES.index(name)) for name in ("GM", "WM"))
     dseg = hard_labels(probabilities, mask, seg.corrected.data, (gm_mean + wm_mean) / 2, inside_lesion)
@@ -136,7 +141,8 @@ class SmriResult:
     one); ``mni`` holds the images in the bundled template, ``standard``
     the TemplateFlow templates' (in the order requested); ``qc`` holds numbers
     for reports and checks (registration costs, EM iterations, tissue and
-    lesion volumes in mL).
+    lesion volumes in mL); ``field_of_view`` says whether the input was
+    already skull-stripped or its top cut off.
     """
 
     t1w: Image
@@ -152,6 +158,7 @@ class SmriResult:
     mni: SpaceImages
     standard: list[StandardResult]
     qc: dict[str, float]
+    field_of_view: FieldOfView
     lesion: Image | None = None
 
 
@@ -229,7 +236,7 @@ def preprocess_t1w(
     InputError
         Bad input (names the file), e.g. a lesion mask empty on the T1w's grid.
     ProcessingError
-        Implausible tissue volumes or a failed step.
+        An implausible result (:mod:`~neurolearn_cli.smri.plausibility`) or a failed step.
     """
     images = [image.to(device) for image in t1w_images]
     t1w = conform_t1w(images, sources)
@@ -238,17 +245,21 @@ def preprocess_t1w(
         raise InputError(lesion_source, "lesion mask is empty on the T1w's grid (no voxel above 0.5 where the "
                                         "T1w is)")
     init = initialize(t1w, template, placed)
-    first = segment_brain(t1w, template, init.transform.inverse(), AFFINE_PRIOR_FWHM_MM, placed)
-    check_plausible(tissue_volumes(first.probabilities, t1w))
+    stripped = init.field_of_view.skull_stripped
+    first = segment_brain(t1w, template, init.transform.inverse(), AFFINE_PRIOR_FWHM_MM, placed,
+                          skull_stripped=stripped)
+    check_volumes(tissue_volumes(first.probabilities, t1w))
     moving = registration_image(first.segmentation.corrected, first.mask)
     del first
     norm = normalize(moving, template, init.transform, lesion=placed)
     del moving
-    brain = segment_brain(t1w, template, norm.template_to_t1w, SYN_PRIOR_FWHM_MM, placed)
+    check_normalization(norm.similarity)
+    brain = segment_brain(t1w, template, norm.template_to_t1w, SYN_PRIOR_FWHM_MM, placed, skull_stripped=stripped)
     seg, mask, probabilities, dseg = brain.segmentation, brain.mask, brain.probabilities, brain.dseg
     tissues = {name: t1w.with_data(p) for name, p in zip(("GM", "WM", "CSF"), probabilities, strict=True)}
     volumes = tissue_volumes(probabilities, t1w, tiv_ml=brain.template_mask_ml)
-    check_plausible(volumes)
+    check_volumes(volumes)
+    border_fraction = check_mask_border(mask)
     standard_results = [normalize_standard(seg.corrected, mask, tissues, dseg, target, placed) for target in standard]
     # the atlas reaches the T1w through the normalization to its own template, else through the bundled one's
     via = {result.template.name: result.normalization for result in standard_results if result.template.cohort is None}
@@ -260,6 +271,7 @@ def preprocess_t1w(
         "syn_similarity": norm.similarity,
         "em_iterations": float(seg.iterations),
         "em_log_likelihood": seg.log_likelihood,
+        "mask_border_fraction": border_fraction,
         **{f"volume_{k}_ml": v for k, v in volumes.items()},
         **({} if placed is None else {"volume_lesion_ml": mask_volume_ml(placed)}),
     }
@@ -277,5 +289,6 @@ def preprocess_t1w(
         mni=into_grid(seg.corrected, tissues, dseg, mask, template.t1w.grid, norm.t1w_to_template, placed),
         standard=standard_results,
         qc=qc,
+        field_of_view=init.field_of_view,
         lesion=placed,
     )

@@ -195,7 +195,9 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
     def write(role: str, image: Any, metadata: dict[str, Any], labels: bool = False) -> None:
         writer.write_image(entities[role], image, metadata, labels=labels)
 
-    write("preproc", result.corrected, {"Sources": raw + lesion_raw, "SkullStripped": False,
+    if result.field_of_view.describe():
+        log.info("%s: T1w recognised as %s", participant.subject, result.field_of_view.describe())
+    write("preproc", result.corrected, {"Sources": raw + lesion_raw, "SkullStripped": result.field_of_view.skull_stripped,
                                          "Description": "Reference T1w, conformed to RAS, bias-field corrected"})
     write("biasfield", result.bias_field, {"Sources": raw + lesion_raw,
                                            "Description": "Estimated multiplicative bias field"})

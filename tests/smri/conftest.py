@@ -1,10 +1,11 @@
-"""Shared fixtures for the smri tests: the bundled template (loaded once) and a tissue phantom."""
+"""Shared fixtures for the smri tests: the bundled template (loaded once), a tissue phantom, a simulated head."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from neurolearn_cli.engine.image import Image
 from neurolearn_cli.smri.template import Template, coarsen, load_template
 
 from .helpers import make_phantom
@@ -38,3 +39,18 @@ def template_4mm(template_1mm: Template) -> Template:
 def phantom() -> dict:
     """A 44x52x48 phantom at 2.5 mm (see :func:`helpers.make_phantom`)."""
     return make_phantom()
+
+
+@pytest.fixture(scope="session")
+def participant_8() -> tuple[Image, Image]:
+    """Participant 8 of the example dataset (seed 0), simulated once: T1w and ground-truth labels, RAS 2 mm."""
+    from dataclasses import replace
+
+    from neurolearn_cli.example_data.protocol import BOLD
+    from neurolearn_cli.example_data.simulate import simulate_participant
+    from neurolearn_cli.example_data.space import example_space
+
+    data = simulate_participant(8, 0, example_space(), replace(BOLD, volumes=30))
+    affine = torch.tensor(data.affine, dtype=torch.float64)
+    t1w = Image(torch.tensor(data.t1w, dtype=torch.float32), affine)
+    return t1w, Image(torch.tensor(data.dseg, dtype=torch.float32), affine)

@@ -10,33 +10,17 @@ ground-truth labels.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
-import torch
 
-from neurolearn_cli.engine.image import Image
 from neurolearn_cli.smri.conform import conform_t1w
 from neurolearn_cli.smri.initialize import initialize
-from neurolearn_cli.smri.morphometry import check_plausible, tissue_volumes
+from neurolearn_cli.smri.morphometry import tissue_volumes
 from neurolearn_cli.smri.pipeline import AFFINE_PRIOR_FWHM_MM, segment_brain
+from neurolearn_cli.smri.plausibility import check_volumes
 
 from .helpers import dice
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def participant_8():
-    from neurolearn_cli.example_data.protocol import BOLD
-    from neurolearn_cli.example_data.simulate import simulate_participant
-    from neurolearn_cli.example_data.space import example_space
-
-    data = simulate_participant(8, 0, example_space(), replace(BOLD, volumes=30))
-    affine = torch.tensor(data.affine, dtype=torch.float64)
-    t1w = Image(torch.tensor(data.t1w, dtype=torch.float32), affine)
-    truth = Image(torch.tensor(data.dseg, dtype=torch.float32), affine)
-    return t1w, truth
 
 
 def test_mask_stays_on_the_brain_of_a_synthetic_head(participant_8, template_2mm) -> None:
@@ -48,6 +32,6 @@ def test_mask_stays_on_the_brain_of_a_synthetic_head(participant_8, template_2mm
     assert dice(mask, reference) > 0.96
     assert float(mask.sum()) / float(reference.sum()) == pytest.approx(1.0, abs=0.05)
     volumes = tissue_volumes(brain.probabilities, t1w)
-    check_plausible(volumes)
+    check_volumes(volumes)
     truth_csf_ml = float((truth.data == 3).sum()) * 8 / 1000
     assert volumes["CSF"] < 2.5 * truth_csf_ml

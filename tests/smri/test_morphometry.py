@@ -1,4 +1,4 @@
-"""Volumes from probabilities, per-parcel GM volume, plausibility checks."""
+"""Volumes from probabilities, per-parcel GM volume."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import pytest
 import torch
 
 from neurolearn_cli.engine.image import Image
-from neurolearn_cli.errors import ProcessingError
 from neurolearn_cli.smri.morphometry import (
-    check_plausible,
     mask_volume_ml,
     morphometry_table,
     parcel_gm_volumes,
@@ -52,11 +50,3 @@ def test_parcel_volumes_and_table() -> None:
     assert parcels == pytest.approx({"a": 0.5 * 216 * voxel_ml, "b": 0.0, "c": 0.5 * 72 * voxel_ml})
     row = morphometry_table({"TIV": 4.0, "GM": 1.0, "WM": 2.0, "CSF": 1.0}, parcels)
     assert list(row.columns) == ["TIV", "GM", "WM", "CSF", "a", "b", "c"] and len(row) == 1
-
-
-def test_implausible_volumes_fail() -> None:
-    check_plausible({"TIV": 1500.0, "GM": 650.0, "WM": 500.0, "CSF": 350.0})
-    with pytest.raises(ProcessingError, match="intracranial"):
-        check_plausible({"TIV": 90.0, "GM": 40.0, "WM": 30.0, "CSF": 20.0})
-    with pytest.raises(ProcessingError, match="WM"):
-        check_plausible({"TIV": 1500.0, "GM": 700.0, "WM": 100.0, "CSF": 700.0})

@@ -1,0 +1,76 @@
+"""Checks that turn an implausible structural result into a failure instead of an output.
+
+A pipeline that always finishes can stamp a template-shaped brain on any
+input (a T1w of pure noise completes otherwise). Each check measures one
+thing and raises :class:`~neurolearn_cli.errors.ProcessingError` naming the
+measured value and the bound, so the participant fails (exit 1) before
+anything is written. The bounds are wide on purpose: they catch a wrong
+measurement, not an unusual participant.
+
+- **Intracranial volume**, 800 to 2300 mL. Adult means are 1289 ± 111 mL
+  (women) and 1469 ± 102 mL (men) (Matsumae et al. 1996, J Neurosurg
+  84:982); the bounds lie more than 4 SD below the women's and 8 SD above the
+  men's mean, which keeps the example simulator's largest heads (up to
+  2063 mL) and leaves room for the estimator's error.
+- **GM and WM fractions of TIV**, 0.25 to 0.65 and 0.2 to 0.55: they
+  bracket the adult range (GM about 0.35 to 0.50, WM about 0.30 to 0.40,
+  shrinking with age) with a margin for the first, affine-prior pass.
+- **Normalization similarity**, the SyN local correlation with the template
+  at least 0.55: 0.74 (xa30) to 0.89 (aomic) on the real scans, down to 0.63
+  on their perturbed copies, 0.95 to 0.97 on simulated ones, 0.29 to 0.42 for a
+  T1w of uniform noise (``benchmarks/RESULTS.md``, section robustness).
+- **Brain mask on the image border**: at most 10 % of the grid's face voxels
+  inside the mask. A brain cropped at the top of the field of view touches
+  one face over its cross-section (a few % of all faces); a mask that has
+  leaked into the background covers most of them.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from neurolearn_cli.engine.image import Image
+from neurolearn_cli.errors import ProcessingError
+
+PLAUSIBLE_TIV_ML = (800.0, 2300.0)
+PLAUSIBLE_GM_FRACTION = (0.25, 0.65)
+PLAUSIBLE_WM_FRACTION = (0.2, 0.55)
+MIN_SYN_SIMILARITY = 0.55
+MAX_MASK_BORDER_FRACTION = 0.10
+
+
+def check_volumes(volumes: dict[str, float]) -> None:
+    """Raise :class:`ProcessingError` when TIV or the GM/WM fractions of it are not an adult brain's."""
+    tiv = volumes["TIV"]
+    low, high = PLAUSIBLE_TIV_ML
+    if not low <= tiv <= high:
+        raise ProcessingError(f"segmentation: implausible intracranial volume {tiv:.0f} mL "
+                              f"(adult range taken as {low:.0f} to {high:.0f} mL)")
+    for name, (low, high) in (("GM", PLAUSIBLE_GM_FRACTION), ("WM", PLAUSIBLE_WM_FRACTION)):
+        fraction = volumes[name] / tiv
+        if not low <= fraction <= high:
+            raise ProcessingError(f"segmentation: implausible {name} fraction {fraction:.2f} of the intracranial "
+                                  f"volume (adult range taken as {low:.2f} to {high:.2f})")
+
+
+def check_normalization(similarity: float) -> None:
+    """Raise :class:`ProcessingError` when the normalized brain hardly resembles the template."""
+    if not similarity >= MIN_SYN_SIMILARITY:
+        raise ProcessingError(f"normalization: local correlation with the template {similarity:.2f}, "
+                              f"below {MIN_SYN_SIMILARITY:.2f} (the image does not look like a brain)")
+
+
+def mask_border_fraction(mask: torch.Tensor) -> float:
+    """Fraction of the voxels on the six faces of the grid that lie inside boolean ``mask``."""
+    faces = [mask.select(axis, index) for axis in range(3) for index in (0, -1)]
+    inside = sum(float(face.sum()) for face in faces)
+    return inside / sum(face.numel() for face in faces)
+
+
+def check_mask_border(mask: Image) -> float:
+    """Raise :class:`ProcessingError` when the brain mask covers much of the image border; return the fraction."""
+    fraction = mask_border_fraction(mask.data > 0.5)
+    if fraction > MAX_MASK_BORDER_FRACTION:
+        raise ProcessingError(f"brain mask: covers {100 * fraction:.0f} % of the image border "
+                              f"(at most {100 * MAX_MASK_BORDER_FRACTION:.0f} %): it has leaked outside the head")
+    return fraction

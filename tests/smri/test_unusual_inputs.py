@@ -1,0 +1,79 @@
+"""Already skull-stripped and top-cropped T1w images: recognised, and the brain mask does not cut into the brain.
+
+Small cases: synthetic ellipsoids for the recognition, and a simulated head
+of the example dataset (2 mm, ground-truth labels) stripped with its own
+brain labels or cut 30 mm below the vertex, through the initial affine and the
+first segmentation pass as the pipeline runs them.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neurolearn_cli.engine.image import Image
+from neurolearn_cli.smri.conform import conform_t1w
+from neurolearn_cli.smri.initialize import HEAD_MM, coarse_copy, field_of_view, initialize
+from neurolearn_cli.smri.pipeline import AFFINE_PRIOR_FWHM_MM, segment_brain
+
+from .helpers import dice
+
+
+def _ellipsoid(radii_mm: tuple[float, float, float], top_cut_mm: float | None = None, background: float = 0.0) -> Image:
+    """A bright ellipsoid on ``background`` in a 4 mm grid of 60x64x56 voxels (RAS, centred), cut above ``top_cut_mm``."""
+    shape, spacing = (60, 64, 56), 4.0
+    affine = torch.diag(torch.tensor([spacing, spacing, spacing, 1.0], dtype=torch.float64))
+    affine[:3, 3] = torch.tensor([-(n - 1) * spacing / 2 for n in shape], dtype=torch.float64)
+    index = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=torch.float64) for n in shape], indexing="ij"), -1)
+    world = index * spacing + affine[:3, 3]
+    inside = ((world / torch.tensor(radii_mm, dtype=torch.float64)) ** 2).sum(-1) <= 1
+    data = torch.where(inside, 100.0, background).float()
+    image = Image(data, affine)
+    if top_cut_mm is None:
+        return image
+    keep = int((world[0, 0, :, 2] <= top_cut_mm).sum())
+    return Image(data[:, :, :keep].contiguous(), affine)
+
+
+def test_field_of_view_recognises_stripped_and_cropped_inputs() -> None:
+    head = field_of_view(coarse_copy(_ellipsoid((80.0, 100.0, 95.0)), HEAD_MM))  # 3180 mL: a head
+    assert (head.skull_stripped, head.top_cropped) == (False, False) and head.describe() == ""
+    brain = field_of_view(coarse_copy(_ellipsoid((60.0, 75.0, 60.0)), HEAD_MM))  # 1131 mL: a brain
+    assert (brain.skull_stripped, brain.top_cropped) == (True, False)
+    small_head = field_of_view(coarse_copy(_ellipsoid((60.0, 75.0, 60.0), background=2.0), HEAD_MM))
+    assert not small_head.skull_stripped  # a background of noise, not zeros: a head in a tight field of view
+    cut = field_of_view(coarse_copy(_ellipsoid((80.0, 100.0, 95.0), top_cut_mm=60.0), HEAD_MM))
+    assert (cut.skull_stripped, cut.top_cropped) == (False, True)
+    assert cut.describe() == "top of the head outside the field of view"
+
+
+def _first_pass_mask(t1w: Image, template) -> tuple[torch.Tensor, object]:
+    t1w = conform_t1w([t1w], ["sub-08_T1w.nii.gz"])
+    init = initialize(t1w, template)
+    brain = segment_brain(t1w, template, init.transform.inverse(), AFFINE_PRIOR_FWHM_MM,
+                          skull_stripped=init.field_of_view.skull_stripped)
+    return brain.mask.data > 0.5, init.field_of_view
+
+
+@pytest.mark.slow
+def test_already_stripped_head_keeps_its_whole_brain(participant_8, template_2mm) -> None:
+    t1w, truth = participant_8
+    brain = truth.data > 0
+    mask, seen = _first_pass_mask(t1w.with_data(t1w.data * brain), template_2mm)
+    assert seen.skull_stripped and not seen.top_cropped
+    assert dice(mask, brain) > 0.95
+    assert float((brain & ~mask).sum()) / float(brain.sum()) < 0.05  # the mask does not cut into the brain
+
+
+@pytest.mark.slow
+def test_head_cut_below_the_vertex_keeps_the_brain_in_view(participant_8, template_2mm) -> None:
+    t1w, truth = participant_8
+    head = t1w.data > 0.1 * float(t1w.data.max())
+    top = int(torch.nonzero(head.any(0).any(0)).max())
+    keep = top + 1 - 15  # 30 mm at 2 mm voxels: the scalp and the top of the brain are cut off
+    cut, cut_truth = (Image(image.data[:, :, :keep].contiguous(), image.affine) for image in (t1w, truth))
+    mask, seen = _first_pass_mask(cut, template_2mm)
+    assert seen.top_cropped and not seen.skull_stripped
+    brain = cut_truth.data > 0
+    assert dice(mask, brain) > 0.95
+    assert float((brain & ~mask).sum()) / float(brain.sum()) < 0.05
