@@ -137,23 +137,95 @@ def _segments_cross_triangles(start: np.ndarray, end: np.ndarray, a: np.ndarray,
     return ok & (u > eps) & (v > eps) & (u + v < 1 - eps) & (t > eps) & (t < 1 - eps)
 
 
-def self_intersections(mesh: Mesh) -> int:
-    """The number of faces crossed by an edge of a face they share no vertex with.
+def _edge_face_pairs(midpoints: np.ndarray, half: np.ndarray, centroids: np.ndarray, radius: np.ndarray,
+                     selected: np.ndarray, chunk: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Candidate (edge, face) index pairs close enough to cross: centroid within half edge plus face radius.
 
-    Candidate pairs come from a KD-tree on face centroids (radius: the longest
-    edge); each edge is tested against each candidate face.
+    Most faces are queried with a common radius (the 99.9th percentile); the
+    few larger ones are queried one by one from their side.
+    """
+    common = float(np.quantile(radius, 0.999))
+    small = radius <= common
+    tree = cKDTree(centroids[small])
+    small_index = np.flatnonzero(small)
+    blocks = []
+    for start in range(0, len(selected), chunk):
+        block = selected[start:start + chunk]
+        found = tree.query_ball_point(midpoints[block], half[block] + common)
+        edge_index = np.repeat(block, [len(p) for p in found])
+        face_index = small_index[np.fromiter((j for p in found for j in p), dtype=np.int64, count=len(edge_index))]
+        blocks.append((edge_index, face_index))
+    large = np.flatnonzero(~small)
+    if len(large) and len(selected):
+        edge_tree = cKDTree(midpoints[selected])
+        found = edge_tree.query_ball_point(centroids[large], radius[large] + float(half[selected].max()))
+        face_index = np.repeat(large, [len(p) for p in found])
+        edge_index = selected[np.fromiter((j for p in found for j in p), dtype=np.int64, count=len(face_index))]
+        blocks.append((edge_index, face_index))
+    return blocks
+
+
+def crossings(mesh: Mesh, near: np.ndarray | None = None, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Where the mesh crosses itself: the faces crossed by an edge sharing no vertex with them, and those edges'
+    (K, 2) vertices.
+
+    Candidates from KD-trees (:func:`_edge_face_pairs`), each tested exactly.
+    With ``near`` (a bool per vertex) only edges close to a flagged vertex are tested.
     """
     v, f = mesh.vertices, mesh.faces
     e = edges(f)
     centroids = v[f].mean(axis=1)
-    lengths = np.linalg.norm(v[e[:, 0]] - v[e[:, 1]], axis=1)
-    reach = float(lengths.max()) * 1.5
+    radius = np.linalg.norm(v[f] - centroids[:, None, :], axis=2).max(axis=1)
+    half = np.linalg.norm(v[e[:, 0]] - v[e[:, 1]], axis=1) / 2.0
     midpoints = (v[e[:, 0]] + v[e[:, 1]]) / 2.0
-    pairs = cKDTree(midpoints).query_ball_tree(cKDTree(centroids), reach)
-    edge_index = np.repeat(np.arange(len(e)), [len(p) for p in pairs])
-    face_index = np.fromiter((j for p in pairs for j in p), dtype=np.int64, count=len(edge_index))
-    shares = (f[face_index] == e[edge_index, :1]).any(axis=1) | (f[face_index] == e[edge_index, 1:]).any(axis=1)
-    edge_index, face_index = edge_index[~shares], face_index[~shares]
-    crossed = _segments_cross_triangles(v[e[edge_index, 0]], v[e[edge_index, 1]], v[f[face_index, 0]],
-                                        v[f[face_index, 1]], v[f[face_index, 2]])
-    return int(np.unique(face_index[crossed]).size)
+    selected = np.arange(len(e))
+    if near is not None:
+        if not near.any():
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 2), dtype=np.int64)
+        distance, _ = cKDTree(v[near]).query(midpoints, distance_upper_bound=2 * float(radius.max() + half.max()))
+        selected = selected[np.isfinite(distance)]
+    crossed_faces, crossing_edges = [np.zeros(0, dtype=np.int64)], [np.zeros((0, 2), dtype=np.int64)]
+    for edge_index, face_index in _edge_face_pairs(midpoints, half, centroids, radius, selected, chunk):
+        ends = e[edge_index]
+        shares = (f[face_index] == ends[:, :1]).any(axis=1) | (f[face_index] == ends[:, 1:]).any(axis=1)
+        edge_index, face_index = edge_index[~shares], face_index[~shares]
+        crossed = _segments_cross_triangles(v[e[edge_index, 0]], v[e[edge_index, 1]], v[f[face_index, 0]],
+                                            v[f[face_index, 1]], v[f[face_index, 2]])
+        crossed_faces.append(face_index[crossed])
+        crossing_edges.append(e[edge_index[crossed]])
+    return np.unique(np.concatenate(crossed_faces)), np.concatenate(crossing_edges)
+
+
+def intersecting_faces(mesh: Mesh) -> np.ndarray:
+    """The faces crossed by an edge of a face they share no vertex with."""
+    return crossings(mesh)[0]
+
+
+def self_intersections(mesh: Mesh) -> int:
+    """The number of faces involved in a self-intersection (0 for an embedded surface)."""
+    return int(intersecting_faces(mesh).size)
+
+
+def untangle(start: Mesh, goal: Mesh, rounds: int = 6) -> tuple[Mesh, int]:
+    """``goal``'s vertices, pulled back towards ``start`` (an embedded surface) where ``goal`` crosses itself.
+
+    Each round halves, around every intersecting face (its vertices and
+    their neighbours), the step from ``start`` to ``goal``; the last round
+    takes those vertices back to ``start``. Returns the mesh and how many faces
+    still intersect.
+    """
+    step = np.ones(len(start.vertices))
+    matrix = adjacency(start)
+    mesh = goal
+    faces, crossing_edges = crossings(mesh)
+    for round_index in range(rounds):
+        if faces.size == 0:
+            break
+        involved = np.zeros(len(step), dtype=bool)
+        involved[mesh.faces[faces].ravel()] = True
+        involved[crossing_edges.ravel()] = True
+        involved |= (matrix @ involved.astype(np.float64)) > 0
+        step[involved] = 0.0 if round_index == rounds - 1 else step[involved] * 0.5
+        mesh = start.with_vertices(start.vertices + step[:, None] * (goal.vertices - start.vertices))
+        faces, crossing_edges = crossings(mesh, near=involved)
+    return mesh, int(faces.size)
