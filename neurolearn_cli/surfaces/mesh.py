@@ -165,12 +165,11 @@ def _edge_face_pairs(midpoints: np.ndarray, half: np.ndarray, centroids: np.ndar
     return blocks
 
 
-def crossings(mesh: Mesh, near: np.ndarray | None = None, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def crossings(mesh: Mesh, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Where the mesh crosses itself: the faces crossed by an edge sharing no vertex with them, and those edges'
     (K, 2) vertices.
 
     Candidates from KD-trees (:func:`_edge_face_pairs`), each tested exactly.
-    With ``near`` (a bool per vertex) only edges close to a flagged vertex are tested.
     """
     v, f = mesh.vertices, mesh.faces
     e = edges(f)
@@ -179,11 +178,6 @@ def crossings(mesh: Mesh, near: np.ndarray | None = None, chunk: int = 4096) -> 
     half = np.linalg.norm(v[e[:, 0]] - v[e[:, 1]], axis=1) / 2.0
     midpoints = (v[e[:, 0]] + v[e[:, 1]]) / 2.0
     selected = np.arange(len(e))
-    if near is not None:
-        if not near.any():
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 2), dtype=np.int64)
-        distance, _ = cKDTree(v[near]).query(midpoints, distance_upper_bound=2 * float(radius.max() + half.max()))
-        selected = selected[np.isfinite(distance)]
     crossed_faces, crossing_edges = [np.zeros(0, dtype=np.int64)], [np.zeros((0, 2), dtype=np.int64)]
     for edge_index, face_index in _edge_face_pairs(midpoints, half, centroids, radius, selected, chunk):
         ends = e[edge_index]
@@ -204,28 +198,3 @@ def intersecting_faces(mesh: Mesh) -> np.ndarray:
 def self_intersections(mesh: Mesh) -> int:
     """The number of faces involved in a self-intersection (0 for an embedded surface)."""
     return int(intersecting_faces(mesh).size)
-
-
-def untangle(start: Mesh, goal: Mesh, rounds: int = 6) -> tuple[Mesh, int]:
-    """``goal``'s vertices, pulled back towards ``start`` (an embedded surface) where ``goal`` crosses itself.
-
-    Each round halves, around every intersecting face (its vertices and
-    their neighbours), the step from ``start`` to ``goal``; the last round
-    takes those vertices back to ``start``. Returns the mesh and how many faces
-    still intersect.
-    """
-    step = np.ones(len(start.vertices))
-    matrix = adjacency(start)
-    mesh = goal
-    faces, crossing_edges = crossings(mesh)
-    for round_index in range(rounds):
-        if faces.size == 0:
-            break
-        involved = np.zeros(len(step), dtype=bool)
-        involved[mesh.faces[faces].ravel()] = True
-        involved[crossing_edges.ravel()] = True
-        involved |= (matrix @ involved.astype(np.float64)) > 0
-        step[involved] = 0.0 if round_index == rounds - 1 else step[involved] * 0.5
-        mesh = start.with_vertices(start.vertices + step[:, None] * (goal.vertices - start.vertices))
-        faces, crossing_edges = crossings(mesh, near=involved)
-    return mesh, int(faces.size)

@@ -19,7 +19,7 @@ from neurolearn_cli.engine.geometry import voxel_spacing
 from neurolearn_cli.engine.image import bounding_box
 from neurolearn_cli.engine.morphology import largest_component
 from neurolearn_cli.surfaces.measures import mean_curvature, thickness
-from neurolearn_cli.surfaces.mesh import Mesh, euler_characteristic, extract, untangle
+from neurolearn_cli.surfaces.mesh import Mesh, euler_characteristic, extract, self_intersections
 from neurolearn_cli.surfaces.placement import (
     MAX_THICKNESS_MM,
     pial_distances,
@@ -95,13 +95,12 @@ def reconstruct_hemisphere(wm: torch.Tensor, inside: torch.Tensor, affine: torch
         raise SurfaceError(f"white surface has Euler characteristic {euler} after topology correction, not 2")
     # the voxels the topology correction left out count as outside, so the surface does not close the cut
     field = torch.where((wm >= 0.5) & ~grown, torch.full_like(wm, 0.45), wm)
-    white, white_crossings = untangle(staircase, place_white(staircase, field, affine))
+    white = place_white(staircase, field, affine)
     outside = ndimage.distance_transform_edt(~grown.cpu().numpy(), sampling=spacing)
     wm_distance = torch.from_numpy(outside.astype(np.float32)).to(wm.device)
-    pial, pial_crossings = untangle(white, place_pial(white, pial_distances(white, inside, wm_distance, affine,
-                                                                             max_mm=MAX_THICKNESS_MM)))
+    pial = place_pial(white, pial_distances(white, inside, wm_distance, affine, max_mm=MAX_THICKNESS_MM))
     return HemisphereSurfaces(
         white=white, pial=pial, thickness=thickness(white, pial), curvature=mean_curvature(white),
         euler_before=euler_before, voxels_cut=voxels_cut,
         euler_white=euler_characteristic(white), euler_pial=euler_characteristic(pial),
-        intersections_white=white_crossings, intersections_pial=pial_crossings)
+        intersections_white=self_intersections(white), intersections_pial=self_intersections(pial))
