@@ -16,7 +16,7 @@ from neurolearn_cli.surfaces.workflow import planned_entities
 
 
 def _participant() -> ParticipantPlan:
-    return ParticipantPlan(label="01", sessions=(), t1w=(), bold=())  # type: ignore[call-arg]
+    return ParticipantPlan(label="01", sessions=(), t1w=(), bold=())
 
 
 def test_names_follow_fmriprep() -> None:
