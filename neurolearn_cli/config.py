@@ -50,7 +50,7 @@ class AnalysisLevel(str, Enum):
 
 PARTICIPANT_STAGES = ("smri", "fmri", "qc")
 GROUP_STAGES = ("qc", "mvpa")
-ALL_STAGES = ("smri", "fmri", "qc", "mvpa")
+ALL_STAGES = ("smri", "surfaces", "fmri", "qc", "mvpa")
 IGNORABLE = ("fieldmaps", "slicetiming", "sbref")
 
 #: An output space: parsed from fMRIPrep's spelling, saved (run record, fingerprints) in it.

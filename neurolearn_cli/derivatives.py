@@ -25,12 +25,14 @@ from neurolearn_cli.errors import InputError
 PATH_PATTERNS = [
     "sub-{subject}[/ses-{session}]/{datatype<anat|func|fmap|figures>|anat}/sub-{subject}[_ses-{session}]"
     "[_task-{task}][_acq-{acquisition}][_ce-{ceagent}][_rec-{reconstruction}][_dir-{direction}][_run-{run}]"
-    "[_echo-{echo}][_from-{from}][_to-{to}][_mode-{mode}][_space-{space}][_cohort-{cohort}][_res-{res}][_label-{label}]"
+    "[_echo-{echo}][_hemi-{hemi}][_from-{from}][_to-{to}][_mode-{mode}][_space-{space}][_cohort-{cohort}][_res-{res}][_label-{label}]"
     "[_seg-{seg}][_stat-{stat}][_desc-{desc}]_{suffix}{extension}",
     "sub-{subject}{extension<.html>}",  # the participant report
     "group_{suffix}{extension<.tsv|.html>}",  # group tables and reports (no subject)
     "logs/CITATION{extension<.md>}",  # the methods text (no subject, no suffix)
 ]
+#: Extensions of two parts, cut whole when naming a sidecar.
+DOUBLE_EXTENSIONS = (".nii.gz", ".surf.gii", ".shape.gii", ".func.gii")
 RAW_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction", "run", "echo")
 
 
@@ -211,7 +213,8 @@ class DerivativesWriter:
     def write_sidecar(self, data_path: Path, metadata: Mapping[str, Any]) -> Path:
         """Write the JSON sidecar that goes with ``data_path``."""
         name = data_path.name
-        stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else data_path.stem
+        double = next((ext for ext in DOUBLE_EXTENSIONS if name.endswith(ext)), None)
+        stem = name[: -len(double)] if double else data_path.stem
         return self.write_json(data_path.with_name(stem + ".json"), dict(metadata))
 
     def write_nifti(self, entities: Mapping[str, Any], image: Any, metadata: Mapping[str, Any]) -> Path:

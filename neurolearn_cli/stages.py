@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 #: Participant-level stages, in the order they run.
 PARTICIPANT_STAGES: dict[str, str] = {
     "smri": "neurolearn_cli.smri.workflow:run_participant",
+    "surfaces": "neurolearn_cli.surfaces.workflow:run_participant",
     "fmri": "neurolearn_cli.fmri.workflow:run_participant",
     "qc": "neurolearn_cli.qc.workflow:run_participant",
 }
@@ -44,6 +45,7 @@ PARTICIPANT_STAGES: dict[str, str] = {
 #: Per participant stage, the stages whose outputs it reads (each registered before it).
 STAGE_NEEDS: dict[str, tuple[str, ...]] = {
     "smri": (),
+    "surfaces": ("smri",),
     "fmri": ("smri",),
     "qc": ("smri", "fmri"),  # fmri: the confounds and figures of each BOLD run
 }
@@ -57,6 +59,7 @@ STAGE_INPUTS: dict[str, tuple[str, Callable[[ParticipantPlan], bool]]] = {
 #: A stage not listed here always runs.
 STAGE_CURRENT: dict[str, str] = {
     "smri": "neurolearn_cli.smri.workflow:outputs_current",
+    "surfaces": "neurolearn_cli.surfaces.workflow:outputs_current",
     "fmri": "neurolearn_cli.fmri.workflow:outputs_current",
     "qc": "neurolearn_cli.qc.workflow:outputs_current",
 }

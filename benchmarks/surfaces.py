@@ -1,0 +1,161 @@
+"""Surfaces against FreeSurfer on aomic sub-0001 (issue 17).
+
+Run ``python benchmarks/surfaces.py [--smri-out DIR] [--results]``.
+
+Runs smri on ``../shared/data/aomic/bids`` (or reuses the outputs of an
+earlier run in ``--smri-out``), then times
+:func:`neurolearn_cli.surfaces.pipeline.reconstruct_surfaces` alone (wall time,
+peak resident memory of the process) and compares its meshes with
+FreeSurfer's from ``aomic/reference`` (fMRIPrep's GIFTIs, in the T1w's world
+coordinates):
+
+* mean symmetric surface distance white-to-``smoothwm`` and pial-to-pial
+  (each vertex to the other mesh's nearest vertex, both ways, averaged; with
+  vertices about 1 mm apart this overstates the point-to-surface distance by
+  a few tenths of a millimetre, for both methods alike);
+* mean thickness against ``lh/rh.thickness``;
+* Desikan regions: each of our vertices is labelled by the nearest cortical
+  voxel of ``aparc+aseg.mgz``; the correlation of our per-region mean
+  thickness with ``aparc.stats``' ThickAvg over the 68 regions;
+* Euler characteristics, self-intersecting faces, and the topology before
+  correction; the cortical volume between white and pial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from _tables import append_results, markdown_table
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+DATA = Path(os.environ.get("NEUROLEARN_TEST_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+AOMIC = DATA / "aomic"
+REFERENCE = AOMIC / "reference"
+FS = REFERENCE / "freesurfer" / "sub-0001"
+FMRIPREP = REFERENCE / "fmriprep" / "sub-0001" / "anat"
+FS_HEMI = {"L": "lh", "R": "rh"}
+
+
+def run_smri(output: Path) -> None:
+    """smri on aomic into ``output`` (the benchmark reads its outputs as the stage does)."""
+    subprocess.run([sys.executable, "-m", "neurolearn_cli", "smri", str(AOMIC / "bids"), str(output), "participant"],
+                   check=True)
+
+
+def mean_symmetric_distance(ours: np.ndarray, theirs: np.ndarray) -> float:
+    """The mean of the nearest-vertex distances from each mesh to the other."""
+    there, _ = cKDTree(theirs).query(ours)
+    back, _ = cKDTree(ours).query(theirs)
+    return float((there.mean() + back.mean()) / 2.0)
+
+
+def aparc_thickness(hemi: str) -> dict[str, float]:
+    """FreeSurfer's ThickAvg per Desikan region of ``lh``/``rh``.aparc.stats."""
+    rows = [line.split() for line in (FS / "stats" / f"{hemi}.aparc.stats").read_text().splitlines()
+            if line and not line.startswith("#")]
+    return {row[0]: float(row[4]) for row in rows}
+
+
+def region_of_vertices(vertices: np.ndarray, hemisphere: str) -> tuple[np.ndarray, dict[int, str]]:
+    """The Desikan label of each vertex: that of the nearest cortical voxel of aparc+aseg."""
+    image = nib.load(FS / "mri" / "aparc+aseg.mgz")
+    labels = np.asarray(image.dataobj)
+    base = 1000 if hemisphere == "L" else 2000
+    cortex = (labels > base) & (labels < base + 100)
+    _, nearest = ndimage.distance_transform_edt(~cortex, return_indices=True)
+    voxel = np.rint(nib.affines.apply_affine(np.linalg.inv(image.affine), vertices)).astype(int)
+    voxel = np.clip(voxel, 0, np.array(labels.shape) - 1)
+    source = tuple(n[tuple(voxel.T)] for n in nearest)
+    return labels[source], {base + code: name for code, name in _desikan_names().items()}
+
+
+def _desikan_names() -> dict[int, str]:
+    """FreeSurfer's colour-table indices of the Desikan regions (FreeSurferColorLUT, 1001-1035 minus 1)."""
+    names = ["bankssts", "caudalanteriorcingulate", "caudalmiddlefrontal", "corpuscallosum", "cuneus",
+             "entorhinal", "fusiform", "inferiorparietal", "inferiortemporal", "isthmuscingulate",
+             "lateraloccipital", "lateralorbitofrontal", "lingual", "medialorbitofrontal", "middletemporal",
+             "parahippocampal", "paracentral", "parsopercularis", "parsorbitalis", "parstriangularis",
+             "pericalcarine", "postcentral", "posteriorcingulate", "precentral", "precuneus",
+             "rostralanteriorcingulate", "rostralmiddlefrontal", "superiorfrontal", "superiorparietal",
+             "superiortemporal", "supramarginal", "frontalpole", "temporalpole", "transversetemporal", "insula"]
+    return {i + 1: name for i, name in enumerate(names)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smri-out", type=Path, help="an earlier smri output directory of aomic to reuse")
+    parser.add_argument("--results", action="store_true", help="append the table to benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    import torch
+
+    from neurolearn_cli.engine.io import load_image
+    from neurolearn_cli.engine.itkio import read_transform
+    from neurolearn_cli.surfaces.measures import volume_between
+    from neurolearn_cli.surfaces.pipeline import reconstruct_surfaces
+
+    smri_out = args.smri_out or Path(tempfile.mkdtemp(prefix="surfaces-bench-"))
+    if args.smri_out is None:
+        run_smri(smri_out)
+    anat = smri_out / "sub-0001" / "anat"
+    device = torch.device("cpu")
+    tissues = {t: load_image(anat / f"sub-0001_label-{t}_probseg.nii.gz", device) for t in ("GM", "WM")}
+    mask = load_image(anat / "sub-0001_desc-brain_mask.nii.gz", device)
+    to_template = read_transform(anat / "sub-0001_from-MNI152NLin2009aSym_to-T1w_mode-image_xfm.h5")
+    start = time.perf_counter()
+    result = reconstruct_surfaces(tissues, mask, to_template)
+    seconds = time.perf_counter() - start
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    rows = []
+    for hemisphere, surfaces in result.hemispheres.items():
+        hemi = FS_HEMI[hemisphere]
+        fs_white = nib.load(FMRIPREP / f"sub-0001_hemi-{hemisphere}_smoothwm.surf.gii").agg_data()[0]
+        fs_pial = nib.load(FMRIPREP / f"sub-0001_hemi-{hemisphere}_pial.surf.gii").agg_data()[0]
+        fs_thickness = nib.freesurfer.read_morph_data(FS / "surf" / f"{hemi}.thickness")
+        labels, names = region_of_vertices(surfaces.white.vertices, hemisphere)
+        reference = aparc_thickness(hemi)
+        ours, theirs = [], []
+        for code, name in names.items():
+            chosen = labels == code
+            if name in reference and chosen.sum() >= 10:
+                ours.append(float(surfaces.thickness[chosen].mean()))
+                theirs.append(reference[name])
+        rows.append({
+            "hemi": hemisphere, "vertices": len(surfaces.white.vertices),
+            "white_mm": mean_symmetric_distance(surfaces.white.vertices, fs_white),
+            "pial_mm": mean_symmetric_distance(surfaces.pial.vertices, fs_pial),
+            "thickness": float(surfaces.thickness.mean()), "fs_thickness": float(fs_thickness.mean()),
+            "regions": len(ours), "region_r": float(np.corrcoef(ours, theirs)[0, 1]),
+            "euler": f"{surfaces.euler_before} -> {surfaces.euler_white} / {surfaces.euler_pial}",
+            "cut": surfaces.voxels_cut,
+            "intersections": f"{surfaces.intersections_white} / {surfaces.intersections_pial}",
+            "cortex_ml": volume_between(surfaces.white, surfaces.pial) / 1000.0,
+        })
+    columns = ["hemi", "vertices", "white_mm", "pial_mm", "thickness", "fs_thickness", "regions", "region_r",
+               "euler", "cut", "intersections", "cortex_ml"]
+    headers = ["hemi", "vertices", "white dist (mm)", "pial dist (mm)", "mean thickness", "FreeSurfer's",
+               "regions", "region r", "Euler before -> white / pial", "voxels cut", "self-int. faces white / pial",
+               "cortex (mL)"]
+    table = markdown_table(rows, columns, headers)
+    load = os.getloadavg()[0]
+    text = (f"\n## Surfaces against FreeSurfer, aomic sub-0001 (issue 17), "
+            f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, load {load:.1f} on {os.cpu_count()} CPUs\n\n"
+            f"`python benchmarks/surfaces.py`: both hemispheres in {seconds:.0f} s on top of smri, "
+            f"peak resident memory {peak_gb:.1f} GB.\n\n{table}\n")
+    print(text)
+    if args.results:
+        append_results(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Cortical surfaces from smri's tissue maps: white and pial meshes, thickness, curvature (the surfaces stage)."""

@@ -1,0 +1,71 @@
+"""Hemisphere split and fill: each cerebral hemisphere's white matter as one solid, as FreeSurfer's ``filled``.
+
+Works from smri's tissue probabilities and the template coordinates of every
+T1w voxel (the normalization pulled back): the template's midline (x = 0)
+splits left from right; a region around the basal ganglia, thalami and
+lateral ventricles, defined in template millimetres, is filled into the white
+matter; the brainstem is cut below the thalami, so that the cerebellum's white
+matter, left as a separate piece, drops out with every other piece but the
+largest. Enclosed cavities of the white matter are filled too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from neurolearn_cli.engine.morphology import fill_holes
+
+HEMISPHERES = ("L", "R")
+
+#: Deep grey and ventricles, as an ellipsoid per hemisphere in template mm: centre (|x|, y, z) and radii.
+DEEP_CENTRE_MM = (15.0, -8.0, 6.0)
+DEEP_RADII_MM = (14.0, 30.0, 16.0)
+#: The brainstem cut, in template mm: |x| below, y below, z below (the pons and medulla, the cerebellar peduncles).
+STEM_HALF_WIDTH_MM = 20.0
+STEM_Y_BELOW_MM = -10.0
+STEM_Z_BELOW_MM = -15.0
+
+
+@dataclass(frozen=True)
+class HemisphereFields:
+    """One hemisphere's filled white-matter probability and its WM-or-GM probability (0 elsewhere)."""
+
+    wm: torch.Tensor
+    inside: torch.Tensor
+
+
+def deep_region(template_points: torch.Tensor, hemisphere: str) -> torch.Tensor:
+    """The deep grey nuclei and lateral ventricles of ``hemisphere``, from (X, Y, Z, 3) template coordinates."""
+    sign = -1.0 if hemisphere == "L" else 1.0
+    centre = torch.tensor([sign * DEEP_CENTRE_MM[0], *DEEP_CENTRE_MM[1:]], device=template_points.device)
+    radii = torch.tensor(DEEP_RADII_MM, device=template_points.device)
+    return (((template_points - centre) / radii) ** 2).sum(dim=-1) <= 1.0
+
+
+def brainstem(template_points: torch.Tensor) -> torch.Tensor:
+    """The brainstem below the thalami (cut so the cerebellum's white matter separates from the cerebrum's)."""
+    x, y, z = template_points.unbind(dim=-1)
+    return (x.abs() < STEM_HALF_WIDTH_MM) & (y < STEM_Y_BELOW_MM) & (z < STEM_Z_BELOW_MM)
+
+
+def hemisphere_fields(wm: torch.Tensor, gm: torch.Tensor, mask: torch.Tensor,
+                      template_points: torch.Tensor) -> dict[str, HemisphereFields]:
+    """Per hemisphere, the filled WM probability and the WM + GM probability.
+
+    ``wm``, ``gm``: smri's tissue probabilities; ``mask``: its brain mask;
+    ``template_points``: (X, Y, Z, 3) template coordinates of each voxel.
+    """
+    brain = (mask > 0.5) & ~brainstem(template_points)
+    fields = {}
+    for hemisphere in HEMISPHERES:
+        x = template_points[..., 0]
+        side = brain & ((x < 0) if hemisphere == "L" else (x >= 0))
+        deep = deep_region(template_points, hemisphere) & side
+        filled_wm = torch.where(deep, torch.ones_like(wm), torch.where(side, wm, torch.zeros_like(wm)))
+        cavities = fill_holes(filled_wm >= 0.5) & side
+        filled_wm = torch.where(cavities, torch.ones_like(wm), filled_wm)
+        inside = torch.where(side, torch.maximum(filled_wm, (wm + gm).clamp(max=1.0)), torch.zeros_like(wm))
+        fields[hemisphere] = HemisphereFields(filled_wm, inside)
+    return fields

@@ -1,0 +1,43 @@
+"""The surface stage's computation as one pure function: smri's tissue maps in, both hemispheres out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from neurolearn_cli.engine.image import Image, world_grid
+from neurolearn_cli.engine.transforms import Transform
+from neurolearn_cli.surfaces.hemispheres import HEMISPHERES, hemisphere_fields
+from neurolearn_cli.surfaces.reconstruct import HemisphereSurfaces, reconstruct_hemisphere
+from neurolearn_cli.surfaces.ribbon import ribbon
+
+
+@dataclass(frozen=True)
+class SurfaceResult:
+    """Both hemispheres' surfaces and measures, and the cortical ribbon on the T1w grid (1 inside, 0 outside)."""
+
+    hemispheres: dict[str, HemisphereSurfaces]
+    ribbon: Image
+
+
+def reconstruct_surfaces(tissues: Mapping[str, Image], mask: Image, to_template: Transform) -> SurfaceResult:
+    """White and pial surfaces of both hemispheres from smri's outputs.
+
+    ``tissues``: the GM and WM probabilities on the T1w grid; ``mask``: the
+    brain mask; ``to_template``: maps T1w world points to template points (the
+    normalization), which places the midline, the deep grey and the brainstem cut.
+    """
+    grid = mask.grid
+    template_points = to_template.map_points(world_grid(grid).reshape(-1, 3)).reshape(*grid.shape, 3)
+    fields = hemisphere_fields(tissues["WM"].data, tissues["GM"].data, mask.data, template_points)
+    affine = mask.affine
+    hemispheres = {h: reconstruct_hemisphere(fields[h].wm, fields[h].inside, affine) for h in HEMISPHERES}
+    matrix = affine.double().cpu().numpy()
+    shape = grid.shape
+    cortex = np.zeros(shape, dtype=bool)
+    for surfaces in hemispheres.values():
+        cortex |= ribbon(surfaces.white, surfaces.pial, shape, matrix)
+    return SurfaceResult(hemispheres, mask.with_data(torch.from_numpy(cortex.astype(np.float32))))

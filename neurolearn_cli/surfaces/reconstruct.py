@@ -1,0 +1,106 @@
+"""One hemisphere's surfaces from its tissue fields: white (genus 0), pial, thickness, curvature.
+
+The pure pipeline of the surface stage: the filled white matter is grown
+topology-preserving from a ball (:mod:`~neurolearn_cli.surfaces.topology`),
+meshed, placed on the WM 0.5 level, then the pial surface is found outward
+from it. A hemisphere whose surface cannot be made genus 0 raises
+:class:`SurfaceError` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from neurolearn_cli.engine.geometry import voxel_spacing
+from neurolearn_cli.engine.image import bounding_box
+from neurolearn_cli.engine.morphology import largest_component
+from neurolearn_cli.surfaces.measures import mean_curvature, thickness
+from neurolearn_cli.surfaces.mesh import Mesh, euler_characteristic, extract, self_intersections
+from neurolearn_cli.surfaces.placement import (
+    MAX_THICKNESS_MM,
+    pial_distances,
+    place_pial,
+    place_white,
+)
+from neurolearn_cli.surfaces.topology import grow, seed_ball
+
+#: WM levels the topology-preserving growth admits in turn: a handle is cut where the WM evidence is weakest.
+GROWTH_LEVELS = (0.9, 0.7, 0.5)
+
+
+class SurfaceError(RuntimeError):
+    """A hemisphere's surfaces could not be made; the message is the one-line reason."""
+
+
+@dataclass(frozen=True)
+class HemisphereSurfaces:
+    """White and pial meshes (world mm, one connectivity), per-vertex measures and topology figures.
+
+    ``euler_before`` is the Euler characteristic of the white matter's own
+    boundary before the topology-preserving growth (2 - 2 * handles), and
+    ``voxels_cut`` how many WM voxels the growth left out to remove them.
+    """
+
+    white: Mesh
+    pial: Mesh
+    thickness: np.ndarray
+    curvature: np.ndarray
+    euler_before: int
+    voxels_cut: int
+    euler_white: int
+    euler_pial: int
+    intersections_white: int
+    intersections_pial: int
+
+
+def _to_world(mesh: Mesh, origin: tuple[int, int, int], affine: torch.Tensor) -> Mesh:
+    matrix = affine.double().cpu().numpy()
+    voxel = mesh.vertices + np.asarray(origin, dtype=np.float64)
+    return mesh.with_vertices(voxel @ matrix[:3, :3].T + matrix[:3, 3])
+
+
+def white_matter_object(wm: torch.Tensor, spacing: tuple[float, float, float]) -> tuple[torch.Tensor, int, int]:
+    """The largest 6-connected component of ``wm >= 0.5`` grown from a ball into it with its topology kept.
+
+    Returns the genus-0 object, the Euler characteristic of the component's
+    own boundary (2 when it had no handle) and how many of its voxels were left out.
+    """
+    target = largest_component(wm >= 0.5, connectivity=1)
+    if not bool(target.any()):
+        raise SurfaceError("no white matter above probability 0.5")
+    box = bounding_box(target, margin=2)
+    grown = torch.zeros_like(target)
+    grown[box] = grow(seed_ball(target[box], spacing), torch.where(target[box], wm[box], 0.0), GROWTH_LEVELS)
+    euler = euler_characteristic(extract(target[box].cpu().numpy()))
+    return grown, euler, int((target & ~grown).sum())
+
+
+def reconstruct_hemisphere(wm: torch.Tensor, inside: torch.Tensor, affine: torch.Tensor) -> HemisphereSurfaces:
+    """White and pial surfaces of one hemisphere.
+
+    ``wm`` is the hemisphere's filled white-matter probability (deep grey and
+    ventricles set to 1, the other hemisphere and the cerebellum 0) and
+    ``inside`` the probability of being WM or GM there, on the grid of ``affine``.
+    """
+    spacing = voxel_spacing(affine)
+    grown, euler_before, voxels_cut = white_matter_object(wm, spacing)
+    box = bounding_box(grown, margin=1)
+    origin = (box[0].start, box[1].start, box[2].start)
+    staircase = _to_world(extract(grown[box].cpu().numpy()), origin, affine)
+    if (euler := euler_characteristic(staircase)) != 2:
+        raise SurfaceError(f"white surface has Euler characteristic {euler} after topology correction, not 2")
+    # the voxels the topology correction left out count as outside, so the surface does not close the cut
+    field = torch.where((wm >= 0.5) & ~grown, torch.full_like(wm, 0.45), wm)
+    white = place_white(staircase, field, affine)
+    outside = ndimage.distance_transform_edt(~grown.cpu().numpy(), sampling=spacing)
+    wm_distance = torch.from_numpy(outside.astype(np.float32)).to(wm.device)
+    pial = place_pial(white, pial_distances(white, inside, wm_distance, affine, max_mm=MAX_THICKNESS_MM))
+    return HemisphereSurfaces(
+        white=white, pial=pial, thickness=thickness(white, pial), curvature=mean_curvature(white),
+        euler_before=euler_before, voxels_cut=voxels_cut,
+        euler_white=euler_characteristic(white), euler_pial=euler_characteristic(pial),
+        intersections_white=self_intersections(white), intersections_pial=self_intersections(pial))

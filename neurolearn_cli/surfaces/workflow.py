@@ -1,0 +1,95 @@
+"""The surfaces stage for one participant: read smri's outputs, reconstruct both hemispheres, write GIFTIs.
+
+IO stays here (engine reader in, derivatives writer out); the computation is
+:func:`neurolearn_cli.surfaces.pipeline.reconstruct_surfaces`. Outputs follow
+fMRIPrep's names in ``anat/`` (``hemi-L_white.surf.gii``, ``hemi-L_thickness.shape.gii``,
+``desc-ribbon_mask.nii.gz``); GIFTI vertices are in the T1w's world
+coordinates. A hemisphere that cannot be reconstructed fails this stage only,
+with a one-line reason: smri's volume outputs stay as written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from neurolearn_cli.dataset.plan import ParticipantPlan
+from neurolearn_cli.errors import InputError, ProcessingError
+from neurolearn_cli.stages import ParticipantContext
+
+HEMISPHERES = ("L", "R")
+SURFACES = ("white", "pial", "midthickness")
+SHAPES = ("thickness", "curv")
+#: GIFTI GeometricType of each surface.
+GEOMETRY = {"white": "Anatomical", "pial": "Anatomical", "midthickness": "Anatomical"}
+
+
+def planned_entities(participant: ParticipantPlan) -> dict[str, dict[str, Any]]:
+    """The entities of every file the stage writes, by role (``white_L``, ``thickness_R``, ``ribbon``)."""
+    sub = {"subject": participant.label, "datatype": "anat"}
+    entities: dict[str, dict[str, Any]] = {
+        "ribbon": {**sub, "desc": "ribbon", "suffix": "mask", "extension": ".nii.gz"},
+    }
+    for hemisphere in HEMISPHERES:
+        for surface in SURFACES:
+            entities[f"{surface}_{hemisphere}"] = {**sub, "hemi": hemisphere, "suffix": surface,
+                                                   "extension": ".surf.gii"}
+        for shape in SHAPES:
+            entities[f"{shape}_{hemisphere}"] = {**sub, "hemi": hemisphere, "suffix": shape,
+                                                 "extension": ".shape.gii"}
+    return entities
+
+
+def planned_outputs(participant: ParticipantPlan, context: ParticipantContext) -> dict[str, Path]:
+    """Every file the stage writes, by role."""
+    return {role: context.writer.path(e) for role, e in planned_entities(participant).items()}
+
+
+def outputs_current(participant: ParticipantPlan, context: ParticipantContext) -> bool:
+    """Whether every surfaces output is recorded under ``context``'s fingerprint (True without a T1w)."""
+    return not participant.t1w or context.writer.is_current(planned_outputs(participant, context).values())
+
+
+def run_participant(participant: ParticipantPlan, context: ParticipantContext) -> None:
+    """Cortical surfaces of one participant (the ``surfaces`` stage)."""
+    from neurolearn_cli.engine.io import load_image
+    from neurolearn_cli.engine.itkio import read_transform
+    from neurolearn_cli.smri import workflow as smri
+    from neurolearn_cli.surfaces.gifti import shape_gifti, surface_gifti
+    from neurolearn_cli.surfaces.pipeline import reconstruct_surfaces
+    from neurolearn_cli.surfaces.reconstruct import SurfaceError
+
+    if not participant.t1w:
+        raise InputError(participant.subject, "no T1w image: the surfaces stage needs smri's outputs of one")
+    device, writer, log = context.device, context.writer, context.log
+    inputs = smri.planned_outputs(participant, context)
+    tissues = {t: load_image(inputs[f"probseg_{t}"], device) for t in ("GM", "WM")}
+    try:
+        result = reconstruct_surfaces(tissues, load_image(inputs["mask"], device),
+                                      read_transform(inputs["xfm_from_template"]).to(device))
+    except SurfaceError as error:
+        raise ProcessingError(f"surfaces: {error}") from error
+    entities = planned_entities(participant)
+    sources = ["bids::" + writer.relative(inputs[role]) for role in ("probseg_GM", "probseg_WM", "mask")]
+    for hemisphere, surfaces in result.hemispheres.items():
+        meshes = {"white": surfaces.white, "pial": surfaces.pial,
+                  "midthickness": surfaces.white.with_vertices((surfaces.white.vertices + surfaces.pial.vertices) / 2)}
+        topology = {"white": (surfaces.euler_white, surfaces.intersections_white),
+                    "pial": (surfaces.euler_pial, surfaces.intersections_pial)}
+        for surface, mesh in meshes.items():
+            path = writer.path(entities[f"{surface}_{hemisphere}"])
+            writer.write_bytes(path, surface_gifti(mesh, hemisphere, GEOMETRY[surface]))
+            metadata: dict[str, Any] = {"Sources": sources, "CoordinateSystem": "T1w world (RAS mm)"}
+            if surface in topology:
+                metadata["EulerCharacteristic"], metadata["SelfIntersectingFaces"] = topology[surface]
+            if surface == "white":
+                metadata["EulerCharacteristicBeforeCorrection"] = surfaces.euler_before
+                metadata["VoxelsCutByTopologyCorrection"] = surfaces.voxels_cut
+            writer.write_sidecar(path, metadata)
+        for shape, values in (("thickness", surfaces.thickness), ("curv", surfaces.curvature)):
+            writer.write_bytes(writer.path(entities[f"{shape}_{hemisphere}"]), shape_gifti(values, hemisphere))
+        log.info("%s: surfaces hemi-%s: %d vertices, mean thickness %.2f mm, Euler %d/%d, "
+                 "self-intersecting faces %d/%d", participant.subject, hemisphere, len(surfaces.white.vertices),
+                 float(surfaces.thickness.mean()), surfaces.euler_white, surfaces.euler_pial,
+                 surfaces.intersections_white, surfaces.intersections_pial)
+    writer.write_image(entities["ribbon"], result.ribbon, {"Type": "ribbon", "Sources": sources}, labels=True)

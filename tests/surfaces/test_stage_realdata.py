@@ -1,0 +1,42 @@
+"""The surfaces stage end to end on aomic's T1w downsampled to 2 mm (about a minute: heavy)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pytest
+from nilearn.surface import load_surf_data, load_surf_mesh
+
+pytest.importorskip("skimage")
+
+pytestmark = [pytest.mark.realdata, pytest.mark.heavy]
+
+
+def test_surfaces_stage_on_downsampled_aomic(shared_data: Path, real_scan_copy: Any, cli: Any,
+                                            tmp_path: Path) -> None:
+    bids = real_scan_copy(shared_data / "aomic" / "bids", "sub-0001/anat/sub-0001_T1w.nii.gz", step=2)
+    out = tmp_path / "out"
+    code, _, _ = cli(bids, out, "participant", "--stages", "smri,surfaces")
+    assert code == 0
+    anat = out / "sub-0001" / "anat"
+    mask = nib.load(anat / "sub-0001_desc-brain_mask.nii.gz")
+    inside_mask = np.asarray(mask.dataobj) > 0
+    centres = {}
+    for hemi in ("L", "R"):
+        white = load_surf_mesh(str(anat / f"sub-0001_hemi-{hemi}_white.surf.gii"))
+        pial = load_surf_mesh(str(anat / f"sub-0001_hemi-{hemi}_pial.surf.gii"))
+        assert white.coordinates.shape == pial.coordinates.shape
+        voxel = np.rint(nib.affines.apply_affine(np.linalg.inv(mask.affine), white.coordinates)).astype(int)
+        assert inside_mask[tuple(voxel.T)].mean() > 0.99
+        thickness = load_surf_data(str(anat / f"sub-0001_hemi-{hemi}_thickness.shape.gii"))
+        assert 1.5 < float(thickness.mean()) < 3.5
+        assert json.loads((anat / f"sub-0001_hemi-{hemi}_white.json").read_text())["EulerCharacteristic"] == 2
+        assert json.loads((anat / f"sub-0001_hemi-{hemi}_pial.json").read_text())["EulerCharacteristic"] == 2
+        centres[hemi] = float(white.coordinates[:, 0].mean())
+    assert centres["L"] < centres["R"]  # world x is RAS: the left hemisphere has the smaller x
+    ribbon = np.asarray(nib.load(anat / "sub-0001_desc-ribbon_mask.nii.gz").dataobj)
+    assert 300_000 < ribbon.sum() * 8 < 900_000  # mm^3 at 2 mm: the cortex is about half a litre
