@@ -19,7 +19,7 @@ demo: install
 	@# a collaborative project pins the participants' workflow (few permutations, to keep the demo short)
 	rm -rf $(DEMO_DIR)/project $(DEMO_DIR)/bundles
 	neurolearn project init $(DEMO_DIR)/project --name demo
-	sed -i.orig 's/permutations: 50/permutations: 20/' $(DEMO_DIR)/project/project.yaml
+	sed -i 's/permutations: 50/permutations: 20/' $(DEMO_DIR)/project/project.yaml
 	@# a participant that fails is reported (exit 1) and listed in the group report; the group level still runs
 	-neurolearn $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives participant --project $(DEMO_DIR)/project/project.yaml --nprocs 2 --omp-nthreads 1
 	@# patients vs controls from regional grey-matter volumes: the spec the example dataset ships in code/
