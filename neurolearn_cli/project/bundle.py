@@ -15,9 +15,7 @@ owner), so exporting the same outputs with the same key gives the same bytes.
 from __future__ import annotations
 
 import io
-import shutil
 import tarfile
-import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -78,18 +76,9 @@ def write_bundle(files: dict[str, bytes], out: Path) -> Path:
         raise UsageError(f"{out}: exists and is not a site bundle; choose another --out")
     if is_archive(out):
         return atomic.write_bytes(out, _archive(files))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
-    try:
+    with atomic.staged_folder(out) as staging:
         for name, data in files.items():
             atomic.write_bytes(staging / name, data)
-        staging.chmod(0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 

@@ -18,8 +18,6 @@ path of the machine: pooling the same bundles twice gives the same bytes.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neurolearn_cli import __version__
+from neurolearn_cli import __version__, atomic
 from neurolearn_cli.derivatives import DerivativesWriter, fingerprint, sha256_bytes
 from neurolearn_cli.errors import SpecError, UsageError
 from neurolearn_cli.logs import get_logger
@@ -193,16 +191,7 @@ def pool_project(project_path: Path, bundle_paths: list[Path], out: Path, *, dev
     bundles = open_bundles(bundle_paths, project, project_sha256(project_path))
     out = Path(out).absolute()
     _check_target(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
-    try:
+    with atomic.staged_folder(out) as staging:
         write_pool(staging, project, Path(project_path), bundles, device=device, n_jobs=n_jobs)
-        staging.chmod(0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
