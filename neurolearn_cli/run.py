@@ -58,10 +58,13 @@ MVPA_SETTINGS = {"spec", "features", "target", "model", "cv", "inner_cv", "group
 #: TemplateFlow spaces of ``output_spaces``: :func:`stage_fingerprints`).
 FMRI_SETTINGS = {"dummy_scans", "ignore", "slice_time_ref", "fd_spike_threshold",
                  "dvars_spike_threshold", "task"}
+#: Participant stages that read only the T1w images (and lesion masks) of a participant's inputs.
+ANATOMICAL_STAGES = ("smri", "surfaces")
 #: Per participant stage, the settings it never reads (so changing them keeps its outputs under --resume).
 #: A stage not listed here is fingerprinted on every output-shaping setting.
 STAGE_UNREAD_SETTINGS = {
     "smri": FMRI_SETTINGS | MVPA_SETTINGS,
+    "surfaces": FMRI_SETTINGS | MVPA_SETTINGS,
     "fmri": MVPA_SETTINGS,
     "qc": MVPA_SETTINGS,
 }
@@ -123,8 +126,8 @@ def stage_fingerprints(config: RunConfig, participant: ParticipantPlan,
                        templates: Mapping[tuple[str, str | None], TemplateFiles]) -> dict[str, str]:
     """Per participant stage, the digest of the inputs and settings it reads.
 
-    smri reads only the T1w images and, of the output spaces, the TemplateFlow
-    ones; every stage reads the atlas files and the files of the TemplateFlow
+    smri and surfaces (:data:`ANATOMICAL_STAGES`) read only the T1w images and,
+    of the output spaces, the TemplateFlow ones; every stage reads the atlas files and the files of the TemplateFlow
     templates requested. A stage's digest changes when anything it reads
     changes, and only then. ``templates`` are the TemplateFlow home's
     (:func:`~neurolearn_cli.templateflow.scan_home`).
@@ -141,9 +144,10 @@ def stage_fingerprints(config: RunConfig, participant: ParticipantPlan,
     hashes = {path: sha256_file(path) for path in participant_inputs(participant) + shared}
     digests = {}
     for stage in PARTICIPANT_STAGES:
-        inputs = participant_inputs(participant, anatomical_only=stage == "smri") + shared
+        anatomical = stage in ANATOMICAL_STAGES
+        inputs = participant_inputs(participant, anatomical_only=anatomical) + shared
         settings = output_settings(config, STAGE_UNREAD_SETTINGS.get(stage, set()))
-        if stage == "smri":  # of the output spaces, smri reads only the TemplateFlow ones
+        if anatomical:  # of the output spaces, the anatomical stages read only the TemplateFlow ones
             settings["output_spaces"] = [str(space) for space in standard]
         digests[stage] = fingerprint(inputs, settings, hashes)
     return digests

@@ -39,7 +39,7 @@ def changed_stages(before: dict[str, str], after: dict[str, str]) -> set[str]:
 def test_fmri_settings_leave_smri_fingerprint(tiny):
     root, participant, config = tiny
     base = fingerprints(config, participant)
-    assert set(base) == {"smri", "fmri", "qc"}
+    assert set(base) == {"smri", "surfaces", "fmri", "qc"}
     spaces = config.model_copy(update={"output_spaces": (parse_output_space("T1w"),)})
     assert changed_stages(base, fingerprints(spaces, participant)) == {"fmri", "qc"}
     threshold = config.model_copy(update={"fd_spike_threshold": 0.2})
@@ -62,7 +62,7 @@ def test_input_bytes_reach_the_stages_that_read_them(tiny):
     assert changed_stages(base, fingerprints(config, participant)) == {"fmri", "qc"}
     t1w = root / "sub-01" / "anat" / "sub-01_T1w.nii.gz"
     t1w.write_bytes(t1w.read_bytes() + b"\0")
-    assert changed_stages(base, fingerprints(config, participant)) == {"smri", "fmri", "qc"}
+    assert changed_stages(base, fingerprints(config, participant)) == {"smri", "surfaces", "fmri", "qc"}
 
 
 def test_atlas_file_contents_are_fingerprinted(tiny, tmp_path):
@@ -209,8 +209,9 @@ def test_stage_digest_covers_the_recorded_outputs_of_its_needs(tiny):
     assert before["smri"] == digests["smri"]  # needs nothing
     anat = context.for_stage("smri").writer.write_text(config.output_dir / "sub-01" / "anat" / "a.txt", "a")
     after = {stage: context.stage_digest(stage) for stage in digests}
-    assert changed_stages(before, after) == {"fmri", "qc"}
+    assert changed_stages(before, after) == {"surfaces", "fmri", "qc"}
     context.for_stage("qc").writer.write_text(config.output_dir / "sub-01.html", "report")  # qc's own: no change
     assert {stage: context.stage_digest(stage) for stage in digests} == after
     context.for_stage("smri").writer.write_text(anat, "b")
-    assert changed_stages(after, {stage: context.stage_digest(stage) for stage in digests}) == {"fmri", "qc"}
+    assert changed_stages(after, {stage: context.stage_digest(stage) for stage in digests}) == {"surfaces", "fmri",
+                                                                                                 "qc"}
