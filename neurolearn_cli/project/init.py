@@ -71,6 +71,7 @@ def project_text(name: str) -> str:
                      "atlas": None},
         "feature_sets": {"morph": {"kind": "morph", "normalize": "tiv"}, "iqm": {"kind": "iqm"}},
         "share_columns": ["age", "sex", "group"],
+        "qc_exclude": [],
         "analyses": [{"name": "group_svm", "features": "morph", "target": {"column": "group"},
                       "model": {"name": "svm"},
                       "preprocessing": {"harmonize": "combat", "selection": {"method": "anova", "percentile": 10}},

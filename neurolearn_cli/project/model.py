@@ -16,6 +16,8 @@ a project. Example::
       morph: {kind: morph, normalize: tiv}
       iqm: {kind: iqm}
     share_columns: [age, sex, group]
+    qc_exclude:            # participants left out of the pool by an IQM of their T1w
+      - {iqm: cjv, above: 0.6}
     analyses:
       - {name: dx, features: morph, target: {column: group}, validation: {outer: logo, group_by: site}}
 """
@@ -91,6 +93,29 @@ class Workflow(_Frozen):
         return options
 
 
+class QCRule(_Frozen):
+    """Leave a participant out of the pooled analyses when an IQM of its T1w is above or below a bound.
+
+    A participant whose IQM is missing is kept: nothing says it is bad.
+    """
+
+    iqm: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    above: float | None = None
+    below: float | None = None
+
+    @model_validator(mode="after")
+    def _a_bound(self) -> QCRule:
+        if self.above is None and self.below is None:
+            raise ValueError(f"rule on '{self.iqm}' needs 'above' or 'below'")
+        return self
+
+    def __str__(self) -> str:
+        """The rule in words, e.g. ``cjv above 0.6``."""
+        bounds = [f"above {self.above:g}" if self.above is not None else "",
+                  f"below {self.below:g}" if self.below is not None else ""]
+        return f"{self.iqm} " + " or ".join(bound for bound in bounds if bound)
+
+
 class ProjectAnalysis(_Frozen):
     """A pooled analysis: an mvpa spec whose ``features`` names one of the project's feature sets."""
 
@@ -114,6 +139,7 @@ class Project(_Frozen):
     workflow: Workflow = Workflow()
     feature_sets: dict[str, FeatureSpec]
     share_columns: list[str] = Field(default_factory=list)
+    qc_exclude: list[QCRule] = Field(default_factory=list)
     analyses: list[ProjectAnalysis] = Field(default_factory=list)
 
     @field_validator("neurolearn")

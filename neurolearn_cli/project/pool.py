@@ -33,7 +33,13 @@ from neurolearn_cli.mvpa.dataset import SITE_COLUMN, encode_confounds
 from neurolearn_cli.mvpa.harmonization import ComBat
 from neurolearn_cli.project.bundle import QC
 from neurolearn_cli.project.checks import SiteBundle, open_bundles
-from neurolearn_cli.project.model import FEATURES_FOLDER, Project, load_project, project_sha256
+from neurolearn_cli.project.model import (
+    FEATURES_FOLDER,
+    Project,
+    QCRule,
+    load_project,
+    project_sha256,
+)
 from neurolearn_cli.project.site_effect import site_effect
 
 POOL_MANIFEST = "project-pool"
@@ -49,8 +55,33 @@ class PooledData:
     sites: pd.DataFrame
 
 
-def pool_tables(project: Project, bundles: list[SiteBundle]) -> PooledData:
-    """Join the bundles' tables; the sites table says what each site contributed."""
+def qc_exclusions(qc: pd.DataFrame, rules: list[QCRule], source: Path) -> pd.Series:
+    """Per participant whose run was done and whose T1w breaks a rule of ``qc_exclude``, the first rule it breaks.
+
+    Raises
+    ------
+    SpecError
+        A rule names an IQM the QC tables do not hold (naming the project file's field).
+    """
+    reasons = pd.Series(index=qc.index, dtype=object)
+    done = qc["status"] == "done"
+    for index, rule in enumerate(rules):
+        if rule.iqm not in qc.columns:
+            raise SpecError(source, f"qc_exclude.{index}.iqm", f"'{rule.iqm}' is not a column of the bundles' QC "
+                            "tables")
+        values = pd.to_numeric(qc[rule.iqm], errors="coerce")
+        broken = done & reasons.isna() & (((values > rule.above) if rule.above is not None else False)
+                                          | ((values < rule.below) if rule.below is not None else False))
+        reasons[broken] = str(rule)
+    return reasons.dropna()
+
+
+def pool_tables(project: Project, bundles: list[SiteBundle], source: Path) -> PooledData:
+    """Join the bundles' tables; the sites table says what each site contributed and what was left out.
+
+    Participants excluded by the project's QC rules keep their QC row (its
+    ``excluded_by`` column names the rule) and lose their feature rows.
+    """
     def stacked(tables: list[pd.DataFrame], sites: list[str]) -> pd.DataFrame:
         frames = [t.assign(**{SITE_COLUMN: s}) for t, s in zip(tables, sites, strict=True)]
         frame = pd.concat(frames)
@@ -59,10 +90,14 @@ def pool_tables(project: Project, bundles: list[SiteBundle]) -> PooledData:
     sites = [b.manifest.site for b in bundles]
     participants = stacked([b.participants[project.share_columns] for b in bundles], sites)
     qc = stacked([b.qc for b in bundles], sites)
+    excluded = qc_exclusions(qc, project.qc_exclude, source)
+    qc = qc.assign(excluded_by=excluded.reindex(qc.index))
     features = {name: pd.concat([b.features[name] for b in bundles]).sort_index(kind="stable")
-                for name in project.feature_sets}
+                .drop(index=excluded.index, errors="ignore") for name in project.feature_sets}
+    by_rule = qc.loc[excluded.index, SITE_COLUMN].value_counts()
     rows = [{"site": b.manifest.site, "participants": b.manifest.participants,
-             "excluded": int((b.qc["status"] != "done").sum()), "neurolearn": b.manifest.neurolearn,
+             "excluded": int((b.qc["status"] != "done").sum()),
+             "excluded_by_rule": int(by_rule.get(b.manifest.site, 0)), "neurolearn": b.manifest.neurolearn,
              "date": b.manifest.date, "pseudonymized": b.manifest.pseudonymized,
              "bundle_sha256": b.manifest_sha256} for b in bundles]
     return PooledData(participants, qc, features, pd.DataFrame(rows).sort_values("site", kind="stable"))
@@ -147,7 +182,7 @@ def write_pool(folder: Path, project: Project, source: Path, bundles: list[SiteB
     from neurolearn_cli.mvpa.analysis import run_analysis
     from neurolearn_cli.project.report import render_project_report
 
-    pooled = pool_tables(project, bundles)
+    pooled = pool_tables(project, bundles, source)
     effects = site_effects(pooled, project)
     settings = {"project": sha256_bytes(project_bytes), "bundles": pooled.sites["bundle_sha256"].tolist()}
     writer = DerivativesWriter(folder, POOL_MANIFEST, fingerprint([], settings), resume=False)

@@ -29,7 +29,8 @@ def methods(project: Project, pooled: PooledData, effects: pd.DataFrame, results
     sites = pooled.sites
     sections = [pooling_section(project.name, sites["site"].tolist(), sites["neurolearn"].tolist(),
                                 int(sites["participants"].sum()), int(sites["excluded"].sum()),
-                                bool(sites["pseudonymized"].all()), list(project.feature_sets), measured, cite)]
+                                bool(sites["pseudonymized"].all()), list(project.feature_sets), measured, cite,
+                                [str(rule) for rule in project.qc_exclude], int(sites["excluded_by_rule"].sum()))]
     for analysis in project.analyses:
         sections.append(analysis_section(Analysis(project.analysis_spec(analysis), results[analysis.name]), cite))
     return Boilerplate(tuple(sections), cite.references())
@@ -63,5 +64,5 @@ def render_project_report(project: Project, project_bytes: bytes, pooled: Pooled
     return environment.get_template("project.html.j2").render(
         project=project, project_yaml=project_bytes.decode("utf-8", errors="replace"),
         sites=pooled.sites.to_dict("records"), effects=effects.to_dict("records"),
-        figures=_figures(pooled, views), analyses=analyses,
+        rules=[str(rule) for rule in project.qc_exclude], figures=_figures(pooled, views), analyses=analyses,
         methods=methods(project, pooled, effects, results))
