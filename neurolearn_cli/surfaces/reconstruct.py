@@ -56,6 +56,11 @@ class HemisphereSurfaces:
     intersections_white: int
     intersections_pial: int
 
+    @property
+    def midthickness(self) -> Mesh:
+        """The surface halfway between white and pial, vertex by vertex (fMRIPrep's midthickness)."""
+        return self.white.with_vertices((self.white.vertices + self.pial.vertices) / 2)
+
 
 def _to_world(mesh: Mesh, origin: tuple[int, int, int], affine: torch.Tensor) -> Mesh:
     matrix = affine.double().cpu().numpy()

@@ -72,8 +72,7 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
     entities = planned_entities(participant)
     sources = ["bids::" + writer.relative(inputs[role]) for role in ("probseg_GM", "probseg_WM", "mask")]
     for hemisphere, surfaces in result.hemispheres.items():
-        meshes = {"white": surfaces.white, "pial": surfaces.pial,
-                  "midthickness": surfaces.white.with_vertices((surfaces.white.vertices + surfaces.pial.vertices) / 2)}
+        meshes = {"white": surfaces.white, "pial": surfaces.pial, "midthickness": surfaces.midthickness}
         topology = {"white": (surfaces.euler_white, surfaces.intersections_white),
                     "pial": (surfaces.euler_pial, surfaces.intersections_pial)}
         for surface, mesh in meshes.items():
