@@ -7,6 +7,7 @@ skipped step, the fmri stage's own reason.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from neurolearn_cli.boilerplate.citations import Citations
@@ -29,6 +30,16 @@ def notes_about(run: BoldFacts, words: Sequence[str]) -> tuple[str, ...]:
 def reason(notes: Sequence[str]) -> str:
     """The notes as one reason (``a; b``), or that none was recorded."""
     return "; ".join(notes) if notes else "no reason was recorded"
+
+
+#: The clause every SDC note repeats; the summary and the methods text already say that SDC was not applied.
+_SDC_SKIPPED = re.compile(r"(susceptibility )?distortion correction skipped[:,]?\s*", re.IGNORECASE)
+
+
+def sdc_reason(run: BoldFacts) -> str:
+    """Why distortion correction was not applied to ``run``, without repeating that it was not."""
+    notes = [_SDC_SKIPPED.sub("", note).strip(" :,()") for note in notes_about(run, SDC_WORDS)]
+    return reason([note for note in notes if note])
 
 
 def _names(runs: Sequence[BoldFacts]) -> list[str]:
@@ -83,7 +94,7 @@ def _distortion(runs: Sequence[BoldFacts], cite: Citations) -> str:
         sentences.append(f"Susceptibility distortions were estimated from a {method}{reference} and corrected, "
                          f"as a voxel shift along the phase-encoding axis, in {runs_phrase(_names(group), len(runs))}.")
     skipped = [run for run in runs if run.sdc_method == "none"]
-    for why, group in group_by(skipped, lambda run: reason(notes_about(run, SDC_WORDS))).items():
+    for why, group in group_by(skipped, sdc_reason).items():
         sentences.append(f"Susceptibility distortion correction was not applied to "
                          f"{runs_phrase(_names(group), len(runs))} ({why}).")
     return " ".join(sentences)

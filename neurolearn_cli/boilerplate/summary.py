@@ -9,7 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from neurolearn_cli.boilerplate.facts import AnatFacts, BoldFacts, anisotropic
-from neurolearn_cli.boilerplate.functional import SDC_WORDS, STC_WORDS, notes_about, reason
+from neurolearn_cli.boilerplate.functional import (
+    SDC_WORDS,
+    STC_WORDS,
+    notes_about,
+    reason,
+    sdc_reason,
+)
 from neurolearn_cli.boilerplate.wording import listing, number
 
 MISSING = "not recorded"
@@ -60,7 +66,7 @@ def _distortion(run: BoldFacts) -> str:
     if run.sdc_method is None:
         return MISSING
     if run.sdc_method == "none":
-        return f"not applied: {reason(notes_about(run, SDC_WORDS))}"
+        return f"not applied: {sdc_reason(run)}"
     return run.sdc_method
 
 
