@@ -1,4 +1,5 @@
-"""Moving mesh vertices onto boundaries in a volume: the white surface to the WM 0.5 level, the pial outward.
+"""Moving mesh vertices onto boundaries in a volume: the white surface to a 0.5 level, the pial outward, neither
+ever crossing itself.
 
 Vertices are in world millimetres; volumes are sampled trilinearly through
 the inverse of their affine (torch, on the volume's device).
@@ -8,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy import sparse
 
 from neurolearn_cli.engine._sampling import sample
 from neurolearn_cli.surfaces.mesh import (
     Mesh,
     adjacency,
+    intersecting_faces,
     neighbour_mean,
-    smooth_values,
     vertex_normals,
 )
 
@@ -45,55 +47,89 @@ def crossing_offsets(profiles: np.ndarray, offsets: np.ndarray, level: float) ->
     return np.where(found, where[np.arange(len(best)), best], np.nan)
 
 
-def place_white(mesh: Mesh, wm: torch.Tensor, affine: torch.Tensor, *, iterations: int = 8,
+def untangle(previous: np.ndarray, proposed: np.ndarray, mesh: Mesh) -> np.ndarray:
+    """``proposed`` vertex positions with every crossing undone: the vertices of crossing faces and their
+    neighbours are put back to ``previous`` until the mesh crosses itself nowhere.
+
+    ``previous`` must be free of crossings; each round puts back at least one
+    moved vertex, so the loop ends (at worst on ``previous``).
+    """
+    matrix = adjacency(mesh)
+    current = proposed.copy()
+    while True:
+        crossing = intersecting_faces(mesh.with_vertices(current))
+        if crossing.size == 0:
+            return current
+        back = np.zeros(len(current), dtype=bool)
+        back[mesh.faces[crossing].ravel()] = True
+        back |= (matrix @ back.astype(np.float64)) > 0
+        current[back] = previous[back]
+
+
+def place_white(mesh: Mesh, field: torch.Tensor, affine: torch.Tensor, *, iterations: int = 8,
                 reach_mm: float = 1.0, step_mm: float = 0.1) -> Mesh:
-    """Move a voxel-staircase mesh onto the 0.5 level of the WM field ``wm``, smoothing as it goes.
+    """Move a voxel-staircase mesh onto the 0.5 level of ``field``, smoothing as it goes, never crossing itself.
 
     Each iteration halves the umbrella Laplacian (smoothness) and moves every
-    vertex along its normal to the nearest 0.5 crossing of ``wm`` within
-    ``reach_mm`` (half the reach where there is none, towards it).
+    vertex along its normal to the nearest 0.5 crossing of ``field`` within
+    ``reach_mm`` (half the reach where there is none, towards it); moves that
+    make the mesh cross itself are undone (:func:`untangle`).
     """
     matrix = adjacency(mesh)
     offsets = np.arange(-reach_mm, reach_mm + step_mm / 2, step_mm)
     vertices = mesh.vertices.copy()
     for _ in range(iterations):
+        previous = vertices
         vertices = 0.5 * vertices + 0.5 * neighbour_mean(mesh, vertices, matrix)
-        current = mesh.with_vertices(vertices)
-        normals = vertex_normals(current)
-        profiles = sample_world(wm, affine, vertices[:, None, :] + offsets[None, :, None] * normals[:, None, :])
+        normals = vertex_normals(mesh.with_vertices(vertices))
+        profiles = sample_world(field, affine, vertices[:, None, :] + offsets[None, :, None] * normals[:, None, :])
         move = crossing_offsets(profiles, offsets, 0.5)
         inside = profiles[:, len(offsets) // 2] >= 0.5
         move = np.where(np.isnan(move), np.where(inside, reach_mm / 2, -reach_mm / 2), move)
-        vertices = vertices + move[:, None] * normals
+        vertices = untangle(previous, vertices + move[:, None] * normals, mesh)
     return mesh.with_vertices(vertices)
 
 
-def pial_distances(white: Mesh, inside: torch.Tensor, wm_distance: torch.Tensor, affine: torch.Tensor, *,
-                   step_mm: float = 0.2, max_mm: float = MAX_THICKNESS_MM) -> np.ndarray:
-    """How far each white vertex's pial point lies along the outward normal.
+def place_pial(white: Mesh, inside: torch.Tensor, wm_distance: torch.Tensor, affine: torch.Tensor, *,
+               step_mm: float = 0.25, steps: int = 24, steps_per_check: int = 2,
+               max_mm: float = MAX_THICKNESS_MM) -> Mesh:
+    """The pial surface: the white surface pushed outward in small steps to the GM/CSF boundary, never
+    crossing itself.
 
-    The pial boundary is where ``inside`` (the WM + GM probability) falls
-    below 0.5, or, in a sulcus whose banks touch, where the distance to the
-    white matter (``wm_distance``, mm) stops growing (the middle of the sulcus),
-    or ``max_mm``, whichever comes first.
+    At each step a vertex moves along its normal by ``step_mm``, or to where
+    ``inside`` (the WM + GM probability) falls to 0.5 if that is nearer; it
+    stays put where the point ahead is nearer the white matter
+    (``wm_distance``, mm, falling: past the middle of a sulcus whose banks
+    touch), and never goes farther than ``max_mm`` from its white position.
+    Before each step the mesh is smoothed along itself (and a little across). Every
+    ``steps_per_check`` steps, moves that make the mesh cross itself are undone
+    (:func:`untangle`), so opposite banks of a sulcus stop where they meet.
     """
-    normals = smooth_values(white, vertex_normals(white), 3)
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-    offsets = np.arange(0.0, max_mm + step_mm / 2, step_mm)
-    points = white.vertices[:, None, :] + offsets[None, :, None] * normals[:, None, :]
-    tissue = sample_world(inside, affine, points)
-    depth = sample_world(wm_distance, affine, points)
-    csf = crossing_offsets(np.where(np.arange(len(offsets)) == 0, 1.0, tissue), offsets, 0.5)
-    receding = np.diff(depth, axis=1) < -0.25 * step_mm
-    receding[:, 0] = False
-    first = np.where(receding.any(axis=1), receding.argmax(axis=1), len(offsets) - 1)
-    middle = offsets[first]
-    return np.fmin(np.fmin(csf, middle), max_mm)
+    matrix = adjacency(white)
+    start = white.vertices
+    vertices = checked = start.copy()
+    for step in range(1, steps + 1):
+        normals = vertex_normals(white.with_vertices(vertices))
+        vertices = _smooth_along(white, vertices, normals, matrix)
+        ahead = vertices + step_mm * normals
+        here, there = sample_world(inside, affine, vertices), sample_world(inside, affine, ahead)
+        fraction = np.where(there >= 0.5, 1.0, np.clip((here - 0.5) / np.maximum(here - there, 1e-6), 0.0, 1.0))
+        receding = (sample_world(wm_distance, affine, ahead) - sample_world(wm_distance, affine, vertices)
+                    < -0.1 * step_mm)
+        room = np.maximum(max_mm - np.linalg.norm(vertices - start, axis=1), 0.0)
+        move = np.where(receding, 0.0, np.minimum(fraction * step_mm, room))
+        vertices = vertices + move[:, None] * normals
+        if step % steps_per_check == 0 or step == steps:
+            checked = vertices = untangle(checked, vertices, white)
+    return white.with_vertices(vertices)
 
 
-def place_pial(white: Mesh, distances: np.ndarray, *, smoothing: int = 2) -> Mesh:
-    """The pial surface: each white vertex moved outward by its (lightly smoothed) pial distance."""
-    distances = smooth_values(white, distances, smoothing)
-    normals = smooth_values(white, vertex_normals(white), 3)
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-    return white.with_vertices(white.vertices + distances[:, None] * normals)
+#: Weights of the umbrella Laplacian along the surface and across it in the pial's smoothing.
+_TANGENTIAL, _NORMAL = 0.5, 0.2
+
+
+def _smooth_along(mesh: Mesh, vertices: np.ndarray, normals: np.ndarray, matrix: sparse.csr_matrix) -> np.ndarray:
+    """One umbrella-Laplacian step, strong along the surface (keeps triangles regular), weak across it."""
+    offset = neighbour_mean(mesh, vertices, matrix) - vertices
+    across = np.einsum("ij,ij->i", offset, normals)[:, None] * normals
+    return vertices + _TANGENTIAL * (offset - across) + _NORMAL * across

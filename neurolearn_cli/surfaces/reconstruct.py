@@ -22,7 +22,6 @@ from neurolearn_cli.surfaces.measures import mean_curvature, thickness
 from neurolearn_cli.surfaces.mesh import Mesh, euler_characteristic, extract, self_intersections
 from neurolearn_cli.surfaces.placement import (
     MAX_THICKNESS_MM,
-    pial_distances,
     place_pial,
     place_white,
 )
@@ -103,7 +102,7 @@ def reconstruct_hemisphere(wm: torch.Tensor, inside: torch.Tensor, affine: torch
     white = place_white(staircase, field, affine)
     outside = ndimage.distance_transform_edt(~grown.cpu().numpy(), sampling=spacing)
     wm_distance = torch.from_numpy(outside.astype(np.float32)).to(wm.device)
-    pial = place_pial(white, pial_distances(white, inside, wm_distance, affine, max_mm=MAX_THICKNESS_MM))
+    pial = place_pial(white, inside, wm_distance, affine, max_mm=MAX_THICKNESS_MM)
     return HemisphereSurfaces(
         white=white, pial=pial, thickness=thickness(white, pial), curvature=mean_curvature(white),
         euler_before=euler_before, voxels_cut=voxels_cut,
