@@ -126,9 +126,10 @@ def main() -> None:
     device = torch.device("cpu")
     tissues = {t: load_image(anat / f"sub-0001_label-{t}_probseg.nii.gz", device) for t in ("GM", "WM")}
     mask = load_image(anat / "sub-0001_desc-brain_mask.nii.gz", device)
+    t1w = load_image(anat / "sub-0001_desc-preproc_T1w.nii.gz", device)
     to_template = read_transform(anat / "sub-0001_from-MNI152NLin2009aSym_to-T1w_mode-image_xfm.h5")
     start = time.perf_counter()
-    result = reconstruct_surfaces(tissues, mask, to_template)
+    result = reconstruct_surfaces(tissues, mask, to_template, t1w)
     seconds = time.perf_counter() - start
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     rows = []
@@ -157,13 +158,14 @@ def main() -> None:
             "cut": surfaces.voxels_cut,
             "intersections": f"{surfaces.intersections_white} / {surfaces.intersections_pial}",
             "cortex_ml": volume_between(surfaces.white, surfaces.pial) / 1000.0,
+            "steps": ", ".join(f"{step} {seconds:.0f}" for step, seconds in surfaces.seconds.items()),
         })
     columns = ["hemi", "vertices", "white_mm", "pial_mm", "white_vertex_mm", "pial_vertex_mm", "thickness", "fs_thickness", "regions", "region_r",
-               "euler", "cut", "intersections", "cortex_ml"]
+               "euler", "cut", "intersections", "cortex_ml", "steps"]
     headers = ["hemi", "vertices", "white surface dist (mm)", "pial surface dist (mm)", "white vertex dist (mm)",
                "pial vertex dist (mm)", "mean thickness", "FreeSurfer's",
                "regions", "region r", "Euler before -> white / pial", "voxels cut", "self-int. faces white / pial",
-               "cortex (mL)"]
+               "cortex (mL)", "seconds per step"]
     table = markdown_table(rows, columns, headers)
     load = os.getloadavg()[0]
     text = (f"\n## Surfaces against FreeSurfer, aomic sub-0001 (issue 17), "

@@ -259,23 +259,24 @@ def intersecting_pairs(mesh: Mesh, *, chunk: int = 1 << 20) -> np.ndarray:
     v, f = mesh.vertices, mesh.faces
     corners = v[f]
     low, high = corners.min(axis=1), corners.max(axis=1)
-    cell = max(2.0 * float(np.median((high - low).max(axis=1))), 1e-9)
+    cell = max(1.5 * float(np.median((high - low).max(axis=1))), 1e-9)
     candidates = _cell_pairs(low, high, cell)
     normals = face_normals(mesh)
     found = [np.zeros((0, 2), dtype=np.int64)]
     for start in range(0, len(candidates), chunk):
         s, t = candidates[start:start + chunk].T
-        keep = _straddles(corners[t], corners[s][:, 0], normals[s]) & _straddles(corners[s], corners[t][:, 0],
-                                                                                  normals[t])
-        s, t = s[keep], t[keep]
+        same = f[s][:, :, None] == f[t][:, None, :]  # (K, 3, 3): corner i of s is corner j of t
+        keep = (same.any(axis=2).sum(axis=1) < 2)  # faces sharing an edge never cross in this sense
+        keep[keep] = (_straddles(corners[t[keep]], corners[s[keep], 0], normals[s[keep]])
+                      & _straddles(corners[s[keep]], corners[t[keep], 0], normals[t[keep]]))
+        s, t, same = s[keep], t[keep], same[keep]
         crossed = np.zeros(len(s), dtype=bool)
-        for one, other in ((s, t), (t, s)):
+        for one, other, touches in ((s, t, same.any(axis=2)), (t, s, same.any(axis=1))):
+            triangle = corners[other]
             for i, j in ((0, 1), (1, 2), (2, 0)):
-                ends = f[one][:, [i, j]]
-                apart = ~(f[other][:, :, None] == ends[:, None, :]).any(axis=(1, 2))
-                tri = corners[other]
-                crossed |= apart & _segments_cross_triangles(v[ends[:, 0]], v[ends[:, 1]], tri[:, 0], tri[:, 1],
-                                                             tri[:, 2])
+                apart = ~(touches[:, i] | touches[:, j])
+                crossed |= apart & _segments_cross_triangles(corners[one, i], corners[one, j], triangle[:, 0],
+                                                             triangle[:, 1], triangle[:, 2])
         found.append(np.stack([s[crossed], t[crossed]], axis=1))
     return np.concatenate(found)
 

@@ -12,6 +12,7 @@ import torch
 from scipy import sparse
 
 from neurolearn_cli.engine._sampling import sample
+from neurolearn_cli.smri.priors import gaussian_smooth
 from neurolearn_cli.surfaces.mesh import (
     Mesh,
     adjacency,
@@ -22,6 +23,8 @@ from neurolearn_cli.surfaces.mesh import (
 
 #: FreeSurfer's cap on cortical thickness, also the farthest the pial surface moves from the white.
 MAX_THICKNESS_MM = 5.0
+#: Width of the neighbourhood over which the grey and white matter intensities are averaged for the white surface.
+CONTRAST_FWHM_MM = 20.0
 
 
 def sample_world(volume: torch.Tensor, affine: torch.Tensor, points: np.ndarray) -> np.ndarray:
@@ -31,6 +34,29 @@ def sample_world(volume: torch.Tensor, affine: torch.Tensor, points: np.ndarray)
     voxel = world @ inverse[:3, :3].T + inverse[:3, 3]
     values = sample(volume[None, None].float(), voxel.reshape(1, -1, 1, 1, 3))
     return values.reshape(points.shape[:-1]).double().cpu().numpy()
+
+
+def tissue_contrast(t1w: torch.Tensor, wm: torch.Tensor, gm: torch.Tensor, spacing: tuple[float, float, float], *,
+                    confident: float = 0.9, fwhm_mm: float | None = CONTRAST_FWHM_MM) -> torch.Tensor:
+    """The bias-corrected ``t1w`` scaled to 0 at the local mean of confident grey matter and 1 at that of white.
+
+    Its 0.5 level is FreeSurfer's criterion for the white surface: where the
+    intensity is midway between the two tissues (tissue probabilities put that
+    border a little inside the white matter, since they count the partial
+    volume as grey). The means are Gaussian-weighted (``fwhm_mm``; ``None``:
+    over the whole brain), so that what bias is left and regional contrast
+    differences do not move the surface.
+    """
+    white_voxels, grey_voxels = (wm > confident).float(), (gm > confident).float()
+    white = (t1w * white_voxels).sum() / white_voxels.sum()
+    grey = (t1w * grey_voxels).sum() / grey_voxels.sum()
+    if fwhm_mm is not None:
+        sums = gaussian_smooth(torch.stack([t1w * white_voxels, white_voxels, t1w * grey_voxels, grey_voxels]),
+                               spacing, fwhm_mm)
+        enough = 0.05
+        white = torch.where(sums[1] > enough, sums[0] / sums[1].clamp(min=enough), white)
+        grey = torch.where(sums[3] > enough, sums[2] / sums[3].clamp(min=enough), grey)
+    return (t1w - grey) / (white - grey).clamp(min=1e-6)
 
 
 def crossing_offsets(profiles: np.ndarray, offsets: np.ndarray, level: float) -> np.ndarray:
