@@ -216,12 +216,13 @@ def _segments_cross_triangles(start: np.ndarray, end: np.ndarray, a: np.ndarray,
     return ok & (u > eps) & (v > eps) & (u + v < 1 - eps) & (t > eps) & (t < 1 - eps)
 
 
-def _cell_pairs(low: np.ndarray, high: np.ndarray, cell: float) -> np.ndarray:
+def _cell_pairs(low: np.ndarray, high: np.ndarray, cell: float, among: np.ndarray | None = None) -> np.ndarray:
     """Candidate face pairs (P, 2) whose bounding boxes (``low``, ``high``: (F, 3)) overlap, each pair once.
 
     A uniform grid of ``cell`` mm: every face is entered in each cell its box
     touches; two faces sharing a cell are a candidate when their boxes overlap,
-    kept only in the cell that holds the low corner of the overlap.
+    kept only in the cell that holds the low corner of the overlap. With
+    ``among`` (bool per face), only pairs with at least one such face.
     """
     origin = low.min(axis=0)
     first = np.floor((low - origin) / cell).astype(np.int64)
@@ -235,6 +236,10 @@ def _cell_pairs(low: np.ndarray, high: np.ndarray, cell: float) -> np.ndarray:
     index = first[face] + np.stack([rank % step[:, 0], (rank // step[:, 0]) % step[:, 1],
                                     rank // (step[:, 0] * step[:, 1])], axis=1)
     key = (index[:, 0] * dims[1] + index[:, 1]) * dims[2] + index[:, 2]
+    if among is not None:
+        cells = np.unique(key[among[face]])
+        wanted = np.isin(key, cells)
+        key, face = key[wanted], face[wanted]
     order = np.argsort(key, kind="stable")
     key, face = key[order], face[order]
     group_end = np.searchsorted(key, key, side="right")
@@ -246,21 +251,24 @@ def _cell_pairs(low: np.ndarray, high: np.ndarray, cell: float) -> np.ndarray:
     keep = np.all(overlap_low <= np.minimum(high[s], high[t]), axis=1)
     corner = np.floor((overlap_low - origin) / cell).astype(np.int64)
     keep &= ((corner[:, 0] * dims[1] + corner[:, 1]) * dims[2] + corner[:, 2]) == key[left]
+    if among is not None:
+        keep &= among[s] | among[t]
     return np.stack([s[keep], t[keep]], axis=1)
 
 
-def intersecting_pairs(mesh: Mesh, *, chunk: int = 1 << 20) -> np.ndarray:
+def intersecting_pairs(mesh: Mesh, among: np.ndarray | None = None, *, chunk: int = 1 << 20) -> np.ndarray:
     """The pairs of faces (P, 2) that cross: an edge of one, sharing no vertex with the other, passes through it.
 
-    Candidates from a uniform grid of bounding boxes (:func:`_cell_pairs`),
-    those entirely on one side of the other's plane dropped, the rest tested
-    exactly (six edge-triangle tests per pair).
+    Candidates from a uniform grid of bounding boxes (:func:`_cell_pairs`;
+    with ``among``, a bool per face, only pairs with one of those), those
+    entirely on one side of the other's plane dropped, the rest tested exactly
+    (six edge-triangle tests per pair).
     """
     v, f = mesh.vertices, mesh.faces
     corners = v[f]
     low, high = corners.min(axis=1), corners.max(axis=1)
     cell = max(1.5 * float(np.median((high - low).max(axis=1))), 1e-9)
-    candidates = _cell_pairs(low, high, cell)
+    candidates = _cell_pairs(low, high, cell, among)
     normals = face_normals(mesh)
     found = [np.zeros((0, 2), dtype=np.int64)]
     for start in range(0, len(candidates), chunk):
@@ -287,9 +295,10 @@ def _straddles(triangles: np.ndarray, origin: np.ndarray, normal: np.ndarray) ->
     return ~((side > 0).all(axis=1) | (side < 0).all(axis=1))
 
 
-def intersecting_faces(mesh: Mesh) -> np.ndarray:
-    """The faces that cross another face of the mesh (sorted indices)."""
-    return np.unique(intersecting_pairs(mesh))
+def intersecting_faces(mesh: Mesh, among: np.ndarray | None = None) -> np.ndarray:
+    """The faces that cross another face of the mesh (sorted indices); with ``among``, only in pairs with one
+    of those faces."""
+    return np.unique(intersecting_pairs(mesh, among))
 
 
 def self_intersections(mesh: Mesh) -> int:

@@ -74,22 +74,25 @@ def crossing_offsets(profiles: np.ndarray, offsets: np.ndarray, level: float) ->
 
 
 def untangle(previous: np.ndarray, proposed: np.ndarray, mesh: Mesh) -> np.ndarray:
-    """``proposed`` vertex positions with every crossing undone: the vertices of crossing faces and their
-    neighbours are put back to ``previous`` until the mesh crosses itself nowhere.
+    """``proposed`` vertex positions with every crossing undone: the vertices of crossing faces are put back
+    to ``previous`` until the mesh crosses itself nowhere.
 
-    ``previous`` must be free of crossings; each round puts back at least one
-    moved vertex, so the loop ends (at worst on ``previous``).
+    Each round puts back at least one moved vertex, so the loop ends: at
+    worst on ``previous``, which is returned with its own crossings, if any.
+    After the first round only pairs with a face that was put back can newly
+    cross, so only those are tested.
     """
-    matrix = adjacency(mesh)
     current = proposed.copy()
+    changed = None
     while True:
-        crossing = intersecting_faces(mesh.with_vertices(current))
-        if crossing.size == 0:
-            return current
+        crossing = intersecting_faces(mesh.with_vertices(current), changed)
         back = np.zeros(len(current), dtype=bool)
         back[mesh.faces[crossing].ravel()] = True
-        back |= (matrix @ back.astype(np.float64)) > 0
+        back &= (current != previous).any(axis=1)
+        if not back.any():
+            return current
         current[back] = previous[back]
+        changed = back[mesh.faces].any(axis=1)
 
 
 def place_white(mesh: Mesh, field: torch.Tensor, affine: torch.Tensor, *, iterations: int = 8,
@@ -135,7 +138,8 @@ def place_pial(white: Mesh, inside: torch.Tensor, wm_distance: torch.Tensor, aff
     start = white.vertices
     vertices = checked = start.copy()
     for step in range(1, steps + 1):
-        normals = vertex_normals(white.with_vertices(vertices))
+        normals = neighbour_mean(white, vertex_normals(white.with_vertices(vertices)), matrix)
+        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
         vertices = _smooth_along(white, vertices, normals, matrix)
         ahead = vertices + step_mm * normals
         here, there = sample_world(inside, affine, vertices), sample_world(inside, affine, ahead)
@@ -151,7 +155,7 @@ def place_pial(white: Mesh, inside: torch.Tensor, wm_distance: torch.Tensor, aff
 
 
 #: Weights of the umbrella Laplacian along the surface and across it in the pial's smoothing.
-_TANGENTIAL, _NORMAL = 0.5, 0.2
+_TANGENTIAL, _NORMAL = 0.5, 0.5
 
 
 def _smooth_along(mesh: Mesh, vertices: np.ndarray, normals: np.ndarray, matrix: sparse.csr_matrix) -> np.ndarray:
