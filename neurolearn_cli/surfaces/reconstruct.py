@@ -115,13 +115,14 @@ def reconstruct_hemisphere(wm: torch.Tensor, inside: torch.Tensor, affine: torch
     wm_distance = torch.from_numpy(outside.astype(np.float32)).to(wm.device)
     pial = place_pial(white, inside, wm_distance, affine, max_mm=MAX_THICKNESS_MM)
     clock.lap("pial")
-    measures = {"thickness": thickness(white, pial), "curvature": mean_curvature(white)}
+    cortical_thickness, curvature = thickness(white, pial), mean_curvature(white)
     clock.lap("measures")
-    counts = {"intersections_white": self_intersections(white), "intersections_pial": self_intersections(pial)}
+    intersections_white, intersections_pial = self_intersections(white), self_intersections(pial)
     clock.lap("intersections")
     return HemisphereSurfaces(
-        white=white, pial=pial, **measures, euler_before=euler_before, voxels_cut=voxels_cut,
-        euler_white=euler_characteristic(white), euler_pial=euler_characteristic(pial), **counts,
+        white=white, pial=pial, thickness=cortical_thickness, curvature=curvature, euler_before=euler_before,
+        voxels_cut=voxels_cut, euler_white=euler_characteristic(white), euler_pial=euler_characteristic(pial),
+        intersections_white=intersections_white, intersections_pial=intersections_pial,
         seconds=clock.laps)
 
 
