@@ -130,13 +130,18 @@ def place_pial(white: Mesh, inside: torch.Tensor, wm_distance: torch.Tensor, aff
     stays put where the point ahead is nearer the white matter
     (``wm_distance``, mm, falling: past the middle of a sulcus whose banks
     touch), and never goes farther than ``max_mm`` from its white position.
-    Before each step the mesh is smoothed along itself (and a little across). Every
+    The growth starts from the white surface relaxed by umbrella smoothing
+    (its staircase creases would otherwise cross at the first offset).
+    Before each step the mesh is smoothed along itself (and across). Every
     ``steps_per_check`` steps, moves that make the mesh cross itself are undone
     (:func:`untangle`), so opposite banks of a sulcus stop where they meet.
     """
     matrix = adjacency(white)
     start = white.vertices
-    vertices = checked = start.copy()
+    relaxed = start.copy()
+    for _ in range(RELAX_ITERATIONS):
+        relaxed = 0.5 * relaxed + 0.5 * neighbour_mean(white, relaxed, matrix)
+    vertices = checked = untangle(start, relaxed, white)
     for step in range(1, steps + 1):
         normals = neighbour_mean(white, vertex_normals(white.with_vertices(vertices)), matrix)
         normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
@@ -154,6 +159,8 @@ def place_pial(white: Mesh, inside: torch.Tensor, wm_distance: torch.Tensor, aff
     return white.with_vertices(vertices)
 
 
+#: Umbrella-smoothing iterations that relax the white surface's creases before the pial grows from it.
+RELAX_ITERATIONS = 20
 #: Weights of the umbrella Laplacian along the surface and across it in the pial's smoothing.
 _TANGENTIAL, _NORMAL = 0.5, 0.5
 
