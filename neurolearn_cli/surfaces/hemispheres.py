@@ -30,10 +30,12 @@ STEM_Z_BELOW_MM = -15.0
 
 @dataclass(frozen=True)
 class HemisphereFields:
-    """One hemisphere's filled white-matter probability and its WM-or-GM probability (0 elsewhere)."""
+    """One hemisphere's filled white-matter probability, its WM-or-GM probability (0 elsewhere), and the
+    field whose 0.5 level the white surface takes (``boundary``)."""
 
     wm: torch.Tensor
     inside: torch.Tensor
+    boundary: torch.Tensor
 
 
 def deep_region(template_points: torch.Tensor, hemisphere: str) -> torch.Tensor:
@@ -50,12 +52,16 @@ def brainstem(template_points: torch.Tensor) -> torch.Tensor:
     return (x.abs() < STEM_HALF_WIDTH_MM) & (y < STEM_Y_BELOW_MM) & (z < STEM_Z_BELOW_MM)
 
 
-def hemisphere_fields(wm: torch.Tensor, gm: torch.Tensor, mask: torch.Tensor,
-                      template_points: torch.Tensor) -> dict[str, HemisphereFields]:
-    """Per hemisphere, the filled WM probability and the WM + GM probability.
+def hemisphere_fields(wm: torch.Tensor, gm: torch.Tensor, mask: torch.Tensor, template_points: torch.Tensor,
+                      contrast: torch.Tensor | None = None) -> dict[str, HemisphereFields]:
+    """Per hemisphere, the filled WM probability, the WM + GM probability and the white surface's field.
 
     ``wm``, ``gm``: smri's tissue probabilities; ``mask``: its brain mask;
-    ``template_points``: (X, Y, Z, 3) template coordinates of each voxel.
+    ``template_points``: (X, Y, Z, 3) template coordinates of each voxel;
+    ``contrast``: the T1w scaled to 0 at grey and 1 at white matter
+    (:func:`~neurolearn_cli.surfaces.placement.tissue_contrast`). The white
+    surface's field is ``contrast`` (1 in the filled deep grey, ventricles
+    and cavities), or without it the filled WM probability.
     """
     brain = (mask > 0.5) & ~brainstem(template_points)
     fields = {}
@@ -67,5 +73,9 @@ def hemisphere_fields(wm: torch.Tensor, gm: torch.Tensor, mask: torch.Tensor,
         cavities = fill_holes(filled_wm >= 0.5) & side
         filled_wm = torch.where(cavities, torch.ones_like(wm), filled_wm)
         inside = torch.where(side, torch.maximum(filled_wm, (wm + gm).clamp(max=1.0)), torch.zeros_like(wm))
-        fields[hemisphere] = HemisphereFields(filled_wm, inside)
+        boundary = filled_wm
+        if contrast is not None:
+            filled = deep | cavities
+            boundary = torch.where(filled, torch.ones_like(wm), torch.where(side, contrast, torch.zeros_like(wm)))
+        fields[hemisphere] = HemisphereFields(filled_wm, inside, boundary)
     return fields

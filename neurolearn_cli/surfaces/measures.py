@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
 
-from neurolearn_cli.surfaces.mesh import Mesh, edges, neighbour_mean, signed_volume, vertex_normals
+from neurolearn_cli.surfaces.mesh import (
+    Mesh,
+    distance_to_surface,
+    edges,
+    neighbour_mean,
+    signed_volume,
+    vertex_normals,
+)
 from neurolearn_cli.surfaces.placement import MAX_THICKNESS_MM
 
 
 def thickness(white: Mesh, pial: Mesh, cap_mm: float = MAX_THICKNESS_MM) -> np.ndarray:
-    """FreeSurfer's cortical thickness per vertex: the mean of the white-to-nearest-pial and
-    pial-to-nearest-white distances (nearest vertex), capped at ``cap_mm``."""
-    to_pial, _ = cKDTree(pial.vertices).query(white.vertices)
-    to_white, _ = cKDTree(white.vertices).query(pial.vertices)
+    """FreeSurfer's cortical thickness per vertex: the mean of the distances from the white vertex to the
+    nearest point of the pial surface and from the pial vertex to the nearest point of the white, capped at
+    ``cap_mm``."""
+    to_pial = distance_to_surface(white.vertices, pial)
+    to_white = distance_to_surface(pial.vertices, white)
     return np.minimum((to_pial + to_white) / 2.0, cap_mm)
 
 

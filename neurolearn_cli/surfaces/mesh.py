@@ -119,80 +119,186 @@ def smooth_values(mesh: Mesh, values: np.ndarray, iterations: int) -> np.ndarray
     return values
 
 
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.einsum("...j,...j->...", a, b)
+
+
+def closest_points_on_triangles(points: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The point of each triangle abc nearest to each of ``points`` (arrays of one shape (..., 3)).
+
+    The Voronoi-region test of Ericson's *Real-Time Collision Detection*
+    (5.1.5): a corner, a point on an edge, or the projection inside.
+    """
+    ab, ac, ap, bp, cp = b - a, c - a, points - a, points - b, points - c
+    d1, d2, d3, d4, d5, d6 = _dot(ab, ap), _dot(ac, ap), _dot(ab, bp), _dot(ac, bp), _dot(ab, cp), _dot(ac, cp)
+    va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
+
+    def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+        safe = np.where(denominator != 0, denominator, 1.0)
+        return (np.where(denominator != 0, numerator / safe, 0.0))[..., None]
+
+    total = va + vb + vc
+    on_ab = a + ratio(d1, d1 - d3) * ab
+    on_ac = a + ratio(d2, d2 - d6) * ac
+    on_bc = b + ratio(d4 - d3, (d4 - d3) + (d5 - d6)) * (c - b)
+    inside = a + ratio(vb, total) * ab + ratio(vc, total) * ac
+    regions = [(d1 <= 0) & (d2 <= 0), (d3 >= 0) & (d4 <= d3), (vc <= 0) & (d1 >= 0) & (d3 <= 0),
+               (d6 >= 0) & (d5 <= d6), (vb <= 0) & (d2 >= 0) & (d6 <= 0),
+               (va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0)]
+    result = inside
+    for region, point in reversed(list(zip(regions, [a, b, on_ab, c, on_ac, on_bc], strict=True))):
+        result = np.where(region[..., None], point, result)
+    return result
+
+
+def distance_to_surface(points: np.ndarray, mesh: Mesh, *, neighbours: int = 8) -> np.ndarray:
+    """The exact distance from each of ``points`` (N, 3) to the nearest point of ``mesh``'s triangles.
+
+    Faces are grouped by size (their largest centroid-to-corner distance, in
+    doublings of the median), a KD-tree of centroids per group: each point is
+    tested against its ``neighbours`` nearest faces of a group, and again with
+    twice as many until no face left out can be nearer than the best found
+    (the last centroid's distance minus the group's largest size).
+    """
+    corners = mesh.vertices[mesh.faces]
+    centroids = corners.mean(axis=1)
+    size = np.linalg.norm(corners - centroids[:, None, :], axis=2).max(axis=1)
+    group = np.ceil(np.log2(np.maximum(size / max(float(np.median(size)), 1e-12), 1.0))).astype(np.int64)
+    best = np.full(len(points), np.inf)
+    for level in np.unique(group):
+        members = np.flatnonzero(group == level)
+        best = np.minimum(best, _nearest_in_group(points, corners[members], centroids[members],
+                                                  float(size[members].max()), best, neighbours))
+    return best
+
+
+def _nearest_in_group(points: np.ndarray, corners: np.ndarray, centroids: np.ndarray, reach: float,
+                      bound: np.ndarray, neighbours: int, chunk: int = 1 << 18) -> np.ndarray:
+    """The distance from each point to the nearest of these triangles, or any value not below ``bound`` when
+    every one of them is farther than ``bound`` (see :func:`distance_to_surface`)."""
+    tree = cKDTree(centroids)
+    distance = np.full(len(points), np.inf)
+    pending, count = np.arange(len(points)), neighbours
+    while pending.size:
+        count = min(count, len(centroids))
+        settled = np.zeros(len(pending), dtype=bool)
+        rows = max(chunk // count, 1)
+        for start in range(0, len(pending), rows):
+            block = pending[start:start + rows]
+            centroid_distance, face = tree.query(points[block], k=count)
+            centroid_distance, face = centroid_distance.reshape(len(block), -1), face.reshape(len(block), -1)
+            near = corners[face]
+            closest = closest_points_on_triangles(points[block][:, None, :], near[..., 0, :], near[..., 1, :],
+                                                  near[..., 2, :])
+            found = np.linalg.norm(closest - points[block][:, None, :], axis=2).min(axis=1)
+            distance[block] = found
+            certain = np.minimum(found, bound[block]) <= centroid_distance[:, -1] - reach
+            settled[start:start + len(block)] = certain | (count == len(centroids))
+        pending, count = pending[~settled], count * 2
+    return distance
+
+
 def _segments_cross_triangles(start: np.ndarray, end: np.ndarray, a: np.ndarray, b: np.ndarray,
                               c: np.ndarray) -> np.ndarray:
     """Whether each segment start-end crosses triangle abc strictly inside (Möller-Trumbore)."""
     direction = end - start
     e1, e2 = b - a, c - a
     p = np.cross(direction, e2)
-    det = np.einsum("ij,ij->i", e1, p)
+    det = _dot(e1, p)
     ok = np.abs(det) > 1e-12
     inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
     t_vec = start - a
-    u = np.einsum("ij,ij->i", t_vec, p) * inv
+    u = _dot(t_vec, p) * inv
     q = np.cross(t_vec, e1)
-    v = np.einsum("ij,ij->i", direction, q) * inv
-    t = np.einsum("ij,ij->i", e2, q) * inv
+    v = _dot(direction, q) * inv
+    t = _dot(e2, q) * inv
     eps = 1e-9
     return ok & (u > eps) & (v > eps) & (u + v < 1 - eps) & (t > eps) & (t < 1 - eps)
 
 
-def _edge_face_pairs(midpoints: np.ndarray, half: np.ndarray, centroids: np.ndarray, radius: np.ndarray,
-                     selected: np.ndarray, chunk: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Candidate (edge, face) index pairs close enough to cross: centroid within half edge plus face radius.
+def _cell_pairs(low: np.ndarray, high: np.ndarray, cell: float, among: np.ndarray | None = None) -> np.ndarray:
+    """Candidate face pairs (P, 2) whose bounding boxes (``low``, ``high``: (F, 3)) overlap, each pair once.
 
-    Most faces are queried with a common radius (the 99.9th percentile); the
-    few larger ones are queried one by one from their side.
+    A uniform grid of ``cell`` mm: every face is entered in each cell its box
+    touches; two faces sharing a cell are a candidate when their boxes overlap,
+    kept only in the cell that holds the low corner of the overlap. With
+    ``among`` (bool per face), only pairs with at least one such face.
     """
-    common = float(np.quantile(radius, 0.999))
-    small = radius <= common
-    tree = cKDTree(centroids[small])
-    small_index = np.flatnonzero(small)
-    blocks = []
-    for start in range(0, len(selected), chunk):
-        block = selected[start:start + chunk]
-        found = tree.query_ball_point(midpoints[block], half[block] + common)
-        edge_index = np.repeat(block, [len(p) for p in found])
-        face_index = small_index[np.fromiter((j for p in found for j in p), dtype=np.int64, count=len(edge_index))]
-        blocks.append((edge_index, face_index))
-    large = np.flatnonzero(~small)
-    if len(large) and len(selected):
-        edge_tree = cKDTree(midpoints[selected])
-        found = edge_tree.query_ball_point(centroids[large], radius[large] + float(half[selected].max()))
-        face_index = np.repeat(large, [len(p) for p in found])
-        edge_index = selected[np.fromiter((j for p in found for j in p), dtype=np.int64, count=len(face_index))]
-        blocks.append((edge_index, face_index))
-    return blocks
+    origin = low.min(axis=0)
+    first = np.floor((low - origin) / cell).astype(np.int64)
+    last = np.floor((high - origin) / cell).astype(np.int64)
+    extent = last - first + 1
+    dims = last.max(axis=0) + 1
+    per_face = extent.prod(axis=1)
+    face = np.repeat(np.arange(len(low)), per_face)
+    rank = np.arange(len(face)) - np.repeat(np.cumsum(per_face) - per_face, per_face)
+    step = extent[face]
+    index = first[face] + np.stack([rank % step[:, 0], (rank // step[:, 0]) % step[:, 1],
+                                    rank // (step[:, 0] * step[:, 1])], axis=1)
+    key = (index[:, 0] * dims[1] + index[:, 1]) * dims[2] + index[:, 2]
+    if among is not None:
+        cells = np.unique(key[among[face]])
+        wanted = np.isin(key, cells)
+        key, face = key[wanted], face[wanted]
+    order = np.argsort(key, kind="stable")
+    key, face = key[order], face[order]
+    group_end = np.searchsorted(key, key, side="right")
+    partners = group_end - np.arange(len(key)) - 1
+    left = np.repeat(np.arange(len(key)), partners)
+    right = left + 1 + np.arange(len(left)) - np.repeat(np.cumsum(partners) - partners, partners)
+    s, t = face[left], face[right]
+    overlap_low = np.maximum(low[s], low[t])
+    keep = np.all(overlap_low <= np.minimum(high[s], high[t]), axis=1)
+    corner = np.floor((overlap_low - origin) / cell).astype(np.int64)
+    keep &= ((corner[:, 0] * dims[1] + corner[:, 1]) * dims[2] + corner[:, 2]) == key[left]
+    if among is not None:
+        keep &= among[s] | among[t]
+    return np.stack([s[keep], t[keep]], axis=1)
 
 
-def crossings(mesh: Mesh, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Where the mesh crosses itself: the faces crossed by an edge sharing no vertex with them, and those edges'
-    (K, 2) vertices.
+def intersecting_pairs(mesh: Mesh, among: np.ndarray | None = None, *, chunk: int = 1 << 20) -> np.ndarray:
+    """The pairs of faces (P, 2) that cross: an edge of one, sharing no vertex with the other, passes through it.
 
-    Candidates from KD-trees (:func:`_edge_face_pairs`), each tested exactly.
+    Candidates from a uniform grid of bounding boxes (:func:`_cell_pairs`;
+    with ``among``, a bool per face, only pairs with one of those), those
+    entirely on one side of the other's plane dropped, the rest tested exactly
+    (six edge-triangle tests per pair).
     """
     v, f = mesh.vertices, mesh.faces
-    e = edges(f)
-    centroids = v[f].mean(axis=1)
-    radius = np.linalg.norm(v[f] - centroids[:, None, :], axis=2).max(axis=1)
-    half = np.linalg.norm(v[e[:, 0]] - v[e[:, 1]], axis=1) / 2.0
-    midpoints = (v[e[:, 0]] + v[e[:, 1]]) / 2.0
-    selected = np.arange(len(e))
-    crossed_faces, crossing_edges = [np.zeros(0, dtype=np.int64)], [np.zeros((0, 2), dtype=np.int64)]
-    for edge_index, face_index in _edge_face_pairs(midpoints, half, centroids, radius, selected, chunk):
-        ends = e[edge_index]
-        shares = (f[face_index] == ends[:, :1]).any(axis=1) | (f[face_index] == ends[:, 1:]).any(axis=1)
-        edge_index, face_index = edge_index[~shares], face_index[~shares]
-        crossed = _segments_cross_triangles(v[e[edge_index, 0]], v[e[edge_index, 1]], v[f[face_index, 0]],
-                                            v[f[face_index, 1]], v[f[face_index, 2]])
-        crossed_faces.append(face_index[crossed])
-        crossing_edges.append(e[edge_index[crossed]])
-    return np.unique(np.concatenate(crossed_faces)), np.concatenate(crossing_edges)
+    corners = v[f]
+    low, high = corners.min(axis=1), corners.max(axis=1)
+    cell = max(1.5 * float(np.median((high - low).max(axis=1))), 1e-9)
+    candidates = _cell_pairs(low, high, cell, among)
+    normals = face_normals(mesh)
+    found = [np.zeros((0, 2), dtype=np.int64)]
+    for start in range(0, len(candidates), chunk):
+        s, t = candidates[start:start + chunk].T
+        same = f[s][:, :, None] == f[t][:, None, :]  # (K, 3, 3): corner i of s is corner j of t
+        keep = (same.any(axis=2).sum(axis=1) < 2)  # faces sharing an edge never cross in this sense
+        keep[keep] = (_straddles(corners[t[keep]], corners[s[keep], 0], normals[s[keep]])
+                      & _straddles(corners[s[keep]], corners[t[keep], 0], normals[t[keep]]))
+        s, t, same = s[keep], t[keep], same[keep]
+        crossed = np.zeros(len(s), dtype=bool)
+        for one, other, touches in ((s, t, same.any(axis=2)), (t, s, same.any(axis=1))):
+            triangle = corners[other]
+            for i, j in ((0, 1), (1, 2), (2, 0)):
+                apart = ~(touches[:, i] | touches[:, j])
+                crossed |= apart & _segments_cross_triangles(corners[one, i], corners[one, j], triangle[:, 0],
+                                                             triangle[:, 1], triangle[:, 2])
+        found.append(np.stack([s[crossed], t[crossed]], axis=1))
+    return np.concatenate(found)
 
 
-def intersecting_faces(mesh: Mesh) -> np.ndarray:
-    """The faces crossed by an edge of a face they share no vertex with."""
-    return crossings(mesh)[0]
+def _straddles(triangles: np.ndarray, origin: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """Whether the corners of each triangle (K, 3, 3) are not all strictly on one side of a plane."""
+    side = np.einsum("kcj,kj->kc", triangles - origin[:, None, :], normal)
+    return ~((side > 0).all(axis=1) | (side < 0).all(axis=1))
+
+
+def intersecting_faces(mesh: Mesh, among: np.ndarray | None = None) -> np.ndarray:
+    """The faces that cross another face of the mesh (sorted indices); with ``among``, only in pairs with one
+    of those faces."""
+    return np.unique(intersecting_pairs(mesh, among))
 
 
 def self_intersections(mesh: Mesh) -> int:

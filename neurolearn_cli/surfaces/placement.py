@@ -1,4 +1,5 @@
-"""Moving mesh vertices onto boundaries in a volume: the white surface to the WM 0.5 level, the pial outward.
+"""Moving mesh vertices onto boundaries in a volume: the white surface to a 0.5 level, the pial outward, neither
+ever crossing itself.
 
 Vertices are in world millimetres; volumes are sampled trilinearly through
 the inverse of their affine (torch, on the volume's device).
@@ -8,18 +9,22 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy import sparse
 
 from neurolearn_cli.engine._sampling import sample
+from neurolearn_cli.smri.priors import gaussian_smooth
 from neurolearn_cli.surfaces.mesh import (
     Mesh,
     adjacency,
+    intersecting_faces,
     neighbour_mean,
-    smooth_values,
     vertex_normals,
 )
 
 #: FreeSurfer's cap on cortical thickness, also the farthest the pial surface moves from the white.
 MAX_THICKNESS_MM = 5.0
+#: Width of the neighbourhood over which the grey and white matter intensities are averaged for the white surface.
+CONTRAST_FWHM_MM = 20.0
 
 
 def sample_world(volume: torch.Tensor, affine: torch.Tensor, points: np.ndarray) -> np.ndarray:
@@ -29,6 +34,29 @@ def sample_world(volume: torch.Tensor, affine: torch.Tensor, points: np.ndarray)
     voxel = world @ inverse[:3, :3].T + inverse[:3, 3]
     values = sample(volume[None, None].float(), voxel.reshape(1, -1, 1, 1, 3))
     return values.reshape(points.shape[:-1]).double().cpu().numpy()
+
+
+def tissue_contrast(t1w: torch.Tensor, wm: torch.Tensor, gm: torch.Tensor, spacing: tuple[float, float, float], *,
+                    confident: float = 0.9, fwhm_mm: float | None = CONTRAST_FWHM_MM) -> torch.Tensor:
+    """The bias-corrected ``t1w`` scaled to 0 at the local mean of confident grey matter and 1 at that of white.
+
+    Its 0.5 level is FreeSurfer's criterion for the white surface: where the
+    intensity is midway between the two tissues (tissue probabilities put that
+    border a little inside the white matter, since they count the partial
+    volume as grey). The means are Gaussian-weighted (``fwhm_mm``; ``None``:
+    over the whole brain), so that what bias is left and regional contrast
+    differences do not move the surface.
+    """
+    white_voxels, grey_voxels = (wm > confident).float(), (gm > confident).float()
+    white = (t1w * white_voxels).sum() / white_voxels.sum()
+    grey = (t1w * grey_voxels).sum() / grey_voxels.sum()
+    if fwhm_mm is not None:
+        sums = gaussian_smooth(torch.stack([t1w * white_voxels, white_voxels, t1w * grey_voxels, grey_voxels]),
+                               spacing, fwhm_mm)
+        enough = 0.05
+        white = torch.where(sums[1] > enough, sums[0] / sums[1].clamp(min=enough), white)
+        grey = torch.where(sums[3] > enough, sums[2] / sums[3].clamp(min=enough), grey)
+    return (t1w - grey) / (white - grey).clamp(min=1e-6)
 
 
 def crossing_offsets(profiles: np.ndarray, offsets: np.ndarray, level: float) -> np.ndarray:
@@ -45,55 +73,100 @@ def crossing_offsets(profiles: np.ndarray, offsets: np.ndarray, level: float) ->
     return np.where(found, where[np.arange(len(best)), best], np.nan)
 
 
-def place_white(mesh: Mesh, wm: torch.Tensor, affine: torch.Tensor, *, iterations: int = 8,
+def untangle(previous: np.ndarray, proposed: np.ndarray, mesh: Mesh) -> np.ndarray:
+    """``proposed`` vertex positions with every crossing undone: the vertices of crossing faces are put back
+    to ``previous`` until the mesh crosses itself nowhere.
+
+    Each round puts back at least one moved vertex, so the loop ends: at
+    worst on ``previous``, which is returned with its own crossings, if any.
+    After the first round only pairs with a face that was put back can newly
+    cross, so only those are tested.
+    """
+    current = proposed.copy()
+    changed = None
+    while True:
+        crossing = intersecting_faces(mesh.with_vertices(current), changed)
+        back = np.zeros(len(current), dtype=bool)
+        back[mesh.faces[crossing].ravel()] = True
+        back &= (current != previous).any(axis=1)
+        if not back.any():
+            return current
+        current[back] = previous[back]
+        changed = back[mesh.faces].any(axis=1)
+
+
+def place_white(mesh: Mesh, field: torch.Tensor, affine: torch.Tensor, *, iterations: int = 8,
                 reach_mm: float = 1.0, step_mm: float = 0.1) -> Mesh:
-    """Move a voxel-staircase mesh onto the 0.5 level of the WM field ``wm``, smoothing as it goes.
+    """Move a voxel-staircase mesh onto the 0.5 level of ``field``, smoothing as it goes, never crossing itself.
 
     Each iteration halves the umbrella Laplacian (smoothness) and moves every
-    vertex along its normal to the nearest 0.5 crossing of ``wm`` within
-    ``reach_mm`` (half the reach where there is none, towards it).
+    vertex along its normal to the nearest 0.5 crossing of ``field`` within
+    ``reach_mm`` (half the reach where there is none, towards it); moves that
+    make the mesh cross itself are undone (:func:`untangle`).
     """
     matrix = adjacency(mesh)
     offsets = np.arange(-reach_mm, reach_mm + step_mm / 2, step_mm)
     vertices = mesh.vertices.copy()
     for _ in range(iterations):
+        previous = vertices
         vertices = 0.5 * vertices + 0.5 * neighbour_mean(mesh, vertices, matrix)
-        current = mesh.with_vertices(vertices)
-        normals = vertex_normals(current)
-        profiles = sample_world(wm, affine, vertices[:, None, :] + offsets[None, :, None] * normals[:, None, :])
+        normals = vertex_normals(mesh.with_vertices(vertices))
+        profiles = sample_world(field, affine, vertices[:, None, :] + offsets[None, :, None] * normals[:, None, :])
         move = crossing_offsets(profiles, offsets, 0.5)
         inside = profiles[:, len(offsets) // 2] >= 0.5
         move = np.where(np.isnan(move), np.where(inside, reach_mm / 2, -reach_mm / 2), move)
-        vertices = vertices + move[:, None] * normals
+        vertices = untangle(previous, vertices + move[:, None] * normals, mesh)
     return mesh.with_vertices(vertices)
 
 
-def pial_distances(white: Mesh, inside: torch.Tensor, wm_distance: torch.Tensor, affine: torch.Tensor, *,
-                   step_mm: float = 0.2, max_mm: float = MAX_THICKNESS_MM) -> np.ndarray:
-    """How far each white vertex's pial point lies along the outward normal.
+def place_pial(white: Mesh, inside: torch.Tensor, wm_distance: torch.Tensor, affine: torch.Tensor, *,
+               step_mm: float = 0.25, steps: int = 24, steps_per_check: int = 2,
+               max_mm: float = MAX_THICKNESS_MM) -> Mesh:
+    """The pial surface: the white surface pushed outward in small steps to the GM/CSF boundary, never
+    crossing itself.
 
-    The pial boundary is where ``inside`` (the WM + GM probability) falls
-    below 0.5, or, in a sulcus whose banks touch, where the distance to the
-    white matter (``wm_distance``, mm) stops growing (the middle of the sulcus),
-    or ``max_mm``, whichever comes first.
+    At each step a vertex moves along its normal by ``step_mm``, or to where
+    ``inside`` (the WM + GM probability) falls to 0.5 if that is nearer; it
+    stays put where the point ahead is nearer the white matter
+    (``wm_distance``, mm, falling: past the middle of a sulcus whose banks
+    touch), and never goes farther than ``max_mm`` from its white position.
+    The growth starts from the white surface relaxed by umbrella smoothing
+    (its staircase creases would otherwise cross at the first offset).
+    Before each step the mesh is smoothed along itself (and across). Every
+    ``steps_per_check`` steps, moves that make the mesh cross itself are undone
+    (:func:`untangle`), so opposite banks of a sulcus stop where they meet.
     """
-    normals = smooth_values(white, vertex_normals(white), 3)
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-    offsets = np.arange(0.0, max_mm + step_mm / 2, step_mm)
-    points = white.vertices[:, None, :] + offsets[None, :, None] * normals[:, None, :]
-    tissue = sample_world(inside, affine, points)
-    depth = sample_world(wm_distance, affine, points)
-    csf = crossing_offsets(np.where(np.arange(len(offsets)) == 0, 1.0, tissue), offsets, 0.5)
-    receding = np.diff(depth, axis=1) < -0.25 * step_mm
-    receding[:, 0] = False
-    first = np.where(receding.any(axis=1), receding.argmax(axis=1), len(offsets) - 1)
-    middle = offsets[first]
-    return np.fmin(np.fmin(csf, middle), max_mm)
+    matrix = adjacency(white)
+    start = white.vertices
+    relaxed = start.copy()
+    for _ in range(RELAX_ITERATIONS):
+        relaxed = 0.5 * relaxed + 0.5 * neighbour_mean(white, relaxed, matrix)
+    vertices = checked = untangle(start, relaxed, white)
+    for step in range(1, steps + 1):
+        normals = neighbour_mean(white, vertex_normals(white.with_vertices(vertices)), matrix)
+        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+        vertices = _smooth_along(white, vertices, normals, matrix)
+        ahead = vertices + step_mm * normals
+        here, there = sample_world(inside, affine, vertices), sample_world(inside, affine, ahead)
+        fraction = np.where(there >= 0.5, 1.0, np.clip((here - 0.5) / np.maximum(here - there, 1e-6), 0.0, 1.0))
+        receding = (sample_world(wm_distance, affine, ahead) - sample_world(wm_distance, affine, vertices)
+                    < -0.1 * step_mm)
+        room = np.maximum(max_mm - np.linalg.norm(vertices - start, axis=1), 0.0)
+        move = np.where(receding, 0.0, np.minimum(fraction * step_mm, room))
+        vertices = vertices + move[:, None] * normals
+        if step % steps_per_check == 0 or step == steps:
+            checked = vertices = untangle(checked, vertices, white)
+    return white.with_vertices(vertices)
 
 
-def place_pial(white: Mesh, distances: np.ndarray, *, smoothing: int = 2) -> Mesh:
-    """The pial surface: each white vertex moved outward by its (lightly smoothed) pial distance."""
-    distances = smooth_values(white, distances, smoothing)
-    normals = smooth_values(white, vertex_normals(white), 3)
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-    return white.with_vertices(white.vertices + distances[:, None] * normals)
+#: Umbrella-smoothing iterations that relax the white surface's creases before the pial grows from it.
+RELAX_ITERATIONS = 20
+#: Weights of the umbrella Laplacian along the surface and across it in the pial's smoothing.
+_TANGENTIAL, _NORMAL = 0.5, 0.5
+
+
+def _smooth_along(mesh: Mesh, vertices: np.ndarray, normals: np.ndarray, matrix: sparse.csr_matrix) -> np.ndarray:
+    """One umbrella-Laplacian step, strong along the surface (keeps triangles regular), weak across it."""
+    offset = neighbour_mean(mesh, vertices, matrix) - vertices
+    across = np.einsum("ij,ij->i", offset, normals)[:, None] * normals
+    return vertices + _TANGENTIAL * (offset - across) + _NORMAL * across

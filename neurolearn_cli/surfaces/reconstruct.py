@@ -9,7 +9,8 @@ from it. A hemisphere whose surface cannot be made genus 0 raises
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -22,7 +23,6 @@ from neurolearn_cli.surfaces.measures import mean_curvature, thickness
 from neurolearn_cli.surfaces.mesh import Mesh, euler_characteristic, extract, self_intersections
 from neurolearn_cli.surfaces.placement import (
     MAX_THICKNESS_MM,
-    pial_distances,
     place_pial,
     place_white,
 )
@@ -42,7 +42,9 @@ class HemisphereSurfaces:
 
     ``euler_before`` is the Euler characteristic of the white matter's own
     boundary before the topology-preserving growth (2 - 2 * handles), and
-    ``voxels_cut`` how many WM voxels the growth left out to remove them.
+    ``voxels_cut`` how many WM voxels the growth left out to remove them;
+    ``seconds`` the wall time of each step (topology, white, pial, measures,
+    intersections).
     """
 
     white: Mesh
@@ -55,6 +57,7 @@ class HemisphereSurfaces:
     euler_pial: int
     intersections_white: int
     intersections_pial: int
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def midthickness(self) -> Mesh:
@@ -84,28 +87,53 @@ def white_matter_object(wm: torch.Tensor, spacing: tuple[float, float, float]) -
     return grown, euler, int((target & ~grown).sum())
 
 
-def reconstruct_hemisphere(wm: torch.Tensor, inside: torch.Tensor, affine: torch.Tensor) -> HemisphereSurfaces:
+def reconstruct_hemisphere(wm: torch.Tensor, inside: torch.Tensor, affine: torch.Tensor,
+                           boundary: torch.Tensor | None = None) -> HemisphereSurfaces:
     """White and pial surfaces of one hemisphere.
 
     ``wm`` is the hemisphere's filled white-matter probability (deep grey and
     ventricles set to 1, the other hemisphere and the cerebellum 0) and
-    ``inside`` the probability of being WM or GM there, on the grid of ``affine``.
+    ``inside`` the probability of being WM or GM there, on the grid of
+    ``affine``; the white surface lies on the 0.5 level of ``boundary``
+    (default ``wm``).
     """
+    clock = _Stopwatch()
     spacing = voxel_spacing(affine)
     grown, euler_before, voxels_cut = white_matter_object(wm, spacing)
+    clock.lap("topology")
     box = bounding_box(grown, margin=1)
     origin = (box[0].start, box[1].start, box[2].start)
     staircase = _to_world(extract(grown[box].cpu().numpy()), origin, affine)
     if (euler := euler_characteristic(staircase)) != 2:
         raise SurfaceError(f"white surface has Euler characteristic {euler} after topology correction, not 2")
     # the voxels the topology correction left out count as outside, so the surface does not close the cut
-    field = torch.where((wm >= 0.5) & ~grown, torch.full_like(wm, 0.45), wm)
-    white = place_white(staircase, field, affine)
+    boundary = wm if boundary is None else boundary
+    white_field = torch.where((wm >= 0.5) & ~grown, torch.minimum(boundary, torch.full_like(wm, 0.45)), boundary)
+    white = place_white(staircase, white_field, affine)
+    clock.lap("white")
     outside = ndimage.distance_transform_edt(~grown.cpu().numpy(), sampling=spacing)
     wm_distance = torch.from_numpy(outside.astype(np.float32)).to(wm.device)
-    pial = place_pial(white, pial_distances(white, inside, wm_distance, affine, max_mm=MAX_THICKNESS_MM))
+    pial = place_pial(white, inside, wm_distance, affine, max_mm=MAX_THICKNESS_MM)
+    clock.lap("pial")
+    cortical_thickness, curvature = thickness(white, pial), mean_curvature(white)
+    clock.lap("measures")
+    intersections_white, intersections_pial = self_intersections(white), self_intersections(pial)
+    clock.lap("intersections")
     return HemisphereSurfaces(
-        white=white, pial=pial, thickness=thickness(white, pial), curvature=mean_curvature(white),
-        euler_before=euler_before, voxels_cut=voxels_cut,
-        euler_white=euler_characteristic(white), euler_pial=euler_characteristic(pial),
-        intersections_white=self_intersections(white), intersections_pial=self_intersections(pial))
+        white=white, pial=pial, thickness=cortical_thickness, curvature=curvature, euler_before=euler_before,
+        voxels_cut=voxels_cut, euler_white=euler_characteristic(white), euler_pial=euler_characteristic(pial),
+        intersections_white=intersections_white, intersections_pial=intersections_pial,
+        seconds=clock.laps)
+
+
+class _Stopwatch:
+    """Wall seconds per named step, each lap from the end of the previous one."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self._last
+        self._last = now

@@ -66,11 +66,12 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
     tissues = {t: load_image(inputs[f"probseg_{t}"], device) for t in ("GM", "WM")}
     try:
         result = reconstruct_surfaces(tissues, load_image(inputs["mask"], device),
-                                      read_transform(inputs["xfm_from_template"]).to(device))
+                                      read_transform(inputs["xfm_from_template"]).to(device),
+                                      load_image(inputs["preproc"], device))
     except SurfaceError as error:
         raise ProcessingError(f"surfaces: {error}") from error
     entities = planned_entities(participant)
-    sources = ["bids::" + writer.relative(inputs[role]) for role in ("probseg_GM", "probseg_WM", "mask")]
+    sources = ["bids::" + writer.relative(inputs[role]) for role in ("preproc", "probseg_GM", "probseg_WM", "mask")]
     for hemisphere, surfaces in result.hemispheres.items():
         meshes = {"white": surfaces.white, "pial": surfaces.pial, "midthickness": surfaces.midthickness}
         topology = {"white": (surfaces.euler_white, surfaces.intersections_white),

@@ -8,7 +8,16 @@ import torch
 
 pytest.importorskip("skimage")
 
-from neurolearn_cli.surfaces.mesh import euler_characteristic, extract, self_intersections  # noqa: E402
+from neurolearn_cli.surfaces.mesh import (  # noqa: E402
+    closest_points_on_triangles,
+    distance_to_surface,
+    euler_characteristic,
+    extract,
+    intersecting_faces,
+    self_intersections,
+    vertex_normals,
+)
+from neurolearn_cli.surfaces.placement import untangle  # noqa: E402
 from neurolearn_cli.surfaces.reconstruct import reconstruct_hemisphere  # noqa: E402
 from neurolearn_cli.surfaces.topology import grow, seed_ball, simple_for_growth  # noqa: E402
 
@@ -23,10 +32,14 @@ def _radius(shape: tuple[int, int, int] = SHAPE, centre: torch.Tensor = CENTRE) 
 
 
 def test_sphere_in_shell_thickness_and_topology() -> None:
-    """A WM ball of radius 11 in a 3-voxel GM shell: white at 11, pial at 14, thickness 3 within 0.1 voxel."""
+    """A WM ball of radius 11 in a 3-voxel GM shell: white at 11, pial at 14, thickness 3 within 0.1 voxel.
+
+    The tissue probabilities ramp linearly over two voxels (partial volume), so
+    that their trilinear 0.5 levels lie on the spheres.
+    """
     radius = _radius()
-    wm = (11.5 - radius).clamp(0, 1)
-    inside = (14.5 - radius).clamp(0, 1)
+    wm = ((11.0 - radius) / 2 + 0.5).clamp(0, 1)
+    inside = ((14.0 - radius) / 2 + 0.5).clamp(0, 1)
     affine = torch.eye(4, dtype=torch.float64)
     affine[:3, 3] = torch.tensor([-20.0, -30.0, 10.0])
     result = reconstruct_hemisphere(wm, inside, affine)
@@ -64,3 +77,46 @@ def test_simple_point_cases() -> None:
     cases[2, 0] = True  # the corner (-1, -1, -1) only
     cases[3, [4, 22]] = True  # face neighbours on both sides along x: joining would merge/close
     assert simple_for_growth(cases).tolist() == [False, True, False, False]
+
+
+def _ball_mesh() -> tuple[np.ndarray, np.ndarray]:
+    radius = _radius((20, 21, 22), torch.tensor([9.6, 10.3, 10.8])).numpy()
+    mesh = extract(radius < 7)
+    return mesh.vertices, mesh.faces
+
+
+def test_distance_to_surface_is_the_brute_force_minimum() -> None:
+    """Points near and far from a ball's mesh: the exact nearest-triangle distance, as a search over every face."""
+    vertices, faces = _ball_mesh()
+    from neurolearn_cli.surfaces.mesh import Mesh
+
+    mesh = Mesh(vertices, faces)
+    points = np.random.default_rng(3).uniform(-3, 24, size=(200, 3))
+    corners = vertices[faces]
+    brute = [np.linalg.norm(closest_points_on_triangles(p, corners[:, 0], corners[:, 1], corners[:, 2]) - p,
+                            axis=1).min() for p in points]
+    np.testing.assert_allclose(distance_to_surface(points, mesh), brute, rtol=0, atol=1e-12)
+    # a point over a triangle's middle projects into it; one beyond a corner lands on the corner
+    triangle = np.array([[0.0, 0, 0], [2, 0, 0], [0, 3, 0]])
+    np.testing.assert_allclose(closest_points_on_triangles(np.array([0.5, 0.5, 4.0]), *triangle), [0.5, 0.5, 0])
+    np.testing.assert_allclose(closest_points_on_triangles(np.array([-1.0, -2.0, 1.0]), *triangle), [0, 0, 0])
+
+
+def test_crossings_are_found_and_untangled() -> None:
+    """A vertex pushed through the far side of a ball makes faces cross; undoing moves restores an embedded mesh."""
+    from neurolearn_cli.surfaces.mesh import Mesh
+
+    vertices, faces = _ball_mesh()
+    mesh = Mesh(vertices, faces)
+    assert self_intersections(mesh) == 0
+    poked = int(vertices[:, 0].argmax())
+    top = vertices[:, 2] > vertices[:, 2].max() - 2.0
+    pushed = vertices.copy()
+    pushed[poked] -= 16.0 * vertex_normals(mesh)[poked]  # through the ball and out on the other side
+    pushed[top] += 0.1  # a harmless move elsewhere, kept
+    crossing = intersecting_faces(mesh.with_vertices(pushed))
+    assert crossing.size > 0 and np.isin(crossing, np.flatnonzero((faces == poked).any(axis=1))).any()
+    fixed = untangle(vertices, pushed, mesh)
+    assert self_intersections(mesh.with_vertices(fixed)) == 0
+    np.testing.assert_array_equal(fixed[poked], vertices[poked])
+    np.testing.assert_array_equal(fixed[top], pushed[top])
