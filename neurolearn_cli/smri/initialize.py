@@ -4,7 +4,13 @@ A plain centre-of-mass start fails on skull-on scans: the head's centre sits
 low when the neck is in the field of view, and an intensity-driven affine
 stretches the template brain onto the scalp. The start here uses head
 geometry: the brain's top lies a fixed distance below the vertex, and its x/y
-centre is that of the head's top slab. The affine is then estimated in the
+centre is that of the head's top slab. That start assumes an upright head
+whose Otsu foreground ends at the brain or a known scalp's thickness above it;
+neither holds for a head tilted in its header or the scanner, nor for a scalp
+bright enough to pass the threshold, so candidates around it (tilted, and
+lowered by a scalp's thickness) are scored by how well the tissue-prior
+mixture explains the image under each (:func:`search_start`), and the best
+one starts the alignment. The affine is then estimated in the
 spirit of SPM's tissue-prior registration: the coarse T1w is segmented under
 the template priors placed by the current affine, and the subject's tissue
 map (WM + GM/2 posteriors) is registered to the template's, so skull and
@@ -136,7 +142,8 @@ def geometric_start(t1w: Image, template: Template) -> tuple[AffineTransform, Fi
     is a head's size, at it when it is smaller (a stripped brain, or a head
     whose scalp falls under Otsu's threshold, as on the three real scans of
     the test data) or when the top of the head is cut off
-    (:func:`field_of_view`).
+    (:func:`field_of_view`). :func:`search_start` also tries the brain a
+    scalp's thickness lower than this rule puts it.
     """
     coarse = coarse_copy(t1w, HEAD_MM)
     seen = field_of_view(coarse)
