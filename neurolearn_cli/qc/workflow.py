@@ -223,6 +223,14 @@ def _failures(dataset: DatasetPlan, logs_dir: Path) -> dict[str, str]:
     return failures
 
 
+def _has_images(dataset: DatasetPlan, modality: str) -> bool:
+    """Whether any participant of ``dataset`` has an image of ``modality`` (``T1w`` or ``bold``).
+
+    A modality whose every participant failed still gets its group page, so the failures are listed.
+    """
+    return any(participant.t1w if modality == "T1w" else participant.bold for participant in dataset.participants)
+
+
 def iqm_records(output_dir: Path, modality: str, datatype: str) -> list[dict[str, Any]]:
     """The per-image IQM JSONs of one modality (``T1w`` in ``anat``, ``bold`` in ``func``) in OUTPUT_DIR."""
     return [
@@ -269,11 +277,12 @@ def run_group(dataset: DatasetPlan, context: StageContext) -> None:
     failures = _failures(dataset, context.config.logs_dir)
     for modality, datatype in MODALITIES:
         records = iqm_records(output_dir, modality, datatype)
-        if not records:
+        if not records and not (failures and _has_images(dataset, modality)):
             context.log.info("group qc: no %s IQMs found", modality)
             continue
         table = group_table(records)
-        writer.write_table(writer.path({"suffix": modality, "extension": ".tsv"}), table)
+        if records:
+            writer.write_table(writer.path({"suffix": modality, "extension": ".tsv"}), table)
         report = writer.write_text(writer.path({"suffix": modality, "extension": ".html"}),
                                    render_group_report(table, modality, failures, missing_reasons(records)))
         context.log.info("group qc: %d %s images, report %s", len(table), modality, report)

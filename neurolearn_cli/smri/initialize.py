@@ -4,7 +4,13 @@ A plain centre-of-mass start fails on skull-on scans: the head's centre sits
 low when the neck is in the field of view, and an intensity-driven affine
 stretches the template brain onto the scalp. The start here uses head
 geometry: the brain's top lies a fixed distance below the vertex, and its x/y
-centre is that of the head's top slab. The affine is then estimated in the
+centre is that of the head's top slab. That start assumes an upright head
+whose Otsu foreground ends at the brain or a known scalp's thickness above it;
+neither holds for a head tilted in its header or the scanner, nor for a scalp
+bright enough to pass the threshold, so candidates around it (tilted, and
+lowered by a scalp's thickness) are scored by how well the tissue-prior
+mixture explains the image under each (:func:`search_start`), and the best
+one starts the alignment. The affine is then estimated in the
 spirit of SPM's tissue-prior registration: the coarse T1w is segmented under
 the template priors placed by the current affine, and the subject's tissue
 map (WM + GM/2 posteriors) is registered to the template's, so skull and
@@ -27,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from neurolearn_cli.engine.geometry import center_of_mass, index_grid
+from neurolearn_cli.engine.geometry import center_of_mass, euler_matrix, index_grid
 from neurolearn_cli.engine.image import Grid, Image, conform_grid
 from neurolearn_cli.engine.registration import LinearSettings, register_linear
 from neurolearn_cli.engine.resample import resample
@@ -43,6 +49,19 @@ SCALP_TO_BRAIN_MM = 12.0
 SLAB_MM = 60.0
 HEAD_MIN_ML = 2500.0
 AFFINE_SETTINGS = LinearSettings(levels_mm=(8.0, 4.0), iterations=(40, 20))
+#: Smoothing of the priors in the first (broad) and second (sharp) alignment rounds.
+BROAD_PRIOR_FWHM_MM, SHARP_PRIOR_FWHM_MM = 16.0, 6.0
+#: Starts tried from the geometric one: (degrees about x, y, z; mm lowered), the start itself first. Pitch
+#: (a nod) varies most between scans; the lowered ones put the brain's top a scalp's thickness below the vertex.
+START_CANDIDATES = (
+    ((0.0, 0.0, 0.0), 0.0),
+    *(((pitch, 0.0, 0.0), 0.0) for pitch in (-40.0, -20.0, 20.0, 40.0)),
+    *(((0.0, roll, 0.0), 0.0) for roll in (-20.0, 20.0)),
+    *(((0.0, 0.0, yaw), 0.0) for yaw in (-20.0, 20.0)),
+    *(((pitch, 0.0, 0.0), SCALP_TO_BRAIN_MM) for pitch in (0.0, -40.0, -20.0, 20.0, 40.0)),
+)
+#: Voxel size (mm) and EM iterations of the candidates' mixture fits.
+SEARCH_MM, SEARCH_ITERATIONS = 6.0, 10
 
 
 @dataclass(frozen=True)
@@ -123,7 +142,8 @@ def geometric_start(t1w: Image, template: Template) -> tuple[AffineTransform, Fi
     is a head's size, at it when it is smaller (a stripped brain, or a head
     whose scalp falls under Otsu's threshold, as on the three real scans of
     the test data) or when the top of the head is cut off
-    (:func:`field_of_view`).
+    (:func:`field_of_view`). :func:`search_start` also tries the brain a
+    scalp's thickness lower than this rule puts it.
     """
     coarse = coarse_copy(t1w, HEAD_MM)
     seen = field_of_view(coarse)
@@ -164,14 +184,13 @@ def affine_from_tissues(
     seg = segment(coarse, priors, sample_mm=max(coarse.spacing), max_iterations=20, bias_fwhm_mm=80.0,
                   exclude=lesion)
     fixed = tissue_contrast(torch.stack([template.gm.data, template.wm.data]))
-    centre = center_of_mass(fixed, template.gm.affine)
     matrix, cost = register_linear(
         fixed,
         template.gm.affine,
         tissue_contrast(seg.posteriors),
         coarse.affine,
         start.matrix,
-        centre,
+        template_centre(template),
         dof=12,
         metric="ncc",
         moving_mask=None if lesion is None else ~lesion,
@@ -180,16 +199,66 @@ def affine_from_tissues(
     return AffineTransform(matrix), cost
 
 
+def template_centre(template: Template) -> torch.Tensor:
+    """World centre (mm) of the template's tissue map: the centre of rotation of every alignment."""
+    return center_of_mass(tissue_contrast(torch.stack([template.gm.data, template.wm.data])), template.gm.affine)
+
+
+def candidate_starts(start: AffineTransform, centre: torch.Tensor) -> list[AffineTransform]:
+    """``start`` moved by each of ``START_CANDIDATES``: tilted about the template point ``centre``, then lowered.
+
+    A candidate maps a template point ``p`` to ``start(R (p - c) + c - (0, 0, d))``:
+    the template brain tilted by ``R`` and lowered by ``d`` mm before the
+    start places it in the head. The first candidate is ``start`` itself.
+    """
+    candidates = []
+    for angles, lowered_mm in START_CANDIDATES:
+        move = torch.eye(4, dtype=torch.float64, device=start.matrix.device)
+        move[:3, :3] = euler_matrix(torch.tensor([math.radians(a) for a in angles], dtype=torch.float64,
+                                                 device=start.matrix.device))
+        move[:3, 3] = centre - move[:3, :3] @ centre
+        move[2, 3] -= lowered_mm
+        candidates.append(AffineTransform(start.matrix @ move))
+    return candidates
+
+
+def search_start(image: Image, template: Template, start: AffineTransform,
+                 lesion: torch.Tensor | None = None) -> AffineTransform:
+    """The candidate of :func:`candidate_starts` under whose priors the mixture best explains ``image``.
+
+    Each candidate places the broad template priors on a ``SEARCH_MM`` copy
+    of the T1w and a short mixture fit (no bias field) gives the mean
+    log-likelihood of the voxels: the tissue-prior model's evidence that SPM's
+    affine registration maximises, comparable between candidates because the
+    voxels are the same. It finds a head tilted (in its header or in the
+    scanner) beyond the ~20 degrees a local optimizer recovers, and a brain
+    lying a scalp's thickness below the vertex, where the tissue alignment
+    from the start alone locks onto the scalp. ``lesion`` (boolean, ``image``'s grid) is left out.
+    """
+    coarse = coarse_copy(image, SEARCH_MM)
+    excluded = None if lesion is None else coarse_copy(image.with_data(lesion.float()), SEARCH_MM).data > 0
+    candidates = candidate_starts(start, template_centre(template).to(start.matrix.device))
+    scores = []
+    for candidate in candidates:
+        priors = warp_priors(template, coarse.grid, candidate.inverse(), fwhm_mm=BROAD_PRIOR_FWHM_MM)
+        seg = segment(coarse, priors, sample_mm=SEARCH_MM, max_iterations=SEARCH_ITERATIONS, bias_fwhm_mm=math.inf,
+                      exclude=excluded)
+        scores.append(seg.log_likelihood)
+    return candidates[max(range(len(scores)), key=scores.__getitem__)]
+
+
 def initialize(t1w: Image, template: Template, lesion: Image | None = None) -> Initialization:
     """Robust template -> T1w affine for skull-on or skull-stripped T1w images.
 
-    Geometric start, then two rounds of :func:`affine_from_tissues` on a
-    ``COARSE_MM`` copy: broad priors first, sharper priors second. ``lesion``
-    (a mask on ``t1w``'s grid) is left out of both.
+    Geometric start, the best of its candidate tilts and depths
+    (:func:`search_start`), then two rounds of :func:`affine_from_tissues` on
+    a ``COARSE_MM`` copy: broad priors first, sharper priors second.
+    ``lesion`` (a mask on ``t1w``'s grid) is left out of every step.
     """
     coarse = coarse_copy(t1w, COARSE_MM)
     excluded = None if lesion is None else coarse_copy(lesion, COARSE_MM).data > 0
     start, seen = geometric_start(coarse, template)
-    first, _ = affine_from_tissues(coarse, template, start, prior_fwhm_mm=16.0, lesion=excluded)
-    transform, cost = affine_from_tissues(coarse, template, first, prior_fwhm_mm=6.0, lesion=excluded)
+    start = search_start(coarse, template, start, excluded)
+    first, _ = affine_from_tissues(coarse, template, start, prior_fwhm_mm=BROAD_PRIOR_FWHM_MM, lesion=excluded)
+    transform, cost = affine_from_tissues(coarse, template, first, prior_fwhm_mm=SHARP_PRIOR_FWHM_MM, lesion=excluded)
     return Initialization(transform, cost, seen)

@@ -62,7 +62,8 @@ def test_a_mask_covering_the_border_fails() -> None:
 
 @pytest.mark.slow
 def test_a_t1w_of_uniform_noise_fails_with_the_reason(tmp_path: Path, cli) -> None:
-    """Uniform noise in a head-sized field of view (4 mm): exit 1, the measured reason, no anatomical output."""
+    """Uniform noise in a head-sized field of view (4 mm): exit 1, the measured reason, no anatomical output,
+    and the group report lists it."""
     bids, out = tmp_path / "bids", tmp_path / "out"
     (bids / "sub-01" / "anat").mkdir(parents=True)
     (bids / "dataset_description.json").write_text(json.dumps({"Name": "noise", "BIDSVersion": "1.9.0"}))
@@ -79,3 +80,10 @@ def test_a_t1w_of_uniform_noise_fails_with_the_reason(tmp_path: Path, cli) -> No
     assert status["reason"].startswith("normalization: local correlation with the template 0.")
     assert "normalization: local correlation" in err
     assert not list((out / "sub-01").rglob("*.nii.gz"))
+
+    # the group report lists the failed participant with the measured reason, though no T1w has IQMs
+    code, _, _ = cli("qc", bids, out, "group")
+    assert code == 0
+    page = (out / "group_T1w.html").read_text()
+    assert "<td>sub-01</td><td>failed: normalization: local correlation with the template 0." in page
+    assert not (out / "group_T1w.tsv").exists() and not (out / "group_bold.html").exists()

@@ -77,3 +77,28 @@ def test_head_cut_below_the_vertex_keeps_the_brain_in_view(participant_8, templa
     brain = cut_truth.data > 0
     assert dice(mask, brain) > 0.95
     assert float((brain & ~mask).sum()) / float(brain.sum()) < 0.05
+
+
+def _tilted(image: Image, degrees: float) -> tuple[Image, torch.Tensor]:
+    """``image`` with its header rotated ``degrees`` about the left-right axis through the grid centre, and the rotation."""
+    centre = image.affine[:3, :3] @ ((torch.tensor(image.shape3, dtype=torch.float64) - 1) / 2) + image.affine[:3, 3]
+    angle = torch.tensor(degrees, dtype=torch.float64).deg2rad()
+    rotation = torch.eye(4, dtype=torch.float64)
+    rotation[1:3, 1:3] = torch.stack([torch.stack([angle.cos(), -angle.sin()]), torch.stack([angle.sin(), angle.cos()])])
+    rotation[:3, 3] = centre - rotation[:3, :3] @ centre
+    return Image(image.data, rotation @ image.affine), rotation
+
+
+@pytest.mark.slow
+def test_a_head_tilted_in_its_header_gets_the_same_initial_affine(participant_8, template_2mm) -> None:
+    """45 degrees of pitch in the header (the start alone left the brain 34 mm off): the same voxels, so the
+    same brain placement up to that rotation."""
+    t1w, _ = participant_8
+    tilted, rotation = _tilted(t1w, 45.0)
+    upright = initialize(conform_t1w([t1w], ["sub-08_T1w.nii.gz"]), template_2mm).transform.matrix
+    moved = initialize(conform_t1w([tilted], ["sub-08_T1w.nii.gz"]), template_2mm).transform.matrix
+    brain = torch.nonzero(template_2mm.mask.data > 0.5).to(torch.float64)
+    points = torch.cat([brain @ template_2mm.mask.affine[:3, :3].T + template_2mm.mask.affine[:3, 3],
+                        torch.ones(len(brain), 1, dtype=torch.float64)], 1)
+    distance = ((torch.linalg.inv(rotation) @ moved - upright) @ points.T)[:3].norm(dim=0)
+    assert float(distance.mean()) < 2.0
