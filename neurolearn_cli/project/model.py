@@ -46,6 +46,7 @@ from neurolearn_cli.mvpa.spec import (
     validate_spec,
 )
 from neurolearn_cli.run import MVPA_SETTINGS, NON_OUTPUT_SETTINGS
+from neurolearn_cli.stages import PARTICIPANT_STAGES as REGISTERED_STAGES
 
 #: Run options a site chooses for itself: where things are, the device, and the atlas file (pinned by hash instead).
 SITE_CHOICES = frozenset({"device", "atlas", "atlas_labels", "bids_filter_file", "bids_filters", "analysis_level"})
@@ -79,9 +80,9 @@ class Workflow(_Frozen):
     @field_validator("stages")
     @classmethod
     def _participant_stages(cls, stages: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(stages) - set(PARTICIPANT_STAGES))
+        unknown = sorted(set(stages) - set(REGISTERED_STAGES))
         if unknown or not stages:
-            raise ValueError(f"choose participant stages from {', '.join(PARTICIPANT_STAGES)}")
+            raise ValueError(f"choose participant stages from {', '.join(REGISTERED_STAGES)}")
         return stages
 
     @field_validator("options")
@@ -190,6 +191,14 @@ class Project(_Frozen):
         """Raise :class:`UsageError` (one line, saying what is needed) for a version outside the range."""
         if not self.accepts(version):
             raise UsageError(f"project '{self.name}' needs neurolearn {self.neurolearn}; {where} is {version}")
+
+    def site_features(self, name: str) -> FeatureSpec:
+        """Feature set ``name`` as each site reads it: where the workflow makes surfaces, a ``morph`` set that
+        names no ``stat`` reads the parcels' mean thickness beside their GM volume."""
+        spec = self.feature_sets[name]
+        if spec.kind == "morph" and "stat" not in spec.model_fields_set and "surfaces" in self.workflow.stages:
+            return spec.model_copy(update={"stat": (*spec.stat, "thickness")})
+        return spec
 
     def analysis_spec(self, analysis: ProjectAnalysis) -> AnalysisSpec:
         """The mvpa spec of ``analysis`` on the pool: its feature set's table, relative to the pool folder."""
