@@ -173,10 +173,11 @@ def _check_target(out: Path) -> None:
 
 
 def write_pool(folder: Path, project: Project, source: Path, bundles: list[SiteBundle], *,
-               device: str, n_jobs: int) -> None:
+               device: str, n_jobs: int, destination: Path | None = None) -> None:
     """Write the pooled tables, run every analysis and write the report into ``folder``.
 
-    ``source`` is the project file (copied into the pool, and named in errors).
+    ``source`` is the project file (copied into the pool, and named in errors);
+    ``destination`` is where ``folder`` is renamed to afterwards (the log names it).
     """
     project_bytes = Path(source).read_bytes()
     from neurolearn_cli.mvpa.analysis import run_analysis
@@ -198,8 +199,8 @@ def write_pool(folder: Path, project: Project, source: Path, bundles: list[SiteB
     for analysis in project.analyses:
         get_logger().info("project %s: analysis %s", project.name, analysis.name)
         try:
-            results[analysis.name] = run_analysis(project.analysis_spec(analysis), folder, folder,
-                                                  device=device, n_jobs=n_jobs).results
+            results[analysis.name] = run_analysis(project.analysis_spec(analysis), folder, folder, device=device,
+                                                  n_jobs=n_jobs, destination=destination).results
         except SpecError as error:  # a field that does not fit the pooled data: name the project file's field
             raise SpecError(source, f"analyses.{analysis.name}.{error.field}", error.field_problem) from None
     views = {name: harmonized_view(varying_columns(table, pooled.participants[SITE_COLUMN]), pooled.participants,
@@ -227,6 +228,6 @@ def pool_project(project_path: Path, bundle_paths: list[Path], out: Path, *, dev
     out = Path(out).absolute()
     _check_target(out)
     with atomic.staged_folder(out) as staging:
-        write_pool(staging, project, Path(project_path), bundles, device=device, n_jobs=n_jobs)
+        write_pool(staging, project, Path(project_path), bundles, device=device, n_jobs=n_jobs, destination=out)
     return out
 
