@@ -8,7 +8,8 @@ half-written pool. POOL_DIR reads like a small BIDS-Derivatives dataset::
     dataset_description.json   project.yaml (a copy)   sites.tsv   site_effects.tsv
     participants.tsv           participant_id, site and the shared columns (what mvpa reads)
     qc.tsv                     participant_id, site, status and IQMs
-    features/<set>.tsv         the pooled feature tables (participants whose run was done)
+    features/<set>.tsv         the pooled feature tables (participants whose run was done), and the
+                               project's computed tables
     mvpa/<analysis>/           each analysis' results, as ``neurolearn mvpa`` writes them
     report.html                the project report
 
@@ -33,6 +34,7 @@ from neurolearn_cli.mvpa.dataset import SITE_COLUMN, encode_confounds
 from neurolearn_cli.mvpa.harmonization import ComBat
 from neurolearn_cli.project.bundle import QC
 from neurolearn_cli.project.checks import SiteBundle, open_bundles
+from neurolearn_cli.project.computed import computed_table
 from neurolearn_cli.project.model import (
     FEATURES_FOLDER,
     Project,
@@ -94,6 +96,11 @@ def pool_tables(project: Project, bundles: list[SiteBundle], source: Path) -> Po
     qc = qc.assign(excluded_by=excluded.reindex(qc.index))
     features = {name: pd.concat([b.features[name] for b in bundles]).sort_index(kind="stable")
                 .drop(index=excluded.index, errors="ignore") for name in project.feature_sets}
+    for name, computed in project.computed.items():
+        try:
+            features[name] = computed_table(computed, features)
+        except ValueError as error:
+            raise SpecError(source, f"computed.{name}", str(error)) from None
     by_rule = qc.loc[excluded.index, SITE_COLUMN].value_counts()
     rows = [{"site": b.manifest.site, "participants": b.manifest.participants,
              "excluded": int((b.qc["status"] != "done").sum()),
