@@ -213,6 +213,11 @@ def test_the_surfaces_section_says_what_was_done_and_the_report_shows_a_failure(
     assert "had 3 handles" in text and "left out 14 voxels" in text and "6 self-intersecting faces" in text
     assert "grey matter 712.2 mL and white matter 520.5 mL" in text
     assert "Lewiner" in text and "Fischl" in text
+    made = dict(participant_summary("01", ANAT, [], surfaces=found[0]))["Cortical surfaces"]
+    assert made == ("white and pial surfaces of both hemispheres, genus 0 (handles before correction: 3; voxels "
+                    "cut: 14); from the surfaces, GM 712.2 mL and WM 520.5 mL")
     reason = "surfaces: white surface has Euler characteristic 0 <after> topology correction"
+    assert dict(participant_summary("01", ANAT, [], surfaces_failed=reason))["Cortical surfaces"] == f"failed ({reason})"
+    assert "Cortical surfaces" not in dict(participant_summary("01", ANAT, []))
     page = render_participant_report(ParticipantReport(participant="01", errors=(reason,)))
     assert '<div class="error">surfaces: white surface has Euler characteristic 0 &lt;after&gt;' in page

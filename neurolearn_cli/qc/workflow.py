@@ -257,7 +257,8 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
                                    bold=tuple(runs), qc_t1w=len(anat), qc_bold=len(func)))
     report = ParticipantReport(
         participant=participant.label,
-        summary=participant_summary(participant.label, anat_facts, runs, context.config.ignore),
+        summary=participant_summary(participant.label, anat_facts, runs, context.config.ignore, surface_facts,
+                                    context.failed_stages.get("surfaces")),
         runs={facts.name: run_summary(facts) for facts in runs},
         anat=anat,
         func=func,
