@@ -65,9 +65,10 @@ def surfaces_section(surfaces: Sequence[SurfaceFacts], cite: Citations) -> Secti
         "parcel of the nearest atlas voxel in the cortical ribbon (the voxels between the white and pial "
         f"surfaces), up to {MAX_LABEL_DISTANCE_MM:g} mm away; a parcel no vertex falls in has no value. Tissue "
         "volumes were also taken from the surfaces: cortical grey matter as the volume between the white and "
-        "pial surfaces, plus the grey matter of the deep nuclei inside the white surface and of the cerebellum "
-        "(the brain outside the pial surfaces, brainstem excluded); white matter as the volume inside the white "
-        "surfaces less the deep grey matter and ventricles, plus the cerebellum's white matter. These count the "
+        "pial surfaces, plus the grey matter of the deep nuclei (a region placed from the template, outside the "
+        "ribbon) and of the cerebellum (the brain outside the pial surfaces in the posterior fossa, brainstem "
+        "excluded); white matter as the volume inside the white surfaces less the deep grey matter and "
+        "ventricles filled into it, plus the cerebellum's white matter. These count the "
         "GM/WM border at the white surface, where the probability-map volumes above count its partial-volume "
         "voxels mostly as grey matter." + _volumes(surfaces)
     )

@@ -19,7 +19,7 @@ from neurolearn_cli.surfaces.hemispheres import (
 )
 from neurolearn_cli.surfaces.reconstruct import HemisphereSurfaces, reconstruct_hemisphere
 from neurolearn_cli.surfaces.ribbon import inside
-from neurolearn_cli.surfaces.volumes import surface_volumes
+from neurolearn_cli.surfaces.volumes import posterior_fossa, surface_volumes
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,6 @@ def reconstruct_surfaces(tissues: Mapping[str, Image], mask: Image, to_template:
     volumes = surface_volumes(
         {h: s.white for h, s in hemispheres.items()}, {h: s.pial for h, s in hemispheres.items()},
         inside_white, inside_pial, {name: image.data.cpu().numpy() for name, image in tissues.items()},
-        mask.data.cpu().numpy() > 0.5, deep.cpu().numpy(), brainstem(template_points).cpu().numpy(),
-        voxel_ml(mask))
+        mask.data.cpu().numpy() > 0.5, deep.cpu().numpy(),
+        posterior_fossa(template_points.cpu().numpy()) & ~brainstem(template_points).cpu().numpy(), voxel_ml(mask))
     return SurfaceResult(hemispheres, mask.with_data(torch.from_numpy(cortex.astype(np.float32))), ribbons, volumes)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from neurolearn_cli.surfaces.mesh import Mesh, signed_volume
 from neurolearn_cli.surfaces.parcels import UNLABELLED, parcel_means, vertex_labels
-from neurolearn_cli.surfaces.volumes import VOLUME_COLUMNS, surface_volumes
+from neurolearn_cli.surfaces.volumes import VOLUME_COLUMNS, posterior_fossa, surface_volumes
 
 #: 2 mm voxels, shifted: world = 2 * index + (-10, 20, 5).
 AFFINE = np.array([[2.0, 0, 0, -10], [0, 2.0, 0, 20], [0, 0, 2.0, 5], [0, 0, 0, 1]])
@@ -59,24 +59,27 @@ def test_surface_volumes_split_the_brain_at_the_surfaces() -> None:
     """Two cube 'hemispheres' (white 20 mm, pial 30 mm sides) and a grid of 1 mL voxels with known tissues."""
     whites = {"L": _cube(0, 20), "R": _cube(100, 120)}
     pials = {"L": _cube(-5, 25), "R": _cube(95, 125)}
-    shape = (5, 6, 7)
+    shape = (5, 6, 7)  # 42 voxels per x index
     inside_white = np.zeros(shape, bool)
-    inside_white[:2] = True  # 84 voxels
+    inside_white[:2] = True
     inside_pial = inside_white.copy()
-    inside_pial[2] = True
+    inside_pial[2] = True  # the ribbon
     deep = np.zeros(shape, bool)
-    deep[0, :, :] = True  # 42 voxels, all inside white
-    stem = np.zeros(shape, bool)
-    stem[4] = True
+    deep[0] = deep[2, :3] = True  # 42 voxels inside white, 21 in the ribbon (not counted)
+    fossa = np.zeros(shape, bool)
+    fossa[3] = True  # index 4: outside the pial, but not in the posterior fossa
     brain = np.ones(shape, bool)
     tissues = {"GM": np.full(shape, 0.25), "WM": np.full(shape, 0.5), "CSF": np.full(shape, 0.125)}
-    volumes = surface_volumes(whites, pials, inside_white, inside_pial, tissues, brain, deep, stem, voxel_ml=1.0)
+    volumes = surface_volumes(whites, pials, inside_white, inside_pial, tissues, brain, deep, fossa, voxel_ml=1.0)
     assert list(volumes) == list(VOLUME_COLUMNS)
     cortical = 2 * (30**3 - 20**3) / 1000.0
     assert math.isclose(volumes["cortical_GM"], cortical)
     assert math.isclose(volumes["subcortical_GM"], 42 * 0.25)
-    assert math.isclose(volumes["cerebellar_GM"], 42 * 0.25)  # index 3 only: 4 is the brainstem
+    assert math.isclose(volumes["cerebellar_GM"], 42 * 0.25)
     assert math.isclose(volumes["cerebellar_WM"], 42 * 0.5)
     assert math.isclose(volumes["cerebral_WM"], 2 * 20**3 / 1000.0 - 42 * 0.25 - 84 * 0.125)
     assert math.isclose(volumes["GM_surface"], cortical + 42 * 0.25 + 42 * 0.25)
     assert math.isclose(volumes["WM_surface"], volumes["cerebral_WM"] + 42 * 0.5)
+    # the posterior fossa is a box in template mm
+    np.testing.assert_array_equal(posterior_fossa(np.array([[0.0, -50, -20], [0, -50, 10], [0, 10, -20]])),
+                                  [True, False, False])
