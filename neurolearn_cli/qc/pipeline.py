@@ -149,7 +149,8 @@ def surface_qc(corrected: Image, hemispheres: Mapping[str, HemisphereQC], displa
         figure("Cortical thickness", thickness_map({h: s.display for h, s in hemispheres.items()},
                                                    {h: s.thickness for h, s in hemispheres.items()}, display),
                f"Thickness per vertex, lateral and medial views of each hemisphere, colours from "
-               f"{THICKNESS_RANGE_MM[0]:g} to {THICKNESS_RANGE_MM[1]:g} mm{inflated}"),
+               f"{THICKNESS_RANGE_MM[0]:g} to {THICKNESS_RANGE_MM[1]:g} mm; the medial wall, where the surface "
+               f"closes over the deep grey matter and holds no cortex, shows as thin{inflated}"),
     ]
     return QCResult(iqms=surface_iqms(hemispheres), figures=made)
 
