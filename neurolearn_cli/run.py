@@ -191,14 +191,16 @@ def run_stage(stage: str, participant: ParticipantPlan, context: ParticipantCont
     Asked at the stage's turn, after its needs ran: its digest covers the
     bytes they recorded (:meth:`~neurolearn_cli.stages.StageContext.stage_digest`).
     """
-    from neurolearn_cli.stages import STAGE_INPUTS, load_currency_check, load_stage
+    from neurolearn_cli.stages import STAGE_INPUTS, STAGE_READS, load_currency_check, load_stage
 
     if stage in STAGE_INPUTS and not STAGE_INPUTS[stage][1](participant):
         context.log.info("%s: %s: nothing to do (%s)", participant.subject, stage, STAGE_INPUTS[stage][0])
         return
     stage_context = context.for_stage(stage)
     check = load_currency_check(stage)
-    if check is not None and check(participant, stage_context):
+    # a stage that reads one which failed in this run reruns: what it shows of that stage is out of date
+    read_failed = any(read in context.failed_stages for read in STAGE_READS.get(stage, ()))
+    if check is not None and not read_failed and check(participant, stage_context):
         context.log.info("%s: %s outputs are up to date", participant.subject, stage)
         return
     if stage not in context.config.selected_stages:

@@ -144,7 +144,8 @@ def test_a_failed_surfaces_stage_fails_the_participant_but_qc_reports_it(make_bi
         return stage
 
     monkeypatch.setattr(stages, "load_stage", lambda name, level: fake(name))
-    monkeypatch.setattr(stages, "load_currency_check", lambda name: None)
+    # qc's outputs look current, but it reads the surfaces, which failed in this run: it runs again
+    monkeypatch.setattr(stages, "load_currency_check", lambda name: lambda participant, context: name == "qc")
     config = RunConfig(bids_dir=root, output_dir=tmp_path / "out", stages=("smri", "surfaces", "qc"))
     outcome = run_participant(config, dataset, dataset.participants[0])
     assert ran == ["smri", "surfaces", "fmri", "qc"]

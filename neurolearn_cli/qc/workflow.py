@@ -100,10 +100,11 @@ def _t1w_section(participant: ParticipantPlan, context: ParticipantContext) -> A
 
 
 def _surfaces_recorded(participant: ParticipantPlan, context: ParticipantContext) -> bool:
-    """Whether the surfaces stage recorded every output under its current digest (False: not run, or failed)."""
+    """Whether the surfaces stage recorded every output under its current digest and did not fail in this run
+    (False: not run, or failed)."""
     from neurolearn_cli.surfaces import workflow as surfaces
 
-    if "surfaces" not in context.fingerprints:
+    if "surfaces" not in context.fingerprints or "surfaces" in context.failed_stages:
         return False
     writer = context.writer
     recorded = writer.recorded(context.stage_digest("surfaces"))
