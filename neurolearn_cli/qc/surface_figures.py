@@ -98,7 +98,7 @@ def surface_contours_figure(t1w: np.ndarray, affine: np.ndarray, whites: Mapping
             for surface in ("white", "pial"):
                 segments = [plane_segments(v, f, axis, float(index))
                             for v, f in zip(meshes[surface], faces[surface], strict=True)]
-                ax.add_collection(LineCollection(list(np.concatenate(segments)), colors=colours[surface],
+                ax.add_collection(LineCollection(np.concatenate(segments), colors=colours[surface],
                                                  linewidths=0.6))
             ax.set_axis_off()
     figure.subplots_adjust(wspace=0.02, hspace=0.02, left=0, right=1, bottom=0, top=1)
@@ -130,7 +130,8 @@ def draw_projection(ax: Axes, mesh: Mesh, values: np.ndarray, direction: tuple[f
     colours = colormaps[THICKNESS_COLOURMAP](norm(values[faces].mean(axis=1)))
     colours[:, :3] *= (0.35 + 0.65 * shade)[:, None]
     screen = np.stack([corners @ right, corners @ up], axis=-1)
-    ax.add_collection(PolyCollection(list(screen), facecolors=colours, edgecolors="none",
+    # an (F, 3, 2) array, not a list of polygons: matplotlib builds the paths at once (its stubs miss this)
+    ax.add_collection(PolyCollection(screen, facecolors=colours, edgecolors="none",  # type: ignore[arg-type]
                                      antialiased=False))
     ax.set_xlim(screen[..., 0].min(), screen[..., 0].max())
     ax.set_ylim(screen[..., 1].min(), screen[..., 1].max())
