@@ -14,11 +14,14 @@ with a one-line reason: smri's volume outputs stay as written.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neurolearn_cli.dataset.plan import ParticipantPlan
 from neurolearn_cli.errors import InputError, ProcessingError
 from neurolearn_cli.stages import ParticipantContext
+
+if TYPE_CHECKING:
+    from neurolearn_cli.surfaces.pipeline import SurfaceResult
 
 HEMISPHERES = ("L", "R")
 SURFACES = ("white", "pial", "midthickness")
@@ -108,7 +111,7 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
     _write_tables(participant, context, result, inputs)
 
 
-def _write_tables(participant: ParticipantPlan, context: ParticipantContext, result: Any,
+def _write_tables(participant: ParticipantPlan, context: ParticipantContext, result: SurfaceResult,
                   inputs: dict[str, Path]) -> None:
     """The per-parcel thickness of the run's atlas and the tissue volumes, each with a sidecar saying how."""
     import pandas as pd
