@@ -107,6 +107,16 @@ def _desikan_names() -> dict[int, str]:
     return {i + 1: name for i, name in enumerate(names)}
 
 
+def freesurfer_volumes() -> dict[str, float]:
+    """FreeSurfer's grey matter (``TotalGrayVol``) and white matter (cerebral + cerebellar) of aomic, in mL."""
+    text = (FS / "stats" / "aseg.stats").read_text()
+    measures = {line.split(",")[1].strip(): float(line.split(",")[3]) / 1000.0
+                for line in text.splitlines() if line.startswith("# Measure")}
+    cerebellar_wm = sum(float(line.split()[3]) / 1000.0 for line in text.splitlines()
+                        if not line.startswith("#") and "Cerebellum-White-Matter" in line)
+    return {"GM": measures["TotalGrayVol"], "WM": measures["CerebralWhiteMatterVol"] + cerebellar_wm}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smri-out", type=Path, help="an earlier smri output directory of aomic to reuse")
@@ -124,7 +134,7 @@ def main() -> None:
         run_smri(smri_out)
     anat = smri_out / "sub-0001" / "anat"
     device = torch.device("cpu")
-    tissues = {t: load_image(anat / f"sub-0001_label-{t}_probseg.nii.gz", device) for t in ("GM", "WM")}
+    tissues = {t: load_image(anat / f"sub-0001_label-{t}_probseg.nii.gz", device) for t in ("GM", "WM", "CSF")}
     mask = load_image(anat / "sub-0001_desc-brain_mask.nii.gz", device)
     t1w = load_image(anat / "sub-0001_desc-preproc_T1w.nii.gz", device)
     to_template = read_transform(anat / "sub-0001_from-MNI152NLin2009aSym_to-T1w_mode-image_xfm.h5")
@@ -167,6 +177,15 @@ def main() -> None:
                "regions", "region r", "Euler before -> white / pial", "voxels cut", "self-int. faces white / pial",
                "cortex (mL)", "seconds per step"]
     table = markdown_table(rows, columns, headers)
+    reference = freesurfer_volumes()
+    volumes = result.volumes
+    table += ("\n\nTissue volumes from the surfaces (the stage's `stat-volume` table): GM "
+              f"{volumes['GM_surface']:.0f} mL (cortex {volumes['cortical_GM']:.0f}, subcortical "
+              f"{volumes['subcortical_GM']:.0f}, cerebellar {volumes['cerebellar_GM']:.0f}) against FreeSurfer's "
+              f"{reference['GM']:.0f} mL ({100 * (volumes['GM_surface'] / reference['GM'] - 1):+.1f} %); WM "
+              f"{volumes['WM_surface']:.0f} mL (cerebral {volumes['cerebral_WM']:.0f}, cerebellar "
+              f"{volumes['cerebellar_WM']:.0f}) against {reference['WM']:.0f} mL "
+              f"({100 * (volumes['WM_surface'] / reference['WM'] - 1):+.1f} %).")
     load = os.getloadavg()[0]
     text = (f"\n## Surfaces against FreeSurfer, aomic sub-0001 (issue 17), "
             f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, load {load:.1f} on {os.cpu_count()} CPUs\n\n"

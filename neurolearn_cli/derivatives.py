@@ -33,6 +33,16 @@ PATH_PATTERNS = [
 ]
 #: Extensions of two parts, cut whole when naming a sidecar.
 DOUBLE_EXTENSIONS = (".nii.gz", ".surf.gii", ".shape.gii", ".func.gii")
+
+
+def sidecar_of(data_path: Path) -> Path:
+    """The JSON sidecar of a data file: its name less the extension (``.surf.gii`` and the like counted whole)."""
+    name = data_path.name
+    double = next((ext for ext in DOUBLE_EXTENSIONS if name.endswith(ext)), None)
+    stem = name[: -len(double)] if double else data_path.stem
+    return data_path.with_name(stem + ".json")
+
+
 RAW_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction", "run", "echo")
 
 
@@ -212,10 +222,7 @@ class DerivativesWriter:
 
     def write_sidecar(self, data_path: Path, metadata: Mapping[str, Any]) -> Path:
         """Write the JSON sidecar that goes with ``data_path``."""
-        name = data_path.name
-        double = next((ext for ext in DOUBLE_EXTENSIONS if name.endswith(ext)), None)
-        stem = name[: -len(double)] if double else data_path.stem
-        return self.write_json(data_path.with_name(stem + ".json"), dict(metadata))
+        return self.write_json(sidecar_of(data_path), dict(metadata))
 
     def write_nifti(self, entities: Mapping[str, Any], image: Any, metadata: Mapping[str, Any]) -> Path:
         """Write a NIfTI derivative and its sidecar (``metadata`` should hold ``Sources``)."""

@@ -16,6 +16,11 @@ MASK_COLOUR = "#e41a1c"
 BOUNDARY_COLOUR = "#30ff30"
 #: Values above a threshold (motion spikes, outliers) and the threshold line.
 FLAG_COLOUR = "#d62728"
+#: The white (GM/WM) and pial (GM/CSF) surfaces drawn over a T1w.
+WHITE_SURFACE_COLOUR = "#3fa9ff"
+PIAL_SURFACE_COLOUR = "#ff5a3c"
+#: Cortical thickness maps (sequential, perceptually uniform).
+THICKNESS_COLOURMAP = "viridis"
 #: Time ranges left out of a figure's scaling (non-steady-state volumes).
 EXCLUDED_COLOUR = "#bdbdbd"
 

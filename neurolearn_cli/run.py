@@ -9,6 +9,7 @@ skipped; one that fails does not stop the others (unless
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import platform
 import signal
@@ -34,7 +35,7 @@ from neurolearn_cli.derivatives import (
     fingerprint,
     sha256_file,
 )
-from neurolearn_cli.errors import InputError, UsageError, failure_reason
+from neurolearn_cli.errors import InputError, ProcessingError, UsageError, failure_reason
 from neurolearn_cli.heartbeat import heartbeat
 from neurolearn_cli.logs import get_logger, setup_logging
 
@@ -190,14 +191,16 @@ def run_stage(stage: str, participant: ParticipantPlan, context: ParticipantCont
     Asked at the stage's turn, after its needs ran: its digest covers the
     bytes they recorded (:meth:`~neurolearn_cli.stages.StageContext.stage_digest`).
     """
-    from neurolearn_cli.stages import STAGE_INPUTS, load_currency_check, load_stage
+    from neurolearn_cli.stages import STAGE_INPUTS, STAGE_READS, load_currency_check, load_stage
 
     if stage in STAGE_INPUTS and not STAGE_INPUTS[stage][1](participant):
         context.log.info("%s: %s: nothing to do (%s)", participant.subject, stage, STAGE_INPUTS[stage][0])
         return
     stage_context = context.for_stage(stage)
     check = load_currency_check(stage)
-    if check is not None and check(participant, stage_context):
+    # a stage that reads one which failed in this run reruns: what it shows of that stage is out of date
+    read_failed = any(read in context.failed_stages for read in STAGE_READS.get(stage, ()))
+    if check is not None and not read_failed and check(participant, stage_context):
         context.log.info("%s: %s outputs are up to date", participant.subject, stage)
         return
     if stage not in context.config.selected_stages:
@@ -210,7 +213,6 @@ def run_stage(stage: str, participant: ParticipantPlan, context: ParticipantCont
 def run_participant(config: RunConfig, dataset: DatasetPlan, participant: ParticipantPlan) -> Outcome:
     """Run the scheduled participant stages for one participant; never raises for its own problems."""
     from neurolearn_cli.engine.device import configure_determinism, resolve_device
-    from neurolearn_cli.stages import stage_order
 
     log = get_logger()
     if participant.problems:
@@ -225,8 +227,7 @@ def run_participant(config: RunConfig, dataset: DatasetPlan, participant: Partic
         atomic.remove_temporaries(config.output_dir / participant.subject)
         atomic.remove_temporaries(config.logs_dir, name=f"{participant.subject}.json")
         context = participant_context(config, dataset, participant, device)
-        for stage in stage_order(config.selected_stages):
-            run_stage(stage, participant, context)
+        failed = run_stages(participant, context)
     except InputError as error:
         log.error("sub-%s skipped: %s", participant.label, error)
         outcome = Outcome(participant.label, "skipped", str(error))
@@ -238,9 +239,35 @@ def run_participant(config: RunConfig, dataset: DatasetPlan, participant: Partic
         log.error("sub-%s failed: %s", participant.label, reason)
         outcome = Outcome(participant.label, "failed", reason)
     else:
-        outcome = Outcome(participant.label, "done")
+        outcome = Outcome(participant.label, "failed", "; ".join(failed.values())) if failed else \
+            Outcome(participant.label, "done")
     _write_status(config, outcome)
     return outcome
+
+
+def run_stages(participant: ParticipantPlan, context: ParticipantContext) -> dict[str, str]:
+    """Run the scheduled stages in order; return the one-line reasons of those that failed but let others run.
+
+    A stage of :data:`~neurolearn_cli.stages.CONTINUE_AFTER_FAILURE` that
+    fails is logged and recorded; the stages after it run with the reason in
+    their context (the report shows it), except those that need it.
+    """
+    from neurolearn_cli.stages import CONTINUE_AFTER_FAILURE, STAGE_NEEDS, stage_order
+
+    failed: dict[str, str] = {}
+    for stage in stage_order(context.config.selected_stages):
+        blocked = [need for need in STAGE_NEEDS.get(stage, ()) if need in failed]
+        if blocked:
+            context.log.error("%s: %s not run: %s failed", participant.subject, stage, blocked[0])
+            continue
+        try:
+            run_stage(stage, participant, dataclasses.replace(context, failed_stages=dict(failed)))
+        except ProcessingError as error:
+            if stage not in CONTINUE_AFTER_FAILURE:
+                raise
+            context.log.error("%s: %s failed: %s", participant.subject, stage, error)
+            failed[stage] = str(error)
+    return failed
 
 
 def _worker(config: RunConfig, dataset: DatasetPlan, participant: ParticipantPlan, log_file: Path,

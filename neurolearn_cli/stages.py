@@ -50,10 +50,20 @@ STAGE_NEEDS: dict[str, tuple[str, ...]] = {
     "qc": ("smri", "fmri"),  # fmri: the confounds and figures of each BOLD run
 }
 
+#: Per participant stage, the stages whose outputs it reads where they are recorded, without needing them
+#: (qc measures and shows the surfaces when the opt-in surfaces stage made them).
+STAGE_READS: dict[str, tuple[str, ...]] = {
+    "qc": ("surfaces",),
+}
+
 #: Participant stages with nothing to do for a participant who lacks their inputs, and what is lacking.
 STAGE_INPUTS: dict[str, tuple[str, Callable[[ParticipantPlan], bool]]] = {
     "fmri": ("no BOLD run", lambda participant: bool(participant.bold)),
 }
+
+#: Participant stages whose failure fails the participant but lets the stages that do not need them run
+#: (the surfaces: smri's volumes, the fmri outputs and the report with the reason are still made).
+CONTINUE_AFTER_FAILURE = ("surfaces",)
 
 #: Per participant stage, ``outputs_current(participant, context)``: whether its outputs are all current.
 #: A stage not listed here always runs.
@@ -92,7 +102,8 @@ class StageContext:
     fingerprints: Mapping[str, str] = field(default_factory=dict)
 
     def stage_digest(self, stage: str) -> str:
-        """``stage``'s fingerprint and the hashes the manifest records now for its needs' outputs.
+        """``stage``'s fingerprint and the hashes the manifest records now for its needs' outputs
+        (and for those of :data:`STAGE_READS` that are recorded).
 
         So a stage whose needs rewrote their outputs with other bytes is not
         current, even when its own inputs and settings are unchanged. Ask it at
@@ -100,6 +111,8 @@ class StageContext:
         """
         reads = {need: self.writer.recorded(self.stage_digest(need))
                  for need in STAGE_NEEDS.get(stage, ()) if need in self.fingerprints}
+        reads |= {other: recorded for other in STAGE_READS.get(stage, ()) if other in self.fingerprints
+                  and (recorded := self.writer.recorded(self.stage_digest(other)))}
         if not reads:
             return self.fingerprints[stage]
         return fingerprint((), {"stage": self.fingerprints[stage], "reads": reads})
@@ -117,12 +130,14 @@ class ParticipantContext(StageContext):
 
     The runner loads the template and the atlas, and lists the TemplateFlow
     home's templates (``templates``, keyed by name and cohort), once per
-    participant, for every stage.
+    participant, for every stage; ``failed_stages`` holds the one-line reason
+    of each stage of :data:`CONTINUE_AFTER_FAILURE` that failed before this one.
     """
 
     template: Template
     atlas: Atlas
     templates: Mapping[tuple[str, str | None], TemplateFiles] = field(default_factory=dict)
+    failed_stages: Mapping[str, str] = field(default_factory=dict)
 
 
 def unavailable(stages: tuple[str, ...], level: str) -> list[str]:

@@ -192,3 +192,32 @@ def test_gather_counts_the_t1w_sources_not_the_lesion_mask(tmp_path: Path) -> No
     _write(anat / "sub-01_seg-x_stat-gmvolume_morph.json", {"QC": {"volume_lesion_ml": 7.5}})
     [facts] = gather.discover_anat(tmp_path)
     assert facts.t1w_images == 1 and facts.lesion_ml == 7.5 and facts.voxel_mm is None  # no image beside it
+
+
+def test_the_surfaces_section_says_what_was_done_and_the_report_shows_a_failure(tmp_path: Path) -> None:
+    from neurolearn_cli.boilerplate.facts import SurfaceFacts
+
+    anat = tmp_path / "sub-01" / "anat"
+    for hemi, euler in (("L", -4), ("R", 2)):
+        _write(anat / f"sub-01_hemi-{hemi}_white.json", {"EulerCharacteristicBeforeCorrection": euler,
+                                                         "VoxelsCutByTopologyCorrection": 7,
+                                                         "SelfIntersectingFaces": 1})
+        _write(anat / f"sub-01_hemi-{hemi}_pial.json", {"SelfIntersectingFaces": 2})
+    pd.DataFrame([{"participant_id": "sub-01", "GM_surface": 712.25, "WM_surface": 520.5}]).to_csv(
+        anat / "sub-01_stat-volume_morph.tsv", sep="\t", index=False)
+    found = gather.discover_surfaces(tmp_path)
+    assert found == [SurfaceFacts("01", handles=3, voxels_cut=14, intersections=6,
+                                  volumes_ml={"GM_surface": 712.25, "WM_surface": 520.5})]
+    text = methods(RunFacts(SOFTWARE, anat=(ANAT,), surfaces=tuple(found))).markdown()
+    assert "## Cortical surfaces (surfaces)" in text and "cortical surfaces (surfaces)" in text
+    assert "had 3 handles" in text and "left out 14 voxels" in text and "6 self-intersecting faces" in text
+    assert "grey matter 712.2 mL and white matter 520.5 mL" in text
+    assert "Lewiner" in text and "Fischl" in text
+    made = dict(participant_summary("01", ANAT, [], surfaces=found[0]))["Cortical surfaces"]
+    assert made == ("white and pial surfaces of both hemispheres, genus 0 (handles before correction: 3; voxels "
+                    "cut: 14); from the surfaces, GM 712.2 mL and WM 520.5 mL")
+    reason = "surfaces: white surface has Euler characteristic 0 <after> topology correction"
+    assert dict(participant_summary("01", ANAT, [], surfaces_failed=reason))["Cortical surfaces"] == f"failed ({reason})"
+    assert "Cortical surfaces" not in dict(participant_summary("01", ANAT, []))
+    page = render_participant_report(ParticipantReport(participant="01", errors=(reason,)))
+    assert '<div class="error">surfaces: white surface has Euler characteristic 0 &lt;after&gt;' in page

@@ -125,3 +125,55 @@ def test_a_stage_without_its_inputs_has_nothing_to_do(caplog: pytest.LogCaptureF
     with caplog.at_level(logging.INFO, logger="test.stages"):
         run_stage("fmri", participant, context)  # type: ignore[arg-type]
     assert caplog.messages == ["sub-05: fmri: nothing to do (no BOLD run)"]
+
+
+def test_a_failed_surfaces_stage_fails_the_participant_but_qc_reports_it(make_bids, tmp_path, monkeypatch):
+    """smri's volumes and the report are still made; the report's context carries the one-line reason."""
+    from neurolearn_cli.errors import ProcessingError
+
+    root = make_bids(("01",))
+    dataset = plan_dataset(root)
+    ran, failures = [], {}
+
+    def fake(name):
+        def stage(participant, context):
+            ran.append(name)
+            failures[name] = dict(context.failed_stages)
+            if name == "surfaces":
+                raise ProcessingError("surfaces: white surface has Euler characteristic 0 after topology correction")
+        return stage
+
+    monkeypatch.setattr(stages, "load_stage", lambda name, level: fake(name))
+    # qc's outputs look current, but it reads the surfaces, which failed in this run: it runs again
+    monkeypatch.setattr(stages, "load_currency_check", lambda name: lambda participant, context: name == "qc")
+    config = RunConfig(bids_dir=root, output_dir=tmp_path / "out", stages=("smri", "surfaces", "qc"))
+    outcome = run_participant(config, dataset, dataset.participants[0])
+    assert ran == ["smri", "surfaces", "fmri", "qc"]
+    assert outcome.status == "failed" and outcome.reason.startswith("surfaces: white surface has Euler")
+    assert failures["qc"] == {"surfaces": outcome.reason} and failures["smri"] == {}
+    status = json.loads((tmp_path / "out" / "logs" / "status" / "sub-01.json").read_text())
+    assert status["reason"] == outcome.reason
+
+    # a failure of any other stage still stops the participant at once
+    ran.clear()
+    monkeypatch.setattr(stages, "load_stage", lambda name, level: (lambda p, c: (_ for _ in ()).throw(
+        ProcessingError("smri: segmentation did not converge"))) if name == "smri" else fake(name))
+    assert run_participant(config, dataset, dataset.participants[0]).status == "failed" and ran == []
+
+
+def test_qc_digest_covers_the_surfaces_only_where_they_were_recorded(tmp_path):
+    from types import SimpleNamespace
+
+    from neurolearn_cli.derivatives import DerivativesWriter
+
+    writer = DerivativesWriter(tmp_path, "sub-01", "start")
+    context = stages.StageContext(config=SimpleNamespace(), device="cpu", dataset=None, writer=writer,
+                                  log=logging.getLogger("test"),
+                                  fingerprints={"smri": "s", "surfaces": "f", "fmri": "b", "qc": "q"})
+    before = context.stage_digest("qc")
+    surfaces = context.for_stage("surfaces").writer
+    surfaces.write_text(tmp_path / "sub-01" / "anat" / "sub-01_hemi-L_white.surf.gii", "mesh")
+    after = context.stage_digest("qc")
+    assert after != before
+    surfaces.write_text(tmp_path / "sub-01" / "anat" / "sub-01_hemi-L_white.surf.gii", "other mesh")
+    assert context.stage_digest("qc") not in (before, after)

@@ -31,6 +31,8 @@ FEATURES = {
     "iqm": "image-quality metrics (qc)",
     "table": "columns of a feature table",
 }
+#: What each morphometry ``stat`` holds, for a ``morph`` feature set that names them.
+MORPH_STATS = {"gmvolume": "grey-matter volumes", "thickness": "mean cortical thickness"}
 METRICS = {
     "roc_auc": "the area under the ROC curve",
     "balanced_accuracy": "balanced accuracy",
@@ -44,6 +46,8 @@ METRICS = {
 def _features(spec: AnalysisSpec, results: Mapping[str, Any]) -> str:
     features = spec.features
     what = FEATURES[features.kind]
+    if features.kind == "morph" and features.stat != ("gmvolume",):
+        what = listing([MORPH_STATS[stat] for stat in features.stat]) + " per parcel (smri and surfaces morphometry)"
     if features.kind == "iqm":
         what = f"{features.modality} {what}"
     if features.atlas:

@@ -35,6 +35,12 @@ REFERENCES: dict[str, str] = {
     "Neuroinformatics 8:14, 2014. doi:10.3389/fninf.2014.00014",
     "ledoitwolf": "Ledoit O, Wolf M. A well-conditioned estimator for large-dimensional covariance matrices. "
     "Journal of Multivariate Analysis 88(2):365-411, 2004. doi:10.1016/S0047-259X(03)00096-4",
+    "marchingcubes": "Lewiner T, et al. Efficient implementation of marching cubes' cases with topological "
+    "guarantees. Journal of Graphics Tools 8(2):1-15, 2003. doi:10.1080/10867651.2003.10487582",
+    "thickness": "Fischl B, Dale AM. Measuring the thickness of the human cerebral cortex from magnetic resonance "
+    "images. PNAS 97(20):11050-11055, 2000. doi:10.1073/pnas.200033797",
+    "simplepoints": "Lee TC, Kashyap RL, Chu CN. Building skeleton models via 3-D medial surface/axis thinning "
+    "algorithms. CVGIP: Graphical Models and Image Processing 56(6):462-478, 1994. doi:10.1006/cgip.1994.1042",
     "mriqc": "Esteban O, et al. MRIQC: Advancing the automatic prediction of image quality in MRI from unseen "
     "sites. PLoS ONE 12(9):e0184661, 2017. doi:10.1371/journal.pone.0184661",
     "dietrich": "Dietrich O, et al. Measurement of signal-to-noise ratios in MR images: influence of "

@@ -104,6 +104,23 @@ class Analysis:
 
 
 @dataclass(frozen=True)
+class SurfaceFacts:
+    """One participant's cortical surfaces (the surfaces stage's sidecars and volume table).
+
+    ``handles`` counts the topological defects of both hemispheres' white
+    matter before correction, ``voxels_cut`` the voxels the correction left
+    out, ``intersections`` the self-intersecting faces of the white and pial
+    surfaces; ``volumes_ml`` holds the volume table's columns (None where not recorded).
+    """
+
+    participant: str
+    handles: int | None = None
+    voxels_cut: int | None = None
+    intersections: int | None = None
+    volumes_ml: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RunFacts:
     """Everything the boilerplate describes: the software and each stage's facts.
 
@@ -113,6 +130,7 @@ class RunFacts:
 
     software: Software
     anat: tuple[AnatFacts, ...] = ()
+    surfaces: tuple[SurfaceFacts, ...] = ()
     bold: tuple[BoldFacts, ...] = ()
     qc_t1w: int = 0
     qc_bold: int = 0

@@ -21,7 +21,8 @@ from typing import Any
 import pandas as pd
 
 from neurolearn_cli import __version__
-from neurolearn_cli.boilerplate.facts import Analysis, AnatFacts, BoldFacts, Software
+from neurolearn_cli.boilerplate.facts import Analysis, AnatFacts, BoldFacts, Software, SurfaceFacts
+from neurolearn_cli.derivatives import sidecar_of as sidecar_path
 
 CONFOUNDS_SUFFIX = "_desc-confounds_timeseries.tsv"
 TISSUE_VOLUMES = ("GM", "WM", "CSF", "TIV")
@@ -32,13 +33,6 @@ def software(device: str) -> Software:
     from neurolearn_cli.mvpa.provenance import versions
 
     return Software(__version__, device, {k: v for k, v in versions().items() if k != "neurolearn"})
-
-
-def sidecar_path(path: Path) -> Path:
-    """The JSON sidecar of a derivative (``x.nii.gz`` or ``x.tsv`` -> ``x.json``)."""
-    name = path.name
-    stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else path.stem
-    return path.with_name(stem + ".json")
 
 
 def _read_json(path: Path | None) -> dict[str, Any] | None:
@@ -210,6 +204,43 @@ def discover_anat(output_dir: Path) -> list[AnatFacts]:
         template = next((_space_label(path).split(":")[0] for path, standard in spatial.items() if not standard), None)
         standard = tuple(_space_label(path) for path, standard in spatial.items() if standard)
         facts = anat_facts(label, preproc, morph, template, standard)
+        if facts is not None:
+            found.append(facts)
+    return found
+
+
+def surface_facts(participant: str, white_sidecars: list[Path], pial_sidecars: list[Path],
+                  volume_table: Path) -> SurfaceFacts | None:
+    """The surfaces facts of one participant; None when the stage did not write its volume table."""
+    if not volume_table.is_file():
+        return None
+    whites = [_read_json(path) or {} for path in white_sidecars]
+    pials = [_read_json(path) or {} for path in pial_sidecars]
+
+    def total(records: list[dict[str, Any]], key: str, convert: Any = int) -> int | None:
+        values = [record.get(key) for record in records]
+        return None if not values or None in values else sum(convert(v) for v in values)
+
+    eulers = total(whites, "EulerCharacteristicBeforeCorrection")
+    crossings = [total(whites, "SelfIntersectingFaces"), total(pials, "SelfIntersectingFaces")]
+    row = pd.read_csv(volume_table, sep="\t", na_values="n/a").iloc[0]
+    return SurfaceFacts(
+        participant=participant,
+        handles=None if eulers is None else (2 * len(whites) - eulers) // 2,
+        voxels_cut=total(whites, "VoxelsCutByTopologyCorrection"),
+        intersections=None if None in crossings else sum(c for c in crossings if c is not None),
+        volumes_ml={str(k): float(v) for k, v in row.items() if k != "participant_id" and pd.notna(v)},
+    )
+
+
+def discover_surfaces(output_dir: Path) -> list[SurfaceFacts]:
+    """The surfaces facts of every participant with a surface volume table under ``output_dir`` (group level)."""
+    found = []
+    for table in sorted(output_dir.glob("sub-*/anat/sub-*_stat-volume_morph.tsv")):
+        label = table.name.split("_", 1)[0][4:]
+        folder = table.parent
+        facts = surface_facts(label, sorted(folder.glob(f"sub-{label}_hemi-*_white.json")),
+                              sorted(folder.glob(f"sub-{label}_hemi-*_pial.json")), table)
         if facts is not None:
             found.append(facts)
     return found

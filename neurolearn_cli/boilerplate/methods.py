@@ -3,7 +3,7 @@
 :func:`methods` turns :class:`~neurolearn_cli.boilerplate.facts.RunFacts`
 into a :class:`~neurolearn_cli.boilerplate.document.Boilerplate`: an opening
 paragraph (software, versions, device), then one section per stage that ran
-(smri, fmri, qc, each mvpa analysis), each naming what was done with which
+(smri, surfaces, fmri, qc, each mvpa analysis), each naming what was done with which
 parameters and, for a step that was skipped, why; the references are
 numbered in the order the text cites them. The text may be copied into a
 manuscript unchanged, as fMRIPrep's.
@@ -18,12 +18,14 @@ from neurolearn_cli.boilerplate.document import Boilerplate, Section
 from neurolearn_cli.boilerplate.facts import RunFacts
 from neurolearn_cli.boilerplate.functional import fmri_section
 from neurolearn_cli.boilerplate.quality import qc_section
+from neurolearn_cli.boilerplate.surfaces import surfaces_section
 
 
 def _software(facts: RunFacts, cite: Citations) -> Section:
     software = facts.software
     libraries = ", ".join(f"{name} {version}" for name, version in sorted(software.libraries.items()))
     stages = [name for name, ran in (("structural preprocessing (smri)", facts.anat),
+                                     ("cortical surfaces (surfaces)", facts.surfaces),
                                      ("functional preprocessing (fmri)", facts.bold),
                                      ("quality control (qc)", facts.qc_t1w or facts.qc_bold),
                                      ("pattern analysis (mvpa)", facts.analyses)) if ran]
@@ -40,6 +42,8 @@ def methods(facts: RunFacts) -> Boilerplate:
     sections = [_software(facts, cite)]
     if facts.anat:
         sections.append(smri_section(facts.anat, cite))
+    if facts.surfaces:
+        sections.append(surfaces_section(facts.surfaces, cite))
     if facts.bold:
         sections.append(fmri_section(facts.bold, cite))
     if facts.qc_t1w or facts.qc_bold:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from neurolearn_cli.boilerplate.facts import AnatFacts, BoldFacts, anisotropic
+from neurolearn_cli.boilerplate.facts import AnatFacts, BoldFacts, SurfaceFacts, anisotropic
 from neurolearn_cli.boilerplate.functional import (
     SDC_WORDS,
     STC_WORDS,
@@ -22,8 +22,10 @@ MISSING = "not recorded"
 
 
 def participant_summary(participant: str, anat: AnatFacts | None, runs: Sequence[BoldFacts],
-                        ignored: Sequence[str] = ()) -> list[tuple[str, str]]:
-    """The participant's rows: label, T1w images, template, BOLD runs, output spaces, ``--ignore``d steps."""
+                        ignored: Sequence[str] = (), surfaces: SurfaceFacts | None = None,
+                        surfaces_failed: str | None = None) -> list[tuple[str, str]]:
+    """The participant's rows: label, T1w images, template, cortical surfaces (made, or why not), BOLD runs,
+    output spaces, ``--ignore``d steps."""
     spaces = sorted({space for run in runs for space in run.spaces})
     rows = [
         ("Participant", f"sub-{participant}"),
@@ -38,11 +40,25 @@ def participant_summary(participant: str, anat: AnatFacts | None, runs: Sequence
                                     "classes and the aCompCor masks; label 4 (lesion) in the dseg"))
     if anat is not None and anat.template:
         rows.append(("Template", anat.template))
+    if surfaces is not None or surfaces_failed is not None:
+        rows.append(("Cortical surfaces", surfaces_row(surfaces, surfaces_failed)))
     if runs:
         rows.append(("BOLD output spaces", listing(spaces) or MISSING))
     if ignored:
         rows.append(("Steps ignored (--ignore)", ", ".join(ignored)))
     return rows
+
+
+def surfaces_row(surfaces: SurfaceFacts | None, failed: str | None) -> str:
+    """The surfaces stage's outcome in a few words: failed and why, or the topology correction and volumes."""
+    if failed is not None or surfaces is None:
+        return f"failed ({failed})"
+    handles = MISSING if surfaces.handles is None else str(surfaces.handles)
+    cut = MISSING if surfaces.voxels_cut is None else str(surfaces.voxels_cut)
+    volumes = [f"{tissue} {number(surfaces.volumes_ml[column], 4)} mL" for tissue, column in
+               (("GM", "GM_surface"), ("WM", "WM_surface")) if column in surfaces.volumes_ml]
+    return (f"white and pial surfaces of both hemispheres, genus 0 (handles before correction: {handles}; "
+            f"voxels cut: {cut})" + (f"; from the surfaces, {listing(volumes)}" if volumes else ""))
 
 
 def resolution(voxel_mm: tuple[float, float, float]) -> str:

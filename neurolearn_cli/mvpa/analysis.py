@@ -104,7 +104,7 @@ def _results(spec: AnalysisSpec, data: AnalysisData, problem: Problem, cv: CVRes
 
 
 def run_analysis(spec: AnalysisSpec, bids_dir: Path, output_dir: Path, *,
-                 device: str = "auto", n_jobs: int = 1) -> AnalysisResult:
+                 device: str = "auto", n_jobs: int = 1, destination: Path | None = None) -> AnalysisResult:
     """Run ``spec`` on ``bids_dir``'s participants, writing ``output_dir/mvpa/<name>/``.
 
     Parameters
@@ -119,6 +119,9 @@ def run_analysis(spec: AnalysisSpec, bids_dir: Path, output_dir: Path, *,
         ``auto``, ``cpu`` or ``cuda[:N]``, for the torch models.
     n_jobs : int
         Processes for the outer folds and the permutations.
+    destination : Path, optional
+        Where ``output_dir`` will be once in place, when it is a staging
+        folder renamed afterwards (a project's pool): the log names it.
 
     Raises
     ------
@@ -155,5 +158,6 @@ def run_analysis(spec: AnalysisSpec, bids_dir: Path, output_dir: Path, *,
                            Path(bids_dir) / "participants.tsv", timing, str(torch_device))
     interval = "" if ci is None else f" (95% CI {ci[0]:.3f} to {ci[1]:.3f})"
     LOGGER.info("mvpa %s: %s = %.3f%s, permutation p = %s, %d participants; outputs in %s", spec.name, metric,
-                cv.statistic, interval, format_p(results["permutation_p"]), len(data.y), folder)
+                cv.statistic, interval, format_p(results["permutation_p"]), len(data.y),
+                folder if destination is None else destination / folder.relative_to(output_dir))
     return AnalysisResult(folder, results, predictions, weights, null)

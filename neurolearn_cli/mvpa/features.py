@@ -152,16 +152,50 @@ def _atlas_of(path: Path) -> str:
     return match.group(1)
 
 
-def _morph(root: Path, spec: FeatureSpec) -> tuple[pd.DataFrame, dict[str, Path]]:
+#: The prefix of the ``thickness`` stat's columns, which name the same parcels as the GM volumes.
+THICKNESS_PREFIX = "thickness_"
+
+
+def _morph_tables(root: Path, spec: FeatureSpec, stat: str) -> tuple[pd.DataFrame, dict[str, Path]]:
+    """One participant per row of the ``stat-<stat>`` morphometry tables of one atlas."""
     seg = spec.atlas or "*"
-    files = _find(root, f"sub-*/**/anat/sub-*_seg-{seg}_stat-gmvolume_morph.tsv", "morphometry tables")
+    what = "cortical thickness tables (the surfaces stage's)" if stat == "thickness" else "morphometry tables"
+    files = _find(root, f"sub-*/**/anat/sub-*_seg-{seg}_stat-{stat}_morph.tsv", what)
     atlases = {_atlas_of(p) for p in files}
     if len(atlases) > 1:
         raise InputError(root, f"morphometry for several atlases ({', '.join(sorted(atlases))}): set features.atlas")
-    values, sources = _per_participant(files, _one_row, lambda runs: runs[0])
-    if spec.normalize == "tiv":
-        values = _relative_to_tiv(values, sources)
-    return values, sources
+    return _per_participant(files, _one_row, lambda runs: runs[0])
+
+
+def _thickness(root: Path, spec: FeatureSpec) -> tuple[pd.DataFrame, dict[str, Path]]:
+    """Per-parcel mean thickness as ``thickness_<parcel>``; parcels no participant's surface reaches are left out.
+
+    A parcel that the surfaces never reach (deep grey matter) is missing for
+    everyone: it carries no information, and would trip the missing-value rule.
+    """
+    values, sources = _morph_tables(root, spec, "thickness")
+    unreached = [str(c) for c in values.columns[values.isna().all()]]
+    if unreached:
+        LOGGER.info("%s: no vertex in parcels %s for any participant: thickness left out there", root,
+                    ", ".join(unreached))
+    return values.drop(columns=unreached).add_prefix(THICKNESS_PREFIX), sources
+
+
+def _morph(root: Path, spec: FeatureSpec) -> tuple[pd.DataFrame, dict[str, Path]]:
+    """The morphometry of ``spec.stat`` side by side (GM volumes first, TIV-normalized on request)."""
+    frames: list[pd.DataFrame] = []
+    sources: dict[str, Path] = {}
+    for stat in spec.stat:
+        if stat == "thickness":
+            values, found = _thickness(root, spec)
+        else:
+            values, found = _morph_tables(root, spec, stat)
+            if spec.normalize == "tiv":
+                values = _relative_to_tiv(values, found)
+        frames.append(values)
+        sources = {**found, **sources}
+    joined = pd.concat(frames, axis=1, join="outer").sort_index()
+    return joined, {participant: sources[participant] for participant in joined.index}
 
 
 def _relative_to_tiv(values: pd.DataFrame, sources: dict[str, Path]) -> pd.DataFrame:

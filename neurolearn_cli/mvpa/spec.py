@@ -31,6 +31,8 @@ from neurolearn_cli.messages import plain_message
 SpecT = TypeVar("SpecT", bound=BaseModel)
 
 FeatureKind = Literal["morph", "connectivity", "iqm", "table"]
+#: Morphometry a ``morph`` feature set reads: smri's per-parcel GM volume, the surfaces stage's mean thickness.
+MorphStat = Literal["gmvolume", "thickness"]
 ModelName = Literal[
     "svm", "logistic", "ridge", "lasso", "elasticnet", "svr", "rf", "knn", "lda", "mlp", "torch-linear"
 ]
@@ -51,6 +53,9 @@ class FeatureSpec(_Frozen):
     ``normalize: tiv`` divides morphometry volumes by the participant's
     intracranial volume (proportional scaling, so head size does not swamp
     regional differences); the ``TIV`` column itself is then left out.
+    ``stat`` names the morphometry tables a ``morph`` set reads, one or a
+    list: ``gmvolume`` (smri's GM volumes, the default) and ``thickness`` (the
+    surfaces stage's mean thickness per parcel, as ``thickness_<parcel>`` columns).
     """
 
     kind: FeatureKind
@@ -65,6 +70,12 @@ class FeatureSpec(_Frozen):
     exclude: list[str] = Field(default_factory=list)
     missing: Literal["error", "zero", "mean"] = "error"
     normalize: Literal["none", "tiv"] = "none"
+    stat: tuple[MorphStat, ...] = ("gmvolume",)
+
+    @field_validator("stat", mode="before")
+    @classmethod
+    def _one_or_more_stats(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _sites_match_sources(self) -> FeatureSpec:
@@ -74,6 +85,12 @@ class FeatureSpec(_Frozen):
             raise ValueError("a table needs at least one source file")
         if self.normalize == "tiv" and self.kind != "morph":
             raise ValueError(f"normalize: tiv applies to morph features, not to {self.kind}")
+        if self.stat != ("gmvolume",) and self.kind != "morph":
+            raise ValueError(f"stat applies to morph features, not to {self.kind}")
+        if not self.stat or len(set(self.stat)) != len(self.stat):
+            raise ValueError("stat: name gmvolume, thickness or both, each once")
+        if self.normalize == "tiv" and "gmvolume" not in self.stat:
+            raise ValueError("normalize: tiv divides GM volumes: add gmvolume to stat")
         return self
 
 

@@ -1,6 +1,8 @@
 """``project export``: turn a site's outputs into a bundle that holds nothing identifying.
 
-Only numbers leave the site: the project's feature sets, the shared
+Only numbers leave the site: the project's feature sets (a ``morph`` set
+holds the parcels' thickness too where the project's workflow makes
+surfaces: :meth:`~neurolearn_cli.project.model.Project.site_features`), the shared
 participants.tsv columns, and the QC table (status and T1w IQMs). Free text
 (failure reasons, sidecar metadata) and images stay. Participants whose run
 did not finish are listed with their status in ``qc.tsv`` and in the
@@ -123,8 +125,8 @@ def export_bundle(project: Project, project_path: Path, bids_dir: Path, output_d
         names = {p: pseudonym(key, p) for p in participants.index}
     files: dict[str, bytes] = {}
     finished = set(done)
-    for name, spec in project.feature_sets.items():
-        values = load_features(spec, output_dir).values if finished else pd.DataFrame()
+    for name in project.feature_sets:
+        values = load_features(project.site_features(name), output_dir).values if finished else pd.DataFrame()
         values = values.loc[[p for p in values.index if p in finished]]
         files[f"{FEATURES_FOLDER}/{name}.tsv"] = atomic.tsv_text(_with_ids(values, names), "%.8g").encode()
     files[PARTICIPANTS] = atomic.tsv_text(_with_ids(shared, names)).encode()

@@ -15,6 +15,8 @@ a project. Example::
     feature_sets:
       morph: {kind: morph, normalize: tiv}
       iqm: {kind: iqm}
+    computed:              # tables the pool computes from the feature sets (nothing more leaves a site)
+      morph_and_iqm: {operation: concat, of: [morph, iqm]}
     share_columns: [age, sex, group]
     qc_exclude:            # participants left out of the pool by an IQM of their T1w
       - {iqm: cjv, above: 0.6}
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
@@ -46,6 +48,7 @@ from neurolearn_cli.mvpa.spec import (
     validate_spec,
 )
 from neurolearn_cli.run import MVPA_SETTINGS, NON_OUTPUT_SETTINGS
+from neurolearn_cli.stages import PARTICIPANT_STAGES as REGISTERED_STAGES
 
 #: Run options a site chooses for itself: where things are, the device, and the atlas file (pinned by hash instead).
 SITE_CHOICES = frozenset({"device", "atlas", "atlas_labels", "bids_filter_file", "bids_filters", "analysis_level"})
@@ -79,9 +82,9 @@ class Workflow(_Frozen):
     @field_validator("stages")
     @classmethod
     def _participant_stages(cls, stages: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(stages) - set(PARTICIPANT_STAGES))
+        unknown = sorted(set(stages) - set(REGISTERED_STAGES))
         if unknown or not stages:
-            raise ValueError(f"choose participant stages from {', '.join(PARTICIPANT_STAGES)}")
+            raise ValueError(f"choose participant stages from {', '.join(REGISTERED_STAGES)}")
         return stages
 
     @field_validator("options")
@@ -116,8 +119,37 @@ class QCRule(_Frozen):
         return f"{self.iqm} " + " or ".join(bound for bound in bounds if bound)
 
 
+class ComputedSet(_Frozen):
+    """A feature table the pool computes from the project's feature sets.
+
+    ``concat``: the sets of ``of`` side by side, each column prefixed by its
+    set's name (``morph_L_gm_01``); ``ratio``: ``of[0]`` divided by ``of[1]``
+    column by column, over the columns they share (a zero or missing
+    denominator gives a missing value). ``missing`` is the mvpa rule for
+    missing values in the result.
+    """
+
+    operation: Literal["concat", "ratio"]
+    of: list[str] = Field(min_length=2)
+    missing: Literal["error", "zero", "mean"] = "error"
+
+    def __str__(self) -> str:
+        """The table in words, e.g. ``morph and iqm side by side``."""
+        if self.operation == "ratio":
+            return f"{self.of[0]} divided by {self.of[1]}, column by column"
+        return " and ".join(self.of) + " side by side"
+
+    @model_validator(mode="after")
+    def _operands(self) -> ComputedSet:
+        if len(set(self.of)) != len(self.of):
+            raise ValueError("name each feature set once in 'of'")
+        if self.operation == "ratio" and len(self.of) != 2:
+            raise ValueError("a ratio takes two feature sets: [numerator, denominator]")
+        return self
+
+
 class ProjectAnalysis(_Frozen):
-    """A pooled analysis: an mvpa spec whose ``features`` names one of the project's feature sets."""
+    """A pooled analysis: an mvpa spec whose ``features`` names one of the project's feature sets or computed tables."""
 
     name: str = Field(pattern=_NAME)
     features: str
@@ -138,6 +170,7 @@ class Project(_Frozen):
     neurolearn: str
     workflow: Workflow = Workflow()
     feature_sets: dict[str, FeatureSpec]
+    computed: dict[str, ComputedSet] = Field(default_factory=dict)
     share_columns: list[str] = Field(default_factory=list)
     qc_exclude: list[QCRule] = Field(default_factory=list)
     analyses: list[ProjectAnalysis] = Field(default_factory=list)
@@ -176,10 +209,19 @@ class Project(_Frozen):
         names = [a.name for a in self.analyses]
         if len(set(names)) != len(names):
             raise ValueError("two analyses have the same name")
+        for name, computed in self.computed.items():
+            if name in self.feature_sets or not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"computed '{name}': name it with letters, digits, - and _, apart from every "
+                                 "feature set")
+            unknown = [operand for operand in computed.of if operand not in self.feature_sets]
+            if unknown:
+                raise ValueError(f"computed '{name}' reads '{unknown[0]}', which is not in feature_sets "
+                                 f"({', '.join(self.feature_sets)})")
+        tables = [*self.feature_sets, *self.computed]
         for analysis in self.analyses:
-            if analysis.features not in self.feature_sets:
+            if analysis.features not in tables:
                 raise ValueError(f"analysis '{analysis.name}' reads feature set '{analysis.features}', "
-                                 f"which is not in feature_sets ({', '.join(self.feature_sets)})")
+                                 f"which is not in feature_sets or computed ({', '.join(tables)})")
         return self
 
     def accepts(self, version: str) -> bool:
@@ -191,11 +233,19 @@ class Project(_Frozen):
         if not self.accepts(version):
             raise UsageError(f"project '{self.name}' needs neurolearn {self.neurolearn}; {where} is {version}")
 
+    def site_features(self, name: str) -> FeatureSpec:
+        """Feature set ``name`` as each site reads it: where the workflow makes surfaces, a ``morph`` set that
+        names no ``stat`` reads the parcels' mean thickness beside their GM volume."""
+        spec = self.feature_sets[name]
+        if spec.kind == "morph" and "stat" not in spec.model_fields_set and "surfaces" in self.workflow.stages:
+            return spec.model_copy(update={"stat": (*spec.stat, "thickness")})
+        return spec
+
     def analysis_spec(self, analysis: ProjectAnalysis) -> AnalysisSpec:
         """The mvpa spec of ``analysis`` on the pool: its feature set's table, relative to the pool folder."""
-        feature_set = self.feature_sets[analysis.features]
+        table = self.feature_sets.get(analysis.features) or self.computed[analysis.features]
         features = FeatureSpec(kind="table", sources=[Path(FEATURES_FOLDER) / f"{analysis.features}.tsv"],
-                               missing=feature_set.missing)
+                               missing=table.missing)
         return AnalysisSpec(name=analysis.name, features=features, target=analysis.target, model=analysis.model,
                             preprocessing=analysis.preprocessing, validation=analysis.validation,
                             seed=analysis.seed)

@@ -8,7 +8,8 @@ half-written pool. POOL_DIR reads like a small BIDS-Derivatives dataset::
     dataset_description.json   project.yaml (a copy)   sites.tsv   site_effects.tsv
     participants.tsv           participant_id, site and the shared columns (what mvpa reads)
     qc.tsv                     participant_id, site, status and IQMs
-    features/<set>.tsv         the pooled feature tables (participants whose run was done)
+    features/<set>.tsv         the pooled feature tables (participants whose run was done), and the
+                               project's computed tables
     mvpa/<analysis>/           each analysis' results, as ``neurolearn mvpa`` writes them
     report.html                the project report
 
@@ -33,6 +34,7 @@ from neurolearn_cli.mvpa.dataset import SITE_COLUMN, encode_confounds
 from neurolearn_cli.mvpa.harmonization import ComBat
 from neurolearn_cli.project.bundle import QC
 from neurolearn_cli.project.checks import SiteBundle, open_bundles
+from neurolearn_cli.project.computed import computed_table
 from neurolearn_cli.project.model import (
     FEATURES_FOLDER,
     Project,
@@ -94,6 +96,11 @@ def pool_tables(project: Project, bundles: list[SiteBundle], source: Path) -> Po
     qc = qc.assign(excluded_by=excluded.reindex(qc.index))
     features = {name: pd.concat([b.features[name] for b in bundles]).sort_index(kind="stable")
                 .drop(index=excluded.index, errors="ignore") for name in project.feature_sets}
+    for name, computed in project.computed.items():
+        try:
+            features[name] = computed_table(computed, features)
+        except ValueError as error:
+            raise SpecError(source, f"computed.{name}", str(error)) from None
     by_rule = qc.loc[excluded.index, SITE_COLUMN].value_counts()
     rows = [{"site": b.manifest.site, "participants": b.manifest.participants,
              "excluded": int((b.qc["status"] != "done").sum()),
@@ -173,10 +180,11 @@ def _check_target(out: Path) -> None:
 
 
 def write_pool(folder: Path, project: Project, source: Path, bundles: list[SiteBundle], *,
-               device: str, n_jobs: int) -> None:
+               device: str, n_jobs: int, destination: Path | None = None) -> None:
     """Write the pooled tables, run every analysis and write the report into ``folder``.
 
-    ``source`` is the project file (copied into the pool, and named in errors).
+    ``source`` is the project file (copied into the pool, and named in errors);
+    ``destination`` is where ``folder`` is renamed to afterwards (the log names it).
     """
     project_bytes = Path(source).read_bytes()
     from neurolearn_cli.mvpa.analysis import run_analysis
@@ -198,8 +206,8 @@ def write_pool(folder: Path, project: Project, source: Path, bundles: list[SiteB
     for analysis in project.analyses:
         get_logger().info("project %s: analysis %s", project.name, analysis.name)
         try:
-            results[analysis.name] = run_analysis(project.analysis_spec(analysis), folder, folder,
-                                                  device=device, n_jobs=n_jobs).results
+            results[analysis.name] = run_analysis(project.analysis_spec(analysis), folder, folder, device=device,
+                                                  n_jobs=n_jobs, destination=destination).results
         except SpecError as error:  # a field that does not fit the pooled data: name the project file's field
             raise SpecError(source, f"analyses.{analysis.name}.{error.field}", error.field_problem) from None
     views = {name: harmonized_view(varying_columns(table, pooled.participants[SITE_COLUMN]), pooled.participants,
@@ -227,6 +235,6 @@ def pool_project(project_path: Path, bundle_paths: list[Path], out: Path, *, dev
     out = Path(out).absolute()
     _check_target(out)
     with atomic.staged_folder(out) as staging:
-        write_pool(staging, project, Path(project_path), bundles, device=device, n_jobs=n_jobs)
+        write_pool(staging, project, Path(project_path), bundles, device=device, n_jobs=n_jobs, destination=out)
     return out
 

@@ -30,7 +30,8 @@ def methods(project: Project, pooled: PooledData, effects: pd.DataFrame, results
     sections = [pooling_section(project.name, sites["site"].tolist(), sites["neurolearn"].tolist(),
                                 int(sites["participants"].sum()), int(sites["excluded"].sum()),
                                 bool(sites["pseudonymized"].all()), list(project.feature_sets), measured, cite,
-                                [str(rule) for rule in project.qc_exclude], int(sites["excluded_by_rule"].sum()))]
+                                [str(rule) for rule in project.qc_exclude], int(sites["excluded_by_rule"].sum()),
+                                [f"{name} ({computed})" for name, computed in project.computed.items()])]
     for analysis in project.analyses:
         sections.append(analysis_section(Analysis(project.analysis_spec(analysis), results[analysis.name]), cite))
     return Boilerplate(tuple(sections), cite.references())

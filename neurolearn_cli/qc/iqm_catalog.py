@@ -34,8 +34,10 @@ GROUPS = (
     "Tissue and spatial",
     "Intensity summaries",
     "Acquisition",
+    "Surfaces",
     "Other",
 )
+_HEMISPHERES = {"L": "left", "R": "right"}
 _TISSUES = {"csf": "CSF", "gm": "GM", "wm": "WM"}
 _REGIONS = {**_TISSUES, "bg": "the air background", "fg": "the brain mask"}
 _STATISTICS = {
@@ -119,6 +121,16 @@ def _entries() -> dict[str, IQMInfo]:
             IQMInfo(f"size_{axis}", "Acquisition", "voxels", f"Grid size along {axis}.", step=1.0),
             IQMInfo(f"spacing_{axis}", "Acquisition", "mm", f"Voxel size along {axis}."),
         ]
+    for hemisphere, side in _HEMISPHERES.items():
+        entries += [
+            IQMInfo(f"surf_handles_{hemisphere}", "Surfaces", "handles", f"Topological defects of the {side} white matter before correction: (2 - Euler characteristic) / 2 of its boundary (DeepPrep's surface QC); the correction cuts them, but many mean a noisy or badly segmented image.", step=1.0),
+            IQMInfo(f"surf_thickness_{hemisphere}", "Surfaces", "mm", f"Mean cortical thickness of the {side} hemisphere (FreeSurfer's definition)."),
+        ]
+    entries += [
+        IQMInfo("surf_voxels_cut", "Surfaces", "voxels", "White-matter voxels the topology correction left out to make both white surfaces genus 0; lower is better.", step=1.0),
+        IQMInfo("surf_intersections", "Surfaces", "faces", "Self-intersecting faces of the white and pial surfaces of both hemispheres; 0 is expected.", step=1.0),
+        IQMInfo("surf_thickness_asym", "Surfaces", "", "Left/right asymmetry of mean thickness, 2 (L - R) / (L + R); far from 0 points at a failed hemisphere."),
+    ]
     entries.append(IQMInfo("fwhm_avg", "Tissue and spatial", "voxels", "Mean smoothness (FWHM) over the three axes; higher is blurrier.", "iqms-fwhm"))
     for region, where in _REGIONS.items():
         for statistic, (unit, what) in _STATISTICS.items():

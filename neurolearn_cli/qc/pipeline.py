@@ -19,6 +19,7 @@ from neurolearn_cli.engine.transforms import Transform
 from neurolearn_cli.fmri.motion import MOTION_COLUMNS
 from neurolearn_cli.qc.measures import MISSING_KEY, PROVENANCE_KEY, Measure, Missing
 from neurolearn_cli.qc.report import ReportFigure
+from neurolearn_cli.qc.surfaces import HemisphereQC
 
 #: Template priors are warped onto every PRIOR_STRIDE-th T1w voxel (see :func:`anatomical_qc`).
 PRIOR_STRIDE = 2
@@ -120,6 +121,38 @@ def anatomical_qc(
           for name, (t1w, reference) in normalized.items()),
     ]
     return QCResult(iqms=iqms, figures=made)
+
+
+def surface_qc(corrected: Image, hemispheres: Mapping[str, HemisphereQC], display: str) -> QCResult:
+    """Surface IQMs (:mod:`~neurolearn_cli.qc.surfaces`) and figures of the surfaces stage's outputs.
+
+    ``corrected`` is smri's bias-corrected T1w, under the white and pial
+    contours; ``display`` names the mesh of each hemisphere's ``display`` (the
+    surface the thickness map is drawn on), for the caption.
+    """
+    from neurolearn_cli.qc.surface_figures import (
+        THICKNESS_RANGE_MM,
+        surface_contours,
+        thickness_map,
+    )
+    from neurolearn_cli.qc.surfaces import surface_iqms
+
+    whites = {h: s.white for h, s in hemispheres.items()}
+    pials = {h: s.pial for h, s in hemispheres.items()}
+    inflated = "" if display == "inflated" else (f"; drawn on the {display} surface, as the inflated surface is "
+                                                 "not made yet")
+    made = [
+        figure("Cortical surfaces", surface_contours(corrected.data.cpu().numpy(), corrected.affine.double().cpu()
+                                                     .numpy(), whites, pials),
+               "White (GM/WM boundary) and pial (GM/CSF boundary) surfaces of both hemispheres cut by slices of "
+               "the bias-corrected T1w: sagittal, coronal and axial rows"),
+        figure("Cortical thickness", thickness_map({h: s.display for h, s in hemispheres.items()},
+                                                   {h: s.thickness for h, s in hemispheres.items()}, display),
+               f"Thickness per vertex, lateral and medial views of each hemisphere, colours from "
+               f"{THICKNESS_RANGE_MM[0]:g} to {THICKNESS_RANGE_MM[1]:g} mm; the medial wall, where the surface "
+               f"closes over the deep grey matter and holds no cortex, shows as thin{inflated}"),
+    ]
+    return QCResult(iqms=surface_iqms(hemispheres), figures=made)
 
 
 def confound_figures(

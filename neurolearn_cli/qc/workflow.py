@@ -21,6 +21,8 @@ from neurolearn_cli.stages import ParticipantContext, StageContext
 
 #: Modalities of the group tables, with the datatype folder of their IQM JSONs.
 MODALITIES = (("T1w", "anat"), ("bold", "func"))
+#: The surfaces stage's mesh the thickness map is drawn on (its ``inflated`` one, once the stage writes it).
+THICKNESS_MAP_SURFACE = "midthickness"
 #: ``logs/CITATION.md``.
 CITATION = {"extension": ".md"}
 
@@ -62,7 +64,7 @@ def _t1w_section(participant: ParticipantPlan, context: ParticipantContext) -> A
     """Read the smri outputs, compute the reference T1w's IQMs and figures."""
     from neurolearn_cli.engine.io import load_image, load_images
     from neurolearn_cli.engine.itkio import read_transform
-    from neurolearn_cli.qc.pipeline import anatomical_qc
+    from neurolearn_cli.qc.pipeline import anatomical_qc, surface_qc
     from neurolearn_cli.qc.report import ImageQC
     from neurolearn_cli.smri import workflow as smri
     from neurolearn_cli.smri.conform import conform_t1w
@@ -86,9 +88,53 @@ def _t1w_section(participant: ParticipantPlan, context: ParticipantContext) -> A
             [str(image.path) for image in participant.t1w],
         ),
     )
+    figures, iqms = list(result.figures), dict(result.iqms)
+    hemispheres = _surfaces(participant, context)
+    if hemispheres is not None:
+        surfaces = surface_qc(loaded["preproc"], hemispheres, THICKNESS_MAP_SURFACE)
+        figures += surfaces.figures
+        iqms |= surfaces.iqms
     first = participant.t1w[0]
-    return ImageQC(bids_name=bids_name(first), figures=result.figures, iqms=result.iqms, metadata=first.metadata,
+    return ImageQC(bids_name=bids_name(first), figures=figures, iqms=iqms, metadata=first.metadata,
                    provenance={"tpm_template": priors_template})
+
+
+def _surfaces_recorded(participant: ParticipantPlan, context: ParticipantContext) -> bool:
+    """Whether the surfaces stage recorded every output under its current digest and did not fail in this run
+    (False: not run, or failed)."""
+    from neurolearn_cli.surfaces import workflow as surfaces
+
+    if "surfaces" not in context.fingerprints or "surfaces" in context.failed_stages:
+        return False
+    writer = context.writer
+    recorded = writer.recorded(context.stage_digest("surfaces"))
+    return all(writer.relative(path) in recorded for path in surfaces.planned_outputs(participant, context).values())
+
+
+def _surfaces(participant: ParticipantPlan, context: ParticipantContext) -> Any:
+    """Both hemispheres as the surfaces stage wrote them (:class:`~neurolearn_cli.qc.surfaces.HemisphereQC`
+    by hemisphere); None where it has not recorded every output under its current digest (not run, or failed)."""
+    from neurolearn_cli.derivatives import sidecar_of
+    from neurolearn_cli.qc.surfaces import HemisphereQC
+    from neurolearn_cli.surfaces import workflow as surfaces
+    from neurolearn_cli.surfaces.gifti import read_shape, read_surface
+
+    if not _surfaces_recorded(participant, context):
+        return None
+    outputs = surfaces.planned_outputs(participant, context)
+    hemispheres = {}
+    for hemisphere in surfaces.HEMISPHERES:
+        white, pial = (json.loads(sidecar_of(outputs[f"{s}_{hemisphere}"]).read_text(encoding="utf-8"))
+                       for s in ("white", "pial"))
+        crossings = [white.get("SelfIntersectingFaces"), pial.get("SelfIntersectingFaces")]
+        hemispheres[hemisphere] = HemisphereQC(
+            white=read_surface(outputs[f"white_{hemisphere}"]), pial=read_surface(outputs[f"pial_{hemisphere}"]),
+            display=read_surface(outputs[f"{THICKNESS_MAP_SURFACE}_{hemisphere}"]),
+            thickness=read_shape(outputs[f"thickness_{hemisphere}"]),
+            euler_before=white.get("EulerCharacteristicBeforeCorrection"),
+            voxels_cut=white.get("VoxelsCutByTopologyCorrection"),
+            intersections=None if None in crossings else sum(crossings))
+    return hemispheres
 
 
 def _iqm_priors(context: ParticipantContext) -> tuple[str, Any, str]:
@@ -161,6 +207,18 @@ def _anat_facts(participant: ParticipantPlan, context: ParticipantContext) -> An
                       context.template.name, tuple(str(s) for s in standard_spaces(context.config.output_spaces)))
 
 
+def _surface_facts(participant: ParticipantPlan, context: ParticipantContext) -> Any:
+    """The participant's surfaces facts, where the surfaces stage recorded its outputs (else None)."""
+    from neurolearn_cli.boilerplate.gather import sidecar_path, surface_facts
+    from neurolearn_cli.surfaces import workflow as surfaces
+
+    if not _surfaces_recorded(participant, context):
+        return None
+    outputs = surfaces.planned_outputs(participant, context)
+    return surface_facts(participant.label, [sidecar_path(outputs[f"white_{h}"]) for h in surfaces.HEMISPHERES],
+                         [sidecar_path(outputs[f"pial_{h}"]) for h in surfaces.HEMISPHERES], outputs["volume_morph"])
+
+
 def _bold_facts(run: BoldRun, context: ParticipantContext) -> Any:
     """One run's fmri facts, read from the fmri stage's planned outputs (None where it wrote none)."""
     from neurolearn_cli.boilerplate.gather import bold_facts, sidecar_path
@@ -193,16 +251,20 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
         writer.write_json(writer.path(iqm_entities(run.image, "bold")), iqm_record(section.iqms, section.bids_name))
         func.append(section)
     anat_facts = _anat_facts(participant, context)
+    surface_facts = _surface_facts(participant, context)
     runs = [facts for run in participant.bold if (facts := _bold_facts(run, context)) is not None]
     boilerplate = methods(RunFacts(software(str(context.device)), anat=(anat_facts,) if anat_facts else (),
+                                   surfaces=(surface_facts,) if surface_facts else (),
                                    bold=tuple(runs), qc_t1w=len(anat), qc_bold=len(func)))
     report = ParticipantReport(
         participant=participant.label,
-        summary=participant_summary(participant.label, anat_facts, runs, context.config.ignore),
+        summary=participant_summary(participant.label, anat_facts, runs, context.config.ignore, surface_facts,
+                                    context.failed_stages.get("surfaces")),
         runs={facts.name: run_summary(facts) for facts in runs},
         anat=anat,
         func=func,
         methods=boilerplate,
+        errors=tuple(context.failed_stages.values()),
     )
     writer.write_text(writer.path(report_entities(participant)),
                       render_participant_report(report))
@@ -255,6 +317,7 @@ def write_citation(context: StageContext) -> Path:
     facts = RunFacts(
         gather.software(str(context.device)),
         anat=tuple(gather.discover_anat(output_dir)),
+        surfaces=tuple(gather.discover_surfaces(output_dir)),
         bold=tuple(gather.discover_bold(output_dir)),
         qc_t1w=assessed["T1w"],
         qc_bold=assessed["bold"],

@@ -1,6 +1,8 @@
-"""GIFTI encoding of meshes and per-vertex values through nibabel (bytes for the derivatives writer)."""
+"""GIFTI through nibabel: meshes and per-vertex values encoded (bytes for the derivatives writer) and read back."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -35,3 +37,16 @@ def shape_gifti(values: np.ndarray, hemisphere: str) -> bytes:
                                      datatype="NIFTI_TYPE_FLOAT32")
     image = nib.gifti.GiftiImage(darrays=[array], meta=_meta({"AnatomicalStructurePrimary": STRUCTURES[hemisphere]}))
     return bytes(image.to_xml())
+
+
+def read_surface(path: Path) -> Mesh:
+    """The mesh of a ``.surf.gii`` (its POINTSET and TRIANGLE arrays)."""
+    image = nib.gifti.GiftiImage.from_filename(str(path))
+    points = image.agg_data("NIFTI_INTENT_POINTSET")
+    triangles = image.agg_data("NIFTI_INTENT_TRIANGLE")
+    return Mesh(np.asarray(points, dtype=np.float64), np.asarray(triangles, dtype=np.int64))
+
+
+def read_shape(path: Path) -> np.ndarray:
+    """The per-vertex values of a ``.shape.gii``."""
+    return np.asarray(nib.gifti.GiftiImage.from_filename(str(path)).agg_data(), dtype=np.float64)

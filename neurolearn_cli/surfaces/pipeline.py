@@ -10,25 +10,36 @@ import torch
 
 from neurolearn_cli.engine.image import Image, world_grid
 from neurolearn_cli.engine.transforms import Transform
-from neurolearn_cli.surfaces.hemispheres import HEMISPHERES, hemisphere_fields
+from neurolearn_cli.smri.morphometry import voxel_ml
+from neurolearn_cli.surfaces.hemispheres import (
+    HEMISPHERES,
+    brainstem,
+    deep_region,
+    hemisphere_fields,
+)
 from neurolearn_cli.surfaces.placement import tissue_contrast
 from neurolearn_cli.surfaces.reconstruct import HemisphereSurfaces, reconstruct_hemisphere
-from neurolearn_cli.surfaces.ribbon import ribbon
+from neurolearn_cli.surfaces.ribbon import inside
+from neurolearn_cli.surfaces.volumes import posterior_fossa, surface_volumes
 
 
 @dataclass(frozen=True)
 class SurfaceResult:
-    """Both hemispheres' surfaces and measures, and the cortical ribbon on the T1w grid (1 inside, 0 outside)."""
+    """Both hemispheres' surfaces and measures, the cortical ribbon on the T1w grid (1 inside, 0 outside),
+    each hemisphere's ribbon voxels (bool arrays on that grid) and the tissue volumes the surfaces give (mL,
+    :data:`~neurolearn_cli.surfaces.volumes.VOLUME_COLUMNS`)."""
 
     hemispheres: dict[str, HemisphereSurfaces]
     ribbon: Image
+    ribbons: dict[str, np.ndarray]
+    volumes: dict[str, float]
 
 
 def reconstruct_surfaces(tissues: Mapping[str, Image], mask: Image, to_template: Transform,
                          t1w: Image | None = None) -> SurfaceResult:
-    """White and pial surfaces of both hemispheres from smri's outputs.
+    """White and pial surfaces of both hemispheres from smri's outputs, and the volumes they enclose.
 
-    ``tissues``: the GM and WM probabilities on the T1w grid; ``mask``: the
+    ``tissues``: the GM, WM and CSF probabilities on the T1w grid; ``mask``: the
     brain mask; ``to_template``: maps T1w world points to template points (the
     normalization), which places the midline, the deep grey and the brainstem
     cut; ``t1w``: the bias-corrected T1w, whose intensity midway between grey
@@ -45,7 +56,18 @@ def reconstruct_surfaces(tissues: Mapping[str, Image], mask: Image, to_template:
                    for h in HEMISPHERES}
     matrix = affine.double().cpu().numpy()
     shape = grid.shape
-    cortex = np.zeros(shape, dtype=bool)
-    for surfaces in hemispheres.values():
-        cortex |= ribbon(surfaces.white, surfaces.pial, shape, matrix)
-    return SurfaceResult(hemispheres, mask.with_data(torch.from_numpy(cortex.astype(np.float32))))
+    inside_white, inside_pial = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
+    ribbons = {}
+    for hemisphere, surfaces in hemispheres.items():
+        white, pial = inside(surfaces.white, shape, matrix), inside(surfaces.pial, shape, matrix)
+        ribbons[hemisphere] = pial & ~white
+        inside_white |= white
+        inside_pial |= pial
+    cortex = np.logical_or.reduce(list(ribbons.values()))
+    deep = deep_region(template_points, "L") | deep_region(template_points, "R")
+    volumes = surface_volumes(
+        {h: s.white for h, s in hemispheres.items()}, {h: s.pial for h, s in hemispheres.items()},
+        inside_white, inside_pial, {name: image.data.cpu().numpy() for name, image in tissues.items()},
+        mask.data.cpu().numpy() > 0.5, deep.cpu().numpy(),
+        posterior_fossa(template_points.cpu().numpy()) & ~brainstem(template_points).cpu().numpy(), voxel_ml(mask))
+    return SurfaceResult(hemispheres, mask.with_data(torch.from_numpy(cortex.astype(np.float32))), ribbons, volumes)

@@ -4,18 +4,24 @@ IO stays here (engine reader in, derivatives writer out); the computation is
 :func:`neurolearn_cli.surfaces.pipeline.reconstruct_surfaces`. Outputs follow
 fMRIPrep's names in ``anat/`` (``hemi-L_white.surf.gii``, ``hemi-L_thickness.shape.gii``,
 ``desc-ribbon_mask.nii.gz``); GIFTI vertices are in the T1w's world
-coordinates. A hemisphere that cannot be reconstructed fails this stage only,
+coordinates. Two tables go beside smri's morphometry: the mean thickness of
+each parcel of the run's atlas (``seg-<atlas>_stat-thickness_morph.tsv``, read
+by mvpa as smri's GM volumes are) and the tissue volumes the surfaces give
+next to smri's probability-map volumes (``stat-volume_morph.tsv``). A hemisphere that cannot be reconstructed fails this stage only,
 with a one-line reason: smri's volume outputs stay as written.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neurolearn_cli.dataset.plan import ParticipantPlan
 from neurolearn_cli.errors import InputError, ProcessingError
 from neurolearn_cli.stages import ParticipantContext
+
+if TYPE_CHECKING:
+    from neurolearn_cli.surfaces.pipeline import SurfaceResult
 
 HEMISPHERES = ("L", "R")
 SURFACES = ("white", "pial", "midthickness")
@@ -40,9 +46,19 @@ def planned_entities(participant: ParticipantPlan) -> dict[str, dict[str, Any]]:
     return entities
 
 
+def table_entities(participant: ParticipantPlan, atlas: str) -> dict[str, dict[str, Any]]:
+    """The stage's tables, by role: per-parcel thickness of ``atlas`` (a ``seg-`` value) and the tissue volumes."""
+    sub = {"subject": participant.label, "datatype": "anat", "suffix": "morph", "extension": ".tsv"}
+    return {"thickness_morph": {**sub, "seg": atlas, "stat": "thickness"},
+            "volume_morph": {**sub, "stat": "volume"}}
+
+
 def planned_outputs(participant: ParticipantPlan, context: ParticipantContext) -> dict[str, Path]:
     """Every file the stage writes, by role."""
-    return {role: context.writer.path(e) for role, e in planned_entities(participant).items()}
+    from neurolearn_cli.smri.workflow import atlas_entity
+
+    entities = {**planned_entities(participant), **table_entities(participant, atlas_entity(context.atlas.name))}
+    return {role: context.writer.path(e) for role, e in entities.items()}
 
 
 def outputs_current(participant: ParticipantPlan, context: ParticipantContext) -> bool:
@@ -63,7 +79,7 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
         raise InputError(participant.subject, "no T1w image: the surfaces stage needs smri's outputs of one")
     device, writer, log = context.device, context.writer, context.log
     inputs = smri.planned_outputs(participant, context)
-    tissues = {t: load_image(inputs[f"probseg_{t}"], device) for t in ("GM", "WM")}
+    tissues = {t: load_image(inputs[f"probseg_{t}"], device) for t in smri.TISSUES}
     try:
         result = reconstruct_surfaces(tissues, load_image(inputs["mask"], device),
                                       read_transform(inputs["xfm_from_template"]).to(device),
@@ -93,3 +109,42 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
                  float(surfaces.thickness.mean()), surfaces.euler_white, surfaces.euler_pial,
                  surfaces.intersections_white, surfaces.intersections_pial)
     writer.write_image(entities["ribbon"], result.ribbon, {"Type": "ribbon", "Sources": sources}, labels=True)
+    _write_tables(participant, context, result, inputs)
+
+
+def _write_tables(participant: ParticipantPlan, context: ParticipantContext, result: SurfaceResult,
+                  inputs: dict[str, Path]) -> None:
+    """The per-parcel thickness of the run's atlas and the tissue volumes, each with a sidecar saying how."""
+    import pandas as pd
+
+    from neurolearn_cli.engine.io import load_image
+    from neurolearn_cli.smri.workflow import atlas_entity
+    from neurolearn_cli.surfaces.parcels import MAX_LABEL_DISTANCE_MM, parcel_thickness
+    from neurolearn_cli.surfaces.volumes import VOLUME_COLUMNS
+
+    writer, atlas = context.writer, context.atlas
+    entities = table_entities(participant, atlas_entity(atlas.name))
+    labels = load_image(inputs["atlas"], context.device)
+    parcels = parcel_thickness(result.hemispheres, result.ribbons, labels.data.cpu().numpy().round().astype(int),
+                               labels.affine.double().cpu().numpy(), atlas.table)
+    thickness = pd.DataFrame([{"participant_id": participant.subject, **parcels}])
+    surface_sources = ["bids::" + writer.relative(writer.path(e))
+                       for role, e in planned_entities(participant).items() if role.startswith(("white_", "pial_"))]
+    writer.write_tsv(entities["thickness_morph"], thickness, {
+        "Atlas": atlas.name, "AtlasSpace": atlas.space, "Note": atlas.note, "Units": "mm",
+        "Description": "Mean cortical thickness of each parcel over both hemispheres: each midthickness vertex "
+                       "takes the parcel of the nearest voxel of the cortical ribbon that the atlas labels (on "
+                       f"the T1w grid; none farther than {MAX_LABEL_DISTANCE_MM:g} mm); n/a where no vertex "
+                       "falls in the parcel (e.g. deep grey matter)",
+        "Sources": ["bids::" + writer.relative(inputs["atlas"]), *surface_sources]})
+    smri_volumes = pd.read_csv(inputs["morph"], sep="\t", na_values="n/a").iloc[0]
+    volumes = {"participant_id": participant.subject, "GM_probseg": float(smri_volumes["GM"]),
+               "WM_probseg": float(smri_volumes["WM"]), **result.volumes}
+    writer.write_tsv(entities["volume_morph"], pd.DataFrame([volumes]), {
+        "Units": "mL",
+        "Columns": {"GM_probseg": "smri's GM volume: the sum of its GM probability map (as in its "
+                                  "stat-gmvolume table)",
+                    "WM_probseg": "smri's WM volume: the sum of its WM probability map", **VOLUME_COLUMNS},
+        "Sources": ["bids::" + writer.relative(inputs[role]) for role in ("morph", "probseg_GM", "probseg_WM",
+                                                                          "probseg_CSF", "mask")]
+                   + surface_sources})

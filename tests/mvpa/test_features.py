@@ -142,3 +142,37 @@ def test_detect_task() -> None:
     assert detect_task(pd.Series([0, 1, 1, 0])) == "classification"
     assert detect_task(pd.Series(np.arange(40) % 20)) == "regression"
     assert detect_task(pd.Series([0.5, 1.5, 2.5])) == "regression"
+
+
+def _thickness(root: Path, label: str, values: list[float]) -> None:
+    frame = pd.DataFrame([values], columns=["LH_A", "RH_B", "deep"])
+    frame.insert(0, "participant_id", f"sub-{label}")
+    frame.to_csv(root / f"sub-{label}" / "anat" / f"sub-{label}_seg-schaefer100_stat-thickness_morph.tsv",
+                 sep="\t", index=False, na_rep="n/a")
+
+
+def test_thickness_is_read_beside_gm_volume(tmp_path: Path) -> None:
+    """``stat`` names the tables; thickness columns are prefixed and a parcel no surface reaches is left out."""
+    _morph(tmp_path, "01", [1.0, 2.0, 3.0])
+    _morph(tmp_path, "02", [4.0, 5.0, 6.0])
+    _thickness(tmp_path, "01", [2.5, float("nan"), float("nan")])
+    _thickness(tmp_path, "02", [2.25, 3.0, float("nan")])
+    both = load_features(FeatureSpec(kind="morph", stat=["gmvolume", "thickness"]), tmp_path).values
+    assert list(both.columns) == ["LH_A", "RH_B", "total_gm", "thickness_LH_A", "thickness_RH_B"]
+    assert both.loc["sub-02", "thickness_LH_A"] == 2.25 and both.loc["sub-02", "RH_B"] == 5.0
+    assert np.isnan(both.loc["sub-01", "thickness_RH_B"])  # missing stays missing, for the spec's rule
+    alone = load_features(FeatureSpec(kind="morph", stat="thickness"), tmp_path).values
+    assert list(alone.columns) == ["thickness_LH_A", "thickness_RH_B"]
+    with pytest.raises(InputError, match="no cortical thickness tables"):
+        load_features(FeatureSpec(kind="morph", stat="thickness"), tmp_path / "sub-01")
+
+
+def test_stat_is_checked() -> None:
+    with pytest.raises(ValueError, match="stat applies to morph features"):
+        FeatureSpec(kind="iqm", stat="thickness")
+    with pytest.raises(ValueError, match="add gmvolume to stat"):
+        FeatureSpec(kind="morph", stat="thickness", normalize="tiv")
+    with pytest.raises(ValueError, match="each once"):
+        FeatureSpec(kind="morph", stat=["thickness", "thickness"])
+    with pytest.raises(ValueError):
+        FeatureSpec(kind="morph", stat="area")

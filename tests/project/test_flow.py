@@ -58,6 +58,7 @@ def test_three_sites_export_pool_and_report(cli: Cli, three_sites: tuple[Path, l
     code, _, stderr = cli("project", "pool", project, *bundles, "--out", tmp_path / "pool_a", "--device", "cpu")
     assert code == 0, stderr
     pool = tmp_path / "pool_a"
+    assert f"outputs in {pool / 'mvpa' / 'dx'}" in stderr and ".partial" not in stderr  # where they are, not staged
     sites_table = pd.read_csv(pool / "sites.tsv", sep="\t").set_index("site")
     assert sites_table.loc["north", "participants"] == 13 and sites_table.loc["north", "excluded"] == 1
     participants = pd.read_csv(pool / "participants.tsv", sep="\t")

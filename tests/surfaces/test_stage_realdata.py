@@ -8,6 +8,7 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 from nilearn.surface import load_surf_data, load_surf_mesh
 
@@ -20,7 +21,7 @@ def test_surfaces_stage_on_downsampled_aomic(shared_data: Path, real_scan_copy: 
                                             tmp_path: Path) -> None:
     bids = real_scan_copy(shared_data / "aomic" / "bids", "sub-0001/anat/sub-0001_T1w.nii.gz", step=2)
     out = tmp_path / "out"
-    code, _, _ = cli(bids, out, "participant", "--stages", "smri,surfaces")
+    code, _, _ = cli(bids, out, "participant", "--stages", "smri,surfaces,qc")
     assert code == 0
     anat = out / "sub-0001" / "anat"
     mask = nib.load(anat / "sub-0001_desc-brain_mask.nii.gz")
@@ -40,3 +41,20 @@ def test_surfaces_stage_on_downsampled_aomic(shared_data: Path, real_scan_copy: 
     assert centres["L"] < centres["R"]  # world x is RAS: the left hemisphere has the smaller x
     ribbon = np.asarray(nib.load(anat / "sub-0001_desc-ribbon_mask.nii.gz").dataobj)
     assert 300_000 < ribbon.sum() * 8 < 900_000  # mm^3 at 2 mm: the cortex is about half a litre
+
+    # per-parcel thickness of the default atlas: cortical parcels measured, deep ones missing (never 0)
+    thickness = pd.read_csv(anat / "sub-0001_seg-neurolearnGM108_stat-thickness_morph.tsv", sep="\t",
+                            na_values="n/a").iloc[0]
+    cortical = thickness[[c for c in thickness.index if "_gm_" in c]].astype(float)
+    assert cortical.notna().mean() > 0.8 and cortical.dropna().between(1.0, 4.5).all()  # 90 of 100 at 2 mm
+    assert not (thickness.drop("participant_id") == 0).any()
+    volumes = pd.read_csv(anat / "sub-0001_stat-volume_morph.tsv", sep="\t").iloc[0]
+    assert 400 < volumes["cortical_GM"] < 800 and volumes["GM_surface"] > volumes["cortical_GM"]
+    assert 300 < volumes["WM_surface"] < 700
+    assert set(json.loads((anat / "sub-0001_stat-volume_morph.json").read_text())["Columns"]) >= set(volumes.index[1:])
+
+    # the qc stage measures and shows them
+    iqms = json.loads((anat / "sub-0001_T1w.json").read_text())
+    assert iqms["surf_intersections"] >= 0 and abs(iqms["surf_thickness_asym"]) < 0.2
+    report = (out / "sub-0001.html").read_text()
+    assert "Cortical surfaces" in report and "Cortical thickness" in report and "Cortical surfaces (surfaces)" in report

@@ -1,0 +1,75 @@
+"""The methods paragraph of the surfaces stage (cortical surfaces, thickness, volumes), from its facts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from neurolearn_cli.boilerplate.citations import Citations
+from neurolearn_cli.boilerplate.document import Section
+from neurolearn_cli.boilerplate.facts import SurfaceFacts
+from neurolearn_cli.boilerplate.wording import plural, spread
+from neurolearn_cli.surfaces.parcels import MAX_LABEL_DISTANCE_MM
+from neurolearn_cli.surfaces.placement import MAX_THICKNESS_MM
+from neurolearn_cli.surfaces.reconstruct import GROWTH_LEVELS
+
+
+def _counted(surfaces: Sequence[SurfaceFacts], attribute: str) -> list[float]:
+    return [float(value) for s in surfaces if (value := getattr(s, attribute)) is not None]
+
+
+def _topology(surfaces: Sequence[SurfaceFacts]) -> str:
+    handles, cut, crossing = (_counted(surfaces, a) for a in ("handles", "voxels_cut", "intersections"))
+    parts = []
+    if handles:
+        parts.append(f"Before the correction the white matter's boundary had {spread(handles, 3)} handles "
+                     "(topological defects) over both hemispheres")
+    if cut:
+        parts.append(f"the correction left out {spread(cut, 3)} voxels")
+    sentence = "; ".join(parts) + "." if parts else ""
+    if crossing:
+        sentence += f" The white and pial surfaces had {spread(crossing, 3)} self-intersecting faces in all."
+    return sentence.strip()
+
+
+def _volumes(surfaces: Sequence[SurfaceFacts]) -> str:
+    parts = []
+    for column, what in (("GM_surface", "grey matter"), ("WM_surface", "white matter")):
+        values = [s.volumes_ml[column] for s in surfaces if column in s.volumes_ml]
+        if values:
+            parts.append(f"{what} {spread(values, 4, 'mL')}")
+    return f" Resulting volumes: {' and '.join(parts)}." if parts else ""
+
+
+def surfaces_section(surfaces: Sequence[SurfaceFacts], cite: Citations) -> Section:
+    """Cortical surface reconstruction, for one participant or pooled over several."""
+    levels = ", ".join(f"{level:g}" for level in GROWTH_LEVELS)
+    who = (f"participant {surfaces[0].participant}" if len(surfaces) == 1
+           else plural(len(surfaces), "participant"))
+    reconstruction = (
+        f"Cortical surfaces were reconstructed for {who} from the structural outputs, without FreeSurfer. The "
+        "brain was split into hemispheres at the template's midline, carried back through the normalization; in "
+        "each, the deep grey nuclei and lateral ventricles were filled into the white matter and the brainstem "
+        "was cut below the thalami. Each hemisphere's white matter was then grown from a ball deep inside it by "
+        f"adding only voxels whose addition keeps its topology (simple points {cite('simplepoints')}), those "
+        f"with a white-matter probability above {levels} in turn, so that it has no handle; the voxels left out "
+        "are those that would have closed a handle, cut where the evidence was weakest. Its boundary was meshed "
+        f"by marching cubes {cite('marchingcubes')} and moved onto the 0.5 level of the white-matter probability "
+        "(the white surface, genus 0: Euler characteristic 2); the pial surface was found by moving each vertex "
+        f"outward to the grey-matter/CSF boundary, at most {MAX_THICKNESS_MM:g} mm. Cortical thickness is "
+        f"FreeSurfer's definition {cite('thickness')}: at each vertex, the mean of the distances from the white "
+        "surface to the nearest pial vertex and back. The midthickness surface lies halfway between white and "
+        "pial; mean curvature was computed on the white surface. " + _topology(surfaces)
+    )
+    tables = (
+        "The mean thickness of each parcel of the atlas was computed by giving each midthickness vertex the "
+        "parcel of the nearest atlas voxel in the cortical ribbon (the voxels between the white and pial "
+        f"surfaces), up to {MAX_LABEL_DISTANCE_MM:g} mm away; a parcel no vertex falls in has no value. Tissue "
+        "volumes were also taken from the surfaces: cortical grey matter as the volume between the white and "
+        "pial surfaces, plus the grey matter of the deep nuclei (a region placed from the template, outside the "
+        "ribbon) and of the cerebellum (the brain outside the pial surfaces in the posterior fossa, brainstem "
+        "excluded); white matter as the volume inside the white surfaces less the deep grey matter and "
+        "ventricles filled into it, plus the cerebellum's white matter. These count the "
+        "GM/WM border at the white surface, where the probability-map volumes above count its partial-volume "
+        "voxels mostly as grey matter." + _volumes(surfaces)
+    )
+    return Section("Cortical surfaces (surfaces)", (reconstruction, tables))
