@@ -10,7 +10,7 @@ folder), and each of our vertices is compared with FreeSurfer's nearest
 vertex (both are in the T1w's world coordinates). Per hemisphere it times
 :func:`~neurolearn_cli.surfaces.inflate.inflate`,
 :func:`~neurolearn_cli.surfaces.sphere.to_sphere` and
-:func:`~neurolearn_cli.surfaces.register.register` (2 torch threads), and reports:
+:func:`~neurolearn_cli.surfaces.register.register` (``--threads`` torch threads, default 2), and reports:
 
 * the correlation of our sulc with FreeSurfer's;
 * the faces flipped by the first projection onto the sphere, and after it;
@@ -53,6 +53,7 @@ def read_mesh(path: Path) -> Mesh:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--surfaces", type=Path, help="the anat/ folder of an earlier neurolearn surfaces run")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--results", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
     import torch
@@ -63,7 +64,7 @@ def main() -> None:
     from neurolearn_cli.surfaces.sphere import flipped_faces, to_sphere
     from neurolearn_cli.surfaces.template import fsaverage5
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     rows = []
     for hemisphere in ("L", "R"):
         fs_white = read_mesh(FMRIPREP / f"sub-0001_hemi-{hemisphere}_smoothwm.surf.gii")
@@ -87,7 +88,7 @@ def main() -> None:
             "sulc_r": float(np.corrcoef(inflation.sulc, fs_sulc[nearest])[0, 1]),
             "flipped": f"{mapping.flipped_at_projection} -> {len(flipped_faces(mapping.sphere))}",
             "rigid_r": registration.rigid_correlation, "registered_r": registration.correlation,
-            "reg_flipped": registration.flipped,
+            "unfolded": registration.unfolded,
             "seconds": f"{inflated_at - start:.0f} / {sphere_at - inflated_at:.0f} / {registered_at - sphere_at:.0f}",
         }
         if args.surfaces is None:
@@ -95,16 +96,17 @@ def main() -> None:
         rows.append(row)
         print(row, flush=True)
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    columns = ["hemi", "vertices", "sulc_r", "flipped", "rigid_r", "registered_r", "fs_registered_r", "reg_flipped",
+    columns = ["hemi", "vertices", "sulc_r", "flipped", "rigid_r", "registered_r", "fs_registered_r", "unfolded",
                "seconds"]
     headers = ["hemi", "vertices", "sulc r vs FreeSurfer", "flipped faces projection -> sphere",
                "fsaverage5 sulc r, rotation", "after warp", "FreeSurfer's sulc, our warp",
-               "flipped faces reg. sphere", "s inflate / sphere / register"]
+               "faces unfolded after warp", "s inflate / sphere / register"]
     source = "FreeSurfer's smoothwm" if args.surfaces is None else f"our white surfaces ({args.surfaces})"
     load = os.getloadavg()[0]
     text = (f"\n## Inflation, sphere and registration to fsaverage5, aomic sub-0001 (issue 17), "
             f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, load {load:.1f} on {os.cpu_count()} CPUs\n\n"
-            f"`python benchmarks/surface_registration.py{'' if args.surfaces is None else ' --surfaces DIR'}`: "
+            f"`python benchmarks/surface_registration.py --threads {args.threads}"
+            f"{'' if args.surfaces is None else ' --surfaces DIR'}`: "
             f"input {source}; peak resident memory {peak_gb:.1f} GB.\n\n"
             f"{markdown_table(rows, columns, headers)}\n")
     print(text)

@@ -11,7 +11,8 @@ a latitude-longitude raster by bilinear interpolation, differentiable in the
 vertex positions. The cost is one minus the area-weighted correlation of the
 participant's and the template's smoothed features, plus the warp's membrane
 energy and an anti-folding term; the optimization sees a subsample of the
-participant's vertices, and faces the warp still flips are unfolded at the end.
+participant's vertices, and faces the warp still flips are unfolded at the end
+(where they cannot be, the rotation alone is kept and the result says so).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from scipy.spatial import ConvexHull
 
 from neurolearn_cli.surfaces.mesh import Mesh, adjacency, edges, vertex_areas
 from neurolearn_cli.surfaces.resample import barycentric, barycentric_weights, sphere_to_sphere
-from neurolearn_cli.surfaces.sphere import SPHERE_RADIUS, flipped_faces, unfold
+from neurolearn_cli.surfaces.sphere import SPHERE_RADIUS, SphereError, flipped_faces, unfold
 from neurolearn_cli.surfaces.template import SphereTemplate
 
 
@@ -46,6 +47,7 @@ RIGID_GRID_DEGREES = (-24.0, -12.0, 0.0, 12.0, 24.0)
 RIGID_ITERATIONS = 60
 #: The non-rigid scales, coarse to fine.
 LEVELS = (
+    Level("sulc", 20.0, 162, 120),
     Level("sulc", 10.0, 642, 120),
     Level("sulc", 5.0, 2562, 120),
     Level("curv", 3.0, 2562, 80),
@@ -70,6 +72,8 @@ class SphereRegistration:
     participant's sulcal depth, resampled onto the template's vertices, with the
     template's, after the rotation only and after the warp; ``unfolded`` counts
     the faces the warp flipped, unfolded before the result (which has none).
+    ``warped`` is False where those faces could not be unfolded: the result is
+    then the rotation alone.
     """
 
     template: str
@@ -78,6 +82,7 @@ class SphereRegistration:
     rigid_correlation: float
     correlation: float
     unfolded: int
+    warped: bool
 
 
 def mean_edge_length(mesh: Mesh) -> float:
@@ -272,11 +277,14 @@ def register(sphere: Mesh, sulc: np.ndarray, curv: np.ndarray, template: SphereT
         key = (level.feature, level.sigma_mm)
         points = warp(points, ours[key], weights, theirs[key], level, chosen)
     warped = sphere.with_vertices(radius * points.cpu().numpy())
-    registered = unfold(warped, radius)
+    try:
+        registered, kept = unfold(warped, radius), True
+    except SphereError:
+        registered, kept = rigid_sphere, False
     return SphereRegistration(template=template.name, sphere=registered, rotation=rotation.cpu().numpy(),
                               rigid_correlation=sulc_correlation(rigid_sphere, sulc, template),
                               correlation=sulc_correlation(registered, sulc, template),
-                              unfolded=len(flipped_faces(warped)))
+                              unfolded=len(flipped_faces(warped)), warped=kept)
 
 
 def sulc_correlation(registered: Mesh, sulc: np.ndarray, template: SphereTemplate) -> float:

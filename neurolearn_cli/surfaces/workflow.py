@@ -70,7 +70,8 @@ def write_registration(writer: DerivativesWriter, path: Path, registration: Sphe
     writer.write_sidecar(path, {
         "Sources": sources, "CoordinateSystem": f"{registration.template} sphere (radius 100 mm)",
         "SulcCorrelationRotationOnly": round(registration.rigid_correlation, 4),
-        "SulcCorrelation": round(registration.correlation, 4), "FacesUnfoldedAfterWarp": registration.unfolded})
+        "SulcCorrelation": round(registration.correlation, 4), "FacesUnfoldedAfterWarp": registration.unfolded,
+        "Warped": registration.warped})
 
 
 def run_participant(participant: ParticipantPlan, context: ParticipantContext) -> None:
@@ -124,6 +125,9 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
         log.info("%s: surfaces hemi-%s: sphere registered to %s, sulc correlation %.2f after the rotation, "
                  "%.2f after the warp", participant.subject, hemisphere, sphere.registration.template,
                  sphere.registration.rigid_correlation, sphere.registration.correlation)
+        if not sphere.registration.warped:
+            log.warning("%s: surfaces hemi-%s: the warp to %s folded the sphere beyond repair; the registered "
+                        "sphere is the rotation alone", participant.subject, hemisphere, sphere.registration.template)
         log.info("%s: surfaces hemi-%s: %d vertices, mean thickness %.2f mm, Euler %d/%d, "
                  "self-intersecting faces %d/%d", participant.subject, hemisphere, len(surfaces.white.vertices),
                  float(surfaces.thickness.mean()), surfaces.euler_white, surfaces.euler_pial,

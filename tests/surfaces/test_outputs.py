@@ -64,7 +64,8 @@ def test_spherical_outputs_follow_fmriprep_and_nilearn_reads_them(tmp_path: Path
     writer = DerivativesWriter(tmp_path, "sub-01", "fp")
     entities = planned_entities(_participant())
     registration = SphereRegistration(template="fsaverage5", sphere=Mesh(vertices, faces), rotation=np.eye(3),
-                                      rigid_correlation=0.51234, correlation=0.74321, unfolded=0)
+                                      rigid_correlation=0.51234, correlation=0.74321, unfolded=0,
+                                      warped=True)
     path = writer.path(entities["regsphere_L"])
     write_registration(writer, path, registration, "L", ["bids::x"])
     sphere = writer.write_bytes(writer.path(entities["sphere_L"]),

@@ -82,4 +82,4 @@ def test_registration_recovers_a_known_rotation_of_fsaverage5() -> None:
     error = np.linalg.norm(result.sphere.vertices - template.sphere.vertices, axis=1)
     assert error.mean() < 1.0
     assert result.rigid_correlation > 0.95 and result.correlation > 0.95
-    assert result.unfolded == 0 and len(flipped_faces(result.sphere)) == 0
+    assert result.warped and result.unfolded == 0 and len(flipped_faces(result.sphere)) == 0
