@@ -5,8 +5,9 @@ first a rotation found from heavily smoothed sulcal depth (a grid of
 rotations, then gradient steps), then a smooth non-rigid warp at finer and
 finer scales. The warp moves the vertices of a control sphere (near-uniform
 points whose convex hull is their triangulation); every participant vertex
-keeps its barycentric coordinates in its control triangle, so while no control
-triangle folds the warp folds nothing. The template's features are sampled on
+keeps its barycentric coordinates in its control triangle, so the warp is one
+to one while no control triangle folds (thin participant faces across a control
+edge may still flip). The template's features are sampled on
 a latitude-longitude raster by bilinear interpolation, differentiable in the
 vertex positions. The cost is one minus the area-weighted correlation of the
 participant's and the template's smoothed features, plus the warp's membrane
@@ -176,11 +177,11 @@ def _euler_grid(degrees: tuple[float, ...], dtype: torch.dtype) -> list[torch.Te
 def rigid(points: torch.Tensor, feature: torch.Tensor, weights: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     """The rotation (3, 3) that best aligns the participant's ``feature`` at unit ``points`` with the template's
     ``image``: the best of a grid of rotations, refined by gradient steps."""
-    grid = _euler_grid(RIGID_GRID_DEGREES, points.dtype)
+    grid = [r.to(points.device) for r in _euler_grid(RIGID_GRID_DEGREES, points.dtype)]
     with torch.no_grad():
         scores = [float(_correlation(feature, sample(image, points @ r.T), weights)) for r in grid]
     start = grid[int(np.argmax(scores))]
-    axis_angle = torch.zeros(3, dtype=points.dtype, requires_grad=True)
+    axis_angle = torch.zeros(3, dtype=points.dtype, device=points.device, requires_grad=True)
     optimizer = torch.optim.Adam([axis_angle], lr=0.01)
     for _ in range(RIGID_ITERATIONS):
         optimizer.zero_grad()
