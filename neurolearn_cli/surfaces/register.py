@@ -13,7 +13,8 @@ vertex positions. The cost is one minus the area-weighted correlation of the
 participant's and the template's smoothed features, plus the warp's membrane
 energy and an anti-folding term; the optimization sees a subsample of the
 participant's vertices, and faces the warp still flips are unfolded at the end
-(where they cannot be, the rotation alone is kept and the result says so).
+(where that leaves more than the rotation alone, the rotation is kept and the
+result says so).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from scipy.spatial import ConvexHull
 
 from neurolearn_cli.surfaces.mesh import Mesh, adjacency, edges, vertex_areas
 from neurolearn_cli.surfaces.resample import barycentric, barycentric_weights, sphere_to_sphere
-from neurolearn_cli.surfaces.sphere import SPHERE_RADIUS, SphereError, flipped_faces, unfold
+from neurolearn_cli.surfaces.sphere import SPHERE_RADIUS, flipped_faces, unfold
 from neurolearn_cli.surfaces.template import SphereTemplate
 
 
@@ -72,9 +73,10 @@ class SphereRegistration:
     ``rigid_correlation`` and ``correlation``: the correlation of the
     participant's sulcal depth, resampled onto the template's vertices, with the
     template's, after the rotation only and after the warp; ``unfolded`` counts
-    the faces the warp flipped, unfolded before the result (which has none).
-    ``warped`` is False where those faces could not be unfolded: the result is
-    then the rotation alone.
+    the faces the warp flipped, unfolded before the result. ``warped`` is False
+    where the warp left more flipped faces than the rotation alone: the result is
+    then the rotation alone. ``flipped`` counts the result's flipped faces (those
+    of the input sphere, if it had any, or 0).
     """
 
     template: str
@@ -84,6 +86,7 @@ class SphereRegistration:
     correlation: float
     unfolded: int
     warped: bool
+    flipped: int
 
 
 def mean_edge_length(mesh: Mesh) -> float:
@@ -278,14 +281,14 @@ def register(sphere: Mesh, sulc: np.ndarray, curv: np.ndarray, template: SphereT
         key = (level.feature, level.sigma_mm)
         points = warp(points, ours[key], weights, theirs[key], level, chosen)
     warped = sphere.with_vertices(radius * points.cpu().numpy())
-    try:
-        registered, kept = unfold(warped, radius), True
-    except SphereError:
-        registered, kept = rigid_sphere, False
+    unfolded = unfold(warped, radius)
+    kept = len(flipped_faces(unfolded)) <= len(flipped_faces(rigid_sphere))
+    registered = unfolded if kept else rigid_sphere
     return SphereRegistration(template=template.name, sphere=registered, rotation=rotation.cpu().numpy(),
                               rigid_correlation=sulc_correlation(rigid_sphere, sulc, template),
                               correlation=sulc_correlation(registered, sulc, template),
-                              unfolded=len(flipped_faces(warped)), warped=kept)
+                              unfolded=len(flipped_faces(warped)), warped=kept,
+                              flipped=len(flipped_faces(registered)))
 
 
 def sulc_correlation(registered: Mesh, sulc: np.ndarray, template: SphereTemplate) -> float:

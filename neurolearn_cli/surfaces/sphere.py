@@ -6,7 +6,10 @@ vertex is projected from its centroid onto the sphere. Where that still folds
 the mesh (a triangle seen from outside turns clockwise), the folded region and
 a margin around it are relaxed: each of their vertices moves to its
 neighbours' mean, back on the sphere, which unfolds the region as a Tutte
-embedding does. The margin grows until no face is flipped.
+embedding does. The margin grows until no face is flipped, or for
+:data:`UNFOLD_ROUNDS` rounds: the faces still flipped then are counted, for
+the caller to report (a white surface that does not unfold to a star shape,
+e.g. with long thin protrusions, can keep some).
 """
 
 from __future__ import annotations
@@ -27,17 +30,14 @@ UNFOLD_ROUNDS = 60
 UNFOLD_STEPS = 20
 
 
-class SphereError(RuntimeError):
-    """The mesh could not be mapped onto the sphere without flipped faces."""
-
-
 @dataclass(frozen=True)
 class SphereMapping:
-    """The spherical mesh (centred on the origin) and how many of its faces the projection flipped (0 when the
-    smoothed surface was star-shaped about its centroid)."""
+    """The spherical mesh (centred on the origin), how many of its faces the projection flipped (0 when the
+    smoothed surface was star-shaped about its centroid) and how many stay flipped (0 unless unfolding failed)."""
 
     sphere: Mesh
     flipped_at_projection: int
+    flipped: int
 
 
 def on_sphere(points: np.ndarray, radius: float = SPHERE_RADIUS) -> np.ndarray:
@@ -55,10 +55,12 @@ def unfold(sphere: Mesh, radius: float = SPHERE_RADIUS) -> Mesh:
     """``sphere`` (centred on the origin) with its flipped faces unfolded: the vertices of the flipped faces and a
     margin, grown by a ring each round, relaxed to their neighbours' mean on the sphere of ``radius``.
 
-    Raises :class:`SphereError` when faces stay flipped after :data:`UNFOLD_ROUNDS` rounds.
+    After :data:`UNFOLD_ROUNDS` rounds without success, whichever of the input
+    and the relaxed mesh has fewer flipped faces is returned.
     """
     flipped = flipped_faces(sphere)
-    if not len(flipped):
+    first = len(flipped)
+    if not first:
         return sphere
     points = sphere.vertices.copy()
     neighbours = adjacency(sphere)
@@ -71,13 +73,14 @@ def unfold(sphere: Mesh, radius: float = SPHERE_RADIUS) -> Mesh:
             points[region] = on_sphere((neighbours @ points / degree)[region], radius)
         flipped = flipped_faces(sphere.with_vertices(points))
         if not len(flipped):
-            return sphere.with_vertices(points)
-    raise SphereError(f"{len(flipped)} faces stay flipped on the sphere")
+            break
+    return sphere.with_vertices(points) if len(flipped) < first else sphere
 
 
 def to_sphere(inflated: Mesh, radius: float = SPHERE_RADIUS) -> SphereMapping:
-    """Map the genus-0 ``inflated`` mesh onto the sphere of ``radius`` centred on the origin, with no flipped face
-    (:func:`unfold`)."""
+    """Map the genus-0 ``inflated`` mesh onto the sphere of ``radius`` centred on the origin, its flipped faces
+    unfolded (:func:`unfold`)."""
     smooth = inflate(inflated, smoothing=SPHERE_SMOOTHING).inflated.vertices
     projected = inflated.with_vertices(on_sphere(smooth - smooth.mean(axis=0), radius))
-    return SphereMapping(unfold(projected, radius), len(flipped_faces(projected)))
+    sphere = unfold(projected, radius)
+    return SphereMapping(sphere, len(flipped_faces(projected)), len(flipped_faces(sphere)))

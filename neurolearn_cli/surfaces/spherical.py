@@ -17,12 +17,14 @@ from neurolearn_cli.surfaces.template import SphereTemplate
 @dataclass(frozen=True)
 class SphericalSurfaces:
     """The inflated surface (world mm), sulcal depth (mm), the sphere (radius 100, centred on the origin, the
-    participant's axes), how many faces its first projection flipped, and the registration to the template."""
+    participant's axes), how many faces its first projection flipped and how many stay flipped, and the
+    registration to the template."""
 
     inflated: Mesh
     sulc: np.ndarray
     sphere: Mesh
     flipped_at_projection: int
+    flipped: int
     registration: SphereRegistration
 
 
@@ -33,4 +35,4 @@ def spherical_surfaces(white: Mesh, curvature: np.ndarray, template: SphereTempl
     mapping = to_sphere(inflation.inflated)
     registration = register(mapping.sphere, inflation.sulc, curvature, template, device)
     return SphericalSurfaces(inflation.inflated, inflation.sulc, mapping.sphere, mapping.flipped_at_projection,
-                             registration)
+                             mapping.flipped, registration)

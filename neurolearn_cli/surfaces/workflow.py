@@ -71,7 +71,7 @@ def write_registration(writer: DerivativesWriter, path: Path, registration: Sphe
         "Sources": sources, "CoordinateSystem": f"{registration.template} sphere (radius 100 mm)",
         "SulcCorrelationRotationOnly": round(registration.rigid_correlation, 4),
         "SulcCorrelation": round(registration.correlation, 4), "FacesUnfoldedAfterWarp": registration.unfolded,
-        "Warped": registration.warped})
+        "Warped": registration.warped, "FlippedFaces": registration.flipped})
 
 
 def run_participant(participant: ParticipantPlan, context: ParticipantContext) -> None:
@@ -82,7 +82,6 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
     from neurolearn_cli.surfaces.gifti import shape_gifti, surface_gifti
     from neurolearn_cli.surfaces.pipeline import reconstruct_surfaces
     from neurolearn_cli.surfaces.reconstruct import SurfaceError
-    from neurolearn_cli.surfaces.sphere import SphereError
     from neurolearn_cli.surfaces.spherical import spherical_surfaces
     from neurolearn_cli.surfaces.template import fsaverage5
 
@@ -96,7 +95,7 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
                                       read_transform(inputs["xfm_from_template"]).to(device))
         spherical = {h: spherical_surfaces(s.white, s.curvature, fsaverage5(h), device)
                      for h, s in result.hemispheres.items()}
-    except (SurfaceError, SphereError) as error:
+    except SurfaceError as error:
         raise ProcessingError(f"surfaces: {error}") from error
     entities = planned_entities(participant)
     sources = ["bids::" + writer.relative(inputs[role]) for role in ("probseg_GM", "probseg_WM", "mask")]
@@ -117,6 +116,7 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
                 metadata["VoxelsCutByTopologyCorrection"] = surfaces.voxels_cut
             if surface == "sphere":
                 metadata["FlippedFacesAtProjection"] = sphere.flipped_at_projection
+                metadata["FlippedFaces"] = sphere.flipped
             writer.write_sidecar(path, metadata)
         write_registration(writer, writer.path(entities[f"regsphere_{hemisphere}"]), sphere.registration,
                            hemisphere, sources)
@@ -126,7 +126,7 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
                  "%.2f after the warp", participant.subject, hemisphere, sphere.registration.template,
                  sphere.registration.rigid_correlation, sphere.registration.correlation)
         if not sphere.registration.warped:
-            log.warning("%s: surfaces hemi-%s: the warp to %s folded the sphere beyond repair; the registered "
+            log.warning("%s: surfaces hemi-%s: the warp to %s folded the sphere more than the rotation; the registered "
                         "sphere is the rotation alone", participant.subject, hemisphere, sphere.registration.template)
         log.info("%s: surfaces hemi-%s: %d vertices, mean thickness %.2f mm, Euler %d/%d, "
                  "self-intersecting faces %d/%d", participant.subject, hemisphere, len(surfaces.white.vertices),

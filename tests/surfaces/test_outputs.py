@@ -65,7 +65,7 @@ def test_spherical_outputs_follow_fmriprep_and_nilearn_reads_them(tmp_path: Path
     entities = planned_entities(_participant())
     registration = SphereRegistration(template="fsaverage5", sphere=Mesh(vertices, faces), rotation=np.eye(3),
                                       rigid_correlation=0.51234, correlation=0.74321, unfolded=0,
-                                      warped=True)
+                                      warped=True, flipped=0)
     path = writer.path(entities["regsphere_L"])
     write_registration(writer, path, registration, "L", ["bids::x"])
     sphere = writer.write_bytes(writer.path(entities["sphere_L"]),

@@ -41,6 +41,7 @@ def test_folded_ball_inflates_and_maps_to_the_sphere_without_flips() -> None:
     assert abs(inflation.sulc.mean()) < 1e-9
     assert np.corrcoef(inflation.sulc, radius)[0, 1] < -0.9  # deep in a groove: small radius, positive sulc
     mapping = to_sphere(inflation.inflated)
+    assert mapping.flipped == 0
     np.testing.assert_allclose(np.linalg.norm(mapping.sphere.vertices, axis=1), SPHERE_RADIUS)
     assert len(flipped_faces(mapping.sphere)) == 0
     folded = mapping.sphere.vertices.copy()
@@ -82,4 +83,4 @@ def test_registration_recovers_a_known_rotation_of_fsaverage5() -> None:
     error = np.linalg.norm(result.sphere.vertices - template.sphere.vertices, axis=1)
     assert error.mean() < 1.0
     assert result.rigid_correlation > 0.95 and result.correlation > 0.95
-    assert result.warped and result.unfolded == 0 and len(flipped_faces(result.sphere)) == 0
+    assert result.warped and result.unfolded == 0 and result.flipped == len(flipped_faces(result.sphere)) == 0
