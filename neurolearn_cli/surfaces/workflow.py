@@ -21,13 +21,20 @@ from neurolearn_cli.errors import InputError, ProcessingError
 from neurolearn_cli.stages import ParticipantContext
 
 if TYPE_CHECKING:
+    from neurolearn_cli.derivatives import DerivativesWriter
     from neurolearn_cli.surfaces.pipeline import SurfaceResult
+    from neurolearn_cli.surfaces.register import SphereRegistration
 
 HEMISPHERES = ("L", "R")
-SURFACES = ("white", "pial", "midthickness")
-SHAPES = ("thickness", "curv")
+SURFACES = ("white", "pial", "midthickness", "inflated", "sphere")
+SHAPES = ("thickness", "curv", "sulc")
+T1W_WORLD = "T1w world (RAS mm)"
+#: Where each surface's coordinates are, when not the T1w's world (RAS mm).
+COORDINATES = {"inflated": "T1w world (RAS mm), inflated about the white surface's centroid",
+               "sphere": "fsnative sphere (radius 100 mm, centred on the origin, the T1w's axes)"}
 #: GIFTI GeometricType of each surface.
-GEOMETRY = {"white": "Anatomical", "pial": "Anatomical", "midthickness": "Anatomical"}
+GEOMETRY = {"white": "Anatomical", "pial": "Anatomical", "midthickness": "Anatomical", "inflated": "Inflated",
+            "sphere": "Spherical"}
 
 
 def planned_entities(participant: ParticipantPlan) -> dict[str, dict[str, Any]]:
@@ -43,6 +50,8 @@ def planned_entities(participant: ParticipantPlan) -> dict[str, dict[str, Any]]:
         for shape in SHAPES:
             entities[f"{shape}_{hemisphere}"] = {**sub, "hemi": hemisphere, "suffix": shape,
                                                  "extension": ".shape.gii"}
+        entities[f"regsphere_{hemisphere}"] = {**sub, "hemi": hemisphere, "desc": "reg", "suffix": "sphere",
+                                               "extension": ".surf.gii"}
     return entities
 
 
@@ -66,6 +75,19 @@ def outputs_current(participant: ParticipantPlan, context: ParticipantContext) -
     return not participant.t1w or context.writer.is_current(planned_outputs(participant, context).values())
 
 
+def write_registration(writer: DerivativesWriter, path: Path, registration: SphereRegistration, hemisphere: str,
+                       sources: list[str]) -> None:
+    """The registered sphere and its sidecar: the template, the fit after the rotation alone and after the warp."""
+    from neurolearn_cli.surfaces.gifti import surface_gifti
+
+    writer.write_bytes(path, surface_gifti(registration.sphere, hemisphere, GEOMETRY["sphere"]))
+    writer.write_sidecar(path, {
+        "Sources": sources, "CoordinateSystem": f"{registration.template} sphere (radius 100 mm)",
+        "SulcCorrelationRotationOnly": round(registration.rigid_correlation, 4),
+        "SulcCorrelation": round(registration.correlation, 4), "FacesUnfoldedAfterWarp": registration.unfolded,
+        "Warped": registration.warped, "FlippedFaces": registration.flipped})
+
+
 def run_participant(participant: ParticipantPlan, context: ParticipantContext) -> None:
     """Cortical surfaces of one participant (the ``surfaces`` stage)."""
     from neurolearn_cli.engine.io import load_image
@@ -74,6 +96,8 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
     from neurolearn_cli.surfaces.gifti import shape_gifti, surface_gifti
     from neurolearn_cli.surfaces.pipeline import reconstruct_surfaces
     from neurolearn_cli.surfaces.reconstruct import SurfaceError
+    from neurolearn_cli.surfaces.spherical import spherical_surfaces
+    from neurolearn_cli.surfaces.template import fsaverage5
 
     if not participant.t1w:
         raise InputError(participant.subject, "no T1w image: the surfaces stage needs smri's outputs of one")
@@ -84,26 +108,41 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
         result = reconstruct_surfaces(tissues, load_image(inputs["mask"], device),
                                       read_transform(inputs["xfm_from_template"]).to(device),
                                       load_image(inputs["preproc"], device))
+        spherical = {h: spherical_surfaces(s.white, s.curvature, fsaverage5(h), device)
+                     for h, s in result.hemispheres.items()}
     except SurfaceError as error:
         raise ProcessingError(f"surfaces: {error}") from error
     entities = planned_entities(participant)
     sources = ["bids::" + writer.relative(inputs[role]) for role in ("preproc", "probseg_GM", "probseg_WM", "mask")]
     for hemisphere, surfaces in result.hemispheres.items():
-        meshes = {"white": surfaces.white, "pial": surfaces.pial, "midthickness": surfaces.midthickness}
+        sphere = spherical[hemisphere]
+        meshes = {"white": surfaces.white, "pial": surfaces.pial, "midthickness": surfaces.midthickness,
+                  "inflated": sphere.inflated, "sphere": sphere.sphere}
         topology = {"white": (surfaces.euler_white, surfaces.intersections_white),
                     "pial": (surfaces.euler_pial, surfaces.intersections_pial)}
         for surface, mesh in meshes.items():
             path = writer.path(entities[f"{surface}_{hemisphere}"])
             writer.write_bytes(path, surface_gifti(mesh, hemisphere, GEOMETRY[surface]))
-            metadata: dict[str, Any] = {"Sources": sources, "CoordinateSystem": "T1w world (RAS mm)"}
+            metadata: dict[str, Any] = {"Sources": sources, "CoordinateSystem": COORDINATES.get(surface, T1W_WORLD)}
             if surface in topology:
                 metadata["EulerCharacteristic"], metadata["SelfIntersectingFaces"] = topology[surface]
             if surface == "white":
                 metadata["EulerCharacteristicBeforeCorrection"] = surfaces.euler_before
                 metadata["VoxelsCutByTopologyCorrection"] = surfaces.voxels_cut
+            if surface == "sphere":
+                metadata["FlippedFacesAtProjection"] = sphere.flipped_at_projection
+                metadata["FlippedFaces"] = sphere.flipped
             writer.write_sidecar(path, metadata)
-        for shape, values in (("thickness", surfaces.thickness), ("curv", surfaces.curvature)):
+        write_registration(writer, writer.path(entities[f"regsphere_{hemisphere}"]), sphere.registration,
+                           hemisphere, sources)
+        for shape, values in (("thickness", surfaces.thickness), ("curv", surfaces.curvature), ("sulc", sphere.sulc)):
             writer.write_bytes(writer.path(entities[f"{shape}_{hemisphere}"]), shape_gifti(values, hemisphere))
+        log.info("%s: surfaces hemi-%s: sphere registered to %s, sulc correlation %.2f after the rotation, "
+                 "%.2f after the warp", participant.subject, hemisphere, sphere.registration.template,
+                 sphere.registration.rigid_correlation, sphere.registration.correlation)
+        if not sphere.registration.warped:
+            log.warning("%s: surfaces hemi-%s: the warp to %s folded the sphere more than the rotation; the registered "
+                        "sphere is the rotation alone", participant.subject, hemisphere, sphere.registration.template)
         log.info("%s: surfaces hemi-%s: %d vertices, mean thickness %.2f mm, Euler %d/%d, "
                  "self-intersecting faces %d/%d", participant.subject, hemisphere, len(surfaces.white.vertices),
                  float(surfaces.thickness.mean()), surfaces.euler_white, surfaces.euler_pial,

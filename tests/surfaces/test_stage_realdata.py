@@ -38,6 +38,13 @@ def test_surfaces_stage_on_downsampled_aomic(shared_data: Path, real_scan_copy: 
         assert json.loads((anat / f"sub-0001_hemi-{hemi}_white.json").read_text())["EulerCharacteristic"] == 2
         assert json.loads((anat / f"sub-0001_hemi-{hemi}_pial.json").read_text())["EulerCharacteristic"] == 2
         centres[hemi] = float(white.coordinates[:, 0].mean())
+        for name in ("inflated", "sphere", "desc-reg_sphere"):
+            mesh = load_surf_mesh(str(anat / f"sub-0001_hemi-{hemi}_{name}.surf.gii"))
+            np.testing.assert_array_equal(mesh.faces, white.faces)
+        np.testing.assert_allclose(np.linalg.norm(mesh.coordinates, axis=1), 100.0, rtol=1e-3)
+        assert load_surf_data(str(anat / f"sub-0001_hemi-{hemi}_sulc.shape.gii")).shape == (len(white.coordinates),)
+        registration = json.loads((anat / f"sub-0001_hemi-{hemi}_desc-reg_sphere.json").read_text())
+        assert registration["SulcCorrelation"] > registration["SulcCorrelationRotationOnly"]
     assert centres["L"] < centres["R"]  # world x is RAS: the left hemisphere has the smaller x
     ribbon = np.asarray(nib.load(anat / "sub-0001_desc-ribbon_mask.nii.gz").dataobj)
     assert 300_000 < ribbon.sum() * 8 < 900_000  # mm^3 at 2 mm: the cortex is about half a litre

@@ -1,0 +1,86 @@
+"""Inflation, the sphere, resampling between spheres and registration to fsaverage5, on known geometry."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("skimage")
+
+from neurolearn_cli.surfaces.inflate import inflate  # noqa: E402
+from neurolearn_cli.surfaces.mesh import Mesh, euler_characteristic, extract  # noqa: E402
+from neurolearn_cli.surfaces.register import register, rotation_matrix  # noqa: E402
+from neurolearn_cli.surfaces.resample import sphere_to_sphere  # noqa: E402
+from neurolearn_cli.surfaces.sphere import SPHERE_RADIUS, flipped_faces, to_sphere, unfold  # noqa: E402
+from neurolearn_cli.surfaces.template import fsaverage5  # noqa: E402
+
+
+def _folded_ball() -> tuple[Mesh, np.ndarray]:
+    """A genus-0 ball with deep grooves (radius 14 mm, grooves 5 mm deep) as a mesh, and each vertex's radius."""
+    axes = [np.arange(n, dtype=np.float64) for n in (40, 42, 44)]
+    x, y, z = np.meshgrid(*axes, indexing="ij")
+    dx, dy, dz = x - 19.7, y - 20.6, z - 21.4
+    r = np.sqrt(dx**2 + dy**2 + dz**2)
+    colatitude = np.arccos(np.clip(dz / np.maximum(r, 1e-9), -1, 1))
+    longitude = np.arctan2(dy, dx)
+    surface = 14.0 - 5.0 * np.clip(np.cos(4 * longitude) * np.sin(colatitude) ** 2 - 0.2, 0, None)
+    mesh = extract(r <= surface)
+    centre = np.array([19.7, 20.6, 21.4])
+    return mesh, np.linalg.norm(mesh.vertices - centre, axis=1)
+
+
+def test_folded_ball_inflates_and_maps_to_the_sphere_without_flips() -> None:
+    """Grooves are positive sulcal depth, the sphere of the genus-0 ball has radius 100 and no flipped face, and
+    faces flipped on it (two neighbours swapped) are unfolded."""
+    mesh, radius = _folded_ball()
+    assert euler_characteristic(mesh) == 2
+    inflation = inflate(mesh)
+    assert abs(inflation.sulc.mean()) < 1e-9
+    assert np.corrcoef(inflation.sulc, radius)[0, 1] < -0.9  # deep in a groove: small radius, positive sulc
+    mapping = to_sphere(inflation.inflated)
+    assert mapping.flipped == 0
+    np.testing.assert_allclose(np.linalg.norm(mapping.sphere.vertices, axis=1), SPHERE_RADIUS)
+    assert len(flipped_faces(mapping.sphere)) == 0
+    folded = mapping.sphere.vertices.copy()
+    first, second = mesh.faces[100, :2]
+    folded[[first, second]] = folded[[second, first]]  # two neighbours swapped: their faces flip
+    assert len(flipped_faces(mesh.with_vertices(folded))) > 0
+    unfolded = unfold(mesh.with_vertices(folded))
+    assert len(flipped_faces(unfolded)) == 0
+    np.testing.assert_allclose(np.linalg.norm(unfolded.vertices, axis=1), SPHERE_RADIUS)
+
+
+def test_resampling_fsaverage5_onto_itself_is_exact() -> None:
+    template = fsaverage5("L")
+    np.testing.assert_array_equal(sphere_to_sphere(template.sulc, template.sphere, template.sphere), template.sulc)
+
+
+def test_resampling_reproduces_a_linear_field_on_a_rotated_sphere() -> None:
+    """Barycentric interpolation of x + 2y - z between fsaverage5 and itself rotated by 7 degrees: error is what
+    the chord's sag allows (a fraction of a percent of the radius)."""
+    template = fsaverage5("R")
+    rotation = rotation_matrix(torch.tensor([0.05, -0.08, 0.09], dtype=torch.float64)).numpy()
+    rotated = template.sphere.with_vertices(template.sphere.vertices @ rotation.T)
+    gradient = np.array([1.0, 2.0, -1.0])
+    values = sphere_to_sphere(rotated.vertices @ gradient, rotated, template.sphere)
+    error = np.abs(values - template.sphere.vertices @ gradient)
+    assert error.max() < 0.005 * SPHERE_RADIUS * np.linalg.norm(gradient)
+
+
+def test_registration_recovers_a_known_rotation_of_fsaverage5() -> None:
+    """fsaverage5's own sphere turned by 15 degrees is turned back, and its vertices land on their places."""
+    template = fsaverage5("L")
+    axis = torch.tensor([0.15, -0.1, 0.2], dtype=torch.float64)
+    turn = rotation_matrix(axis / axis.norm() * math.radians(15.0)).numpy()
+    moved = template.sphere.with_vertices(template.sphere.vertices @ turn.T)
+    result = register(moved, template.sulc, template.curv, template, torch.device("cpu"))
+    residual = result.rotation @ turn
+    angle = math.degrees(math.acos(np.clip((np.trace(residual) - 1) / 2, -1, 1)))
+    assert angle < 2.0
+    error = np.linalg.norm(result.sphere.vertices - template.sphere.vertices, axis=1)
+    assert error.mean() < 1.0
+    assert result.rigid_correlation > 0.95 and result.correlation > 0.95
+    assert result.warped and result.unfolded == 0 and result.flipped == len(flipped_faces(result.sphere)) == 0
