@@ -165,9 +165,11 @@ def _bold_facts(run: BoldRun, context: ParticipantContext) -> Any:
     """One run's fmri facts, read from the fmri stage's planned outputs (None where it wrote none)."""
     from neurolearn_cli.boilerplate.gather import bold_facts, sidecar_path
     from neurolearn_cli.fmri.workflow import run_outputs
+    from neurolearn_cli.spaces import volume_spaces
 
     outputs = run_outputs(run, context)
-    sidecars = {str(space): sidecar_path(outputs[f"bold_{space}"]) for space in context.config.output_spaces}
+    sidecars = {str(space): sidecar_path(outputs[f"bold_{space}"])
+                for space in volume_spaces(context.config.output_spaces)}
     connectivity = outputs.get("pearsoncorrelation")
     return bold_facts(run.image.entities["subject"], bids_name(run.image), sidecars, outputs["confounds"],
                       None if connectivity is None else sidecar_path(connectivity))
