@@ -164,6 +164,11 @@ def parse_output_space(spec: str) -> OutputSpace:
     name, *modifiers = spec.strip().split(":")
     if not _LABEL.fullmatch(name):
         raise ValueError(f"output space {spec!r}: a space is a template name or {', '.join(NONSTANDARD_SPACES)}")
+    if name in NONSTANDARD_SPACES:
+        if modifiers:
+            kept = "its vertices" if name == SURFACE_NATIVE else "the BOLD's voxel size"
+            raise ValueError(f"output space {spec!r}: {name} takes no modifiers (it keeps {kept})")
+        return OutputSpace(name)
     surface = name in SURFACE_TEMPLATES
     keys = ("den",) if surface else ("res", "cohort")
     values: dict[str, str] = {}
@@ -173,11 +178,6 @@ def parse_output_space(spec: str) -> OutputSpace:
             expected = " or ".join(f"{key}-<label>" for key in keys)
             raise ValueError(f"output space {spec!r}: bad modifier {modifier!r} (expected {expected})")
         values[key] = value
-    if name in NONSTANDARD_SPACES:
-        if values:
-            kept = "its vertices" if name == SURFACE_NATIVE else "the BOLD's voxel size"
-            raise ValueError(f"output space {spec!r}: {name} takes no modifiers (it keeps {kept})")
-        return OutputSpace(name)
     if surface:
         densities = SURFACE_TEMPLATES[name]
         density = values.get("den", densities[0] if densities else None)

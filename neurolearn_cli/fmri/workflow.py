@@ -241,7 +241,7 @@ def _cortical_surfaces(participant: ParticipantPlan, context: ParticipantContext
     from neurolearn_cli.fmri.surface import CorticalSurfaces
     from neurolearn_cli.surfaces import workflow as surfaces
     from neurolearn_cli.surfaces.gifti import read_mesh
-    from neurolearn_cli.surfaces.resample import project_unproject, sphere_to_sphere
+    from neurolearn_cli.surfaces.resample import barycentric_weights, project_unproject
 
     meshes = surfaces.planned_outputs(participant, context)
     found, _ = surface_templates(context)
@@ -263,7 +263,7 @@ def _cortical_surfaces(participant: ParticipantPlan, context: ParticipantContext
                     raise ProcessingError(f"output space {space}: {sphere.project_to.name} and "
                                           f"{sphere.unproject_from.name} are not one mesh")
                 points = project_unproject(points, project_to, unproject_from.vertices)
-            to_templates[space] = sphere_to_sphere(registered.with_vertices(points), read_mesh(sphere.sphere).vertices)
+            to_templates[space] = barycentric_weights(read_mesh(sphere.sphere).vertices, registered.with_vertices(points))
         cortex[hemisphere] = CorticalSurfaces(read_mesh(meshes[f"white_{hemisphere}"]),
                                               read_mesh(meshes[f"pial_{hemisphere}"]), to_templates)
     return cortex

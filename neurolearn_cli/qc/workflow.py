@@ -164,15 +164,18 @@ def _anat_facts(participant: ParticipantPlan, context: ParticipantContext) -> An
 def _bold_facts(run: BoldRun, context: ParticipantContext) -> Any:
     """One run's fmri facts, read from the fmri stage's planned outputs (None where it wrote none)."""
     from neurolearn_cli.boilerplate.gather import bold_facts, sidecar_path
-    from neurolearn_cli.fmri.workflow import run_outputs
-    from neurolearn_cli.spaces import volume_spaces
+    from neurolearn_cli.fmri.workflow import produced_spaces, run_outputs, surface_role
+    from neurolearn_cli.spaces import surface_spaces, volume_spaces
+    from neurolearn_cli.surfaces.templates import HEMISPHERES
 
     outputs = run_outputs(run, context)
     sidecars = {str(space): sidecar_path(outputs[f"bold_{space}"])
                 for space in volume_spaces(context.config.output_spaces)}
+    surfaces = {(str(space), hemisphere): sidecar_path(outputs[surface_role(space, hemisphere)])
+                for space in surface_spaces(produced_spaces(context)) for hemisphere in HEMISPHERES}
     connectivity = outputs.get("pearsoncorrelation")
     return bold_facts(run.image.entities["subject"], bids_name(run.image), sidecars, outputs["confounds"],
-                      None if connectivity is None else sidecar_path(connectivity))
+                      None if connectivity is None else sidecar_path(connectivity), surfaces)
 
 
 def run_participant(participant: ParticipantPlan, context: ParticipantContext) -> None:

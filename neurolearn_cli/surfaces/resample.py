@@ -51,7 +51,7 @@ def _barycentric(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
     return np.where((scale > 0)[:, None], weights, np.nan)  # the far side of the sphere is no hit
 
 
-def sphere_to_sphere(source: Mesh, target: np.ndarray) -> sparse.csr_matrix:
+def barycentric_weights(target: np.ndarray, source: Mesh) -> sparse.csr_matrix:
     """Barycentric weights (T x S) taking values on the ``source`` sphere's vertices to the ``target`` points.
 
     ``source`` is a spherical mesh, ``target`` (T, 3) points on a sphere
@@ -103,6 +103,6 @@ def project_unproject(sphere: np.ndarray, project_to: Mesh, unproject_from: np.n
     another atlas, e.g. fsaverage's sphere deformed to fsLR). Returned at the
     input points' radii.
     """
-    weights = sphere_to_sphere(project_to, sphere)
+    weights = barycentric_weights(sphere, project_to)
     moved = _on_unit_sphere(weights @ np.asarray(unproject_from, dtype=np.float64))
     return moved * np.linalg.norm(sphere, axis=1, keepdims=True)

@@ -15,7 +15,7 @@ from neurolearn_cli.engine.transforms import AffineTransform, Chain
 from neurolearn_cli.fmri.surface import DEPTHS, resample_series, sample_ribbon
 from neurolearn_cli.surfaces.gifti import read_mesh, timeseries_gifti
 from neurolearn_cli.surfaces.mesh import Mesh
-from neurolearn_cli.surfaces.resample import sphere_to_sphere
+from neurolearn_cli.surfaces.resample import barycentric_weights
 
 CPU = torch.device("cpu")
 FSAVERAGE5 = Path(nilearn.__file__).parent / "datasets" / "data" / "fsaverage5"
@@ -104,7 +104,7 @@ def test_series_reach_fsaverage5_through_the_sphere_and_nilearn_reads_them(tmp_p
     ours = sphere.with_vertices(sphere.vertices @ rotation.T)  # "our" vertices, registered onto fsaverage's sphere
     series = np.stack([ours.vertices[:, 2] * (t + 1) for t in range(3)], axis=1).astype(np.float32)
     series[:5] = np.nan  # missing vertices are left out of each mix; a target on one of them is missing
-    on_template = resample_series(series, sphere_to_sphere(ours, sphere.vertices))
+    on_template = resample_series(series, barycentric_weights(sphere.vertices, ours))
     present = np.isfinite(on_template[:, 0])
     assert on_template.shape == (10242, 3) and 10242 - 5 <= present.sum() < 10242
     np.testing.assert_allclose(on_template[present, 0], sphere.vertices[present, 2], atol=0.5)  # a z rotation keeps z
@@ -119,10 +119,10 @@ def test_series_reach_fsaverage5_through_the_sphere_and_nilearn_reads_them(tmp_p
 
 
 @pytest.mark.parametrize("angle", [0.0, 1.0])
-def test_sphere_to_sphere_rows_are_barycentric(angle: float):
+def test_sphere_resampling_rows_are_barycentric(angle: float):
     sphere = read_mesh(FSAVERAGE5 / "sphere_left.gii.gz")
     rotation = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(angle), -np.sin(angle)], [0.0, np.sin(angle), np.cos(angle)]])
-    weights = sphere_to_sphere(sphere, sphere.vertices @ rotation.T)
+    weights = barycentric_weights(sphere.vertices @ rotation.T, sphere)
     assert np.allclose(weights.sum(axis=1), 1.0) and (weights.data >= 0).all() and (weights.getnnz(axis=1) <= 3).all()
     if angle == 0.0:
         assert np.allclose(weights.toarray().diagonal(), 1.0)

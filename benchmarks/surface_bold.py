@@ -1,0 +1,180 @@
+"""BOLD on the surface on studyforrest sub-02 (issue 17): time added, temporal SNR, agreement with nilearn.
+
+Run ``python benchmarks/surface_bold.py [--out DIR] [--spaces fsnative fsaverage5] [--results]``.
+
+Runs ``neurolearn ... participant --stages smri,surfaces,fmri --output-spaces
+MNI152NLin2009aSym:res-2 T1w <spaces>`` on ``../shared/data/studyforrest``
+(or reuses the outputs in ``--out``), then, in this process, from the run's
+own outputs (its head-motion and co-registration transforms, the surfaces):
+
+* times the surface outputs (ribbon sampling of both hemispheres, the
+  resampling to each template, the GIFTI encoding) against the T1w-space
+  volume output (one sinc resampling of the run), both from the raw BOLD
+  through the same chain: the time the surface spaces add to a run, as a
+  ratio to a volume space measured in the same minutes;
+* checks the written GIFTIs: names, vertices x volumes, nilearn reads them;
+* temporal SNR (mean over standard deviation in time, steady state) at the
+  vertices against the T1w-space BOLD's voxels in the ribbon mask;
+* the temporal mean of our fsnative series against nilearn's ``vol_to_surf``
+  of the T1w-space BOLD's temporal mean on the same white and pial meshes
+  (six samples from white to pial, linear interpolation): Pearson's r over
+  the vertices both have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from _tables import append_results, markdown_table
+
+DATA = Path(os.environ.get("NEUROLEARN_TEST_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+BIDS = DATA / "studyforrest" / "bids"
+SUBJECT = "02"
+STEM = f"sub-{SUBJECT}_task-oneback_run-1"
+VOLUME_SPACES = ("MNI152NLin2009aSym:res-2", "T1w")
+
+
+def run_neurolearn(out: Path, spaces: list[str]) -> float:
+    """smri, surfaces and fmri on studyforrest into ``out``; the wall time (s)."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "neurolearn_cli", str(BIDS), str(out), "participant", "--stages",
+                    "smri,surfaces,fmri", "--output-spaces", *VOLUME_SPACES, *spaces, "--omp-nthreads", "2"],
+                   check=True)
+    return time.perf_counter() - start
+
+
+def temporal_snr(series: np.ndarray, skip: int) -> np.ndarray:
+    """Mean over standard deviation in time of each row of (N, T) ``series``, from volume ``skip`` on."""
+    steady = series[:, skip:]
+    return steady.mean(axis=1) / np.maximum(steady.std(axis=1), 1e-6)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="an earlier output directory of this benchmark to reuse")
+    parser.add_argument("--spaces", nargs="+", default=["fsnative", "fsaverage5"], help="surface output spaces")
+    parser.add_argument("--results", action="store_true", help="append the table to benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    import json
+
+    import torch
+    from nilearn.surface import load_surf_data, vol_to_surf
+
+    from neurolearn_cli.engine.io import load_image
+    from neurolearn_cli.engine.itkio import read_transform
+    from neurolearn_cli.engine.resample import resample
+    from neurolearn_cli.engine.transforms import Chain
+    from neurolearn_cli.fmri.pipeline import grid_at_spacing
+    from neurolearn_cli.fmri.surface import resample_series, sample_ribbon
+    from neurolearn_cli.spaces import parse_output_space
+    from neurolearn_cli.surfaces.gifti import read_mesh, timeseries_gifti
+    from neurolearn_cli.surfaces.resample import barycentric_weights
+    from neurolearn_cli.surfaces.templates import template_spheres
+
+    out = args.out or Path(tempfile.mkdtemp(prefix="surface-bold-bench-"))
+    pipeline_s = None
+    if args.out is None or not (out / f"sub-{SUBJECT}" / "func").is_dir():
+        pipeline_s = run_neurolearn(out, args.spaces)
+    anat, func = out / f"sub-{SUBJECT}" / "anat", out / f"sub-{SUBJECT}" / "func"
+    device = torch.device("cpu")
+    torch.set_num_threads(2)
+    bold = load_image(BIDS / f"sub-{SUBJECT}" / "func" / f"{STEM}_bold.nii.gz", device)
+    hmc = read_transform(func / f"{STEM}_from-orig_to-boldref_mode-image_desc-hmc_xfm.txt").to(device)
+    coreg = read_transform(func / f"{STEM}_from-boldref_to-T1w_mode-image_desc-coreg_xfm.txt").to(device)
+    chain = Chain([coreg, hmc])  # T1w points -> raw BOLD points, per volume (no SDC, no slice timing here)
+    brain = load_image(anat / f"sub-{SUBJECT}_desc-brain_mask.nii.gz", device)
+    sidecar = json.loads((func / f"{STEM}_space-T1w_desc-preproc_bold.json").read_text())
+    skip = int(sidecar.get("NonSteadyStateVolumes") or 0)
+
+    start = time.perf_counter()
+    t1w_grid = grid_at_spacing(brain.grid, bold.spacing)
+    resample(bold, t1w_grid, chain, order="sinc")
+    volume_s = time.perf_counter() - start
+
+    rows, timings = [], {}
+    for hemisphere in ("L", "R"):
+        white, pial = read_mesh(anat / f"sub-{SUBJECT}_hemi-{hemisphere}_white.surf.gii"), \
+            read_mesh(anat / f"sub-{SUBJECT}_hemi-{hemisphere}_pial.surf.gii")
+        start = time.perf_counter()
+        sampled = sample_ribbon(bold, white, pial, chain, brain)
+        timings[f"sample_{hemisphere}"] = time.perf_counter() - start
+        start = time.perf_counter()
+        encoded = timeseries_gifti(sampled.series, hemisphere, 2.0)
+        timings[f"gifti_{hemisphere}"] = time.perf_counter() - start
+        registered = anat / f"sub-{SUBJECT}_hemi-{hemisphere}_desc-reg_sphere.surf.gii"
+        if registered.is_file() and "fsaverage5" in args.spaces:
+            start = time.perf_counter()
+            target = template_spheres(parse_output_space("fsaverage5"), Path("/nonexistent"))
+            assert not isinstance(target, str)
+            weights = barycentric_weights(read_mesh(target[hemisphere].sphere).vertices, read_mesh(registered))
+            timeseries_gifti(resample_series(sampled.series, weights), hemisphere, 2.0)
+            timings[f"fsaverage5_{hemisphere}"] = time.perf_counter() - start
+        # the written files: names, shape, nilearn reads them, and they hold what we just sampled
+        written = {}
+        for space in args.spaces:
+            label = space.replace(":", "_")
+            path = func / f"{STEM}_hemi-{hemisphere}_space-{label}_bold.func.gii"
+            written[space] = load_surf_data(str(path)).shape if path.is_file() else None
+        fsnative = func / f"{STEM}_hemi-{hemisphere}_space-fsnative_bold.func.gii"
+        identical = fsnative.is_file() and fsnative.read_bytes() == encoded
+        # sanity: temporal SNR on the surface and in the ribbon voxels of the T1w-space BOLD
+        series = sampled.series[np.isfinite(sampled.series[:, 0])]
+        t1w_bold = nib.load(func / f"{STEM}_space-T1w_desc-preproc_bold.nii.gz")
+        ribbon = nib.load(anat / f"sub-{SUBJECT}_desc-ribbon_mask.nii.gz")
+        from nilearn.image import resample_to_img
+
+        ribbon_on_bold = np.asarray(resample_to_img(ribbon, t1w_bold.slicer[..., 0], interpolation="nearest",
+                                                    force_resample=True, copy_header=True).dataobj) > 0.5
+        side = np.zeros_like(ribbon_on_bold)
+        x = nib.affines.apply_affine(t1w_bold.affine, np.argwhere(ribbon_on_bold))[:, 0]
+        side[tuple(np.argwhere(ribbon_on_bold)[(x < 0) if hemisphere == "L" else (x >= 0)].T)] = True
+        voxels = np.asarray(t1w_bold.dataobj, dtype=np.float32)[side]
+        # agreement with nilearn's vol_to_surf on the same meshes, of the T1w-space BOLD's temporal mean
+        mean_img = nib.Nifti1Image(np.asarray(t1w_bold.dataobj, dtype=np.float32)[..., skip:].mean(axis=-1),
+                                   t1w_bold.affine)
+        theirs = vol_to_surf(mean_img, (pial.vertices, pial.faces), inner_mesh=(white.vertices, white.faces),
+                             kind="line", n_samples=6, interpolation="linear")
+        ours = np.nanmean(sampled.series[:, skip:], axis=1)
+        both = np.isfinite(ours) & np.isfinite(theirs) & (theirs > 0)
+        rows.append({
+            "hemi": hemisphere, "vertices": len(white.vertices), "missing": int((~np.isfinite(sampled.series[:, 0])).sum()),
+            "kept": f"{100 * sampled.kept / (sampled.kept + sampled.outside + sampled.unreliable):.1f} %",
+            "files": "; ".join(f"{s} {shape}" for s, shape in written.items()),
+            "identical": "yes" if identical else "no",
+            "tsnr_surface": float(np.median(temporal_snr(series, skip))),
+            "tsnr_ribbon": float(np.median(temporal_snr(voxels, skip))),
+            "r_nilearn": float(np.corrcoef(ours[both], theirs[both])[0, 1]),
+            "sample_s": timings[f"sample_{hemisphere}"] + timings[f"gifti_{hemisphere}"],
+            "fsaverage5_s": timings.get(f"fsaverage5_{hemisphere}"),
+        })
+    surface_s = sum(timings.values())
+    columns = ["hemi", "vertices", "missing", "kept", "files", "identical", "tsnr_surface", "tsnr_ribbon", "r_nilearn",
+               "sample_s", "fsaverage5_s"]
+    headers = ["hemi", "vertices", "vertices missing", "samples kept", "GIFTIs (vertices, volumes) as nilearn reads",
+               "fsnative file = in-process", "median tSNR vertices", "median tSNR ribbon voxels",
+               "r mean image vs nilearn vol_to_surf", "sampling + GIFTI (s)", "to fsaverage5 (s)"]
+    load = os.getloadavg()
+    pipeline = "" if pipeline_s is None else f" The whole run (smri, surfaces, fmri) took {pipeline_s:.0f} s."
+    text = (f"\n## BOLD on the surface, studyforrest sub-02 (issue 17), "
+            f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, load {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
+            f"on {os.cpu_count()} CPUs\n\n"
+            f"`python benchmarks/surface_bold.py --spaces {' '.join(args.spaces)}` (156 volumes, 2 torch threads): "
+            f"the surface outputs of both hemispheres took {surface_s:.1f} s in process, "
+            f"{surface_s / volume_s:.2f} times the T1w-space volume output ({volume_s:.1f} s) timed in the same "
+            f"minutes.{pipeline}\n\n{markdown_table(rows, columns, headers)}\n")
+    print(text)
+    if args.results:
+        append_results(text)
+
+
+if __name__ == "__main__":
+    main()
