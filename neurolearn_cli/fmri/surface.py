@@ -34,8 +34,8 @@ DEPTHS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 GOODVOXELS_SD = 0.5
 #: ... and exceeds its local mean by at least this fraction (where the ratio barely varies, its SD is no yardstick).
 GOODVOXELS_MIN_EXCESS = 0.05
-#: Surface smoothing steps giving the local mean of the coefficient of variation (a few mm on a 1 mm mesh).
-LOCAL_STEPS = 10
+#: Surface smoothing steps giving the local mean of the coefficient of variation (a few millimetres).
+LOCAL_STEPS = 50
 
 
 @dataclass(frozen=True)

@@ -416,7 +416,6 @@ def _square(matrix: Any) -> Any:
     return matrix.rename_axis("Node").reset_index()
 
 
-
 def _surface_sources(participant: ParticipantPlan, context: ParticipantContext) -> dict[str, list[str]]:
     """Per hemisphere, the surfaces the BOLD is sampled between, as sidecar ``Sources`` (BIDS URIs)."""
     from neurolearn_cli.surfaces import workflow as surfaces

@@ -126,3 +126,41 @@ def test_sphere_resampling_rows_are_barycentric(angle: float):
     assert np.allclose(weights.sum(axis=1), 1.0) and (weights.data >= 0).all() and (weights.getnnz(axis=1) <= 3).all()
     if angle == 0.0:
         assert np.allclose(weights.toarray().diagonal(), 1.0)
+
+
+def _rotation_x(angle: float) -> np.ndarray:
+    return np.array([[1.0, 0.0, 0.0], [0.0, np.cos(angle), -np.sin(angle)], [0.0, np.sin(angle), np.cos(angle)]])
+
+
+def test_fslr_is_reached_through_a_templateflow_home_by_project_unproject(tmp_path: Path):
+    from neurolearn_cli.spaces import parse_output_space
+    from neurolearn_cli.surfaces.gifti import surface_gifti
+    from neurolearn_cli.surfaces.resample import project_unproject
+    from neurolearn_cli.surfaces.templates import template_spheres
+
+    fslr = parse_output_space("fsLR")
+    assert "no fsaverage 164k sphere" in str(template_spheres(fslr, tmp_path))
+    sphere = read_mesh(FSAVERAGE5 / "sphere_left.gii.gz")  # stands in for every sphere of the home
+    rotation = _rotation_x(0.4)  # fsaverage's sphere deformed onto fsLR's: here a rotation
+    files = {"tpl-fsaverage/tpl-fsaverage_hemi-L_den-164k_sphere.surf.gii": sphere,
+             "tpl-fsLR/tpl-fsLR_space-fsaverage_hemi-L_den-164k_sphere.surf.gii": sphere.with_vertices(
+                 sphere.vertices @ rotation.T),
+             "tpl-fsLR/tpl-fsLR_hemi-L_den-32k_sphere.surf.gii": sphere}
+    for name, mesh in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(surface_gifti(mesh, "L", "Spherical"))
+    assert "no fsaverage 164k sphere (tpl-fsaverage_hemi-R" in str(template_spheres(fslr, tmp_path))
+    for name in files:  # the right hemisphere's files, the same meshes
+        right = tmp_path / name.replace("hemi-L", "hemi-R")
+        right.write_bytes((tmp_path / name).read_bytes())
+    found = template_spheres(fslr, tmp_path)
+    assert not isinstance(found, str) and found["L"].unproject_from is not None and found["L"].project_to is not None
+    ours = sphere.with_vertices(sphere.vertices @ _rotation_x(-0.2).T)  # "our" registered sphere on fsaverage's
+    on_fslr = project_unproject(ours.vertices, read_mesh(found["L"].project_to),
+                                read_mesh(found["L"].unproject_from).vertices)
+    np.testing.assert_allclose(on_fslr, ours.vertices @ rotation.T, atol=0.05)
+    values = ours.vertices[:, 1:2].astype(np.float32)  # y on fsaverage's sphere
+    target = read_mesh(found["L"].sphere).vertices
+    resampled = resample_series(values, barycentric_weights(target, ours.with_vertices(on_fslr)))
+    expected = (target @ rotation)[:, 1]  # the fsLR point's place on fsaverage's sphere
+    np.testing.assert_allclose(resampled[:, 0], expected, atol=0.6)
