@@ -125,7 +125,7 @@ def test_sphere_resampling_rows_are_barycentric(angle: float):
     weights = barycentric_weights(sphere.vertices @ rotation.T, sphere)
     assert np.allclose(weights.sum(axis=1), 1.0) and (weights.data >= 0).all() and (weights.getnnz(axis=1) <= 3).all()
     if angle == 0.0:
-        assert np.allclose(weights.toarray().diagonal(), 1.0)
+        assert np.allclose(weights.diagonal(), 1.0)
 
 
 def _rotation_x(angle: float) -> np.ndarray:
