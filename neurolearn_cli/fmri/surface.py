@@ -109,24 +109,20 @@ def sample_ribbon(bold: Image, white: Mesh, pial: Mesh, to_bold: Transform, brai
     device = bold.device
     white_points = torch.as_tensor(white.vertices, dtype=torch.float32, device=device)
     offset = torch.as_tensor(pial.vertices, dtype=torch.float32, device=device) - white_points
-    n_vertices, n_volumes = white_points.shape[0], bold.n_volumes
-    total = torch.zeros(n_vertices, n_volumes, dtype=torch.float32, device=device)
-    usable = np.zeros((len(depths), n_vertices), dtype=bool)
-    cov = np.zeros((len(depths), n_vertices))
-    per_depth = []
-    for index, depth in enumerate(depths):
-        points = white_points + depth * offset
-        samples = sample_points(bold, points, to_bold, order=order, fill=float("nan")).clamp(min=0)
-        inside = torch.isfinite(samples).all(dim=1) & (sample_points(brain, points, order="linear") > 0.5)
-        usable[index] = inside.cpu().numpy()
-        cov[index] = _coefficient_of_variation(torch.nan_to_num(samples)).double().cpu().numpy()
-        per_depth.append(samples)
+    fractions = torch.tensor(depths, dtype=torch.float32, device=device)[:, None, None]
+    points = (white_points + fractions * offset).reshape(-1, 3)  # every depth at once: one pass over the run
+    shape = (len(depths), white_points.shape[0], bold.n_volumes)
+    samples = sample_points(bold, points, to_bold, order=order, fill=float("nan")).clamp_(min=0).reshape(shape)
+    inside = torch.isfinite(samples).all(dim=2) & (sample_points(brain, points, order="linear") > 0.5).reshape(
+        shape[:2])
+    samples.nan_to_num_(0.0)
+    usable = inside.cpu().numpy()
+    cov = _coefficient_of_variation(samples.reshape(-1, shape[2])).reshape(shape[:2]).double().cpu().numpy()
     unreliable = unreliable_samples(cov, usable, white.with_vertices((white.vertices + pial.vertices) / 2))
     kept = usable & ~unreliable
-    for index, samples in enumerate(per_depth):
-        keep = torch.as_tensor(kept[index], device=device)
-        total += torch.where(keep[:, None], torch.nan_to_num(samples), torch.zeros_like(samples))
-    counts = torch.as_tensor(kept.sum(axis=0), dtype=torch.float32, device=device)
+    keep = torch.as_tensor(kept, device=device)
+    total = samples.mul_(keep[..., None]).sum(dim=0)
+    counts = keep.sum(dim=0).to(torch.float32)
     series = torch.where(counts[:, None] > 0, total / counts.clamp(min=1)[:, None],
                          torch.full_like(total, float("nan")))
     return RibbonSampling(series.cpu().numpy(), int(kept.sum()), int((~usable).sum()), int(unreliable.sum()))
