@@ -123,8 +123,8 @@ def _surfaces(runs: Sequence[BoldFacts], cite: Citations) -> str:
     text = (f"The BOLD series of {runs_phrase(_names(sampled), len(runs))} were also sampled on the cortical "
             f"surfaces made by the surfaces stage, {at} from the white to the pial surface, and the depths "
             "averaged at each vertex, as FreeSurfer's mri_vol2surf (--projfrac-avg 0 1 0.2) does in fMRIPrep "
-            f"{cite('fmriprep')}; the raw series was interpolated once at these points, through the same head-motion, "
-            "distortion-correction and co-registration transforms as the volumes. Samples outside the brain mask "
+            f"{cite('fmriprep')}; the raw series was interpolated once (trilinear) at these points, through the same "
+            "head-motion, distortion-correction and co-registration transforms as the volumes. Samples outside the brain mask "
             "or the field of view were left out, and so were those whose temporal coefficient of variation, "
             "divided by its local mean over the surface, exceeded the mean of that ratio by half a standard "
             "deviation and 1 by 5 % (the HCP's goodvoxels criterion); a vertex with no sample left is missing (NaN).")

@@ -5,7 +5,7 @@ vertex's value is the mean of the BOLD at six depths from the white (0) to the
 pial (1) surface, but the depths' world points (T1w) are carried to the raw
 BOLD through the same chain as the volume outputs (coregistration,
 susceptibility correction, head motion per volume), so the series is
-interpolated once. Samples are left out where they fall outside the brain
+interpolated once (trilinear, as ``mri_vol2surf --interp trilinear``). Samples are left out where they fall outside the brain
 mask or the BOLD's field of view, and where the signal is unreliable as the
 HCP's "goodvoxels" (fMRIPrep's ``--project-goodvoxels``) defines it: a
 temporal coefficient of variation, divided by its local mean, above the mean
@@ -99,12 +99,15 @@ def unreliable_samples(cov: np.ndarray, usable: np.ndarray, mesh: Mesh) -> np.nd
 
 
 def sample_ribbon(bold: Image, white: Mesh, pial: Mesh, to_bold: Transform, brain: Image, *,
-                  order: Order = "sinc", depths: tuple[float, ...] = DEPTHS) -> RibbonSampling:
+                  order: Order = "linear", depths: tuple[float, ...] = DEPTHS) -> RibbonSampling:
     """The BOLD series at each vertex: the mean over ``depths`` between ``white`` and ``pial``.
 
     ``white`` and ``pial`` share connectivity, in T1w world mm; ``to_bold``
     maps T1w points to the raw BOLD's points (per volume where motion is in
-    it); ``brain`` is the T1w brain mask. Pure: no IO.
+    it); ``brain`` is the T1w brain mask. Trilinear by default, as
+    ``mri_vol2surf --interp trilinear`` in fMRIPrep: the depth average is a
+    low-pass of its own, and a band-limited kernel costs several times more
+    (``benchmarks/surface_bold.py`` compares them). Pure: no IO.
     """
     device = bold.device
     white_points = torch.as_tensor(white.vertices, dtype=torch.float32, device=device)
