@@ -127,7 +127,8 @@ def _surfaces(runs: Sequence[BoldFacts], cite: Citations) -> str:
             "head-motion, distortion-correction and co-registration transforms as the volumes. Samples outside the brain mask "
             "or the field of view were left out, and so were those whose temporal coefficient of variation, "
             "divided by its local mean over the surface, exceeded the mean of that ratio by half a standard "
-            "deviation and 1 by 5 % (the HCP's goodvoxels criterion); a vertex with no sample left is missing (NaN).")
+            "deviation and 1 by 5 % (the HCP's goodvoxels criterion), unless all of a vertex's samples were; a "
+            "vertex with no sample in the brain is missing (NaN).")
     kept = [run.surfaces.kept_fraction * 100 for run in sampled
             if run.surfaces is not None and run.surfaces.kept_fraction is not None]
     if kept:

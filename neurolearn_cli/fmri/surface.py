@@ -10,7 +10,9 @@ mask or the BOLD's field of view, and where the signal is unreliable as the
 HCP's "goodvoxels" (fMRIPrep's ``--project-goodvoxels``) defines it: a
 temporal coefficient of variation, divided by its local mean, above the mean
 plus half a standard deviation (veins, dropout at the edge of the field of
-view). A vertex with no sample left is missing (NaN).
+view), unless that would leave a vertex none (fMRIPrep fills such vertices
+from their neighbours; here they keep their own samples). A vertex with no
+sample in the brain and field of view is missing (NaN).
 """
 
 from __future__ import annotations
@@ -122,6 +124,7 @@ def sample_ribbon(bold: Image, white: Mesh, pial: Mesh, to_bold: Transform, brai
     usable = inside.cpu().numpy()
     cov = _coefficient_of_variation(samples.reshape(-1, shape[2])).reshape(shape[:2]).double().cpu().numpy()
     unreliable = unreliable_samples(cov, usable, white.with_vertices((white.vertices + pial.vertices) / 2))
+    unreliable &= ~(unreliable | ~usable).all(axis=0)  # a vertex keeps its in-brain samples if all are unreliable
     kept = usable & ~unreliable
     keep = torch.as_tensor(kept, device=device)
     total = samples.mul_(keep[..., None]).sum(dim=0)

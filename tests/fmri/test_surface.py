@@ -165,3 +165,14 @@ def test_fslr_is_reached_through_a_templateflow_home_by_project_unproject(tmp_pa
     resampled = resample_series(values, barycentric_weights(target, ours.with_vertices(on_fslr)))
     expected = (target @ rotation)[:, 1]  # the fsLR point's place on fsaverage's sphere
     np.testing.assert_allclose(resampled[:, 0], expected, atol=0.6)
+
+
+def test_a_vertex_whose_every_sample_is_unreliable_keeps_them():
+    bold, _ = _bold()
+    noisy = bold.data.clone()
+    rng = np.random.default_rng(1)
+    gain = 1.0 + 0.5 * rng.standard_normal((4, 5, 5, N_VOLUMES))
+    noisy[5:9, 8:13, 9:14] *= torch.tensor(gain, dtype=torch.float32)  # whole depths of some vertices
+    white, pial = _sphere(12.0), _sphere(16.0)
+    sampled = sample_ribbon(bold.with_data(noisy), white, pial, _to_bold(), _brain(bold))
+    assert sampled.unreliable > 0 and np.isfinite(sampled.series).all()
