@@ -31,10 +31,11 @@ def test_fsnative_series_on_xa30(shared_data: Path, cli: Any, tmp_path: Path) ->
         assert series.shape == (len(white.coordinates), 20)  # vertices x volumes
         sidecar = json.loads((func / f"{stem}.json").read_text())
         assert sidecar["RepetitionTime"] == 1.0 and sidecar["SamplingDepths"] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-        total = sidecar["SamplesKept"] + sidecar["SamplesOutsideBrain"] + sidecar["SamplesUnreliable"]
-        assert sidecar["SamplesKept"] > 0.7 * total
+        # the run's 33 slices (112 mm) miss the top and bottom of the brain: those samples are outside
+        in_view = sidecar["SamplesKept"] + sidecar["SamplesUnreliable"]
+        assert sidecar["SamplesOutsideBrain"] > 0 and sidecar["SamplesUnreliable"] < 0.25 * in_view
         present = np.isfinite(series[:, 0])
-        assert present.sum() == len(present) - sidecar["VerticesMissing"] and present.mean() > 0.9
+        assert present.sum() == len(present) - sidecar["VerticesMissing"] and present.mean() > 0.5
         assert (series[present] > 0).mean() > 0.99
         assert not list(func.glob(f"*_hemi-{hemi}_space-fsLR*"))  # no fsLR spheres in the home: skipped
     preproc = json.loads(next(func.glob("*_space-T1w_desc-preproc_bold.json")).read_text())
