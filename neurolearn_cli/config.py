@@ -137,7 +137,8 @@ class RunConfig(BaseModel):
         "$TEMPLATEFLOW_HOME, else ~/.cache/templateflow); nothing is downloaded.", BEHAVIOUR)
     output_spaces: tuple[OutputSpaceOption, ...] = option(
         tuple(parse_output_space(s) for s in DEFAULT_OUTPUT_SPACES),
-        "Output spaces in fMRIPrep's syntax: a template (bundled or TemplateFlow), res-N or res-native, or T1w.",
+        "Output spaces in fMRIPrep's syntax: a template (bundled or TemplateFlow), res-N or res-native, T1w, or a "
+        "surface space (fsnative, fsaverage5, fsaverage, fsLR:den-32k; needs the surfaces stage).",
         BEHAVIOUR,
     )
     resume: bool = option(True, "Keep outputs made from the same inputs and settings.", BEHAVIOUR)

@@ -25,7 +25,7 @@ from neurolearn_cli.errors import InputError
 PATH_PATTERNS = [
     "sub-{subject}[/ses-{session}]/{datatype<anat|func|fmap|figures>|anat}/sub-{subject}[_ses-{session}]"
     "[_task-{task}][_acq-{acquisition}][_ce-{ceagent}][_rec-{reconstruction}][_dir-{direction}][_run-{run}]"
-    "[_echo-{echo}][_hemi-{hemi}][_from-{from}][_to-{to}][_mode-{mode}][_space-{space}][_cohort-{cohort}][_res-{res}][_label-{label}]"
+    "[_echo-{echo}][_hemi-{hemi}][_from-{from}][_to-{to}][_mode-{mode}][_space-{space}][_cohort-{cohort}][_res-{res}][_den-{den}][_label-{label}]"
     "[_seg-{seg}][_stat-{stat}][_desc-{desc}]_{suffix}{extension}",
     "sub-{subject}{extension<.html>}",  # the participant report
     "group_{suffix}{extension<.tsv|.html>}",  # group tables and reports (no subject)

@@ -30,6 +30,7 @@ from neurolearn_cli.config import AnalysisLevel, RunConfig
 from neurolearn_cli.dataset.plan import DatasetPlan, ParticipantPlan
 from neurolearn_cli.derivatives import (
     DerivativesWriter,
+    build_relpath,
     check_output_dir,
     ensure_dataset_description,
     fingerprint,
@@ -252,11 +253,11 @@ def run_stages(participant: ParticipantPlan, context: ParticipantContext) -> dic
     fails is logged and recorded; the stages after it run with the reason in
     their context (the report shows it), except those that need it.
     """
-    from neurolearn_cli.stages import CONTINUE_AFTER_FAILURE, STAGE_NEEDS, stage_order
+    from neurolearn_cli.stages import CONTINUE_AFTER_FAILURE, stage_needs, stage_order
 
     failed: dict[str, str] = {}
-    for stage in stage_order(context.config.selected_stages):
-        blocked = [need for need in STAGE_NEEDS.get(stage, ()) if need in failed]
+    for stage in stage_order(context.config.selected_stages, context.config):
+        blocked = [need for need in stage_needs(stage, context.config) if need in failed]
         if blocked:
             context.log.error("%s: %s not run: %s failed", participant.subject, stage, blocked[0])
             continue
@@ -411,6 +412,37 @@ def run_group(config: RunConfig, dataset: DatasetPlan) -> list[Outcome]:
     return outcomes
 
 
+def require_surfaces(config: RunConfig, dataset: DatasetPlan) -> None:
+    """Refuse a surface output space whose surfaces the run would not make: the surfaces stage is opt-in.
+
+    fmri samples the BOLD on the surfaces stage's meshes; the runner keeps
+    them current as any need, once they exist. When the run neither selects
+    the surfaces stage nor finds its outputs for every participant with BOLD
+    runs, it stops before any work.
+
+    Raises
+    ------
+    UsageError
+        One line naming the space, the participant and what to select.
+    """
+    from neurolearn_cli.spaces import surface_spaces
+    from neurolearn_cli.stages import stage_order
+    from neurolearn_cli.surfaces.workflow import planned_entities
+
+    spaces = surface_spaces(config.output_spaces)
+    if not spaces or "surfaces" in config.selected_stages or "fmri" not in stage_order(config.selected_stages, config):
+        return
+    for participant in dataset.participants:
+        if participant.problems or not participant.bold or not participant.t1w:
+            continue
+        for entities in planned_entities(participant).values():
+            relpath = build_relpath(entities)
+            if not (config.output_dir / relpath).is_file():
+                raise UsageError(f"output space {spaces[0]} samples the BOLD on the cortical surfaces, which the "
+                                 f"surfaces stage has not made for {participant.subject} ({relpath} is missing): "
+                                 "select it (--stages smri,surfaces,fmri) or run it first")
+
+
 def save_run_record(config: RunConfig, argv: list[str], device: Any, run_id: str) -> Path:
     """Save the config, command line, versions, device, seed and run id under ``logs/``."""
     record = {
@@ -451,6 +483,8 @@ def execute(config: RunConfig, argv: list[str]) -> int:
         database_dir=config.bids_database_dir,
         require_participants=set(config.selected_stages) != {"mvpa"},  # mvpa alone reads participants.tsv
     )
+    if config.analysis_level is AnalysisLevel.participant:
+        require_surfaces(config, dataset)
     if config.dry_run:
         print_plan(dataset, config, unavailable(config.selected_stages, level))
         return 0

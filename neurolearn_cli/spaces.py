@@ -1,7 +1,10 @@
 """Output spaces: fMRIPrep's ``--output-spaces`` syntax, parsed once into typed values.
 
 A space is a template with optional modifiers (``MNI152NLin2009aSym:res-2``,
-``MNIPediatricAsym:cohort-2:res-1``) or a nonstandard space (``T1w``). The
+``MNIPediatricAsym:cohort-2:res-1``) or a nonstandard space (``T1w``). Surface
+spaces hold the BOLD sampled on the cortex: the participant's own surfaces
+(``fsnative``) or a surface template (``fsaverage5``, ``fsaverage``,
+``fsLR:den-32k``), reached through the sphere registered to fsaverage. The
 templates are the bundled MNI152NLin2009aSym and those of the local
 TemplateFlow home (:mod:`neurolearn_cli.templateflow`); parsing checks the
 syntax, :func:`check_available` that the template is there.
@@ -27,8 +30,16 @@ from neurolearn_cli.templateflow import ENV_VARIABLE, TemplateFiles, resolution_
 BUNDLED_TEMPLATE = "MNI152NLin2009aSym"
 #: The bundled template's grids: name -> ``res-`` labels -> voxel size (mm).
 TEMPLATE_RESOLUTIONS: Mapping[str, Mapping[str, float]] = {BUNDLED_TEMPLATE: {"1": 1.0, "2": 2.0}}
-#: Spaces that are not templates: the participant's own anatomy.
-NONSTANDARD_SPACES = ("T1w",)
+#: Spaces that are not templates: the participant's own anatomy (its T1w grid, its cortical surfaces).
+NONSTANDARD_SPACES = ("T1w", "fsnative")
+#: The participant's own cortical surfaces (the surfaces stage's meshes).
+SURFACE_NATIVE = "fsnative"
+#: Surface templates: name -> the mesh densities offered as ``den-`` labels (the first the default, always written
+#: in file names); none where the name fixes the mesh (fsaverage5: 10k vertices, fsaverage: 164k). fsaverage5 is
+#: bundled with nilearn; the others need the TemplateFlow home's spheres and are skipped with a warning without them.
+SURFACE_TEMPLATES: Mapping[str, tuple[str, ...]] = {"fsaverage5": (), "fsaverage": (), "fsLR": ("32k",)}
+#: The surface template nilearn bundles: always available.
+BUNDLED_SURFACE_TEMPLATE = "fsaverage5"
 NATIVE = "native"
 DEFAULT_OUTPUT_SPACES = (f"{BUNDLED_TEMPLATE}:res-2", "T1w")
 _LABEL = re.compile(r"[A-Za-z0-9]+")
@@ -46,16 +57,25 @@ class OutputSpace:
         The template grid's ``res-`` label; None for the BOLD's own voxel size.
     cohort : str or None
         The template's ``cohort-`` label, for templates that have cohorts.
+    density : str or None
+        A surface template's mesh density (``den-`` label, e.g. ``32k``); None
+        where the name says it (``fsaverage5``, ``fsaverage``).
     """
 
     name: str
     resolution: str | None = None
     cohort: str | None = None
+    density: str | None = None
+
+    @property
+    def is_surface(self) -> bool:
+        """Whether this is a surface space (BOLD sampled on the cortex) rather than a volume."""
+        return self.name == SURFACE_NATIVE or self.name in SURFACE_TEMPLATES
 
     @property
     def is_template(self) -> bool:
-        """Whether this is a template space (rather than the participant's T1w)."""
-        return self.name not in NONSTANDARD_SPACES
+        """Whether this is a volume template space (rather than the participant's T1w or a surface space)."""
+        return self.name not in NONSTANDARD_SPACES and not self.is_surface
 
     @property
     def entities(self) -> dict[str, str]:
@@ -65,6 +85,8 @@ class OutputSpace:
             entities["cohort"] = self.cohort
         if self.resolution is not None:
             entities["res"] = self.resolution
+        if self.density is not None:
+            entities["den"] = self.density
         return entities
 
     @property
@@ -74,9 +96,19 @@ class OutputSpace:
 
     def __str__(self) -> str:
         """fMRIPrep's spelling, e.g. ``MNI152NLin2009aSym:res-2``."""
-        modifiers = [f"{key}-{value}" for key, value in (("cohort", self.cohort), ("res", self.resolution))
-                     if value is not None]
+        modifiers = [f"{key}-{value}" for key, value in
+                     (("cohort", self.cohort), ("res", self.resolution), ("den", self.density)) if value is not None]
         return ":".join([self.name, *modifiers])
+
+
+def volume_spaces(spaces: Iterable[OutputSpace]) -> tuple[OutputSpace, ...]:
+    """The volume spaces of ``spaces`` (templates and T1w): each a preprocessed BOLD NIfTI."""
+    return tuple(space for space in spaces if not space.is_surface)
+
+
+def surface_spaces(spaces: Iterable[OutputSpace]) -> tuple[OutputSpace, ...]:
+    """The surface spaces of ``spaces`` (fsnative and surface templates): each a GIFTI time series per hemisphere."""
+    return tuple(space for space in spaces if space.is_surface)
 
 
 def first_template(spaces: Iterable[OutputSpace]) -> OutputSpace | None:
@@ -117,7 +149,8 @@ def available_spaces(templates: Mapping[tuple[str, str | None], TemplateFiles]) 
                     if key[0] != BUNDLED_TEMPLATE})
     listed = [f"{OutputSpace(name, cohort=cohort)} (res-{', res-'.join(resolutions)} or res-{NATIVE})"
               for (name, cohort), resolutions in offered.items()]
-    return ", ".join([*listed, *NONSTANDARD_SPACES])
+    surfaces = [f"{name}:den-{densities[0]}" if densities else name for name, densities in SURFACE_TEMPLATES.items()]
+    return ", ".join([*listed, *NONSTANDARD_SPACES, *surfaces])
 
 
 def parse_output_space(spec: str) -> OutputSpace:
@@ -131,16 +164,27 @@ def parse_output_space(spec: str) -> OutputSpace:
     name, *modifiers = spec.strip().split(":")
     if not _LABEL.fullmatch(name):
         raise ValueError(f"output space {spec!r}: a space is a template name or {', '.join(NONSTANDARD_SPACES)}")
+    if name in NONSTANDARD_SPACES:
+        if modifiers:
+            kept = "its vertices" if name == SURFACE_NATIVE else "the BOLD's voxel size"
+            raise ValueError(f"output space {spec!r}: {name} takes no modifiers (it keeps {kept})")
+        return OutputSpace(name)
+    surface = name in SURFACE_TEMPLATES
+    keys = ("den",) if surface else ("res", "cohort")
     values: dict[str, str] = {}
     for modifier in modifiers:
         key, _, value = modifier.partition("-")
-        if key not in ("res", "cohort") or not _LABEL.fullmatch(value) or key in values:
-            raise ValueError(f"output space {spec!r}: bad modifier {modifier!r} (expected res-<label> or cohort-<label>)")
+        if key not in keys or not _LABEL.fullmatch(value) or key in values:
+            expected = " or ".join(f"{key}-<label>" for key in keys)
+            raise ValueError(f"output space {spec!r}: bad modifier {modifier!r} (expected {expected})")
         values[key] = value
-    if name in NONSTANDARD_SPACES:
-        if values:
-            raise ValueError(f"output space {spec!r}: {name} takes no modifiers (it keeps the BOLD's voxel size)")
-        return OutputSpace(name)
+    if surface:
+        densities = SURFACE_TEMPLATES[name]
+        density = values.get("den", densities[0] if densities else None)
+        if density not in densities and density is not None:
+            offered = f"den-{', den-'.join(densities)}" if densities else "its own mesh only (no den- modifier)"
+            raise ValueError(f"output space {spec!r}: {name} is offered at {offered}")
+        return OutputSpace(name, density=density)
     resolution = values.get("res", NATIVE)
     return OutputSpace(name, None if resolution == NATIVE else resolution_label(resolution), values.get("cohort"))
 
@@ -154,7 +198,7 @@ def check_available(space: OutputSpace, templates: Mapping[tuple[str, str | None
         One line naming the space, what is missing, the directory looked in
         and the spaces available.
     """
-    if not space.is_template:
+    if not space.is_template:  # T1w, fsnative and the surface templates (skipped at run time without their spheres)
         return
     available = f"available: {available_spaces(templates)}"
     if space.name == BUNDLED_TEMPLATE:

@@ -6,7 +6,8 @@ so that importing the registry stays cheap. A stage that is not registered is
 reported as "not available yet" (exit 2) rather than faked.
 
 A participant stage declares the stages whose outputs it reads
-(:data:`STAGE_NEEDS`); the runner visits the selected stages and the stages
+(:data:`STAGE_NEEDS`, and :data:`SETTING_NEEDS` for what it reads only under
+some settings: fmri reads the surfaces for a surface output space); the runner visits the selected stages and the stages
 they need in registry order (:func:`stage_order`) and, at its turn, after its
 needs ran, skips a stage whose outputs are current (:data:`STAGE_CURRENT`).
 A stage only reads its dependencies' outputs, by their planned paths, and
@@ -28,6 +29,7 @@ from neurolearn_cli.config import RunConfig
 from neurolearn_cli.dataset.plan import DatasetPlan, ParticipantPlan
 from neurolearn_cli.derivatives import DerivativesWriter, fingerprint
 from neurolearn_cli.errors import UsageError
+from neurolearn_cli.spaces import surface_spaces
 
 if TYPE_CHECKING:
     from neurolearn_cli.smri.parcellation import Atlas
@@ -54,6 +56,11 @@ STAGE_NEEDS: dict[str, tuple[str, ...]] = {
 #: (qc measures and shows the surfaces when the opt-in surfaces stage made them).
 STAGE_READS: dict[str, tuple[str, ...]] = {
     "qc": ("surfaces",),
+}
+
+#: Per participant stage, the stages it reads only under some settings: (need, whether the run's config asks for it).
+SETTING_NEEDS: dict[str, tuple[tuple[str, Callable[[RunConfig], bool]], ...]] = {
+    "fmri": (("surfaces", lambda config: bool(surface_spaces(config.output_spaces))),),  # BOLD on the surfaces
 }
 
 #: Participant stages with nothing to do for a participant who lacks their inputs, and what is lacking.
@@ -110,9 +117,9 @@ class StageContext:
         the stage's turn, after its needs ran.
         """
         reads = {need: self.writer.recorded(self.stage_digest(need))
-                 for need in STAGE_NEEDS.get(stage, ()) if need in self.fingerprints}
+                 for need in stage_needs(stage, self.config) if need in self.fingerprints}
         reads |= {other: recorded for other in STAGE_READS.get(stage, ()) if other in self.fingerprints
-                  and (recorded := self.writer.recorded(self.stage_digest(other)))}
+                  and other not in reads and (recorded := self.writer.recorded(self.stage_digest(other)))}
         if not reads:
             return self.fingerprints[stage]
         return fingerprint((), {"stage": self.fingerprints[stage], "reads": reads})
@@ -169,15 +176,23 @@ def load_currency_check(name: str) -> Callable[..., bool] | None:
     return _import(STAGE_CURRENT[name]) if name in STAGE_CURRENT else None
 
 
-def stage_order(selected: Collection[str]) -> list[str]:
-    """The ``selected`` participant stages and, recursively, the stages they need, in registry order.
+def stage_needs(stage: str, config: RunConfig | None = None) -> tuple[str, ...]:
+    """The stages whose outputs ``stage`` reads: always (:data:`STAGE_NEEDS`) and under ``config``'s settings."""
+    needs = STAGE_NEEDS.get(stage, ())
+    if config is None:
+        return needs
+    return needs + tuple(need for need, asks in SETTING_NEEDS.get(stage, ()) if asks(config) and need not in needs)
+
+
+def stage_order(selected: Collection[str], config: RunConfig | None = None) -> list[str]:
+    """The ``selected`` participant stages and, recursively, the stages they need (under ``config``), in registry order.
 
     Each is visited once, after its needs; whether it runs is decided at its
     turn (its outputs may be current, or made stale by a need that ran).
     """
     wanted, pending = set(selected), list(selected)
     while pending:
-        for need in STAGE_NEEDS.get(pending.pop(), ()):
+        for need in stage_needs(pending.pop(), config):
             if need not in wanted:
                 wanted.add(need)
                 pending.append(need)

@@ -257,7 +257,7 @@ def test_help_shows_flags_as_flags(cli, monkeypatch, command):
 
 def test_help_is_not_wrapped_at_80_columns_when_piped(cli, monkeypatch):
     out = _help(cli, monkeypatch, "fmri")
-    whole = "Output spaces in fMRIPrep's syntax: a template (bundled or TemplateFlow), res-N or res-native, or T1w"
+    whole = "Output spaces in fMRIPrep's syntax: a template (bundled or TemplateFlow), res-N or res-native, T1w,"
     assert any(whole in line for line in out.splitlines())
     assert "-v " in out and "More log output (repeatable)." in out
 

@@ -215,3 +215,21 @@ def test_stage_digest_covers_the_recorded_outputs_of_its_needs(tiny):
     context.for_stage("smri").writer.write_text(anat, "b")
     assert changed_stages(after, {stage: context.stage_digest(stage) for stage in digests}) == {"surfaces", "fmri",
                                                                                                  "qc"}
+
+
+def test_fmri_reads_the_surfaces_only_for_a_surface_space(tiny):
+    root, participant, config = tiny
+
+    def surfaces_rewrite_changes(run_config: RunConfig) -> set[str]:
+        digests = fingerprints(run_config, participant)
+        writer = DerivativesWriter(run_config.output_dir, "sub-01", "")
+        context = StageContext(config=run_config, device="cpu", dataset=plan_dataset(root), writer=writer,
+                               log=logging.getLogger("test"), fingerprints=digests)
+        before = {stage: context.stage_digest(stage) for stage in digests}
+        context.for_stage("surfaces").writer.write_text(run_config.output_dir / "sub-01" / "anat" / "s.txt",
+                                                        str(run_config.output_spaces))
+        return changed_stages(before, {stage: context.stage_digest(stage) for stage in digests})
+
+    assert surfaces_rewrite_changes(config) == set()
+    with_surface = config.model_copy(update={"output_spaces": (*config.output_spaces, parse_output_space("fsnative"))})
+    assert surfaces_rewrite_changes(with_surface) == {"fmri"}  # qc follows when fmri writes other bytes

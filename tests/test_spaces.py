@@ -149,3 +149,54 @@ def test_planned_names_follow_the_space(make_bids):
     assert "res" not in entities["bold_MNI152NLin2009aSym"]
     assert entities["bold_T1w"]["space"] == "T1w" and "res" not in entities["bold_T1w"]
     assert entities["mean"]["res"] == "1"  # parcel time series come from the first template space
+
+
+@pytest.mark.parametrize(
+    ("spec", "entities"),
+    [
+        ("fsnative", {"space": "fsnative"}),
+        ("fsaverage5", {"space": "fsaverage5"}),
+        ("fsaverage", {"space": "fsaverage"}),
+        ("fsLR", {"space": "fsLR", "den": "32k"}),
+        ("fsLR:den-32k", {"space": "fsLR", "den": "32k"}),
+    ],
+)
+def test_surface_spaces_are_typed_and_kept_apart_from_volumes(spec, entities):
+    from neurolearn_cli.spaces import standard_spaces, surface_spaces, volume_spaces
+
+    space = parse_output_space(spec)
+    assert space.entities == entities and space.is_surface and not space.is_template
+    assert parse_output_space(str(space)) == space
+    spaces = (parse_output_space("MNI152NLin2009aSym:res-2"), space, parse_output_space("T1w"))
+    assert surface_spaces(spaces) == (space,) and space not in volume_spaces(spaces)
+    assert first_template(spaces) == spaces[0] and standard_spaces(spaces) == ()
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("fsLR:den-164k", ["fsLR is offered at den-32k"]),
+        ("fsaverage5:den-10k", ["no den- modifier"]),
+        ("fsnative:den-32k", ["fsnative takes no modifiers"]),
+        ("fsaverage:res-2", ["bad modifier 'res-2' (expected den-<label>)"]),
+    ],
+)
+def test_bad_surface_spaces_are_refused(spec, words):
+    with pytest.raises(ValueError) as error:
+        parse_output_space(spec)
+    for word in words:
+        assert word in str(error.value)
+
+
+def test_surface_output_names_follow_fmriprep(make_bids):
+    from neurolearn_cli.dataset.query import plan_dataset
+    from neurolearn_cli.derivatives import build_relpath
+    from neurolearn_cli.fmri.workflow import planned_entities, surface_role
+
+    run = plan_dataset(make_bids(("01",))).participants[0].bold[0]
+    spaces = [parse_output_space(s) for s in ("fsnative", "fsLR", "T1w")]
+    entities = planned_entities(run, spaces, "atlas")
+    names = {role: build_relpath(e) for role, e in entities.items()}
+    assert names[surface_role(spaces[0], "L")] == "sub-01/func/sub-01_task-rest_hemi-L_space-fsnative_bold.func.gii"
+    assert names[surface_role(spaces[1], "R")] == "sub-01/func/sub-01_task-rest_hemi-R_space-fsLR_den-32k_bold.func.gii"
+    assert "bold_fsnative" not in entities and "bold_T1w" in entities and "mean" not in entities

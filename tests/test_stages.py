@@ -35,6 +35,26 @@ def test_needs_are_visited_first_in_registry_order(selected, expected):
     assert stage_order(selected) == expected
 
 
+def test_a_surface_space_makes_fmri_need_the_surfaces(tmp_path):
+    config = RunConfig(bids_dir=tmp_path / "bids", output_dir=tmp_path / "out", output_spaces=("fsnative", "T1w"))
+    assert stage_order(["qc"], config) == ["smri", "surfaces", "fmri", "qc"]
+    assert stage_order(["smri"], config) == ["smri"]
+    plain = RunConfig(bids_dir=tmp_path / "bids", output_dir=tmp_path / "out")
+    assert stage_order(["fmri"], plain) == ["smri", "fmri"]
+
+
+def test_a_surface_space_without_the_surfaces_stage_is_refused_before_any_work(make_bids, tmp_path, cli):
+    bids, out = make_bids(("01",)), tmp_path / "out"
+    code, _, err = cli(bids, out, "participant", "--stages", "smri,fmri", "--output-spaces", "fsaverage5", "T1w")
+    assert code == 2
+    assert "output space fsaverage5 samples the BOLD on the cortical surfaces" in err
+    assert "is missing): select it" in err
+    assert "--stages smri,surfaces,fmri" in err and "Traceback" not in err
+    assert not (out / "sub-01").exists()
+    code, _, err = cli("fmri", bids, out, "participant", "--output-spaces", "fsnative")
+    assert code == 2 and "fsnative" in err and not (out / "sub-01").exists()
+
+
 def test_needs_of_needs_are_visited(monkeypatch):
     monkeypatch.setattr(stages, "PARTICIPANT_STAGES", {"a": "", "b": "", "c": "", "d": ""})
     monkeypatch.setattr(stages, "STAGE_NEEDS", {"a": (), "b": ("a",), "c": ("b",), "d": ()})

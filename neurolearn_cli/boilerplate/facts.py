@@ -57,6 +57,26 @@ def anisotropic(voxel_mm: tuple[float, float, float]) -> bool:
 
 
 @dataclass(frozen=True)
+class BoldSurfaceFacts:
+    """One BOLD run's series on the cortical surfaces (the fmri stage's GIFTI sidecars).
+
+    ``spaces`` are the surface output spaces written (fMRIPrep's spelling),
+    ``depths`` the fractions of the thickness sampled; the fractions count the
+    vertex-depth samples kept, outside the brain mask or field of view, and
+    left out as unreliable; ``missing_vertices`` the participant's vertices
+    (fsnative) with no sample kept.
+    """
+
+    spaces: tuple[str, ...]
+    hemispheres: tuple[str, ...]
+    depths: tuple[float, ...]
+    kept_fraction: float | None
+    outside_fraction: float | None
+    unreliable_fraction: float | None
+    missing_vertices: int | None
+
+
+@dataclass(frozen=True)
 class BoldFacts:
     """One BOLD run's functional preprocessing (the fmri stage's sidecars and confounds).
 
@@ -67,7 +87,7 @@ class BoldFacts:
     the retained components per CompCor mask (``CSF``, ``WM``, ``combined``,
     ``temporal``); ``fd_outliers``/``dvars_outliers`` count steady-state
     volumes above the run's thresholds, ``censored`` the ``motion_outlier``
-    regressors.
+    regressors; ``surfaces`` the series on the cortical surfaces, if any.
     """
 
     name: str
@@ -93,6 +113,7 @@ class BoldFacts:
     highpass_cutoff_s: float | None = None
     connectivity_atlas: str | None = None
     denoising: tuple[str, ...] = ()
+    surfaces: BoldSurfaceFacts | None = None
 
 
 @dataclass(frozen=True)

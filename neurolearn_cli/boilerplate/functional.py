@@ -123,6 +123,34 @@ def _resampling(runs: Sequence[BoldFacts]) -> str:
             "spaces, the anatomical normalization.")
 
 
+def _surfaces(runs: Sequence[BoldFacts], cite: Citations) -> str:
+    """How the series were sampled on the cortical surfaces, for the runs that have surface outputs."""
+    sampled = [run for run in runs if run.surfaces is not None]
+    if not sampled:
+        return ""
+    spaces = sorted({space for run in sampled if run.surfaces for space in run.surfaces.spaces})
+    depths = sorted({len(run.surfaces.depths) for run in sampled if run.surfaces and run.surfaces.depths})
+    at = f"at {listing([str(d) for d in depths])} evenly spaced depths" if depths else "at several depths"
+    text = (f"The BOLD series of {runs_phrase(_names(sampled), len(runs))} were also sampled on the cortical "
+            f"surfaces made by the surfaces stage, {at} from the white to the pial surface, and the depths "
+            "averaged at each vertex, as FreeSurfer's mri_vol2surf (--projfrac-avg 0 1 0.2) does in fMRIPrep "
+            f"{cite('fmriprep')}; the raw series was interpolated once (trilinear) at these points, through the same "
+            "head-motion, distortion-correction and co-registration transforms as the volumes. Samples outside the brain mask "
+            "or the field of view were left out, and so were those whose temporal coefficient of variation, "
+            "divided by its local mean over the surface, exceeded the mean of that ratio by half a standard "
+            "deviation and 1 by 5 % (the HCP's goodvoxels criterion), unless all of a vertex's samples were; a "
+            "vertex with no sample in the brain is missing (NaN).")
+    kept = [run.surfaces.kept_fraction * 100 for run in sampled
+            if run.surfaces is not None and run.surfaces.kept_fraction is not None]
+    if kept:
+        text += f" Samples kept: {spread(kept, unit='%')}."
+    templates = [space for space in spaces if space != "fsnative"]
+    if templates:
+        text += (f" Series on {listing(templates)} were resampled from the participant's vertices by barycentric "
+                 "interpolation on the sphere registered to fsaverage.")
+    return f"{text} Output surface spaces: {listing(spaces)}."
+
+
 def _confounds(runs: Sequence[BoldFacts], cite: Citations) -> str:
     cutoffs = sorted({run.highpass_cutoff_s for run in runs if run.highpass_cutoff_s is not None})
     highpass = f"a {listing([f'{c:g} s' for c in cutoffs])} cosine high-pass" if cutoffs else "a cosine high-pass"
@@ -178,7 +206,7 @@ def fmri_section(runs: Sequence[BoldFacts], cite: Citations) -> Section:
         "before any temporal filtering, by registering every volume to the reference at once."
     )
     second = " ".join(part for part in (_slice_timing(runs, cite), _distortion(runs, cite)) if part)
-    paragraphs = [first, second, f"{_coregistration(runs, cite)} {_resampling(runs)}", _confounds(runs, cite),
-                  _connectivity(runs, cite)]
+    paragraphs = [first, second, f"{_coregistration(runs, cite)} {_resampling(runs)}", _surfaces(runs, cite),
+                  _confounds(runs, cite), _connectivity(runs, cite)]
     return Section("Functional data preprocessing (fmri)", tuple(p for p in paragraphs if p))
 

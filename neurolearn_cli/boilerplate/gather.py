@@ -21,7 +21,14 @@ from typing import Any
 import pandas as pd
 
 from neurolearn_cli import __version__
-from neurolearn_cli.boilerplate.facts import Analysis, AnatFacts, BoldFacts, Software, SurfaceFacts
+from neurolearn_cli.boilerplate.facts import (
+    Analysis,
+    AnatFacts,
+    BoldFacts,
+    BoldSurfaceFacts,
+    Software,
+    SurfaceFacts,
+)
 from neurolearn_cli.derivatives import sidecar_of as sidecar_path
 
 CONFOUNDS_SUFFIX = "_desc-confounds_timeseries.tsv"
@@ -123,8 +130,38 @@ def _outliers(table: pd.DataFrame, column: str, skip: int, threshold: float | No
     return float(values.mean()), count
 
 
+def bold_surface_facts(sidecars: Mapping[tuple[str, str], Path]) -> BoldSurfaceFacts | None:
+    """What the surface outputs of one run record; None when none was written.
+
+    ``sidecars`` maps (output space in fMRIPrep's spelling, hemisphere) to
+    the sidecar of the GIFTI series. The sample counts are per hemisphere
+    (every space of a hemisphere comes from the same samples): each is
+    counted once.
+    """
+    written = {key: payload for key, path in sidecars.items() if (payload := _read_json(path)) is not None}
+    if not written:
+        return None
+    per_hemisphere = {hemisphere: payload for (_, hemisphere), payload in written.items()}
+    counts = {key: sum(int(payload.get(key) or 0) for payload in per_hemisphere.values())
+              for key in ("SamplesKept", "SamplesOutsideBrain", "SamplesUnreliable")}
+    total = sum(counts.values())
+    depths = next((payload.get("SamplingDepths") for payload in written.values() if payload.get("SamplingDepths")), None)
+    missing = [int(p["VerticesMissing"]) for (space, _), p in written.items()
+               if space == "fsnative" and isinstance(p.get("VerticesMissing"), int)]
+    return BoldSurfaceFacts(
+        spaces=tuple(dict.fromkeys(space for space, _ in written)),
+        hemispheres=tuple(sorted(per_hemisphere)),
+        depths=tuple(float(d) for d in depths) if isinstance(depths, list) else (),
+        kept_fraction=counts["SamplesKept"] / total if total else None,
+        outside_fraction=counts["SamplesOutsideBrain"] / total if total else None,
+        unreliable_fraction=counts["SamplesUnreliable"] / total if total else None,
+        missing_vertices=sum(missing) if missing else None,
+    )
+
+
 def bold_facts(participant: str, name: str, bold_sidecars: Mapping[str, Path], confounds: Path,
-               connectivity_sidecar: Path | None) -> BoldFacts | None:
+               connectivity_sidecar: Path | None,
+               surface_sidecars: Mapping[tuple[str, str], Path] | None = None) -> BoldFacts | None:
     """The fmri facts of one run; None when its confounds or preprocessed series were not written.
 
     Parameters
@@ -137,6 +174,8 @@ def bold_facts(participant: str, name: str, bold_sidecars: Mapping[str, Path], c
         The confounds TSV (its JSON is read next to it).
     connectivity_sidecar : Path or None
         The sidecar of the run's correlation matrix, when connectivity was computed.
+    surface_sidecars : mapping, optional
+        (output space, hemisphere) -> the sidecar of the series on that surface (:func:`bold_surface_facts`).
     """
     written = {space: payload for space, path in bold_sidecars.items() if (payload := _read_json(path)) is not None}
     if not written or not confounds.is_file():
@@ -178,15 +217,23 @@ def bold_facts(participant: str, name: str, bold_sidecars: Mapping[str, Path], c
         highpass_cutoff_s=_cutoff(confounds_meta),
         connectivity_atlas=connectivity.get("Atlas"),
         denoising=tuple(str(s) for s in connectivity.get("ConfoundStrategy") or ()),
+        surfaces=bold_surface_facts(surface_sidecars or {}),
     )
 
 
 def _space_label(path: Path) -> str:
-    """``MNI152NLin2009aSym:res-2`` or ``T1w`` from a derivative's file name."""
+    """``MNI152NLin2009aSym:res-2``, ``T1w`` or ``fsLR:den-32k`` from a derivative's file name."""
     from bids.layout import parse_file_entities
 
     entities = parse_file_entities(path.name)
-    return str(entities["space"]) + (f":res-{entities['res']}" if "res" in entities else "")
+    density = next((part[4:] for part in path.name.split("_") if part.startswith("den-")), None)
+    return (str(entities["space"]) + (f":res-{entities['res']}" if "res" in entities else "")
+            + (f":den-{density}" if density else ""))
+
+
+def _hemisphere(path: Path) -> str:
+    """The ``hemi-`` label of a derivative's file name."""
+    return next(part[5:] for part in path.name.split("_") if part.startswith("hemi-"))
 
 
 def discover_anat(output_dir: Path) -> list[AnatFacts]:
@@ -254,7 +301,8 @@ def discover_bold(output_dir: Path) -> list[BoldFacts]:
         folder = confounds.parent
         sidecars = {_space_label(p): p for p in sorted(folder.glob(f"{prefix}_space-*_desc-preproc_bold.json"))}
         relmat = next(iter(sorted(folder.glob(f"{prefix}_space-*_stat-pearsoncorrelation_relmat.json"))), None)
-        facts = bold_facts(prefix.split("_", 1)[0][4:], f"{prefix}_bold", sidecars, confounds, relmat)
+        surfaces = {(_space_label(p), _hemisphere(p)): p for p in sorted(folder.glob(f"{prefix}_hemi-*_space-*_bold.json"))}
+        facts = bold_facts(prefix.split("_", 1)[0][4:], f"{prefix}_bold", sidecars, confounds, relmat, surfaces)
         if facts is not None:
             found.append(facts)
     return found

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from neurolearn_cli.boilerplate.facts import AnatFacts, BoldFacts, SurfaceFacts, anisotropic
+from neurolearn_cli.boilerplate.facts import (
+    AnatFacts,
+    BoldFacts,
+    BoldSurfaceFacts,
+    SurfaceFacts,
+    anisotropic,
+)
 from neurolearn_cli.boilerplate.functional import (
     SDC_WORDS,
     STC_WORDS,
@@ -93,6 +99,23 @@ def _coregistration(run: BoldFacts) -> str:
     return run.coregistration_method.upper() + cost
 
 
+def surface_summary(surfaces: BoldSurfaceFacts) -> str:
+    """The surface outputs of a run in one line: spaces, hemispheres, depths, samples kept, vertices missing."""
+    hemispheres = ", ".join(f"hemi-{h}" for h in surfaces.hemispheres)
+    parts = [f"{listing(list(surfaces.spaces))} ({hemispheres})"]
+    if surfaces.depths:
+        parts.append(f"{len(surfaces.depths)} depths from white to pial, averaged")
+    if surfaces.kept_fraction is not None:
+        left = [f"{number(100 * fraction)} % {why}" for fraction, why in
+                ((surfaces.outside_fraction, "outside the brain"), (surfaces.unreliable_fraction, "unreliable"))
+                if fraction is not None]
+        parts.append(f"{number(100 * surfaces.kept_fraction)} % of samples kept" + (f" ({', '.join(left)})"
+                                                                                    if left else ""))
+    if surfaces.missing_vertices is not None:
+        parts.append(f"{surfaces.missing_vertices} vertices missing")
+    return "; ".join(parts)
+
+
 def run_summary(run: BoldFacts) -> list[tuple[str, str]]:
     """One BOLD run's rows: timing, dummy scans, slice timing, SDC (or why not), co-registration, motion."""
     rows = [
@@ -111,6 +134,8 @@ def run_summary(run: BoldFacts) -> list[tuple[str, str]]:
     dvars = "DVARS outliers" + ("" if run.dvars_threshold is None else f" (std DVARS > {run.dvars_threshold:g})")
     rows.append((dvars, MISSING if run.dvars_outliers is None else str(run.dvars_outliers)))
     rows.append(("Motion-outlier regressors", MISSING if run.censored is None else str(run.censored)))
+    if run.surfaces is not None:
+        rows.append(("Surface outputs", surface_summary(run.surfaces)))
     other = [note for note in run.notes if note not in notes_about(run, (*SDC_WORDS, *STC_WORDS))]
     if other:
         rows.append(("Notes", "; ".join(other)))

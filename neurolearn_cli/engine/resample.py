@@ -59,19 +59,23 @@ class _TargetPoints:
     points through the whole transform.
     """
 
-    def __init__(self, source_affine: torch.Tensor, target: Grid, transform: Transform | None) -> None:
+    def __init__(self, source_affine: torch.Tensor, target: Grid | torch.Tensor, transform: Transform | None) -> None:
+        """``target``: a grid (its voxel centres) or world points (P, 3)."""
         device = source_affine.device
         world_to_source = torch.linalg.inv(source_affine)
-        target = target.to(device)
         head, tail = (None, as_matrix(None, device)) if transform is None else _split_linear_tail(transform)
         self.per_volume = transform if tail is None else None
-        if tail is None:
-            self.points, self.matrices = world_grid(target).reshape(1, -1, 3), world_to_source
-        elif head is None:
+        if isinstance(target, Grid) and tail is not None and head is None:  # one voxel-to-voxel matrix
+            target = target.to(device)
             self.points = index_grid(target.shape, target.device, torch.float32).reshape(1, -1, 3)
             self.matrices = world_to_source @ tail.to(device) @ target.affine
+            return
+        world = (world_grid(target.to(device)) if isinstance(target, Grid)
+                 else target.to(device=device, dtype=torch.float32)).reshape(1, -1, 3)
+        if tail is None:
+            self.points, self.matrices = world, world_to_source
         else:
-            self.points = head.map_points(world_grid(target).unsqueeze(0)).reshape(1, -1, 3)
+            self.points = world if head is None else head.map_points(world)
             self.matrices = world_to_source @ tail.to(device)
 
     def voxel(self, start: int, stop: int) -> torch.Tensor:
@@ -149,13 +153,47 @@ def resample(
     if order not in ORDERS:
         raise ValueError(f"unknown interpolation order {order!r}")
     device = image.device
+    values = _sample(image, target, None if transform is None else transform.to(device), order, fill)
+    result = values.reshape(-1, *target.shape).permute(1, 2, 3, 0)
+    if image.data.dim() == 3 and (transform is None or transform.n_volumes is None):
+        result = result[..., 0]
+    return Image(result.contiguous(), target.affine.to(device))
+
+
+def sample_points(
+    image: Image,
+    points: torch.Tensor,
+    transform: Transform | None = None,
+    *,
+    order: Order = "linear",
+    fill: float = 0.0,
+) -> torch.Tensor:
+    """Values of ``image`` at world ``points`` (P, 3) pulled back through ``transform``, in one interpolation.
+
+    As :func:`resample` with scattered points (e.g. a surface's vertices) for
+    a grid. Returns (P,) for a 3D image and an unbatched transform, else
+    (P, T), on ``image``'s device.
+    """
+    if order not in ORDERS:
+        raise ValueError(f"unknown interpolation order {order!r}")
+    device = image.device
     transform = None if transform is None else transform.to(device)
+    values = _sample(image, points.reshape(-1, 3), transform, order, fill)
+    if image.data.dim() == 3 and (transform is None or transform.n_volumes is None):
+        return values[0]
+    return values.T.contiguous()
+
+
+def _sample(image: Image, target: Grid | torch.Tensor, transform: Transform | None, order: Order,
+            fill: float) -> torch.Tensor:
+    """(T, P) values of ``image`` at the P target points (a grid's voxel centres or world points), T volumes."""
     batch = None if transform is None else transform.n_volumes
     if batch is not None and image.data.dim() == 4 and image.n_volumes != batch:
         raise ValueError(f"image has {image.n_volumes} volumes but the transform has {batch}")
     data = image.data if image.data.dim() == 4 else image.data.unsqueeze(-1)
     n_out = batch or data.shape[-1]
-    n_points = max(1, target.shape[0] * target.shape[1] * target.shape[2])
+    n_points = max(1, target.shape[0] * target.shape[1] * target.shape[2] if isinstance(target, Grid)
+                   else target.shape[0])
     chunk = max(1, _MAX_POINTS // n_points)
     pieces = []
     points = _TargetPoints(image.affine, target, transform)
@@ -169,12 +207,8 @@ def resample(
             volumes = data.permute(3, 0, 1, 2).unsqueeze(0).expand(stop - start, -1, -1, -1, -1)
         else:
             volumes = data[..., start:stop].permute(3, 0, 1, 2).unsqueeze(1)
-        out = _interpolate(volumes.contiguous(), voxel, order, fill)
-        pieces.append(out.reshape(-1, *target.shape))
-    result = torch.cat(pieces, dim=0).permute(1, 2, 3, 0)
-    if image.data.dim() == 3 and batch is None:
-        result = result[..., 0]
-    return Image(result.contiguous(), target.affine.to(device))
+        pieces.append(_interpolate(volumes.contiguous(), voxel, order, fill).reshape(-1, n_points))
+    return torch.cat(pieces, dim=0)
 
 
 def _corner_vote(labels: torch.Tensor, voxel: torch.Tensor) -> torch.Tensor:
@@ -238,4 +272,4 @@ def resample_labels(labels: Image, target: Grid, transform: Transform | None = N
     return Image(voted.reshape(target.shape), target.affine.to(device))
 
 
-__all__ = ["ORDERS", "Order", "resample", "resample_labels", "world_grid"]
+__all__ = ["ORDERS", "Order", "resample", "resample_labels", "sample_points", "world_grid"]

@@ -49,11 +49,20 @@ from neurolearn_cli.fmri.nonsteady import detect_nonsteady
 from neurolearn_cli.fmri.pepolar import estimate_pepolar_field
 from neurolearn_cli.fmri.reference import bold_reference
 from neurolearn_cli.fmri.slicetiming import correct_slice_timing
+from neurolearn_cli.fmri.surface import (
+    CorticalSurfaces,
+    RibbonSampling,
+    resample_series,
+    sample_ribbon,
+)
 from neurolearn_cli.spaces import (
     DEFAULT_OUTPUT_SPACES,
+    SURFACE_NATIVE,
     OutputSpace,
     first_template,
     parse_output_space,
+    surface_spaces,
+    volume_spaces,
 )
 
 #: Confound strategy for connectivity (nilearn ``load_confounds`` names).
@@ -80,7 +89,8 @@ class Anatomy:
     ``atlas_template`` is the template the atlas is applied in (its own, or the
     bundled one) and ``atlas_to_t1w`` maps T1w points to it, so the atlas
     reaches any other template through the T1w. ``lesion`` is smri's lesion
-    mask on the T1w grid (None without one).
+    mask on the T1w grid (None without one). ``surfaces`` holds the surfaces
+    stage's meshes per hemisphere, when a surface output space asks for them.
     """
 
     t1w: Image
@@ -90,6 +100,7 @@ class Anatomy:
     atlas_template: str
     atlas_to_t1w: Transform
     lesion: Image | None = None
+    surfaces: Mapping[str, CorticalSurfaces] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -136,6 +147,16 @@ class SpaceOutput:
 
 
 @dataclass(frozen=True)
+class SurfaceOutput:
+    """The preprocessed series on one hemisphere's vertices in one surface space: (V, T), NaN where missing."""
+
+    space: OutputSpace
+    hemisphere: str
+    series: np.ndarray
+    sampling: RibbonSampling
+
+
+@dataclass(frozen=True)
 class FmriResult:
     """Everything the fmri stage produces for one run."""
 
@@ -152,6 +173,7 @@ class FmriResult:
     notes: list[str] = field(default_factory=list)
     sdc_method: str = "none"
     connectivity_skipped: str | None = None
+    surfaces: list[SurfaceOutput] = field(default_factory=list)
 
 
 def grid_at_spacing(extent: Grid, spacing: tuple[float, float, float]) -> Grid:
@@ -327,7 +349,7 @@ def preprocess_bold(
     spaces: list[SpaceOutput] = []
     connectivity_result, connectivity_skipped = None, None
     parcel_space = first_template(options.output_spaces)
-    for space in options.output_spaces:
+    for space in volume_spaces(options.output_spaces):
         grid = output_grid(space, anatomy, boldref.grid)
         # the normalization, for templates
         to_space = anatomy.templates[space.template_label].to_template if space.is_template else None
@@ -361,6 +383,8 @@ def preprocess_bold(
                     series_tp, atlas_table["name"].tolist(), selected, sample_mask, repetition_time
                 )
 
+    surfaces = surface_outputs(stc_bold, Chain([coreg.transform] + native_chain), anatomy,
+                               surface_spaces(options.output_spaces))
     carpet_tissues = {name: tissue_on_bold[name] > 0.5 for name in ("GM", "WM", "CSF")}
     figure_bytes = {
         "carpetplot": figures.carpet_plot(
@@ -391,4 +415,27 @@ def preprocess_bold(
         notes=notes,
         sdc_method=sdc_method,
         connectivity_skipped=connectivity_skipped,
+        surfaces=surfaces,
     )
+
+
+def surface_outputs(bold: Image, t1w_to_bold: Transform, anatomy: Anatomy,
+                    spaces: Sequence[OutputSpace]) -> list[SurfaceOutput]:
+    """The series on each hemisphere in each surface space of ``spaces`` that ``anatomy.surfaces`` can reach.
+
+    Sampled once per hemisphere along its ribbon from ``bold`` through
+    ``t1w_to_bold`` (:func:`~neurolearn_cli.fmri.surface.sample_ribbon`), then
+    taken to each surface template by its resampling weights.
+    """
+    outputs: list[SurfaceOutput] = []
+    if not spaces:
+        return outputs
+    for hemisphere, cortex in anatomy.surfaces.items():
+        sampling = sample_ribbon(bold, cortex.white, cortex.pial, t1w_to_bold, anatomy.mask)
+        for space in spaces:
+            if space.name == SURFACE_NATIVE:
+                outputs.append(SurfaceOutput(space, hemisphere, sampling.series, sampling))
+            elif space in cortex.to_templates:
+                outputs.append(SurfaceOutput(space, hemisphere, resample_series(sampling.series,
+                                                                                cortex.to_templates[space]), sampling))
+    return outputs

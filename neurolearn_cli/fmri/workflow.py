@@ -1,8 +1,9 @@
 """The fmri stage for one participant: read BOLD runs and smri outputs, run the pipeline, write derivatives.
 
-The runner runs smri first when its outputs are missing or stale. Each BOLD run
-is skipped when all its outputs are recorded with the same inputs, settings and
-version; :func:`outputs_current` tells the runner whether every run is.
+The runner runs smri first when its outputs are missing or stale (and the
+surfaces stage, for a surface output space). Each BOLD run is skipped when
+all its outputs are recorded with the same inputs, settings and version;
+:func:`outputs_current` tells the runner whether every run is.
 """
 
 from __future__ import annotations
@@ -14,10 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 from neurolearn_cli.dataset.plan import BoldRun, ParticipantPlan
 from neurolearn_cli.derivatives import raw_entities, raw_source
-from neurolearn_cli.errors import InputError
+from neurolearn_cli.errors import InputError, ProcessingError
 from neurolearn_cli.heartbeat import heartbeat
-from neurolearn_cli.spaces import OutputSpace, first_template, standard_spaces
+from neurolearn_cli.spaces import (
+    SURFACE_NATIVE,
+    OutputSpace,
+    first_template,
+    standard_spaces,
+    surface_spaces,
+    volume_spaces,
+)
 from neurolearn_cli.stages import ParticipantContext
+from neurolearn_cli.surfaces.template import HEMISPHERES, TemplateSphere, template_spheres
 
 if TYPE_CHECKING:
     from neurolearn_cli.templateflow import TemplateFiles
@@ -30,8 +39,14 @@ def run_entities(run: BoldRun) -> dict[str, Any]:
     return {**raw_entities(run.image.entities), "datatype": "func"}
 
 
+def surface_role(space: OutputSpace, hemisphere: str) -> str:
+    """The role of a run's series on one hemisphere in surface space ``space`` (``surface_fsnative_L``)."""
+    return f"surface_{space}_{hemisphere}"
+
+
 def planned_entities(run: BoldRun, spaces: Sequence[OutputSpace], atlas: str) -> dict[str, dict[str, Any]]:
-    """Entities of every file a run produces, by role (a role per space: ``bold_<space>``)."""
+    """Entities of every file a run produces, by role (a role per space: ``bold_<space>``; per surface space and
+    hemisphere: :func:`surface_role`)."""
     base = run_entities(run)
     entities: dict[str, dict[str, Any]] = {
         "boldref": {**base, "desc": "hmc", "suffix": "boldref", "extension": ".nii.gz"},
@@ -55,7 +70,11 @@ def planned_entities(run: BoldRun, spaces: Sequence[OutputSpace], atlas: str) ->
             "extension": ".txt",
         },
     }
-    for space in spaces:
+    for space in surface_spaces(spaces):
+        for hemisphere in HEMISPHERES:
+            entities[surface_role(space, hemisphere)] = {**base, "hemi": hemisphere, **space.entities,
+                                                         "suffix": "bold", "extension": ".func.gii"}
+    for space in volume_spaces(spaces):
         named = {**base, **space.entities}
         entities[f"bold_{space}"] = {**named, "desc": "preproc", "suffix": "bold", "extension": ".nii.gz"}
         entities[f"boldref_{space}"] = {**named, "suffix": "boldref", "extension": ".nii.gz"}
@@ -79,11 +98,35 @@ def figure_entities(run: BoldRun, figure: str) -> dict[str, Any]:
     return {**run_entities(run), "datatype": "figures", "desc": figure, "suffix": "bold", "extension": ".svg"}
 
 
+def surface_templates(context: ParticipantContext) -> tuple[dict[OutputSpace, dict[str, TemplateSphere]],
+                                                             dict[OutputSpace, str]]:
+    """The surface template spaces asked for whose spheres are on disk, and why each of the others is skipped."""
+    from neurolearn_cli.templateflow import templateflow_home
+
+    home = templateflow_home(context.config.templateflow_dir)
+    found: dict[OutputSpace, dict[str, TemplateSphere]] = {}
+    skipped: dict[OutputSpace, str] = {}
+    for space in surface_spaces(context.config.output_spaces):
+        if space.name != SURFACE_NATIVE:
+            spheres = template_spheres(space, home)
+            if isinstance(spheres, str):
+                skipped[space] = f"output space {space} skipped: {spheres}"
+            else:
+                found[space] = spheres
+    return found, skipped
+
+
+def produced_spaces(context: ParticipantContext) -> tuple[OutputSpace, ...]:
+    """The output spaces the stage writes: all those asked for but the surface templates without their spheres."""
+    _, skipped = surface_templates(context)
+    return tuple(space for space in context.config.output_spaces if space not in skipped)
+
+
 def run_outputs(run: BoldRun, context: ParticipantContext) -> dict[str, Path]:
     """Every file the stage writes for ``run``, by role (read by the qc stage)."""
     from neurolearn_cli.smri.workflow import atlas_entity
 
-    entities = planned_entities(run, context.config.output_spaces, atlas_entity(context.atlas.name))
+    entities = planned_entities(run, produced_spaces(context), atlas_entity(context.atlas.name))
     return {role: context.writer.path(e) for role, e in entities.items()}
 
 
@@ -107,7 +150,7 @@ def _run_current(run: BoldRun, context: ParticipantContext) -> bool:
     optional = [outputs[role] for role in CONNECTIVITY_ROLES if role in outputs]
     if not optional or context.writer.is_current(optional):
         return True
-    preproc = next(path for role, path in required.items() if role.startswith("bold_"))
+    preproc = next(path for role, path in required.items() if role.startswith("bold_"))  # a volume space
     sidecar = json.loads(preproc.with_name(preproc.name.replace(".nii.gz", ".json")).read_text(encoding="utf-8"))
     return CONNECTIVITY_SKIPPED in sidecar
 
@@ -176,7 +219,54 @@ def _anatomy(participant: ParticipantPlan, context: ParticipantContext) -> Any:
         atlas_to_t1w=read_transform(outputs[f"xfm_from_{context.atlas.via}" if context.atlas.via
                                             else "xfm_from_template"]).to(device),
         lesion=load_image(outputs["lesion"], device) if "lesion" in outputs else None,
+        surfaces=_cortical_surfaces(participant, context) if surface_spaces(context.config.output_spaces) else {},
     )
+
+
+def registered_sphere_entities(participant: ParticipantPlan, hemisphere: str) -> dict[str, Any]:
+    """The surfaces stage's sphere registered to fsaverage (fMRIPrep's ``hemi-L_desc-reg_sphere.surf.gii``)."""
+    return {"subject": participant.label, "datatype": "anat", "hemi": hemisphere, "desc": "reg", "suffix": "sphere",
+            "extension": ".surf.gii"}
+
+
+def _cortical_surfaces(participant: ParticipantPlan, context: ParticipantContext) -> dict[str, Any]:
+    """Per hemisphere, the surfaces stage's white and pial meshes and the weights to each surface template found.
+
+    Raises
+    ------
+    ProcessingError
+        A surface template is asked for but the surfaces stage wrote no
+        registered sphere, or a template's spheres do not match.
+    """
+    from neurolearn_cli.fmri.surface import CorticalSurfaces
+    from neurolearn_cli.surfaces import workflow as surfaces
+    from neurolearn_cli.surfaces.gifti import read_mesh
+    from neurolearn_cli.surfaces.resample import barycentric_weights, project_unproject
+
+    meshes = surfaces.planned_outputs(participant, context)
+    found, _ = surface_templates(context)
+    cortex = {}
+    for hemisphere in HEMISPHERES:
+        to_templates = {}
+        if found:
+            path = context.writer.path(registered_sphere_entities(participant, hemisphere))
+            if not path.is_file():
+                raise ProcessingError(f"surface output spaces: the surfaces stage wrote no {path.name} (the sphere "
+                                      f"registered to fsaverage) to reach {', '.join(map(str, found))}")
+            registered = read_mesh(path)
+        for space, spheres in found.items():
+            sphere = spheres[hemisphere]
+            points = registered.vertices
+            if sphere.project_to is not None and sphere.unproject_from is not None:
+                project_to, unproject_from = read_mesh(sphere.project_to), read_mesh(sphere.unproject_from)
+                if len(project_to.vertices) != len(unproject_from.vertices):
+                    raise ProcessingError(f"output space {space}: {sphere.project_to.name} and "
+                                          f"{sphere.unproject_from.name} are not one mesh")
+                points = project_unproject(points, project_to, unproject_from.vertices)
+            to_templates[space] = barycentric_weights(read_mesh(sphere.sphere).vertices, registered.with_vertices(points))
+        cortex[hemisphere] = CorticalSurfaces(read_mesh(meshes[f"white_{hemisphere}"]),
+                                              read_mesh(meshes[f"pial_{hemisphere}"]), to_templates)
+    return cortex
 
 
 def spatial_references(spaces: Sequence[OutputSpace],
@@ -220,8 +310,13 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
         output_spaces=config.output_spaces,
     )
     references = spatial_references(config.output_spaces, context.templates)
+    _, skipped = surface_templates(context)
+    for note in skipped.values():
+        log.warning("%s: %s", participant.subject, note)
+    spaces = produced_spaces(context)
+    surface_sources = _surface_sources(participant, context) if surface_spaces(spaces) else {}
     for run in participant.bold:
-        entities = planned_entities(run, config.output_spaces, seg)
+        entities = planned_entities(run, spaces, seg)
         if _run_current(run, context):
             log.info("%s: %s is up to date", participant.subject, run.image.path.name)
             continue
@@ -246,7 +341,8 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
             if run.fieldmaps and result.sdc_method == "none" and "fieldmaps" not in options.ignore:
                 log.warning("%s: %s: a fieldmap is intended for this run but was not used: no distortion "
                             "correction (reason in the report's summary)", participant.subject, run.image.path.name)
-            _write_run(run, result, entities, context, read_header(run.image.path), atlas, references)
+            _write_run(run, result, entities, context, read_header(run.image.path), atlas, references,
+                       list(skipped.values()), surface_sources)
 
 
 def _write_run(
@@ -257,6 +353,8 @@ def _write_run(
     header: Any,
     atlas: Any,
     references: dict[OutputSpace, dict[str, Any]],
+    skipped: list[str],
+    surface_sources: dict[str, list[str]],
 ) -> None:
     from neurolearn_cli.fmri.pipeline import DENOISING_STRATEGY
     from neurolearn_cli.fmri.sdcplan import choose_estimator
@@ -272,7 +370,7 @@ def _write_run(
         "CoregistrationMethod": result.coregistration.method,
         "CoregistrationCost": result.coregistration.cost,
         # what was skipped and why, and the outlier criteria: read back by the methods boilerplate
-        "ProcessingNotes": [*choose_estimator(run.fieldmaps, run.image)[1], *result.notes],
+        "ProcessingNotes": [*choose_estimator(run.fieldmaps, run.image)[1], *result.notes, *skipped],
         "MotionOutlierThresholds": {"framewise_displacement": context.config.fd_spike_threshold,
                                     "std_dvars": context.config.dvars_spike_threshold},
         "NonSteadyStateVolumesFrom": "detected" if context.config.dummy_scans is None else "--dummy-scans",
@@ -296,6 +394,7 @@ def _write_run(
         writer.write_image(entities[f"boldref_{output.space}"], output.boldref, {"Sources": [source], **reference})
         writer.write_image(entities[f"mask_{output.space}"], output.mask,
                            {"Type": "Brain", "Sources": [source], **reference}, labels=True)
+    _write_surfaces(run, result, entities, context, timing, surface_sources)
     writer.write_tsv(entities["confounds"], result.confounds.table, result.confounds.metadata)
     if result.connectivity is not None:
         meta = {
@@ -316,3 +415,33 @@ def _square(matrix: Any) -> Any:
     """A square matrix DataFrame with its row names as the first column (XCP-D's relmat layout)."""
     return matrix.rename_axis("Node").reset_index()
 
+
+def _surface_sources(participant: ParticipantPlan, context: ParticipantContext) -> dict[str, list[str]]:
+    """Per hemisphere, the surfaces the BOLD is sampled between, as sidecar ``Sources`` (BIDS URIs)."""
+    from neurolearn_cli.surfaces import workflow as surfaces
+
+    meshes = surfaces.planned_outputs(participant, context)
+    return {h: [f"bids::{context.writer.relative(meshes[f'{s}_{h}'])}" for s in ("white", "pial")] for h in HEMISPHERES}
+
+
+def _write_surfaces(run: BoldRun, result: Any, entities: dict[str, dict[str, Any]], context: ParticipantContext,
+                    timing: dict[str, Any], surface_sources: dict[str, list[str]]) -> None:
+    """The GIFTI time series of every surface space and hemisphere, with sidecars saying how they were sampled."""
+    from neurolearn_cli.fmri.surface import DEPTHS, missing_vertices
+    from neurolearn_cli.surfaces.gifti import timeseries_gifti
+
+    writer = context.writer
+    for output in result.surfaces:
+        path = writer.path(entities[surface_role(output.space, output.hemisphere)])
+        sampling = output.sampling
+        writer.write_bytes(path, timeseries_gifti(output.series, output.hemisphere, run.repetition_time))
+        writer.write_sidecar(path, {
+            "Sources": [raw_source(run.image.relpath), *surface_sources[output.hemisphere]],
+            **{key: timing[key] for key in ("RepetitionTime", "SliceTimingCorrected", "StartTime",
+                                            "SusceptibilityDistortionCorrection") if key in timing},
+            "SamplingDepths": list(DEPTHS),
+            "SamplesKept": sampling.kept,
+            "SamplesOutsideBrain": sampling.outside,
+            "SamplesUnreliable": sampling.unreliable,
+            "VerticesMissing": missing_vertices(output.series),
+        })

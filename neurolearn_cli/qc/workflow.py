@@ -117,7 +117,7 @@ def _surfaces(participant: ParticipantPlan, context: ParticipantContext) -> Any:
     from neurolearn_cli.derivatives import sidecar_of
     from neurolearn_cli.qc.surfaces import HemisphereQC
     from neurolearn_cli.surfaces import workflow as surfaces
-    from neurolearn_cli.surfaces.gifti import read_shape, read_surface
+    from neurolearn_cli.surfaces.gifti import read_mesh, read_shape
 
     if not _surfaces_recorded(participant, context):
         return None
@@ -128,8 +128,8 @@ def _surfaces(participant: ParticipantPlan, context: ParticipantContext) -> Any:
                        for s in ("white", "pial"))
         crossings = [white.get("SelfIntersectingFaces"), pial.get("SelfIntersectingFaces")]
         hemispheres[hemisphere] = HemisphereQC(
-            white=read_surface(outputs[f"white_{hemisphere}"]), pial=read_surface(outputs[f"pial_{hemisphere}"]),
-            display=read_surface(outputs[f"{THICKNESS_MAP_SURFACE}_{hemisphere}"]),
+            white=read_mesh(outputs[f"white_{hemisphere}"]), pial=read_mesh(outputs[f"pial_{hemisphere}"]),
+            display=read_mesh(outputs[f"{THICKNESS_MAP_SURFACE}_{hemisphere}"]),
             thickness=read_shape(outputs[f"thickness_{hemisphere}"]),
             euler_before=white.get("EulerCharacteristicBeforeCorrection"),
             voxels_cut=white.get("VoxelsCutByTopologyCorrection"),
@@ -222,13 +222,18 @@ def _surface_facts(participant: ParticipantPlan, context: ParticipantContext) ->
 def _bold_facts(run: BoldRun, context: ParticipantContext) -> Any:
     """One run's fmri facts, read from the fmri stage's planned outputs (None where it wrote none)."""
     from neurolearn_cli.boilerplate.gather import bold_facts, sidecar_path
-    from neurolearn_cli.fmri.workflow import run_outputs
+    from neurolearn_cli.fmri.workflow import produced_spaces, run_outputs, surface_role
+    from neurolearn_cli.spaces import surface_spaces, volume_spaces
+    from neurolearn_cli.surfaces.template import HEMISPHERES
 
     outputs = run_outputs(run, context)
-    sidecars = {str(space): sidecar_path(outputs[f"bold_{space}"]) for space in context.config.output_spaces}
+    sidecars = {str(space): sidecar_path(outputs[f"bold_{space}"])
+                for space in volume_spaces(context.config.output_spaces)}
+    surfaces = {(str(space), hemisphere): sidecar_path(outputs[surface_role(space, hemisphere)])
+                for space in surface_spaces(produced_spaces(context)) for hemisphere in HEMISPHERES}
     connectivity = outputs.get("pearsoncorrelation")
     return bold_facts(run.image.entities["subject"], bids_name(run.image), sidecars, outputs["confounds"],
-                      None if connectivity is None else sidecar_path(connectivity))
+                      None if connectivity is None else sidecar_path(connectivity), surfaces)
 
 
 def run_participant(participant: ParticipantPlan, context: ParticipantContext) -> None:

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from neurolearn_cli.engine.morphology import fill_holes
-
-HEMISPHERES = ("L", "R")
+from neurolearn_cli.surfaces.template import HEMISPHERES
 
 #: Deep grey and ventricles, as an ellipsoid per hemisphere in template mm: centre (|x|, y, z) and radii.
 DEEP_CENTRE_MM = (15.0, -8.0, 6.0)

@@ -100,3 +100,17 @@ def sphere_to_sphere(values: np.ndarray, source_sphere: Mesh, target_sphere: Mes
     matrix = barycentric_weights(target_sphere.vertices, source_sphere)
     flat = values.reshape(len(values), -1).astype(np.float64)
     return np.asarray(matrix @ flat).reshape((len(target_sphere.vertices),) + values.shape[1:])
+
+
+def project_unproject(sphere: np.ndarray, project_to: Mesh, unproject_from: np.ndarray) -> np.ndarray:
+    """Points of ``sphere`` (aligned with ``project_to``) carried to the space ``unproject_from`` is deformed to.
+
+    Workbench's ``-surface-sphere-project-unproject``: each point takes its
+    barycentric place in ``project_to``'s triangles, and that place in the
+    same triangles of ``unproject_from`` (``project_to``'s vertices moved to
+    another atlas, e.g. fsaverage's sphere deformed to fsLR). Returned at the
+    input points' radii.
+    """
+    weights = barycentric_weights(sphere, project_to)
+    moved = _unit(weights @ np.asarray(unproject_from, dtype=np.float64))
+    return moved * np.linalg.norm(sphere, axis=1, keepdims=True)

@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 from neurolearn_cli.dataset.plan import ParticipantPlan
 from neurolearn_cli.errors import InputError, ProcessingError
 from neurolearn_cli.stages import ParticipantContext
+from neurolearn_cli.surfaces.template import HEMISPHERES
 
 if TYPE_CHECKING:
     from neurolearn_cli.derivatives import DerivativesWriter
     from neurolearn_cli.surfaces.pipeline import SurfaceResult
     from neurolearn_cli.surfaces.register import SphereRegistration
 
-HEMISPHERES = ("L", "R")
+
 SURFACES = ("white", "pial", "midthickness", "inflated", "sphere")
 SHAPES = ("thickness", "curv", "sulc")
 T1W_WORLD = "T1w world (RAS mm)"
