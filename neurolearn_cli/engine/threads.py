@@ -7,7 +7,7 @@ spinning threads take the time slices the working ones need, and a step
 slows several-fold. So before torch loads (its OpenMP runtime reads the
 environment when it starts) the process counts the CPUs it may use (the
 affinity mask, a cgroup CPU quota, ``SLURM_CPUS_PER_TASK``) and the work
-already running (the 1-minute load average), and lets threads sleep at once
+already running (:func:`other_work`), and lets threads sleep at once
 (``OMP_WAIT_POLICY=PASSIVE``) when its threads would not have cores to
 themselves. MKL's matrix products are put in strict reproducible mode
 (``MKL_CBWR=AUTO,STRICT``: the same bits on any thread count; it is read at
@@ -21,14 +21,19 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
 #: cgroup v2's CPU quota file ("max 100000" or "<quota> <period>").
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
-#: Other work (in CPUs, 1-minute load average) tolerated beside ours before threads stop spinning.
+#: Other work (in CPUs, see :func:`other_work`) tolerated beside ours before threads stop spinning.
 IDLE_LOAD = 0.5
+#: The kernel's load figures: three load averages, then ``runnable/total`` scheduling entities at this moment.
+PROC_LOADAVG = Path("/proc/loadavg")
+#: Readings of the runnable count, a few milliseconds apart; the largest is kept (one reading may catch a pause).
+RUNNABLE_READINGS = 3
 #: MKL's conditional numerical reproducibility: the ISA it picks, results independent of the thread count.
 MKL_CBWR = "AUTO,STRICT"
 
@@ -45,7 +50,7 @@ class CpuBudget:
     machine : int
         CPUs of the machine.
     load : float
-        The 1-minute load average: CPUs' worth of work already running.
+        CPUs' worth of other work running (:func:`other_work`).
     """
 
     usable: int
@@ -68,6 +73,27 @@ def cgroup_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int | None:
     return max(1, math.ceil(int(quota) / int(period)))
 
 
+def other_work(loadavg: Path = PROC_LOADAVG, readings: int = RUNNABLE_READINGS) -> float:
+    """CPUs' worth of other work running now: the 1-minute load average, at most the tasks runnable at this moment.
+
+    The average lags by about a minute: just after a command ends (the
+    previous stage, a benchmark's last run) it still counts that command's
+    threads, and would make an idle machine look busy. The kernel's count of
+    runnable tasks (the fourth field of ``/proc/loadavg``, this process
+    included) is current; where it cannot be read the average alone is used.
+    """
+    average = os.getloadavg()[0]
+    runnable: list[int] = []
+    for reading in range(readings):
+        try:
+            runnable.append(int(loadavg.read_text().split()[3].split("/")[0]))
+        except (OSError, IndexError, ValueError):
+            return average
+        if reading + 1 < readings:
+            time.sleep(0.002)
+    return min(average, float(max(runnable) - 1))
+
+
 def cpu_budget(environ: Mapping[str, str] = os.environ, cpu_max: Path = CGROUP_CPU_MAX) -> CpuBudget:
     """This process's :class:`CpuBudget`."""
     machine = os.cpu_count() or 1
@@ -78,7 +104,7 @@ def cpu_budget(environ: Mapping[str, str] = os.environ, cpu_max: Path = CGROUP_C
     slurm = environ.get("SLURM_CPUS_PER_TASK", "")
     if slurm.isdigit() and int(slurm) > 0:
         limits.append(int(slurm))
-    return CpuBudget(usable=min(limits), machine=machine, load=os.getloadavg()[0])
+    return CpuBudget(usable=min(limits), machine=machine, load=other_work())
 
 
 def configure_threads(

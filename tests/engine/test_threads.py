@@ -12,6 +12,7 @@ from neurolearn_cli.engine.threads import (
     cgroup_cpus,
     configure_threads,
     cpu_budget,
+    other_work,
 )
 
 IDLE = CpuBudget(usable=2, machine=2, load=0.1)
@@ -64,3 +65,13 @@ def test_the_users_settings_are_kept() -> None:
     note = configure_threads(2, None, IDLE, environ)
     assert environ == {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3", "MKL_CBWR": "COMPATIBLE"}
     assert "environment" in note
+
+
+def test_other_work_is_capped_by_the_tasks_runnable_now(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    loadavg = tmp_path / "loadavg"
+    monkeypatch.setattr("os.getloadavg", lambda: (3.7, 2.0, 1.0))
+    loadavg.write_text("3.70 2.00 1.00 1/94 11141\n")  # a command just ended: only this process runs
+    assert other_work(loadavg) == 0.0
+    loadavg.write_text("3.70 2.00 1.00 6/94 11141\n")  # five other runnable tasks: the average is the lower figure
+    assert other_work(loadavg) == 3.7
+    assert other_work(tmp_path / "absent") == 3.7
