@@ -187,7 +187,7 @@ def test_qc_digest_covers_the_surfaces_only_where_they_were_recorded(tmp_path):
     from neurolearn_cli.derivatives import DerivativesWriter
 
     writer = DerivativesWriter(tmp_path, "sub-01", "start")
-    context = stages.StageContext(config=SimpleNamespace(), device="cpu", dataset=None, writer=writer,
+    context = stages.StageContext(config=SimpleNamespace(output_spaces=()), device="cpu", dataset=None, writer=writer,
                                   log=logging.getLogger("test"),
                                   fingerprints={"smri": "s", "surfaces": "f", "fmri": "b", "qc": "q"})
     before = context.stage_digest("qc")
