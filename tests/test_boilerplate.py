@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from neurolearn_cli.boilerplate import gather
-from neurolearn_cli.boilerplate.facts import AnatFacts, BoldFacts, RunFacts, Software
+from neurolearn_cli.boilerplate.facts import (
+    AnatFacts,
+    BoldFacts,
+    BoldSurfaceFacts,
+    RunFacts,
+    Software,
+)
 from neurolearn_cli.boilerplate.functional import SDC_WORDS, STC_WORDS, notes_about
 from neurolearn_cli.boilerplate.methods import methods
 from neurolearn_cli.boilerplate.summary import participant_summary, run_summary
@@ -114,6 +120,11 @@ def test_summary_rows_say_what_was_done_and_what_is_not_recorded() -> None:
     assert people["Participant"] == "sub-01" and people["BOLD runs"] == "1: sub-01_task-rest_bold"
     assert people["BOLD output spaces"] == "MNI152NLin2009aSym:res-2 and T1w"
     assert people["Steps ignored (--ignore)"] == "sbref"
+    sampled = _run(surfaces=BoldSurfaceFacts(("fsnative", "fsaverage5"), ("L", "R"), (0.0, 0.5, 1.0), 0.99, 0.01,
+                                             0.0, 0))
+    assert dict(run_summary(sampled))["Output spaces"] == "MNI152NLin2009aSym:res-2, T1w, fsnative and fsaverage5"
+    assert dict(participant_summary("01", ANAT, [sampled]))["BOLD output spaces"] == (
+        "MNI152NLin2009aSym:res-2, T1w, fsaverage5 and fsnative")
 
 
 def test_participant_page_has_summary_and_methods_escaped() -> None:

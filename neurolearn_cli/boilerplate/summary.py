@@ -32,7 +32,7 @@ def participant_summary(participant: str, anat: AnatFacts | None, runs: Sequence
                         surfaces_failed: str | None = None) -> list[tuple[str, str]]:
     """The participant's rows: label, T1w images, template, cortical surfaces (made, or why not), BOLD runs,
     output spaces, ``--ignore``d steps."""
-    spaces = sorted({space for run in runs for space in run.spaces})
+    spaces = sorted({space for run in runs for space in _run_spaces(run)})
     rows = [
         ("Participant", f"sub-{participant}"),
         ("T1w images", "none (smri did not run)" if anat is None else
@@ -99,6 +99,11 @@ def _coregistration(run: BoldFacts) -> str:
     return run.coregistration_method.upper() + cost
 
 
+def _run_spaces(run: BoldFacts) -> list[str]:
+    """The run's volume output spaces, then its surface ones."""
+    return list(run.spaces) + ([] if run.surfaces is None else list(run.surfaces.spaces))
+
+
 def surface_summary(surfaces: BoldSurfaceFacts) -> str:
     """The surface outputs of a run in one line: spaces, hemispheres, depths, samples kept, vertices missing."""
     hemispheres = ", ".join(f"hemi-{h}" for h in surfaces.hemispheres)
@@ -126,7 +131,7 @@ def run_summary(run: BoldFacts) -> list[tuple[str, str]]:
         ("Slice-timing correction", _slice_timing(run)),
         ("Susceptibility distortion correction", _distortion(run)),
         ("Co-registration to the T1w", _coregistration(run)),
-        ("Output spaces", listing(list(run.spaces)) or MISSING),
+        ("Output spaces", listing(_run_spaces(run)) or MISSING),
         ("Mean FD (steady state)", MISSING if run.mean_fd is None else f"{run.mean_fd:.3f} mm"),
     ]
     fd = "FD outliers" + ("" if run.fd_threshold is None else f" (> {run.fd_threshold:g} mm)")
