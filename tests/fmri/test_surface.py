@@ -12,7 +12,7 @@ import torch
 
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.engine.transforms import AffineTransform, Chain
-from neurolearn_cli.fmri.surface import DEPTHS, resample_series, sample_ribbon
+from neurolearn_cli.fmri.surface import DEPTHS, RibbonSampling, resample_series, sample_ribbon
 from neurolearn_cli.surfaces.gifti import read_mesh, timeseries_gifti
 from neurolearn_cli.surfaces.mesh import Mesh
 from neurolearn_cli.surfaces.resample import barycentric_weights
@@ -88,14 +88,18 @@ def test_samples_outside_the_brain_are_left_out_and_empty_vertices_are_missing()
     np.testing.assert_allclose(sampled.series[all_depths], _field(mid[all_depths])[:, None] * gains, rtol=1e-4)
 
 
-def test_a_noisy_patch_is_left_out_as_goodvoxels_does():
+def _ribbon_with_noisy_patch(seed: int, patch: tuple[slice, slice, slice]) -> RibbonSampling:
+    """The ribbon between spheres of radius 12 and 16 sampled from a run whose ``patch`` of voxels is noisy."""
     bold, _ = _bold()
     noisy = bold.data.clone()
-    rng = np.random.default_rng(0)
-    gain = 1.0 + 0.5 * rng.standard_normal((3, 4, 4, N_VOLUMES))
-    noisy[5:8, 9:13, 10:14] *= torch.tensor(gain, dtype=torch.float32)  # voxels the ribbon passes through
-    white, pial = _sphere(12.0), _sphere(16.0)
-    sampled = sample_ribbon(bold.with_data(noisy), white, pial, _to_bold(), _brain(bold))
+    shape = tuple(s.stop - s.start for s in patch) + (N_VOLUMES,)
+    gain = 1.0 + 0.5 * np.random.default_rng(seed).standard_normal(shape)
+    noisy[patch] *= torch.tensor(gain, dtype=torch.float32)
+    return sample_ribbon(bold.with_data(noisy), _sphere(12.0), _sphere(16.0), _to_bold(), _brain(bold))
+
+
+def test_a_noisy_patch_is_left_out_as_goodvoxels_does():
+    sampled = _ribbon_with_noisy_patch(0, (slice(5, 8), slice(9, 13), slice(10, 14)))  # voxels the ribbon crosses
     assert 0 < sampled.unreliable < 0.1 * sampled.kept
 
 
@@ -168,11 +172,5 @@ def test_fslr_is_reached_through_a_templateflow_home_by_project_unproject(tmp_pa
 
 
 def test_a_vertex_whose_every_sample_is_unreliable_keeps_them():
-    bold, _ = _bold()
-    noisy = bold.data.clone()
-    rng = np.random.default_rng(1)
-    gain = 1.0 + 0.5 * rng.standard_normal((4, 5, 5, N_VOLUMES))
-    noisy[5:9, 8:13, 9:14] *= torch.tensor(gain, dtype=torch.float32)  # whole depths of some vertices
-    white, pial = _sphere(12.0), _sphere(16.0)
-    sampled = sample_ribbon(bold.with_data(noisy), white, pial, _to_bold(), _brain(bold))
+    sampled = _ribbon_with_noisy_patch(1, (slice(5, 9), slice(8, 13), slice(9, 14)))  # whole depths of some vertices
     assert sampled.unreliable > 0 and np.isfinite(sampled.series).all()
