@@ -9,7 +9,7 @@ from neurolearn_cli.boilerplate.document import Section
 from neurolearn_cli.boilerplate.facts import SurfaceFacts
 from neurolearn_cli.boilerplate.wording import plural, spread
 from neurolearn_cli.surfaces.parcels import MAX_LABEL_DISTANCE_MM
-from neurolearn_cli.surfaces.placement import MAX_THICKNESS_MM
+from neurolearn_cli.surfaces.placement import CONTRAST_FWHM_MM, MAX_THICKNESS_MM
 from neurolearn_cli.surfaces.reconstruct import GROWTH_LEVELS
 
 
@@ -53,12 +53,14 @@ def surfaces_section(surfaces: Sequence[SurfaceFacts], cite: Citations) -> Secti
         f"adding only voxels whose addition keeps its topology (simple points {cite('simplepoints')}), those "
         f"with a white-matter probability above {levels} in turn, so that it has no handle; the voxels left out "
         "are those that would have closed a handle, cut where the evidence was weakest. Its boundary was meshed "
-        f"by marching cubes {cite('marchingcubes')} and moved onto the 0.5 level of the white-matter probability "
-        "(the white surface, genus 0: Euler characteristic 2); the pial surface was found by moving each vertex "
+        f"by marching cubes {cite('marchingcubes')} and moved to where the bias-corrected T1w is midway between "
+        f"the local means of confident grey and white matter (within {CONTRAST_FWHM_MM:g} mm FWHM), FreeSurfer's "
+        "criterion (the white surface, genus 0: Euler characteristic 2); the pial surface was found by moving each vertex "
         f"outward to the grey-matter/CSF boundary, at most {MAX_THICKNESS_MM:g} mm. Cortical thickness is "
         f"FreeSurfer's definition {cite('thickness')}: at each vertex, the mean of the distances from the white "
-        "surface to the nearest pial vertex and back. The midthickness surface lies halfway between white and "
-        "pial; mean curvature was computed on the white surface. " + _topology(surfaces)
+        "surface to the nearest point of the pial surface and back. The midthickness surface lies halfway between "
+        "white and pial; mean curvature and each vertex's area (a third of the area of the triangles around it, "
+        "FreeSurfer's area) were computed on the white surface. " + _topology(surfaces)
     )
     tables = (
         "The mean thickness of each parcel of the atlas was computed by giving each midthickness vertex the "

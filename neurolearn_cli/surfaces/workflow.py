@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 SURFACES = ("white", "pial", "midthickness", "inflated", "sphere")
-SHAPES = ("thickness", "curv", "sulc")
+SHAPES = ("thickness", "curv", "sulc", "area")
 T1W_WORLD = "T1w world (RAS mm)"
 #: Where each surface's coordinates are, when not the T1w's world (RAS mm).
 COORDINATES = {"inflated": "T1w world (RAS mm), inflated about the white surface's centroid",
@@ -95,6 +95,7 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
     from neurolearn_cli.engine.itkio import read_transform
     from neurolearn_cli.smri import workflow as smri
     from neurolearn_cli.surfaces.gifti import shape_gifti, surface_gifti
+    from neurolearn_cli.surfaces.mesh import vertex_areas
     from neurolearn_cli.surfaces.pipeline import reconstruct_surfaces
     from neurolearn_cli.surfaces.reconstruct import SurfaceError
     from neurolearn_cli.surfaces.spherical import spherical_surfaces
@@ -136,7 +137,8 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
             writer.write_sidecar(path, metadata)
         write_registration(writer, writer.path(entities[f"regsphere_{hemisphere}"]), sphere.registration,
                            hemisphere, sources)
-        for shape, values in (("thickness", surfaces.thickness), ("curv", surfaces.curvature), ("sulc", sphere.sulc)):
+        for shape, values in (("thickness", surfaces.thickness), ("curv", surfaces.curvature), ("sulc", sphere.sulc),
+                              ("area", vertex_areas(surfaces.white))):
             writer.write_bytes(writer.path(entities[f"{shape}_{hemisphere}"]), shape_gifti(values, hemisphere))
         log.info("%s: surfaces hemi-%s: sphere registered to %s, sulc correlation %.2f after the rotation, "
                  "%.2f after the warp", participant.subject, hemisphere, sphere.registration.template,

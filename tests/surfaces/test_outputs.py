@@ -26,6 +26,7 @@ def test_names_follow_fmriprep() -> None:
     assert names["midthickness_L"] == "sub-01/anat/sub-01_hemi-L_midthickness.surf.gii"
     assert names["thickness_R"] == "sub-01/anat/sub-01_hemi-R_thickness.shape.gii"
     assert names["curv_L"] == "sub-01/anat/sub-01_hemi-L_curv.shape.gii"
+    assert names["area_R"] == "sub-01/anat/sub-01_hemi-R_area.shape.gii"
     assert names["ribbon"] == "sub-01/anat/sub-01_desc-ribbon_mask.nii.gz"
 
 

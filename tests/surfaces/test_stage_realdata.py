@@ -43,6 +43,8 @@ def test_surfaces_stage_on_downsampled_aomic(shared_data: Path, real_scan_copy: 
             np.testing.assert_array_equal(mesh.faces, white.faces)
         np.testing.assert_allclose(np.linalg.norm(mesh.coordinates, axis=1), 100.0, rtol=1e-3)
         assert load_surf_data(str(anat / f"sub-0001_hemi-{hemi}_sulc.shape.gii")).shape == (len(white.coordinates),)
+        area = load_surf_data(str(anat / f"sub-0001_hemi-{hemi}_area.shape.gii"))
+        assert area.shape == (len(white.coordinates),) and 40_000 < float(area.sum()) < 150_000  # mm^2 per hemisphere
         registration = json.loads((anat / f"sub-0001_hemi-{hemi}_desc-reg_sphere.json").read_text())
         assert registration["SulcCorrelation"] > registration["SulcCorrelationRotationOnly"]
     assert centres["L"] < centres["R"]  # world x is RAS: the left hemisphere has the smaller x
