@@ -26,6 +26,7 @@ import argparse
 import datetime as dt
 import multiprocessing
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -77,10 +78,13 @@ def timed(command: list[str], log: Path) -> float:
 
 
 def policy(log: Path) -> str:
-    """The OpenMP decision neurolearn logged (``sleep``/``spin``/``environment``), or empty."""
+    """The OpenMP decision neurolearn logged (``sleep``/``spin``/``environment``, then the threads per process), or
+    empty."""
     for line in log.read_text(errors="replace").splitlines():
         if "OpenMP" in line:
-            return "sleep" if "sleep" in line else "spin" if "spin" in line else "environment"
+            decision = "sleep" if "sleep" in line else "spin" if "spin" in line else "environment"
+            threads = re.search(r"\((\d+) x (\d+)\)", line)
+            return decision if threads is None else f"{decision}, {threads.group(2)} thread(s)"
     return ""
 
 

@@ -49,15 +49,33 @@ def test_threads_spin_on_cores_of_their_own() -> None:
     ("processes", "threads", "budget"),
     [
         (1, None, CpuBudget(usable=2, machine=2, load=2.0)),  # another job's two busy threads
-        (2, None, IDLE),  # two participants of two threads each on two cores
-        (1, 4, IDLE),  # more threads than CPUs
-        (1, None, CpuBudget(usable=2, machine=16, load=15.0)),  # a full shared node
+        (1, 4, IDLE),  # more threads than CPUs, as asked
+        (1, None, CpuBudget(usable=2, machine=16, load=16.0)),  # a full shared node
     ],
 )
 def test_threads_sleep_when_they_would_share_cores(processes: int, threads: int | None, budget: CpuBudget) -> None:
     environ: dict[str, str] = {}
     note = configure_threads(processes, threads, budget, environ)
     assert environ["OMP_WAIT_POLICY"] == "PASSIVE" and "sleep" in note
+
+
+@pytest.mark.parametrize(
+    ("processes", "budget", "expected"),
+    [
+        (2, IDLE, "1"),  # two participants on two cores: one thread each
+        (1, CpuBudget(usable=2, machine=2, load=1.0), "1"),  # one core left free
+        (1, CpuBudget(usable=2, machine=2, load=6.0), "1"),  # none left: still one
+        (1, CpuBudget(usable=8, machine=16, load=12.0), "4"),  # four of the node's cores left
+        (1, CpuBudget(usable=2, machine=16, load=2.0), "2"),  # a busy node with room: the usable CPUs
+    ],
+)
+def test_threads_take_the_cores_left_free(processes: int, budget: CpuBudget, expected: str) -> None:
+    environ: dict[str, str] = {}
+    configure_threads(processes, None, budget, environ)
+    assert environ["OMP_NUM_THREADS"] == expected
+    given: dict[str, str] = {}
+    configure_threads(processes, 2, budget, given)  # --omp-nthreads is kept
+    assert given["OMP_NUM_THREADS"] == "2"
 
 
 def test_the_users_settings_are_kept() -> None:
