@@ -42,6 +42,10 @@ from _tables import append_results, markdown_table
 DATA = Path(os.environ.get("NEUROLEARN_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 CORES = os.cpu_count() or 1
 
+#: The environment the benchmark was started in: commands run as a user starts them (benchmarks/engine.py, imported
+#: for its test case, fixes OMP_NUM_THREADS and ITK's thread count for its own in-process timings).
+USER_ENVIRONMENT = dict(os.environ)
+
 
 def _busy(until: float) -> None:
     while time.time() < until:
@@ -73,7 +77,7 @@ def timed(command: list[str], log: Path) -> float:
     """Wall seconds of ``command`` in a fresh process (output to ``log``); raises if it fails."""
     start = time.perf_counter()
     with log.open("w") as handle:
-        subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, check=True)
+        subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, check=True, env=USER_ENVIRONMENT)
     return time.perf_counter() - start
 
 
