@@ -23,7 +23,9 @@ foreground (:func:`field_of_view`): an already skull-stripped image (fewer
 non-zero voxels than a head holds; the pipeline keeps its foreground as the
 brain mask) and a field of view that cuts the top of the head (the foreground
 reaches the grid's top face: the brain's top is at or above that face, so the
-template's top is put there rather than a scalp's thickness below).
+template's top is put there rather than a scalp's thickness below). A
+neck-to-vertex field of view is cut to ``HEAD_HEIGHT_MM`` below the vertex
+first (:func:`below_vertex`), so that neck and shoulders do not steer it.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ START_CANDIDATES = (
 )
 #: Voxel size (mm) and EM iterations of the candidates' mixture fits.
 SEARCH_MM, SEARCH_ITERATIONS = 6.0, 10
+#: Height kept below the head's vertex for the initialization (:func:`below_vertex`): FSL's robustfov keeps
+#: 170 mm; 10 mm more keeps the cerebellum (about 160 mm below the vertex) in view with a margin.
+HEAD_HEIGHT_MM = 180.0
 
 
 @dataclass(frozen=True)
@@ -100,10 +105,15 @@ def coarse_copy(image: Image, spacing_mm: float = COARSE_MM) -> Image:
     return resample(image, grid, order="linear")
 
 
+def slice_heights(grid: Grid) -> torch.Tensor:
+    """World z (mm) of each axial slice of an RAS ``grid`` (as :func:`coarse_copy` makes), float64."""
+    return grid.affine[2, 2] * torch.arange(grid.shape[2], dtype=torch.float64, device=grid.device) + grid.affine[2, 3]
+
+
 def _top_and_centre(mask: torch.Tensor, grid: Grid, below_top_mm: float) -> tuple[float, torch.Tensor]:
     """World z of the mask's top (slice area >= 10 % of the largest) and the x/y centroid of the slab under it."""
     area = mask.sum(dim=(0, 1)).to(torch.float64)
-    z_world = grid.affine[2, 2] * torch.arange(mask.shape[2], dtype=torch.float64, device=mask.device) + grid.affine[2, 3]
+    z_world = slice_heights(grid)
     top_index = int(torch.nonzero(area >= 0.1 * area.max()).max())
     top = float(z_world[top_index])
     slab = (z_world <= top - below_top_mm) & (z_world >= top - below_top_mm - SLAB_MM)
@@ -241,22 +251,40 @@ def search_start(image: Image, template: Template, start: AffineTransform,
     scores = []
     for candidate in candidates:
         priors = warp_priors(template, coarse.grid, candidate.inverse(), fwhm_mm=BROAD_PRIOR_FWHM_MM)
-        seg = segment(coarse, priors, sample_mm=SEARCH_MM, max_iterations=SEARCH_ITERATIONS, bias_fwhm_mm=math.inf,
-                      exclude=excluded)
+        seg = segment(coarse, priors, sample_mm=SEARCH_MM, max_iterations=SEARCH_ITERATIONS,
+                      bias_fwhm_mm=math.inf, exclude=excluded)
         scores.append(seg.log_likelihood)
     return candidates[max(range(len(scores)), key=scores.__getitem__)]
+
+
+def below_vertex(coarse: Image, height_mm: float) -> Image:
+    """``coarse`` (an RAS copy) without its slices more than ``height_mm`` below the head's vertex.
+
+    A robustfov-like cut: a neck-to-vertex field of view adds neck and
+    shoulders whose voxels outnumber the brain's, shift Otsu's head threshold
+    and the mixture's non-brain classes, and so mislead the start and its
+    search (xa30 with 60 mm more neck: the brain placed 12 mm from where
+    the same head without them puts it). Cut to a fixed height below the
+    vertex, both fields of view give the initialization the same voxels.
+    """
+    top, _ = _top_and_centre(head_foreground(coarse), coarse.grid, 0.0)
+    first = int((slice_heights(coarse.grid) < top - height_mm).sum())
+    affine = coarse.affine.clone()
+    affine[:3, 3] += affine[:3, 2] * first
+    return Image(coarse.data[:, :, first:].contiguous(), affine)
 
 
 def initialize(t1w: Image, template: Template, lesion: Image | None = None) -> Initialization:
     """Robust template -> T1w affine for skull-on or skull-stripped T1w images.
 
-    Geometric start, the best of its candidate tilts and depths
-    (:func:`search_start`), then two rounds of :func:`affine_from_tissues` on
-    a ``COARSE_MM`` copy: broad priors first, sharper priors second.
+    On a ``COARSE_MM`` copy cut to ``HEAD_HEIGHT_MM`` below the vertex:
+    geometric start, the best of its candidate tilts and depths
+    (:func:`search_start`), then two rounds of :func:`affine_from_tissues`:
+    broad priors first, sharper priors second.
     ``lesion`` (a mask on ``t1w``'s grid) is left out of every step.
     """
-    coarse = coarse_copy(t1w, COARSE_MM)
-    excluded = None if lesion is None else coarse_copy(lesion, COARSE_MM).data > 0
+    coarse = below_vertex(coarse_copy(t1w, COARSE_MM), HEAD_HEIGHT_MM)
+    excluded = None if lesion is None else resample(lesion, coarse.grid).data > 0
     start, seen = geometric_start(coarse, template)
     start = search_start(coarse, template, start, excluded)
     first, _ = affine_from_tissues(coarse, template, start, prior_fwhm_mm=BROAD_PRIOR_FWHM_MM, lesion=excluded)
