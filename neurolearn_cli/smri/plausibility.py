@@ -16,9 +16,10 @@ measurement, not an unusual participant.
   bracket the adult range (GM about 0.35 to 0.50, WM about 0.30 to 0.40,
   shrinking with age) with a margin for the first, affine-prior pass.
 - **Normalization similarity**, the SyN local correlation with the template
-  at least 0.75. Right maps: 0.88 to 0.89 on the three real scans at 2 mm
-  (0.78 for studyforrest at 2.8 mm), 0.87 to 0.89 on their perturbed copies
-  whose mask agrees with the original's, 0.95 to 0.97 on simulated ones.
+  at least 0.75. Right maps: 0.88 to 0.89 on the three real scans at 2 mm,
+  0.87 to 0.89 on their perturbed copies whose mask agrees with the
+  original's, 0.78 to 0.79 for studyforrest and its copies at 2.8 mm, 0.95
+  to 0.97 on simulated ones.
   Wrong maps: 0.74 for xa30 with its scalp in the mask, 0.70 for its
   neck-to-vertex copy before the field of view was cut (TIV 2009 mL, GM
   +27 %), 0.59 to 0.73 for copies whose mask missed the original's by a
