@@ -251,8 +251,8 @@ def search_start(image: Image, template: Template, start: AffineTransform,
     scores = []
     for candidate in candidates:
         priors = warp_priors(template, coarse.grid, candidate.inverse(), fwhm_mm=BROAD_PRIOR_FWHM_MM)
-        seg = segment(coarse, priors, sample_mm=SEARCH_MM, max_iterations=SEARCH_ITERATIONS,
-                      bias_fwhm_mm=math.inf, exclude=excluded)
+        seg = segment(coarse, priors, sample_mm=SEARCH_MM, max_iterations=SEARCH_ITERATIONS, bias_fwhm_mm=math.inf,
+                      exclude=excluded)
         scores.append(seg.log_likelihood)
     return candidates[max(range(len(scores)), key=scores.__getitem__)]
 
@@ -263,9 +263,9 @@ def below_vertex(coarse: Image, height_mm: float) -> Image:
     A robustfov-like cut: a neck-to-vertex field of view adds neck and
     shoulders whose voxels outnumber the brain's, shift Otsu's head threshold
     and the mixture's non-brain classes, and so mislead the start and its
-    search (xa30 with 60 mm more neck: the brain placed 12 mm from where
-    the same head without them puts it). Cut to a fixed height below the
-    vertex, both fields of view give the initialization the same voxels.
+    search into placing the brain on the scalp. Cut to a fixed height below
+    the vertex, a head with and without its neck gives the initialization the
+    same voxels.
     """
     top, _ = _top_and_centre(head_foreground(coarse), coarse.grid, 0.0)
     first = int((slice_heights(coarse.grid) < top - height_mm).sum())
