@@ -51,6 +51,8 @@ SCALP_TO_BRAIN_MM = 12.0
 SLAB_MM = 60.0
 HEAD_MIN_ML = 2500.0
 AFFINE_SETTINGS = LinearSettings(levels_mm=(8.0, 4.0), iterations=(40, 20))
+#: Shortest half-period (mm) of the bias field fitted on the coarse copy (before the start and in each alignment round).
+COARSE_BIAS_FWHM_MM = 80.0
 #: Smoothing of the priors in the first (broad) and second (sharp) alignment rounds.
 BROAD_PRIOR_FWHM_MM, SHARP_PRIOR_FWHM_MM = 16.0, 6.0
 #: Starts tried from the geometric one: (degrees about x, y, z; mm lowered), the start itself first. Pitch
@@ -191,7 +193,7 @@ def affine_from_tissues(
     ``lesion`` (boolean, ``coarse``'s grid) is left out of both. Returns the affine and its cost.
     """
     priors = warp_priors(template, coarse.grid, start.inverse(), fwhm_mm=prior_fwhm_mm)
-    seg = segment(coarse, priors, sample_mm=max(coarse.spacing), max_iterations=20, bias_fwhm_mm=80.0,
+    seg = segment(coarse, priors, sample_mm=max(coarse.spacing), max_iterations=20, bias_fwhm_mm=COARSE_BIAS_FWHM_MM,
                   exclude=lesion)
     fixed = tissue_contrast(torch.stack([template.gm.data, template.wm.data]))
     matrix, cost = register_linear(
@@ -274,18 +276,38 @@ def below_vertex(coarse: Image, height_mm: float) -> Image:
     return Image(coarse.data[:, :, first:].contiguous(), affine)
 
 
+def bias_corrected(coarse: Image, template: Template, start: AffineTransform,
+                   lesion: torch.Tensor | None = None) -> Image:
+    """``coarse`` divided by the smooth bias field of a mixture fit under the broad priors placed by ``start``.
+
+    A strong bias moves Otsu's head foreground (so the geometric start) and
+    misleads the start search, which fits no bias field; the tissue alignment
+    does not recover the tens of mm that follow. Corrected once under the
+    first search's placement (whose tilt keeps the priors from teaching the
+    field the brain's shape), the image gives both a start near the unbiased one.
+    ``lesion`` (boolean, ``coarse``'s grid) is left out of the fit.
+    """
+    priors = warp_priors(template, coarse.grid, start.inverse(), fwhm_mm=BROAD_PRIOR_FWHM_MM)
+    return segment(coarse, priors, sample_mm=max(coarse.spacing), max_iterations=20,
+                   bias_fwhm_mm=COARSE_BIAS_FWHM_MM, exclude=lesion).corrected
+
+
 def initialize(t1w: Image, template: Template, lesion: Image | None = None) -> Initialization:
     """Robust template -> T1w affine for skull-on or skull-stripped T1w images.
 
     On a ``COARSE_MM`` copy cut to ``HEAD_HEIGHT_MM`` below the vertex:
-    geometric start, the best of its candidate tilts and depths
-    (:func:`search_start`), then two rounds of :func:`affine_from_tissues`:
-    broad priors first, sharper priors second.
+    geometric start and the best of its candidate tilts and depths
+    (:func:`search_start`); the copy corrected for bias under that placement
+    (:func:`bias_corrected`) and the start and search again on it; then two
+    rounds of :func:`affine_from_tissues`: broad priors first, sharper priors second.
     ``lesion`` (a mask on ``t1w``'s grid) is left out of every step.
     """
     coarse = below_vertex(coarse_copy(t1w, COARSE_MM), HEAD_HEIGHT_MM)
     excluded = None if lesion is None else resample(lesion, coarse.grid).data > 0
-    start, seen = geometric_start(coarse, template)
+    rough, seen = geometric_start(coarse, template)
+    rough = search_start(coarse, template, rough, excluded)
+    coarse = bias_corrected(coarse, template, rough, excluded)
+    start, _ = geometric_start(coarse, template)
     start = search_start(coarse, template, start, excluded)
     first, _ = affine_from_tissues(coarse, template, start, prior_fwhm_mm=BROAD_PRIOR_FWHM_MM, lesion=excluded)
     transform, cost = affine_from_tissues(coarse, template, first, prior_fwhm_mm=SHARP_PRIOR_FWHM_MM, lesion=excluded)
