@@ -25,7 +25,9 @@ brain mask) and a field of view that cuts the top of the head (the foreground
 reaches the grid's top face: the brain's top is at or above that face, so the
 template's top is put there rather than a scalp's thickness below). A
 neck-to-vertex field of view is cut to ``HEAD_HEIGHT_MM`` below the vertex
-first (:func:`below_vertex`), so that neck and shoulders do not steer it.
+first (:func:`below_vertex`), so that neck and shoulders do not steer it,
+and a strong intensity bias is divided out (:func:`bias_corrected`) before
+the start and its search are taken a second time.
 """
 
 from __future__ import annotations
