@@ -73,7 +73,7 @@ def test_the_methods_say_how_the_mask_was_made_and_what_was_accepted() -> None:
 
     plain = methods(RunFacts(SOFTWARE, anat=(ANAT,))).markdown()
     assert "derived from the tissue posteriors" in plain and "skull-stripped" not in plain
-    assert "local correlation reached 0.55, the TIV lay between 800 and 2300 mL" in plain
+    assert "local correlation reached 0.75, the TIV lay between 800 and 2300 mL" in plain
     stripped = methods(RunFacts(SOFTWARE, anat=(replace(ANAT, skull_stripped=True),))).markdown()
     assert "recognised as already skull-stripped; its non-zero voxels" in stripped
     assert "derived from the tissue posteriors" not in stripped

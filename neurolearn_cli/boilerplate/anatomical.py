@@ -8,6 +8,7 @@ from neurolearn_cli.boilerplate.citations import Citations
 from neurolearn_cli.boilerplate.document import Section
 from neurolearn_cli.boilerplate.facts import AnatFacts, anisotropic
 from neurolearn_cli.boilerplate.wording import listing, number, plural, spread
+from neurolearn_cli.smri.initialize import HEAD_HEIGHT_MM
 from neurolearn_cli.smri.normalize import SYN_SETTINGS
 from neurolearn_cli.smri.pipeline import (
     AFFINE_PRIOR_FWHM_MM,
@@ -107,7 +108,8 @@ def smri_section(anat: Sequence[AnatFacts], cite: Citations) -> Section:
     text = [
         f"{_found(anat)} {reference} The reference was aligned affinely to the {template} template "
         f"{cite('mni2009')} (nilearn's bundled copy, at {TEMPLATE_RESOLUTION_MM} mm), starting from the head's "
-        "geometry and registering the subject's tissue map to the template's"
+        f"geometry within {HEAD_HEIGHT_MM:g} mm below its vertex and registering the subject's tissue map to the "
+        "template's"
         + (f" (final cost {spread(affine)})" if affine else "") + ". "
         f"It was then segmented into grey matter (GM), white matter (WM) and cerebrospinal fluid (CSF) by unified "
         f"segmentation {cite('unified')}: a Gaussian mixture under the template's tissue priors (smoothed by "

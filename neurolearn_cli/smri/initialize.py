@@ -23,7 +23,11 @@ foreground (:func:`field_of_view`): an already skull-stripped image (fewer
 non-zero voxels than a head holds; the pipeline keeps its foreground as the
 brain mask) and a field of view that cuts the top of the head (the foreground
 reaches the grid's top face: the brain's top is at or above that face, so the
-template's top is put there rather than a scalp's thickness below).
+template's top is put there rather than a scalp's thickness below). A
+neck-to-vertex field of view is cut to ``HEAD_HEIGHT_MM`` below the vertex
+first (:func:`below_vertex`), so that neck and shoulders do not steer it,
+and a strong intensity bias is divided out (:func:`bias_corrected`) before
+the start and its search are taken a second time.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ SCALP_TO_BRAIN_MM = 12.0
 SLAB_MM = 60.0
 HEAD_MIN_ML = 2500.0
 AFFINE_SETTINGS = LinearSettings(levels_mm=(8.0, 4.0), iterations=(40, 20))
+#: Shortest half-period (mm) of the bias field fitted on the coarse copy (before the start and in each alignment round).
+COARSE_BIAS_FWHM_MM = 80.0
 #: Smoothing of the priors in the first (broad) and second (sharp) alignment rounds.
 BROAD_PRIOR_FWHM_MM, SHARP_PRIOR_FWHM_MM = 16.0, 6.0
 #: Starts tried from the geometric one: (degrees about x, y, z; mm lowered), the start itself first. Pitch
@@ -62,6 +68,9 @@ START_CANDIDATES = (
 )
 #: Voxel size (mm) and EM iterations of the candidates' mixture fits.
 SEARCH_MM, SEARCH_ITERATIONS = 6.0, 10
+#: Height kept below the head's vertex for the initialization (:func:`below_vertex`): FSL's robustfov keeps
+#: 170 mm; 10 mm more keeps the cerebellum (about 160 mm below the vertex) in view with a margin.
+HEAD_HEIGHT_MM = 180.0
 
 
 @dataclass(frozen=True)
@@ -100,10 +109,15 @@ def coarse_copy(image: Image, spacing_mm: float = COARSE_MM) -> Image:
     return resample(image, grid, order="linear")
 
 
+def slice_heights(grid: Grid) -> torch.Tensor:
+    """World z (mm) of each axial slice of an RAS ``grid`` (as :func:`coarse_copy` makes), float64."""
+    return grid.affine[2, 2] * torch.arange(grid.shape[2], dtype=torch.float64, device=grid.device) + grid.affine[2, 3]
+
+
 def _top_and_centre(mask: torch.Tensor, grid: Grid, below_top_mm: float) -> tuple[float, torch.Tensor]:
     """World z of the mask's top (slice area >= 10 % of the largest) and the x/y centroid of the slab under it."""
     area = mask.sum(dim=(0, 1)).to(torch.float64)
-    z_world = grid.affine[2, 2] * torch.arange(mask.shape[2], dtype=torch.float64, device=mask.device) + grid.affine[2, 3]
+    z_world = slice_heights(grid)
     top_index = int(torch.nonzero(area >= 0.1 * area.max()).max())
     top = float(z_world[top_index])
     slab = (z_world <= top - below_top_mm) & (z_world >= top - below_top_mm - SLAB_MM)
@@ -181,7 +195,7 @@ def affine_from_tissues(
     ``lesion`` (boolean, ``coarse``'s grid) is left out of both. Returns the affine and its cost.
     """
     priors = warp_priors(template, coarse.grid, start.inverse(), fwhm_mm=prior_fwhm_mm)
-    seg = segment(coarse, priors, sample_mm=max(coarse.spacing), max_iterations=20, bias_fwhm_mm=80.0,
+    seg = segment(coarse, priors, sample_mm=max(coarse.spacing), max_iterations=20, bias_fwhm_mm=COARSE_BIAS_FWHM_MM,
                   exclude=lesion)
     fixed = tissue_contrast(torch.stack([template.gm.data, template.wm.data]))
     matrix, cost = register_linear(
@@ -247,17 +261,55 @@ def search_start(image: Image, template: Template, start: AffineTransform,
     return candidates[max(range(len(scores)), key=scores.__getitem__)]
 
 
+def below_vertex(coarse: Image, height_mm: float) -> Image:
+    """``coarse`` (an RAS copy) without its slices more than ``height_mm`` below the head's vertex.
+
+    A robustfov-like cut: a neck-to-vertex field of view adds neck and
+    shoulders whose voxels outnumber the brain's, shift Otsu's head threshold
+    and the mixture's non-brain classes, and so mislead the start and its
+    search into placing the brain on the scalp. Cut to a fixed height below
+    the vertex, a head with and without its neck gives the initialization the
+    same voxels.
+    """
+    top, _ = _top_and_centre(head_foreground(coarse), coarse.grid, 0.0)
+    first = int((slice_heights(coarse.grid) < top - height_mm).sum())
+    affine = coarse.affine.clone()
+    affine[:3, 3] += affine[:3, 2] * first
+    return Image(coarse.data[:, :, first:].contiguous(), affine)
+
+
+def bias_corrected(coarse: Image, template: Template, start: AffineTransform,
+                   lesion: torch.Tensor | None = None) -> Image:
+    """``coarse`` divided by the smooth bias field of a mixture fit under the broad priors placed by ``start``.
+
+    A strong bias moves Otsu's head foreground (so the geometric start) and
+    misleads the start search, which fits no bias field; the tissue alignment
+    does not recover the tens of mm that follow. Corrected once under the
+    first search's placement (whose tilt keeps the priors from teaching the
+    field the brain's shape), the image gives both a start near the unbiased one.
+    ``lesion`` (boolean, ``coarse``'s grid) is left out of the fit.
+    """
+    priors = warp_priors(template, coarse.grid, start.inverse(), fwhm_mm=BROAD_PRIOR_FWHM_MM)
+    return segment(coarse, priors, sample_mm=max(coarse.spacing), max_iterations=20,
+                   bias_fwhm_mm=COARSE_BIAS_FWHM_MM, exclude=lesion).corrected
+
+
 def initialize(t1w: Image, template: Template, lesion: Image | None = None) -> Initialization:
     """Robust template -> T1w affine for skull-on or skull-stripped T1w images.
 
-    Geometric start, the best of its candidate tilts and depths
-    (:func:`search_start`), then two rounds of :func:`affine_from_tissues` on
-    a ``COARSE_MM`` copy: broad priors first, sharper priors second.
+    On a ``COARSE_MM`` copy cut to ``HEAD_HEIGHT_MM`` below the vertex:
+    geometric start and the best of its candidate tilts and depths
+    (:func:`search_start`); the copy corrected for bias under that placement
+    (:func:`bias_corrected`) and the start and search again on it; then two
+    rounds of :func:`affine_from_tissues`: broad priors first, sharper priors second.
     ``lesion`` (a mask on ``t1w``'s grid) is left out of every step.
     """
-    coarse = coarse_copy(t1w, COARSE_MM)
-    excluded = None if lesion is None else coarse_copy(lesion, COARSE_MM).data > 0
-    start, seen = geometric_start(coarse, template)
+    coarse = below_vertex(coarse_copy(t1w, COARSE_MM), HEAD_HEIGHT_MM)
+    excluded = None if lesion is None else resample(lesion, coarse.grid).data > 0
+    rough, seen = geometric_start(coarse, template)
+    rough = search_start(coarse, template, rough, excluded)
+    coarse = bias_corrected(coarse, template, rough, excluded)
+    start, _ = geometric_start(coarse, template)
     start = search_start(coarse, template, start, excluded)
     first, _ = affine_from_tissues(coarse, template, start, prior_fwhm_mm=BROAD_PRIOR_FWHM_MM, lesion=excluded)
     transform, cost = affine_from_tissues(coarse, template, first, prior_fwhm_mm=SHARP_PRIOR_FWHM_MM, lesion=excluded)

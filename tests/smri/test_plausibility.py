@@ -32,9 +32,9 @@ def test_implausible_volumes_fail() -> None:
 
 
 def test_poor_normalization_fails_with_the_measured_similarity() -> None:
-    check_normalization(0.74)
-    with pytest.raises(ProcessingError, match="local correlation with the template 0.42"):
-        check_normalization(0.42)
+    check_normalization(0.76)
+    with pytest.raises(ProcessingError, match="local correlation with the template 0.70, below 0.75"):
+        check_normalization(0.698)
     with pytest.raises(ProcessingError):
         check_normalization(float("nan"))
 

@@ -1,9 +1,11 @@
-"""Already skull-stripped and top-cropped T1w images: recognised, and the brain mask does not cut into the brain.
+"""Already skull-stripped, top-cropped and neck-to-vertex T1w images: recognised, and the brain mask does not
+cut into the brain.
 
-Small cases: synthetic ellipsoids for the recognition, and a simulated head
-of the example dataset (2 mm, ground-truth labels) stripped with its own
-brain labels or cut 30 mm below the vertex, through the initial affine and the
-first segmentation pass as the pipeline runs them.
+Small cases: synthetic ellipsoids for the recognition and the cut below the
+vertex, and a simulated head of the example dataset (2 mm, ground-truth
+labels) stripped with its own brain labels or cut 30 mm below the vertex,
+through the initial affine and the first segmentation pass as the pipeline
+runs them. The neck-to-vertex placement is checked on xa30 (real data, 2 mm).
 """
 
 from __future__ import annotations
@@ -12,9 +14,20 @@ import pytest
 import torch
 
 from neurolearn_cli.engine.image import Image
+from neurolearn_cli.engine.io import load_image
 from neurolearn_cli.smri.conform import conform_t1w
-from neurolearn_cli.smri.initialize import HEAD_MM, coarse_copy, field_of_view, initialize
+from neurolearn_cli.smri.initialize import (
+    COARSE_MM,
+    HEAD_HEIGHT_MM,
+    HEAD_MM,
+    below_vertex,
+    coarse_copy,
+    field_of_view,
+    initialize,
+    slice_heights,
+)
 from neurolearn_cli.smri.pipeline import AFFINE_PRIOR_FWHM_MM, segment_brain
+from neurolearn_cli.smri.template import Template
 
 from .helpers import dice
 
@@ -79,6 +92,14 @@ def test_head_cut_below_the_vertex_keeps_the_brain_in_view(participant_8, templa
     assert float((brain & ~mask).sum()) / float(brain.sum()) < 0.05
 
 
+def _brain_distance_mm(moved: torch.Tensor, reference: torch.Tensor, template: Template) -> float:
+    """Mean distance (mm) between where two template -> T1w affines put the template's brain voxels."""
+    brain = torch.nonzero(template.mask.data > 0.5).to(torch.float64)
+    points = torch.cat([brain @ template.mask.affine[:3, :3].T + template.mask.affine[:3, 3],
+                        torch.ones(len(brain), 1, dtype=torch.float64)], 1)
+    return float(((moved - reference) @ points.T)[:3].norm(dim=0).mean())
+
+
 def _tilted(image: Image, degrees: float) -> tuple[Image, torch.Tensor]:
     """``image`` with its header rotated ``degrees`` about the left-right axis through the grid centre, and the rotation."""
     centre = image.affine[:3, :3] @ ((torch.tensor(image.shape3, dtype=torch.float64) - 1) / 2) + image.affine[:3, 3]
@@ -97,8 +118,59 @@ def test_a_head_tilted_in_its_header_gets_the_same_initial_affine(participant_8,
     tilted, rotation = _tilted(t1w, 45.0)
     upright = initialize(conform_t1w([t1w], ["sub-08_T1w.nii.gz"]), template_2mm).transform.matrix
     moved = initialize(conform_t1w([tilted], ["sub-08_T1w.nii.gz"]), template_2mm).transform.matrix
-    brain = torch.nonzero(template_2mm.mask.data > 0.5).to(torch.float64)
-    points = torch.cat([brain @ template_2mm.mask.affine[:3, :3].T + template_2mm.mask.affine[:3, 3],
-                        torch.ones(len(brain), 1, dtype=torch.float64)], 1)
-    distance = ((torch.linalg.inv(rotation) @ moved - upright) @ points.T)[:3].norm(dim=0)
-    assert float(distance.mean()) < 2.0
+    assert _brain_distance_mm(torch.linalg.inv(rotation) @ moved, upright, template_2mm) < 2.0
+
+
+def test_below_vertex_keeps_the_head_height_under_the_top() -> None:
+    """A tall head (a neck-to-vertex field of view) is cut to the height below its top; a short one keeps every voxel."""
+    tall = coarse_copy(_ellipsoid((60.0, 80.0, 105.0)), COARSE_MM)  # 210 mm from its bottom to the vertex
+    cut = below_vertex(tall, HEAD_HEIGHT_MM)
+    top, bottom = float(slice_heights(tall.grid)[-1]), float(slice_heights(cut.grid)[0])
+    assert torch.equal(cut.data, tall.data[:, :, -cut.shape3[2]:])
+    head_top = float(slice_heights(tall.grid)[torch.nonzero(tall.data.amax(dim=(0, 1)) > 50).max()])
+    assert abs(head_top - bottom - HEAD_HEIGHT_MM) <= 2 * COARSE_MM  # the vertex is found to within a slice or two
+    assert float(slice_heights(tall.grid)[0]) < bottom - 20.0  # the tall head lost its lowest 20 mm and more
+    assert float(slice_heights(cut.grid)[-1]) == top
+    short = coarse_copy(_ellipsoid((60.0, 80.0, 80.0)), COARSE_MM)
+    assert float(below_vertex(short, HEAD_HEIGHT_MM).data.sum()) == float(short.data.sum())  # all of it kept
+
+
+def _with_neck(image: Image, neck_mm: float) -> Image:
+    """``image`` (RAS) extended ``neck_mm`` downwards by its lowest slice repeated with 5 % noise (seeded),
+    as ``benchmarks/robustness.py`` makes its neck-to-vertex case."""
+    n = round(neck_mm / image.spacing[2])
+    generator = torch.Generator().manual_seed(0)
+    lowest = image.data[:, :, :1].expand(-1, -1, n)
+    pad = lowest * (1 + 0.05 * torch.randn(lowest.shape, generator=generator))
+    affine = image.affine.clone()
+    affine[:3, 3] -= affine[:3, 2] * n
+    return Image(torch.cat([pad, image.data], dim=2), affine)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_a_neck_to_vertex_field_of_view_gets_the_same_initial_affine(shared_data, template_2mm) -> None:
+    """xa30 (2 mm, RAS, already down to the shoulders) with 60 mm more below: without the cut to
+    ``HEAD_HEIGHT_MM`` the search chose another start and the brain lay 12 mm from the original's placement."""
+    t1w = load_image(shared_data / "xa30/bids/sub-01/anat/sub-01_acq-tfl_T1w.nii.gz", torch.device("cpu"))
+    head = initialize(conform_t1w([t1w], ["sub-01_acq-tfl_T1w.nii.gz"]), template_2mm).transform.matrix
+    necked = initialize(conform_t1w([_with_neck(t1w, 60.0)], ["sub-01_acq-tfl_T1w.nii.gz"]),
+                        template_2mm).transform.matrix
+    assert _brain_distance_mm(necked, head, template_2mm) < 2.0
+
+
+def _with_bias(image: Image) -> Image:
+    """``image`` times a smooth field from about 0.5 to 2, as ``benchmarks/robustness.py`` makes its bias case."""
+    unit = [torch.linspace(-1.0, 1.0, n) for n in image.shape3]
+    field = torch.exp(0.5 * unit[0][:, None, None] + 0.3 * unit[1][None, :, None] ** 2 - 0.2 * unit[2][None, None, :])
+    return image.with_data(image.data * field)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_a_strongly_biased_head_gets_the_same_initial_affine(shared_data, template_2mm) -> None:
+    """xa30 times a 0.5-to-2 field: without the bias correction before the start the brain lay 13 to 16 mm off."""
+    t1w = load_image(shared_data / "xa30/bids/sub-01/anat/sub-01_acq-tfl_T1w.nii.gz", torch.device("cpu"))
+    head = initialize(conform_t1w([t1w], ["sub-01_acq-tfl_T1w.nii.gz"]), template_2mm).transform.matrix
+    biased = initialize(conform_t1w([_with_bias(t1w)], ["sub-01_acq-tfl_T1w.nii.gz"]), template_2mm).transform.matrix
+    assert _brain_distance_mm(biased, head, template_2mm) < 2.0
