@@ -54,10 +54,14 @@ def surfaces_section(surfaces: Sequence[SurfaceFacts], cite: Citations) -> Secti
         f"with a white-matter probability above {levels} in turn, so that it has no handle; the voxels left out "
         "are those that would have closed a handle, cut where the evidence was weakest. Its boundary was meshed "
         f"by marching cubes {cite('marchingcubes')} and moved onto the 0.5 level of the white-matter probability "
-        "(the white surface, genus 0: Euler characteristic 2); the pial surface was found by moving each vertex "
-        f"outward to the grey-matter/CSF boundary, at most {MAX_THICKNESS_MM:g} mm. Cortical thickness is "
+        "(the white surface, genus 0: Euler characteristic 2). The pial surface was found by moving each vertex "
+        "outward along the field lines of a Laplace potential between the white matter and the grey-matter/CSF "
+        f"boundary {cite('laplace')} until the grey-or-white probability fell below 0.5, or the line reached the "
+        "midline of a sulcus whose banks touch, or it had gone "
+        f"{MAX_THICKNESS_MM:g} mm; field lines do not cross, and where faces still crossed, the moves were "
+        "shortened. Cortical thickness is "
         f"FreeSurfer's definition {cite('thickness')}: at each vertex, the mean of the distances from the white "
-        "surface to the nearest pial vertex and back. The midthickness surface lies halfway between white and "
+        "surface to the nearest point of the pial surface and back. The midthickness surface lies halfway between white and "
         "pial; mean curvature was computed on the white surface. " + _topology(surfaces)
     )
     tables = (
