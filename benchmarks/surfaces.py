@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
@@ -40,6 +41,11 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from neurolearn_cli.surfaces.mesh import Mesh, distance_to_surface
+
+if TYPE_CHECKING:
+    from neurolearn_cli.engine.image import Image
+    from neurolearn_cli.engine.transforms import Transform
+    from neurolearn_cli.surfaces.reconstruct import HemisphereSurfaces
 
 DATA = Path(os.environ.get("NEUROLEARN_TEST_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 AOMIC = DATA / "aomic"
@@ -120,6 +126,8 @@ def freesurfer_volumes() -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smri-out", type=Path, help="an earlier smri output directory of aomic to reuse")
+    parser.add_argument("--hemisphere", choices=["L", "R"],
+                        help="reconstruct this hemisphere alone (a faster loop; no tissue volumes)")
     parser.add_argument("--results", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
     import torch
@@ -139,11 +147,15 @@ def main() -> None:
     t1w = load_image(anat / "sub-0001_desc-preproc_T1w.nii.gz", device)
     to_template = read_transform(anat / "sub-0001_from-MNI152NLin2009aSym_to-T1w_mode-image_xfm.h5")
     start = time.perf_counter()
-    result = reconstruct_surfaces(tissues, mask, to_template, t1w)
+    if args.hemisphere:
+        hemispheres = {args.hemisphere: one_hemisphere(tissues, mask, to_template, t1w, args.hemisphere)}
+    else:
+        result = reconstruct_surfaces(tissues, mask, to_template, t1w)
+        hemispheres = result.hemispheres
     seconds = time.perf_counter() - start
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     rows = []
-    for hemisphere, surfaces in result.hemispheres.items():
+    for hemisphere, surfaces in hemispheres.items():
         hemi = FS_HEMI[hemisphere]
         fs_white = freesurfer_mesh(hemisphere, "smoothwm")
         fs_pial = freesurfer_mesh(hemisphere, "pial")
@@ -177,23 +189,47 @@ def main() -> None:
                "regions", "region r", "Euler before -> white / pial", "voxels cut", "self-int. faces white / pial",
                "cortex (mL)", "seconds per step"]
     table = markdown_table(rows, columns, headers)
-    reference = freesurfer_volumes()
-    volumes = result.volumes
-    table += ("\n\nTissue volumes from the surfaces (the stage's `stat-volume` table): GM "
-              f"{volumes['GM_surface']:.0f} mL (cortex {volumes['cortical_GM']:.0f}, subcortical "
-              f"{volumes['subcortical_GM']:.0f}, cerebellar {volumes['cerebellar_GM']:.0f}) against FreeSurfer's "
-              f"{reference['GM']:.0f} mL ({100 * (volumes['GM_surface'] / reference['GM'] - 1):+.1f} %); WM "
-              f"{volumes['WM_surface']:.0f} mL (cerebral {volumes['cerebral_WM']:.0f}, cerebellar "
-              f"{volumes['cerebellar_WM']:.0f}) against {reference['WM']:.0f} mL "
-              f"({100 * (volumes['WM_surface'] / reference['WM'] - 1):+.1f} %).")
+    if not args.hemisphere:
+        table += volume_sentence(result.volumes)
     load = os.getloadavg()[0]
+    which = f"hemisphere {args.hemisphere}" if args.hemisphere else "both hemispheres"
+    option = f" --hemisphere {args.hemisphere}" if args.hemisphere else ""
     text = (f"\n## Surfaces against FreeSurfer, aomic sub-0001 (issue 17), "
             f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, load {load:.1f} on {os.cpu_count()} CPUs\n\n"
-            f"`python benchmarks/surfaces.py`: both hemispheres in {seconds:.0f} s on top of smri, "
+            f"`python benchmarks/surfaces.py{option}`: {which} in {seconds:.0f} s on top of smri, "
             f"peak resident memory {peak_gb:.1f} GB.\n\n{table}\n")
     print(text)
     if args.results:
         append_results(text)
+
+
+def volume_sentence(volumes: dict[str, float]) -> str:
+    """The tissue volumes the surfaces give against FreeSurfer's, as a sentence under the table."""
+    reference = freesurfer_volumes()
+    return ("\n\nTissue volumes from the surfaces (the stage's `stat-volume` table): GM "
+            f"{volumes['GM_surface']:.0f} mL (cortex {volumes['cortical_GM']:.0f}, subcortical "
+            f"{volumes['subcortical_GM']:.0f}, cerebellar {volumes['cerebellar_GM']:.0f}) against FreeSurfer's "
+            f"{reference['GM']:.0f} mL ({100 * (volumes['GM_surface'] / reference['GM'] - 1):+.1f} %); WM "
+            f"{volumes['WM_surface']:.0f} mL (cerebral {volumes['cerebral_WM']:.0f}, cerebellar "
+            f"{volumes['cerebellar_WM']:.0f}) against {reference['WM']:.0f} mL "
+            f"({100 * (volumes['WM_surface'] / reference['WM'] - 1):+.1f} %).")
+
+
+def one_hemisphere(tissues: dict[str, Image], mask: Image, to_template: Transform, t1w: Image,
+                   hemisphere: str) -> HemisphereSurfaces:
+    """One hemisphere's surfaces from smri's outputs, its fields made as
+    :func:`~neurolearn_cli.surfaces.pipeline.reconstruct_surfaces` makes them."""
+    from neurolearn_cli.engine.image import world_grid
+    from neurolearn_cli.surfaces.hemispheres import hemisphere_fields
+    from neurolearn_cli.surfaces.placement import tissue_contrast
+    from neurolearn_cli.surfaces.reconstruct import reconstruct_hemisphere
+
+    grid = mask.grid
+    template_points = to_template.map_points(world_grid(grid).reshape(-1, 3)).reshape(*grid.shape, 3)
+    wm, gm = tissues["WM"].data, tissues["GM"].data
+    contrast = tissue_contrast(t1w.data, wm, gm, grid.spacing)
+    fields = hemisphere_fields(wm, gm, mask.data, template_points, contrast)[hemisphere]
+    return reconstruct_hemisphere(fields.wm, fields.inside, mask.affine, fields.boundary)
 
 
 if __name__ == "__main__":

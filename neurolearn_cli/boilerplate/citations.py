@@ -39,6 +39,9 @@ REFERENCES: dict[str, str] = {
     "guarantees. Journal of Graphics Tools 8(2):1-15, 2003. doi:10.1080/10867651.2003.10487582",
     "thickness": "Fischl B, Dale AM. Measuring the thickness of the human cerebral cortex from magnetic resonance "
     "images. PNAS 97(20):11050-11055, 2000. doi:10.1073/pnas.200033797",
+    "laplace": "Jones SE, Buchbinder BR, Aharon I. Three-dimensional mapping of cortical thickness using "
+    "Laplace's equation. Human Brain Mapping 11(1):12-32, 2000. "
+    "doi:10.1002/1097-0193(200009)11:1<12::AID-HBM20>3.0.CO;2-K",
     "simplepoints": "Lee TC, Kashyap RL, Chu CN. Building skeleton models via 3-D medial surface/axis thinning "
     "algorithms. CVGIP: Graphical Models and Image Processing 56(6):462-478, 1994. doi:10.1006/cgip.1994.1042",
     "mriqc": "Esteban O, et al. MRIQC: Advancing the automatic prediction of image quality in MRI from unseen "

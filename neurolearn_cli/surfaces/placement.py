@@ -1,5 +1,5 @@
-"""Moving mesh vertices onto boundaries in a volume: the white surface to a 0.5 level, the pial outward, neither
-ever crossing itself.
+"""Moving mesh vertices onto boundaries in a volume without the mesh crossing itself: the white surface onto a 0.5
+level, and the crossing check (:func:`untangle`) the pial placement shares.
 
 Vertices are in world millimetres; volumes are sampled trilinearly through
 the inverse of their affine (torch, on the volume's device).
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import sparse
 
 from neurolearn_cli.engine._sampling import sample
 from neurolearn_cli.smri.priors import gaussian_smooth
@@ -73,16 +72,18 @@ def crossing_offsets(profiles: np.ndarray, offsets: np.ndarray, level: float) ->
     return np.where(found, where[np.arange(len(best)), best], np.nan)
 
 
-def untangle(previous: np.ndarray, proposed: np.ndarray, mesh: Mesh) -> np.ndarray:
-    """``proposed`` vertex positions with every crossing undone: the vertices of crossing faces are put back
-    to ``previous`` until the mesh crosses itself nowhere.
+def untangle(previous: np.ndarray, proposed: np.ndarray, mesh: Mesh, *, halvings: int = 0) -> np.ndarray:
+    """``proposed`` vertex positions with every crossing undone: the moves of the vertices of crossing faces
+    are halved, ``halvings`` times at most, then put back to ``previous``, until the mesh crosses itself
+    nowhere.
 
-    Each round puts back at least one moved vertex, so the loop ends: at
+    Each round shortens or puts back at least one move, so the loop ends: at
     worst on ``previous``, which is returned with its own crossings, if any.
-    After the first round only pairs with a face that was put back can newly
+    After the first round only pairs with a face that was moved can newly
     cross, so only those are tested.
     """
     current = proposed.copy()
+    shortened = np.zeros(len(current), dtype=np.int64)
     changed = None
     while True:
         crossing = intersecting_faces(mesh.with_vertices(current), changed)
@@ -91,7 +92,11 @@ def untangle(previous: np.ndarray, proposed: np.ndarray, mesh: Mesh) -> np.ndarr
         back &= (current != previous).any(axis=1)
         if not back.any():
             return current
-        current[back] = previous[back]
+        shortened[back] += 1
+        last = back & (shortened > halvings)
+        half = back & ~last
+        current[half] = previous[half] + 0.5 * (current[half] - previous[half])
+        current[last] = previous[last]
         changed = back[mesh.faces].any(axis=1)
 
 
@@ -117,56 +122,3 @@ def place_white(mesh: Mesh, field: torch.Tensor, affine: torch.Tensor, *, iterat
         move = np.where(np.isnan(move), np.where(inside, reach_mm / 2, -reach_mm / 2), move)
         vertices = untangle(previous, vertices + move[:, None] * normals, mesh)
     return mesh.with_vertices(vertices)
-
-
-def place_pial(white: Mesh, inside: torch.Tensor, wm_distance: torch.Tensor, affine: torch.Tensor, *,
-               step_mm: float = 0.25, steps: int = 24, steps_per_check: int = 2,
-               max_mm: float = MAX_THICKNESS_MM) -> Mesh:
-    """The pial surface: the white surface pushed outward in small steps to the GM/CSF boundary, never
-    crossing itself.
-
-    At each step a vertex moves along its normal by ``step_mm``, or to where
-    ``inside`` (the WM + GM probability) falls to 0.5 if that is nearer; it
-    stays put where the point ahead is nearer the white matter
-    (``wm_distance``, mm, falling: past the middle of a sulcus whose banks
-    touch), and never goes farther than ``max_mm`` from its white position.
-    The growth starts from the white surface relaxed by umbrella smoothing
-    (its staircase creases would otherwise cross at the first offset).
-    Before each step the mesh is smoothed along itself (and across). Every
-    ``steps_per_check`` steps, moves that make the mesh cross itself are undone
-    (:func:`untangle`), so opposite banks of a sulcus stop where they meet.
-    """
-    matrix = adjacency(white)
-    start = white.vertices
-    relaxed = start.copy()
-    for _ in range(RELAX_ITERATIONS):
-        relaxed = 0.5 * relaxed + 0.5 * neighbour_mean(white, relaxed, matrix)
-    vertices = checked = untangle(start, relaxed, white)
-    for step in range(1, steps + 1):
-        normals = neighbour_mean(white, vertex_normals(white.with_vertices(vertices)), matrix)
-        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-        vertices = _smooth_along(white, vertices, normals, matrix)
-        ahead = vertices + step_mm * normals
-        here, there = sample_world(inside, affine, vertices), sample_world(inside, affine, ahead)
-        fraction = np.where(there >= 0.5, 1.0, np.clip((here - 0.5) / np.maximum(here - there, 1e-6), 0.0, 1.0))
-        receding = (sample_world(wm_distance, affine, ahead) - sample_world(wm_distance, affine, vertices)
-                    < -0.1 * step_mm)
-        room = np.maximum(max_mm - np.linalg.norm(vertices - start, axis=1), 0.0)
-        move = np.where(receding, 0.0, np.minimum(fraction * step_mm, room))
-        vertices = vertices + move[:, None] * normals
-        if step % steps_per_check == 0 or step == steps:
-            checked = vertices = untangle(checked, vertices, white)
-    return white.with_vertices(vertices)
-
-
-#: Umbrella-smoothing iterations that relax the white surface's creases before the pial grows from it.
-RELAX_ITERATIONS = 20
-#: Weights of the umbrella Laplacian along the surface and across it in the pial's smoothing.
-_TANGENTIAL, _NORMAL = 0.5, 0.5
-
-
-def _smooth_along(mesh: Mesh, vertices: np.ndarray, normals: np.ndarray, matrix: sparse.csr_matrix) -> np.ndarray:
-    """One umbrella-Laplacian step, strong along the surface (keeps triangles regular), weak across it."""
-    offset = neighbour_mean(mesh, vertices, matrix) - vertices
-    across = np.einsum("ij,ij->i", offset, normals)[:, None] * normals
-    return vertices + _TANGENTIAL * (offset - across) + _NORMAL * across

@@ -14,18 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from neurolearn_cli.engine.geometry import voxel_spacing
 from neurolearn_cli.engine.image import bounding_box
 from neurolearn_cli.engine.morphology import largest_component
 from neurolearn_cli.surfaces.measures import mean_curvature, thickness
 from neurolearn_cli.surfaces.mesh import Mesh, euler_characteristic, extract, self_intersections
-from neurolearn_cli.surfaces.placement import (
-    MAX_THICKNESS_MM,
-    place_pial,
-    place_white,
-)
+from neurolearn_cli.surfaces.pial import place_pial
+from neurolearn_cli.surfaces.placement import MAX_THICKNESS_MM, place_white
 from neurolearn_cli.surfaces.topology import grow, seed_ball
 
 #: WM levels the topology-preserving growth admits in turn: a handle is cut where the WM evidence is weakest.
@@ -111,9 +107,7 @@ def reconstruct_hemisphere(wm: torch.Tensor, inside: torch.Tensor, affine: torch
     white_field = torch.where((wm >= 0.5) & ~grown, torch.minimum(boundary, torch.full_like(wm, 0.45)), boundary)
     white = place_white(staircase, white_field, affine)
     clock.lap("white")
-    outside = ndimage.distance_transform_edt(~grown.cpu().numpy(), sampling=spacing)
-    wm_distance = torch.from_numpy(outside.astype(np.float32)).to(wm.device)
-    pial = place_pial(white, inside, wm_distance, affine, max_mm=MAX_THICKNESS_MM)
+    pial = place_pial(white, inside, grown, affine, max_mm=MAX_THICKNESS_MM)
     clock.lap("pial")
     cortical_thickness, curvature = thickness(white, pial), mean_curvature(white)
     clock.lap("measures")

@@ -120,3 +120,20 @@ def test_crossings_are_found_and_untangled() -> None:
     assert self_intersections(mesh.with_vertices(fixed)) == 0
     np.testing.assert_array_equal(fixed[poked], vertices[poked])
     np.testing.assert_array_equal(fixed[top], pushed[top])
+
+
+def test_untangle_shrinks_a_crossing_move_before_undoing_it() -> None:
+    """With halvings, a vertex pushed a little too far through the ball's far side keeps part of its move
+    (halved once, it ends inside the ball), and the mesh ends embedded."""
+    from neurolearn_cli.surfaces.mesh import Mesh
+
+    vertices, faces = _ball_mesh()
+    mesh = Mesh(vertices, faces)
+    poked = int(vertices[:, 0].argmax())
+    inward = -vertex_normals(mesh)[poked]
+    pushed = vertices.copy()
+    pushed[poked] += 16.0 * inward
+    fixed = untangle(vertices, pushed, mesh, halvings=3)
+    assert self_intersections(mesh.with_vertices(fixed)) == 0
+    travelled = float((fixed[poked] - vertices[poked]) @ inward)
+    assert travelled == pytest.approx(8.0)  # halved once: inside the ball, through nothing
