@@ -9,6 +9,7 @@ from neurolearn_cli.boilerplate.document import Section
 from neurolearn_cli.boilerplate.facts import SurfaceFacts
 from neurolearn_cli.boilerplate.wording import plural, spread
 from neurolearn_cli.surfaces.parcels import MAX_LABEL_DISTANCE_MM
+from neurolearn_cli.surfaces.pial import BOUNDARY_LEVEL
 from neurolearn_cli.surfaces.placement import CONTRAST_FWHM_MM, MAX_THICKNESS_MM
 from neurolearn_cli.surfaces.reconstruct import GROWTH_LEVELS
 
@@ -57,7 +58,7 @@ def surfaces_section(surfaces: Sequence[SurfaceFacts], cite: Citations) -> Secti
         f"the local means of confident grey and white matter (within {CONTRAST_FWHM_MM:g} mm FWHM), FreeSurfer's "
         "criterion (the white surface, genus 0: Euler characteristic 2). The pial surface was found by moving each "
         "vertex outward along the field lines of a Laplace potential between the white matter and the "
-        f"grey-matter/CSF boundary {cite('laplace')} until the grey-or-white probability fell below 0.5, or the "
+        f"grey-matter/CSF boundary {cite('laplace')} until the grey-or-white probability fell below {BOUNDARY_LEVEL:g}, or the "
         f"line reached the midline of a sulcus whose banks touch, or it had gone {MAX_THICKNESS_MM:g} mm; field "
         "lines do not cross, and where faces still crossed, the moves were shortened. Cortical thickness is "
         f"FreeSurfer's definition {cite('thickness')}: at each vertex, the mean of the distances from the white "
