@@ -7,12 +7,12 @@ spinning threads take the time slices the working ones need, and a step
 slows several-fold. So before torch loads (its OpenMP runtime reads the
 environment when it starts) the process counts the CPUs it may use (the
 affinity mask, a cgroup CPU quota, ``SLURM_CPUS_PER_TASK``) and the work
-already running (:func:`other_work`). Unless the thread count is given, it
-takes only the cores left free (at least one thread): threads that share a
-core with other work wait for each other at every parallel step, so fewer
-threads finish sooner. Threads sleep at once (``OMP_WAIT_POLICY=PASSIVE``)
-when they would still not have cores to themselves. Outputs are the same
-bytes on any thread count. MKL's matrix products are put in strict reproducible mode
+already running (:func:`other_work`). Unless the thread count is given, the
+usable CPUs are shared among the processes that compute at once (at least
+one thread each); other work does not lower it, since a process with more
+threads gets a larger share of busy cores. Threads sleep at once
+(``OMP_WAIT_POLICY=PASSIVE``) when they would not have cores to themselves.
+Outputs are the same bytes on any thread count. MKL's matrix products are put in strict reproducible mode
 (``MKL_CBWR=AUTO,STRICT``: the same bits on any thread count; it is read at
 MKL's first call). Worker processes inherit the environment. A policy, thread
 count or MKL mode the user set in the environment is kept.
@@ -64,10 +64,9 @@ class CpuBudget:
         """Whether ``threads`` busy threads would share cores with each other or with other work."""
         return threads > self.usable or self.load + threads > self.machine + IDLE_LOAD
 
-    def free_threads(self, processes: int) -> int:
-        """Threads per process that fit the cores other work leaves free (at least one)."""
-        free = min(self.usable, math.floor(self.machine + IDLE_LOAD - self.load))
-        return max(1, free // processes)
+    def threads_per_process(self, processes: int) -> int:
+        """The usable CPUs shared among ``processes`` (at least one thread each)."""
+        return max(1, self.usable // processes)
 
 
 def cgroup_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int | None:
@@ -128,8 +127,8 @@ def configure_threads(
     processes : int
         Processes that will compute at once (``--nprocs``).
     threads : int, optional
-        Threads per process (``--omp-nthreads``); default: the usable CPUs, or
-        those other work leaves free (:meth:`CpuBudget.free_threads`).
+        Threads per process (``--omp-nthreads``); default: the usable CPUs shared
+        among the processes (:meth:`CpuBudget.threads_per_process`).
     budget : CpuBudget, optional
         Default: :func:`cpu_budget` of this process.
     environ : mapping
@@ -143,10 +142,7 @@ def configure_threads(
     budget = budget or cpu_budget(environ)
     environ.setdefault("MKL_CBWR", MKL_CBWR)
     if "OMP_NUM_THREADS" not in environ:
-        per_process = threads or budget.usable
-        if threads is None and budget.contended(processes * per_process):
-            per_process = budget.free_threads(processes)
-        environ["OMP_NUM_THREADS"] = str(per_process)
+        environ["OMP_NUM_THREADS"] = str(threads or budget.threads_per_process(processes))
     busy = processes * int(environ["OMP_NUM_THREADS"])
     where = (f"{busy} threads ({processes} x {environ['OMP_NUM_THREADS']}) on {budget.usable} usable of "
              f"{budget.machine} CPUs, other work {budget.load:.1f}")

@@ -63,13 +63,12 @@ def test_threads_sleep_when_they_would_share_cores(processes: int, threads: int 
     ("processes", "budget", "expected"),
     [
         (2, IDLE, "1"),  # two participants on two cores: one thread each
-        (1, CpuBudget(usable=2, machine=2, load=1.0), "1"),  # one core left free
-        (1, CpuBudget(usable=2, machine=2, load=6.0), "1"),  # none left: still one
-        (1, CpuBudget(usable=8, machine=16, load=12.0), "4"),  # four of the node's cores left
-        (1, CpuBudget(usable=2, machine=16, load=2.0), "2"),  # a busy node with room: the usable CPUs
+        (3, IDLE, "1"),  # more participants than cores: still one
+        (1, CpuBudget(usable=2, machine=2, load=6.0), "2"),  # other work does not lower it
+        (2, CpuBudget(usable=8, machine=16, load=12.0), "4"),
     ],
 )
-def test_threads_take_the_cores_left_free(processes: int, budget: CpuBudget, expected: str) -> None:
+def test_usable_cpus_are_shared_among_the_processes(processes: int, budget: CpuBudget, expected: str) -> None:
     environ: dict[str, str] = {}
     configure_threads(processes, None, budget, environ)
     assert environ["OMP_NUM_THREADS"] == expected
