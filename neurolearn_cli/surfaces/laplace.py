@@ -69,7 +69,7 @@ def laplace_potential(inner: torch.Tensor, outer: torch.Tensor, sweeps: int = JA
 
 def pial_targets(start: np.ndarray, normals: np.ndarray, white_matter: torch.Tensor, inside: torch.Tensor,
                  affine: torch.Tensor, *, max_mm: float, step_mm: float = 0.2, level: float = 0.5,
-                 margin_mm: float = 0.0, fractions: tuple[float, ...] = (1.0,)) -> list[np.ndarray]:
+                 fractions: tuple[float, ...] = (1.0,)) -> list[np.ndarray]:
     """Where the streamline from each of ``start`` (white-surface vertices, world mm) meets the pial boundary,
     and the points at the other ``fractions`` of its length (one (V, 3) array per fraction).
 
@@ -78,8 +78,10 @@ def pial_targets(start: np.ndarray, normals: np.ndarray, white_matter: torch.Ten
     probability; both are cropped to the white matter's box grown by
     ``max_mm``. A streamline follows the potential's gradient (``normals``
     where it vanishes) in ``step_mm`` steps and ends where ``inside`` falls
-    to ``level`` (interpolated within the step), ``margin_mm`` before the
-    sulcal skeleton, or after ``max_mm``. Since streamlines do not cross, the
+    to ``level`` (interpolated within the step), before a step past the
+    potential's ridge (where its gradient turns back: the middle of the
+    sulcal skeleton, between two banks), or after ``max_mm``. Since
+    streamlines do not cross, the
     points at one fraction of their lengths make a surface between white and
     pial that folds little either.
     """
@@ -96,22 +98,23 @@ def pial_targets(start: np.ndarray, normals: np.ndarray, white_matter: torch.Ten
     device = inside.device
     potential = laplace_potential(torch.from_numpy(wm).to(device), torch.from_numpy(outer).to(device))
     gradient = torch.stack(torch.gradient(potential, spacing=list(spacing)))
-    to_skeleton = torch.from_numpy(ndimage.distance_transform_edt(~skeleton, sampling=spacing)
-                                   .astype(np.float32)).to(device)
-    rotation = (affine[:3, :3].double().cpu().numpy() / np.asarray(spacing)[None, :])
     points, length = start.copy(), np.zeros(len(start))
     path = [start.copy()]
     moving = np.ones(len(start), dtype=bool)
+    heading = np.zeros_like(normals)
     for _ in range(int(np.ceil(max_mm / step_mm))):
         here = points[moving]
-        slope = np.stack([sample_world(g, affine, here) for g in gradient], axis=1) @ rotation.T
+        slope = _gradient_at(gradient, affine, here)
         size = np.linalg.norm(slope, axis=1, keepdims=True)
         direction = np.where(size > 1e-4, slope / np.maximum(size, 1e-12), normals[moving])
         ahead = here + step_mm * direction
         before, after = sample_world(inside, affine, here), sample_world(inside, affine, ahead)
         fraction = np.where(after >= level, 1.0,
                             np.clip((before - level) / np.maximum(before - after, 1e-6), 0.0, 1.0))
-        fraction[sample_world(to_skeleton, affine, ahead) < margin_mm] = 0.0
+        turning_back = (direction * heading[moving]).sum(axis=1) < 0.0
+        ridge_ahead = (_gradient_at(gradient, affine, ahead) * direction).sum(axis=1) <= 0.0
+        fraction[turning_back | ((size[:, 0] > 1e-4) & ridge_ahead)] = 0.0
+        heading[moving] = direction
         fraction = np.minimum(fraction, (max_mm - length[moving]) / step_mm)
         points[moving] = here + (fraction * step_mm)[:, None] * direction
         length[moving] += fraction * step_mm
@@ -122,6 +125,13 @@ def pial_targets(start: np.ndarray, normals: np.ndarray, white_matter: torch.Ten
         if not moving.any():
             break
     return [_along(np.stack(path), length, f * length, step_mm) for f in fractions]
+
+
+def _gradient_at(gradient: torch.Tensor, affine: torch.Tensor, points: np.ndarray) -> np.ndarray:
+    """The world-space gradient (V, 3) at world ``points`` of a field whose per-axis voxel gradient (3, X, Y, Z)
+    was taken in mm along the grid axes of ``affine``."""
+    rotation = affine[:3, :3].double().cpu().numpy() / np.asarray(voxel_spacing(affine))[None, :]
+    return np.stack([sample_world(g, affine, points) for g in gradient], axis=1) @ rotation.T
 
 
 def _along(path: np.ndarray, length: np.ndarray, wanted: np.ndarray, step_mm: float) -> np.ndarray:

@@ -38,10 +38,11 @@ def test_potential_is_linear_across_a_slab() -> None:
     np.testing.assert_allclose(potential[1:9, 2, 3].numpy(), np.arange(8) / 7, atol=1e-3)
 
 
-def test_streamlines_stop_at_the_grey_matter_edge_or_before_the_sulcal_midline() -> None:
+def test_streamlines_stop_at_the_grey_matter_edge_or_on_the_sulcal_skeleton() -> None:
     """Open side: a 3 mm grey layer above the white matter is crossed to its 0.5 level; sulcal side: grey
-    matter filling an 8 mm gap between banks stops the streamline ``margin_mm`` before the skeleton, whose
-    nearer plane is 0.5 mm short of the midline."""
+    matter filling an 8 mm gap between banks stops the streamline within a step before the midline (the
+    middle of the two-voxel skeleton, where the potential's gradient turns back), and the points at
+    fractions of its length are evenly spaced (it does not run on past the ridge)."""
     shape = (21, 8, 9)
     affine = torch.eye(4, dtype=torch.float64)
     affine[:3, 3] = torch.tensor([-3.0, 2.0, 5.0])
@@ -58,7 +59,9 @@ def test_streamlines_stop_at_the_grey_matter_edge_or_before_the_sulcal_midline()
     assert abs(reached[0, 0] - (start[0, 0] + 3.0)) < 0.05
     np.testing.assert_allclose(half, (start + reached) / 2, atol=1e-9)
     filled = torch.ones(shape)
-    skeleton = 9.0 + affine[0, 3].item()
-    margin, step = 0.4, 0.2
-    (reached,) = pial_targets(start, normal, wm, filled, affine, max_mm=5.0, step_mm=step, margin_mm=margin)
-    assert skeleton - margin - step - 1e-6 <= reached[0, 0] <= skeleton - margin + 1e-6
+    midline = 9.5 + affine[0, 3].item()
+    step = 0.2
+    quarter, reached = pial_targets(start, normal, wm, filled, affine, max_mm=5.0, step_mm=step,
+                                    fractions=(0.25, 1.0))
+    assert midline - step - 1e-6 <= reached[0, 0] <= midline + 1e-6
+    np.testing.assert_allclose(quarter, start + (reached - start) / 4, atol=1e-9)
