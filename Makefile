@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 DEMO_DIR ?= demo
 DEMO_PARTICIPANTS ?= 16
 DEMO_BOLD_PARTICIPANTS ?= 4
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=25
 
 .PHONY: install demo test test-heavy bench completions lint clean
 
