@@ -53,6 +53,8 @@ REFERENCE = AOMIC / "reference"
 FS = REFERENCE / "freesurfer" / "sub-0001"
 FMRIPREP = REFERENCE / "fmriprep" / "sub-0001" / "anat"
 FS_HEMI = {"L": "lh", "R": "rh"}
+#: A FreeSurfer midthickness vertex farther than this (mm) from every cortical voxel of aparc+aseg is on the medial wall.
+MEDIAL_WALL_MM = 1.0
 
 
 def run_smri(output: Path) -> None:
@@ -89,16 +91,45 @@ def aparc_thickness(hemi: str) -> dict[str, float]:
 
 
 def region_of_vertices(vertices: np.ndarray, hemisphere: str) -> tuple[np.ndarray, dict[int, str]]:
-    """The Desikan label of each vertex: that of the nearest cortical voxel of aparc+aseg."""
+    """The Desikan label of each vertex: that of the nearest cortical voxel of aparc+aseg; 0 on the medial wall.
+
+    A vertex is on the medial wall when its nearest FreeSurfer midthickness
+    vertex lies farther than :data:`MEDIAL_WALL_MM` from every cortical voxel.
+    ``aparc.stats`` leaves the medial wall out (through ``lh.cortex.label``);
+    labelled by the nearest voxel, its thin vertices would join the cingulate,
+    parahippocampal and medial orbitofrontal regions.
+    """
     image = nib.load(FS / "mri" / "aparc+aseg.mgz")
     labels = np.asarray(image.dataobj)
     base = 1000 if hemisphere == "L" else 2000
     cortex = (labels > base) & (labels < base + 100)
-    _, nearest = ndimage.distance_transform_edt(~cortex, return_indices=True)
-    voxel = np.rint(nib.affines.apply_affine(np.linalg.inv(image.affine), vertices)).astype(int)
-    voxel = np.clip(voxel, 0, np.array(labels.shape) - 1)
-    source = tuple(n[tuple(voxel.T)] for n in nearest)
-    return labels[source], {base + code: name for code, name in _desikan_names().items()}
+    distance, nearest = ndimage.distance_transform_edt(~cortex, return_indices=True)
+    to_voxel = np.linalg.inv(image.affine)
+
+    def voxel_of(points: np.ndarray) -> tuple[np.ndarray, ...]:
+        voxel = np.clip(np.rint(nib.affines.apply_affine(to_voxel, points)).astype(int), 0, np.array(labels.shape) - 1)
+        return tuple(voxel.T)
+
+    midthickness = freesurfer_mesh(hemisphere, "midthickness").vertices
+    on_cortex = distance[voxel_of(midthickness)] <= MEDIAL_WALL_MM
+    _, closest = cKDTree(midthickness).query(vertices)
+    here = voxel_of(vertices)
+    region = np.where(on_cortex[closest], labels[tuple(n[here] for n in nearest)], 0)
+    return region, {base + code: name for code, name in _desikan_names().items()}
+
+
+def region_correlation(vertices: np.ndarray, thickness: np.ndarray, hemisphere: str) -> tuple[int, float]:
+    """How many Desikan regions hold at least 10 of ``vertices``, and the correlation of their mean
+    ``thickness`` with FreeSurfer's ``aparc.stats``."""
+    labels, names = region_of_vertices(vertices, hemisphere)
+    reference = aparc_thickness(FS_HEMI[hemisphere])
+    ours, theirs = [], []
+    for code, name in names.items():
+        chosen = labels == code
+        if name in reference and chosen.sum() >= 10:
+            ours.append(float(thickness[chosen].mean()))
+            theirs.append(reference[name])
+    return len(ours), float(np.corrcoef(ours, theirs)[0, 1])
 
 
 def _desikan_names() -> dict[int, str]:
@@ -160,14 +191,8 @@ def main() -> None:
         fs_white = freesurfer_mesh(hemisphere, "smoothwm")
         fs_pial = freesurfer_mesh(hemisphere, "pial")
         fs_thickness = nib.freesurfer.read_morph_data(FS / "surf" / f"{hemi}.thickness")
-        labels, names = region_of_vertices(surfaces.white.vertices, hemisphere)
-        reference = aparc_thickness(hemi)
-        ours, theirs = [], []
-        for code, name in names.items():
-            chosen = labels == code
-            if name in reference and chosen.sum() >= 10:
-                ours.append(float(surfaces.thickness[chosen].mean()))
-                theirs.append(reference[name])
+        regions, region_r = region_correlation(surfaces.white.vertices, surfaces.thickness, hemisphere)
+        _, freesurfer_r = region_correlation(fs_white.vertices, fs_thickness, hemisphere)
         rows.append({
             "hemi": hemisphere, "vertices": len(surfaces.white.vertices),
             "white_mm": mean_symmetric_surface_distance(surfaces.white, fs_white),
@@ -175,7 +200,7 @@ def main() -> None:
             "white_vertex_mm": mean_symmetric_vertex_distance(surfaces.white.vertices, fs_white.vertices),
             "pial_vertex_mm": mean_symmetric_vertex_distance(surfaces.pial.vertices, fs_pial.vertices),
             "thickness": float(surfaces.thickness.mean()), "fs_thickness": float(fs_thickness.mean()),
-            "regions": len(ours), "region_r": float(np.corrcoef(ours, theirs)[0, 1]),
+            "regions": regions, "region_r": region_r, "fs_region_r": freesurfer_r,
             "euler": f"{surfaces.euler_before} -> {surfaces.euler_white} / {surfaces.euler_pial}",
             "cut": surfaces.voxels_cut,
             "intersections": f"{surfaces.intersections_white} / {surfaces.intersections_pial}",
@@ -183,10 +208,10 @@ def main() -> None:
             "steps": ", ".join(f"{step} {seconds:.0f}" for step, seconds in surfaces.seconds.items()),
         })
     columns = ["hemi", "vertices", "white_mm", "pial_mm", "white_vertex_mm", "pial_vertex_mm", "thickness", "fs_thickness", "regions", "region_r",
-               "euler", "cut", "intersections", "cortex_ml", "steps"]
+               "fs_region_r", "euler", "cut", "intersections", "cortex_ml", "steps"]
     headers = ["hemi", "vertices", "white surface dist (mm)", "pial surface dist (mm)", "white vertex dist (mm)",
                "pial vertex dist (mm)", "mean thickness", "FreeSurfer's",
-               "regions", "region r", "Euler before -> white / pial", "voxels cut", "self-int. faces white / pial",
+               "regions", "region r", "FreeSurfer's region r", "Euler before -> white / pial", "voxels cut", "self-int. faces white / pial",
                "cortex (mL)", "seconds per step"]
     table = markdown_table(rows, columns, headers)
     if not args.hemisphere:
