@@ -1,4 +1,5 @@
-"""The same bytes whatever ``--omp-nthreads``: smri, fmri and qc on a real scan with 1, 2 and 3 threads."""
+"""The same bytes whatever ``--omp-nthreads``: smri, fmri and qc on a real scan with 1 and 2 threads; the fixed-order
+sum under them on 1 to 4 (3: a split that is not a power of two)."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def test_serial_restores_the_thread_count(threads: Callable[[int], None]) -> Non
 
 
 @pytest.mark.slow
-def test_smri_fmri_qc_write_the_same_bytes_on_1_2_and_3_threads(
+def test_smri_fmri_qc_write_the_same_bytes_on_1_and_2_threads(
     shared_data: Path, real_scan_copy: Callable[..., Path], tmp_path: Path
 ) -> None:
     source = shared_data / "xa30" / "bids"
@@ -64,12 +65,11 @@ def test_smri_fmri_qc_write_the_same_bytes_on_1_2_and_3_threads(
     real_scan_copy(source, "sub-01/func/sub-01_task-fa_run-1_bold.nii.gz", root=bids)
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     outputs = []
-    for count in (1, 2, 3):  # 3: a split that is not a power of two
+    for count in (1, 2):
         out = tmp_path / f"out{count}"
         subprocess.run([sys.executable, "-m", "neurolearn_cli", str(bids), str(out), "participant",
                         "--omp-nthreads", str(count), "-q"], check=True, cwd=REPO, env=env, timeout=1800)
         outputs.append(out)
-    for other in outputs[1:]:
-        report = verify(outputs[0], against=other)
-        assert report.checked > 0
-        assert (report.changed, report.missing, report.extra) == ([], [], []), other.name
+    report = verify(outputs[0], against=outputs[1])
+    assert report.checked > 0
+    assert (report.changed, report.missing, report.extra) == ([], [], [])
