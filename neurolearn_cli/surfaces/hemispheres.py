@@ -18,9 +18,12 @@ import torch
 from neurolearn_cli.engine.morphology import fill_holes
 from neurolearn_cli.surfaces.template import HEMISPHERES
 
-#: Deep grey and ventricles, as an ellipsoid per hemisphere in template mm: centre (|x|, y, z) and radii.
-DEEP_CENTRE_MM = (15.0, -8.0, 6.0)
-DEEP_RADII_MM = (14.0, 30.0, 16.0)
+#: Deep grey and ventricles, as an ellipsoid per hemisphere in template mm: centre (|x|, y, z) and radii. It
+#: holds the lateral ventricles, caudate, putamen, pallidum and thalamus from the midline to the external capsule
+#: and from below the putamen to the top of the ventricles, with a few mm for the normalization's error; what
+#: white matter it holds changes nothing.
+DEEP_CENTRE_MM = (18.0, -10.0, 9.0)
+DEEP_RADII_MM = (18.0, 40.0, 23.0)
 #: The brainstem cut, in template mm: |x| below, y below, z below (the pons and medulla, the cerebellar peduncles).
 STEM_HALF_WIDTH_MM = 20.0
 STEM_Y_BELOW_MM = -10.0
