@@ -10,7 +10,11 @@ from neurolearn_cli.boilerplate.facts import SurfaceFacts
 from neurolearn_cli.boilerplate.wording import plural, spread
 from neurolearn_cli.surfaces.parcels import MAX_LABEL_DISTANCE_MM
 from neurolearn_cli.surfaces.pial import BOUNDARY_LEVEL
-from neurolearn_cli.surfaces.placement import CONTRAST_FWHM_MM, MAX_THICKNESS_MM
+from neurolearn_cli.surfaces.placement import (
+    CONTRAST_FWHM_MM,
+    MAX_THICKNESS_MM,
+    WHITE_CONTRAST_LEVEL,
+)
 from neurolearn_cli.surfaces.reconstruct import GROWTH_LEVELS
 
 
@@ -54,9 +58,10 @@ def surfaces_section(surfaces: Sequence[SurfaceFacts], cite: Citations) -> Secti
         f"adding only voxels whose addition keeps its topology (simple points {cite('simplepoints')}), those "
         f"with a white-matter probability above {levels} in turn, so that it has no handle; the voxels left out "
         "are those that would have closed a handle, cut where the evidence was weakest. Its boundary was meshed "
-        f"by marching cubes {cite('marchingcubes')} and moved to where the bias-corrected T1w is midway between "
-        f"the local means of confident grey and white matter (within {CONTRAST_FWHM_MM:g} mm FWHM), FreeSurfer's "
-        "criterion (the white surface, genus 0: Euler characteristic 2). The pial surface was found by moving each "
+        f"by marching cubes {cite('marchingcubes')} and moved to where the bias-corrected T1w has risen "
+        f"{100 * WHITE_CONTRAST_LEVEL:.0f} % of the way from the local mean of confident grey matter to that of "
+        f"white matter (means within {CONTRAST_FWHM_MM:g} mm FWHM), where FreeSurfer's white surface lies "
+        "(the white surface, genus 0: Euler characteristic 2). The pial surface was found by moving each "
         "vertex outward along the field lines of a Laplace potential between the white matter and the "
         f"grey-matter/CSF boundary {cite('laplace')} until the grey-or-white probability fell below {BOUNDARY_LEVEL:g}, or the "
         f"line reached the midline of a sulcus whose banks touch, or it had gone {MAX_THICKNESS_MM:g} mm; field "
