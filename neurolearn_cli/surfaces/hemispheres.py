@@ -32,10 +32,9 @@ STEM_Z_BELOW_MM = -15.0
 
 @dataclass(frozen=True)
 class HemisphereFields:
-    """One hemisphere's filled white-matter probability, its WM-or-GM probability (0 elsewhere), and the
-    field whose 0.5 level the white surface takes (``boundary``)."""
+    """One hemisphere's WM-or-GM probability (0 elsewhere) and the field whose 0.5 level the white surface
+    takes and whose higher values its topology-preserving growth admits first (``boundary``)."""
 
-    wm: torch.Tensor
     inside: torch.Tensor
     boundary: torch.Tensor
 
@@ -56,14 +55,15 @@ def brainstem(template_points: torch.Tensor) -> torch.Tensor:
 
 def hemisphere_fields(wm: torch.Tensor, gm: torch.Tensor, mask: torch.Tensor, template_points: torch.Tensor,
                       contrast: torch.Tensor | None = None) -> dict[str, HemisphereFields]:
-    """Per hemisphere, the filled WM probability, the WM + GM probability and the white surface's field.
+    """Per hemisphere, the WM + GM probability and the white surface's field.
 
     ``wm``, ``gm``: smri's tissue probabilities; ``mask``: its brain mask;
     ``template_points``: (X, Y, Z, 3) template coordinates of each voxel;
-    ``contrast``: the T1w scaled to 0 at grey and 1 at white matter
+    ``contrast``: the T1w scaled so that its 0.5 level is the white surface
     (:func:`~neurolearn_cli.surfaces.placement.tissue_contrast`). The white
     surface's field is ``contrast`` (1 in the filled deep grey, ventricles
-    and cavities), or without it the filled WM probability.
+    and cavities of the white matter), or without it the filled WM
+    probability.
     """
     brain = (mask > 0.5) & ~brainstem(template_points)
     fields = {}
@@ -79,5 +79,5 @@ def hemisphere_fields(wm: torch.Tensor, gm: torch.Tensor, mask: torch.Tensor, te
         if contrast is not None:
             filled = deep | cavities
             boundary = torch.where(filled, torch.ones_like(wm), torch.where(side, contrast, torch.zeros_like(wm)))
-        fields[hemisphere] = HemisphereFields(filled_wm, inside, boundary)
+        fields[hemisphere] = HemisphereFields(inside, boundary)
     return fields

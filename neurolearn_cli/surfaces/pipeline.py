@@ -53,7 +53,7 @@ def reconstruct_surfaces(tissues: Mapping[str, Image], mask: Image, to_template:
     contrast = None if t1w is None else tissue_contrast(t1w.data, wm, gm, grid.spacing)
     fields = hemisphere_fields(wm, gm, mask.data, template_points, contrast)
     affine = mask.affine
-    hemispheres = {h: reconstruct_hemisphere(fields[h].wm, fields[h].inside, affine, fields[h].boundary)
+    hemispheres = {h: reconstruct_hemisphere(fields[h].boundary, fields[h].inside, affine)
                    for h in HEMISPHERES}
     matrix = affine.double().cpu().numpy()
     shape = grid.shape
