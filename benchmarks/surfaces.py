@@ -254,7 +254,7 @@ def one_hemisphere(tissues: dict[str, Image], mask: Image, to_template: Transfor
     wm, gm = tissues["WM"].data, tissues["GM"].data
     contrast = tissue_contrast(t1w.data, wm, gm, grid.spacing)
     fields = hemisphere_fields(wm, gm, mask.data, template_points, contrast)[hemisphere]
-    return reconstruct_hemisphere(fields.wm, fields.inside, mask.affine, fields.boundary)
+    return reconstruct_hemisphere(fields.boundary, fields.inside, mask.affine)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,11 @@ from neurolearn_cli.boilerplate.facts import SurfaceFacts
 from neurolearn_cli.boilerplate.wording import plural, spread
 from neurolearn_cli.surfaces.parcels import MAX_LABEL_DISTANCE_MM
 from neurolearn_cli.surfaces.pial import BOUNDARY_LEVEL
-from neurolearn_cli.surfaces.placement import CONTRAST_FWHM_MM, MAX_THICKNESS_MM
+from neurolearn_cli.surfaces.placement import (
+    CONTRAST_FWHM_MM,
+    MAX_THICKNESS_MM,
+    WHITE_CONTRAST_LEVEL,
+)
 from neurolearn_cli.surfaces.reconstruct import GROWTH_LEVELS
 
 
@@ -43,20 +47,23 @@ def _volumes(surfaces: Sequence[SurfaceFacts]) -> str:
 
 def surfaces_section(surfaces: Sequence[SurfaceFacts], cite: Citations) -> Section:
     """Cortical surface reconstruction, for one participant or pooled over several."""
-    levels = ", ".join(f"{level:g}" for level in GROWTH_LEVELS)
+    percents = [f"{100 * (WHITE_CONTRAST_LEVEL + level - 0.5):.0f}" for level in GROWTH_LEVELS]
+    levels = ", ".join(percents[:-1]) + f" and {percents[-1]} %"
     who = (f"participant {surfaces[0].participant}" if len(surfaces) == 1
            else plural(len(surfaces), "participant"))
     reconstruction = (
         f"Cortical surfaces were reconstructed for {who} from the structural outputs, without FreeSurfer. The "
         "brain was split into hemispheres at the template's midline, carried back through the normalization; in "
         "each, the deep grey nuclei and lateral ventricles were filled into the white matter and the brainstem "
-        "was cut below the thalami. Each hemisphere's white matter was then grown from a ball deep inside it by "
-        f"adding only voxels whose addition keeps its topology (simple points {cite('simplepoints')}), those "
-        f"with a white-matter probability above {levels} in turn, so that it has no handle; the voxels left out "
-        "are those that would have closed a handle, cut where the evidence was weakest. Its boundary was meshed "
-        f"by marching cubes {cite('marchingcubes')} and moved to where the bias-corrected T1w is midway between "
-        f"the local means of confident grey and white matter (within {CONTRAST_FWHM_MM:g} mm FWHM), FreeSurfer's "
-        "criterion (the white surface, genus 0: Euler characteristic 2). The pial surface was found by moving each "
+        "was cut below the thalami. Each hemisphere's white matter, the voxels where the bias-corrected T1w has "
+        f"risen at least {100 * WHITE_CONTRAST_LEVEL:.0f} % of the way from the local mean of confident grey "
+        f"matter to that of white matter (means within {CONTRAST_FWHM_MM:g} mm FWHM), where FreeSurfer's white "
+        "surface lies, was then grown from a ball deep inside it by adding only voxels whose addition keeps its "
+        f"topology (simple points {cite('simplepoints')}), those at least {levels} of the way in turn, so that "
+        "it has no handle; the voxels left out are those that would have closed a handle, cut where the "
+        f"intensity was lowest. Its boundary was meshed by marching cubes {cite('marchingcubes')} and moved onto "
+        f"that {100 * WHITE_CONTRAST_LEVEL:.0f} % level, interpolated between voxels (the white surface, genus 0: "
+        "Euler characteristic 2). The pial surface was found by moving each "
         "vertex outward along the field lines of a Laplace potential between the white matter and the "
         f"grey-matter/CSF boundary {cite('laplace')} until the grey-or-white probability fell below {BOUNDARY_LEVEL:g}, or the "
         f"line reached the midline of a sulcus whose banks touch, or it had gone {MAX_THICKNESS_MM:g} mm; field "

@@ -18,9 +18,12 @@ import torch
 from neurolearn_cli.engine.morphology import fill_holes
 from neurolearn_cli.surfaces.template import HEMISPHERES
 
-#: Deep grey and ventricles, as an ellipsoid per hemisphere in template mm: centre (|x|, y, z) and radii.
-DEEP_CENTRE_MM = (15.0, -8.0, 6.0)
-DEEP_RADII_MM = (14.0, 30.0, 16.0)
+#: Deep grey and ventricles, as an ellipsoid per hemisphere in template mm: centre (|x|, y, z) and radii. It
+#: holds the lateral ventricles, caudate, putamen, pallidum and thalamus from the midline to the external capsule
+#: and from below the putamen to the top of the ventricles, with a few mm for the normalization's error; what
+#: white matter it holds changes nothing.
+DEEP_CENTRE_MM = (18.0, -10.0, 9.0)
+DEEP_RADII_MM = (18.0, 40.0, 23.0)
 #: The brainstem cut, in template mm: |x| below, y below, z below (the pons and medulla, the cerebellar peduncles).
 STEM_HALF_WIDTH_MM = 20.0
 STEM_Y_BELOW_MM = -10.0
@@ -29,10 +32,9 @@ STEM_Z_BELOW_MM = -15.0
 
 @dataclass(frozen=True)
 class HemisphereFields:
-    """One hemisphere's filled white-matter probability, its WM-or-GM probability (0 elsewhere), and the
-    field whose 0.5 level the white surface takes (``boundary``)."""
+    """One hemisphere's WM-or-GM probability (0 elsewhere) and the field whose 0.5 level the white surface
+    takes and whose higher values its topology-preserving growth admits first (``boundary``)."""
 
-    wm: torch.Tensor
     inside: torch.Tensor
     boundary: torch.Tensor
 
@@ -53,14 +55,15 @@ def brainstem(template_points: torch.Tensor) -> torch.Tensor:
 
 def hemisphere_fields(wm: torch.Tensor, gm: torch.Tensor, mask: torch.Tensor, template_points: torch.Tensor,
                       contrast: torch.Tensor | None = None) -> dict[str, HemisphereFields]:
-    """Per hemisphere, the filled WM probability, the WM + GM probability and the white surface's field.
+    """Per hemisphere, the WM + GM probability and the white surface's field.
 
     ``wm``, ``gm``: smri's tissue probabilities; ``mask``: its brain mask;
     ``template_points``: (X, Y, Z, 3) template coordinates of each voxel;
-    ``contrast``: the T1w scaled to 0 at grey and 1 at white matter
+    ``contrast``: the T1w scaled so that its 0.5 level is the white surface
     (:func:`~neurolearn_cli.surfaces.placement.tissue_contrast`). The white
     surface's field is ``contrast`` (1 in the filled deep grey, ventricles
-    and cavities), or without it the filled WM probability.
+    and cavities of the white matter), or without it the filled WM
+    probability.
     """
     brain = (mask > 0.5) & ~brainstem(template_points)
     fields = {}
@@ -76,5 +79,5 @@ def hemisphere_fields(wm: torch.Tensor, gm: torch.Tensor, mask: torch.Tensor, te
         if contrast is not None:
             filled = deep | cavities
             boundary = torch.where(filled, torch.ones_like(wm), torch.where(side, contrast, torch.zeros_like(wm)))
-        fields[hemisphere] = HemisphereFields(filled_wm, inside, boundary)
+        fields[hemisphere] = HemisphereFields(inside, boundary)
     return fields

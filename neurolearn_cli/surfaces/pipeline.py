@@ -42,9 +42,10 @@ def reconstruct_surfaces(tissues: Mapping[str, Image], mask: Image, to_template:
     ``tissues``: the GM, WM and CSF probabilities on the T1w grid; ``mask``: the
     brain mask; ``to_template``: maps T1w world points to template points (the
     normalization), which places the midline, the deep grey and the brainstem
-    cut; ``t1w``: the bias-corrected T1w, whose intensity midway between grey
-    and white matter places the white surface (without it, the WM
-    probability's 0.5 level does).
+    cut; ``t1w``: the bias-corrected T1w, whose intensity between grey and
+    white matter places the white surface
+    (:func:`~neurolearn_cli.surfaces.placement.tissue_contrast`; without it,
+    the WM probability's 0.5 level does).
     """
     grid = mask.grid
     template_points = to_template.map_points(world_grid(grid).reshape(-1, 3)).reshape(*grid.shape, 3)
@@ -52,7 +53,7 @@ def reconstruct_surfaces(tissues: Mapping[str, Image], mask: Image, to_template:
     contrast = None if t1w is None else tissue_contrast(t1w.data, wm, gm, grid.spacing)
     fields = hemisphere_fields(wm, gm, mask.data, template_points, contrast)
     affine = mask.affine
-    hemispheres = {h: reconstruct_hemisphere(fields[h].wm, fields[h].inside, affine, fields[h].boundary)
+    hemispheres = {h: reconstruct_hemisphere(fields[h].boundary, fields[h].inside, affine)
                    for h in HEMISPHERES}
     matrix = affine.double().cpu().numpy()
     shape = grid.shape

@@ -24,6 +24,10 @@ from neurolearn_cli.surfaces.mesh import (
 MAX_THICKNESS_MM = 5.0
 #: Width of the neighbourhood over which the grey and white matter intensities are averaged for the white surface.
 CONTRAST_FWHM_MM = 20.0
+#: Where the white surface lies, as the fraction of the way from the local grey-matter mean intensity to the
+#: white-matter mean: FreeSurfer's white surface lies there, outside the midway point (measured over its smoothwm
+#: vertices on aomic, in every Desikan region alike: see the white surface's Reading in benchmarks/RESULTS.md).
+WHITE_CONTRAST_LEVEL = 0.3
 
 
 def sample_world(volume: torch.Tensor, affine: torch.Tensor, points: np.ndarray) -> np.ndarray:
@@ -36,15 +40,17 @@ def sample_world(volume: torch.Tensor, affine: torch.Tensor, points: np.ndarray)
 
 
 def tissue_contrast(t1w: torch.Tensor, wm: torch.Tensor, gm: torch.Tensor, spacing: tuple[float, float, float], *,
-                    confident: float = 0.9, fwhm_mm: float | None = CONTRAST_FWHM_MM) -> torch.Tensor:
-    """The bias-corrected ``t1w`` scaled to 0 at the local mean of confident grey matter and 1 at that of white.
+                    confident: float = 0.9, fwhm_mm: float | None = CONTRAST_FWHM_MM,
+                    level: float = WHITE_CONTRAST_LEVEL) -> torch.Tensor:
+    """The bias-corrected ``t1w`` scaled to rise by 1 from the local mean of confident grey matter to that of
+    white matter, and to be 0.5 where the intensity is ``level`` of the way between them.
 
-    Its 0.5 level is FreeSurfer's criterion for the white surface: where the
-    intensity is midway between the two tissues (tissue probabilities put that
-    border a little inside the white matter, since they count the partial
-    volume as grey). The means are Gaussian-weighted (``fwhm_mm``; ``None``:
-    over the whole brain), so that what bias is left and regional contrast
-    differences do not move the surface.
+    Its 0.5 level is the white surface, by FreeSurfer's criterion: an
+    intensity between the two tissues' (tissue probabilities put that border
+    inside the white matter, since they count the partial volume as grey).
+    The means are Gaussian-weighted (``fwhm_mm``; ``None``: over the whole
+    brain), so that what bias is left and regional contrast differences do not
+    move the surface.
     """
     white_voxels, grey_voxels = (wm > confident).float(), (gm > confident).float()
     white = (t1w * white_voxels).sum() / white_voxels.sum()
@@ -55,7 +61,7 @@ def tissue_contrast(t1w: torch.Tensor, wm: torch.Tensor, gm: torch.Tensor, spaci
         enough = 0.05
         white = torch.where(sums[1] > enough, sums[0] / sums[1].clamp(min=enough), white)
         grey = torch.where(sums[3] > enough, sums[2] / sums[3].clamp(min=enough), grey)
-    return (t1w - grey) / (white - grey).clamp(min=1e-6)
+    return (t1w - grey) / (white - grey).clamp(min=1e-6) + (0.5 - level)
 
 
 def crossing_offsets(profiles: np.ndarray, offsets: np.ndarray, level: float) -> np.ndarray:

@@ -1,9 +1,9 @@
 """One hemisphere's surfaces from its tissue fields: white (genus 0), pial, thickness, curvature.
 
-The pure pipeline of the surface stage: the filled white matter is grown
-topology-preserving from a ball (:mod:`~neurolearn_cli.surfaces.topology`),
-meshed, placed on the WM 0.5 level, then the pial surface is found outward
-from it. A hemisphere whose surface cannot be made genus 0 raises
+The pure pipeline of the surface stage: the filled white matter (the white
+field at or above 0.5) is grown topology-preserving from a ball
+(:mod:`~neurolearn_cli.surfaces.topology`), meshed, placed on the field's 0.5
+level, then the pial surface is found outward from it. A hemisphere whose surface cannot be made genus 0 raises
 :class:`SurfaceError` with a one-line reason.
 """
 
@@ -24,7 +24,7 @@ from neurolearn_cli.surfaces.pial import place_pial
 from neurolearn_cli.surfaces.placement import MAX_THICKNESS_MM, place_white
 from neurolearn_cli.surfaces.topology import grow, seed_ball
 
-#: WM levels the topology-preserving growth admits in turn: a handle is cut where the WM evidence is weakest.
+#: Levels of the white field the topology-preserving growth admits in turn: a handle is cut where the field is lowest.
 GROWTH_LEVELS = (0.9, 0.7, 0.5)
 
 
@@ -67,35 +67,36 @@ def _to_world(mesh: Mesh, origin: tuple[int, int, int], affine: torch.Tensor) ->
     return mesh.with_vertices(voxel @ matrix[:3, :3].T + matrix[:3, 3])
 
 
-def white_matter_object(wm: torch.Tensor, spacing: tuple[float, float, float]) -> tuple[torch.Tensor, int, int]:
-    """The largest 6-connected component of ``wm >= 0.5`` grown from a ball into it with its topology kept.
+def white_matter_object(field: torch.Tensor, spacing: tuple[float, float, float]) -> tuple[torch.Tensor, int, int]:
+    """The largest 6-connected component of ``field >= 0.5`` grown from a ball into it with its topology kept.
 
     Returns the genus-0 object, the Euler characteristic of the component's
     own boundary (2 when it had no handle) and how many of its voxels were left out.
     """
-    target = largest_component(wm >= 0.5, connectivity=1)
+    target = largest_component(field >= 0.5, connectivity=1)
     if not bool(target.any()):
-        raise SurfaceError("no white matter above probability 0.5")
+        raise SurfaceError("no white matter found (the white field is nowhere above 0.5)")
     box = bounding_box(target, margin=2)
     grown = torch.zeros_like(target)
-    grown[box] = grow(seed_ball(target[box], spacing), torch.where(target[box], wm[box], 0.0), GROWTH_LEVELS)
+    grown[box] = grow(seed_ball(target[box], spacing), torch.where(target[box], field[box], 0.0), GROWTH_LEVELS)
     euler = euler_characteristic(extract(target[box].cpu().numpy()))
     return grown, euler, int((target & ~grown).sum())
 
 
-def reconstruct_hemisphere(wm: torch.Tensor, inside: torch.Tensor, affine: torch.Tensor,
-                           boundary: torch.Tensor | None = None) -> HemisphereSurfaces:
+def reconstruct_hemisphere(white: torch.Tensor, inside: torch.Tensor, affine: torch.Tensor) -> HemisphereSurfaces:
     """White and pial surfaces of one hemisphere.
 
-    ``wm`` is the hemisphere's filled white-matter probability (deep grey and
-    ventricles set to 1, the other hemisphere and the cerebellum 0) and
+    ``white`` is the hemisphere's white field, whose 0.5 level the white
+    surface takes and whose higher values the growth admits first (the
+    T1w's grey-to-white contrast or the WM probability, with deep grey and
+    ventricles set to 1, the other hemisphere and the cerebellum 0:
+    :func:`~neurolearn_cli.surfaces.hemispheres.hemisphere_fields`), and
     ``inside`` the probability of being WM or GM there, on the grid of
-    ``affine``; the white surface lies on the 0.5 level of ``boundary``
-    (default ``wm``).
+    ``affine``.
     """
     clock = _Stopwatch()
     spacing = voxel_spacing(affine)
-    grown, euler_before, voxels_cut = white_matter_object(wm, spacing)
+    grown, euler_before, voxels_cut = white_matter_object(white, spacing)
     clock.lap("topology")
     box = bounding_box(grown, margin=1)
     origin = (box[0].start, box[1].start, box[2].start)
@@ -103,19 +104,18 @@ def reconstruct_hemisphere(wm: torch.Tensor, inside: torch.Tensor, affine: torch
     if (euler := euler_characteristic(staircase)) != 2:
         raise SurfaceError(f"white surface has Euler characteristic {euler} after topology correction, not 2")
     # the voxels the topology correction left out count as outside, so the surface does not close the cut
-    boundary = wm if boundary is None else boundary
-    white_field = torch.where((wm >= 0.5) & ~grown, torch.minimum(boundary, torch.full_like(wm, 0.45)), boundary)
-    white = place_white(staircase, white_field, affine)
+    white_field = torch.where((white >= 0.5) & ~grown, torch.minimum(white, torch.full_like(white, 0.45)), white)
+    white_mesh = place_white(staircase, white_field, affine)
     clock.lap("white")
-    pial = place_pial(white, inside, grown, affine, max_mm=MAX_THICKNESS_MM)
+    pial = place_pial(white_mesh, inside, grown, affine, max_mm=MAX_THICKNESS_MM)
     clock.lap("pial")
-    cortical_thickness, curvature = thickness(white, pial), mean_curvature(white)
+    cortical_thickness, curvature = thickness(white_mesh, pial), mean_curvature(white_mesh)
     clock.lap("measures")
-    intersections_white, intersections_pial = self_intersections(white), self_intersections(pial)
+    intersections_white, intersections_pial = self_intersections(white_mesh), self_intersections(pial)
     clock.lap("intersections")
     return HemisphereSurfaces(
-        white=white, pial=pial, thickness=cortical_thickness, curvature=curvature, euler_before=euler_before,
-        voxels_cut=voxels_cut, euler_white=euler_characteristic(white), euler_pial=euler_characteristic(pial),
+        white=white_mesh, pial=pial, thickness=cortical_thickness, curvature=curvature, euler_before=euler_before,
+        voxels_cut=voxels_cut, euler_white=euler_characteristic(white_mesh), euler_pial=euler_characteristic(pial),
         intersections_white=intersections_white, intersections_pial=intersections_pial,
         seconds=clock.laps)
 

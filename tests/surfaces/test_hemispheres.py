@@ -1,0 +1,42 @@
+"""The hemisphere fill and the white surface's intensity field."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neurolearn_cli.surfaces.hemispheres import deep_region
+from neurolearn_cli.surfaces.placement import WHITE_CONTRAST_LEVEL, tissue_contrast
+
+#: Template (MNI) mm of structures the fill must hold, and of cortex and medial temporal grey it must leave out.
+FILLED = {"caudate head": (-13.0, 12.0, 10.0), "putamen": (-25.0, 2.0, 2.0), "pallidum": (-19.0, -4.0, 0.0),
+          "thalamus": (-11.0, -18.0, 7.0), "lateral ventricle body": (-15.0, -10.0, 25.0),
+          "ventricle atrium": (-25.0, -40.0, 15.0), "frontal horn": (-8.0, 15.0, 15.0)}
+LEFT_OUT = {"insula": (-40.0, 0.0, 5.0), "cingulate gyrus": (-6.0, 10.0, 35.0), "hippocampus": (-28.0, -22.0, -14.0),
+            "amygdala": (-23.0, -4.0, -18.0), "isthmus of the cingulate": (-8.0, -48.0, 12.0),
+            "subcallosal gyrus": (-5.0, 25.0, -10.0)}
+
+
+@pytest.mark.parametrize(("points", "expected"), [(FILLED, True), (LEFT_OUT, False)])
+def test_deep_region_holds_the_nuclei_and_ventricles_not_the_cortex(points: dict[str, tuple[float, float, float]],
+                                                                   expected: bool) -> None:
+    left = torch.tensor(list(points.values()))
+    right = left * torch.tensor([-1.0, 1.0, 1.0])
+    assert deep_region(left, "L").tolist() == [expected] * len(points)
+    assert deep_region(right, "R").tolist() == [expected] * len(points)
+    assert not deep_region(right, "L").any()
+
+
+def test_white_boundary_field_is_one_half_at_the_white_level() -> None:
+    """An intensity ramp, confident grey matter at its dark end and white at its bright end: the field rises by
+    1 from the grey mean to the white mean and is 0.5 where the intensity is WHITE_CONTRAST_LEVEL of the way up."""
+    shape = (7, 8, 9)
+    ramp = torch.linspace(40.0, 120.0, shape[0])[:, None, None].expand(shape).clone()
+    wm = (ramp >= 100).float()
+    gm = (ramp <= 60).float()
+    field = tissue_contrast(ramp, wm, gm, (1.0, 1.0, 1.0), fwhm_mm=None)
+    grey, white = ramp[gm > 0].mean(), ramp[wm > 0].mean()
+    torch.testing.assert_close(field, (ramp - grey) / (white - grey) + 0.5 - WHITE_CONTRAST_LEVEL)
+    on_level = grey + WHITE_CONTRAST_LEVEL * (white - grey)
+    crossing = torch.nonzero(field[:, 0, 0] >= 0.5)[0, 0]
+    assert ramp[crossing - 1, 0, 0] < on_level <= ramp[crossing, 0, 0]
