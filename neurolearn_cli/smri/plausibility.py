@@ -25,6 +25,14 @@ measurement, not an unusual participant.
   +27 %), 0.59 to 0.73 for copies whose mask missed the original's by a
   Dice of 0.78 to 0.88, 0.29 to 0.42 for a T1w of uniform noise
   (``benchmarks/RESULTS.md``, section robustness).
+- **Signal-to-noise ratio**, the white matter's mean over the air's noise SD
+  on the initialization's 3 mm copy (only where the background holds a noise
+  sample), at least 10. Right maps: 15 and 23 on two simulated
+  participants, 20 to 25 on xa30 and aomic with Rician noise doubling the
+  noise SD (mask Dice >= 0.956 against the original run, GM and WM within
+  10 %), 90 on xa30. Wrong maps: 4.7 and 6.5 on the same scans with eight
+  times the noise SD (GM -37 % and -12 %, whose mask and similarity, 0.87
+  and 0.85, look right); 3.8 and 4.1 with thirteen and ten times it.
 - **Brain mask on the image border**: at most 10 % of the grid's face voxels
   inside the mask. A brain cropped at the top of the field of view touches
   one face over its cross-section (a few % of all faces); a mask that has
@@ -42,6 +50,7 @@ PLAUSIBLE_TIV_ML = (800.0, 2300.0)
 PLAUSIBLE_GM_FRACTION = (0.25, 0.65)
 PLAUSIBLE_WM_FRACTION = (0.2, 0.55)
 MIN_SYN_SIMILARITY = 0.75
+MIN_WM_SNR = 10.0
 MAX_MASK_BORDER_FRACTION = 0.10
 
 
@@ -65,6 +74,14 @@ def check_normalization(similarity: float) -> None:
         raise ProcessingError(f"normalization: local correlation with the template {similarity:.2f}, "
                               f"below {MIN_SYN_SIMILARITY:.2f} (the brain is not where the template was placed, or the "
                               "image is not a brain)")
+
+
+def check_snr(wm_snr: float | None) -> None:
+    """Raise :class:`ProcessingError` when the image is too noisy for its tissue volumes (None: not measured)."""
+    if wm_snr is not None and not wm_snr >= MIN_WM_SNR:
+        raise ProcessingError(f"segmentation: signal-to-noise ratio {wm_snr:.1f} of the white matter against the "
+                              f"air's noise, below {MIN_WM_SNR:.0f} (tissue volumes are unreliable: grey matter was "
+                              "underestimated by 12 to 37 % at 4.7 to 6.5)")
 
 
 def mask_border_fraction(mask: torch.Tensor) -> float:
