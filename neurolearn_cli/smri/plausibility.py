@@ -27,12 +27,12 @@ measurement, not an unusual participant.
   (``benchmarks/RESULTS.md``, section robustness).
 - **Signal-to-noise ratio**, the white matter's mean over the air's noise SD
   on the initialization's 3 mm copy (only where the background holds a noise
-  sample), at least 10. Right maps: 15 and 23 on two simulated
-  participants, 20 to 25 on xa30 and aomic with Rician noise doubling the
-  noise SD (mask Dice >= 0.956 against the original run, GM and WM within
-  10 %), 90 on xa30. Wrong maps: 4.7 and 6.5 on the same scans with eight
-  times the noise SD (GM -37 % and -12 %, whose mask and similarity, 0.87
-  and 0.85, look right); 3.8 and 4.1 with thirteen and ten times it.
+  sample), at least 10. Right maps: 16.5 to 27.4 on the simulated participants
+  of the example data, 25.0 and 24.1 on xa30 and aomic with Rician noise
+  doubling the noise SD (mask Dice >= 0.956 against the original run, GM and
+  WM within 10 %), 90 on xa30. Wrong maps: 6.4 and 6.3 on the same scans
+  with eight times the noise SD (GM -12 % and -37 %, while mask Dice, 0.96
+  and 0.97, and similarity, 0.85 and 0.87, look right).
 - **Brain mask on the image border**: at most 10 % of the grid's face voxels
   inside the mask. A brain cropped at the top of the field of view touches
   one face over its cross-section (a few % of all faces); a mask that has
@@ -80,8 +80,8 @@ def check_snr(wm_snr: float | None) -> None:
     """Raise :class:`ProcessingError` when the image is too noisy for its tissue volumes (None: not measured)."""
     if wm_snr is not None and not wm_snr >= MIN_WM_SNR:
         raise ProcessingError(f"segmentation: signal-to-noise ratio {wm_snr:.1f} of the white matter against the "
-                              f"air's noise, below {MIN_WM_SNR:.0f} (tissue volumes are unreliable: grey matter was "
-                              "underestimated by 12 to 37 % at 4.7 to 6.5)")
+                              f"air's noise, below {MIN_WM_SNR:.0f} (below it the grey and white matter volumes are "
+                              "unreliable)")
 
 
 def mask_border_fraction(mask: torch.Tensor) -> float:
