@@ -27,10 +27,11 @@ measurement, not an unusual participant.
   (``benchmarks/RESULTS.md``, section robustness).
 - **Signal-to-noise ratio**, the white matter's mean over the air's noise SD
   on the initialization's 3 mm copy (only where the background holds a noise
-  sample), at least 10. Right maps: 16.5 to 27.4 on the simulated participants
-  of the example data, 25.0 and 24.1 on xa30 and aomic with Rician noise
-  doubling the noise SD (mask Dice >= 0.956 against the original run, GM and
-  WM within 10 %), 90 on xa30. Wrong maps: 6.4 and 6.3 on the same scans
+  sample), at least 8, the geometric middle of the measured margin. Right
+  maps: 10.2 on studyforrest and 25.0 and 24.1 on xa30 and aomic with Rician
+  noise doubling the noise SD (mask Dice >= 0.956 against the original run,
+  GM and WM within 10 %), 16.5 to 27.4 on the simulated participants of the
+  example data, 90 on xa30. Wrong maps: 6.4 and 6.3 on the same scans
   with eight times the noise SD (GM -12 % and -37 %, while mask Dice, 0.96
   and 0.97, and similarity, 0.85 and 0.87, look right).
 - **Brain mask on the image border**: at most 10 % of the grid's face voxels
@@ -50,7 +51,7 @@ PLAUSIBLE_TIV_ML = (800.0, 2300.0)
 PLAUSIBLE_GM_FRACTION = (0.25, 0.65)
 PLAUSIBLE_WM_FRACTION = (0.2, 0.55)
 MIN_SYN_SIMILARITY = 0.75
-MIN_WM_SNR = 10.0
+MIN_WM_SNR = 8.0
 MAX_MASK_BORDER_FRACTION = 0.10
 
 

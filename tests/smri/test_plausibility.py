@@ -41,7 +41,7 @@ def test_poor_normalization_fails_with_the_measured_similarity() -> None:
 
 
 def test_too_noisy_an_image_fails_with_the_measured_snr() -> None:
-    check_snr(15.0)  # the noisiest simulated participant
+    check_snr(10.2)  # studyforrest with twice its noise SD: a right map
     check_snr(None)  # no noise sample in a zero-filled background: not checked
     with pytest.raises(ProcessingError, match="signal-to-noise ratio 6.5 of the white matter"):
         check_snr(6.5)  # xa30 with eight times its noise SD: GM -12 %
