@@ -26,8 +26,14 @@ reaches the grid's top face: the brain's top is at or above that face, so the
 template's top is put there rather than a scalp's thickness below). A
 neck-to-vertex field of view is cut to ``HEAD_HEIGHT_MM`` below the vertex
 first (:func:`below_vertex`), so that neck and shoulders do not steer it,
-and a strong intensity bias is divided out (:func:`bias_corrected`) before
-the start and its search are taken a second time.
+and a strong intensity bias is divided out (:func:`bias_fit`) before
+the start and its search are taken a second time. Voxels no brighter than
+the air's noise (``NOISE_FLOOR_SDS`` times :func:`background_noise_sd`) are
+set to zero first when that floor lies above the mixture's background level:
+on a noisy scan the Rician floor of the air and the skull does, the mixture
+then models them as tissue-like intensities, and the tissue alignment drifts
+off. The same noise SD and the bias fit's white-matter mean give the
+image's signal-to-noise ratio, which the pipeline checks.
 """
 
 from __future__ import annotations
@@ -39,12 +45,20 @@ import torch
 
 from neurolearn_cli.engine.geometry import center_of_mass, euler_matrix, index_grid
 from neurolearn_cli.engine.image import Grid, Image, conform_grid
+from neurolearn_cli.engine.morphology import fill_holes, largest_component
 from neurolearn_cli.engine.registration import LinearSettings, register_linear
 from neurolearn_cli.engine.resample import resample
 from neurolearn_cli.engine.threshold import otsu_threshold
 from neurolearn_cli.engine.transforms import AffineTransform
+from neurolearn_cli.smri.brainmask import grow
 from neurolearn_cli.smri.priors import warp_priors
-from neurolearn_cli.smri.segmentation import segment
+from neurolearn_cli.smri.segmentation import (
+    CLASSES,
+    Segmentation,
+    background_level,
+    class_mean_intensity,
+    segment,
+)
 from neurolearn_cli.smri.template import Template
 
 COARSE_MM = 3.0
@@ -68,6 +82,12 @@ START_CANDIDATES = (
 )
 #: Voxel size (mm) and EM iterations of the candidates' mixture fits.
 SEARCH_MM, SEARCH_ITERATIONS = 6.0, 10
+#: How far beyond the head's Otsu foreground the background starts (:func:`head_region`).
+HEAD_MARGIN_MM = 6.0
+#: The noise floor in noise SDs: Rayleigh-distributed air exceeds it with a chance of 1 %.
+NOISE_FLOOR_SDS = 3.03
+#: Fewest non-zero background voxels from which :func:`background_noise_sd` estimates the noise.
+MIN_BACKGROUND_VOXELS = 1000
 #: Height kept below the head's vertex for the initialization (:func:`below_vertex`): FSL's robustfov keeps
 #: 170 mm; 10 mm more keeps the cerebellum (about 160 mm below the vertex) in view with a margin.
 HEAD_HEIGHT_MM = 180.0
@@ -89,11 +109,16 @@ class FieldOfView:
 
 @dataclass(frozen=True)
 class Initialization:
-    """Template-to-subject affine (pull-back: maps template world points to T1w world points) and the input kind."""
+    """Template-to-subject affine (pull-back: maps template world points to T1w world points) and the input kind.
+
+    ``wm_snr``: the white matter's mean intensity over the air's noise SD on the
+    ``COARSE_MM`` copy (None when the background holds no noise sample).
+    """
 
     transform: AffineTransform
     cost: float
     field_of_view: FieldOfView
+    wm_snr: float | None
 
 
 def coarse_copy(image: Image, spacing_mm: float = COARSE_MM) -> Image:
@@ -278,39 +303,72 @@ def below_vertex(coarse: Image, height_mm: float) -> Image:
     return Image(coarse.data[:, :, first:].contiguous(), affine)
 
 
-def bias_corrected(coarse: Image, template: Template, start: AffineTransform,
-                   lesion: torch.Tensor | None = None) -> Image:
-    """``coarse`` divided by the smooth bias field of a mixture fit under the broad priors placed by ``start``.
+def head_region(coarse: Image) -> torch.Tensor:
+    """The head on an RAS copy (boolean): Otsu's foreground, its largest part, holes filled, grown by ``HEAD_MARGIN_MM``.
+
+    Holes are filled in 3D and in every axial slice, so the dark skull and
+    CSF enclosed by the scalp stay in: outside it lies air only.
+    """
+    head = fill_holes(fill_holes(largest_component(head_foreground(coarse))), plane_axis=2)
+    return grow(head, coarse.spacing, HEAD_MARGIN_MM)
+
+
+def background_noise_sd(coarse: Image) -> float | None:
+    """Noise SD of ``coarse`` measured in the air outside :func:`head_region` (None when there is no sample).
+
+    A magnitude image's air is Rayleigh-distributed with the noise SD as its
+    scale: its median is ``sd * sqrt(2 ln 2)`` (robust to ghosts). None when
+    the background is mostly zeros (a zero-filled or defaced scan: its few
+    non-zero voxels are no noise sample) or holds fewer than
+    ``MIN_BACKGROUND_VOXELS`` non-zero voxels (a tight field of view).
+    """
+    background = coarse.data[~head_region(coarse)]
+    air = background[background > 0]
+    if air.numel() < max(MIN_BACKGROUND_VOXELS, background.numel() // 2):
+        return None
+    return float(air.median()) / math.sqrt(2.0 * math.log(2.0))
+
+
+def bias_fit(coarse: Image, template: Template, start: AffineTransform,
+             lesion: torch.Tensor | None = None) -> Segmentation:
+    """Mixture fit with a smooth bias field on ``coarse`` under the broad priors placed by ``start``.
 
     A strong bias moves Otsu's head foreground (so the geometric start) and
     misleads the start search, which fits no bias field; the tissue alignment
     does not recover the tens of mm that follow. Corrected once under the
     first search's placement (whose tilt keeps the priors from teaching the
-    field the brain's shape), the image gives both a start near the unbiased one.
-    ``lesion`` (boolean, ``coarse``'s grid) is left out of the fit.
+    field the brain's shape), the image (``.corrected``) gives both a start
+    near the unbiased one. ``lesion`` (boolean, ``coarse``'s grid) is left out of the fit.
     """
     priors = warp_priors(template, coarse.grid, start.inverse(), fwhm_mm=BROAD_PRIOR_FWHM_MM)
     return segment(coarse, priors, sample_mm=max(coarse.spacing), max_iterations=20,
-                   bias_fwhm_mm=COARSE_BIAS_FWHM_MM, exclude=lesion).corrected
+                   bias_fwhm_mm=COARSE_BIAS_FWHM_MM, exclude=lesion)
 
 
 def initialize(t1w: Image, template: Template, lesion: Image | None = None) -> Initialization:
     """Robust template -> T1w affine for skull-on or skull-stripped T1w images.
 
-    On a ``COARSE_MM`` copy cut to ``HEAD_HEIGHT_MM`` below the vertex:
-    geometric start and the best of its candidate tilts and depths
-    (:func:`search_start`); the copy corrected for bias under that placement
-    (:func:`bias_corrected`) and the start and search again on it; then two
+    On a ``COARSE_MM`` copy cut to ``HEAD_HEIGHT_MM`` below the vertex and
+    zero at and below ``NOISE_FLOOR_SDS`` times its :func:`background_noise_sd` where that lies above the
+    mixture's background level (the field of view is judged before): geometric start and the best of its
+    candidate tilts and depths (:func:`search_start`); the copy corrected for bias under that placement
+    (:func:`bias_fit`) and the start and search again on it; then two
     rounds of :func:`affine_from_tissues`: broad priors first, sharper priors second.
     ``lesion`` (a mask on ``t1w``'s grid) is left out of every step.
     """
     coarse = below_vertex(coarse_copy(t1w, COARSE_MM), HEAD_HEIGHT_MM)
+    seen = field_of_view(coarse_copy(coarse, HEAD_MM))
+    noise_sd = background_noise_sd(coarse)
+    if noise_sd is not None and NOISE_FLOOR_SDS * noise_sd > background_level(coarse.data):
+        coarse = coarse.with_data(torch.where(coarse.data > NOISE_FLOOR_SDS * noise_sd, coarse.data, 0.0))
     excluded = None if lesion is None else resample(lesion, coarse.grid).data > 0
-    rough, seen = geometric_start(coarse, template)
+    rough, _ = geometric_start(coarse, template)
     rough = search_start(coarse, template, rough, excluded)
-    coarse = bias_corrected(coarse, template, rough, excluded)
+    fitted = bias_fit(coarse, template, rough, excluded)
+    coarse = fitted.corrected
+    wm_snr = None if noise_sd is None else class_mean_intensity(fitted.mixture, CLASSES.index("WM")) / noise_sd
     start, _ = geometric_start(coarse, template)
     start = search_start(coarse, template, start, excluded)
     first, _ = affine_from_tissues(coarse, template, start, prior_fwhm_mm=BROAD_PRIOR_FWHM_MM, lesion=excluded)
     transform, cost = affine_from_tissues(coarse, template, first, prior_fwhm_mm=SHARP_PRIOR_FWHM_MM, lesion=excluded)
-    return Initialization(transform, cost, seen)
+    return Initialization(transform, cost, seen, wm_snr)

@@ -46,7 +46,12 @@ from neurolearn_cli.smri.morphometry import (
 )
 from neurolearn_cli.smri.normalize import Normalization, brain_only, normalize, normalize_direct
 from neurolearn_cli.smri.parcellation import Atlas
-from neurolearn_cli.smri.plausibility import check_mask_border, check_normalization, check_volumes
+from neurolearn_cli.smri.plausibility import (
+    check_mask_border,
+    check_normalization,
+    check_snr,
+    check_volumes,
+)
 from neurolearn_cli.smri.priors import warp_priors
 from neurolearn_cli.smri.segmentation import CLASSES, Segmentation, class_mean_intensity, segment
 from neurolearn_cli.smri.template import Template
@@ -254,6 +259,7 @@ def preprocess_t1w(
     norm = normalize(moving, template, init.transform, lesion=placed)
     del moving
     check_normalization(norm.similarity)
+    check_snr(init.wm_snr)
     brain = segment_brain(t1w, template, norm.template_to_t1w, SYN_PRIOR_FWHM_MM, placed, skull_stripped=stripped)
     seg, mask, probabilities, dseg = brain.segmentation, brain.mask, brain.probabilities, brain.dseg
     tissues = {name: t1w.with_data(p) for name, p in zip(("GM", "WM", "CSF"), probabilities, strict=True)}
@@ -272,6 +278,7 @@ def preprocess_t1w(
         "em_iterations": float(seg.iterations),
         "em_log_likelihood": seg.log_likelihood,
         "mask_border_fraction": border_fraction,
+        **({} if init.wm_snr is None else {"wm_snr": init.wm_snr}),
         **{f"volume_{k}_ml": v for k, v in volumes.items()},
         **({} if placed is None else {"volume_lesion_ml": mask_volume_ml(placed)}),
     }

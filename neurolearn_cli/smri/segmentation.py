@@ -31,6 +31,8 @@ from neurolearn_cli.errors import ProcessingError
 from neurolearn_cli.smri import bias
 
 CLASSES = ("GM", "WM", "CSF", "other")
+#: Voxels darker than this fraction of the 99th percentile of the positive intensities are background.
+BACKGROUND_FRACTION = 0.04
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,12 @@ class Segmentation:
     def probability(self, name: str) -> Image:
         """The probability map of class ``name`` (GM, WM, CSF or other) as an Image."""
         return self.corrected.with_data(self.posteriors[CLASSES.index(name)])
+
+
+def background_level(intensities: torch.Tensor, fraction: float = BACKGROUND_FRACTION) -> float:
+    """``fraction`` of the 99th percentile of the positive ``intensities``: darker voxels are background."""
+    positive = intensities[intensities > 0]
+    return fraction * float(torch.sort(positive).values[int(0.99 * (positive.numel() - 1))])
 
 
 def _sample_steps(spacing: tuple[float, float, float], sample_mm: float) -> tuple[int, int, int]:
@@ -226,7 +234,7 @@ def segment(
     tolerance: float = 1e-5,
     mrf_beta: float = 0.0,
     mrf_iterations: int = 2,
-    background_fraction: float = 0.04,
+    background_fraction: float = BACKGROUND_FRACTION,
     exclude: torch.Tensor | None = None,
 ) -> Segmentation:
     """Bias-corrected tissue posteriors of ``t1w`` under template ``priors``.
@@ -264,11 +272,9 @@ def segment(
     y = t1w.data
     steps = _sample_steps(t1w.spacing, sample_mm)
     sub = tuple(slice(None, None, s) for s in steps)
-    positive = y[sub][y[sub] > 0]
-    if positive.numel() < 1000:
+    if int((y[sub] > 0).sum()) < 1000:
         raise ProcessingError("segmentation: fewer than 1000 sampled voxels with positive intensity")
-    robust_max = torch.sort(positive).values[int(0.99 * (positive.numel() - 1))]
-    valid = y > background_fraction * robust_max
+    valid = y > background_level(y[sub], background_fraction)
     log_y = torch.where(valid, torch.log(y.clamp_min(1e-12)), 0.0)
     modelled = valid if exclude is None else valid & ~exclude
     sub_valid = modelled[sub]

@@ -16,6 +16,7 @@ from neurolearn_cli.smri.plausibility import (
     MAX_MASK_BORDER_FRACTION,
     check_mask_border,
     check_normalization,
+    check_snr,
     check_volumes,
     mask_border_fraction,
 )
@@ -37,6 +38,13 @@ def test_poor_normalization_fails_with_the_measured_similarity() -> None:
         check_normalization(0.698)
     with pytest.raises(ProcessingError):
         check_normalization(float("nan"))
+
+
+def test_too_noisy_an_image_fails_with_the_measured_snr() -> None:
+    check_snr(10.2)  # studyforrest with twice its noise SD: a right map
+    check_snr(None)  # no noise sample in a zero-filled background: not checked
+    with pytest.raises(ProcessingError, match="signal-to-noise ratio 6.5 of the white matter"):
+        check_snr(6.5)  # xa30 with eight times its noise SD: GM -12 %
 
 
 def test_mask_border_fraction_counts_face_voxels() -> None:

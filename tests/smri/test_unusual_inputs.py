@@ -20,6 +20,7 @@ from neurolearn_cli.smri.initialize import (
     COARSE_MM,
     HEAD_HEIGHT_MM,
     HEAD_MM,
+    background_noise_sd,
     below_vertex,
     coarse_copy,
     field_of_view,
@@ -27,6 +28,7 @@ from neurolearn_cli.smri.initialize import (
     slice_heights,
 )
 from neurolearn_cli.smri.pipeline import AFFINE_PRIOR_FWHM_MM, segment_brain
+from neurolearn_cli.smri.plausibility import MIN_WM_SNR
 from neurolearn_cli.smri.template import Template
 
 from .helpers import dice
@@ -174,3 +176,45 @@ def test_a_strongly_biased_head_gets_the_same_initial_affine(shared_data, templa
     head = initialize(conform_t1w([t1w], ["sub-01_acq-tfl_T1w.nii.gz"]), template_2mm).transform.matrix
     biased = initialize(conform_t1w([_with_bias(t1w)], ["sub-01_acq-tfl_T1w.nii.gz"]), template_2mm).transform.matrix
     assert _brain_distance_mm(biased, head, template_2mm) < 2.0
+
+
+def _with_rician_noise(image: Image, sd: float, seed: int = 0) -> Image:
+    """``image`` as a magnitude image with complex Gaussian noise of ``sd`` added (seeded), as
+    ``benchmarks/robustness.py`` makes its noise cases."""
+    generator = torch.Generator().manual_seed(seed)
+    real = image.data + sd * torch.randn(image.shape3, generator=generator)
+    imaginary = sd * torch.randn(image.shape3, generator=generator)
+    return image.with_data(torch.hypot(real, imaginary))
+
+
+def test_background_noise_is_measured_in_the_air_of_a_noisy_head_and_not_in_a_zero_filled_one() -> None:
+    """Rayleigh air of SD 10 around a bright head: measured within 10 %; a zero background (a defaced or
+    masked scan) is no noise sample."""
+    head = _ellipsoid((80.0, 100.0, 95.0))
+    assert background_noise_sd(coarse_copy(_with_rician_noise(head, 10.0), COARSE_MM)) == pytest.approx(10.0, rel=0.1)
+    assert background_noise_sd(coarse_copy(head, COARSE_MM)) is None
+
+
+@pytest.mark.slow
+def test_a_noisy_head_keeps_its_initial_affine_and_measures_its_snr(participant_8, template_2mm) -> None:
+    """Rician noise of an eighth of the white matter's intensity (the benchmark's heavy_noise SNR): the brain
+    stays where it was (0.5 mm), and the SNR the pipeline checks falls from 16.8 to 6.5, under its bound."""
+    t1w, truth = participant_8
+    sd = float(t1w.data[truth.data == 2].median()) / 8
+    clean = initialize(conform_t1w([t1w], ["sub-08_T1w.nii.gz"]), template_2mm)
+    noisy = initialize(conform_t1w([_with_rician_noise(t1w, sd)], ["sub-08_T1w.nii.gz"]), template_2mm)
+    assert _brain_distance_mm(noisy.transform.matrix, clean.transform.matrix, template_2mm) < 2.0
+    assert clean.wm_snr is not None and noisy.wm_snr is not None
+    assert clean.wm_snr >= MIN_WM_SNR > noisy.wm_snr
+
+
+@pytest.mark.realdata
+@pytest.mark.heavy
+def test_a_very_noisy_head_gets_the_same_initial_affine(shared_data, template_2mm) -> None:
+    """xa30 (2 mm) with eight times its noise SD (7.3 in its white matter): without the noise floor the
+    mixture modelled the air and skull and the brain lay 8.9 mm off (0.8 mm with it)."""
+    t1w = load_image(shared_data / "xa30/bids/sub-01/anat/sub-01_acq-tfl_T1w.nii.gz", torch.device("cpu"))
+    head = initialize(conform_t1w([t1w], ["sub-01_acq-tfl_T1w.nii.gz"]), template_2mm).transform.matrix
+    noisy_t1w = conform_t1w([_with_rician_noise(t1w, 7.3 * 63**0.5)], ["sub-01_acq-tfl_T1w.nii.gz"])
+    noisy = initialize(noisy_t1w, template_2mm).transform.matrix
+    assert _brain_distance_mm(noisy, head, template_2mm) < 2.0
