@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
 import resource
 import subprocess
@@ -90,6 +91,28 @@ def aparc_thickness(hemi: str) -> dict[str, float]:
     return {row[0]: float(row[4]) for row in rows}
 
 
+@functools.lru_cache(maxsize=2)
+def cortex_lookup(hemisphere: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, cKDTree]:
+    """What labelling a hemisphere's vertices needs, computed once per hemisphere: aparc+aseg's labels, for every
+    voxel the index of its nearest cortical voxel, the world-to-voxel matrix, and which FreeSurfer midthickness
+    vertices (in the returned tree) lie within :data:`MEDIAL_WALL_MM` of a cortical voxel (not the medial wall)."""
+    image = nib.load(FS / "mri" / "aparc+aseg.mgz")
+    labels = np.asarray(image.dataobj)
+    base = 1000 if hemisphere == "L" else 2000
+    cortex = (labels > base) & (labels < base + 100)
+    distance, nearest = ndimage.distance_transform_edt(~cortex, return_indices=True)
+    to_voxel = np.linalg.inv(image.affine)
+    midthickness = freesurfer_mesh(hemisphere, "midthickness").vertices
+    on_cortex = distance[_voxel_of(midthickness, to_voxel, labels.shape)] <= MEDIAL_WALL_MM
+    return labels, nearest, to_voxel, on_cortex, cKDTree(midthickness)
+
+
+def _voxel_of(points: np.ndarray, to_voxel: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """The voxel index arrays of world ``points``, clipped to the grid of ``shape``."""
+    voxel = np.clip(np.rint(nib.affines.apply_affine(to_voxel, points)).astype(int), 0, np.array(shape) - 1)
+    return tuple(voxel.T)
+
+
 def region_of_vertices(vertices: np.ndarray, hemisphere: str) -> tuple[np.ndarray, dict[int, str]]:
     """The Desikan label of each vertex: that of the nearest cortical voxel of aparc+aseg; 0 on the medial wall.
 
@@ -99,22 +122,11 @@ def region_of_vertices(vertices: np.ndarray, hemisphere: str) -> tuple[np.ndarra
     labelled by the nearest voxel, its thin vertices would join the cingulate,
     parahippocampal and medial orbitofrontal regions.
     """
-    image = nib.load(FS / "mri" / "aparc+aseg.mgz")
-    labels = np.asarray(image.dataobj)
-    base = 1000 if hemisphere == "L" else 2000
-    cortex = (labels > base) & (labels < base + 100)
-    distance, nearest = ndimage.distance_transform_edt(~cortex, return_indices=True)
-    to_voxel = np.linalg.inv(image.affine)
-
-    def voxel_of(points: np.ndarray) -> tuple[np.ndarray, ...]:
-        voxel = np.clip(np.rint(nib.affines.apply_affine(to_voxel, points)).astype(int), 0, np.array(labels.shape) - 1)
-        return tuple(voxel.T)
-
-    midthickness = freesurfer_mesh(hemisphere, "midthickness").vertices
-    on_cortex = distance[voxel_of(midthickness)] <= MEDIAL_WALL_MM
-    _, closest = cKDTree(midthickness).query(vertices)
-    here = voxel_of(vertices)
+    labels, nearest, to_voxel, on_cortex, midthickness = cortex_lookup(hemisphere)
+    _, closest = midthickness.query(vertices)
+    here = _voxel_of(vertices, to_voxel, labels.shape)
     region = np.where(on_cortex[closest], labels[tuple(n[here] for n in nearest)], 0)
+    base = 1000 if hemisphere == "L" else 2000
     return region, {base + code: name for code, name in _desikan_names().items()}
 
 
