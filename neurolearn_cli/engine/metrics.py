@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 
 from neurolearn_cli.engine.reduce import fixed_expand, fixed_sum
 from neurolearn_cli.errors import ProcessingError
@@ -61,21 +60,21 @@ def ncc(fixed: torch.Tensor, moving: torch.Tensor, mask: torch.Tensor | None = N
 def box_mean(volumes: torch.Tensor, radius: int) -> torch.Tensor:
     """Mean over a (2r+1)^3 window of each voxel of (B, C, X, Y, Z), zero padding outside.
 
-    The box is separable: along each axis, the sum of 2r+1 shifted slices of
-    the padded volume (3 (2r+1) values per voxel instead of (2r+1)^3; plain
-    additions run faster on CPU than depthwise convolutions or ``avg_pool3d``).
+    The box is separable: along each axis, each voxel adds its neighbours at
+    shifts 1..r on both sides (3 (2r+1) values per voxel instead of
+    (2r+1)^3), shifted slices added in place where they overlap the volume,
+    so nothing is padded or copied beyond one sum per axis (plain additions
+    run faster on CPU than depthwise convolutions or ``avg_pool3d``). The order
+    of the additions is fixed, so the result does not depend on the thread count.
     """
-    size = 2 * radius + 1
     for axis in (2, 3, 4):
         n = volumes.shape[axis]
-        padding = [0] * 6
-        padding[2 * (4 - axis)] = padding[2 * (4 - axis) + 1] = radius
-        padded = F.pad(volumes, padding)
-        total = padded.narrow(axis, 0, n).clone()
-        for shift in range(1, size):
-            total += padded.narrow(axis, shift, n)
-        volumes = total / size
-    return volumes
+        total = volumes.clone()
+        for shift in range(1, min(radius, n - 1) + 1):
+            total.narrow(axis, shift, n - shift).add_(volumes.narrow(axis, 0, n - shift))
+            total.narrow(axis, 0, n - shift).add_(volumes.narrow(axis, shift, n - shift))
+        volumes = total
+    return volumes.div_((2 * radius + 1) ** 3)  # the sums above are new tensors
 
 
 def lncc(
@@ -116,27 +115,42 @@ def lncc_with_gradient(
     (and symmetrically for ``m``): two box passes over five channels, no
     backward graph. Flat windows (clamped variance) are treated as in :func:`lncc`.
     """
-    stack = torch.stack([fixed, moving, fixed * fixed, moving * moving, fixed * moving], dim=1)
+    stack = _products(fixed, moving)
     mf, mm, mff, mmm, mfm = box_mean(stack, radius).unbind(1)
     cross = mfm - mf * mm
-    var_f = torch.clamp(mff - mf * mf, min=0.0)
-    var_m = torch.clamp(mmm - mm * mm, min=0.0)
-    denom = var_f * var_m + _EPS
-    cc2 = cross * cross / denom
+    var_f = (mff - mf * mf).clamp_(min=0.0)
+    var_m = (mmm - mm * mm).clamp_(min=0.0)
+    denom = (var_f * var_m).add_(_EPS)
+    cc2 = cross.square().div_(denom)
     w = _weights(fixed, mask).view_as(fixed)
     value = fixed_sum(w * cc2, 1)
-    d_cross = w * 2.0 * cross / denom
-    d_var_f = -w * cc2 * var_m / denom
-    d_var_m = -w * cc2 * var_f / denom
-    adjoint = torch.stack([
-        -mm * d_cross - 2.0 * mf * d_var_f,
-        -mf * d_cross - 2.0 * mm * d_var_m,
-        d_var_f,
-        d_var_m,
-        d_cross,
-    ], dim=1)
+    # the adjoint of each window mean, written in place into one (B, 5, ...) tensor for the second box pass:
+    # d_cross = 2 w cross / denom, d_var_f = -w cc2 var_m / denom, d_var_m = -w cc2 var_f / denom,
+    # a_f = -mm d_cross - 2 mf d_var_f, a_m = -mf d_cross - 2 mm d_var_m
+    adjoint = torch.empty_like(stack)
+    a_f, a_m, d_var_f, d_var_m, d_cross = adjoint.unbind(1)
+    per_denom = w.div(denom)
+    torch.mul(per_denom, cross, out=d_cross).mul_(2.0)
+    scaled = per_denom.mul_(cc2)
+    torch.mul(scaled, var_m, out=d_var_f).neg_()
+    torch.mul(scaled, var_f, out=d_var_m).neg_()
+    torch.mul(mf, d_var_f, out=a_f).mul_(2.0).addcmul_(mm, d_cross).neg_()
+    torch.mul(mm, d_var_m, out=a_m).mul_(2.0).addcmul_(mf, d_cross).neg_()
     b_f, b_m, b_ff, b_mm, b_fm = box_mean(adjoint, radius).unbind(1)
-    return value, b_f + 2.0 * fixed * b_ff + moving * b_fm, b_m + 2.0 * moving * b_mm + fixed * b_fm
+    d_fixed = torch.addcmul(b_f, fixed, b_ff, value=2.0).addcmul_(moving, b_fm)
+    d_moving = torch.addcmul(b_m, moving, b_mm, value=2.0).addcmul_(fixed, b_fm)
+    return value, d_fixed, d_moving
+
+
+def _products(fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
+    """(B, 5, ...): ``fixed``, ``moving``, their squares and their product, the inputs of the window means."""
+    stack = torch.empty((fixed.shape[0], 5, *fixed.shape[1:]), dtype=fixed.dtype, device=fixed.device)
+    stack[:, 0] = fixed
+    stack[:, 1] = moving
+    torch.mul(fixed, fixed, out=stack[:, 2])
+    torch.mul(moving, moving, out=stack[:, 3])
+    torch.mul(fixed, moving, out=stack[:, 4])
+    return stack
 
 
 def _parzen_weights(values: torch.Tensor, bins: int) -> torch.Tensor:

@@ -21,8 +21,10 @@ field is smooth anyway, at least ``velocity_mm`` apart), so scaling and
 squaring is cheap, with only as many squarings as the field's size needs;
 (2) moving fields between that grid and a level's voxels by three 1D
 interpolation matrices (the level's voxels form a regular grid), forward
-and adjoint; (3) image sampling spread over every CPU thread; and
-(4) evaluating the metric only in the bounding box of the fixed mask.
+and adjoint; (3) image sampling spread over every CPU thread; (4) evaluating the metric
+only in the bounding box of the fixed mask, sampling the images only within a
+window of its voxels; and (5) carrying the maps' linear parts into the
+gradient images and onto the velocity grid once, not through every point.
 
 A moving mask (ANTs' second ``-x`` mask, e.g. the complement of a lesion)
 travels as a fifth channel of the moving level, so it is warped to the middle
@@ -45,6 +47,7 @@ from neurolearn_cli.engine._sampling import grid_sample_threaded
 from neurolearn_cli.engine.geometry import floats3, ints3, voxel_spacing
 from neurolearn_cli.engine.image import bounding_box
 from neurolearn_cli.engine.metrics import lncc_with_gradient
+from neurolearn_cli.engine.morphology import dilate
 from neurolearn_cli.engine.reduce import fixed_mean
 from neurolearn_cli.engine.registration.pyramid import (
     counted_level,
@@ -215,30 +218,52 @@ def _map(matrix: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     return points @ m[:3, :3].T + m[:3, 3]
 
 
-def _with_gradient(volume: torch.Tensor) -> torch.Tensor:
-    """(1, 4, X, Y, Z): a (1, 1, X, Y, Z) volume and its derivatives along the reversed normalized axes."""
+def _linear(matrix: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """Apply the linear part of a 4x4 map to a (3, ...) field of vectors (channels in reversed normalized order)."""
+    m = matrix[:3, :3].to(vectors.dtype)
+    return (m @ vectors.reshape(3, -1)).reshape(vectors.shape)
+
+
+def _with_gradient(volume: torch.Tensor, to_volume: torch.Tensor) -> torch.Tensor:
+    """(1, 4, X, Y, Z): a (1, 1, X, Y, Z) volume and its derivatives along the reversed normalized full-frame axes.
+
+    ``to_volume`` maps full-frame normalized coordinates to the volume's; its
+    linear part carries the gradient to the full frame here, once per level
+    (sampling is linear, so sampling this equals transforming each sampled gradient).
+    """
     shape = volume.shape[2:]
     grads = torch.gradient(volume[0, 0])
-    normalized = [grads[axis] * (max(shape[axis] - 1, 1) / 2.0) for axis in (2, 1, 0)]
-    return torch.stack([volume[0, 0], *normalized])[None]
+    normalized = torch.stack([grads[axis] * (max(shape[axis] - 1, 1) / 2.0) for axis in (2, 1, 0)])
+    return torch.cat([volume[0], _linear(to_volume.T, normalized)])[None]
 
 
 @dataclass(frozen=True)
 class _Level:
-    """One pyramid level: fixed/moving volumes with their gradients (1, 4, ...), the sampled region's normalized
-    full-frame coordinates (1, X, Y, Z, 3), its fixed mask weights, the maps from full-frame
-    normalized coordinates to each volume's, the full fixed shape and the velocity grid's
-    cell size in full-frame voxels."""
+    """One pyramid level: fixed/moving volumes with their full-frame gradients (1, 4, ...), the region's shape,
+    the flat indices of its sampled points and those points (N, 3) in each volume's normalized coordinates, its
+    fixed mask weights, the maps from full-frame normalized coordinates to each volume's, the full fixed shape,
+    the velocity grid's cell size in full-frame voxels and the interpolation from the velocity grid to the
+    region's points."""
 
     fixed: torch.Tensor
     moving: torch.Tensor
-    ident: torch.Tensor
+    region: tuple[int, int, int]
+    sampled: torch.Tensor
+    fixed_points: torch.Tensor
+    moving_points: torch.Tensor
     weights: torch.Tensor | None
     to_fixed: torch.Tensor
     to_moving: torch.Tensor
     shape: tuple[int, int, int]
     grid_step: tuple[float, float, float]
     axes: _AxisGrid
+
+
+def _sample_region(volume: torch.Tensor, points: torch.Tensor, level: _Level) -> torch.Tensor:
+    """(1, C, ...) on the level's region: ``volume`` sampled at its sampled ``points`` (N, 3), zero elsewhere."""
+    values = grid_sample_threaded(volume, points.view(1, -1, 1, 1, 3)).view(volume.shape[1], -1)
+    region = values.new_zeros(volume.shape[1], math.prod(level.region))
+    return region.index_copy_(1, level.sampled, values).view(1, -1, *level.region)
 
 
 def _greedy_step(
@@ -250,26 +275,25 @@ def _greedy_step(
     is that of a displacement ``d`` (velocity-grid layout, fixed-voxel units)
     moving the middle-space points by ``+d/2`` on the moving side and ``-d/2``
     on the fixed side, taken at ``d = 0``: the force at the points, splatted
-    back onto the velocity grid by the adjoint of the interpolation.
+    back onto the velocity grid by the adjoint of the interpolation. Only the
+    points within a window of a counted one are sampled: the others change
+    neither the value nor the gradient.
     """
     v_norm = _to_normalized(velocity, level.shape)
     k = _squarings_needed(0.5 * velocity, level.grid_step, settings.squarings)
-    to_f, to_m = level.to_fixed.to(torch.float32), level.to_moving.to(torch.float32)
-    halves = level.axes.interpolate(_exp(torch.cat([-0.5 * v_norm, 0.5 * v_norm]), k).flatten(0, 1))
-    halves = halves.permute(1, 2, 3, 0).unsqueeze(0)
-    at_f = _map(to_f, level.ident + halves[..., :3])
-    at_m = _map(to_m, level.ident + halves[..., 3:])
-    f_warp = grid_sample_threaded(level.fixed, at_f)
-    m_warp = grid_sample_threaded(level.moving, at_m)
+    half_f, half_m = _exp(torch.cat([-0.5 * v_norm, 0.5 * v_norm]), k)
+    # the maps' linear parts commute with the interpolation: applied on the small velocity grid
+    halves = torch.cat([_linear(level.to_fixed, half_f), _linear(level.to_moving, half_m)])
+    halves = level.axes.interpolate(halves).flatten(1).index_select(1, level.sampled).T
+    f_warp = _sample_region(level.fixed, level.fixed_points + halves[:, :3], level)
+    m_warp = _sample_region(level.moving, level.moving_points + halves[:, 3:], level)
     weights = level.weights
     if m_warp.shape[1] > 4:  # the moving mask, warped with the image
         counted = (m_warp[:, 4] > 0.999).to(m_warp.dtype)
         weights = counted if weights is None else weights * counted
     value, d_f, d_m = lncc_with_gradient(f_warp[:, 0], m_warp[:, 0], weights, settings.radius)
-    grad_f = f_warp[:, 1:].permute(0, 2, 3, 4, 1) @ to_f[:3, :3]
-    grad_m = m_warp[:, 1:4].permute(0, 2, 3, 4, 1) @ to_m[:3, :3]
-    force = 0.5 * (d_m.unsqueeze(-1) * grad_m - d_f.unsqueeze(-1) * grad_f)
-    grad = level.axes.splat(force[0].permute(3, 0, 1, 2))
+    force = 0.5 * (d_m * m_warp[0, 1:4] - d_f * f_warp[0, 1:])
+    grad = level.axes.splat(force)
     # adjoint of _to_normalized: channels back to index order, times each axis's scale
     scale = torch.tensor([2.0 / max(n - 1, 1) for n in level.shape], dtype=grad.dtype, device=grad.device)
     return (grad.flip(0) * scale.view(3, 1, 1, 1)).unsqueeze(0), float(value[0])
@@ -312,12 +336,15 @@ def register_syn(
         lvl_to_full = lvl_to_full @ torch.linalg.inv(normalized_from_index(lvl_shape, device))
         ident = F.affine_grid(lvl_to_full[:3].to(torch.float32)[None], [1, 1, *lvl_shape], align_corners=True)
         weights = None
+        sampled = torch.ones(ident.shape[1:4], dtype=torch.bool, device=device)
         if mask_b is not None:
             # the metric counts the mask's voxels; the region keeps a rim so their windows are whole
             inside = shrink_mask(mask_b, f_fac)
             box = bounding_box(inside[0, 0], settings.radius + 1)
             ident = ident[:, box[0], box[1], box[2]].contiguous()
             weights = inside[0, 0][box].unsqueeze(0)
+            sampled = dilate(weights[0] > 0, settings.radius)
+        sampled = sampled.flatten().nonzero()[:, 0]
         to_fixed = normalized_from_world(f_aff, lvl_shape) @ full_from_norm
         to_moving = normalized_from_world(m_aff, ints3(m_lvl.shape[2:])) @ affine_map @ full_from_norm
         vel_shape = [max(2, int(math.ceil((n - 1) * s / max(settings.velocity_mm, level_mm))) + 1)
@@ -330,10 +357,12 @@ def register_syn(
         smooth_mm = max(settings.smooth_mm, settings.smooth_level_vox * level_mm)
         sigma = [smooth_mm / (h * s) for h, s in zip(grid_step, spacing, strict=True)]
         step = settings.step * level_mm / min(spacing)
-        m_channels = _with_gradient(m_lvl)
+        m_channels = _with_gradient(m_lvl, to_moving)
         if moving_mask is not None:
             m_channels = torch.cat([m_channels, counted_level(moving_mask, m_fac, settings.radius)], dim=1)
-        level = _Level(_with_gradient(f_lvl), m_channels, ident, weights, to_fixed, to_moving, shape,
+        points = ident.reshape(-1, 3)[sampled]
+        level = _Level(_with_gradient(f_lvl, to_fixed), m_channels, ints3(ident.shape[1:4]), sampled,
+                       _map(to_fixed, points), _map(to_moving, points), weights, to_fixed, to_moving, shape,
                        grid_step, _AxisGrid.at(_axis_coords(ident), vel_shape))
         for _ in range(n_iter):
             grad, metric_value = _greedy_step(velocity, level, settings)
