@@ -21,10 +21,11 @@ field is smooth anyway, at least ``velocity_mm`` apart), so scaling and
 squaring is cheap, with only as many squarings as the field's size needs;
 (2) moving fields between that grid and a level's voxels by three 1D
 interpolation matrices (the level's voxels form a regular grid), forward
-and adjoint; (3) image sampling spread over every CPU thread; (4) evaluating the metric
-only in the bounding box of the fixed mask, sampling the images only within a
-window of its voxels; and (5) carrying the maps' linear parts into the
-gradient images and onto the velocity grid once, not through every point.
+and adjoint; (3) image sampling spread over every CPU thread; (4) evaluating
+the metric only in the bounding box of the fixed mask, sampling the images
+only within a window of its voxels; and (5) carrying the maps' linear parts
+into the gradient images and onto the velocity grid once per level, not
+through every point at every iteration.
 
 A moving mask (ANTs' second ``-x`` mask, e.g. the complement of a lesion)
 travels as a fifth channel of the moving level, so it is warped to the middle
