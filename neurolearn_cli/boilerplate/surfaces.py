@@ -8,8 +8,8 @@ from neurolearn_cli.boilerplate.citations import Citations
 from neurolearn_cli.boilerplate.document import Section
 from neurolearn_cli.boilerplate.facts import SurfaceFacts
 from neurolearn_cli.boilerplate.wording import plural, spread
+from neurolearn_cli.surfaces.hemispheres import PIAL_PROBABILITY
 from neurolearn_cli.surfaces.parcels import MAX_LABEL_DISTANCE_MM
-from neurolearn_cli.surfaces.pial import BOUNDARY_LEVEL
 from neurolearn_cli.surfaces.placement import (
     CONTRAST_FWHM_MM,
     MAX_THICKNESS_MM,
@@ -65,9 +65,11 @@ def surfaces_section(surfaces: Sequence[SurfaceFacts], cite: Citations) -> Secti
         f"that {100 * WHITE_CONTRAST_LEVEL:.0f} % level, interpolated between voxels (the white surface, genus 0: "
         "Euler characteristic 2). The pial surface was found by moving each "
         "vertex outward along the field lines of a Laplace potential between the white matter and the "
-        f"grey-matter/CSF boundary {cite('laplace')} until the grey-or-white probability fell below {BOUNDARY_LEVEL:g}, or the "
+        f"grey-matter/CSF boundary {cite('laplace')} until the grey-or-white probability fell below {PIAL_PROBABILITY:g}, or the "
         f"line reached the midline of a sulcus whose banks touch, or it had gone {MAX_THICKNESS_MM:g} mm; field "
-        "lines do not cross, and where faces still crossed, the moves were shortened. Cortical thickness is "
+        "lines do not cross; where the moved surface still turned over (over sulcal fundi, where field lines "
+        "converge), those vertices were relaxed towards their neighbours, and where faces still crossed, the moves "
+        "were shortened. Cortical thickness is "
         f"FreeSurfer's definition {cite('thickness')}: at each vertex, the mean of the distances from the white "
         "surface to the nearest point of the pial surface and back. The midthickness surface lies halfway between "
         "white and pial; mean curvature and each vertex's area (a third of the area of the triangles around it, "

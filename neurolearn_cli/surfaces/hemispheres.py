@@ -28,12 +28,17 @@ DEEP_RADII_MM = (18.0, 40.0, 23.0)
 STEM_HALF_WIDTH_MM = 20.0
 STEM_Y_BELOW_MM = -10.0
 STEM_Z_BELOW_MM = -15.0
+#: The grey-or-white probability at which the pial surface lies: outside its 0.5 level, where the tissue posteriors
+#: count the grey matter's partial volume with sulcal CSF as CSF. On aomic this level brings the pial surface
+#: nearest FreeSurfer's (see the pial level's Reading in benchmarks/RESULTS.md).
+PIAL_PROBABILITY = 0.35
 
 
 @dataclass(frozen=True)
 class HemisphereFields:
-    """One hemisphere's WM-or-GM probability (0 elsewhere) and the field whose 0.5 level the white surface
-    takes and whose higher values its topology-preserving growth admits first (``boundary``)."""
+    """One hemisphere's pial field (``inside``: its WM-or-GM probability raised so that its 0.5 level lies at
+    :data:`PIAL_PROBABILITY`; 0 elsewhere) and the field whose 0.5 level the white surface takes and whose higher
+    values its topology-preserving growth admits first (``boundary``)."""
 
     inside: torch.Tensor
     boundary: torch.Tensor
@@ -55,7 +60,8 @@ def brainstem(template_points: torch.Tensor) -> torch.Tensor:
 
 def hemisphere_fields(wm: torch.Tensor, gm: torch.Tensor, mask: torch.Tensor, template_points: torch.Tensor,
                       contrast: torch.Tensor | None = None) -> dict[str, HemisphereFields]:
-    """Per hemisphere, the WM + GM probability and the white surface's field.
+    """Per hemisphere, the pial surface's field (the WM + GM probability, shifted by ``0.5 - PIAL_PROBABILITY``)
+    and the white surface's field.
 
     ``wm``, ``gm``: smri's tissue probabilities; ``mask``: its brain mask;
     ``template_points``: (X, Y, Z, 3) template coordinates of each voxel;
@@ -74,7 +80,8 @@ def hemisphere_fields(wm: torch.Tensor, gm: torch.Tensor, mask: torch.Tensor, te
         filled_wm = torch.where(deep, torch.ones_like(wm), torch.where(side, wm, torch.zeros_like(wm)))
         cavities = fill_holes(filled_wm >= 0.5) & side
         filled_wm = torch.where(cavities, torch.ones_like(wm), filled_wm)
-        inside = torch.where(side, torch.maximum(filled_wm, (wm + gm).clamp(max=1.0)), torch.zeros_like(wm))
+        probability = torch.maximum(filled_wm, (wm + gm).clamp(max=1.0))
+        inside = torch.where(side, (probability + (0.5 - PIAL_PROBABILITY)).clamp(max=1.0), torch.zeros_like(wm))
         boundary = filled_wm
         if contrast is not None:
             filled = deep | cavities
