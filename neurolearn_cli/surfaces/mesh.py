@@ -221,8 +221,11 @@ def _cell_pairs(low: np.ndarray, high: np.ndarray, cell: float, among: np.ndarra
 
     A uniform grid of ``cell`` mm: every face is entered in each cell its box
     touches; two faces sharing a cell are a candidate when their boxes overlap,
-    kept only in the cell that holds the low corner of the overlap. With
-    ``among`` (bool per face), only pairs with at least one such face.
+    kept only in the cell that holds the low corner of the overlap: on every
+    axis, that cell is the first of one of the two faces (cheap to test before
+    the boxes). With ``among`` (bool per face), only pairs with at least one
+    such face: those faces come first in their cells, so only pairs led by one
+    are formed.
     """
     origin = low.min(axis=0)
     first = np.floor((low - origin) / cell).astype(np.int64)
@@ -233,27 +236,29 @@ def _cell_pairs(low: np.ndarray, high: np.ndarray, cell: float, among: np.ndarra
     face = np.repeat(np.arange(len(low)), per_face)
     rank = np.arange(len(face)) - np.repeat(np.cumsum(per_face) - per_face, per_face)
     step = extent[face]
-    index = first[face] + np.stack([rank % step[:, 0], (rank // step[:, 0]) % step[:, 1],
-                                    rank // (step[:, 0] * step[:, 1])], axis=1)
+    offset = np.stack([rank % step[:, 0], (rank // step[:, 0]) % step[:, 1], rank // (step[:, 0] * step[:, 1])],
+                      axis=1)
+    index = first[face] + offset
     key = (index[:, 0] * dims[1] + index[:, 1]) * dims[2] + index[:, 2]
+    first_on = ((offset == 0) * np.array([1, 2, 4])).sum(axis=1).astype(np.int8)  # bit a: face's first cell on a
+    if among is None:
+        order = np.argsort(key, kind="stable")
+    else:
+        wanted = np.isin(key, key[among[face]])
+        key, face, first_on = key[wanted], face[wanted], first_on[wanted]
+        order = np.lexsort((~among[face], key))
+    key, face, first_on = key[order], face[order], first_on[order]
+    partners = np.searchsorted(key, key, side="right") - np.arange(len(key)) - 1
     if among is not None:
-        cells = np.unique(key[among[face]])
-        wanted = np.isin(key, cells)
-        key, face = key[wanted], face[wanted]
-    order = np.argsort(key, kind="stable")
-    key, face = key[order], face[order]
-    group_end = np.searchsorted(key, key, side="right")
-    partners = group_end - np.arange(len(key)) - 1
+        partners[~among[face]] = 0
     left = np.repeat(np.arange(len(key)), partners)
     right = left + 1 + np.arange(len(left)) - np.repeat(np.cumsum(partners) - partners, partners)
-    s, t = face[left], face[right]
-    overlap_low = np.maximum(low[s], low[t])
-    keep = np.all(overlap_low <= np.minimum(high[s], high[t]), axis=1)
-    corner = np.floor((overlap_low - origin) / cell).astype(np.int64)
-    keep &= ((corner[:, 0] * dims[1] + corner[:, 1]) * dims[2] + corner[:, 2]) == key[left]
-    if among is not None:
-        keep &= among[s] | among[t]
-    return np.stack([s[keep], t[keep]], axis=1)
+    here = (first_on[left] | first_on[right]) == 7
+    s, t = face[left[here]], face[right[here]]
+    for low_on, high_on in zip(low.T.copy(), high.T.copy(), strict=True):  # overlap, one axis at a time
+        keep = (low_on[s] <= high_on[t]) & (low_on[t] <= high_on[s])
+        s, t = s[keep], t[keep]
+    return np.stack([s, t], axis=1)
 
 
 def intersecting_pairs(mesh: Mesh, among: np.ndarray | None = None, *, chunk: int = 1 << 20) -> np.ndarray:
@@ -261,8 +266,10 @@ def intersecting_pairs(mesh: Mesh, among: np.ndarray | None = None, *, chunk: in
 
     Candidates from a uniform grid of bounding boxes (:func:`_cell_pairs`;
     with ``among``, a bool per face, only pairs with one of those), those
-    entirely on one side of the other's plane dropped, the rest tested exactly
-    (six edge-triangle tests per pair).
+    entirely on one side of the other's plane dropped, the rest tested exactly:
+    six edge-triangle tests per pair sharing no vertex, two (the edges opposite
+    the shared vertex) per pair sharing one; pairs sharing an edge never cross
+    in this sense. Each pair once, smaller face first, in lexicographic order.
     """
     v, f = mesh.vertices, mesh.faces
     corners = v[f]
@@ -274,19 +281,42 @@ def intersecting_pairs(mesh: Mesh, among: np.ndarray | None = None, *, chunk: in
     for start in range(0, len(candidates), chunk):
         s, t = candidates[start:start + chunk].T
         same = f[s][:, :, None] == f[t][:, None, :]  # (K, 3, 3): corner i of s is corner j of t
-        keep = (same.any(axis=2).sum(axis=1) < 2)  # faces sharing an edge never cross in this sense
+        shared = same.any(axis=2).sum(axis=1)
+        keep = shared < 2
         keep[keep] = (_straddles(corners[t[keep]], corners[s[keep], 0], normals[s[keep]])
                       & _straddles(corners[s[keep]], corners[t[keep], 0], normals[t[keep]]))
-        s, t, same = s[keep], t[keep], same[keep]
-        crossed = np.zeros(len(s), dtype=bool)
-        for one, other, touches in ((s, t, same.any(axis=2)), (t, s, same.any(axis=1))):
-            triangle = corners[other]
-            for i, j in ((0, 1), (1, 2), (2, 0)):
-                apart = ~(touches[:, i] | touches[:, j])
-                crossed |= apart & _segments_cross_triangles(corners[one, i], corners[one, j], triangle[:, 0],
-                                                             triangle[:, 1], triangle[:, 2])
-        found.append(np.stack([s[crossed], t[crossed]], axis=1))
-    return np.concatenate(found)
+        apart, touching = keep & (shared == 0), np.flatnonzero(keep & (shared == 1))
+        found.append(_pairs_crossing_apart(corners, s[apart], t[apart]))
+        found.append(_pairs_crossing_at_corner(corners, s[touching], t[touching], same[touching]))
+    pairs = np.sort(np.concatenate(found), axis=1)
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+
+
+def _edges_cross(corners: np.ndarray, one: np.ndarray, other: np.ndarray, start: np.ndarray,
+                 end: np.ndarray) -> np.ndarray:
+    """Whether the edge from corner ``start`` to corner ``end`` of each face ``one`` crosses face ``other``."""
+    triangle = corners[other]
+    return _segments_cross_triangles(corners[one, start], corners[one, end], triangle[:, 0], triangle[:, 1],
+                                     triangle[:, 2])
+
+
+def _pairs_crossing_apart(corners: np.ndarray, s: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The pairs of faces sharing no vertex that cross: any of the three edges of either through the other."""
+    crossed = np.zeros(len(s), dtype=bool)
+    for one, other in ((s, t), (t, s)):
+        for i, j in ((0, 1), (1, 2), (2, 0)):
+            crossed |= _edges_cross(corners, one, other, np.full(len(s), i), np.full(len(s), j))
+    return np.stack([s[crossed], t[crossed]], axis=1)
+
+
+def _pairs_crossing_at_corner(corners: np.ndarray, s: np.ndarray, t: np.ndarray, same: np.ndarray) -> np.ndarray:
+    """The pairs of faces sharing one vertex that cross: the edge of either opposite that vertex through the
+    other (``same``: (K, 3, 3), corner i of s is corner j of t)."""
+    crossed = np.zeros(len(s), dtype=bool)
+    for one, other, shared_corner in ((s, t, same.any(axis=2).argmax(axis=1)),
+                                      (t, s, same.any(axis=1).argmax(axis=1))):
+        crossed |= _edges_cross(corners, one, other, (shared_corner + 1) % 3, (shared_corner + 2) % 3)
+    return np.stack([s[crossed], t[crossed]], axis=1)
 
 
 def _straddles(triangles: np.ndarray, origin: np.ndarray, normal: np.ndarray) -> np.ndarray:
