@@ -127,28 +127,29 @@ def closest_points_on_triangles(points: np.ndarray, a: np.ndarray, b: np.ndarray
     """The point of each triangle abc nearest to each of ``points`` (arrays of one shape (..., 3)).
 
     The Voronoi-region test of Ericson's *Real-Time Collision Detection*
-    (5.1.5): a corner, a point on an edge, or the projection inside.
+    (5.1.5): a corner, a point on an edge, or the projection inside, found as
+    the weights of ab and ac (two numbers per point rather than a 3-vector per
+    region).
     """
-    ab, ac, ap, bp, cp = b - a, c - a, points - a, points - b, points - c
-    d1, d2, d3, d4, d5, d6 = _dot(ab, ap), _dot(ac, ap), _dot(ab, bp), _dot(ac, bp), _dot(ab, cp), _dot(ac, cp)
+    ab, ac, ap = b - a, c - a, points - a
+    d1, d2 = _dot(ab, ap), _dot(ac, ap)
+    ab_ab, ab_ac, ac_ac = _dot(ab, ab), _dot(ab, ac), _dot(ac, ac)
+    d3, d4, d5, d6 = d1 - ab_ab, d2 - ab_ac, d1 - ab_ac, d2 - ac_ac  # ab.bp, ac.bp, ab.cp, ac.cp
     va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
 
     def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
         safe = np.where(denominator != 0, denominator, 1.0)
-        return (np.where(denominator != 0, numerator / safe, 0.0))[..., None]
+        return np.where(denominator != 0, numerator / safe, 0.0)
 
     total = va + vb + vc
-    on_ab = a + ratio(d1, d1 - d3) * ab
-    on_ac = a + ratio(d2, d2 - d6) * ac
-    on_bc = b + ratio(d4 - d3, (d4 - d3) + (d5 - d6)) * (c - b)
-    inside = a + ratio(vb, total) * ab + ratio(vc, total) * ac
+    on_bc = ratio(d4 - d3, (d4 - d3) + (d5 - d6))
     regions = [(d1 <= 0) & (d2 <= 0), (d3 >= 0) & (d4 <= d3), (vc <= 0) & (d1 >= 0) & (d3 <= 0),
                (d6 >= 0) & (d5 <= d6), (vb <= 0) & (d2 >= 0) & (d6 <= 0),
-               (va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0)]
-    result = inside
-    for region, point in reversed(list(zip(regions, [a, b, on_ab, c, on_ac, on_bc], strict=True))):
-        result = np.where(region[..., None], point, result)
-    return result
+               (va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0)]  # a, b, on ab, c, on ac, on bc: the first that holds
+    zero, one = np.zeros_like(d1), np.ones_like(d1)
+    along_ab = np.select(regions, [zero, one, ratio(d1, d1 - d3), zero, zero, 1.0 - on_bc], ratio(vb, total))
+    along_ac = np.select(regions, [zero, zero, zero, one, ratio(d2, d2 - d6), on_bc], ratio(vc, total))
+    return a + along_ab[..., None] * ab + along_ac[..., None] * ac
 
 
 def distance_to_surface(points: np.ndarray, mesh: Mesh, *, neighbours: int = 8) -> np.ndarray:
@@ -175,26 +176,27 @@ def distance_to_surface(points: np.ndarray, mesh: Mesh, *, neighbours: int = 8) 
 def _nearest_in_group(points: np.ndarray, corners: np.ndarray, centroids: np.ndarray, reach: float,
                       bound: np.ndarray, neighbours: int, chunk: int = 1 << 18) -> np.ndarray:
     """The distance from each point to the nearest of these triangles, or any value not below ``bound`` when
-    every one of them is farther than ``bound`` (see :func:`distance_to_surface`)."""
+    every one of them is farther than ``bound`` (see :func:`distance_to_surface`). Each round tests only the
+    faces the previous one did not reach."""
     tree = cKDTree(centroids)
     distance = np.full(len(points), np.inf)
-    pending, count = np.arange(len(points)), neighbours
+    pending, tested, count = np.arange(len(points)), 0, neighbours
     while pending.size:
         count = min(count, len(centroids))
         settled = np.zeros(len(pending), dtype=bool)
-        rows = max(chunk // count, 1)
+        rows = max(chunk // (count - tested), 1)
         for start in range(0, len(pending), rows):
             block = pending[start:start + rows]
             centroid_distance, face = tree.query(points[block], k=count)
             centroid_distance, face = centroid_distance.reshape(len(block), -1), face.reshape(len(block), -1)
-            near = corners[face]
+            near = corners[face[:, tested:]]
             closest = closest_points_on_triangles(points[block][:, None, :], near[..., 0, :], near[..., 1, :],
                                                   near[..., 2, :])
-            found = np.linalg.norm(closest - points[block][:, None, :], axis=2).min(axis=1)
+            found = np.minimum(distance[block], np.linalg.norm(closest - points[block][:, None, :], axis=2).min(axis=1))
             distance[block] = found
             certain = np.minimum(found, bound[block]) <= centroid_distance[:, -1] - reach
             settled[start:start + len(block)] = certain | (count == len(centroids))
-        pending, count = pending[~settled], count * 2
+        pending, tested, count = pending[~settled], count, count * 2
     return distance
 
 
