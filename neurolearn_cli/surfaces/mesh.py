@@ -155,48 +155,54 @@ def closest_points_on_triangles(points: np.ndarray, a: np.ndarray, b: np.ndarray
 def distance_to_surface(points: np.ndarray, mesh: Mesh, *, neighbours: int = 8) -> np.ndarray:
     """The exact distance from each of ``points`` (N, 3) to the nearest point of ``mesh``'s triangles.
 
-    Faces are grouped by size (their largest centroid-to-corner distance, in
-    doublings of the median), a KD-tree of centroids per group: each point is
-    tested against its ``neighbours`` nearest faces of a group, and again with
-    twice as many until no face left out can be nearer than the best found
-    (the last centroid's distance minus the group's largest size).
+    An upper bound first: the nearest of the ``neighbours`` faces whose
+    centroids are nearest. Faces are then grouped by size (their largest
+    centroid-to-corner distance, in doublings of the median), a KD-tree of
+    centroids per group: each point is tested against every face of a group
+    whose centroid is within the bound plus the group's largest size (no other
+    can be nearer), and the bound falls to the nearest found.
     """
     corners = mesh.vertices[mesh.faces]
     centroids = corners.mean(axis=1)
     size = np.linalg.norm(corners - centroids[:, None, :], axis=2).max(axis=1)
     group = np.ceil(np.log2(np.maximum(size / max(float(np.median(size)), 1e-12), 1.0))).astype(np.int64)
-    best = np.full(len(points), np.inf)
+    count = min(neighbours, len(centroids))
+    _, nearest = cKDTree(centroids).query(points, k=count)
+    best = _distances(points, np.arange(len(points)).repeat(count), corners, nearest.ravel())
+    best = best.reshape(len(points), count).min(axis=1)
     for level in np.unique(group):
         members = np.flatnonzero(group == level)
         best = np.minimum(best, _nearest_in_group(points, corners[members], centroids[members],
-                                                  float(size[members].max()), best, neighbours))
+                                                  float(size[members].max()), best))
     return best
 
 
+def _distances(points: np.ndarray, point: np.ndarray, corners: np.ndarray, face: np.ndarray,
+               chunk: int = 1 << 16) -> np.ndarray:
+    """The distance from ``points[point[i]]`` to triangle ``corners[face[i]]``, ``chunk`` pairs at a time."""
+    found = np.empty(len(point))
+    for start in range(0, len(point), chunk):
+        here, near = points[point[start:start + chunk]], corners[face[start:start + chunk]]
+        closest = closest_points_on_triangles(here, near[:, 0], near[:, 1], near[:, 2])
+        found[start:start + chunk] = np.linalg.norm(closest - here, axis=1)
+    return found
+
+
 def _nearest_in_group(points: np.ndarray, corners: np.ndarray, centroids: np.ndarray, reach: float,
-                      bound: np.ndarray, neighbours: int, chunk: int = 1 << 18) -> np.ndarray:
+                      bound: np.ndarray, rows: int = 1 << 14) -> np.ndarray:
     """The distance from each point to the nearest of these triangles, or any value not below ``bound`` when
-    every one of them is farther than ``bound`` (see :func:`distance_to_surface`). Each round tests only the
-    faces the previous one did not reach."""
+    every one of them is farther than ``bound`` (see :func:`distance_to_surface`); ``rows`` points at a time."""
     tree = cKDTree(centroids)
     distance = np.full(len(points), np.inf)
-    pending, tested, count = np.arange(len(points)), 0, neighbours
-    while pending.size:
-        count = min(count, len(centroids))
-        settled = np.zeros(len(pending), dtype=bool)
-        rows = max(chunk // (count - tested), 1)
-        for start in range(0, len(pending), rows):
-            block = pending[start:start + rows]
-            centroid_distance, face = tree.query(points[block], k=count)
-            centroid_distance, face = centroid_distance.reshape(len(block), -1), face.reshape(len(block), -1)
-            near = corners[face[:, tested:]]
-            closest = closest_points_on_triangles(points[block][:, None, :], near[..., 0, :], near[..., 1, :],
-                                                  near[..., 2, :])
-            found = np.minimum(distance[block], np.linalg.norm(closest - points[block][:, None, :], axis=2).min(axis=1))
-            distance[block] = found
-            certain = np.minimum(found, bound[block]) <= centroid_distance[:, -1] - reach
-            settled[start:start + len(block)] = certain | (count == len(centroids))
-        pending, tested, count = pending[~settled], count, count * 2
+    for start in range(0, len(points), rows):
+        block = np.arange(start, min(start + rows, len(points)))
+        within = tree.query_ball_point(points[block], bound[block] + reach)
+        count = np.fromiter(map(len, within), dtype=np.int64, count=len(within))
+        face = np.fromiter((f for faces in within for f in faces), dtype=np.int64, count=int(count.sum()))
+        found = _distances(points, block.repeat(count), corners, face)
+        some = count > 0
+        if some.any():
+            distance[block[some]] = np.minimum.reduceat(found, (np.cumsum(count) - count)[some])
     return distance
 
 
