@@ -127,74 +127,82 @@ def closest_points_on_triangles(points: np.ndarray, a: np.ndarray, b: np.ndarray
     """The point of each triangle abc nearest to each of ``points`` (arrays of one shape (..., 3)).
 
     The Voronoi-region test of Ericson's *Real-Time Collision Detection*
-    (5.1.5): a corner, a point on an edge, or the projection inside.
+    (5.1.5): a corner, a point on an edge, or the projection inside, found as
+    the weights of ab and ac (two numbers per point rather than a 3-vector per
+    region).
     """
-    ab, ac, ap, bp, cp = b - a, c - a, points - a, points - b, points - c
-    d1, d2, d3, d4, d5, d6 = _dot(ab, ap), _dot(ac, ap), _dot(ab, bp), _dot(ac, bp), _dot(ab, cp), _dot(ac, cp)
+    ab, ac, ap = b - a, c - a, points - a
+    d1, d2 = _dot(ab, ap), _dot(ac, ap)
+    ab_ab, ab_ac, ac_ac = _dot(ab, ab), _dot(ab, ac), _dot(ac, ac)
+    d3, d4, d5, d6 = d1 - ab_ab, d2 - ab_ac, d1 - ab_ac, d2 - ac_ac  # ab.bp, ac.bp, ab.cp, ac.cp
     va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
 
     def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
         safe = np.where(denominator != 0, denominator, 1.0)
-        return (np.where(denominator != 0, numerator / safe, 0.0))[..., None]
+        return np.where(denominator != 0, numerator / safe, 0.0)
 
     total = va + vb + vc
-    on_ab = a + ratio(d1, d1 - d3) * ab
-    on_ac = a + ratio(d2, d2 - d6) * ac
-    on_bc = b + ratio(d4 - d3, (d4 - d3) + (d5 - d6)) * (c - b)
-    inside = a + ratio(vb, total) * ab + ratio(vc, total) * ac
+    on_bc = ratio(d4 - d3, (d4 - d3) + (d5 - d6))
     regions = [(d1 <= 0) & (d2 <= 0), (d3 >= 0) & (d4 <= d3), (vc <= 0) & (d1 >= 0) & (d3 <= 0),
                (d6 >= 0) & (d5 <= d6), (vb <= 0) & (d2 >= 0) & (d6 <= 0),
-               (va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0)]
-    result = inside
-    for region, point in reversed(list(zip(regions, [a, b, on_ab, c, on_ac, on_bc], strict=True))):
-        result = np.where(region[..., None], point, result)
-    return result
+               (va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0)]  # a, b, on ab, c, on ac, on bc: the first that holds
+    zero, one = np.zeros_like(d1), np.ones_like(d1)
+    along_ab = np.select(regions, [zero, one, ratio(d1, d1 - d3), zero, zero, 1.0 - on_bc], ratio(vb, total))
+    along_ac = np.select(regions, [zero, zero, zero, one, ratio(d2, d2 - d6), on_bc], ratio(vc, total))
+    return a + along_ab[..., None] * ab + along_ac[..., None] * ac
 
 
 def distance_to_surface(points: np.ndarray, mesh: Mesh, *, neighbours: int = 8) -> np.ndarray:
     """The exact distance from each of ``points`` (N, 3) to the nearest point of ``mesh``'s triangles.
 
-    Faces are grouped by size (their largest centroid-to-corner distance, in
-    doublings of the median), a KD-tree of centroids per group: each point is
-    tested against its ``neighbours`` nearest faces of a group, and again with
-    twice as many until no face left out can be nearer than the best found
-    (the last centroid's distance minus the group's largest size).
+    An upper bound first: the nearest of the ``neighbours`` faces whose
+    centroids are nearest. Faces are then grouped by size (their largest
+    centroid-to-corner distance, in doublings of the median), a KD-tree of
+    centroids per group: each point is tested against every face of a group
+    whose centroid is within the bound plus the group's largest size (no other
+    can be nearer), and the bound falls to the nearest found.
     """
     corners = mesh.vertices[mesh.faces]
     centroids = corners.mean(axis=1)
     size = np.linalg.norm(corners - centroids[:, None, :], axis=2).max(axis=1)
     group = np.ceil(np.log2(np.maximum(size / max(float(np.median(size)), 1e-12), 1.0))).astype(np.int64)
-    best = np.full(len(points), np.inf)
+    count = min(neighbours, len(centroids))
+    _, nearest = cKDTree(centroids).query(points, k=count)
+    best = _distances(points, np.arange(len(points)).repeat(count), corners, nearest.ravel())
+    best = best.reshape(len(points), count).min(axis=1)
     for level in np.unique(group):
         members = np.flatnonzero(group == level)
         best = np.minimum(best, _nearest_in_group(points, corners[members], centroids[members],
-                                                  float(size[members].max()), best, neighbours))
+                                                  float(size[members].max()), best))
     return best
 
 
+def _distances(points: np.ndarray, point: np.ndarray, corners: np.ndarray, face: np.ndarray,
+               chunk: int = 1 << 16) -> np.ndarray:
+    """The distance from ``points[point[i]]`` to triangle ``corners[face[i]]``, ``chunk`` pairs at a time."""
+    found = np.empty(len(point))
+    for start in range(0, len(point), chunk):
+        here, near = points[point[start:start + chunk]], corners[face[start:start + chunk]]
+        closest = closest_points_on_triangles(here, near[:, 0], near[:, 1], near[:, 2])
+        found[start:start + chunk] = np.linalg.norm(closest - here, axis=1)
+    return found
+
+
 def _nearest_in_group(points: np.ndarray, corners: np.ndarray, centroids: np.ndarray, reach: float,
-                      bound: np.ndarray, neighbours: int, chunk: int = 1 << 18) -> np.ndarray:
+                      bound: np.ndarray, rows: int = 1 << 14) -> np.ndarray:
     """The distance from each point to the nearest of these triangles, or any value not below ``bound`` when
-    every one of them is farther than ``bound`` (see :func:`distance_to_surface`)."""
+    every one of them is farther than ``bound`` (see :func:`distance_to_surface`); ``rows`` points at a time."""
     tree = cKDTree(centroids)
     distance = np.full(len(points), np.inf)
-    pending, count = np.arange(len(points)), neighbours
-    while pending.size:
-        count = min(count, len(centroids))
-        settled = np.zeros(len(pending), dtype=bool)
-        rows = max(chunk // count, 1)
-        for start in range(0, len(pending), rows):
-            block = pending[start:start + rows]
-            centroid_distance, face = tree.query(points[block], k=count)
-            centroid_distance, face = centroid_distance.reshape(len(block), -1), face.reshape(len(block), -1)
-            near = corners[face]
-            closest = closest_points_on_triangles(points[block][:, None, :], near[..., 0, :], near[..., 1, :],
-                                                  near[..., 2, :])
-            found = np.linalg.norm(closest - points[block][:, None, :], axis=2).min(axis=1)
-            distance[block] = found
-            certain = np.minimum(found, bound[block]) <= centroid_distance[:, -1] - reach
-            settled[start:start + len(block)] = certain | (count == len(centroids))
-        pending, count = pending[~settled], count * 2
+    for start in range(0, len(points), rows):
+        block = np.arange(start, min(start + rows, len(points)))
+        within = tree.query_ball_point(points[block], bound[block] + reach)
+        count = np.fromiter(map(len, within), dtype=np.int64, count=len(within))
+        face = np.fromiter((f for faces in within for f in faces), dtype=np.int64, count=int(count.sum()))
+        found = _distances(points, block.repeat(count), corners, face)
+        some = count > 0
+        if some.any():
+            distance[block[some]] = np.minimum.reduceat(found, (np.cumsum(count) - count)[some])
     return distance
 
 
@@ -221,8 +229,11 @@ def _cell_pairs(low: np.ndarray, high: np.ndarray, cell: float, among: np.ndarra
 
     A uniform grid of ``cell`` mm: every face is entered in each cell its box
     touches; two faces sharing a cell are a candidate when their boxes overlap,
-    kept only in the cell that holds the low corner of the overlap. With
-    ``among`` (bool per face), only pairs with at least one such face.
+    kept only in the cell that holds the low corner of the overlap: on every
+    axis, that cell is the first of one of the two faces (cheap to test before
+    the boxes). With ``among`` (bool per face), only pairs with at least one
+    such face: those faces come first in their cells, so only pairs led by one
+    are formed.
     """
     origin = low.min(axis=0)
     first = np.floor((low - origin) / cell).astype(np.int64)
@@ -233,27 +244,29 @@ def _cell_pairs(low: np.ndarray, high: np.ndarray, cell: float, among: np.ndarra
     face = np.repeat(np.arange(len(low)), per_face)
     rank = np.arange(len(face)) - np.repeat(np.cumsum(per_face) - per_face, per_face)
     step = extent[face]
-    index = first[face] + np.stack([rank % step[:, 0], (rank // step[:, 0]) % step[:, 1],
-                                    rank // (step[:, 0] * step[:, 1])], axis=1)
+    offset = np.stack([rank % step[:, 0], (rank // step[:, 0]) % step[:, 1], rank // (step[:, 0] * step[:, 1])],
+                      axis=1)
+    index = first[face] + offset
     key = (index[:, 0] * dims[1] + index[:, 1]) * dims[2] + index[:, 2]
+    first_on = ((offset == 0) * np.array([1, 2, 4])).sum(axis=1).astype(np.int8)  # bit a: face's first cell on a
+    if among is None:
+        order = np.argsort(key, kind="stable")
+    else:
+        wanted = np.isin(key, key[among[face]])
+        key, face, first_on = key[wanted], face[wanted], first_on[wanted]
+        order = np.lexsort((~among[face], key))
+    key, face, first_on = key[order], face[order], first_on[order]
+    partners = np.searchsorted(key, key, side="right") - np.arange(len(key)) - 1
     if among is not None:
-        cells = np.unique(key[among[face]])
-        wanted = np.isin(key, cells)
-        key, face = key[wanted], face[wanted]
-    order = np.argsort(key, kind="stable")
-    key, face = key[order], face[order]
-    group_end = np.searchsorted(key, key, side="right")
-    partners = group_end - np.arange(len(key)) - 1
+        partners[~among[face]] = 0
     left = np.repeat(np.arange(len(key)), partners)
     right = left + 1 + np.arange(len(left)) - np.repeat(np.cumsum(partners) - partners, partners)
-    s, t = face[left], face[right]
-    overlap_low = np.maximum(low[s], low[t])
-    keep = np.all(overlap_low <= np.minimum(high[s], high[t]), axis=1)
-    corner = np.floor((overlap_low - origin) / cell).astype(np.int64)
-    keep &= ((corner[:, 0] * dims[1] + corner[:, 1]) * dims[2] + corner[:, 2]) == key[left]
-    if among is not None:
-        keep &= among[s] | among[t]
-    return np.stack([s[keep], t[keep]], axis=1)
+    here = (first_on[left] | first_on[right]) == 7
+    s, t = face[left[here]], face[right[here]]
+    for low_on, high_on in zip(low.T.copy(), high.T.copy(), strict=True):  # overlap, one axis at a time
+        keep = (low_on[s] <= high_on[t]) & (low_on[t] <= high_on[s])
+        s, t = s[keep], t[keep]
+    return np.stack([s, t], axis=1)
 
 
 def intersecting_pairs(mesh: Mesh, among: np.ndarray | None = None, *, chunk: int = 1 << 20) -> np.ndarray:
@@ -261,8 +274,10 @@ def intersecting_pairs(mesh: Mesh, among: np.ndarray | None = None, *, chunk: in
 
     Candidates from a uniform grid of bounding boxes (:func:`_cell_pairs`;
     with ``among``, a bool per face, only pairs with one of those), those
-    entirely on one side of the other's plane dropped, the rest tested exactly
-    (six edge-triangle tests per pair).
+    entirely on one side of the other's plane dropped, the rest tested exactly:
+    six edge-triangle tests per pair sharing no vertex, two (the edges opposite
+    the shared vertex) per pair sharing one; pairs sharing an edge never cross
+    in this sense. Each pair once, smaller face first, in lexicographic order.
     """
     v, f = mesh.vertices, mesh.faces
     corners = v[f]
@@ -274,19 +289,42 @@ def intersecting_pairs(mesh: Mesh, among: np.ndarray | None = None, *, chunk: in
     for start in range(0, len(candidates), chunk):
         s, t = candidates[start:start + chunk].T
         same = f[s][:, :, None] == f[t][:, None, :]  # (K, 3, 3): corner i of s is corner j of t
-        keep = (same.any(axis=2).sum(axis=1) < 2)  # faces sharing an edge never cross in this sense
+        shared = same.any(axis=2).sum(axis=1)
+        keep = shared < 2
         keep[keep] = (_straddles(corners[t[keep]], corners[s[keep], 0], normals[s[keep]])
                       & _straddles(corners[s[keep]], corners[t[keep], 0], normals[t[keep]]))
-        s, t, same = s[keep], t[keep], same[keep]
-        crossed = np.zeros(len(s), dtype=bool)
-        for one, other, touches in ((s, t, same.any(axis=2)), (t, s, same.any(axis=1))):
-            triangle = corners[other]
-            for i, j in ((0, 1), (1, 2), (2, 0)):
-                apart = ~(touches[:, i] | touches[:, j])
-                crossed |= apart & _segments_cross_triangles(corners[one, i], corners[one, j], triangle[:, 0],
-                                                             triangle[:, 1], triangle[:, 2])
-        found.append(np.stack([s[crossed], t[crossed]], axis=1))
-    return np.concatenate(found)
+        apart, touching = keep & (shared == 0), np.flatnonzero(keep & (shared == 1))
+        found.append(_pairs_crossing_apart(corners, s[apart], t[apart]))
+        found.append(_pairs_crossing_at_corner(corners, s[touching], t[touching], same[touching]))
+    pairs = np.sort(np.concatenate(found), axis=1)
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+
+
+def _edges_cross(corners: np.ndarray, one: np.ndarray, other: np.ndarray, start: np.ndarray,
+                 end: np.ndarray) -> np.ndarray:
+    """Whether the edge from corner ``start`` to corner ``end`` of each face ``one`` crosses face ``other``."""
+    triangle = corners[other]
+    return _segments_cross_triangles(corners[one, start], corners[one, end], triangle[:, 0], triangle[:, 1],
+                                     triangle[:, 2])
+
+
+def _pairs_crossing_apart(corners: np.ndarray, s: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The pairs of faces sharing no vertex that cross: any of the three edges of either through the other."""
+    crossed = np.zeros(len(s), dtype=bool)
+    for one, other in ((s, t), (t, s)):
+        for i, j in ((0, 1), (1, 2), (2, 0)):
+            crossed |= _edges_cross(corners, one, other, np.full(len(s), i), np.full(len(s), j))
+    return np.stack([s[crossed], t[crossed]], axis=1)
+
+
+def _pairs_crossing_at_corner(corners: np.ndarray, s: np.ndarray, t: np.ndarray, same: np.ndarray) -> np.ndarray:
+    """The pairs of faces sharing one vertex that cross: the edge of either opposite that vertex through the
+    other (``same``: (K, 3, 3), corner i of s is corner j of t)."""
+    crossed = np.zeros(len(s), dtype=bool)
+    for one, other, shared_corner in ((s, t, same.any(axis=2).argmax(axis=1)),
+                                      (t, s, same.any(axis=1).argmax(axis=1))):
+        crossed |= _edges_cross(corners, one, other, (shared_corner + 1) % 3, (shared_corner + 2) % 3)
+    return np.stack([s[crossed], t[crossed]], axis=1)
 
 
 def _straddles(triangles: np.ndarray, origin: np.ndarray, normal: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from neurolearn_cli.surfaces.mesh import (  # noqa: E402
     euler_characteristic,
     extract,
     intersecting_faces,
+    intersecting_pairs,
     self_intersections,
     vertex_normals,
 )
@@ -120,6 +121,29 @@ def test_crossings_are_found_and_untangled() -> None:
     assert self_intersections(mesh.with_vertices(fixed)) == 0
     np.testing.assert_array_equal(fixed[poked], vertices[poked])
     np.testing.assert_array_equal(fixed[top], pushed[top])
+
+
+def test_crossing_pairs_are_every_overlapping_candidate_once() -> None:
+    """On a crumpled ball, the grid's candidates are exactly the face pairs whose boxes overlap (each once), and
+    the pairs with one of ``among`` are those of all pairs that hold one, sorted, smaller face first."""
+    from neurolearn_cli.surfaces.mesh import Mesh, _cell_pairs
+
+    vertices, faces = _ball_mesh()
+    rng = np.random.default_rng(5)
+    crumpled = vertices + rng.normal(scale=0.6, size=vertices.shape)
+    corners = crumpled[faces]
+    low, high = corners.min(axis=1), corners.max(axis=1)
+    overlap = np.all((low[:, None] <= high[None]) & (low[None] <= high[:, None]), axis=2)
+    brute = {(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(overlap, 1)), strict=True)}
+    among = rng.random(len(faces)) < 0.1
+    for wanted, expected in ((None, brute), (among, {p for p in brute if among[p[0]] or among[p[1]]})):
+        candidates = np.sort(_cell_pairs(low, high, 1.3, wanted), axis=1)
+        assert len(candidates) == len(expected) and set(map(tuple, candidates.tolist())) == expected
+    everywhere = intersecting_pairs(Mesh(crumpled, faces))
+    assert len(everywhere) > 0 and (everywhere[:, 0] < everywhere[:, 1]).all()
+    np.testing.assert_array_equal(everywhere, np.unique(everywhere, axis=0))
+    np.testing.assert_array_equal(intersecting_pairs(Mesh(crumpled, faces), among),
+                                  everywhere[among[everywhere].any(axis=1)])
 
 
 def test_untangle_shrinks_a_crossing_move_before_undoing_it() -> None:
