@@ -16,9 +16,8 @@ from neurolearn_cli.surfaces.mesh import (
 )
 from neurolearn_cli.surfaces.placement import MAX_THICKNESS_MM, untangle
 
-#: The level of the pial field at which the pial surface lies (the GM/CSF boundary: the grey-or-white
-#: probability's partial-volume midpoint on an exact field, raised to it from the calibrated level of real
-#: posteriors by :func:`~neurolearn_cli.surfaces.hemispheres.hemisphere_fields`).
+#: The level of the pial field at which the pial surface lies (the GM/CSF boundary; the field is shifted so
+#: that this level falls at :data:`~neurolearn_cli.surfaces.hemispheres.PIAL_PROBABILITY` of real posteriors).
 BOUNDARY_LEVEL = 0.5
 #: The white-to-target moves are made in this many equal stages, each untangled from the one before.
 STAGES = 4
