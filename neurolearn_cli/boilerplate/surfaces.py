@@ -9,6 +9,7 @@ from neurolearn_cli.boilerplate.document import Section
 from neurolearn_cli.boilerplate.facts import SurfaceFacts
 from neurolearn_cli.boilerplate.wording import plural, spread
 from neurolearn_cli.surfaces.hemispheres import PIAL_PROBABILITY
+from neurolearn_cli.surfaces.measures import THICKNESS_RINGS
 from neurolearn_cli.surfaces.parcels import MAX_LABEL_DISTANCE_MM
 from neurolearn_cli.surfaces.placement import (
     CONTRAST_FWHM_MM,
@@ -71,7 +72,9 @@ def surfaces_section(surfaces: Sequence[SurfaceFacts], cite: Citations) -> Secti
         "converge), those vertices were relaxed towards their neighbours, and where faces still crossed, the moves "
         "were shortened. Cortical thickness is "
         f"FreeSurfer's definition {cite('thickness')}: at each vertex, the mean of the distances from the white "
-        "surface to the nearest point of the pial surface and back. The midthickness surface lies halfway between "
+        "vertex to the nearest pial vertex and from the pial vertex to the nearest white vertex, each searched "
+        f"within {THICKNESS_RINGS} edges of the vertex on its own side of the cortex and capped at "
+        f"{MAX_THICKNESS_MM:g} mm, as FreeSurfer's mris_thickness measures it. The midthickness surface lies halfway between "
         "white and pial; mean curvature and each vertex's area (a third of the area of the triangles around it, "
         "FreeSurfer's area) were computed on the white surface. " + _topology(surfaces)
     )

@@ -6,22 +6,45 @@ import numpy as np
 
 from neurolearn_cli.surfaces.mesh import (
     Mesh,
-    distance_to_surface,
     edges,
     neighbour_mean,
+    neighbourhood,
     signed_volume,
     vertex_normals,
 )
 from neurolearn_cli.surfaces.placement import MAX_THICKNESS_MM
 
+#: How many rings of mesh neighbours the thickness searches for the nearest vertex of the other surface
+#: (``mris_thickness``'s default neighbourhood size).
+THICKNESS_RINGS = 2
 
-def thickness(white: Mesh, pial: Mesh, cap_mm: float = MAX_THICKNESS_MM) -> np.ndarray:
-    """FreeSurfer's cortical thickness per vertex: the mean of the distances from the white vertex to the
-    nearest point of the pial surface and from the pial vertex to the nearest point of the white, capped at
-    ``cap_mm``."""
-    to_pial = distance_to_surface(white.vertices, pial)
-    to_white = distance_to_surface(pial.vertices, white)
-    return np.minimum((to_pial + to_white) / 2.0, cap_mm)
+
+def thickness(white: Mesh, pial: Mesh, cap_mm: float = MAX_THICKNESS_MM,
+              rings: int = THICKNESS_RINGS) -> np.ndarray:
+    """FreeSurfer's cortical thickness per vertex, as ``mris_thickness`` measures it: the mean of the distance
+    from the white vertex to the nearest pial vertex and from the pial vertex to the nearest white vertex, each
+    capped at ``cap_mm``.
+
+    The nearest vertex is searched among the vertex's own correspondent and its
+    neighbours within ``rings`` edges, never over the whole surface: a neighbour
+    counts where its white-to-pial offset points outward along the vertex's
+    pial normal and the two pial normals agree, so the search stays on the
+    vertex's own bank. A global nearest point would take the pial surface of a
+    facing or back-to-back bank a few millimetres away and thin thick cortex.
+    """
+    near = neighbourhood(white, rings)
+    rows = np.repeat(np.arange(len(white.vertices)), np.diff(near.indptr))
+    cols = near.indices
+    normals = vertex_normals(pial)
+    agree = np.einsum("ij,ij->i", normals[rows], normals[cols]) >= 0.0
+    to_pial = pial.vertices[cols] - white.vertices[rows]
+    to_white = pial.vertices[rows] - white.vertices[cols]
+    measured = []
+    for offset in (to_pial, to_white):
+        outward = np.einsum("ij,ij->i", offset, normals[rows]) >= 0.0
+        distance = np.where((rows == cols) | (outward & agree), np.linalg.norm(offset, axis=1), np.inf)
+        measured.append(np.minimum(np.minimum.reduceat(distance, near.indptr[:-1]), cap_mm))
+    return (measured[0] + measured[1]) / 2.0
 
 
 def mean_curvature(mesh: Mesh) -> np.ndarray:

@@ -79,6 +79,18 @@ def adjacency(mesh: Mesh) -> sparse.csr_matrix:
     return matrix.tocsr()
 
 
+def neighbourhood(mesh: Mesh, rings: int) -> sparse.csr_matrix:
+    """Each vertex's neighbourhood: itself and every vertex within ``rings`` edges (a boolean sparse matrix,
+    rows sorted)."""
+    step = adjacency(mesh).astype(bool) + sparse.identity(len(mesh.vertices), dtype=bool, format="csr")
+    reach = sparse.identity(len(mesh.vertices), dtype=bool, format="csr")
+    for _ in range(rings):
+        reach = (reach @ step).astype(bool)
+    reach = reach.tocsr()
+    reach.sort_indices()
+    return reach
+
+
 def face_normals(mesh: Mesh) -> np.ndarray:
     """Unnormalised face normals (length twice the face area)."""
     a, b, c = (mesh.vertices[mesh.faces[:, i]] for i in range(3))
