@@ -332,14 +332,14 @@ def background_noise_sd(coarse: Image) -> float | None:
 
 
 def noisy_air(t1w: Image) -> torch.Tensor | None:
-    """The air outside :func:`head_region` of RAS-ordered ``t1w`` (boolean), where its noise rises above the mixture's background.
+    """The air outside :func:`head_region` of RAS-ordered ``t1w`` (boolean) when its noise rises above the background.
 
     None when the air's noise floor (``NOISE_FLOOR_SDS`` times
     :func:`background_noise_sd`) lies under the mixture's background level, or
     the background holds no noise sample (a zero-filled scan): there the
     background level leaves the air out of the mixture already. Above it, the
-    mixture's non-brain Gaussians collapse onto the air's Rician floor and the
-    dark tissue goes to CSF (aomic at half its SNR: CSF +78 %, GM -2.7 %).
+    mixture's non-brain Gaussians settle on the air's Rician floor, the
+    non-brain class's weight falls, and the skull and the dark tissue go to CSF.
     """
     noise_sd = background_noise_sd(t1w)
     if noise_sd is None or NOISE_FLOOR_SDS * noise_sd <= background_level(t1w.data):
