@@ -20,7 +20,6 @@ from neurolearn_cli.smri.plausibility import (
     MIN_SYN_SIMILARITY,
     PLAUSIBLE_TIV_ML,
 )
-from neurolearn_cli.smri.segmentation import BACKGROUND_FRACTION
 from neurolearn_cli.smri.workflow import TEMPLATE_RESOLUTION_MM
 
 
@@ -116,9 +115,7 @@ def smri_section(anat: Sequence[AnatFacts], cite: Citations) -> Section:
         f"segmentation {cite('unified')}: a Gaussian mixture under the template's tissue priors (smoothed by "
         f"{AFFINE_PRIOR_FWHM_MM:g} mm FWHM), with a smooth multiplicative bias field (discrete cosine basis) that "
         "corrected the intensity non-uniformity and a mean-field Markov random field, fitted by expectation-"
-        f"maximization. The air was left out of the mixture: the voxels darker than {100 * BACKGROUND_FRACTION:g} % "
-        "of the 99th intensity percentile, and all of the air outside the head where its noise (measured as "
-        "Rayleigh-distributed) rose above that level. " + _mask_sentence(anat),
+        "maximization. " + _mask_sentence(anat),
         f"Volume-based spatial normalization to {template} was performed by symmetric diffeomorphic registration "
         f"{cite('syn')} with a local-correlation metric ({listing([f'{m:g} mm' for m in SYN_SETTINGS.levels_mm])} "
         f"levels, {listing([str(i) for i in SYN_SETTINGS.iterations])} iterations) of the bias-corrected T1w "

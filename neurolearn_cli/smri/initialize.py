@@ -33,9 +33,7 @@ set to zero first when that floor lies above the mixture's background level:
 on a noisy scan the Rician floor of the air and the skull does, the mixture
 then models them as tissue-like intensities, and the tissue alignment drifts
 off. The same noise SD and the bias fit's white-matter mean give the
-image's signal-to-noise ratio, which the pipeline checks, and the same test
-on the full grid gives the air the pipeline's segmentations leave out
-(:func:`noisy_air`).
+image's signal-to-noise ratio, which the pipeline checks.
 """
 
 from __future__ import annotations
@@ -329,22 +327,6 @@ def background_noise_sd(coarse: Image) -> float | None:
     if air.numel() < max(MIN_BACKGROUND_VOXELS, background.numel() // 2):
         return None
     return float(air.median()) / math.sqrt(2.0 * math.log(2.0))
-
-
-def noisy_air(t1w: Image) -> torch.Tensor | None:
-    """The air outside :func:`head_region` of RAS-ordered ``t1w`` (boolean) when its noise rises above the background.
-
-    None when the air's noise floor (``NOISE_FLOOR_SDS`` times
-    :func:`background_noise_sd`) lies under the mixture's background level, or
-    the background holds no noise sample (a zero-filled scan): there the
-    background level leaves the air out of the mixture already. Above it, the
-    mixture's non-brain Gaussians settle on the air's Rician floor, the
-    non-brain class's weight falls, and the skull and the dark tissue go to CSF.
-    """
-    noise_sd = background_noise_sd(t1w)
-    if noise_sd is None or NOISE_FLOOR_SDS * noise_sd <= background_level(t1w.data):
-        return None
-    return ~head_region(t1w)
 
 
 def bias_fit(coarse: Image, template: Template, start: AffineTransform,

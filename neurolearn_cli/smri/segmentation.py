@@ -13,7 +13,7 @@ update of the bias. Parameters are estimated on a regular subsample of voxels
 optionally smoothed by a mean-field Potts MRF. Voxels darker than
 ``background_fraction`` of the 99th intensity percentile (air, zeros of
 skull-stripped images) are outside the model and get zero probabilities, as
-do excluded voxels (a lesion, a noisy scan's air): they neither pull the class means nor the bias
+do excluded voxels (a lesion): they neither pull the class means nor the bias
 field, and count as no class; the bias field still corrects their intensity.
 """
 
