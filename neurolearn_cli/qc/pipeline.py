@@ -139,8 +139,8 @@ def surface_qc(corrected: Image, hemispheres: Mapping[str, HemisphereQC], displa
 
     whites = {h: s.white for h, s in hemispheres.items()}
     pials = {h: s.pial for h, s in hemispheres.items()}
-    inflated = "" if display == "inflated" else (f"; drawn on the {display} surface, as the inflated surface is "
-                                                 "not made yet")
+    inflated = "" if display == "inflated" else (f"; drawn on the {display} surface, as the inflated surface "
+                                                 "still has thin protrusions that hide parts of the cortex")
     made = [
         figure("Cortical surfaces", surface_contours(corrected.data.cpu().numpy(), corrected.affine.double().cpu()
                                                      .numpy(), whites, pials),

@@ -21,7 +21,8 @@ from neurolearn_cli.stages import ParticipantContext, StageContext
 
 #: Modalities of the group tables, with the datatype folder of their IQM JSONs.
 MODALITIES = (("T1w", "anat"), ("bold", "func"))
-#: The surfaces stage's mesh the thickness map is drawn on (its ``inflated`` one, once the stage writes it).
+#: The surfaces stage's mesh the thickness map is drawn on: not yet its ``inflated`` one, whose thin protrusions
+#: (where the white surface has thin strands) hide parts of the cortex in the four views.
 THICKNESS_MAP_SURFACE = "midthickness"
 #: ``logs/CITATION.md``.
 CITATION = {"extension": ".md"}
