@@ -4,42 +4,58 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from scipy.spatial import cKDTree
 
-from neurolearn_cli.surfaces.mesh import Mesh, vertex_normals
+from neurolearn_cli.surfaces.mesh import Mesh, face_normals
 
-#: Barycentric subdivisions per triangle edge when marking the voxels a surface passes through.
-_SUBDIVISIONS = 4
+#: The largest spacing, in voxels, between the points marked along a triangle's edges: fine enough that the voxels
+#: they fall in leave no gap a fill could leak through, however long the triangle (the pial surface's are stretched).
+_POINT_SPACING_VOXELS = 0.25
 
 
-def _surface_points(mesh: Mesh) -> np.ndarray:
-    steps = [(i, j) for i in range(_SUBDIVISIONS + 1) for j in range(_SUBDIVISIONS + 1 - i)]
-    weights = np.array([(i, j, _SUBDIVISIONS - i - j) for i, j in steps], dtype=np.float64) / _SUBDIVISIONS
-    corners = mesh.vertices[mesh.faces]  # (F, 3, 3)
-    return np.einsum("kc,fcd->fkd", weights, corners).reshape(-1, 3)
+def _barycentric_weights(divisions: int) -> np.ndarray:
+    """The (K, 3) weights of the points of a triangle divided ``divisions`` times along each edge."""
+    steps = [(i, j) for i in range(divisions + 1) for j in range(divisions + 1 - i)]
+    return np.array([(i, j, divisions - i - j) for i, j in steps], dtype=np.float64) / divisions
+
+
+def _surface_points(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points covering every triangle of (F, 3, 3) ``corners`` (voxel coordinates), each triangle divided so that
+    its points lie at most :data:`_POINT_SPACING_VOXELS` apart, and the triangle of each point."""
+    longest = np.linalg.norm(corners - np.roll(corners, 1, axis=1), axis=-1).max(axis=1)
+    divisions = np.maximum(np.ceil(longest / _POINT_SPACING_VOXELS), 1).astype(np.int64)
+    points, triangles = [], []
+    for n in np.unique(divisions):
+        weights = _barycentric_weights(int(n))
+        chosen = np.flatnonzero(divisions == n)
+        points.append(np.einsum("kc,fcd->fkd", weights, corners[chosen]).reshape(-1, 3))
+        triangles.append(np.repeat(chosen, len(weights)))
+    return np.concatenate(points), np.concatenate(triangles)
 
 
 def inside(mesh: Mesh, shape: tuple[int, int, int], affine: np.ndarray) -> np.ndarray:
     """Whether each voxel centre of the grid (``shape``, ``affine``) lies inside the closed world ``mesh``.
 
     The voxels the surface passes through are marked, the region they enclose
-    filled; each marked voxel is then decided by the side of the nearest
-    vertex's tangent plane it lies on.
+    filled; each marked voxel is then decided by the side its centre lies on
+    of the triangle through its surface point nearest the centre.
     """
     inverse = np.linalg.inv(affine)
-    voxel = _surface_points(mesh) @ inverse[:3, :3].T + inverse[:3, 3]
-    index = np.rint(voxel).astype(np.int64)
+    points, triangles = _surface_points(mesh.vertices[mesh.faces] @ inverse[:3, :3].T + inverse[:3, 3])
+    index = np.rint(points).astype(np.int64)
     keep = np.all((index >= 0) & (index < np.asarray(shape)), axis=1)
+    points, triangles, index = points[keep], triangles[keep], index[keep]
+    linear = np.ravel_multi_index(tuple(index.T), shape)
+    offset = ((points - index) ** 2).sum(axis=1)  # under 0.75: sorting by linear + offset groups by voxel
+    order = np.argsort(linear + offset, kind="stable")
+    nearest = order[np.r_[True, np.diff(linear[order]) != 0]]
+    marked = index[nearest]
     shell = np.zeros(shape, dtype=bool)
-    shell[tuple(index[keep].T)] = True
+    shell[tuple(marked.T)] = True
     enclosed = ndimage.binary_fill_holes(shell) & ~shell
-    marked = np.argwhere(shell)
-    centres = marked @ affine[:3, :3].T + affine[:3, 3]
-    _, nearest = cKDTree(mesh.vertices).query(centres)
-    side = np.einsum("ij,ij->i", centres - mesh.vertices[nearest], vertex_normals(mesh)[nearest])
-    result = enclosed.copy()
-    result[tuple(marked[side < 0].T)] = True
-    return result
+    towards_centre = (marked - points[nearest]) @ affine[:3, :3].T
+    side = np.einsum("ij,ij->i", towards_centre, face_normals(mesh)[triangles[nearest]])
+    enclosed[tuple(marked[side < 0].T)] = True
+    return enclosed
 
 
 def ribbon(white: Mesh, pial: Mesh, shape: tuple[int, int, int], affine: np.ndarray) -> np.ndarray:
