@@ -15,10 +15,14 @@ half-written pool. POOL_DIR reads like a small BIDS-Derivatives dataset::
 
 Every file is recorded in ``logs/manifest/``, and none holds a time or a
 path of the machine: pooling the same bundles twice gives the same bytes.
+Every pooled table lists the participants in one order that follows their
+data, not their pseudonyms (:func:`content_order`), so the same scans
+exported again under a new site key give the same folds and results.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,27 +82,54 @@ def qc_exclusions(qc: pd.DataFrame, rules: list[QCRule], source: Path) -> pd.Ser
     return reasons.dropna()
 
 
+def content_order(bundles: list[SiteBundle]) -> pd.Index:
+    """Every participant of the bundles, ordered by a hash of its site and its rows, its ID breaking ties only.
+
+    A pseudonym is keyed by a random key made anew for each site output
+    folder, so an order by ID would change when the same scans are exported
+    again, and with it the rows the cross-validation folds, permutations and
+    figures draw from. The hash reads the participant's rows of the bundle's
+    participants, QC and feature tables (never its ID), so the order follows
+    the data alone, and it still interleaves the sites as the pseudonyms did.
+    """
+    keys: dict[str, tuple[str, str]] = {}
+    for bundle in bundles:
+        tables = [bundle.participants, bundle.qc, *bundle.features.values()]
+        row_hashes = [pd.util.hash_pandas_object(table, index=False) for table in tables]
+        for participant in bundle.participants.index.union(bundle.qc.index, sort=False):
+            rows = ";".join(str(hashes.get(participant, "")) for hashes in row_hashes)
+            content = hashlib.sha256(f"{bundle.manifest.site};{rows}".encode()).hexdigest()
+            keys[participant] = (content, participant)
+    return pd.Index(sorted(keys, key=keys.__getitem__), name="participant_id")
+
+
 def pool_tables(project: Project, bundles: list[SiteBundle], source: Path) -> PooledData:
     """Join the bundles' tables; the sites table says what each site contributed and what was left out.
 
-    Participants excluded by the project's QC rules keep their QC row (its
-    ``excluded_by`` column names the rule) and lose their feature rows.
+    Every table lists its participants in :func:`content_order`. Participants
+    excluded by the project's QC rules keep their QC row (its ``excluded_by``
+    column names the rule) and lose their feature rows.
     """
+    order = content_order(bundles)
+
+    def in_order(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.loc[order[order.isin(frame.index)]]
+
     def stacked(tables: list[pd.DataFrame], sites: list[str]) -> pd.DataFrame:
         frames = [t.assign(**{SITE_COLUMN: s}) for t, s in zip(tables, sites, strict=True)]
         frame = pd.concat(frames)
-        return frame[[SITE_COLUMN, *[c for c in frame.columns if c != SITE_COLUMN]]].sort_index(kind="stable")
+        return in_order(frame[[SITE_COLUMN, *[c for c in frame.columns if c != SITE_COLUMN]]])
 
     sites = [b.manifest.site for b in bundles]
     participants = stacked([b.participants[project.share_columns] for b in bundles], sites)
     qc = stacked([b.qc for b in bundles], sites)
     excluded = qc_exclusions(qc, project.qc_exclude, source)
     qc = qc.assign(excluded_by=excluded.reindex(qc.index))
-    features = {name: pd.concat([b.features[name] for b in bundles]).sort_index(kind="stable")
+    features = {name: in_order(pd.concat([b.features[name] for b in bundles]))
                 .drop(index=excluded.index, errors="ignore") for name in project.feature_sets}
     for name, computed in project.computed.items():
         try:
-            features[name] = computed_table(computed, features)
+            features[name] = in_order(computed_table(computed, features))
         except ValueError as error:
             raise SpecError(source, f"computed.{name}", str(error)) from None
     by_rule = qc.loc[excluded.index, SITE_COLUMN].value_counts()
