@@ -13,7 +13,6 @@ from neurolearn_cli.engine.transforms import Transform
 from neurolearn_cli.smri.morphometry import voxel_ml
 from neurolearn_cli.surfaces.hemispheres import (
     HEMISPHERES,
-    brainstem,
     deep_region,
     hemisphere_fields,
 )
@@ -70,5 +69,5 @@ def reconstruct_surfaces(tissues: Mapping[str, Image], mask: Image, to_template:
         {h: s.white for h, s in hemispheres.items()}, {h: s.pial for h, s in hemispheres.items()},
         inside_white, inside_pial, {name: image.data.cpu().numpy() for name, image in tissues.items()},
         mask.data.cpu().numpy() > 0.5, deep.cpu().numpy(),
-        posterior_fossa(template_points.cpu().numpy()) & ~brainstem(template_points).cpu().numpy(), voxel_ml(mask))
+        posterior_fossa(template_points.cpu().numpy()), voxel_ml(mask))
     return SurfaceResult(hemispheres, mask.with_data(torch.from_numpy(cortex.astype(np.float32))), ribbons, volumes)

@@ -10,7 +10,7 @@ GM/WM border count mostly as grey. Here the border is the white surface:
 - cerebellar GM and WM: the GM and WM probabilities of the brain outside both
   pial surfaces within the posterior fossa (template y below
   :data:`FOSSA_Y_BELOW_MM` and z below :data:`FOSSA_Z_BELOW_MM`), the
-  brainstem below the thalami left out;
+  brainstem in front of the fourth ventricle left out;
 - cerebral WM: the volume inside the white surfaces less the GM probability
   of the deep-grey region and the CSF probability inside them (the nuclei and
   ventricles filled into the white matter).
@@ -30,6 +30,10 @@ from neurolearn_cli.surfaces.mesh import Mesh, signed_volume
 #: The posterior fossa, in template mm: behind and below these (the cerebellum lies there, outside the pial surfaces).
 FOSSA_Y_BELOW_MM = -30.0
 FOSSA_Z_BELOW_MM = 0.0
+#: The brainstem within the posterior fossa, in template mm: |x| below, y above (in front of the fourth ventricle,
+#: which parts it from the vermis).
+FOSSA_STEM_HALF_WIDTH_MM = 15.0
+FOSSA_STEM_FRONT_OF_Y_MM = -42.0
 
 #: Column order of :func:`surface_volumes`, with what each holds (the table's sidecar).
 VOLUME_COLUMNS = {
@@ -39,8 +43,8 @@ VOLUME_COLUMNS = {
     "subcortical_GM": "GM probability of the deep-grey region (basal ganglia, thalami; placed from the template "
                       "through the normalization) outside the cortical ribbon (mL)",
     "cerebellar_GM": "GM probability of the brain mask outside both pial surfaces in the posterior fossa "
-                     f"(template y < {FOSSA_Y_BELOW_MM:g} mm, z < {FOSSA_Z_BELOW_MM:g} mm), the brainstem left out "
-                     "(mL)",
+                     f"(template y < {FOSSA_Y_BELOW_MM:g} mm, z < {FOSSA_Z_BELOW_MM:g} mm), the brainstem (|x| < "
+                     f"{FOSSA_STEM_HALF_WIDTH_MM:g} mm, y > {FOSSA_STEM_FRONT_OF_Y_MM:g} mm) left out (mL)",
     "cerebral_WM": "volume inside the white surfaces less the GM probability of the deep-grey region and the "
                    "CSF probability inside them (the nuclei and ventricles filled in) (mL)",
     "cerebellar_WM": "WM probability of the brain mask outside both pial surfaces in the posterior fossa, the "
@@ -49,8 +53,10 @@ VOLUME_COLUMNS = {
 
 
 def posterior_fossa(template_points: np.ndarray) -> np.ndarray:
-    """Whether each point of (..., 3) template coordinates lies in the posterior fossa box."""
-    return (template_points[..., 1] < FOSSA_Y_BELOW_MM) & (template_points[..., 2] < FOSSA_Z_BELOW_MM)
+    """Whether each point of (..., 3) template coordinates lies in the posterior fossa box, not in its brainstem."""
+    x, y, z = (template_points[..., axis] for axis in range(3))
+    stem = (np.abs(x) < FOSSA_STEM_HALF_WIDTH_MM) & (y > FOSSA_STEM_FRONT_OF_Y_MM)
+    return (y < FOSSA_Y_BELOW_MM) & (z < FOSSA_Z_BELOW_MM) & ~stem
 
 
 def surface_volumes(whites: Mapping[str, Mesh], pials: Mapping[str, Mesh], inside_white: np.ndarray,
@@ -61,7 +67,7 @@ def surface_volumes(whites: Mapping[str, Mesh], pials: Mapping[str, Mesh], insid
     ``whites``/``pials``: both hemispheres' world meshes (mm); ``inside_white``/
     ``inside_pial``: the voxels inside any white / pial surface; ``tissues``:
     ``GM``, ``WM``, ``CSF`` probabilities; ``brain``: the brain mask; ``deep``:
-    the deep-grey region; ``fossa``: the posterior fossa less the brainstem,
+    the deep-grey region; ``fossa``: the posterior fossa less its brainstem,
     all on one grid of ``voxel_ml`` mL voxels.
     """
     def summed(probability: np.ndarray, where: np.ndarray) -> float:

@@ -80,6 +80,7 @@ def test_surface_volumes_split_the_brain_at_the_surfaces() -> None:
     assert math.isclose(volumes["cerebral_WM"], 2 * 20**3 / 1000.0 - 42 * 0.25 - 84 * 0.125)
     assert math.isclose(volumes["GM_surface"], cortical + 42 * 0.25 + 42 * 0.25)
     assert math.isclose(volumes["WM_surface"], volumes["cerebral_WM"] + 42 * 0.5)
-    # the posterior fossa is a box in template mm
-    np.testing.assert_array_equal(posterior_fossa(np.array([[0.0, -50, -20], [0, -50, 10], [0, 10, -20]])),
-                                  [True, False, False])
+    # the posterior fossa is a box in template mm; its brainstem, in front of the fourth ventricle, is not in it,
+    # the vermis behind it and the cerebellar hemispheres beside it are
+    points = np.array([[0.0, -50, -20], [0, -50, 10], [0, 10, -20], [0, -35, -30], [0, -60, -30], [30, -35, -30]])
+    np.testing.assert_array_equal(posterior_fossa(points), [True, False, False, False, True, True])
