@@ -13,7 +13,7 @@ vertex (both are in the T1w's world coordinates). Per hemisphere it times
 :func:`~neurolearn_cli.surfaces.register.register` (``--threads`` torch threads, default 2), and reports:
 
 * the correlation of our sulc with FreeSurfer's;
-* the faces flipped by the first projection onto the sphere, and after it;
+* the faces flipped by the conformal map onto the sphere, and after unfolding;
 * the correlation of our sulc resampled onto fsaverage5 through the
   registered sphere with fsaverage5's sulc, after the rotation alone and after
   the warp, and the same for FreeSurfer's sulc carried by our registration
@@ -78,7 +78,7 @@ def main() -> None:
         start = time.perf_counter()
         inflation = inflate(white)
         inflated_at = time.perf_counter()
-        mapping = to_sphere(inflation.inflated)
+        mapping = to_sphere(white, inflation.inflated)
         sphere_at = time.perf_counter()
         registration = register(mapping.sphere, inflation.sulc, curvature, template, torch.device("cpu"))
         registered_at = time.perf_counter()
@@ -98,7 +98,7 @@ def main() -> None:
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     columns = ["hemi", "vertices", "sulc_r", "flipped", "rigid_r", "registered_r", "fs_registered_r", "unfolded",
                "seconds"]
-    headers = ["hemi", "vertices", "sulc r vs FreeSurfer", "flipped faces projection -> sphere",
+    headers = ["hemi", "vertices", "sulc r vs FreeSurfer", "flipped faces conformal map -> sphere",
                "fsaverage5 sulc r, rotation", "after warp", "FreeSurfer's sulc, our warp",
                "faces unfolded after warp", "s inflate / sphere / register"]
     source = "FreeSurfer's smoothwm" if args.surfaces is None else f"our white surfaces ({args.surfaces})"

@@ -42,6 +42,12 @@ REFERENCES: dict[str, str] = {
     "laplace": "Jones SE, Buchbinder BR, Aharon I. Three-dimensional mapping of cortical thickness using "
     "Laplace's equation. Human Brain Mapping 11(1):12-32, 2000. "
     "doi:10.1002/1097-0193(200009)11:1<12::AID-HBM20>3.0.CO;2-K",
+    "conformal": "Haker S, Angenent S, Tannenbaum A, Kikinis R, Sapiro G, Halle M. Conformal surface "
+    "parameterization for texture mapping. IEEE Transactions on Visualization and Computer Graphics 6(2):181-189, "
+    "2000. doi:10.1109/2945.856998",
+    "sphericalregistration": "Fischl B, Sereno MI, Tootell RBH, Dale AM. High-resolution intersubject averaging "
+    "and a coordinate system for the cortical surface. Human Brain Mapping 8(4):272-284, 1999. "
+    "doi:10.1002/(SICI)1097-0193(1999)8:4<272::AID-HBM10>3.0.CO;2-4",
     "simplepoints": "Lee TC, Kashyap RL, Chu CN. Building skeleton models via 3-D medial surface/axis thinning "
     "algorithms. CVGIP: Graphical Models and Image Processing 56(6):462-478, 1994. doi:10.1006/cgip.1994.1042",
     "mriqc": "Esteban O, et al. MRIQC: Advancing the automatic prediction of image quality in MRI from unseen "

@@ -76,7 +76,11 @@ def surfaces_section(surfaces: Sequence[SurfaceFacts], cite: Citations) -> Secti
         f"within {THICKNESS_RINGS} edges of the vertex on its own side of the cortex and capped at "
         f"{MAX_THICKNESS_MM:g} mm, as FreeSurfer's mris_thickness measures it. The midthickness surface lies halfway between "
         "white and pial; mean curvature and each vertex's area (a third of the area of the triangles around it, "
-        "FreeSurfer's area) were computed on the white surface. " + _topology(surfaces)
+        "FreeSurfer's area) were computed on the white surface. The white surface was inflated by smoothing (its "
+        "sulcal depth is how far each vertex moved, as FreeSurfer's sulc), mapped conformally onto a sphere "
+        f"{cite('conformal')}, centred so that its area is balanced and turned to the participant's axes, and "
+        "registered to fsaverage's sphere by its sulcal depth and curvature, coarse to fine: a rotation, then a "
+        f"smooth warp {cite('sphericalregistration')}. " + _topology(surfaces)
     )
     tables = (
         "The mean thickness of each parcel of the atlas was computed by giving each midthickness vertex the "

@@ -13,8 +13,8 @@ vertex positions. The cost is one minus the area-weighted correlation of the
 participant's and the template's smoothed features, plus the warp's membrane
 energy and an anti-folding term; the optimization sees a subsample of the
 participant's vertices, and faces the warp still flips are unfolded at the end
-(where that leaves more than the rotation alone, the rotation is kept and the
-result says so).
+(where that leaves clearly more than the rotation alone, the rotation is kept
+and the result says so).
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ SAMPLE_POINTS = 20000
 #: A control triangle whose area falls below this fraction of its original area is penalised (anti-folding).
 MIN_AREA_FRACTION = 0.3
 FOLDING = 100.0
+#: The warp is kept while the faces it leaves flipped, after unfolding, exceed those of the rotation alone by at
+#: most this fraction of all faces (thin triangles of the white surface's strands, folded across a control edge).
+EXTRA_FLIPPED_FRACTION = 1e-3
 #: Rows (colatitude 0 to 180 degrees) and columns (longitude -180 to 180) of the template raster.
 RASTER_SHAPE = (361, 721)
 
@@ -74,8 +77,9 @@ class SphereRegistration:
     participant's sulcal depth, resampled onto the template's vertices, with the
     template's, after the rotation only and after the warp; ``unfolded`` counts
     the faces the warp flipped, unfolded before the result. ``warped`` is False
-    where the warp left more flipped faces than the rotation alone: the result is
-    then the rotation alone. ``flipped`` counts the result's flipped faces (those
+    where the warp left more flipped faces than the rotation alone, by more than
+    :data:`EXTRA_FLIPPED_FRACTION` of the faces: the result is then the rotation
+    alone. ``flipped`` counts the result's flipped faces (those
     of the input sphere, if it had any, or 0).
     """
 
@@ -282,7 +286,8 @@ def register(sphere: Mesh, sulc: np.ndarray, curv: np.ndarray, template: SphereT
         points = warp(points, ours[key], weights, theirs[key], level, chosen)
     warped = sphere.with_vertices(radius * points.cpu().numpy())
     unfolded = unfold(warped, radius)
-    kept = len(flipped_faces(unfolded)) <= len(flipped_faces(rigid_sphere))
+    allowed = len(flipped_faces(rigid_sphere)) + EXTRA_FLIPPED_FRACTION * len(sphere.faces)
+    kept = len(flipped_faces(unfolded)) <= allowed
     registered = unfolded if kept else rigid_sphere
     return SphereRegistration(template=template.name, sphere=registered, rotation=rotation.cpu().numpy(),
                               rigid_correlation=sulc_correlation(rigid_sphere, sulc, template),

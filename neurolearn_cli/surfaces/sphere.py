@@ -1,15 +1,18 @@
-"""The inflated surface mapped onto a sphere of radius 100 (FreeSurfer's ``?h.sphere``) without flipped faces.
+"""The white surface mapped onto a sphere of radius 100 (FreeSurfer's ``?h.sphere``) without flipped faces.
 
-The inflated surface is smoothed further, until it is nearly convex (as
-FreeSurfer's ``mris_sphere`` starts from a more inflated surface), and every
-vertex is projected from its centroid onto the sphere. Where that still folds
-the mesh (a triangle seen from outside turns clockwise), the folded region and
-a margin around it are relaxed: each of their vertices moves to its
-neighbours' mean, back on the sphere, which unfolds the region as a Tutte
-embedding does. The margin grows until no face is flipped, or for
-:data:`UNFOLD_ROUNDS` rounds: the faces still flipped then are counted, for
-the caller to report (a white surface that does not unfold to a star shape,
-e.g. with long thin protrusions, can keep some).
+The genus-0 white surface is mapped conformally onto the plane (Angenent,
+Haker et al. 1999-2000: the cotangent Laplacian solved against a point
+source on one triangle) and back onto the sphere by inverse stereographic
+projection. A conformal map keeps angles, so it folds no triangle but the
+few whose obtuse angles give negative cotangent weights, which :func:`unfold`
+relaxes: each vertex of the folded region and a margin, grown by a ring each
+round, moves to its neighbours' mean on the sphere, as in a Tutte embedding.
+The map is fixed up to a Moebius transformation (the triangle chosen as the
+pole only scales it): the one that centres the white surface's area on the
+sphere is taken, then the rotation that best turns the sphere onto the
+inflated surface's directions from its centroid, so that the sphere keeps the
+participant's axes and the registration's rotation search starts near the
+template.
 """
 
 from __future__ import annotations
@@ -17,14 +20,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
+from scipy.sparse.linalg import splu
 
-from neurolearn_cli.surfaces.inflate import inflate
-from neurolearn_cli.surfaces.mesh import Mesh, adjacency, face_normals
+from neurolearn_cli.surfaces.mesh import Mesh, adjacency, face_normals, vertex_areas
 
 #: FreeSurfer's sphere radius (mm).
 SPHERE_RADIUS = 100.0
-#: The further smoothing of the inflated surface before projection (umbrella iterations of unit step).
-SPHERE_SMOOTHING = 2400.0
+#: Moebius centring: at most this many steps, until the area-weighted centroid lies this near the centre (unit
+#: sphere).
+CENTRING_STEPS = 100
+CENTRING_TOLERANCE = 1e-6
 #: Relaxation rounds, each on the folded faces' vertices grown by one more ring, with this many smoothing steps.
 UNFOLD_ROUNDS = 60
 UNFOLD_STEPS = 20
@@ -32,8 +38,8 @@ UNFOLD_STEPS = 20
 
 @dataclass(frozen=True)
 class SphereMapping:
-    """The spherical mesh (centred on the origin), how many of its faces the projection flipped (0 when the
-    smoothed surface was star-shaped about its centroid) and how many stay flipped (0 unless unfolding failed)."""
+    """The spherical mesh (centred on the origin), how many of its faces the conformal map flipped and how many
+    stay flipped (0 unless unfolding failed)."""
 
     sphere: Mesh
     flipped_at_projection: int
@@ -77,10 +83,85 @@ def unfold(sphere: Mesh, radius: float = SPHERE_RADIUS) -> Mesh:
     return sphere.with_vertices(points) if len(flipped) < first else sphere
 
 
-def to_sphere(inflated: Mesh, radius: float = SPHERE_RADIUS) -> SphereMapping:
-    """Map the genus-0 ``inflated`` mesh onto the sphere of ``radius`` centred on the origin, its flipped faces
-    unfolded (:func:`unfold`)."""
-    smooth = inflate(inflated, smoothing=SPHERE_SMOOTHING).inflated.vertices
-    projected = inflated.with_vertices(on_sphere(smooth - smooth.mean(axis=0), radius))
-    sphere = unfold(projected, radius)
-    return SphereMapping(sphere, len(flipped_faces(projected)), len(flipped_faces(sphere)))
+def cotangent_laplacian(mesh: Mesh) -> sparse.csr_matrix:
+    """The cotangent Laplacian of ``mesh``: weight (cot a + cot b) / 2 on each edge, a and b the angles facing it."""
+    corners = mesh.vertices[mesh.faces]
+    rows, columns, weights = [], [], []
+    for k in range(3):
+        at, after, before = corners[:, k], corners[:, (k + 1) % 3], corners[:, (k + 2) % 3]
+        u, w = after - at, before - at
+        cotangent = np.einsum("ij,ij->i", u, w) / np.linalg.norm(np.cross(u, w), axis=1)
+        i, j = mesh.faces[:, (k + 1) % 3], mesh.faces[:, (k + 2) % 3]
+        rows += [i, j]
+        columns += [j, i]
+        weights += [cotangent / 2, cotangent / 2]
+    count = len(mesh.vertices)
+    off_diagonal = sparse.csr_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(columns))),
+                                     shape=(count, count))
+    return (sparse.diags(np.asarray(off_diagonal.sum(axis=1)).ravel()) - off_diagonal).tocsr()
+
+
+def conformal_plane(mesh: Mesh) -> np.ndarray:
+    """The genus-0 ``mesh`` mapped conformally onto the plane, its first face sent to infinity: (N,) complex.
+
+    Haker et al.'s discrete solution of Laplace's equation against the
+    derivative of a point source on that face; the Laplacian is singular,
+    so one vertex off the face is held at 0.
+    """
+    a, b, c = mesh.faces[0]
+    corner_a, corner_b, corner_c = mesh.vertices[[a, b, c]]
+    along = corner_b - corner_a
+    theta = np.dot(corner_c - corner_a, along) / np.dot(along, along)
+    height = np.linalg.norm(corner_c - (corner_a + theta * along))
+    source = np.zeros((len(mesh.vertices), 2))
+    source[[a, b], 0] = -1 / np.linalg.norm(along), 1 / np.linalg.norm(along)
+    source[[a, b, c], 1] = (1 - theta) / height, theta / height, -1 / height
+    held = mesh.faces[len(mesh.faces) // 2][np.isin(mesh.faces[len(mesh.faces) // 2], [a, b, c], invert=True)][0]
+    free = np.arange(len(mesh.vertices)) != held
+    laplacian = cotangent_laplacian(mesh)[free][:, free].tocsc()
+    plane = np.zeros_like(source)
+    plane[free] = splu(laplacian).solve(source[free])
+    return plane[:, 0] + 1j * plane[:, 1]
+
+
+def inverse_stereographic(plane: np.ndarray) -> np.ndarray:
+    """(N, 3) points of the unit sphere from (N,) complex points of the plane, orientation kept (the plane is
+    seen from outside the sphere)."""
+    plane = (plane - np.median(plane)) / np.median(np.abs(plane - np.median(plane)))
+    squared = np.abs(plane) ** 2
+    return np.stack([2 * plane.real, -2 * plane.imag, squared - 1], axis=1) / (1 + squared)[:, None]
+
+
+def moebius_centred(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Unit-sphere ``points`` moved by the Moebius transformations that bring their ``weights``-weighted centroid
+    to the centre (half the way each step, for :data:`CENTRING_STEPS` steps at most); angles are kept."""
+    for _ in range(CENTRING_STEPS):
+        centroid = weights @ points / weights.sum()
+        if np.linalg.norm(centroid) < CENTRING_TOLERANCE:
+            break
+        shift = centroid / 2
+        offset = points - shift
+        points = ((1 - shift @ shift) * offset - (offset**2).sum(axis=1, keepdims=True) * shift) / (
+            1 - 2 * points @ shift + shift @ shift)[:, None]
+        points = points / np.linalg.norm(points, axis=1, keepdims=True)
+    return points
+
+
+def best_rotation(source: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The rotation matrix R minimising the ``weights``-weighted squared distances of ``source @ R.T`` to
+    ``target`` (Kabsch)."""
+    u, _, vt = np.linalg.svd((source * weights[:, None]).T @ target)
+    handedness = np.sign(np.linalg.det(vt.T @ u.T))
+    return vt.T @ np.diag([1.0, 1.0, handedness]) @ u.T
+
+
+def to_sphere(white: Mesh, inflated: Mesh, radius: float = SPHERE_RADIUS) -> SphereMapping:
+    """Map the genus-0 ``white`` surface conformally onto the sphere of ``radius`` centred on the origin, turned to
+    the directions of ``inflated`` (the same mesh inflated) from its centroid, its flipped faces unfolded
+    (:func:`unfold`)."""
+    areas = vertex_areas(white)
+    centred = moebius_centred(inverse_stereographic(conformal_plane(white)), areas)
+    directions = on_sphere(inflated.vertices - areas @ inflated.vertices / areas.sum(), 1.0)
+    mapped = white.with_vertices(radius * centred @ best_rotation(centred, directions, areas).T)
+    sphere = unfold(mapped, radius)
+    return SphereMapping(sphere, len(flipped_faces(mapped)), len(flipped_faces(sphere)))

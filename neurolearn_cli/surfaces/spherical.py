@@ -17,7 +17,7 @@ from neurolearn_cli.surfaces.template import SphereTemplate
 @dataclass(frozen=True)
 class SphericalSurfaces:
     """The inflated surface (world mm), sulcal depth (mm), the sphere (radius 100, centred on the origin, the
-    participant's axes), how many faces its first projection flipped and how many stay flipped, and the
+    participant's axes), how many faces the conformal map flipped and how many stay flipped, and the
     registration to the template."""
 
     inflated: Mesh
@@ -32,7 +32,7 @@ def spherical_surfaces(white: Mesh, curvature: np.ndarray, template: SphereTempl
                        device: torch.device) -> SphericalSurfaces:
     """Inflate ``white``, map it onto the sphere and register that to ``template`` by sulc and ``curvature``."""
     inflation = inflate(white)
-    mapping = to_sphere(inflation.inflated)
+    mapping = to_sphere(white, inflation.inflated)
     registration = register(mapping.sphere, inflation.sulc, curvature, template, device)
     return SphericalSurfaces(inflation.inflated, inflation.sulc, mapping.sphere, mapping.flipped_at_projection,
                              mapping.flipped, registration)

@@ -40,7 +40,7 @@ def test_folded_ball_inflates_and_maps_to_the_sphere_without_flips() -> None:
     inflation = inflate(mesh)
     assert abs(inflation.sulc.mean()) < 1e-9
     assert np.corrcoef(inflation.sulc, radius)[0, 1] < -0.9  # deep in a groove: small radius, positive sulc
-    mapping = to_sphere(inflation.inflated)
+    mapping = to_sphere(mesh, inflation.inflated)
     assert mapping.flipped == 0
     np.testing.assert_allclose(np.linalg.norm(mapping.sphere.vertices, axis=1), SPHERE_RADIUS)
     assert len(flipped_faces(mapping.sphere)) == 0
@@ -51,6 +51,19 @@ def test_folded_ball_inflates_and_maps_to_the_sphere_without_flips() -> None:
     unfolded = unfold(mesh.with_vertices(folded))
     assert len(flipped_faces(unfolded)) == 0
     np.testing.assert_allclose(np.linalg.norm(unfolded.vertices, axis=1), SPHERE_RADIUS)
+
+
+def test_a_ball_with_a_thin_finger_maps_to_the_sphere_without_flips() -> None:
+    """A strand of white matter (a 2 mm wide finger 35 mm long on a 10 mm ball) shrinks to a line when smoothed;
+    the sphere still folds none of its faces."""
+    x, y, z = np.meshgrid(*[np.arange(n, dtype=np.float64) for n in (30, 30, 56)], indexing="ij")
+    ball = (x - 14.6) ** 2 + (y - 15.3) ** 2 + (z - 14.8) ** 2 <= 10**2
+    finger = ((x - 14.6) ** 2 + (y - 15.3) ** 2 <= 1.0) & (z > 14) & (z < 50)
+    mesh = extract(ball | finger)
+    assert euler_characteristic(mesh) == 2
+    mapping = to_sphere(mesh, inflate(mesh).inflated)
+    assert mapping.flipped_at_projection == 0 and mapping.flipped == 0
+    np.testing.assert_allclose(np.linalg.norm(mapping.sphere.vertices, axis=1), SPHERE_RADIUS)
 
 
 def test_resampling_fsaverage5_onto_itself_is_exact() -> None:
