@@ -63,18 +63,21 @@ def center_of_mass(data: torch.Tensor, affine: torch.Tensor, mask: torch.Tensor 
 
     Computed from the three marginal profiles (sums over the other two axes,
     accumulated in float64), so no (X, Y, Z, 3) coordinate array is built.
+    The total weight is a profile's sum: torch splits a sum of the whole
+    volume to one value over threads (so its last bits, and the registrations
+    this centre starts, depended on the thread count), while a sum to one
+    value per slice is split over the slices and each is summed whole.
     ``mask`` restricts the weights to its nonzero voxels.
     """
     weights = data.detach().clamp(min=0.0)
     if mask is not None:
         weights = weights * (mask > 0)
-    total = weights.sum(dtype=torch.float64)
+    profiles = [weights.sum(dim=tuple(a for a in range(3) if a != axis), dtype=torch.float64) for axis in range(3)]
+    total = profiles[0].sum()  # a few hundred values: fewer than torch's parallel grain, summed on one thread
     if not bool(total > 0):
         raise ValueError("centre of mass of an empty (all-zero) volume")
     centre = torch.stack([
-        (weights.sum(dim=tuple(a for a in range(3) if a != axis), dtype=torch.float64)
-         * torch.arange(n, dtype=torch.float64, device=data.device)).sum()
-        for axis, n in enumerate(data.shape)
+        (profile * torch.arange(profile.numel(), dtype=torch.float64, device=data.device)).sum() for profile in profiles
     ]) / total
     return centre @ affine[:3, :3].T.to(torch.float64) + affine[:3, 3].to(torch.float64)
 
