@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from scipy import ndimage
 
@@ -10,6 +12,8 @@ from neurolearn_cli.surfaces.mesh import Mesh, face_normals
 #: The largest spacing, in voxels, between the points marked along a triangle's edges: fine enough that the voxels
 #: they fall in leave no gap a fill could leak through, however long the triangle (the pial surface's are stretched).
 _POINT_SPACING_VOXELS = 0.25
+#: Triangles whose points are made and reduced to one per voxel at a time.
+_CHUNK_FACES = 1 << 16
 
 
 def _barycentric_weights(divisions: int) -> np.ndarray:
@@ -18,18 +22,25 @@ def _barycentric_weights(divisions: int) -> np.ndarray:
     return np.array([(i, j, divisions - i - j) for i, j in steps], dtype=np.float64) / divisions
 
 
-def _surface_points(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _surface_points(corners: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Points covering every triangle of (F, 3, 3) ``corners`` (voxel coordinates), each triangle divided so that
-    its points lie at most :data:`_POINT_SPACING_VOXELS` apart, and the triangle of each point."""
+    its points lie at most :data:`_POINT_SPACING_VOXELS` apart, and the triangle of each point: in chunks of at
+    most :data:`_CHUNK_FACES` triangles, so that the points of a large mesh are never all held at once."""
     longest = np.linalg.norm(corners - np.roll(corners, 1, axis=1), axis=-1).max(axis=1)
     divisions = np.maximum(np.ceil(longest / _POINT_SPACING_VOXELS), 1).astype(np.int64)
-    points, triangles = [], []
     for n in np.unique(divisions):
         weights = _barycentric_weights(int(n))
-        chosen = np.flatnonzero(divisions == n)
-        points.append(np.einsum("kc,fcd->fkd", weights, corners[chosen]).reshape(-1, 3))
-        triangles.append(np.repeat(chosen, len(weights)))
-    return np.concatenate(points), np.concatenate(triangles)
+        same = np.flatnonzero(divisions == n)
+        for start in range(0, len(same), _CHUNK_FACES):
+            chosen = same[start:start + _CHUNK_FACES]
+            yield (np.einsum("kc,fcd->fkd", weights, corners[chosen]).reshape(-1, 3),
+                   np.repeat(chosen, len(weights)))
+
+
+def _nearest_per_voxel(linear: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """The index of the point of smallest ``offset`` (under 1) among those of each voxel ``linear``."""
+    order = np.argsort(linear + offset, kind="stable")
+    return order[np.r_[True, np.diff(linear[order]) != 0]]
 
 
 def inside(mesh: Mesh, shape: tuple[int, int, int], affine: np.ndarray) -> np.ndarray:
@@ -40,15 +51,17 @@ def inside(mesh: Mesh, shape: tuple[int, int, int], affine: np.ndarray) -> np.nd
     of the triangle through its surface point nearest the centre.
     """
     inverse = np.linalg.inv(affine)
-    points, triangles = _surface_points(mesh.vertices[mesh.faces] @ inverse[:3, :3].T + inverse[:3, 3])
-    index = np.rint(points).astype(np.int64)
-    keep = np.all((index >= 0) & (index < np.asarray(shape)), axis=1)
-    points, triangles, index = points[keep], triangles[keep], index[keep]
-    linear = np.ravel_multi_index(tuple(index.T), shape)
-    offset = ((points - index) ** 2).sum(axis=1)  # under 0.75: sorting by linear + offset groups by voxel
-    order = np.argsort(linear + offset, kind="stable")
-    nearest = order[np.r_[True, np.diff(linear[order]) != 0]]
-    marked = index[nearest]
+    found: list[tuple[np.ndarray, ...]] = []
+    for points, triangles in _surface_points(mesh.vertices[mesh.faces] @ inverse[:3, :3].T + inverse[:3, 3]):
+        index = np.rint(points).astype(np.int64)
+        keep = np.all((index >= 0) & (index < np.asarray(shape)), axis=1)
+        linear = np.ravel_multi_index(tuple(index[keep].T), shape)
+        offset = ((points[keep] - index[keep]) ** 2).sum(axis=1)  # under 0.75
+        nearest = _nearest_per_voxel(linear, offset)
+        found.append((linear[nearest], offset[nearest], points[keep][nearest], triangles[keep][nearest]))
+    linear, offset, points, triangles = (np.concatenate(parts) for parts in zip(*found, strict=True))
+    nearest = _nearest_per_voxel(linear, offset)
+    marked = np.stack(np.unravel_index(linear[nearest], shape), axis=1)
     shell = np.zeros(shape, dtype=bool)
     shell[tuple(marked.T)] = True
     enclosed = ndimage.binary_fill_holes(shell) & ~shell
