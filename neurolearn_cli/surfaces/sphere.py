@@ -84,13 +84,14 @@ def unfold(sphere: Mesh, radius: float = SPHERE_RADIUS) -> Mesh:
 
 
 def cotangent_laplacian(mesh: Mesh) -> sparse.csr_matrix:
-    """The cotangent Laplacian of ``mesh``: weight (cot a + cot b) / 2 on each edge, a and b the angles facing it."""
+    """The cotangent Laplacian of ``mesh``: weight (cot a + cot b) / 2 on each edge, a and b the angles facing it
+    (a face of zero area gives a large finite weight, not a division by zero)."""
     corners = mesh.vertices[mesh.faces]
     rows, columns, weights = [], [], []
     for k in range(3):
         at, after, before = corners[:, k], corners[:, (k + 1) % 3], corners[:, (k + 2) % 3]
         u, w = after - at, before - at
-        cotangent = np.einsum("ij,ij->i", u, w) / np.linalg.norm(np.cross(u, w), axis=1)
+        cotangent = np.einsum("ij,ij->i", u, w) / np.maximum(np.linalg.norm(np.cross(u, w), axis=1), 1e-12)
         i, j = mesh.faces[:, (k + 1) % 3], mesh.faces[:, (k + 2) % 3]
         rows += [i, j]
         columns += [j, i]
@@ -126,7 +127,8 @@ def conformal_plane(mesh: Mesh) -> np.ndarray:
 
 def inverse_stereographic(plane: np.ndarray) -> np.ndarray:
     """(N, 3) points of the unit sphere from (N,) complex points of the plane, orientation kept (the plane is
-    seen from outside the sphere)."""
+    seen from outside the sphere); the plane is first shifted to its median and scaled by the median distance from
+    it, so that the points start spread over the sphere (:func:`moebius_centred` then balances them)."""
     plane = (plane - np.median(plane)) / np.median(np.abs(plane - np.median(plane)))
     squared = np.abs(plane) ** 2
     return np.stack([2 * plane.real, -2 * plane.imag, squared - 1], axis=1) / (1 + squared)[:, None]
