@@ -117,7 +117,8 @@ def conformal_plane(mesh: Mesh) -> np.ndarray:
     source = np.zeros((len(mesh.vertices), 2))
     source[[a, b], 0] = -1 / np.linalg.norm(along), 1 / np.linalg.norm(along)
     source[[a, b, c], 1] = (1 - theta) / height, theta / height, -1 / height
-    held = mesh.faces[len(mesh.faces) // 2][np.isin(mesh.faces[len(mesh.faces) // 2], [a, b, c], invert=True)][0]
+    middle = mesh.faces[len(mesh.faces) // 2]
+    held = middle[~np.isin(middle, [a, b, c])][0]
     free = np.arange(len(mesh.vertices)) != held
     laplacian = cotangent_laplacian(mesh)[free][:, free].tocsc()
     plane = np.zeros_like(source)
@@ -127,9 +128,10 @@ def conformal_plane(mesh: Mesh) -> np.ndarray:
 
 def inverse_stereographic(plane: np.ndarray) -> np.ndarray:
     """(N, 3) points of the unit sphere from (N,) complex points of the plane, orientation kept (the plane is
-    seen from outside the sphere); the plane is first shifted to its median and scaled by the median distance from
-    it, so that the points start spread over the sphere (:func:`moebius_centred` then balances them)."""
-    plane = (plane - np.median(plane)) / np.median(np.abs(plane - np.median(plane)))
+    seen from outside the sphere); the plane is first shifted to its coordinates' medians and scaled by the median
+    distance from there, so that the points start spread over the sphere (:func:`moebius_centred` then balances them)."""
+    centre = complex(np.median(plane.real), np.median(plane.imag))
+    plane = (plane - centre) / np.median(np.abs(plane - centre))
     squared = np.abs(plane) ** 2
     return np.stack([2 * plane.real, -2 * plane.imag, squared - 1], axis=1) / (1 + squared)[:, None]
 
