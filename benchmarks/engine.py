@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import os
 
+from neurolearn_cli.engine.threads import MKL_CBWR
+
 os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "2")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("MKL_CBWR", MKL_CBWR)  # MKL reads it at its first call: as the command sets it, before torch
 # On a shared, oversubscribed machine run with OMP_WAIT_POLICY=PASSIVE (spinning OpenMP threads
 # cost 20x more CPU per small torch op at load 18); on an idle one the default is faster.
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
@@ -35,8 +36,13 @@ CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 IDLE_LOAD = 0.5
 #: The kernel's load figures: three load averages, then ``runnable/total`` scheduling entities at this moment.
 PROC_LOADAVG = Path("/proc/loadavg")
-#: Readings of the runnable count, a few milliseconds apart; the largest is kept (one reading may catch a pause).
-RUNNABLE_READINGS = 3
+#: This process's threads, each with its scheduling state in ``<tid>/stat``.
+PROC_SELF_TASKS = Path("/proc/self/task")
+#: Readings of the runnable count; their median is kept (one reading may catch another
+#: job's pause, or a thread of this process starting or stopping between the two files' reads).
+RUNNABLE_READINGS = 9
+#: Seconds between two readings: together they span a few tens of milliseconds.
+READING_INTERVAL_S = 0.005
 #: MKL's conditional numerical reproducibility: the ISA it picks, results independent of the thread count.
 MKL_CBWR = "AUTO,STRICT"
 
@@ -80,25 +86,44 @@ def cgroup_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int | None:
     return max(1, math.ceil(int(quota) / int(period)))
 
 
-def other_work(loadavg: Path = PROC_LOADAVG, readings: int = RUNNABLE_READINGS) -> float:
+def runnable_here(tasks: Path = PROC_SELF_TASKS) -> int:
+    """Threads of this process that are running or ready to run (state ``R``), at least 1 (the caller).
+
+    Libraries start threads at import (OpenBLAS's pool, when numpy loads); they
+    spin for a moment and would otherwise count as other work.
+    """
+    running = 0
+    for task in tasks.glob("*/stat"):
+        try:
+            state = task.read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # the thread ended between listing and reading
+        running += state == "R"
+    return max(1, running)
+
+
+def other_work(loadavg: Path = PROC_LOADAVG, tasks: Path = PROC_SELF_TASKS,
+               readings: int = RUNNABLE_READINGS) -> float:
     """CPUs' worth of other work running now: the 1-minute load average, at most the tasks runnable at this moment.
 
     The average lags by about a minute: just after a command ends (the
     previous stage, a benchmark's last run) it still counts that command's
     threads, and would make an idle machine look busy. The kernel's count of
-    runnable tasks (the fourth field of ``/proc/loadavg``, this process
-    included) is current; where it cannot be read the average alone is used.
+    runnable tasks (the fourth field of ``/proc/loadavg``) is current; this
+    process's own runnable threads (:func:`runnable_here`) are taken off it.
+    Where it cannot be read the average alone is used.
     """
     average = os.getloadavg()[0]
-    runnable: list[int] = []
+    elsewhere: list[int] = []
     for reading in range(readings):
         try:
-            runnable.append(int(loadavg.read_text().split()[3].split("/")[0]))
+            runnable = int(loadavg.read_text().split()[3].split("/")[0])
         except (OSError, IndexError, ValueError):
             return average
+        elsewhere.append(max(0, runnable - runnable_here(tasks)))
         if reading + 1 < readings:
-            time.sleep(0.002)
-    return min(average, float(max(runnable) - 1))
+            time.sleep(READING_INTERVAL_S)
+    return min(average, float(statistics.median(elsewhere)))
 
 
 def cpu_budget(environ: Mapping[str, str] = os.environ, cpu_max: Path = CGROUP_CPU_MAX) -> CpuBudget:
