@@ -2,7 +2,7 @@
 
 The genus-0 white surface is mapped conformally onto the plane (Angenent,
 Haker et al. 1999-2000: the cotangent Laplacian solved against a point
-source on one triangle) and back onto the sphere by inverse stereographic
+source on its best-shaped triangle) and back onto the sphere by inverse stereographic
 projection. A conformal map keeps angles, so it folds no triangle but the
 few whose obtuse angles give negative cotangent weights, which :func:`unfold`
 relaxes: each vertex of the folded region and a margin, grown by a ring each
@@ -102,14 +102,27 @@ def cotangent_laplacian(mesh: Mesh) -> sparse.csr_matrix:
     return (sparse.diags(np.asarray(off_diagonal.sum(axis=1)).ravel()) - off_diagonal).tocsr()
 
 
+def pole_face(mesh: Mesh) -> int:
+    """The face nearest to equilateral (the largest ``4 sqrt(3) area / sum of squared edges``; the first of ties).
+
+    The point source sits on it: on a sliver (a near-zero height) the source
+    is dominated by rounding, and the map can come out mirrored, every face
+    flipped.
+    """
+    corners = mesh.vertices[mesh.faces]
+    double_area = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    squared_edges = ((corners - np.roll(corners, 1, axis=1)) ** 2).sum(axis=(1, 2))
+    return int(np.argmax(double_area / np.maximum(squared_edges, 1e-300)))
+
+
 def conformal_plane(mesh: Mesh) -> np.ndarray:
-    """The genus-0 ``mesh`` mapped conformally onto the plane, its first face sent to infinity: (N,) complex.
+    """The genus-0 ``mesh`` mapped conformally onto the plane, its :func:`pole_face` sent to infinity: (N,) complex.
 
     Haker et al.'s discrete solution of Laplace's equation against the
     derivative of a point source on that face; the Laplacian is singular,
     so one vertex off the face is held at 0.
     """
-    a, b, c = mesh.faces[0]
+    a, b, c = mesh.faces[pole_face(mesh)]
     corner_a, corner_b, corner_c = mesh.vertices[[a, b, c]]
     along = corner_b - corner_a
     theta = np.dot(corner_c - corner_a, along) / np.dot(along, along)
