@@ -20,10 +20,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
 from scipy.sparse.linalg import splu
 
-from neurolearn_cli.surfaces.mesh import Mesh, adjacency, face_normals, vertex_areas
+from neurolearn_cli.surfaces.mesh import (
+    Mesh,
+    adjacency,
+    cotangent_laplacian,
+    face_normals,
+    vertex_areas,
+)
 
 #: FreeSurfer's sphere radius (mm).
 SPHERE_RADIUS = 100.0
@@ -81,25 +86,6 @@ def unfold(sphere: Mesh, radius: float = SPHERE_RADIUS) -> Mesh:
         if not len(flipped):
             break
     return sphere.with_vertices(points) if len(flipped) < first else sphere
-
-
-def cotangent_laplacian(mesh: Mesh) -> sparse.csr_matrix:
-    """The cotangent Laplacian of ``mesh``: weight (cot a + cot b) / 2 on each edge, a and b the angles facing it
-    (a face of zero area gives a large finite weight, not a division by zero)."""
-    corners = mesh.vertices[mesh.faces]
-    rows, columns, weights = [], [], []
-    for k in range(3):
-        at, after, before = corners[:, k], corners[:, (k + 1) % 3], corners[:, (k + 2) % 3]
-        u, w = after - at, before - at
-        cotangent = np.einsum("ij,ij->i", u, w) / np.maximum(np.linalg.norm(np.cross(u, w), axis=1), 1e-12)
-        i, j = mesh.faces[:, (k + 1) % 3], mesh.faces[:, (k + 2) % 3]
-        rows += [i, j]
-        columns += [j, i]
-        weights += [cotangent / 2, cotangent / 2]
-    count = len(mesh.vertices)
-    off_diagonal = sparse.csr_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(columns))),
-                                     shape=(count, count))
-    return (sparse.diags(np.asarray(off_diagonal.sum(axis=1)).ravel()) - off_diagonal).tocsr()
 
 
 def conformal_plane(mesh: Mesh) -> np.ndarray:
