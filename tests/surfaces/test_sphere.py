@@ -64,8 +64,8 @@ def _ball_with_finger() -> Mesh:
 
 
 def test_a_thin_finger_is_drawn_into_the_inflated_surface() -> None:
-    """The inflated ball keeps no spike where the finger was (umbrella smoothing left one ten times the ball's
-    radius long, with 118 spiky faces) and keeps the white surface's area."""
+    """The inflated ball keeps no spike where the finger was (umbrella smoothing stretched the finger into one
+    several times the ball's radius long) and keeps the white surface's area."""
     mesh = _ball_with_finger()
     inflated = inflate(mesh).inflated
     assert not spiky_faces(inflated).any()
