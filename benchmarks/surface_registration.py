@@ -12,6 +12,9 @@ vertex (both are in the T1w's world coordinates). Per hemisphere it times
 :func:`~neurolearn_cli.surfaces.sphere.to_sphere` and
 :func:`~neurolearn_cli.surfaces.register.register` (``--threads`` torch threads, default 2), and reports:
 
+* the spiky faces of the inflated surface
+  (:func:`~neurolearn_cli.surfaces.inflate.spiky_faces`), as a count and as
+  a share of the white surface's area (the cortex they hide);
 * the correlation of our sulc with FreeSurfer's;
 * the faces flipped by the conformal map onto the sphere, and after unfolding;
 * the correlation of our sulc resampled onto fsaverage5 through the
@@ -34,7 +37,7 @@ import numpy as np
 from _tables import append_results, markdown_table
 from scipy.spatial import cKDTree
 
-from neurolearn_cli.surfaces.mesh import Mesh, signed_volume
+from neurolearn_cli.surfaces.mesh import Mesh, face_normals, signed_volume
 
 DATA = Path(os.environ.get("NEUROLEARN_TEST_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 REFERENCE = DATA / "aomic" / "reference"
@@ -58,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from neurolearn_cli.surfaces.inflate import inflate
+    from neurolearn_cli.surfaces.inflate import inflate, spiky_faces
     from neurolearn_cli.surfaces.measures import mean_curvature
     from neurolearn_cli.surfaces.register import register, sulc_correlation
     from neurolearn_cli.surfaces.sphere import flipped_faces, to_sphere
@@ -83,8 +86,11 @@ def main() -> None:
         registration = register(mapping.sphere, inflation.sulc, curvature, template, torch.device("cpu"))
         registered_at = time.perf_counter()
         _, nearest = cKDTree(fs_white.vertices).query(white.vertices)
+        spiky = spiky_faces(inflation.inflated)
+        white_area = np.linalg.norm(face_normals(white), axis=1)
         row = {
             "hemi": hemisphere, "vertices": len(white.vertices),
+            "spiky": f"{int(spiky.sum())} ({100 * white_area[spiky].sum() / white_area.sum():.3f} %)",
             "sulc_r": float(np.corrcoef(inflation.sulc, fs_sulc[nearest])[0, 1]),
             "flipped": f"{mapping.flipped_at_projection} -> {len(flipped_faces(mapping.sphere))}",
             "rigid_r": registration.rigid_correlation, "registered_r": registration.correlation,
@@ -96,9 +102,9 @@ def main() -> None:
         rows.append(row)
         print(row, flush=True)
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    columns = ["hemi", "vertices", "sulc_r", "flipped", "rigid_r", "registered_r", "fs_registered_r", "unfolded",
+    columns = ["hemi", "vertices", "spiky", "sulc_r", "flipped", "rigid_r", "registered_r", "fs_registered_r", "unfolded",
                "seconds"]
-    headers = ["hemi", "vertices", "sulc r vs FreeSurfer", "flipped faces conformal map -> sphere",
+    headers = ["hemi", "vertices", "spiky faces of the inflated (% of white area)", "sulc r vs FreeSurfer", "flipped faces conformal map -> sphere",
                "fsaverage5 sulc r, rotation", "after warp", "FreeSurfer's sulc, our warp",
                "faces unfolded after warp", "s inflate / sphere / register"]
     source = "FreeSurfer's smoothwm" if args.surfaces is None else f"our white surfaces ({args.surfaces})"

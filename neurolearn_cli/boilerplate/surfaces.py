@@ -76,8 +76,10 @@ def surfaces_section(surfaces: Sequence[SurfaceFacts], cite: Citations) -> Secti
         f"within {THICKNESS_RINGS} edges of the vertex on its own side of the cortex and capped at "
         f"{MAX_THICKNESS_MM:g} mm, as FreeSurfer's mris_thickness measures it. The midthickness surface lies halfway between "
         "white and pial; mean curvature and each vertex's area (a third of the area of the triangles around it, "
-        "FreeSurfer's area) were computed on the white surface. The white surface was inflated by smoothing (its "
-        "sulcal depth is how far each vertex moved, as FreeSurfer's sulc), mapped conformally onto a sphere "
+        "FreeSurfer's area) were computed on the white surface. The white surface was inflated by conformalized "
+        f"mean-curvature flow {cite('cmcf')}, which draws thin strands of white matter into the surface rather than "
+        "leaving them as spikes, and kept at its area (its sulcal depth is how far each vertex moved along its "
+        "normal while the folds flattened, as FreeSurfer's sulc); it was mapped conformally onto a sphere "
         f"{cite('conformal')}, centred so that its area is balanced and turned to the participant's axes, and "
         "registered to fsaverage's sphere by its sulcal depth and curvature, coarse to fine: a rotation, then a "
         f"smooth warp {cite('sphericalregistration')}. " + _topology(surfaces)

@@ -139,8 +139,6 @@ def surface_qc(corrected: Image, hemispheres: Mapping[str, HemisphereQC], displa
 
     whites = {h: s.white for h, s in hemispheres.items()}
     pials = {h: s.pial for h, s in hemispheres.items()}
-    inflated = "" if display == "inflated" else (f"; drawn on the {display} surface, as the inflated surface "
-                                                 "still has thin protrusions that hide parts of the cortex")
     made = [
         figure("Cortical surfaces", surface_contours(corrected.data.cpu().numpy(), corrected.affine.double().cpu()
                                                      .numpy(), whites, pials),
@@ -150,7 +148,8 @@ def surface_qc(corrected: Image, hemispheres: Mapping[str, HemisphereQC], displa
                                                    {h: s.thickness for h, s in hemispheres.items()}, display),
                f"Thickness per vertex, lateral and medial views of each hemisphere, colours from "
                f"{THICKNESS_RANGE_MM[0]:g} to {THICKNESS_RANGE_MM[1]:g} mm; the medial wall, where the surface "
-               f"closes over the deep grey matter and holds no cortex, shows as thin{inflated}"),
+               f"closes over the deep grey matter and holds no cortex, shows as thin; drawn on the {display} "
+               "surface"),
     ]
     return QCResult(iqms=surface_iqms(hemispheres), figures=made)
 

@@ -21,9 +21,9 @@ from neurolearn_cli.stages import ParticipantContext, StageContext
 
 #: Modalities of the group tables, with the datatype folder of their IQM JSONs.
 MODALITIES = (("T1w", "anat"), ("bold", "func"))
-#: The surfaces stage's mesh the thickness map is drawn on: not yet its ``inflated`` one, whose thin protrusions
-#: (where the white surface has thin strands) hide parts of the cortex in the four views.
-THICKNESS_MAP_SURFACE = "midthickness"
+#: The surfaces stage's mesh the thickness map is drawn on: the inflated one, smooth, so that the four views show
+#: the cortex in the sulci too, as FreeSurfer's and fMRIPrep's maps do.
+THICKNESS_MAP_SURFACE = "inflated"
 #: ``logs/CITATION.md``.
 CITATION = {"extension": ".md"}
 

@@ -1,4 +1,5 @@
-"""Triangle meshes: extraction from a binary object, Euler characteristic, normals, smoothing, self-intersections.
+"""Triangle meshes: extraction from a binary object, Euler characteristic, normals, the cotangent Laplacian, smoothing,
+self-intersections.
 
 A mesh is a pair of numpy arrays, vertices (V, 3) float64 and faces (F, 3)
 int64, counter-clockwise seen from outside. Generic mesh steps use
@@ -114,6 +115,25 @@ def vertex_areas(mesh: Mesh) -> np.ndarray:
     for i in range(3):
         np.add.at(out, mesh.faces[:, i], area / 3.0)
     return out
+
+
+def cotangent_laplacian(mesh: Mesh) -> sparse.csr_matrix:
+    """The cotangent Laplacian of ``mesh``: weight (cot a + cot b) / 2 on each edge, a and b the angles facing it
+    (a face of zero area gives a large finite weight, not a division by zero)."""
+    corners = mesh.vertices[mesh.faces]
+    rows, columns, weights = [], [], []
+    for k in range(3):
+        at, after, before = corners[:, k], corners[:, (k + 1) % 3], corners[:, (k + 2) % 3]
+        u, w = after - at, before - at
+        cotangent = np.einsum("ij,ij->i", u, w) / np.maximum(np.linalg.norm(np.cross(u, w), axis=1), 1e-12)
+        i, j = mesh.faces[:, (k + 1) % 3], mesh.faces[:, (k + 2) % 3]
+        rows += [i, j]
+        columns += [j, i]
+        weights += [cotangent / 2, cotangent / 2]
+    count = len(mesh.vertices)
+    off_diagonal = sparse.csr_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(columns))),
+                                     shape=(count, count))
+    return (sparse.diags(np.asarray(off_diagonal.sum(axis=1)).ravel()) - off_diagonal).tocsr()
 
 
 def neighbour_mean(mesh: Mesh, values: np.ndarray, matrix: sparse.csr_matrix | None = None) -> np.ndarray:

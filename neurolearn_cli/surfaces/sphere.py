@@ -20,10 +20,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
 from scipy.sparse.linalg import splu
 
-from neurolearn_cli.surfaces.mesh import Mesh, adjacency, face_normals, vertex_areas
+from neurolearn_cli.surfaces.mesh import (
+    Mesh,
+    adjacency,
+    cotangent_laplacian,
+    face_normals,
+    vertex_areas,
+)
 
 #: FreeSurfer's sphere radius (mm).
 SPHERE_RADIUS = 100.0
@@ -83,31 +88,13 @@ def unfold(sphere: Mesh, radius: float = SPHERE_RADIUS) -> Mesh:
     return sphere.with_vertices(points) if len(flipped) < first else sphere
 
 
-def cotangent_laplacian(mesh: Mesh) -> sparse.csr_matrix:
-    """The cotangent Laplacian of ``mesh``: weight (cot a + cot b) / 2 on each edge, a and b the angles facing it
-    (a face of zero area gives a large finite weight, not a division by zero)."""
-    corners = mesh.vertices[mesh.faces]
-    rows, columns, weights = [], [], []
-    for k in range(3):
-        at, after, before = corners[:, k], corners[:, (k + 1) % 3], corners[:, (k + 2) % 3]
-        u, w = after - at, before - at
-        cotangent = np.einsum("ij,ij->i", u, w) / np.maximum(np.linalg.norm(np.cross(u, w), axis=1), 1e-12)
-        i, j = mesh.faces[:, (k + 1) % 3], mesh.faces[:, (k + 2) % 3]
-        rows += [i, j]
-        columns += [j, i]
-        weights += [cotangent / 2, cotangent / 2]
-    count = len(mesh.vertices)
-    off_diagonal = sparse.csr_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(columns))),
-                                     shape=(count, count))
-    return (sparse.diags(np.asarray(off_diagonal.sum(axis=1)).ravel()) - off_diagonal).tocsr()
-
-
 def pole_face(mesh: Mesh) -> int:
-    """The face nearest to equilateral (the largest ``4 sqrt(3) area / sum of squared edges``; the first of ties).
+    """The face nearest to equilateral: the largest ratio of its area to the sum of its squared edges (the first
+    of ties).
 
-    The point source sits on it: on a sliver (a near-zero height) the source
-    is dominated by rounding, and the map can come out mirrored, every face
-    flipped.
+    The point source sits on it. On a badly shaped face (an obtuse triangle at
+    a crease of the white surface) the map has come out mirrored, nearly every
+    face flipped.
     """
     corners = mesh.vertices[mesh.faces]
     double_area = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)

@@ -10,7 +10,7 @@ import torch
 
 pytest.importorskip("skimage")
 
-from neurolearn_cli.surfaces.inflate import inflate  # noqa: E402
+from neurolearn_cli.surfaces.inflate import inflate, spiky_faces, total_area  # noqa: E402
 from neurolearn_cli.surfaces.mesh import Mesh, euler_characteristic, extract  # noqa: E402
 from neurolearn_cli.surfaces.register import register, rotation_matrix  # noqa: E402
 from neurolearn_cli.surfaces.resample import sphere_to_sphere  # noqa: E402
@@ -53,16 +53,33 @@ def test_folded_ball_inflates_and_maps_to_the_sphere_without_flips() -> None:
     np.testing.assert_allclose(np.linalg.norm(unfolded.vertices, axis=1), SPHERE_RADIUS)
 
 
-def test_a_ball_with_a_thin_finger_maps_to_the_sphere_without_flips() -> None:
-    """A strand of white matter (a 2 mm wide finger 35 mm long on a 10 mm ball) shrinks to a line when smoothed;
-    the sphere still folds none of its faces."""
+def _ball_with_finger() -> Mesh:
+    """A strand of white matter: a 2 mm wide finger 35 mm long on a ball of radius 10 mm, as a genus-0 mesh."""
     x, y, z = np.meshgrid(*[np.arange(n, dtype=np.float64) for n in (30, 30, 56)], indexing="ij")
     ball = (x - 14.6) ** 2 + (y - 15.3) ** 2 + (z - 14.8) ** 2 <= 10**2
     finger = ((x - 14.6) ** 2 + (y - 15.3) ** 2 <= 1.0) & (z > 14) & (z < 50)
     mesh = extract(ball | finger)
     assert euler_characteristic(mesh) == 2
+    return mesh
+
+
+def test_a_thin_finger_is_drawn_into_the_inflated_surface() -> None:
+    """The inflated ball keeps no spike where the finger was (umbrella smoothing stretched the finger into one
+    several times the ball's radius long) and keeps the white surface's area."""
+    mesh = _ball_with_finger()
+    inflated = inflate(mesh).inflated
+    assert not spiky_faces(inflated).any()
+    radius = np.linalg.norm(inflated.vertices - inflated.vertices.mean(axis=0), axis=1)
+    assert radius.max() < 1.5 * np.median(radius)
+    np.testing.assert_allclose(total_area(inflated), total_area(mesh))
+
+
+def test_a_ball_with_a_thin_finger_maps_to_the_sphere_without_flips() -> None:
+    """The conformal map squeezes the finger into a tiny area of the sphere and folds at most a few of its faces
+    (those with obtuse angles), which are unfolded."""
+    mesh = _ball_with_finger()
     mapping = to_sphere(mesh, inflate(mesh).inflated)
-    assert mapping.flipped_at_projection == 0 and mapping.flipped == 0
+    assert mapping.flipped_at_projection <= 0.001 * len(mesh.faces) and mapping.flipped == 0
     np.testing.assert_allclose(np.linalg.norm(mapping.sphere.vertices, axis=1), SPHERE_RADIUS)
 
 
