@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 from neurolearn_cli.boilerplate.citations import Citations
 from neurolearn_cli.boilerplate.document import Section
-from neurolearn_cli.boilerplate.facts import AnatFacts, anisotropic
+from neurolearn_cli.boilerplate.facts import AnatFacts
 from neurolearn_cli.boilerplate.wording import listing, number, plural, spread
+from neurolearn_cli.engine.geometry import anisotropic
 from neurolearn_cli.smri.initialize import HEAD_HEIGHT_MM
 from neurolearn_cli.smri.normalize import SYN_SETTINGS
 from neurolearn_cli.smri.pipeline import (

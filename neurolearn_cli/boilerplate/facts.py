@@ -51,11 +51,6 @@ class AnatFacts:
     skull_stripped: bool = False
 
 
-def anisotropic(voxel_mm: tuple[float, float, float]) -> bool:
-    """Whether the coarsest voxel side is more than 1.5 times the finest (thick slices)."""
-    return max(voxel_mm) > 1.5 * min(voxel_mm)
-
-
 @dataclass(frozen=True)
 class BoldSurfaceFacts:
     """One BOLD run's series on the cortical surfaces (the fmri stage's GIFTI sidecars).

@@ -13,7 +13,6 @@ from neurolearn_cli.boilerplate.facts import (
     BoldFacts,
     BoldSurfaceFacts,
     SurfaceFacts,
-    anisotropic,
 )
 from neurolearn_cli.boilerplate.functional import (
     SDC_WORDS,
@@ -23,6 +22,7 @@ from neurolearn_cli.boilerplate.functional import (
     sdc_reason,
 )
 from neurolearn_cli.boilerplate.wording import listing, number
+from neurolearn_cli.engine.geometry import anisotropic
 
 MISSING = "not recorded"
 

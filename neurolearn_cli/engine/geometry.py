@@ -50,6 +50,11 @@ def voxel_spacing(affine: torch.Tensor | np.ndarray) -> tuple[float, float, floa
     return floats3(torch.linalg.norm(matrix[:3, :3], dim=0))
 
 
+def anisotropic(voxel_mm: Sequence[float]) -> bool:
+    """Whether the coarsest voxel side is more than 1.5 times the finest (thick slices)."""
+    return max(voxel_mm) > 1.5 * min(voxel_mm)
+
+
 def index_grid(
     shape: Sequence[int], device: torch.device | str, dtype: torch.dtype = torch.float64
 ) -> torch.Tensor:

@@ -15,6 +15,18 @@ optionally smoothed by a mean-field Potts MRF. Voxels darker than
 skull-stripped images) are outside the model and get zero probabilities, as
 do excluded voxels (a lesion): they neither pull the class means nor the bias
 field, and count as no class; the bias field still corrects their intensity.
+
+With ``partial_volume`` (thick slices: a voxel averages several millimetres of
+cortex) two mixed classes join the model, GM/WM and GM/CSF, as in FSL FAST's
+and Atropos's partial-volume models: a mixed voxel holds a fraction ``f`` of
+GM, uniform on (0, 1), and its intensity is the fraction-weighted sum of the
+two pure tissues' (log-normal, moment-matched) evaluated at ``PV_NODES``
+fractions. Their means and variances follow the pure classes' at every EM
+step; their prior is the product of the two tissues' priors, scaled by a
+class weight EM fits. A mixed voxel then counts as its expected GM fraction of
+GM and the rest as the other tissue, so the tissue maps are fractions, and
+a sum of them is a volume, where a pure-class posterior calls every mixed
+voxel all one tissue.
 """
 
 from __future__ import annotations
@@ -33,6 +45,10 @@ from neurolearn_cli.smri import bias
 CLASSES = ("GM", "WM", "CSF", "other")
 #: Voxels darker than this fraction of the 99th percentile of the positive intensities are background.
 BACKGROUND_FRACTION = 0.04
+#: Tissue pairs (indices into ``CLASSES``) whose mixed voxels form a partial-volume class: GM/WM, GM/CSF.
+PV_PAIRS = ((0, 1), (0, 2))
+#: GM fractions at which a mixed class's intensity density is evaluated (midpoints of equal bins of (0, 1)).
+PV_NODES = 10
 
 
 @dataclass(frozen=True)
@@ -57,9 +73,11 @@ class Segmentation:
     bias_field : Image
         Multiplicative bias field (mean log value zero over the basis).
     posteriors : Tensor
-        (4, X, Y, Z) probabilities of GM, WM, CSF and other (zero in the left-out background).
+        (4, X, Y, Z) probabilities of GM, WM, CSF and other (zero in the left-out background); with
+        ``partial_volume``, each voxel's expected fraction of each class.
     mixture : MixtureParameters
-        Fitted Gaussian parameters (log-intensity domain).
+        Fitted Gaussian parameters (log-intensity domain); with ``partial_volume`` the mixed classes'
+        Gaussians follow the pure ones (classes numbered from ``len(CLASSES)``).
     log_likelihood : float
         Mean log-likelihood per sampled voxel at convergence.
     iterations : int
@@ -136,10 +154,96 @@ def _class_log_likelihood(x: torch.Tensor, mix: MixtureParameters, n_classes: in
     return out
 
 
+def _pv_fractions(device: torch.device) -> torch.Tensor:
+    """The first tissue's fraction at each node of a mixed class, ``(i + 0.5) / PV_NODES``."""
+    return (torch.arange(PV_NODES, device=device, dtype=torch.float32) + 0.5) / PV_NODES
+
+
+def _with_mixed_priors(priors: torch.Tensor) -> torch.Tensor:
+    """``priors`` (K, ...) followed by one row per ``PV_PAIRS`` pair: the product of the pair's priors."""
+    return torch.cat([priors, torch.stack([priors[a] * priors[b] for a, b in PV_PAIRS])])
+
+
+def _class_moments(mix: MixtureParameters, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance of the intensity (not log) of class ``k``, a weighted sum of log-normal Gaussians."""
+    inside = mix.classes == k
+    w = mix.weights[inside] / mix.weights[inside].sum()
+    mu, var = mix.means[inside], mix.variances[inside]
+    mean = (w * torch.exp(mu + var / 2)).sum()
+    second = (w * torch.exp(2 * mu + 2 * var)).sum()
+    return mean, second - mean**2
+
+
+def _mixed_gaussians(mix: MixtureParameters) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-domain means and variances of the mixed classes' nodes, from the pure classes' parameters.
+
+    At GM fraction ``f`` of pair (a, b) the intensity ``f Y_a + (1 - f) Y_b``
+    has mean ``f E[Y_a] + (1 - f) E[Y_b]`` and variance ``f^2 V_a + (1 - f)^2 V_b``;
+    the log-normal with these moments stands for it.
+    """
+    f = _pv_fractions(mix.means.device)
+    means, variances = [], []
+    for a, b in PV_PAIRS:
+        mean_a, var_a = _class_moments(mix, a)
+        mean_b, var_b = _class_moments(mix, b)
+        mean = f * mean_a + (1 - f) * mean_b
+        log_var = torch.log1p((f**2 * var_a + (1 - f) ** 2 * var_b) / mean**2)
+        means.append(torch.log(mean) - log_var / 2)
+        variances.append(log_var)
+    return torch.cat(means), torch.cat(variances)
+
+
+def _with_mixed_classes(mix: MixtureParameters) -> MixtureParameters:
+    """``mix`` (pure classes only) with the ``PV_PAIRS`` classes appended, ``PV_NODES`` fixed Gaussians each.
+
+    The mixed classes are numbered from ``len(CLASSES)`` on, in the order of ``PV_PAIRS``.
+    """
+    device = mix.means.device
+    means, variances = _mixed_gaussians(mix)
+    first = len(CLASSES)
+    classes = torch.arange(first, first + len(PV_PAIRS), device=device).repeat_interleave(PV_NODES)
+    weights = torch.full((len(PV_PAIRS) * PV_NODES,), 1.0 / PV_NODES, device=device)
+    return MixtureParameters(
+        torch.cat([mix.classes, classes]), torch.cat([mix.means, means]), torch.cat([mix.variances, variances]),
+        torch.cat([mix.weights, weights]), torch.cat([mix.class_weights, torch.ones(len(PV_PAIRS), device=device)]),
+    )
+
+
+def _rederive_mixed(mix: MixtureParameters) -> MixtureParameters:
+    """The mixed classes' nodes of ``mix`` placed again from its pure classes; node weights stay uniform."""
+    pure = mix.classes < len(CLASSES)
+    means, variances = _mixed_gaussians(mix)
+    weights = torch.where(pure, mix.weights, 1.0 / PV_NODES)
+    return MixtureParameters(mix.classes, torch.cat([mix.means[pure], means]),
+                             torch.cat([mix.variances[pure], variances]), weights, mix.class_weights)
+
+
+def _split_mixed(x: torch.Tensor, posteriors: torch.Tensor, mix: MixtureParameters) -> torch.Tensor:
+    """Class fractions (len(CLASSES), N) from posteriors of the pure then mixed classes at log intensities ``x``.
+
+    A mixed class's posterior goes to its pair in proportion to the expected
+    GM fraction given ``x``: its nodes' likelihoods weight their fractions.
+    """
+    f = _pv_fractions(x.device)
+    n_pure = len(CLASSES)
+    tissues = posteriors[:n_pure].clone()
+    terms = _gaussian_log_terms(x, mix)
+    for j, (a, b) in enumerate(PV_PAIRS):
+        node = torch.softmax(terms[mix.classes == n_pure + j], dim=0)
+        expected = (f[:, None] * node).sum(0)
+        mixed = posteriors[n_pure + j]
+        tissues[a] += mixed * expected
+        tissues[b] += mixed * (1 - expected)
+    return tissues
+
+
 def _em_step(
-    x: torch.Tensor, priors: torch.Tensor, mix: MixtureParameters, min_var: float
+    x: torch.Tensor, priors: torch.Tensor, mix: MixtureParameters, min_var: float, partial_volume: bool = False
 ) -> tuple[MixtureParameters, torch.Tensor, float]:
-    """One EM update of the mixture; returns it, the per-sample precision-weighted target, and the log-likelihood."""
+    """One EM update of the mixture; returns it, the per-sample precision-weighted target, and the log-likelihood.
+
+    With ``partial_volume`` the mixed classes' Gaussians follow the updated pure classes'.
+    """
     n_classes = priors.shape[0]
     log_prior = torch.log(mix.class_weights[:, None] * priors + 1e-12)
     norm = torch.log((mix.class_weights[:, None] * priors).sum(0) + 1e-12)
@@ -155,6 +259,8 @@ def _em_step(
     class_weights = class_resp / denominators
     class_weights = class_weights / class_weights.max()
     new = MixtureParameters(mix.classes, means, variances, weights, class_weights)
+    if partial_volume:
+        new = _rederive_mixed(new)
     return new, resp, float(fixed_mean(log_total))
 
 
@@ -206,18 +312,27 @@ def _mrf(posteriors: torch.Tensor, beta: float, iterations: int,
 
 
 def _full_posteriors(
-    log_y: torch.Tensor, valid: torch.Tensor, log_bias: torch.Tensor, priors: torch.Tensor, mix: MixtureParameters, slab: int = 16
+    log_y: torch.Tensor, valid: torch.Tensor, log_bias: torch.Tensor, priors: torch.Tensor, mix: MixtureParameters,
+    partial_volume: bool = False, slab: int = 16,
 ) -> torch.Tensor:
-    """Class posteriors (K, X, Y, Z) on the full grid, computed in slabs of ``slab`` voxel planes."""
+    """Class posteriors (K, X, Y, Z) on the full grid, computed in slabs of ``slab`` voxel planes.
+
+    With ``partial_volume`` the mixed classes' posteriors are split into tissue fractions (:func:`_split_mixed`).
+    """
     n_classes = priors.shape[0]
     out = torch.zeros((n_classes, *log_y.shape), device=log_y.device)
     for start in range(0, log_y.shape[0], slab):
         sl = slice(start, start + slab)
         x = (log_y[sl] - log_bias[sl]).reshape(-1)
-        log_l = _class_log_likelihood(x, mix, n_classes)
-        log_p = torch.log(mix.class_weights[:, None] * priors[:, sl].reshape(n_classes, -1) + 1e-12)
+        slab_priors = priors[:, sl].reshape(n_classes, -1)
+        if partial_volume:
+            slab_priors = _with_mixed_priors(slab_priors)
+        log_l = _class_log_likelihood(x, mix, slab_priors.shape[0])
+        log_p = torch.log(mix.class_weights[:, None] * slab_priors + 1e-12)
         log_post = log_l + log_p
         post = torch.exp(log_post - torch.logsumexp(log_post, 0, keepdim=True))
+        if partial_volume:
+            post = _split_mixed(x, post, mix)
         out[:, sl] = post.reshape(n_classes, *log_y[sl].shape) * valid[sl][None]
     return out
 
@@ -236,6 +351,7 @@ def segment(
     mrf_iterations: int = 2,
     background_fraction: float = BACKGROUND_FRACTION,
     exclude: torch.Tensor | None = None,
+    partial_volume: bool = False,
 ) -> Segmentation:
     """Bias-corrected tissue posteriors of ``t1w`` under template ``priors``.
 
@@ -261,6 +377,8 @@ def segment(
         Voxels below this fraction of the 99th intensity percentile are left out.
     exclude : Tensor, optional
         Boolean (X, Y, Z) voxels left out of the model (a lesion mask on ``t1w``'s grid).
+    partial_volume : bool
+        Model mixed GM/WM and GM/CSF voxels (thick slices); the posteriors are then tissue fractions.
 
     Returns
     -------
@@ -295,11 +413,14 @@ def segment(
     x = sub_logy[sub_valid]
     min_var = float(torch.var(x)) * 1e-4
     mix = _initial_mixture(x, flat_priors, n_gaussians)
+    if partial_volume:
+        mix = _with_mixed_classes(mix)
+        flat_priors = _with_mixed_priors(flat_priors)
     previous = -math.inf
     iteration = 0
     for iteration in range(1, max_iterations + 1):
         x = (sub_logy - sub_bias)[sub_valid]
-        mix, resp, loglik = _em_step(x, flat_priors, mix, min_var)
+        mix, resp, loglik = _em_step(x, flat_priors, mix, min_var, partial_volume)
         if use_bias:
             precision = resp / mix.variances[:, None]
             w = precision.sum(0)
@@ -321,7 +442,7 @@ def segment(
         log_bias = bias.evaluate(coeffs, full_bases)
     else:
         log_bias = torch.zeros_like(log_y)
-    posteriors = _full_posteriors(log_y, modelled, log_bias, priors, mix)
+    posteriors = _full_posteriors(log_y, modelled, log_bias, priors, mix, partial_volume)
     if mrf_beta > 0:
         posteriors = _mrf(posteriors, mrf_beta, mrf_iterations, t1w.spacing)
     bias_field = torch.exp(log_bias)
