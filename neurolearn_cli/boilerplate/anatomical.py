@@ -66,7 +66,10 @@ def _anisotropy(anat: Sequence[AnatFacts]) -> str:
     return (f" The T1w reference kept its anisotropic voxels ({sizes}): its effective resolution is that of the "
             "thick slices across them. Every step sets its widths in millimetres per axis (tissue-prior and "
             "bias-field smoothing, morphological radii, the registration pyramid, the Markov random field's "
-            "neighbour weights, which fall with the square of the distance).")
+            "neighbour weights, which fall with the square of the distance). As thick slices mix grey matter "
+            "with white matter and CSF in most cortical voxels, the tissue mixture also modelled those mixed "
+            "voxels (partial volume: a GM/WM and a GM/CSF class whose grey-matter fraction is uniform between 0 "
+            "and 1, as in FSL FAST), and the tissue probability maps are each voxel's expected tissue fractions.")
 
 
 def _mask_sentence(anat: Sequence[AnatFacts]) -> str:
