@@ -81,7 +81,7 @@ def main() -> None:
         start = time.perf_counter()
         inflation = inflate(white)
         inflated_at = time.perf_counter()
-        mapping = to_sphere(white, inflation.inflated)
+        mapping = to_sphere(white, inflation.inflated, hemisphere)
         sphere_at = time.perf_counter()
         registration = register(mapping.sphere, inflation.sulc, curvature, template, torch.device("cpu"))
         registered_at = time.perf_counter()

@@ -2,7 +2,7 @@
 
 The genus-0 white surface is mapped conformally onto the plane (Angenent,
 Haker et al. 1999-2000: the cotangent Laplacian solved against a point
-source on its best-shaped triangle) and back onto the sphere by inverse stereographic
+source on a triangle of the medial wall) and back onto the sphere by inverse stereographic
 projection. A conformal map keeps angles, so it folds no triangle but the
 few whose obtuse angles give negative cotangent weights, which :func:`unfold`
 relaxes: each vertex of the folded region and a margin, grown by a ring each
@@ -36,6 +36,12 @@ SPHERE_RADIUS = 100.0
 #: sphere).
 CENTRING_STEPS = 100
 CENTRING_TOLERANCE = 1e-6
+#: Each hemisphere's direction towards the other, in RAS world coordinates.
+MEDIAL = {"L": np.array([1.0, 0.0, 0.0]), "R": np.array([-1.0, 0.0, 0.0])}
+#: The pole's search (mm): how near the ray from the centroid towards the other hemisphere, and how deep from
+#: where the ray leaves the surface.
+POLE_AXIS_MM = 10.0
+POLE_DEPTH_MM = 2.0
 #: Relaxation rounds, each on the folded faces' vertices grown by one more ring, with this many smoothing steps.
 UNFOLD_ROUNDS = 60
 UNFOLD_STEPS = 20
@@ -88,28 +94,41 @@ def unfold(sphere: Mesh, radius: float = SPHERE_RADIUS) -> Mesh:
     return sphere.with_vertices(points) if len(flipped) < first else sphere
 
 
-def pole_face(mesh: Mesh) -> int:
-    """The face nearest to equilateral: the largest ratio of its area to the sum of its squared edges (the first
-    of ties).
+def pole_face(mesh: Mesh, medial: np.ndarray) -> int:
+    """The face the point source sits on: in the medial wall, and of those there the nearest to equilateral.
 
-    The point source sits on it. On a badly shaped face (an obtuse triangle at
-    a crease of the white surface) the map has come out mirrored, nearly every
-    face flipped.
+    The map is least faithful around the pole. The medial wall, where the
+    surface closes over the deep grey matter and holds no cortex, is where the
+    ray from the surface's centroid along ``medial`` (the unit direction
+    towards the other hemisphere) leaves it: of the faces within
+    :data:`POLE_AXIS_MM` of that ray, those within :data:`POLE_DEPTH_MM` of
+    the farthest along it. Of those the pole is the face with the largest ratio
+    of its area to the sum of its squared edges (the first of ties): on a badly
+    shaped face (an obtuse triangle at a crease) the map has come out
+    mirrored, nearly every face flipped.
     """
     corners = mesh.vertices[mesh.faces]
     double_area = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
     squared_edges = ((corners - np.roll(corners, 1, axis=1)) ** 2).sum(axis=(1, 2))
-    return int(np.argmax(double_area / np.maximum(squared_edges, 1e-300)))
+    offsets = corners.mean(axis=1) - mesh.vertices.mean(axis=0)
+    along = offsets @ medial
+    near_ray = np.linalg.norm(offsets - along[:, None] * medial, axis=1) < POLE_AXIS_MM
+    if not near_ray.any():
+        near_ray[:] = True
+    wall = near_ray & (along >= along[near_ray].max() - POLE_DEPTH_MM)
+    quality = np.where(wall, double_area / np.maximum(squared_edges, 1e-300), -1.0)
+    return int(np.argmax(quality))
 
 
-def conformal_plane(mesh: Mesh) -> np.ndarray:
-    """The genus-0 ``mesh`` mapped conformally onto the plane, its :func:`pole_face` sent to infinity: (N,) complex.
+def conformal_plane(mesh: Mesh, medial: np.ndarray) -> np.ndarray:
+    """The genus-0 ``mesh`` mapped conformally onto the plane, its :func:`pole_face` (``medial``: towards the other
+    hemisphere) sent to infinity: (N,) complex.
 
     Haker et al.'s discrete solution of Laplace's equation against the
     derivative of a point source on that face; the Laplacian is singular,
     so one vertex off the face is held at 0.
     """
-    a, b, c = mesh.faces[pole_face(mesh)]
+    a, b, c = mesh.faces[pole_face(mesh, medial)]
     corner_a, corner_b, corner_c = mesh.vertices[[a, b, c]]
     along = corner_b - corner_a
     theta = np.dot(corner_c - corner_a, along) / np.dot(along, along)
@@ -159,12 +178,13 @@ def best_rotation(source: np.ndarray, target: np.ndarray, weights: np.ndarray) -
     return vt.T @ np.diag([1.0, 1.0, handedness]) @ u.T
 
 
-def to_sphere(white: Mesh, inflated: Mesh, radius: float = SPHERE_RADIUS) -> SphereMapping:
-    """Map the genus-0 ``white`` surface conformally onto the sphere of ``radius`` centred on the origin, turned to
-    the directions of ``inflated`` (the same mesh inflated) from its centroid, its flipped faces unfolded
+def to_sphere(white: Mesh, inflated: Mesh, hemisphere: str, radius: float = SPHERE_RADIUS) -> SphereMapping:
+    """Map the genus-0 ``white`` surface of ``hemisphere`` (``"L"`` or ``"R"``, in RAS world coordinates)
+    conformally onto the sphere of ``radius`` centred on the origin, its pole in the medial wall, turned to the
+    directions of ``inflated`` (the same mesh inflated) from its centroid, its flipped faces unfolded
     (:func:`unfold`)."""
     areas = vertex_areas(white)
-    centred = moebius_centred(inverse_stereographic(conformal_plane(white)), areas)
+    centred = moebius_centred(inverse_stereographic(conformal_plane(white, MEDIAL[hemisphere])), areas)
     directions = on_sphere(inflated.vertices - areas @ inflated.vertices / areas.sum(), 1.0)
     mapped = white.with_vertices(radius * centred @ best_rotation(centred, directions, areas).T)
     sphere = unfold(mapped, radius)

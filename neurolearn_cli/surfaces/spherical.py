@@ -28,11 +28,12 @@ class SphericalSurfaces:
     registration: SphereRegistration
 
 
-def spherical_surfaces(white: Mesh, curvature: np.ndarray, template: SphereTemplate,
+def spherical_surfaces(white: Mesh, hemisphere: str, curvature: np.ndarray, template: SphereTemplate,
                        device: torch.device) -> SphericalSurfaces:
-    """Inflate ``white``, map it onto the sphere and register that to ``template`` by sulc and ``curvature``."""
+    """Inflate ``white`` (of ``hemisphere``), map it onto the sphere and register that to ``template`` by sulc and
+    ``curvature``."""
     inflation = inflate(white)
-    mapping = to_sphere(white, inflation.inflated)
+    mapping = to_sphere(white, inflation.inflated, hemisphere)
     registration = register(mapping.sphere, inflation.sulc, curvature, template, device)
     return SphericalSurfaces(inflation.inflated, inflation.sulc, mapping.sphere, mapping.flipped_at_projection,
                              mapping.flipped, registration)

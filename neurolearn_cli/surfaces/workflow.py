@@ -110,7 +110,7 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
         result = reconstruct_surfaces(tissues, load_image(inputs["mask"], device),
                                       read_transform(inputs["xfm_from_template"]).to(device),
                                       load_image(inputs["preproc"], device))
-        spherical = {h: spherical_surfaces(s.white, s.curvature, fsaverage5(h), device)
+        spherical = {h: spherical_surfaces(s.white, h, s.curvature, fsaverage5(h), device)
                      for h, s in result.hemispheres.items()}
     except SurfaceError as error:
         raise ProcessingError(f"surfaces: {error}") from error

@@ -40,7 +40,7 @@ def test_folded_ball_inflates_and_maps_to_the_sphere_without_flips() -> None:
     inflation = inflate(mesh)
     assert abs(inflation.sulc.mean()) < 1e-9
     assert np.corrcoef(inflation.sulc, radius)[0, 1] < -0.9  # deep in a groove: small radius, positive sulc
-    mapping = to_sphere(mesh, inflation.inflated)
+    mapping = to_sphere(mesh, inflation.inflated, "L")
     assert mapping.flipped == 0
     np.testing.assert_allclose(np.linalg.norm(mapping.sphere.vertices, axis=1), SPHERE_RADIUS)
     assert len(flipped_faces(mapping.sphere)) == 0
@@ -78,7 +78,7 @@ def test_a_ball_with_a_thin_finger_maps_to_the_sphere_without_flips() -> None:
     """The conformal map squeezes the finger into a tiny area of the sphere and folds at most a few of its faces
     (those with obtuse angles), which are unfolded."""
     mesh = _ball_with_finger()
-    mapping = to_sphere(mesh, inflate(mesh).inflated)
+    mapping = to_sphere(mesh, inflate(mesh).inflated, "L")
     assert mapping.flipped_at_projection <= 0.001 * len(mesh.faces) and mapping.flipped == 0
     np.testing.assert_allclose(np.linalg.norm(mapping.sphere.vertices, axis=1), SPHERE_RADIUS)
 
