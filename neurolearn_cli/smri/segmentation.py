@@ -132,11 +132,19 @@ def _initial_mixture(x: torch.Tensor, priors: torch.Tensor, n_gaussians: tuple[i
     return MixtureParameters(cls, torch.cat(means), torch.cat(variances), weights, torch.ones(len(n_gaussians), device=x.device))
 
 
-def class_mean_intensity(mix: MixtureParameters, k: int) -> float:
-    """Mean intensity (bias-corrected, not log) of class ``k``: its log-normal Gaussians' means, weighted."""
+def class_moments(mix: MixtureParameters, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance of the intensity (bias-corrected, not log) of class ``k``, a weighted sum of log-normal
+    Gaussians."""
     inside = mix.classes == k
-    means = torch.exp(mix.means[inside] + mix.variances[inside] / 2)
-    return float((mix.weights[inside] * means).sum() / mix.weights[inside].sum())
+    weights, mu, var = mix.weights[inside], mix.means[inside], mix.variances[inside]
+    mean = (weights * torch.exp(mu + var / 2)).sum() / weights.sum()
+    second = (weights * torch.exp(2 * mu + 2 * var)).sum() / weights.sum()
+    return mean, second - mean**2
+
+
+def class_mean_intensity(mix: MixtureParameters, k: int) -> float:
+    """Mean intensity (bias-corrected, not log) of class ``k`` (:func:`class_moments`)."""
+    return float(class_moments(mix, k)[0])
 
 
 def _gaussian_log_terms(x: torch.Tensor, mix: MixtureParameters) -> torch.Tensor:
@@ -164,16 +172,6 @@ def _with_mixed_priors(priors: torch.Tensor) -> torch.Tensor:
     return torch.cat([priors, torch.stack([priors[a] * priors[b] for a, b in PV_PAIRS])])
 
 
-def _class_moments(mix: MixtureParameters, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and variance of the intensity (not log) of class ``k``, a weighted sum of log-normal Gaussians."""
-    inside = mix.classes == k
-    w = mix.weights[inside] / mix.weights[inside].sum()
-    mu, var = mix.means[inside], mix.variances[inside]
-    mean = (w * torch.exp(mu + var / 2)).sum()
-    second = (w * torch.exp(2 * mu + 2 * var)).sum()
-    return mean, second - mean**2
-
-
 def _mixed_gaussians(mix: MixtureParameters) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-domain means and variances of the mixed classes' nodes, from the pure classes' parameters.
 
@@ -184,8 +182,8 @@ def _mixed_gaussians(mix: MixtureParameters) -> tuple[torch.Tensor, torch.Tensor
     f = _pv_fractions(mix.means.device)
     means, variances = [], []
     for a, b in PV_PAIRS:
-        mean_a, var_a = _class_moments(mix, a)
-        mean_b, var_b = _class_moments(mix, b)
+        mean_a, var_a = class_moments(mix, a)
+        mean_b, var_b = class_moments(mix, b)
         mean = f * mean_a + (1 - f) * mean_b
         log_var = torch.log1p((f**2 * var_a + (1 - f) ** 2 * var_b) / mean**2)
         means.append(torch.log(mean) - log_var / 2)
