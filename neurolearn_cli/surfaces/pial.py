@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy import sparse
 
 from neurolearn_cli.surfaces.laplace import pial_targets
 from neurolearn_cli.surfaces.mesh import (
@@ -44,12 +45,14 @@ def place_pial(white: Mesh, inside: torch.Tensor, white_matter: torch.Tensor, af
     stages = pial_targets(white.vertices, vertex_normals(white), white_matter, inside, affine, max_mm=max_mm,
                           level=BOUNDARY_LEVEL, fractions=fractions)
     vertices = white.vertices
+    matrix = adjacency(white)
     for points in stages:
-        vertices = untangle(vertices, unfold(white, points), white, halvings=HALVINGS)
+        vertices = untangle(vertices, unfold(white, points, matrix=matrix), white, halvings=HALVINGS)
     return white.with_vertices(vertices)
 
 
-def unfold(white: Mesh, points: np.ndarray, rounds: int = UNFOLD_ROUNDS) -> np.ndarray:
+def unfold(white: Mesh, points: np.ndarray, rounds: int = UNFOLD_ROUNDS,
+           matrix: sparse.csr_matrix | None = None) -> np.ndarray:
     """``points`` (the vertices of ``white`` moved outward) with their turned-over faces relaxed.
 
     A face is turned over where its orientation opposes that of the same face
@@ -59,8 +62,9 @@ def unfold(white: Mesh, points: np.ndarray, rounds: int = UNFOLD_ROUNDS) -> np.n
     no face is turned over or after ``rounds`` rounds. Only the folds are
     smoothed; left in place, each would make :func:`untangle` shorten the
     moves of every vertex of the faces it crosses, thinning the cortex.
+    ``matrix``: the adjacency of ``white``, when the caller has it.
     """
-    matrix = adjacency(white)
+    matrix = adjacency(white) if matrix is None else matrix
     reference = face_normals(white)
     relaxed = points.copy()
     for _ in range(rounds):

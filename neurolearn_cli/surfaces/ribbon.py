@@ -55,10 +55,11 @@ def inside(mesh: Mesh, shape: tuple[int, int, int], affine: np.ndarray) -> np.nd
     for points, triangles in _surface_points(mesh.vertices[mesh.faces] @ inverse[:3, :3].T + inverse[:3, 3]):
         index = np.rint(points).astype(np.int64)
         keep = np.all((index >= 0) & (index < np.asarray(shape)), axis=1)
-        linear = np.ravel_multi_index(tuple(index[keep].T), shape)
-        offset = ((points[keep] - index[keep]) ** 2).sum(axis=1)  # under 0.75
+        points, index, triangles = points[keep], index[keep], triangles[keep]
+        linear = np.ravel_multi_index(tuple(index.T), shape)
+        offset = ((points - index) ** 2).sum(axis=1)  # under 0.75
         nearest = _nearest_per_voxel(linear, offset)
-        found.append((linear[nearest], offset[nearest], points[keep][nearest], triangles[keep][nearest]))
+        found.append((linear[nearest], offset[nearest], points[nearest], triangles[nearest]))
     linear, offset, points, triangles = (np.concatenate(parts) for parts in zip(*found, strict=True))
     nearest = _nearest_per_voxel(linear, offset)
     marked = np.stack(np.unravel_index(linear[nearest], shape), axis=1)
