@@ -6,7 +6,11 @@ splits left from right; a region around the basal ganglia, thalami and
 lateral ventricles, defined in template millimetres, is filled into the white
 matter; the brainstem is cut below the thalami, so that the cerebellum's white
 matter, left as a separate piece, drops out with every other piece but the
-largest. Enclosed cavities of the white matter are filled too.
+largest. Enclosed cavities of the white matter are filled too. The brain
+mask's outermost voxel layer is never white matter: the cortex and its CSF
+lie between the white matter and the brain's edge, so a bright voxel there is
+dura, a venous sinus or fat, and the white surface must not reach it; nor
+may it take a bright voxel the tissue posteriors do not call grey or white.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from neurolearn_cli.engine.morphology import fill_holes
+from neurolearn_cli.engine.morphology import cross, erode, fill_holes
 from neurolearn_cli.surfaces.template import HEMISPHERES
 
 #: Deep grey and ventricles, as an ellipsoid per hemisphere in template mm: centre (|x|, y, z) and radii. It
@@ -69,15 +73,20 @@ def hemisphere_fields(wm: torch.Tensor, gm: torch.Tensor, mask: torch.Tensor, te
     (:func:`~neurolearn_cli.surfaces.placement.tissue_contrast`). The white
     surface's field is ``contrast`` (1 in the filled deep grey, ventricles
     and cavities of the white matter), or without it the filled WM
-    probability.
+    probability. It is 0 in the brain mask's outermost voxel layer, and the
+    contrast never exceeds the probability of grey or white matter: a bright
+    voxel the posteriors call CSF or non-brain (a sinus, dura) is not white.
     """
-    brain = (mask > 0.5) & ~brainstem(template_points)
+    in_mask = mask > 0.5
+    brain = in_mask & ~brainstem(template_points)
+    below_edge = erode(in_mask, structure=cross())
     fields = {}
     for hemisphere in HEMISPHERES:
         x = template_points[..., 0]
         side = brain & ((x < 0) if hemisphere == "L" else (x >= 0))
         deep = deep_region(template_points, hemisphere) & side
-        filled_wm = torch.where(deep, torch.ones_like(wm), torch.where(side, wm, torch.zeros_like(wm)))
+        white_side = side & below_edge
+        filled_wm = torch.where(deep, torch.ones_like(wm), torch.where(white_side, wm, torch.zeros_like(wm)))
         cavities = fill_holes(filled_wm >= 0.5) & side
         filled_wm = torch.where(cavities, torch.ones_like(wm), filled_wm)
         probability = torch.maximum(filled_wm, (wm + gm).clamp(max=1.0))
@@ -85,6 +94,8 @@ def hemisphere_fields(wm: torch.Tensor, gm: torch.Tensor, mask: torch.Tensor, te
         boundary = filled_wm
         if contrast is not None:
             filled = deep | cavities
-            boundary = torch.where(filled, torch.ones_like(wm), torch.where(side, contrast, torch.zeros_like(wm)))
+            tissue = (wm + gm).clamp(max=1.0)
+            boundary = torch.where(filled, torch.ones_like(wm),
+                                   torch.where(white_side, torch.minimum(contrast, tissue), torch.zeros_like(wm)))
         fields[hemisphere] = HemisphereFields(inside, boundary)
     return fields

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neurolearn_cli.surfaces.hemispheres import deep_region
+from neurolearn_cli.surfaces.hemispheres import deep_region, hemisphere_fields
 from neurolearn_cli.surfaces.placement import WHITE_CONTRAST_LEVEL, tissue_contrast
 
 #: Template (MNI) mm of structures the fill must hold, and of cortex and medial temporal grey it must leave out.
@@ -40,3 +40,26 @@ def test_white_boundary_field_is_one_half_at_the_white_level() -> None:
     on_level = grey + WHITE_CONTRAST_LEVEL * (white - grey)
     crossing = torch.nonzero(field[:, 0, 0] >= 0.5)[0, 0]
     assert ramp[crossing - 1, 0, 0] < on_level <= ramp[crossing, 0, 0]
+
+
+@pytest.mark.parametrize("with_contrast", [False, True])
+def test_white_field_leaves_out_the_brain_masks_outermost_layer(with_contrast: bool) -> None:
+    """A bright layer (dura, a sinus) on the brain mask's top is labelled white matter: the white surface's
+    field is 0 there and unchanged one voxel deeper, while the pial field still counts it."""
+    shape = (16, 16, 16)
+    mask = torch.zeros(shape)
+    mask[2:14, 2:14, 2:14] = 1.0
+    wm = torch.zeros(shape)
+    wm[5:11, 5:11, 5:11] = 1.0
+    wm[4:12, 4:12, 13] = 1.0  # the bright layer, in the mask's top slice
+    wm[4:12, 4:12, 12] = 1.0  # and genuine white matter one voxel below it
+    gm = (mask - wm).clamp(min=0.0)
+    axis = torch.arange(16.0) - 7.5
+    template_points = torch.stack(torch.meshgrid(axis, axis, axis + 40.0, indexing="ij"), dim=-1)
+    contrast = wm.clone() if with_contrast else None
+    fields = hemisphere_fields(wm, gm, mask, template_points, contrast)
+    boundary = fields["L"].boundary + fields["R"].boundary
+    assert boundary[4:12, 4:12, 13].max() == 0.0
+    assert boundary[4:12, 4:12, 12].min() == 1.0
+    inside = fields["L"].inside + fields["R"].inside
+    assert inside[4:12, 4:12, 13].min() == 1.0
