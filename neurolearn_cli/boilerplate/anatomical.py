@@ -66,10 +66,7 @@ def _anisotropy(anat: Sequence[AnatFacts]) -> str:
     return (f" The T1w reference kept its anisotropic voxels ({sizes}): its effective resolution is that of the "
             "thick slices across them. Every step sets its widths in millimetres per axis (tissue-prior and "
             "bias-field smoothing, morphological radii, the registration pyramid, the Markov random field's "
-            "neighbour weights, which fall with the square of the distance). As thick slices mix grey matter "
-            "with white matter and CSF in most cortical voxels, the tissue mixture also modelled those mixed "
-            "voxels (partial volume: a GM/WM and a GM/CSF class whose grey-matter fraction is uniform between 0 "
-            "and 1, as in FSL FAST), and the tissue probability maps are each voxel's expected tissue fractions.")
+            "neighbour weights, which fall with the square of the distance).")
 
 
 def _mask_sentence(anat: Sequence[AnatFacts]) -> str:
@@ -119,7 +116,9 @@ def smri_section(anat: Sequence[AnatFacts], cite: Citations) -> Section:
         f"segmentation {cite('unified')}: a Gaussian mixture under the template's tissue priors (smoothed by "
         f"{AFFINE_PRIOR_FWHM_MM:g} mm FWHM), with a smooth multiplicative bias field (discrete cosine basis) that "
         "corrected the intensity non-uniformity and a mean-field Markov random field, fitted by expectation-"
-        "maximization. " + _mask_sentence(anat),
+        "maximization. The mixture also modelled partial volume: voxels mixing GM with WM or with CSF formed two "
+        "more classes whose grey-matter fraction is uniform between 0 and 1 (as in FSL FAST), so the tissue "
+        "probability maps are each voxel's expected tissue fractions. " + _mask_sentence(anat),
         f"Volume-based spatial normalization to {template} was performed by symmetric diffeomorphic registration "
         f"{cite('syn')} with a local-correlation metric ({listing([f'{m:g} mm' for m in SYN_SETTINGS.levels_mm])} "
         f"levels, {listing([str(i) for i in SYN_SETTINGS.iterations])} iterations) of the bias-corrected T1w "

@@ -93,7 +93,7 @@ def surfaces_section(surfaces: Sequence[SurfaceFacts], cite: Citations) -> Secti
         "ribbon) and of the cerebellum (the brain outside the pial surfaces in the posterior fossa, brainstem "
         "excluded); white matter as the volume inside the white surfaces less the deep grey matter and "
         "ventricles filled into it, plus the cerebellum's white matter. These count the "
-        "GM/WM border at the white surface, where the probability-map volumes above count its partial-volume "
-        "voxels mostly as grey matter." + _volumes(surfaces)
+        "GM/WM border at the white surface, where the probability-map volumes above split its partial-volume "
+        "voxels by their tissue fractions." + _volumes(surfaces)
     )
     return Section("Cortical surfaces (surfaces)", (reconstruction, tables))

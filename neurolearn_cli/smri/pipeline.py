@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from neurolearn_cli.engine.geometry import anisotropic
 from neurolearn_cli.engine.image import Grid, Image
 from neurolearn_cli.engine.resample import resample, resample_labels
 from neurolearn_cli.engine.transforms import Transform
@@ -90,13 +89,13 @@ def segment_brain(t1w: Image, template: Template, to_template: Transform, prior_
     warped priors to tolerate its residual misregistration. ``lesion`` voxels
     are left out of the mixture, count as brain (tissue, for the brain mask)
     and as no tissue class. An image already ``skull_stripped`` keeps its own
-    foreground as the brain mask. Thick slices (anisotropic voxels) mix GM
-    with WM and CSF in most cortical voxels: the mixture then models those
-    partial volumes, and the tissue maps are fractions.
+    foreground as the brain mask. The mixture models voxels that mix GM with
+    WM or CSF (partial volume, on every grid: the pure classes alone counted
+    mixed GM/WM voxels as GM), and the tissue maps are fractions.
     """
     inside_lesion = None if lesion is None else lesion.data > 0.5
     seg = segment(t1w, warp_priors(template, t1w.grid, to_template, fwhm_mm=prior_fwhm_mm), mrf_beta=0.3,
-                  exclude=inside_lesion, partial_volume=anisotropic(t1w.spacing))
+                  exclude=inside_lesion, partial_volume=True)
     template_mask = resample(template.mask, t1w.grid, to_template)
     if skull_stripped:
         mask = foreground_mask(t1w)

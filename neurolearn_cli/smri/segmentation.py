@@ -16,17 +16,17 @@ skull-stripped images) are outside the model and get zero probabilities, as
 do excluded voxels (a lesion): they neither pull the class means nor the bias
 field, and count as no class; the bias field still corrects their intensity.
 
-With ``partial_volume`` (thick slices: a voxel averages several millimetres of
-cortex) two mixed classes join the model, GM/WM and GM/CSF, as in FSL FAST's
-and Atropos's partial-volume models: a mixed voxel holds a fraction ``f`` of
-GM, uniform on (0, 1), and its intensity is the fraction-weighted sum of the
-two pure tissues' (log-normal, moment-matched) evaluated at ``PV_NODES``
-fractions. Their means and variances follow the pure classes' at every EM
-step; their prior is the product of the two tissues' priors, scaled by a
-class weight EM fits. A mixed voxel then counts as its expected GM fraction of
-GM and the rest as the other tissue, so the tissue maps are fractions, and
-a sum of them is a volume, where a pure-class posterior calls every mixed
-voxel all one tissue.
+With ``partial_volume`` (a voxel on a tissue boundary averages two tissues; on
+thick slices most cortical voxels do) two mixed classes join the model, GM/WM
+and GM/CSF, as in FSL FAST's and Atropos's partial-volume models: a mixed
+voxel holds a fraction ``f`` of GM, uniform on (0, 1), and its intensity is
+the fraction-weighted sum of the two pure tissues' (log-normal,
+moment-matched) evaluated at ``PV_NODES`` fractions. Their means and variances
+follow the pure classes' at every EM step; their prior is the product of the
+two tissues' priors, scaled by a class weight EM fits. A mixed voxel then
+counts as its expected GM fraction of GM and the rest as the other tissue, so
+the tissue maps are fractions, and a sum of them is a volume, where a
+pure-class posterior calls every mixed voxel all one tissue.
 """
 
 from __future__ import annotations

@@ -48,10 +48,11 @@ def hard_labels(tissues: torch.Tensor, mask: Image, corrected: torch.Tensor, gm_
 
     ``lesion`` voxels (boolean mask) inside ``mask`` are labelled ``LESION_LABEL``.
 
-    A voxel on the GM/WM border holds both tissues. The mixture's GM Gaussian
-    is wide (it absorbs these partial-volume voxels), so the most probable
-    class stays GM well past the halfway point: on aomic's T1w, WM came out
-    17 % smaller than fMRIPrep's (414 against 500 mL). As in FSL FAST's hard
+    A voxel on the GM/WM border holds both tissues. Without the mixture's
+    partial-volume classes its GM Gaussian was wide (it absorbed these
+    voxels), so the most probable class stayed GM well past the halfway point:
+    on aomic's T1w, WM came out 17 % smaller than fMRIPrep's (414 against 500
+    mL). As in FSL FAST's hard
     segmentation (fMRIPrep's ``dseg``), a voxel where both tissues are present
     is WM when its bias-corrected intensity lies above ``gm_wm_midpoint``, the
     midpoint of the two class means, i.e. when WM makes up more than half of
