@@ -1,7 +1,7 @@
 """Grey- and white-matter volumes from the surfaces, as FreeSurfer's ``TotalGrayVol`` and white-matter volumes.
 
-smri's volumes sum tissue probabilities, so the partial-volume voxels of the
-GM/WM border count mostly as grey. Here the border is the white surface:
+smri's volumes sum tissue probabilities (each voxel's expected share of each
+tissue). Here the GM/WM border is the white surface:
 
 - cortical GM: the volume between the white and pial surfaces (their enclosed
   volumes' difference, from the meshes);
