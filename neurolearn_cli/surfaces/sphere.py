@@ -68,6 +68,14 @@ def flipped_faces(sphere: Mesh) -> np.ndarray:
     return np.flatnonzero(np.einsum("ij,ij->i", face_normals(sphere), centroids) <= 0)
 
 
+def log_area_ratio(sphere: Mesh, white: Mesh) -> np.ndarray:
+    """Each face's log of its share of the sphere's area over its share of the white surface's area: 0 where the
+    map keeps area, positive where it swells a face, negative where it shrinks one."""
+    sphere_area = np.linalg.norm(face_normals(sphere), axis=1)
+    white_area = np.maximum(np.linalg.norm(face_normals(white), axis=1), 1e-300)
+    return np.log(np.maximum(sphere_area / sphere_area.sum(), 1e-300) / (white_area / white_area.sum()))
+
+
 def unfold(sphere: Mesh, radius: float = SPHERE_RADIUS) -> Mesh:
     """``sphere`` (centred on the origin) with its flipped faces unfolded: the vertices of the flipped faces and a
     margin, grown by a ring each round, relaxed to their neighbours' mean on the sphere of ``radius``.
