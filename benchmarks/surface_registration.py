@@ -17,6 +17,10 @@ vertex (both are in the T1w's world coordinates). Per hemisphere it times
   a share of the white surface's area (the cortex they hide);
 * the correlation of our sulc with FreeSurfer's;
 * the faces flipped by the conformal map onto the sphere, and after unfolding;
+* the sphere's area distortion: the white-area-weighted standard deviation of
+  each face's log area ratio (sphere against white,
+  :func:`~neurolearn_cli.surfaces.sphere.log_area_ratio`) and the share of
+  the white surface's area shrunk or swollen more than twofold;
 * the correlation of our sulc resampled onto fsaverage5 through the
   registered sphere with fsaverage5's sulc, after the rotation alone and after
   the warp, and the same for FreeSurfer's sulc carried by our registration
@@ -53,6 +57,14 @@ def read_mesh(path: Path) -> Mesh:
     return mesh if signed_volume(mesh) > 0 else Mesh(mesh.vertices, mesh.faces[:, ::-1].copy())
 
 
+def area_distortion(log_ratio: np.ndarray, white_area: np.ndarray) -> str:
+    """The ``white_area``-weighted standard deviation of the faces' ``log_ratio`` and the share of that area off by
+    more than twofold, as a table cell."""
+    weights = white_area / white_area.sum()
+    spread = np.sqrt(weights @ (log_ratio - weights @ log_ratio) ** 2)
+    return f"{spread:.2f} ({100 * weights[np.abs(log_ratio) > np.log(2)].sum():.0f} %)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--surfaces", type=Path, help="the anat/ folder of an earlier neurolearn surfaces run")
@@ -64,7 +76,7 @@ def main() -> None:
     from neurolearn_cli.surfaces.inflate import inflate, spiky_faces
     from neurolearn_cli.surfaces.measures import mean_curvature
     from neurolearn_cli.surfaces.register import register, sulc_correlation
-    from neurolearn_cli.surfaces.sphere import flipped_faces, to_sphere
+    from neurolearn_cli.surfaces.sphere import flipped_faces, log_area_ratio, to_sphere
     from neurolearn_cli.surfaces.template import fsaverage5
 
     torch.set_num_threads(args.threads)
@@ -93,6 +105,7 @@ def main() -> None:
             "spiky": f"{int(spiky.sum())} ({100 * white_area[spiky].sum() / white_area.sum():.3f} %)",
             "sulc_r": float(np.corrcoef(inflation.sulc, fs_sulc[nearest])[0, 1]),
             "flipped": f"{mapping.flipped_at_projection} -> {len(flipped_faces(mapping.sphere))}",
+            "distortion": area_distortion(log_area_ratio(mapping.sphere, white), white_area),
             "rigid_r": registration.rigid_correlation, "registered_r": registration.correlation,
             "unfolded": registration.unfolded,
             "seconds": f"{inflated_at - start:.0f} / {sphere_at - inflated_at:.0f} / {registered_at - sphere_at:.0f}",
@@ -102,9 +115,10 @@ def main() -> None:
         rows.append(row)
         print(row, flush=True)
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    columns = ["hemi", "vertices", "spiky", "sulc_r", "flipped", "rigid_r", "registered_r", "fs_registered_r", "unfolded",
+    columns = ["hemi", "vertices", "spiky", "sulc_r", "flipped", "distortion", "rigid_r", "registered_r", "fs_registered_r", "unfolded",
                "seconds"]
     headers = ["hemi", "vertices", "spiky faces of the inflated (% of white area)", "sulc r vs FreeSurfer", "flipped faces conformal map -> sphere",
+               "sphere area distortion: SD of log area ratio (area off > 2x)",
                "fsaverage5 sulc r, rotation", "after warp", "FreeSurfer's sulc, our warp",
                "faces unfolded after warp", "s inflate / sphere / register"]
     source = "FreeSurfer's smoothwm" if args.surfaces is None else f"our white surfaces ({args.surfaces})"

@@ -45,6 +45,8 @@ REFERENCES: dict[str, str] = {
     "conformal": "Haker S, Angenent S, Tannenbaum A, Kikinis R, Sapiro G, Halle M. Conformal surface "
     "parameterization for texture mapping. IEEE Transactions on Visualization and Computer Graphics 6(2):181-189, "
     "2000. doi:10.1109/2945.856998",
+    "densityequalizing": "Gastner MT, Newman MEJ. Diffusion-based method for producing density-equalizing maps. "
+    "PNAS 101(20):7499-7504, 2004. doi:10.1073/pnas.0400280101",
     "cmcf": "Kazhdan M, Solomon J, Ben-Chen M. Can mean-curvature flow be modified to be non-singular? Computer "
     "Graphics Forum 31(5):1745-1754, 2012. doi:10.1111/j.1467-8659.2012.03179.x",
     "sphericalregistration": "Fischl B, Sereno MI, Tootell RBH, Dale AM. High-resolution intersubject averaging "

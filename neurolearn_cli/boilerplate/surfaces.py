@@ -17,6 +17,7 @@ from neurolearn_cli.surfaces.placement import (
     WHITE_CONTRAST_LEVEL,
 )
 from neurolearn_cli.surfaces.reconstruct import GROWTH_LEVELS
+from neurolearn_cli.surfaces.sphere import EQUALIZE_LEVELS
 
 
 def _counted(surfaces: Sequence[SurfaceFacts], attribute: str) -> list[float]:
@@ -80,7 +81,10 @@ def surfaces_section(surfaces: Sequence[SurfaceFacts], cite: Citations) -> Secti
         f"mean-curvature flow {cite('cmcf')}, which draws thin strands of white matter into the surface rather than "
         "leaving them as spikes, and kept at its area (its sulcal depth is how far each vertex moved along its "
         "normal while the folds flattened, as FreeSurfer's sulc); it was mapped conformally onto a sphere "
-        f"{cite('conformal')}, centred so that its area is balanced and turned to the participant's axes, and "
+        f"{cite('conformal')}, centred so that its area is balanced, moved by a density-equalizing flow "
+        f"{cite('densityequalizing')} until each part of the white surface held about its share of the sphere's "
+        "area (coarse to fine, on control spheres of up to "
+        f"{EQUALIZE_LEVELS[-1]} points, without folding more faces), turned to the participant's axes, and "
         "registered to fsaverage's sphere by its sulcal depth and curvature, coarse to fine: a rotation, then a "
         f"smooth warp {cite('sphericalregistration')}. " + _topology(surfaces)
     )

@@ -25,11 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy import sparse
-from scipy.spatial import ConvexHull
 
 from neurolearn_cli.surfaces.mesh import Mesh, adjacency, edges, vertex_areas
 from neurolearn_cli.surfaces.resample import barycentric, barycentric_weights, sphere_to_sphere
-from neurolearn_cli.surfaces.sphere import SPHERE_RADIUS, flipped_faces, unfold
+from neurolearn_cli.surfaces.sphere import SPHERE_RADIUS, control_sphere, flipped_faces, unfold
 from neurolearn_cli.surfaces.template import SphereTemplate
 
 
@@ -196,21 +195,6 @@ def rigid(points: torch.Tensor, feature: torch.Tensor, weights: torch.Tensor, im
         loss.backward()
         optimizer.step()
     return (rotation_matrix(axis_angle) @ start).detach()
-
-
-def control_sphere(count: int) -> Mesh:
-    """``count`` near-uniform points on the unit sphere (a Fibonacci spiral), triangulated by their convex hull."""
-    index = np.arange(count) + 0.5
-    z = 1 - 2 * index / count
-    phi = math.pi * (1 + math.sqrt(5)) * index
-    r = np.sqrt(1 - z**2)
-    points = np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
-    faces = ConvexHull(points).simplices.astype(np.int64)
-    centroids = points[faces].mean(axis=1)
-    normals = np.cross(points[faces[:, 1]] - points[faces[:, 0]], points[faces[:, 2]] - points[faces[:, 0]])
-    inward = np.einsum("ij,ij->i", normals, centroids) < 0
-    faces[inward] = faces[inward][:, ::-1]
-    return Mesh(points, faces)
 
 
 def _triangle_volumes(points: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
