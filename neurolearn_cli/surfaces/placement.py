@@ -25,9 +25,10 @@ MAX_THICKNESS_MM = 5.0
 #: Width of the neighbourhood over which the grey and white matter intensities are averaged for the white surface.
 CONTRAST_FWHM_MM = 20.0
 #: Where the white surface lies, as the fraction of the way from the local grey-matter mean intensity to the
-#: white-matter mean: FreeSurfer's white surface lies there, outside the midway point (measured over its smoothwm
-#: vertices on aomic, in every Desikan region alike: see the white surface's Reading in benchmarks/RESULTS.md).
-WHITE_CONTRAST_LEVEL = 0.3
+#: white-matter mean (of voxels confidently of each tissue): FreeSurfer's white surface lies there, outside the
+#: midway point (the median over its smoothwm vertices on aomic, with the partial-volume tissue mixture's maps;
+#: see "white contrast level" in benchmarks/RESULTS.md).
+WHITE_CONTRAST_LEVEL = 0.35
 
 
 def sample_world(volume: torch.Tensor, affine: torch.Tensor, points: np.ndarray) -> np.ndarray:
@@ -46,9 +47,8 @@ def tissue_contrast(t1w: torch.Tensor, wm: torch.Tensor, gm: torch.Tensor, spaci
     white matter, and to be 0.5 where the intensity is ``level`` of the way between them.
 
     Its 0.5 level is the white surface, by FreeSurfer's criterion: an
-    intensity between the two tissues' (tissue probabilities put that border
-    inside the white matter, since they count the partial volume as grey).
-    The means are Gaussian-weighted (``fwhm_mm``; ``None``: over the whole
+    intensity between the two tissues', placed the same way whatever the
+    tissue maps' share of each partial-volume voxel. The means are Gaussian-weighted (``fwhm_mm``; ``None``: over the whole
     brain), so that what bias is left and regional contrast differences do not
     move the surface.
     """
