@@ -80,6 +80,7 @@ def hemisphere_fields(wm: torch.Tensor, gm: torch.Tensor, mask: torch.Tensor, te
     in_mask = mask > 0.5
     brain = in_mask & ~brainstem(template_points)
     below_edge = erode(in_mask, structure=cross())
+    tissue = (wm + gm).clamp(max=1.0)
     fields = {}
     for hemisphere in HEMISPHERES:
         x = template_points[..., 0]
@@ -89,12 +90,11 @@ def hemisphere_fields(wm: torch.Tensor, gm: torch.Tensor, mask: torch.Tensor, te
         filled_wm = torch.where(deep, torch.ones_like(wm), torch.where(white_side, wm, torch.zeros_like(wm)))
         cavities = fill_holes(filled_wm >= 0.5) & side
         filled_wm = torch.where(cavities, torch.ones_like(wm), filled_wm)
-        probability = torch.maximum(filled_wm, (wm + gm).clamp(max=1.0))
+        probability = torch.maximum(filled_wm, tissue)
         inside = torch.where(side, (probability + (0.5 - PIAL_PROBABILITY)).clamp(max=1.0), torch.zeros_like(wm))
         boundary = filled_wm
         if contrast is not None:
             filled = deep | cavities
-            tissue = (wm + gm).clamp(max=1.0)
             boundary = torch.where(filled, torch.ones_like(wm),
                                    torch.where(white_side, torch.minimum(contrast, tissue), torch.zeros_like(wm)))
         fields[hemisphere] = HemisphereFields(inside, boundary)

@@ -152,7 +152,8 @@ def equalize_area(sphere: Mesh, white: Mesh) -> Mesh:
     is finer than the finest control sphere: the crowns of single gyri.
     """
     radius = float(np.linalg.norm(sphere.vertices, axis=1).mean())
-    white_share = vertex_areas(white) / vertex_areas(white).sum()
+    white_area = vertex_areas(white)
+    white_share = white_area / white_area.sum()
     allowed = len(flipped_faces(sphere))
     points = sphere.vertices / radius
     for count in EQUALIZE_LEVELS:
