@@ -23,13 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-from scipy.sparse.linalg import splu
 
 from neurolearn_cli.surfaces.mesh import (
     Mesh,
     cotangent_laplacian,
     face_normals,
     smooth_values,
+    symmetric_solve,
     vertex_areas,
     vertex_normals,
 )
@@ -87,7 +87,7 @@ def inflate(white: Mesh, step_time: float = INFLATION_STEP_MM2, steps: int = INF
     for step in range(steps):
         current = white.with_vertices(points)
         mass = vertex_areas(current)
-        moved = splu(sparse.csc_matrix(sparse.diags(mass) + step_time * stiffness)).solve(mass[:, None] * points)
+        moved = symmetric_solve(sparse.diags(mass) + step_time * stiffness, mass[:, None] * points)
         if step < sulc_steps:
             depth += np.einsum("ij,ij->i", moved - points, _unit_rows(corners @ face_normals(current)))
         moved -= moved.mean(axis=0)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
+from scipy.sparse.linalg import splu
 from scipy.spatial import cKDTree
 
 #: The iso-level of marching cubes on a 0/1 volume: above 0.5, so every ambiguous face or cube keeps the
@@ -134,6 +135,15 @@ def cotangent_laplacian(mesh: Mesh) -> sparse.csr_matrix:
     off_diagonal = sparse.csr_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(columns))),
                                      shape=(count, count))
     return (sparse.diags(np.asarray(off_diagonal.sum(axis=1)).ravel()) - off_diagonal).tocsr()
+
+
+def symmetric_solve(matrix: sparse.spmatrix, right: np.ndarray) -> np.ndarray:
+    """``matrix``'s inverse applied to ``right``, for a symmetric positive definite sparse ``matrix`` (a mass plus
+    a Laplacian): SuperLU in its symmetric mode (an ordering of A + Aᵀ, pivots on the diagonal), whose factors
+    fill in about half as much as with its default ordering for unsymmetric matrices."""
+    factors = splu(sparse.csc_matrix(matrix), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                   options={"SymmetricMode": True})
+    return factors.solve(right)
 
 
 def neighbour_mean(mesh: Mesh, values: np.ndarray, matrix: sparse.csr_matrix | None = None) -> np.ndarray:

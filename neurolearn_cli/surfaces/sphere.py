@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-from scipy.sparse.linalg import splu
 from scipy.spatial import ConvexHull, cKDTree
 
 from neurolearn_cli.surfaces.mesh import (
@@ -37,6 +36,7 @@ from neurolearn_cli.surfaces.mesh import (
     adjacency,
     cotangent_laplacian,
     face_normals,
+    symmetric_solve,
     vertex_areas,
 )
 
@@ -170,7 +170,7 @@ def equalize_area(sphere: Mesh, white: Mesh) -> Mesh:
             seen = (white_near > 0) & (sphere_near > 0)
             log_ratio = np.log(np.where(seen, sphere_near, 1.0) / np.where(seen, white_near, 1.0))
             weights = np.where(seen, sphere_near + white_near, 0.0) * count
-            smoothed = splu((sparse.diags(weights) + time * laplacian).tocsc()).solve(weights * log_ratio)
+            smoothed = symmetric_solve(sparse.diags(weights) + time * laplacian, weights * log_ratio)
             move = EQUALIZE_GAIN * time * (to_points @ tangent_gradient(control, smoothed))
             move -= np.einsum("ij,ij->i", move, points)[:, None] * points
             move *= min(1.0, MAX_MOVE * reach / max(float(np.linalg.norm(move, axis=1).max()), 1e-300))
@@ -201,12 +201,19 @@ def unfold(sphere: Mesh, radius: float = SPHERE_RADIUS) -> Mesh:
     neighbours = adjacency(sphere)
     degree = np.asarray(neighbours.sum(axis=1)).ravel()[:, None]
     region = np.zeros(len(points), dtype=bool)
+    flipped_at_start = flipped
     for _ in range(UNFOLD_ROUNDS):
         region[sphere.faces[flipped].ravel()] = True
         region |= (neighbours @ region.astype(np.float64)) > 0
+        rows = np.flatnonzero(region)
+        around, around_degree = neighbours[rows], degree[rows]
         for _ in range(UNFOLD_STEPS):
-            points[region] = on_sphere((neighbours @ points / degree)[region], radius)
-        flipped = flipped_faces(sphere.with_vertices(points))
+            points[rows] = on_sphere(around @ points / around_degree, radius)
+        # the faces with no corner in the region have not moved: they are flipped as they were at the start
+        touched = region[sphere.faces].any(axis=1)
+        near = np.flatnonzero(touched)
+        flipped = np.union1d(flipped_at_start[~touched[flipped_at_start]],
+                             near[flipped_faces(Mesh(points, sphere.faces[near]))])
         if not len(flipped):
             break
     return sphere.with_vertices(points) if len(flipped) < first else sphere
@@ -257,9 +264,9 @@ def conformal_plane(mesh: Mesh, medial: np.ndarray) -> np.ndarray:
     middle = mesh.faces[len(mesh.faces) // 2]
     held = middle[~np.isin(middle, [a, b, c])][0]
     free = np.arange(len(mesh.vertices)) != held
-    laplacian = cotangent_laplacian(mesh)[free][:, free].tocsc()
+    laplacian = cotangent_laplacian(mesh)[free][:, free]
     plane = np.zeros_like(source)
-    plane[free] = splu(laplacian).solve(source[free])
+    plane[free] = symmetric_solve(laplacian, source[free])
     return plane[:, 0] + 1j * plane[:, 1]
 
 

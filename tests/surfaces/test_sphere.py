@@ -7,11 +7,20 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import sparse
 
 pytest.importorskip("skimage")
 
 from neurolearn_cli.surfaces.inflate import inflate, spiky_faces, total_area  # noqa: E402
-from neurolearn_cli.surfaces.mesh import Mesh, euler_characteristic, extract, face_normals  # noqa: E402
+from neurolearn_cli.surfaces.mesh import (  # noqa: E402
+    Mesh,
+    cotangent_laplacian,
+    euler_characteristic,
+    extract,
+    face_normals,
+    symmetric_solve,
+    vertex_areas,
+)
 from neurolearn_cli.surfaces.register import register, rotation_matrix  # noqa: E402
 from neurolearn_cli.surfaces.resample import sphere_to_sphere  # noqa: E402
 from neurolearn_cli.surfaces.sphere import (  # noqa: E402
@@ -58,6 +67,19 @@ def test_folded_ball_inflates_and_maps_to_the_sphere_without_flips() -> None:
     unfolded = unfold(mesh.with_vertices(folded))
     assert len(flipped_faces(unfolded)) == 0
     np.testing.assert_allclose(np.linalg.norm(unfolded.vertices, axis=1), SPHERE_RADIUS)
+    # only the fold's neighbourhood moves: the far side of the sphere keeps its exact positions
+    far = np.linalg.norm(folded - folded[first], axis=1) > 0.5 * SPHERE_RADIUS
+    assert far.sum() > len(far) // 2
+    np.testing.assert_array_equal(unfolded.vertices[far], folded[far])
+
+
+def test_symmetric_solve_matches_a_dense_solve() -> None:
+    """SuperLU's symmetric mode solves a mass-plus-Laplacian system of a real mesh as a dense solver does."""
+    mesh, _ = _folded_ball()
+    matrix = sparse.diags(vertex_areas(mesh)) + 30.0 * cotangent_laplacian(mesh)
+    right = np.random.default_rng(0).normal(size=(len(mesh.vertices), 3))
+    np.testing.assert_allclose(symmetric_solve(matrix, right), np.linalg.solve(matrix.toarray(), right),
+                               rtol=1e-9, atol=1e-9)
 
 
 def test_log_area_ratio_shows_where_a_sphere_shrinks_an_ellipsoid() -> None:
