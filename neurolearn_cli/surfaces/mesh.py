@@ -266,6 +266,48 @@ def _segments_cross_triangles(start: np.ndarray, end: np.ndarray, a: np.ndarray,
     return ok & (u > eps) & (v > eps) & (u + v < 1 - eps) & (t > eps) & (t < 1 - eps)
 
 
+def _cell_span(low: np.ndarray, high: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
+    """The first and last cell (F, 3) of each box (``low``, ``high``) on a grid of ``cell`` mm from the lowest
+    corner."""
+    origin = low.min(axis=0)
+    return np.floor((low - origin) / cell).astype(np.int64), np.floor((high - origin) / cell).astype(np.int64)
+
+
+def _cells(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every cell of every box from cell ``first`` to ``last`` (F, 3): the box of each entry and its offset
+    (E, 3) from the box's first cell, x fastest."""
+    extent = last - first + 1
+    per_face = extent.prod(axis=1)
+    face = np.repeat(np.arange(len(first)), per_face)
+    rank = np.arange(len(face)) - np.repeat(np.cumsum(per_face) - per_face, per_face)
+    step = extent[face]
+    offset = np.stack([rank % step[:, 0], (rank // step[:, 0]) % step[:, 1], rank // (step[:, 0] * step[:, 1])],
+                      axis=1)
+    return face, offset
+
+
+def _sharing_a_cell(low: np.ndarray, high: np.ndarray, cell: float, among: np.ndarray) -> np.ndarray:
+    """Whether each box (``low``, ``high``: (F, 3)) touches a cell of the ``cell`` mm grid that a box of an
+    ``among`` face (bool per face) touches: every face whose box can overlap one of theirs.
+
+    The cells of the ``among`` boxes are marked, and each box's count of marked
+    cells read from their summed-area table, so the other boxes are never
+    expanded into their cells.
+    """
+    first, last = _cell_span(low, high, cell)
+    face, offset = _cells(first[among], last[among])
+    marked = np.zeros(tuple(last.max(axis=0) + 1), dtype=np.int64)
+    marked[tuple((first[among][face] + offset).T)] = 1
+    table = np.zeros(tuple(np.asarray(marked.shape) + 1), dtype=np.int64)
+    table[1:, 1:, 1:] = marked.cumsum(axis=0).cumsum(axis=1).cumsum(axis=2)
+    count = np.zeros(len(low), dtype=np.int64)
+    for corner in range(8):  # inclusion-exclusion over the box's eight corners in the table
+        pick = [(corner >> axis) & 1 for axis in range(3)]
+        index = tuple(np.where(pick[axis], last[:, axis] + 1, first[:, axis]) for axis in range(3))
+        count += (-1) ** (3 - sum(pick)) * table[index]
+    return count > 0
+
+
 def _cell_pairs(low: np.ndarray, high: np.ndarray, cell: float, among: np.ndarray | None = None) -> np.ndarray:
     """Candidate face pairs (P, 2) whose bounding boxes (``low``, ``high``: (F, 3)) overlap, each pair once.
 
@@ -277,17 +319,9 @@ def _cell_pairs(low: np.ndarray, high: np.ndarray, cell: float, among: np.ndarra
     such face: those faces come first in their cells, so only pairs led by one
     are formed.
     """
-    origin = low.min(axis=0)
-    first = np.floor((low - origin) / cell).astype(np.int64)
-    last = np.floor((high - origin) / cell).astype(np.int64)
-    extent = last - first + 1
+    first, last = _cell_span(low, high, cell)
     dims = last.max(axis=0) + 1
-    per_face = extent.prod(axis=1)
-    face = np.repeat(np.arange(len(low)), per_face)
-    rank = np.arange(len(face)) - np.repeat(np.cumsum(per_face) - per_face, per_face)
-    step = extent[face]
-    offset = np.stack([rank % step[:, 0], (rank // step[:, 0]) % step[:, 1], rank // (step[:, 0] * step[:, 1])],
-                      axis=1)
+    face, offset = _cells(first, last)
     index = first[face] + offset
     key = (index[:, 0] * dims[1] + index[:, 1]) * dims[2] + index[:, 2]
     first_on = ((offset == 0) * np.array([1, 2, 4])).sum(axis=1).astype(np.int8)  # bit a: face's first cell on a
@@ -325,7 +359,13 @@ def intersecting_pairs(mesh: Mesh, among: np.ndarray | None = None, *, chunk: in
     corners = v[f]
     low, high = corners.min(axis=1), corners.max(axis=1)
     cell = max(1.5 * float(np.median((high - low).max(axis=1))), 1e-9)
-    candidates = _cell_pairs(low, high, cell, among)
+    if among is None:
+        candidates = _cell_pairs(low, high, cell)
+    elif not among.any():
+        candidates = np.zeros((0, 2), dtype=np.int64)
+    else:  # only the faces near one of ``among`` can pair with one
+        near = np.flatnonzero(_sharing_a_cell(low, high, cell, among))
+        candidates = near[_cell_pairs(low[near], high[near], cell, among[near])]
     normals = face_normals(mesh)
     found = [np.zeros((0, 2), dtype=np.int64)]
     for start in range(0, len(candidates), chunk):

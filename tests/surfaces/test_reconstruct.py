@@ -126,7 +126,7 @@ def test_crossings_are_found_and_untangled() -> None:
 def test_crossing_pairs_are_every_overlapping_candidate_once() -> None:
     """On a crumpled ball, the grid's candidates are exactly the face pairs whose boxes overlap (each once), and
     the pairs with one of ``among`` are those of all pairs that hold one, sorted, smaller face first."""
-    from neurolearn_cli.surfaces.mesh import Mesh, _cell_pairs
+    from neurolearn_cli.surfaces.mesh import Mesh, _cell_pairs, _sharing_a_cell
 
     vertices, faces = _ball_mesh()
     rng = np.random.default_rng(5)
@@ -144,6 +144,12 @@ def test_crossing_pairs_are_every_overlapping_candidate_once() -> None:
     np.testing.assert_array_equal(everywhere, np.unique(everywhere, axis=0))
     np.testing.assert_array_equal(intersecting_pairs(Mesh(crumpled, faces), among),
                                   everywhere[among[everywhere].any(axis=1)])
+    assert len(intersecting_pairs(Mesh(crumpled, faces), np.zeros(len(faces), dtype=bool))) == 0
+    few = np.zeros(len(faces), dtype=bool)
+    few[:3] = True
+    near = _sharing_a_cell(low, high, 1.3, few)  # the faces kept for pairs with one of ``few``: a few, not all
+    partners = [face for pair in brute if few[pair[0]] or few[pair[1]] for face in pair]
+    assert near[partners].all() and near.sum() < len(faces) // 4
 
 
 def test_untangle_shrinks_a_crossing_move_before_undoing_it() -> None:
