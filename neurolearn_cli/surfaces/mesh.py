@@ -140,7 +140,7 @@ def cotangent_laplacian(mesh: Mesh) -> sparse.csr_matrix:
 def symmetric_solve(matrix: sparse.spmatrix, right: np.ndarray) -> np.ndarray:
     """``matrix``'s inverse applied to ``right``, for a symmetric positive definite sparse ``matrix`` (a mass plus
     a Laplacian): SuperLU in its symmetric mode (an ordering of A + Aᵀ, pivots on the diagonal), whose factors
-    fill in about half as much as with its default ordering for unsymmetric matrices."""
+    fill in less than with its default ordering for unsymmetric matrices."""
     factors = splu(sparse.csc_matrix(matrix), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                    options={"SymmetricMode": True})
     return factors.solve(right)
@@ -295,9 +295,10 @@ def _sharing_a_cell(low: np.ndarray, high: np.ndarray, cell: float, among: np.nd
     expanded into their cells.
     """
     first, last = _cell_span(low, high, cell)
-    face, offset = _cells(first[among], last[among])
+    among_first = first[among]
+    face, offset = _cells(among_first, last[among])
     marked = np.zeros(tuple(last.max(axis=0) + 1), dtype=np.int64)
-    marked[tuple((first[among][face] + offset).T)] = 1
+    marked[tuple((among_first[face] + offset).T)] = 1
     table = np.zeros(tuple(np.asarray(marked.shape) + 1), dtype=np.int64)
     table[1:, 1:, 1:] = marked.cumsum(axis=0).cumsum(axis=1).cumsum(axis=2)
     count = np.zeros(len(low), dtype=np.int64)

@@ -74,7 +74,7 @@ def test_folded_ball_inflates_and_maps_to_the_sphere_without_flips() -> None:
 
 
 def test_symmetric_solve_matches_a_dense_solve() -> None:
-    """SuperLU's symmetric mode solves a mass-plus-Laplacian system of a real mesh as a dense solver does."""
+    """SuperLU's symmetric mode solves a mass-plus-Laplacian system of a grooved ball's mesh as a dense solver does."""
     mesh, _ = _folded_ball()
     matrix = sparse.diags(vertex_areas(mesh)) + 30.0 * cotangent_laplacian(mesh)
     right = np.random.default_rng(0).normal(size=(len(mesh.vertices), 3))
