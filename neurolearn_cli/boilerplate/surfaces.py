@@ -16,7 +16,7 @@ from neurolearn_cli.surfaces.placement import (
     MAX_THICKNESS_MM,
     WHITE_CONTRAST_LEVEL,
 )
-from neurolearn_cli.surfaces.reconstruct import GROWTH_LEVELS
+from neurolearn_cli.surfaces.reconstruct import DEPTH_STEPS_MM, GROWTH_LEVELS
 from neurolearn_cli.surfaces.sphere import EQUALIZE_LEVELS
 
 
@@ -51,6 +51,7 @@ def surfaces_section(surfaces: Sequence[SurfaceFacts], cite: Citations) -> Secti
     """Cortical surface reconstruction, for one participant or pooled over several."""
     percents = [f"{100 * (WHITE_CONTRAST_LEVEL + level - 0.5):.0f}" for level in GROWTH_LEVELS]
     levels = ", ".join(percents[:-1]) + f" and {percents[-1]} %"
+    depths = ", ".join(f"{step:g}" for step in DEPTH_STEPS_MM[:-1]) + f" and {DEPTH_STEPS_MM[-1]:g}"
     who = (f"participant {surfaces[0].participant}" if len(surfaces) == 1
            else plural(len(surfaces), "participant"))
     reconstruction = (
@@ -61,9 +62,10 @@ def surfaces_section(surfaces: Sequence[SurfaceFacts], cite: Citations) -> Secti
         f"risen at least {100 * WHITE_CONTRAST_LEVEL:.0f} % of the way from the local mean of confident grey "
         f"matter to that of white matter (means within {CONTRAST_FWHM_MM:g} mm FWHM), where FreeSurfer's white "
         "surface lies, was then grown from a ball deep inside it by adding only voxels whose addition keeps its "
-        f"topology (simple points {cite('simplepoints')}), those at least {levels} of the way in turn, so that "
-        "it has no handle; the voxels left out are those that would have closed a handle, cut where the "
-        f"intensity was lowest. Its boundary was meshed by marching cubes {cite('marchingcubes')} and moved onto "
+        f"topology (simple points {cite('simplepoints')}), those at least {levels} of the way in turn, and "
+        f"among the first those at least {depths} mm inside the white matter in turn, so that it has no handle; "
+        "the voxels left out are those that would have closed a handle, cut where the intensity was lowest and "
+        f"the white matter thinnest. Its boundary was meshed by marching cubes {cite('marchingcubes')} and moved onto "
         f"that {100 * WHITE_CONTRAST_LEVEL:.0f} % level, interpolated between voxels (the white surface, genus 0: "
         "Euler characteristic 2). The pial surface was found by moving each "
         "vertex outward along the field lines of a Laplace potential between the white matter and the "

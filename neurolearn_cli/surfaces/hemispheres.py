@@ -32,6 +32,10 @@ DEEP_RADII_MM = (18.0, 40.0, 23.0)
 STEM_HALF_WIDTH_MM = 20.0
 STEM_Y_BELOW_MM = -10.0
 STEM_Z_BELOW_MM = -15.0
+#: Behind this y (template mm) the cut's top falls by STEM_TOP_SLOPE mm per mm, following the tentorium, so that it
+#: stays below the occipital lobe's underside (about z = -15 at y = -85) and takes only the cerebellum there.
+STEM_TOP_FALLS_BEHIND_Y_MM = -50.0
+STEM_TOP_SLOPE = 0.5
 #: The grey-or-white probability at which the pial surface lies: outside its 0.5 level, where the tissue posteriors
 #: count the grey matter's partial volume with sulcal CSF as CSF. On aomic this level brings the pial surface
 #: nearest FreeSurfer's (see the pial level's Reading in benchmarks/RESULTS.md).
@@ -59,7 +63,8 @@ def deep_region(template_points: torch.Tensor, hemisphere: str) -> torch.Tensor:
 def brainstem(template_points: torch.Tensor) -> torch.Tensor:
     """The brainstem below the thalami (cut so the cerebellum's white matter separates from the cerebrum's)."""
     x, y, z = template_points.unbind(dim=-1)
-    return (x.abs() < STEM_HALF_WIDTH_MM) & (y < STEM_Y_BELOW_MM) & (z < STEM_Z_BELOW_MM)
+    top = STEM_Z_BELOW_MM - STEM_TOP_SLOPE * (STEM_TOP_FALLS_BEHIND_Y_MM - y).clamp(min=0.0)
+    return (x.abs() < STEM_HALF_WIDTH_MM) & (y < STEM_Y_BELOW_MM) & (z < top)
 
 
 def hemisphere_fields(wm: torch.Tensor, gm: torch.Tensor, mask: torch.Tensor, template_points: torch.Tensor,

@@ -373,12 +373,16 @@ def intersecting_pairs(mesh: Mesh, among: np.ndarray | None = None, *, chunk: in
         s, t = candidates[start:start + chunk].T
         same = f[s][:, :, None] == f[t][:, None, :]  # (K, 3, 3): corner i of s is corner j of t
         shared = same.any(axis=2).sum(axis=1)
-        keep = shared < 2
-        keep[keep] = (_straddles(corners[t[keep]], corners[s[keep], 0], normals[s[keep]])
-                      & _straddles(corners[s[keep]], corners[t[keep], 0], normals[t[keep]]))
-        apart, touching = keep & (shared == 0), np.flatnonzero(keep & (shared == 1))
+        apart, touching = np.flatnonzero(shared == 0), np.flatnonzero(shared == 1)
+        apart = apart[_straddles(corners[t[apart]], corners[s[apart], 0], normals[s[apart]])
+                      & _straddles(corners[s[apart]], corners[t[apart], 0], normals[t[apart]])]
+        same = same[touching]
+        s_corner, t_corner = same.any(axis=2).argmax(axis=1), same.any(axis=1).argmax(axis=1)
+        crossable = (_opposite_edge_straddles(corners, t[touching], t_corner, s[touching], normals)
+                     | _opposite_edge_straddles(corners, s[touching], s_corner, t[touching], normals))
+        touching, same = touching[crossable], same[crossable]
         found.append(_pairs_crossing_apart(corners, s[apart], t[apart]))
-        found.append(_pairs_crossing_at_corner(corners, s[touching], t[touching], same[touching]))
+        found.append(_pairs_crossing_at_corner(corners, s[touching], t[touching], same))
     pairs = np.sort(np.concatenate(found), axis=1)
     return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
 
@@ -414,6 +418,16 @@ def _straddles(triangles: np.ndarray, origin: np.ndarray, normal: np.ndarray) ->
     """Whether the corners of each triangle (K, 3, 3) are not all strictly on one side of a plane."""
     side = np.einsum("kcj,kj->kc", triangles - origin[:, None, :], normal)
     return ~((side > 0).all(axis=1) | (side < 0).all(axis=1))
+
+
+def _opposite_edge_straddles(corners: np.ndarray, one: np.ndarray, shared_corner: np.ndarray, other: np.ndarray,
+                             normals: np.ndarray) -> np.ndarray:
+    """Whether the edge of each face ``one`` opposite its ``shared_corner`` has its ends strictly on both sides of
+    face ``other``'s plane: only then can it pass through ``other`` (faces sharing one vertex always touch that
+    plane there, so :func:`_straddles` keeps them all)."""
+    origin, normal = corners[other, 0], normals[other]
+    start, end = (_dot(corners[one, (shared_corner + step) % 3] - origin, normal) for step in (1, 2))
+    return ((start > 0) & (end < 0)) | ((start < 0) & (end > 0))
 
 
 def intersecting_faces(mesh: Mesh, among: np.ndarray | None = None) -> np.ndarray:

@@ -22,10 +22,14 @@ from neurolearn_cli.surfaces.measures import mean_curvature, thickness
 from neurolearn_cli.surfaces.mesh import Mesh, euler_characteristic, extract, self_intersections
 from neurolearn_cli.surfaces.pial import place_pial
 from neurolearn_cli.surfaces.placement import MAX_THICKNESS_MM, place_white
-from neurolearn_cli.surfaces.topology import grow, seed_ball
+from neurolearn_cli.surfaces.topology import depth_mm, grow, seed_ball
 
 #: Levels of the white field the topology-preserving growth admits in turn: a handle is cut where the field is lowest.
 GROWTH_LEVELS = (0.9, 0.7, 0.5)
+#: Depths into the white matter (mm, from its boundary) that the growth admits in turn among the voxels at or above
+#: the first growth level, deepest first: a handle through confident white matter (a loop around the temporal horn)
+#: is then cut at its thinnest, not across a whole gyrus where two growth fronts happen to meet.
+DEPTH_STEPS_MM = (3.0, 2.0, 1.2)
 
 
 class SurfaceError(RuntimeError):
@@ -68,7 +72,8 @@ def _to_world(mesh: Mesh, origin: tuple[int, int, int], affine: torch.Tensor) ->
 
 
 def white_matter_object(field: torch.Tensor, spacing: tuple[float, float, float]) -> tuple[torch.Tensor, int, int]:
-    """The largest 6-connected component of ``field >= 0.5`` grown from a ball into it with its topology kept.
+    """The largest 6-connected component of ``field >= 0.5`` grown from a ball into it with its topology kept,
+    by :func:`growth_priority`.
 
     Returns the genus-0 object, the Euler characteristic of the component's
     own boundary (2 when it had no handle) and how many of its voxels were left out.
@@ -77,10 +82,27 @@ def white_matter_object(field: torch.Tensor, spacing: tuple[float, float, float]
     if not bool(target.any()):
         raise SurfaceError("no white matter found (the white field is nowhere above 0.5)")
     box = bounding_box(target, margin=2)
+    depth = depth_mm(target[box], spacing)
+    priority, levels = growth_priority(torch.where(target[box], field[box], 0.0), depth)
     grown = torch.zeros_like(target)
-    grown[box] = grow(seed_ball(target[box], spacing), torch.where(target[box], field[box], 0.0), GROWTH_LEVELS)
+    grown[box] = grow(seed_ball(target[box], depth, spacing), priority, levels)
     euler = euler_characteristic(extract(target[box].cpu().numpy()))
     return grown, euler, int((target & ~grown).sum())
+
+
+def growth_priority(field: torch.Tensor, depth: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
+    """The priority and levels for :func:`~neurolearn_cli.surfaces.topology.grow`: the white field's
+    :data:`GROWTH_LEVELS`, the first split by :data:`DEPTH_STEPS_MM` into the deepest voxels first.
+
+    A confident voxel's priority is the first level plus the number of depth
+    steps it reaches, so the levels are those sums, highest first, then the
+    remaining field levels.
+    """
+    confident = GROWTH_LEVELS[0]
+    steps = sum((depth >= step).to(field.dtype) for step in DEPTH_STEPS_MM)
+    priority = torch.where(field >= confident, confident + steps, field)
+    levels = [confident + count for count in range(len(DEPTH_STEPS_MM), 0, -1)] + list(GROWTH_LEVELS)
+    return priority, levels
 
 
 def reconstruct_hemisphere(white: torch.Tensor, inside: torch.Tensor, affine: torch.Tensor) -> HemisphereSurfaces:

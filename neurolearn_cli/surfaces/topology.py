@@ -195,13 +195,20 @@ def grow(seed: torch.Tensor, priority: torch.Tensor, levels: Sequence[float]) ->
     return grown
 
 
-def seed_ball(mask: torch.Tensor, spacing: Sequence[float]) -> torch.Tensor:
-    """A digital ball deep inside ``mask``: centred on its farthest voxel from the background, radius half that depth."""
+def depth_mm(mask: torch.Tensor, spacing: Sequence[float]) -> torch.Tensor:
+    """Each voxel's distance (mm) to the nearest voxel outside ``mask`` (0 outside), on ``mask``'s device."""
     from scipy import ndimage
 
     host = mask.detach().cpu().numpy().astype(bool)
-    depth = ndimage.distance_transform_edt(host, sampling=spacing)
-    centre = torch.tensor(divmod_index(int(depth.argmax()), host.shape), device=mask.device, dtype=torch.float32)
+    depth = ndimage.distance_transform_edt(host, sampling=spacing).astype("float32")
+    return torch.from_numpy(depth).to(mask.device)
+
+
+def seed_ball(mask: torch.Tensor, depth: torch.Tensor, spacing: Sequence[float]) -> torch.Tensor:
+    """A digital ball deep inside ``mask``: centred on its farthest voxel from the background (by ``depth``,
+    :func:`depth_mm`), radius half that depth."""
+    centre = torch.tensor(divmod_index(int(depth.argmax()), tuple(mask.shape)), device=mask.device,
+                          dtype=torch.float32)
     radius = max(float(depth.max()) / 2.0, min(spacing))
     axes = [torch.arange(n, device=mask.device, dtype=torch.float32) for n in mask.shape]
     grid = torch.meshgrid(*axes, indexing="ij")

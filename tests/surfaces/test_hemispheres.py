@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neurolearn_cli.surfaces.hemispheres import deep_region, hemisphere_fields
+from neurolearn_cli.surfaces.hemispheres import brainstem, deep_region, hemisphere_fields
 from neurolearn_cli.surfaces.placement import WHITE_CONTRAST_LEVEL, tissue_contrast
 
 #: Template (MNI) mm of structures the fill must hold, and of cortex and medial temporal grey it must leave out.
@@ -25,6 +25,21 @@ def test_deep_region_holds_the_nuclei_and_ventricles_not_the_cortex(points: dict
     assert deep_region(left, "L").tolist() == [expected] * len(points)
     assert deep_region(right, "R").tolist() == [expected] * len(points)
     assert not deep_region(right, "L").any()
+
+
+#: Template mm of the brainstem and peduncles the cut takes, and of the cerebrum's underside it must leave.
+STEM = {"pons": (-5.0, -25.0, -30.0), "medulla": (-3.0, -40.0, -50.0), "superior cerebellar peduncle": (-8.0, -45.0, -22.0),
+        "middle cerebellar peduncle": (-17.0, -40.0, -32.0)}
+NOT_STEM = {"midbrain": (-5.0, -25.0, -8.0), "lingual gyrus": (-12.0, -75.0, -12.0),
+            "occipital pole underside": (-18.0, -90.0, -17.0), "fusiform gyrus": (-30.0, -60.0, -18.0)}
+
+
+@pytest.mark.parametrize(("points", "expected"), [(STEM, True), (NOT_STEM, False)])
+def test_brainstem_cut_takes_the_stem_not_the_occipital_lobe(points: dict[str, tuple[float, float, float]],
+                                                            expected: bool) -> None:
+    for sign in (1.0, -1.0):
+        where = torch.tensor(list(points.values())) * torch.tensor([sign, 1.0, 1.0])
+        assert brainstem(where).tolist() == [expected] * len(points)
 
 
 def test_white_boundary_field_is_one_half_at_the_white_level() -> None:

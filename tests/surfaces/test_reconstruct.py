@@ -19,8 +19,8 @@ from neurolearn_cli.surfaces.mesh import (  # noqa: E402
     vertex_normals,
 )
 from neurolearn_cli.surfaces.placement import untangle  # noqa: E402
-from neurolearn_cli.surfaces.reconstruct import reconstruct_hemisphere  # noqa: E402
-from neurolearn_cli.surfaces.topology import grow, seed_ball, simple_for_growth  # noqa: E402
+from neurolearn_cli.surfaces.reconstruct import reconstruct_hemisphere, white_matter_object  # noqa: E402
+from neurolearn_cli.surfaces.topology import depth_mm, grow, seed_ball, simple_for_growth  # noqa: E402
 
 SHAPE = (40, 43, 46)
 CENTRE = torch.tensor([19.6, 21.3, 22.8])
@@ -63,11 +63,33 @@ def test_growth_cuts_the_handle_of_a_torus() -> None:
     ring = ((x - 20) ** 2 + (y - 20) ** 2).sqrt()
     torus = ((ring - 12) ** 2 + (z - 21) ** 2) <= 16
     assert euler_characteristic(extract(torus.numpy())) == 0
-    grown = grow(seed_ball(torus, (1.0, 1.0, 1.0)), torus.float(), [0.5])
+    grown = grow(seed_ball(torus, depth_mm(torus, (1.0, 1.0, 1.0)), (1.0, 1.0, 1.0)), torus.float(), [0.5])
     mesh = extract(grown.numpy())
     assert euler_characteristic(mesh) == 2
     assert self_intersections(mesh) == 0
     assert 0 < int((torus & ~grown).sum()) < 0.03 * int(torus.sum())
+
+
+def test_growth_cuts_a_handle_at_its_thinnest() -> None:
+    """A solid torus, thickest at one side (where the growth starts) and pinched to a thin neck a quarter turn on:
+    the white matter object keeps the whole thick ring and loses only voxels of the neck. Grown by intensity alone,
+    the two fronts would meet and cut opposite the start, across the thick tube."""
+    axes = [torch.arange(n, dtype=torch.float32) for n in (44, 45, 30)]
+    x, y, z = torch.meshgrid(*axes, indexing="ij")
+    angle = torch.atan2(y - 22.0, x - 22.0)
+    ring = ((x - 22.0) ** 2 + (y - 22.0) ** 2).sqrt()
+    tube = 4.5 + 1.0 * torch.cos(angle).clamp(min=0.0) ** 8  # thickest (the seed) at angle 0
+    neck = (angle - torch.pi / 2).abs() < 0.25
+    tube = torch.where(neck, torch.full_like(tube, 1.6), tube)
+    torus = ((ring - 14.0) ** 2 + (z - 15.0) ** 2) <= tube**2
+    grown, euler_before, voxels_cut = white_matter_object(torus.float(), (1.0, 1.0, 1.0))
+    assert euler_before == 0
+    assert euler_characteristic(extract(grown.numpy())) == 2
+    cut = torus & ~grown
+    assert voxels_cut == int(cut.sum()) > 0
+    assert bool(neck[cut].all())
+    by_intensity = grow(seed_ball(torus, depth_mm(torus, (1.0, 1.0, 1.0)), (1.0, 1.0, 1.0)), torus.float(), [0.5])
+    assert not bool(neck[torus & ~by_intensity].any())
 
 
 def test_simple_point_cases() -> None:
