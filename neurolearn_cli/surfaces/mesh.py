@@ -53,9 +53,15 @@ def signed_volume(mesh: Mesh) -> float:
 
 
 def edges(faces: np.ndarray) -> np.ndarray:
-    """The unique undirected edges (E, 2) of a triangle list, smaller index first."""
-    pairs = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    return np.unique(np.sort(pairs, axis=1), axis=0)
+    """The unique undirected edges (E, 2) of a triangle list, smaller index first, in lexicographic order.
+
+    Each edge is keyed by one integer (smaller * count + larger), which sorts as the pair does, so that the
+    unique keys are found by a flat sort rather than a row-wise one.
+    """
+    start, end = faces.astype(np.int64).ravel(), faces[:, [1, 2, 0]].astype(np.int64).ravel()
+    count = int(faces.max()) + 1 if faces.size else 1
+    key = np.unique(np.minimum(start, end) * count + np.maximum(start, end))
+    return np.stack([key // count, key % count], axis=1).astype(faces.dtype, copy=False)
 
 
 def euler_characteristic(mesh: Mesh) -> int:
@@ -371,18 +377,16 @@ def intersecting_pairs(mesh: Mesh, among: np.ndarray | None = None, *, chunk: in
     found = [np.zeros((0, 2), dtype=np.int64)]
     for start in range(0, len(candidates), chunk):
         s, t = candidates[start:start + chunk].T
-        same = f[s][:, :, None] == f[t][:, None, :]  # (K, 3, 3): corner i of s is corner j of t
-        shared = same.any(axis=2).sum(axis=1)
+        s_corner, t_corner, shared = _shared_corners(f[s], f[t])
         apart, touching = np.flatnonzero(shared == 0), np.flatnonzero(shared == 1)
         apart = apart[_straddles(corners[t[apart]], corners[s[apart], 0], normals[s[apart]])
                       & _straddles(corners[s[apart]], corners[t[apart], 0], normals[t[apart]])]
-        same = same[touching]
-        s_corner, t_corner = same.any(axis=2).argmax(axis=1), same.any(axis=1).argmax(axis=1)
+        s_corner, t_corner = s_corner[touching], t_corner[touching]
         crossable = (_opposite_edge_straddles(corners, t[touching], t_corner, s[touching], normals)
                      | _opposite_edge_straddles(corners, s[touching], s_corner, t[touching], normals))
-        touching, same = touching[crossable], same[crossable]
+        touching, s_corner, t_corner = touching[crossable], s_corner[crossable], t_corner[crossable]
         found.append(_pairs_crossing_apart(corners, s[apart], t[apart]))
-        found.append(_pairs_crossing_at_corner(corners, s[touching], t[touching], same))
+        found.append(_pairs_crossing_at_corner(corners, s[touching], t[touching], s_corner, t_corner))
     pairs = np.sort(np.concatenate(found), axis=1)
     return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
 
@@ -404,12 +408,25 @@ def _pairs_crossing_apart(corners: np.ndarray, s: np.ndarray, t: np.ndarray) -> 
     return np.stack([s[crossed], t[crossed]], axis=1)
 
 
-def _pairs_crossing_at_corner(corners: np.ndarray, s: np.ndarray, t: np.ndarray, same: np.ndarray) -> np.ndarray:
-    """The pairs of faces sharing one vertex that cross: the edge of either opposite that vertex through the
-    other (``same``: (K, 3, 3), corner i of s is corner j of t)."""
+def _shared_corners(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For pairs of faces (vertex indices, (K, 3) each): the corner of each face that is a vertex of the other
+    (the last one, 0 when none) and how many vertices they share."""
+    first_corner, second_corner = np.zeros(len(first), dtype=np.int64), np.zeros(len(first), dtype=np.int64)
+    shared = np.zeros(len(first), dtype=np.int8)
+    for i in range(3):
+        for j in range(3):
+            same = first[:, i] == second[:, j]
+            shared += same
+            first_corner[same], second_corner[same] = i, j
+    return first_corner, second_corner, shared
+
+
+def _pairs_crossing_at_corner(corners: np.ndarray, s: np.ndarray, t: np.ndarray, s_corner: np.ndarray,
+                              t_corner: np.ndarray) -> np.ndarray:
+    """The pairs of faces sharing one vertex (corner ``s_corner`` of s, ``t_corner`` of t) that cross: the edge
+    of either opposite that vertex through the other."""
     crossed = np.zeros(len(s), dtype=bool)
-    for one, other, shared_corner in ((s, t, same.any(axis=2).argmax(axis=1)),
-                                      (t, s, same.any(axis=1).argmax(axis=1))):
+    for one, other, shared_corner in ((s, t, s_corner), (t, s, t_corner)):
         crossed |= _edges_cross(corners, one, other, (shared_corner + 1) % 3, (shared_corner + 2) % 3)
     return np.stack([s[crossed], t[crossed]], axis=1)
 
