@@ -285,6 +285,32 @@ def test_moving_mask_leaves_a_lesion_out_of_the_cost(mni_4mm: Image, device: tor
         assert float(error_masked) < 0.4 * float(error_counted)
 
 
+def test_mask_rim_lets_the_metric_see_beyond_the_fixed_mask(mni_4mm: Image, device: torch.device) -> None:
+    """With a fixed mask smaller than the head, the map just outside it is found only when the metric also counts
+    a rim beyond the mask (``SynSettings.mask_rim``): there the rim's map is nearer the map found with the whole
+    head counted."""
+    from neurolearn_cli.engine.registration import SynSettings, register_syn
+
+    fixed = mni_4mm
+    pts = world_grid(fixed.grid)
+    bend = torch.stack([3 * torch.sin(pts[..., 1] / 20), 2.5 * torch.cos(pts[..., 2] / 18),
+                        3 * torch.sin(pts[..., 0] / 22)], dim=-1).float()
+    moving = resample(fixed, fixed.grid, DisplacementField(bend, fixed.grid), order="bspline")
+    distance = pts.norm(dim=-1)
+    shell = (distance >= 40.0) & (distance < 50.0) & (fixed.data > 20)
+    identity = torch.eye(4, dtype=torch.float64)
+
+    def mapped(rim: int, radius_mm: float) -> torch.Tensor:
+        settings = SynSettings(levels_mm=(8.0, 4.0), iterations=(8, 15), mask_rim=rim)
+        fields = register_syn(fixed.data, fixed.affine, moving.data, moving.affine, identity,
+                              fixed_mask=distance < radius_mm, settings=settings)
+        return DisplacementField(fields.forward, fixed.grid).map_points(pts[shell])
+
+    whole_head = mapped(0, 200.0)
+    error = {rim: float((mapped(rim, 40.0) - whole_head).norm(dim=-1).mean()) for rim in (0, 2)}
+    assert error[2] < 0.7 * error[0]
+
+
 def test_linear_moving_mask_drops_the_samples_in_it(device: torch.device) -> None:
     """A bright slab over part of the moving phantom biases a rigid fit; leaving it out restores the truth."""
     truth = AffineTransform.rigid(torch.tensor([0.05, -0.04, 0.06]), torch.tensor([2.0, -1.5, 1.0]), (1.0, 2.0, -1.0))

@@ -77,7 +77,10 @@ class SynSettings:
     finer levels spent their iterations undoing it); ``step``: largest
     update per iteration, in level voxels; ``radius``: local-correlation
     window half-width in level voxels; ``squarings``: scaling-and-squaring
-    steps of the final fields (iterations use as few as the field needs).
+    steps of the final fields (iterations use as few as the field needs);
+    ``mask_rim``: level voxels beyond the fixed mask that the metric also
+    counts (a brain mask's rim holds the brain's edge against the CSF, the
+    contrast that places the brain's outline).
     """
 
     levels_mm: Sequence[float] = (8.0, 4.0, 2.0)
@@ -88,6 +91,7 @@ class SynSettings:
     step: float = 0.25
     radius: int = 2
     squarings: int = 6
+    mask_rim: int = 0
 
 
 @dataclass(frozen=True)
@@ -340,10 +344,12 @@ def register_syn(
         sampled = torch.ones(ident.shape[1:4], dtype=torch.bool, device=device)
         if mask_b is not None:
             # the metric counts the mask's voxels; the region keeps a rim so their windows are whole
-            inside = shrink_mask(mask_b, f_fac)
-            box = bounding_box(inside[0, 0], settings.radius + 1)
+            inside = shrink_mask(mask_b, f_fac)[0, 0]
+            if settings.mask_rim:
+                inside = dilate(inside > 0.5, settings.mask_rim).to(inside.dtype)
+            box = bounding_box(inside, settings.radius + 1)
             ident = ident[:, box[0], box[1], box[2]].contiguous()
-            weights = inside[0, 0][box].unsqueeze(0)
+            weights = inside[box].unsqueeze(0)
             sampled = dilate(weights[0] > 0, settings.radius)
         sampled = sampled.flatten().nonzero()[:, 0]
         to_fixed = normalized_from_world(f_aff, lvl_shape) @ full_from_norm
