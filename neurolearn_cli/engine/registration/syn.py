@@ -343,7 +343,8 @@ def register_syn(
         weights = None
         sampled = torch.ones(ident.shape[1:4], dtype=torch.bool, device=device)
         if mask_b is not None:
-            # the metric counts the mask's voxels; the region keeps a rim so their windows are whole
+            # the metric counts the mask's voxels and ``mask_rim`` level voxels beyond them; the region keeps
+            # a rim so their windows are whole
             inside = shrink_mask(mask_b, f_fac)[0, 0]
             if settings.mask_rim:
                 inside = dilate(inside > 0.5, settings.mask_rim).to(inside.dtype)
