@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -36,3 +38,13 @@ def test_seeding_repeats_random_streams():
     assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1])
     assert torch.are_deterministic_algorithms_enabled()
     assert torch.get_num_threads() == 1
+
+
+def test_warnings_about_nondeterministic_cuda_kernels_stay_off_the_console():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        configure_determinism(0)
+        warnings.warn("grid_sampler_3d_backward_cuda does not have a deterministic implementation, but you set "
+                      "'torch.use_deterministic_algorithms(True, warn_only=True)'.", UserWarning, stacklevel=1)
+        warnings.warn("a warning about the data", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["a warning about the data"]
