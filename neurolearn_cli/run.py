@@ -131,9 +131,11 @@ def stage_fingerprints(config: RunConfig, participant: ParticipantPlan,
     smri and surfaces (:data:`ANATOMICAL_STAGES`) read only the T1w images and,
     of the output spaces, the TemplateFlow ones; every stage reads the atlas files and the files of the TemplateFlow
     templates requested. A stage's digest changes when anything it reads
-    changes, and only then. ``templates`` are the TemplateFlow home's
+    changes, and only then; the device counts by its kind (``auto`` and
+    ``cpu`` are the same on a machine without CUDA). ``templates`` are the TemplateFlow home's
     (:func:`~neurolearn_cli.templateflow.scan_home`).
     """
+    from neurolearn_cli.engine.device import resolve_device
     from neurolearn_cli.spaces import atlas_space, atlas_template, standard_spaces
     from neurolearn_cli.stages import PARTICIPANT_STAGES
 
@@ -144,11 +146,13 @@ def stage_fingerprints(config: RunConfig, participant: ParticipantPlan,
     shared = [Path(path) for path in (config.atlas, config.atlas_labels) if path is not None]
     shared += sorted({path for key in registered for path in templates[key].paths()})
     hashes = {path: sha256_file(path) for path in participant_inputs(participant) + shared}
+    device_kind = resolve_device(config.device).type  # which CUDA device of a kind does not change the bytes
     digests = {}
     for stage in PARTICIPANT_STAGES:
         anatomical = stage in ANATOMICAL_STAGES
         inputs = participant_inputs(participant, anatomical_only=anatomical) + shared
         settings = output_settings(config, STAGE_UNREAD_SETTINGS.get(stage, set()))
+        settings["device"] = device_kind  # as resolved: auto on a machine without CUDA writes what --device cpu writes
         if anatomical:  # of the output spaces, the anatomical stages read only the TemplateFlow ones
             settings["output_spaces"] = [str(space) for space in standard]
         digests[stage] = fingerprint(inputs, settings, hashes)

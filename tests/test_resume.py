@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch
 
 from neurolearn_cli import atomic, stages
 from neurolearn_cli.config import RunConfig
@@ -52,6 +53,13 @@ def test_shared_settings_change_every_stage(tiny):
     assert changed_stages(base, fingerprints(config.model_copy(update={"seed": 7}), participant)) == set(base)
     quiet = config.model_copy(update={"nprocs": 2, "verbosity": -1, "target": "age"})
     assert changed_stages(base, fingerprints(quiet, participant)) == set()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_counts_as_resolved(tiny):
+    root, participant, config = tiny
+    automatic = fingerprints(config.model_copy(update={"device": "auto"}), participant)
+    assert fingerprints(config.model_copy(update={"device": "cpu"}), participant) == automatic
 
 
 def test_input_bytes_reach_the_stages_that_read_them(tiny):
