@@ -62,12 +62,13 @@ def left_singular(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     From the small T x T Gram matrix ``G = M M^T = U S^2 U^T``: its own SVD
     (symmetric positive semi-definite, so the same ``U``) is far cheaper than
     one of M when V >> T. Each vector's sign is fixed so its largest-magnitude
-    entry is positive, for identical output on any device. The product runs on
-    one thread: BLAS splits its long inner sum by thread count.
+    entry is positive, for identical output on any device. The product and
+    the SVD run on one thread: BLAS splits the product's long inner sum, and
+    LAPACK the factorization, by thread count.
     """
     with serial():
         gram = matrix @ matrix.T
-    vectors, eigenvalues, _ = torch.linalg.svd(gram)
+        vectors, eigenvalues, _ = torch.linalg.svd(gram)
     peak = vectors.gather(0, vectors.abs().argmax(dim=0, keepdim=True))
     return vectors * torch.where(peak < 0, -1.0, 1.0).to(vectors.dtype), eigenvalues.sqrt()
 

@@ -13,11 +13,13 @@ with a one-line reason: smri's volume outputs stay as written.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from neurolearn_cli.dataset.plan import ParticipantPlan
 from neurolearn_cli.errors import InputError, ProcessingError
+from neurolearn_cli.messages import format_duration
 from neurolearn_cli.stages import ParticipantContext
 from neurolearn_cli.surfaces.template import HEMISPHERES
 
@@ -107,11 +109,19 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
     inputs = smri.planned_outputs(participant, context)
     tissues = {t: load_image(inputs[f"probseg_{t}"], device) for t in smri.TISSUES}
     try:
+        started = time.perf_counter()
         result = reconstruct_surfaces(tissues, load_image(inputs["mask"], device),
                                       read_transform(inputs["xfm_from_template"]).to(device),
                                       load_image(inputs["preproc"], device))
-        spherical = {h: spherical_surfaces(s.white, h, s.curvature, fsaverage5(h), device)
-                     for h, s in result.hemispheres.items()}
+        log.info("%s: surfaces: white and pial of both hemispheres in %s", participant.subject,
+                 format_duration(time.perf_counter() - started))
+        spherical = {}
+        for hemisphere, surfaces in result.hemispheres.items():
+            started = time.perf_counter()
+            spherical[hemisphere] = spherical_surfaces(surfaces.white, hemisphere, surfaces.curvature,
+                                                       fsaverage5(hemisphere), device)
+            log.info("%s: surfaces hemi-%s: inflated, sphere and registration in %s", participant.subject,
+                     hemisphere, format_duration(time.perf_counter() - started))
     except SurfaceError as error:
         raise ProcessingError(f"surfaces: {error}") from error
     entities = planned_entities(participant)

@@ -8,7 +8,7 @@ import torch
 from nilearn.interfaces.fmriprep import load_confounds
 
 from neurolearn_cli.engine.transforms import AffineTransform
-from neurolearn_cli.fmri.compcor import cosine_basis
+from neurolearn_cli.fmri.compcor import cosine_basis, left_singular
 from neurolearn_cli.fmri.confounds import build_confounds, expand, noise_masks
 from neurolearn_cli.fmri.dvars import compute_dvars
 from neurolearn_cli.fmri.motion import motion_parameters, relative_rmsd
@@ -149,3 +149,17 @@ def test_noise_masks_never_hold_a_lesion_voxel_nor_its_neighbours():
     assert not bool((masks.combined & near).any())
     assert torch.equal(masks.wm, plain.wm & ~near) and torch.equal(masks.csf, plain.csf & ~near)
     assert torch.equal(masks.brain, plain.brain)
+
+
+def test_left_singular_is_the_same_on_1_and_2_threads():
+    """LAPACK's SVD of a 200 x 200 Gram matrix splits its work by thread count; compcor's does not."""
+    matrix = torch.randn(200, 5000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            results.append(left_singular(matrix))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
