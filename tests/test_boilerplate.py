@@ -23,7 +23,7 @@ from neurolearn_cli.boilerplate.summary import participant_summary, run_summary
 from neurolearn_cli.fmri.pipeline import BoldOptions, _slice_timing, distortion_correction
 from neurolearn_cli.qc.report import ParticipantReport, render_participant_report
 
-SOFTWARE = Software("9.9", "cpu", {"torch": "2.x"})
+SOFTWARE = Software("9.9", "CPU", {"torch": "2.x"})
 ANAT = AnatFacts("01", 1, "MNI152NLin2009aSym", "neurolearnGM108", "MNI152NLin2009aSym", None, 0.028, 0.963,
                  {"GM": 821.7, "WM": 564.7})
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurolearn_cli.engine.device import configure_determinism, resolve_device
+from neurolearn_cli.engine.device import configure_determinism, describe_device, resolve_device
 from neurolearn_cli.errors import UsageError
 
 
@@ -48,3 +48,7 @@ def test_warnings_about_nondeterministic_cuda_kernels_stay_off_the_console():
                       "'torch.use_deterministic_algorithms(True, warn_only=True)'.", UserWarning, stacklevel=1)
         warnings.warn("a warning about the data", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["a warning about the data"]
+
+
+def test_the_methods_text_names_the_cpu_in_words():
+    assert describe_device(torch.device("cpu")) == describe_device("cpu") == "CPU"

@@ -16,7 +16,7 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -31,15 +31,19 @@ from neurolearn_cli.boilerplate.facts import (
 )
 from neurolearn_cli.derivatives import sidecar_of as sidecar_path
 
+if TYPE_CHECKING:
+    import torch
+
 CONFOUNDS_SUFFIX = "_desc-confounds_timeseries.tsv"
 TISSUE_VOLUMES = ("GM", "WM", "CSF", "TIV")
 
 
-def software(device: str) -> Software:
-    """neurolearn's version, ``device`` and the installed versions of the libraries it computes with."""
+def software(device: torch.device | str) -> Software:
+    """neurolearn's version, ``device`` in words and the installed versions of the libraries it computes with."""
+    from neurolearn_cli.engine.device import describe_device
     from neurolearn_cli.mvpa.provenance import versions
 
-    return Software(__version__, device, {k: v for k, v in versions().items() if k != "neurolearn"})
+    return Software(__version__, describe_device(device), {k: v for k, v in versions().items() if k != "neurolearn"})
 
 
 def _read_json(path: Path | None) -> dict[str, Any] | None:

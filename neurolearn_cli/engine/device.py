@@ -39,6 +39,14 @@ def resolve_device(spec: str = "auto") -> torch.device:
     raise UsageError(f"--device {spec}: expected auto, cpu, cuda or cuda:N")
 
 
+def describe_device(device: torch.device | str) -> str:
+    """The device in words, for the methods text: ``CPU``, or ``GPU (its name, CUDA version)``."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return "CPU"
+    return f"GPU ({torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda})"
+
+
 def configure_determinism(seed: int, threads: int | None = None) -> None:
     """Seed torch, numpy and random; turn on deterministic algorithms.
 

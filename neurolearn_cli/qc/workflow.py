@@ -259,7 +259,7 @@ def run_participant(participant: ParticipantPlan, context: ParticipantContext) -
     anat_facts = _anat_facts(participant, context)
     surface_facts = _surface_facts(participant, context)
     runs = [facts for run in participant.bold if (facts := _bold_facts(run, context)) is not None]
-    boilerplate = methods(RunFacts(software(str(context.device)), anat=(anat_facts,) if anat_facts else (),
+    boilerplate = methods(RunFacts(software(context.device), anat=(anat_facts,) if anat_facts else (),
                                    surfaces=(surface_facts,) if surface_facts else (),
                                    bold=tuple(runs), qc_t1w=len(anat), qc_bold=len(func)))
     report = ParticipantReport(
@@ -321,7 +321,7 @@ def write_citation(context: StageContext) -> Path:
     output_dir = context.config.output_dir
     assessed = {modality: len(iqm_records(output_dir, modality, datatype)) for modality, datatype in MODALITIES}
     facts = RunFacts(
-        gather.software(str(context.device)),
+        gather.software(context.device),
         anat=tuple(gather.discover_anat(output_dir)),
         surfaces=tuple(gather.discover_surfaces(output_dir)),
         bold=tuple(gather.discover_bold(output_dir)),

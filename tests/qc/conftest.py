@@ -129,7 +129,7 @@ def sample_reports() -> dict[str, str]:
         participant=EVIL,
         anat=(anat,),
         func=(func,),
-        methods=methods(RunFacts(Software("0.0", "cpu", {"torch": "2.x"}), qc_t1w=1, qc_bold=1)),
+        methods=methods(RunFacts(Software("0.0", "CPU", {"torch": "2.x"}), qc_t1w=1, qc_bold=1)),
         errors=(f"fmap: {EVIL}",),
     )
     rng = np.random.default_rng(5)
