@@ -42,10 +42,17 @@ def cosine_basis(n_volumes: int, repetition_time: float, cutoff_s: float = 128.0
 
 
 def regress_out(series: torch.Tensor, regressors: torch.Tensor) -> torch.Tensor:
-    """Residuals of ``series`` (T, V) after least squares on ``regressors`` (T, K) plus a constant."""
+    """Residuals of ``series`` (T, V) after least squares on ``regressors`` (T, K) plus a constant.
+
+    The projection onto the design's orthonormal basis (its QR), on one
+    thread: LAPACK's least-squares solver gave other last bits from one call
+    to the next and on another thread count, the small QR and two products
+    do not.
+    """
     design = torch.cat([torch.ones_like(series[:, :1]), regressors.to(series)], dim=1)
-    beta = torch.linalg.lstsq(design, series).solution
-    return series - design @ beta
+    with serial():
+        basis, _ = torch.linalg.qr(design)
+        return series - basis @ (basis.T @ series)
 
 
 def high_pass(

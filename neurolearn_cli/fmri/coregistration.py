@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from neurolearn_cli.engine.geometry import center_of_mass
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.engine.morphology import erode
+from neurolearn_cli.engine.optimizers import Adam
 from neurolearn_cli.engine.registration import LinearSettings, register_linear
 from neurolearn_cli.engine.transforms import AffineTransform
 
@@ -123,9 +124,9 @@ def refine_bbr(
     center = boundary.points.mean(0).to(torch.float64)
     angles, shifts = AffineTransform(start).rigid_parameters(center)
     params = torch.cat([angles * _RADIUS_MM, shifts]).clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([params], lr=_STEP * _RADIUS_MM / 10.0)
+    optimizer = Adam(params, lr=_STEP * _RADIUS_MM / 10.0)
     for _ in range(_ITERATIONS):
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         matrix = AffineTransform.rigid(params[:3] / _RADIUS_MM, params[3:], center).matrix
         loss = bbr_cost(reference, boundary, matrix)
         loss.backward()

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from neurolearn_cli.engine.image import Image
 from neurolearn_cli.engine.morphology import dilate
+from neurolearn_cli.engine.optimizers import LBFGS
 from neurolearn_cli.engine.resample import resample
 from neurolearn_cli.errors import InputError
 from neurolearn_cli.fmri.fieldmap import EpiGeometry, gaussian_filter
@@ -161,13 +162,11 @@ def _fit_level(
     smooth = [gaussian_filter(image, (level.image_sigma,) * 3) for image in images]
     field_sigma = (level.field_sigma,) * 3
     increment = torch.zeros_like(shift, requires_grad=True)
-    optimizer = torch.optim.LBFGS(
-        [increment], lr=1.0, max_iter=level.iterations, history_size=10,
-        line_search_fn="strong_wolfe",
-    )
+    optimizer = LBFGS(increment, max_iter=level.iterations, history_size=10, tolerance_grad=1e-7,
+                      tolerance_change=1e-9)  # torch.optim.LBFGS's defaults
 
     def closure() -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
+        increment.grad = None
         total = shift + gaussian_filter(increment, field_sigma)
         diff = _undistort(smooth[0], total, scales[0], axis) - _undistort(
             smooth[1], total, scales[1], axis

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from scipy import sparse
 
+from neurolearn_cli.engine.optimizers import Adam
 from neurolearn_cli.surfaces.mesh import Mesh, adjacency, edges, vertex_areas
 from neurolearn_cli.surfaces.resample import barycentric, barycentric_weights, sphere_to_sphere
 from neurolearn_cli.surfaces.sphere import SPHERE_RADIUS, control_sphere, flipped_faces, unfold
@@ -188,7 +189,7 @@ def rigid(points: torch.Tensor, feature: torch.Tensor, weights: torch.Tensor, im
         scores = [float(_correlation(feature, sample(image, points @ r.T), weights)) for r in grid]
     start = grid[int(np.argmax(scores))]
     axis_angle = torch.zeros(3, dtype=points.dtype, device=points.device, requires_grad=True)
-    optimizer = torch.optim.Adam([axis_angle], lr=0.01)
+    optimizer = Adam(axis_angle, lr=0.01)
     for _ in range(RIGID_ITERATIONS):
         optimizer.zero_grad()
         loss = 1 - _correlation(feature, sample(image, points @ (rotation_matrix(axis_angle) @ start).T), weights)
@@ -217,7 +218,7 @@ def warp(points: torch.Tensor, feature: torch.Tensor, weights: torch.Tensor, ima
     original = _triangle_volumes(start, faces)
     spacing = mean_edge_length(control)
     displacement = torch.zeros_like(start, requires_grad=True)
-    optimizer = torch.optim.Adam([displacement], lr=spacing / 10)
+    optimizer = Adam(displacement, lr=spacing / 10)
 
     def mapped(moved: torch.Tensor, rows_corners: torch.Tensor, rows_coordinates: torch.Tensor) -> torch.Tensor:
         return _unit((rows_coordinates[:, :, None] * moved[rows_corners]).sum(dim=1))

@@ -15,7 +15,6 @@ import torch
 from neurolearn_cli.engine.image import Grid, Image, world_grid
 from neurolearn_cli.engine.registration import register, register_rigid_batched
 from neurolearn_cli.engine.registration.api import foreground_mask
-from neurolearn_cli.engine.registration.linear import _LBFGS
 from neurolearn_cli.engine.resample import resample
 from neurolearn_cli.engine.transforms import AffineTransform, Chain, DisplacementField
 from neurolearn_cli.errors import InputError, ProcessingError
@@ -117,30 +116,6 @@ def test_foreground_mask_covers_the_object_not_the_background() -> None:
     mask = foreground_mask(Image(data.float(), on.affine)).data > 0
     assert bool(mask[radius < 1.0].all())
     assert not bool(mask[radius > 1.0 + 4.0 / 20.0].any())
-
-
-def test_lbfgs_steps_as_torch_optim() -> None:
-    """The start-up-free L-BFGS takes torch.optim.LBFGS's steps exactly (guards against torch changing its state)."""
-    target = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
-
-    def run(make) -> torch.Tensor:
-        params = torch.zeros(4, dtype=torch.float64, requires_grad=True)
-        optimizer = make(params)
-
-        def closure() -> torch.Tensor:
-            params.grad = None
-            loss = ((params - target) ** 4).sum() + (params[0] * params[1] - 1.0) ** 2
-            loss.backward()
-            return loss
-
-        for _ in range(2):
-            optimizer.step(closure)
-        return params.detach()
-
-    options = {"max_iter": 7, "history_size": 3, "tolerance_grad": 1e-9, "tolerance_change": 1e-12}
-    ours = run(lambda p: _LBFGS(p, **options))
-    theirs = run(lambda p: torch.optim.LBFGS([p], lr=1.0, line_search_fn="strong_wolfe", **options))
-    assert torch.equal(ours, theirs)
 
 
 def test_registration_process_does_not_import_dynamo() -> None:

@@ -8,7 +8,7 @@ import torch
 from nilearn.interfaces.fmriprep import load_confounds
 
 from neurolearn_cli.engine.transforms import AffineTransform
-from neurolearn_cli.fmri.compcor import cosine_basis, left_singular
+from neurolearn_cli.fmri.compcor import cosine_basis, left_singular, regress_out
 from neurolearn_cli.fmri.confounds import build_confounds, expand, noise_masks
 from neurolearn_cli.fmri.dvars import compute_dvars
 from neurolearn_cli.fmri.motion import motion_parameters, relative_rmsd
@@ -151,15 +151,32 @@ def test_noise_masks_never_hold_a_lesion_voxel_nor_its_neighbours():
     assert torch.equal(masks.brain, plain.brain)
 
 
+def _on_threads(counts, compute):
+    """``compute()`` once per thread count in ``counts``; torch's thread count restored afterwards."""
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for count in counts:
+            torch.set_num_threads(count)
+            results.append(compute())
+        return results
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_left_singular_is_the_same_on_1_and_2_threads():
     """LAPACK's SVD of a 200 x 200 Gram matrix splits its work by thread count; compcor's does not."""
     matrix = torch.randn(200, 5000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    before = torch.get_num_threads()
-    results = []
-    try:
-        for count in (1, 2):
-            torch.set_num_threads(count)
-            results.append(left_singular(matrix))
-    finally:
-        torch.set_num_threads(before)
-    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+    first, second = _on_threads((1, 2), lambda: left_singular(matrix))
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+
+def test_regress_out_gives_the_same_bits_on_every_call_and_thread_count():
+    """LAPACK's least squares moved the last bits between calls and thread counts (300 volumes); the projection does not."""
+    series = torch.randn(300, 20000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    basis = cosine_basis(300, TR)
+    results = _on_threads((1, 2, 1, 2, 2, 1), lambda: regress_out(series.clone(), basis))
+    assert all(torch.equal(results[0], other) for other in results[1:])
+    design = torch.cat([torch.ones(300, 1, dtype=torch.float64), basis], dim=1)
+    beta = torch.linalg.lstsq(design, series).solution
+    torch.testing.assert_close(results[0], series - design @ beta, rtol=0, atol=1e-12)

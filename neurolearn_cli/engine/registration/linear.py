@@ -12,7 +12,6 @@ most evaluations happen on coarse levels, the finest level only refines.
 
 from __future__ import annotations
 
-from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -22,6 +21,7 @@ import torch
 from neurolearn_cli.engine.geometry import euler_angles, euler_matrix, ints3, voxel_spacing
 from neurolearn_cli.engine.metrics import MetricName, dissimilarity
 from neurolearn_cli.engine.morphology import dilate
+from neurolearn_cli.engine.optimizers import LBFGS
 from neurolearn_cli.engine.reduce import fixed_mean
 from neurolearn_cli.engine.registration.pyramid import (
     counted_level,
@@ -90,29 +90,6 @@ def _loss(
     return dissimilarity(metric, samples.values, warped, weights)[0]
 
 
-class _LBFGS(torch.optim.LBFGS):
-    """torch's L-BFGS (strong-Wolfe line search) on one parameter tensor, without ``Optimizer.__init__``.
-
-    ``Optimizer.__init__`` imports ``torch._dynamo`` (its ``add_param_group``
-    is wrapped for ``torch.compile``), seconds of a process's start-up that
-    nothing here uses. The state is set up as ``torch.optim.LBFGS`` sets it,
-    so ``step`` runs torch's own iterations unchanged, with the step hooks it
-    reads once any torch optimizer has wrapped ``step`` for the profiler.
-    """
-
-    def __init__(self, params: torch.Tensor, *, max_iter: int, history_size: int,
-                 tolerance_grad: float, tolerance_change: float) -> None:
-        self.defaults = {"lr": 1.0, "max_iter": max_iter, "max_eval": max_iter * 5 // 4,
-                         "tolerance_grad": tolerance_grad, "tolerance_change": tolerance_change,
-                         "history_size": history_size, "line_search_fn": "strong_wolfe"}
-        self.state = defaultdict(dict)
-        self.param_groups = [{"params": [params], **self.defaults}]
-        self._params = [params]
-        self._numel_cache = None
-        self._optimizer_step_pre_hooks = OrderedDict()
-        self._optimizer_step_post_hooks = OrderedDict()
-
-
 def _closure(loss_fn: Callable[[torch.Tensor], torch.Tensor], params: torch.Tensor) -> torch.Tensor:
     """L-BFGS closure: fresh gradient of ``loss_fn`` at ``params``."""
     params.grad = None
@@ -163,7 +140,7 @@ def register_linear(
         counted = None if moving_mask is None else counted_level(moving_mask, m_fac, 2 if metric == "lncc" else 0)
         level_loss = partial(_loss, samples=samples, moving=m_lvl, frames=(f_aff, f_shape, m_aff, m_shape),
                              dof=dof, metric=metric, center=center, moving_counted=counted)
-        optimizer = _LBFGS(params, max_iter=n_iter, history_size=10, tolerance_grad=1e-9, tolerance_change=1e-12)
+        optimizer = LBFGS(params, max_iter=n_iter, history_size=10, tolerance_grad=1e-9, tolerance_change=1e-12)
         optimizer.step(partial(_closure, level_loss, params))
         with torch.no_grad():
             loss_value = float(level_loss(params))
