@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nibabel as nib
@@ -65,6 +65,16 @@ def _write_image(path: Path, data: np.ndarray, zooms: tuple[float, ...]) -> None
     image = nib.Nifti1Image(data, affine)
     image.header.set_zooms(zooms)
     nib.save(image, path)
+
+
+@pytest.fixture
+def threads() -> Iterator[Callable[[int], None]]:
+    """Set torch's intra-op thread count for the test; restored afterwards."""
+    import torch  # here, not at the top: the environment above is set before torch loads
+
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

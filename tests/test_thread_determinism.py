@@ -7,7 +7,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -21,14 +21,6 @@ from neurolearn_cli.engine.reduce import CHUNK, fixed_mean, fixed_sum, serial
 from neurolearn_cli.verify import verify
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def threads() -> Iterator[Callable[[int], None]]:
-    """Set torch's intra-op thread count for the test; restored afterwards."""
-    before = torch.get_num_threads()
-    yield torch.set_num_threads
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize(("shape", "start_dim"), [((3 * CHUNK + 5,), 0), ((1, 133574), 1), ((4, 40000), 1),

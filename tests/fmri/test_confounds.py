@@ -151,31 +151,25 @@ def test_noise_masks_never_hold_a_lesion_voxel_nor_its_neighbours():
     assert torch.equal(masks.brain, plain.brain)
 
 
-def _on_threads(counts, compute):
-    """``compute()`` once per thread count in ``counts``; torch's thread count restored afterwards."""
-    before = torch.get_num_threads()
-    try:
-        results = []
-        for count in counts:
-            torch.set_num_threads(count)
-            results.append(compute())
-        return results
-    finally:
-        torch.set_num_threads(before)
-
-
-def test_left_singular_is_the_same_on_1_and_2_threads():
+def test_left_singular_is_the_same_on_1_and_2_threads(threads):
     """LAPACK's SVD of a 200 x 200 Gram matrix splits its work by thread count; compcor's does not."""
     matrix = torch.randn(200, 5000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    first, second = _on_threads((1, 2), lambda: left_singular(matrix))
+    results = []
+    for count in (1, 2):
+        threads(count)
+        results.append(left_singular(matrix))
+    first, second = results
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
 
 
-def test_regress_out_gives_the_same_bits_on_every_call_and_thread_count():
+def test_regress_out_gives_the_same_bits_on_every_call_and_thread_count(threads):
     """LAPACK's least squares moved the last bits between calls and thread counts (300 volumes); the projection does not."""
     series = torch.randn(300, 20000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     basis = cosine_basis(300, TR)
-    results = _on_threads((1, 2, 1, 2, 2, 1), lambda: regress_out(series.clone(), basis))
+    results = []
+    for count in (1, 2, 1, 2, 2, 1):
+        threads(count)
+        results.append(regress_out(series.clone(), basis))
     assert all(torch.equal(results[0], other) for other in results[1:])
     design = torch.cat([torch.ones(300, 1, dtype=torch.float64), basis], dim=1)
     beta = torch.linalg.lstsq(design, series).solution
