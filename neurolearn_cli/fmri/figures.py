@@ -31,6 +31,7 @@ from matplotlib.lines import Line2D
 from numpy.typing import ArrayLike
 
 from neurolearn_cli.engine.image import Image, reorient_to_ras
+from neurolearn_cli.fmri.compcor import regress_out
 from neurolearn_cli.palette import (
     BOUNDARY_COLOUR,
     EXCLUDED_COLOUR,
@@ -101,8 +102,7 @@ def detrend_zscore(series: torch.Tensor, degree: int = DETREND_DEGREE) -> torch.
     x = torch.linspace(-1.0, 1.0, n_times, dtype=torch.float64, device=series.device)
     basis = torch.stack([_legendre(k, x) for k in range(degree + 1)], dim=1)  # (time, degree + 1)
     values = series.to(torch.float64)
-    coefficients = torch.linalg.lstsq(basis, values.T).solution
-    residual = values - (basis @ coefficients).T
+    residual = regress_out(values.T, basis[:, 1:]).T  # the constant is degree 0
     std = residual.std(dim=1, keepdim=True)
     return torch.where(std > 1e-9 * values.abs().amax(1, keepdim=True).clamp(min=1.0), residual / std, 0.0)
 
