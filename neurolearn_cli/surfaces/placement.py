@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from neurolearn_cli.engine._sampling import sample
+from neurolearn_cli.engine.reduce import fixed_sum
 from neurolearn_cli.smri.priors import gaussian_smooth
 from neurolearn_cli.surfaces.mesh import (
     Mesh,
@@ -53,8 +54,8 @@ def tissue_contrast(t1w: torch.Tensor, wm: torch.Tensor, gm: torch.Tensor, spaci
     move the surface.
     """
     white_voxels, grey_voxels = (wm > confident).float(), (gm > confident).float()
-    white = (t1w * white_voxels).sum() / white_voxels.sum()
-    grey = (t1w * grey_voxels).sum() / grey_voxels.sum()
+    white = fixed_sum(t1w * white_voxels) / fixed_sum(white_voxels)
+    grey = fixed_sum(t1w * grey_voxels) / fixed_sum(grey_voxels)
     if fwhm_mm is not None:
         sums = gaussian_smooth(torch.stack([t1w * white_voxels, white_voxels, t1w * grey_voxels, grey_voxels]),
                                spacing, fwhm_mm)

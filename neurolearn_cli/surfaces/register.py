@@ -27,6 +27,7 @@ import torch
 from scipy import sparse
 
 from neurolearn_cli.engine.optimizers import Adam
+from neurolearn_cli.engine.reduce import fixed_expand, fixed_sum
 from neurolearn_cli.surfaces.mesh import Mesh, adjacency, edges, vertex_areas
 from neurolearn_cli.surfaces.resample import barycentric, barycentric_weights, sphere_to_sphere
 from neurolearn_cli.surfaces.sphere import SPHERE_RADIUS, control_sphere, flipped_faces, unfold
@@ -155,10 +156,10 @@ def sample(image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 
 
 def _correlation(feature: torch.Tensor, sampled: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """The ``weights``-weighted Pearson correlation of two vectors."""
-    a = feature - (weights * feature).sum()
-    b = sampled - (weights * sampled).sum()
-    return (weights * a * b).sum() / ((weights * a * a).sum() * (weights * b * b).sum()).sqrt().clamp_min(1e-12)
+    """The ``weights``-weighted Pearson correlation of two vectors, the same bits on any thread count."""
+    a = feature - fixed_sum(weights * feature)
+    b = sampled - fixed_expand(fixed_sum(weights * sampled)[None], sampled.shape[0])
+    return fixed_sum(weights * a * b) / (fixed_sum(weights * a * a) * fixed_sum(weights * b * b)).sqrt().clamp_min(1e-12)
 
 
 def rotation_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
@@ -260,7 +261,7 @@ def register(sphere: Mesh, sulc: np.ndarray, curv: np.ndarray, template: SphereT
         for sigma, values in smoothed_on_sphere(template.sphere, inputs[name][1], sigmas).items():
             theirs[name, sigma] = raster(to_raster, values, device)
     areas = torch.as_tensor(vertex_areas(sphere), dtype=dtype, device=device)[chosen]
-    weights = areas / areas.sum()
+    weights = areas / fixed_sum(areas)
     points = _unit(torch.as_tensor(sphere.vertices, dtype=dtype, device=device))
     rotation = rigid(points[chosen], ours["sulc", RIGID_SIGMA_MM], weights, theirs["sulc", RIGID_SIGMA_MM])
     points = points @ rotation.T

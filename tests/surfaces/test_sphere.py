@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from neurolearn_cli.surfaces.mesh import (  # noqa: E402
     symmetric_solve,
     vertex_areas,
 )
-from neurolearn_cli.surfaces.register import register, rotation_matrix  # noqa: E402
+from neurolearn_cli.surfaces.register import RASTER_SHAPE, register, rigid, rotation_matrix, sample  # noqa: E402
 from neurolearn_cli.surfaces.resample import sphere_to_sphere  # noqa: E402
 from neurolearn_cli.surfaces.sphere import (  # noqa: E402
     SPHERE_RADIUS,
@@ -174,3 +175,23 @@ def test_registration_recovers_a_known_rotation_of_fsaverage5() -> None:
     assert error.mean() < 1.0
     assert result.rigid_correlation > 0.95 and result.correlation > 0.95
     assert result.warped and result.unfolded == 0 and result.flipped == len(flipped_faces(result.sphere)) == 0
+
+
+def test_the_rotation_search_gives_the_same_bits_on_1_and_2_threads(threads: Callable[[int], None]) -> None:
+    """On more points than torch sums in one thread (a 2 mm scan's hemisphere), the rotation is thread-independent.
+
+    The correlation's means, and the gradient of the mean it subtracts, were summed the torch way, so the
+    rotation moved in its last bits with the thread count and the registered sphere with it.
+    """
+    generator = torch.Generator().manual_seed(4)
+    points = torch.randn(39000, 3, dtype=torch.float64, generator=generator)
+    points = points / points.norm(dim=1, keepdim=True)
+    image = torch.rand(RASTER_SHAPE, dtype=torch.float64, generator=generator)
+    feature = sample(image, points @ rotation_matrix(torch.tensor([0.1, -0.2, 0.15], dtype=torch.float64)).T)
+    weights = torch.rand(len(points), dtype=torch.float64, generator=generator)
+    weights = weights / weights.sum()
+    rotations = []
+    for count in (1, 2):
+        threads(count)
+        rotations.append(rigid(points, feature, weights, image))
+    assert torch.equal(rotations[0], rotations[1])
