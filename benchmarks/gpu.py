@@ -19,7 +19,7 @@ to that half (the times are then those of half the machine), and
 start: a stage that fails or is stopped is reported with the end of its log,
 and the comparison covers what both runs wrote. ``--device-a cpu --device-b
 cpu`` checks the script itself with no GPU: every Dice and correlation is
-then 1.
+then 1. ``gpu_prepare.sh`` readies a device run, ``gpu_run.sh`` makes it.
 """
 
 from __future__ import annotations
@@ -181,6 +181,8 @@ def main() -> None:
     parser.add_argument("--bids", type=Path, required=True)
     parser.add_argument("--device-a", default="cpu")
     parser.add_argument("--device-b", default="cuda")
+    parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=[*STAGES, "surfaces"],
+                        help="the stages to run, in this order (default: %(default)s)")
     parser.add_argument("--surfaces", action="store_true", help="run the surfaces stage too, last")
     parser.add_argument("--concurrent", action="store_true", help="run both devices at once on half the CPUs each")
     parser.add_argument("--deadline-s", type=float, default=float("inf"), help="stop every run this many seconds in")
@@ -191,7 +193,7 @@ def main() -> None:
     args = parser.parse_args()
     started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     deadline = time.monotonic() + args.deadline_s
-    stages = (*STAGES, "surfaces") if args.surfaces else STAGES
+    stages = (*args.stages, "surfaces") if args.surfaces and "surfaces" not in args.stages else tuple(args.stages)
     with tempfile.TemporaryDirectory(prefix="gpu_") as tmp:
         work = args.work or Path(tmp)
         sides = {"a": (args.device_a, work / "a" / "out"), "b": (args.device_b, work / "b" / "out")}
@@ -230,7 +232,7 @@ def main() -> None:
         failures,
     ] if part)
     heading = (f"\n## GPU check, {started}\n\n`python benchmarks/gpu.py --bids {args.bids} --device-a {a_name} "
-               f"--device-b {b_name}{' --surfaces' if args.surfaces else ''}{' --concurrent' if args.concurrent else ''}`"
+               f"--device-b {b_name} --stages {' '.join(stages)}{' --concurrent' if args.concurrent else ''}`"
                f" on {machine()}; load average {os.getloadavg()[0]:.1f} at the end.\n\n")
     print(heading + tables)
     if args.tables:
