@@ -6,7 +6,8 @@
 # git-excluded folders for the run's `carry`:
 #   .whl/      the missing packages as CPython 3.12 wheels (pinned to the versions CI installs);
 #   .gpudata/  a BIDS copy of one dataset from ../shared/data, small enough to travel: `aomic` (the 1 mm T1w,
-#              for the surfaces stage) or `studyforrest` (the 0.7 mm T1w and the first 100 BOLD volumes).
+#              for the surfaces stage) or `studyforrest` (the 0.7 mm T1w and the first 100 BOLD volumes,
+#              which nibabel re-scales into int16: values move by less than half a unit).
 # Then, in one call of the device tool's `run`:
 #   command: bash benchmarks/gpu_run.sh --stages smri surfaces qc --deadline-s 500
 #   carry:   [".whl", ".gpudata"]      timeout_s: 560
@@ -48,8 +49,7 @@ import gzip, sys
 import nibabel as nib
 path = sys.argv[1]
 image = nib.load(path)
-cut = image.slicer[..., :100]
-raw = nib.Nifti1Image(cut.get_fdata(dtype="float32").astype(image.get_data_dtype()), image.affine, image.header).to_bytes()
+raw = image.slicer[..., :100].to_bytes()
 with open(path, "wb") as handle:
     handle.write(gzip.compress(raw, compresslevel=9, mtime=0))
 PY
