@@ -4,7 +4,7 @@
 # The device machine cannot download anything, and its Python (3.12) lacks some of our dependencies, and
 # only the repository travels there (64 MiB at most). This script, run here in the repository's root, fills two
 # git-excluded folders for the run's `carry`:
-#   .whl/      the missing packages as CPython 3.12 wheels (pinned to the versions CI installs);
+#   .whl/      the missing packages as CPython 3.12 wheels (the versions an install here resolved, 2026-12-04);
 #   .gpudata/  a BIDS copy of one dataset from ../shared/data, small enough to travel: `aomic` (the 1 mm T1w,
 #              for the surfaces stage) or `studyforrest` (the 0.7 mm T1w and the first 100 BOLD volumes,
 #              which nibabel re-scales into int16: values move by less than half a unit).
