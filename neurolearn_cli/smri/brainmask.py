@@ -9,7 +9,11 @@ a shell around the brain on heads with a wide fluid layer. The raw mask is
 opened to cut thin bridges to the scalp (meninges, optic nerves), reduced to
 its largest connected component, closed, and its holes filled, with
 :mod:`neurolearn_cli.engine.morphology` (on the mask's device; connected
-components and hole filling on a host copy).
+components and hole filling on a host copy). Last, its outermost layer loses
+the voxels that are mostly white matter with no white matter inside the mask
+beside them (:func:`detached_white_rim`): cortex covers the white matter
+everywhere but at the brainstem's cut, so such a voxel is dura, a sinus or
+fat of white matter's brightness, which the template's margin let in.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from neurolearn_cli.engine.morphology import (
     ball,
     box,
     closing,
+    cross,
     dilate,
+    erode,
     fill_holes,
     largest_component,
     opening,
@@ -60,7 +66,8 @@ def grow(mask: torch.Tensor, spacing: tuple[float, float, float], mm: float) -> 
 
 
 def brain_mask(
-    posteriors: torch.Tensor, template_mask: Image, *, margin_mm: float = 6.0, csf_margin_mm: float = 0.0
+    posteriors: torch.Tensor, template_mask: Image, *, margin_mm: float = 6.0, csf_margin_mm: float = 0.0,
+    keep: torch.Tensor | None = None,
 ) -> Image:
     """Binary brain mask (float32 0/1) on ``template_mask``'s grid.
 
@@ -74,13 +81,34 @@ def brain_mask(
         How far beyond the warped template mask GM and WM may extend.
     csf_margin_mm : float
         How far beyond it CSF still counts as brain (0: only inside it).
+    keep : Tensor, optional
+        Boolean voxels never taken off the mask's rim (a lesion).
     """
     spacing = template_mask.spacing
     inside = template_mask.data > 0.5
     tissue = posteriors[0] + posteriors[1]
     brain_prob = torch.where(grow(inside, spacing, margin_mm), tissue, 0.0)
     brain_prob = brain_prob + torch.where(grow(inside, spacing, csf_margin_mm), posteriors[2], 0.0)
-    return template_mask.with_data(_clean_in_box(brain_prob > 0.5, spacing).float())
+    mask = _clean_in_box(brain_prob > 0.5, spacing)
+    rim = detached_white_rim(mask, posteriors[1] > 0.5)
+    if keep is not None:
+        rim &= ~keep
+    return template_mask.with_data((mask & ~rim).float())
+
+
+def detached_white_rim(mask: torch.Tensor, white: torch.Tensor) -> torch.Tensor:
+    """Voxels of ``mask``'s outermost layer that are ``white`` with no ``white`` voxel of its interior among their
+    6 neighbours; voxels on the grid's faces (a cropped scan's cut) are never counted.
+
+    The brainstem's white matter, cut by the mask, continues inwards and stays.
+    """
+    interior = erode(mask, structure=cross())
+    beside_white = dilate(interior & white, structure=cross())
+    rim = mask & ~interior & white & ~beside_white
+    rim[[0, -1]] = False
+    rim[:, [0, -1]] = False
+    rim[:, :, [0, -1]] = False
+    return rim
 
 
 def foreground_mask(image: Image) -> Image:

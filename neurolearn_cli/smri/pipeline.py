@@ -104,7 +104,7 @@ def segment_brain(t1w: Image, template: Template, to_template: Transform, prior_
         if inside_lesion is not None:
             posteriors = posteriors.clone()
             posteriors[1] = torch.where(inside_lesion, 1.0, posteriors[1])
-        mask = brain_mask(posteriors, template_mask)
+        mask = brain_mask(posteriors, template_mask, keep=inside_lesion)
     probabilities = brain_tissues(seg.posteriors, mask, inside_lesion)
     gm_mean, wm_mean = (class_mean_intensity(seg.mixture, CLASSES.index(name)) for name in ("GM", "WM"))
     dseg = hard_labels(probabilities, mask, seg.corrected.data, (gm_mean + wm_mean) / 2, inside_lesion)

@@ -7,7 +7,7 @@ import scipy.ndimage as ndi
 import torch
 
 from neurolearn_cli.engine.image import Image
-from neurolearn_cli.smri.brainmask import _clean_in_box, brain_mask, clean_mask, grow
+from neurolearn_cli.smri.brainmask import _clean_in_box, brain_mask, clean_mask, detached_white_rim, grow
 
 
 def _ellipsoid(shape, centre, radii) -> torch.Tensor:
@@ -93,3 +93,37 @@ def test_grow_is_a_box_dilation_in_mm() -> None:
     expected = ndi.binary_dilation(mask.numpy(), structure=np.ones((3, 5, 1), dtype=bool))
     assert np.array_equal(grow(mask, (2.0, 1.0, 4.0), 2.0).numpy(), expected)
     assert grow(mask, (2.0, 1.0, 4.0), 0.0) is mask
+
+
+def test_white_matter_on_the_rim_with_grey_beneath_it_is_not_brain() -> None:
+    """A bright layer on top of the cortex (dura, a sinus) leaves the mask; white matter that continues inwards to
+    the rim (the brainstem's cut), a lesion given as ``keep`` and a cropped scan's cut stay."""
+    shape = (30, 34, 32)
+    affine = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0], dtype=torch.float64))
+    centre = (15, 17, 16)
+    brain = _ellipsoid(shape, centre, (10, 12, 11))
+    white = _ellipsoid(shape, centre, (7, 9, 8))
+    stem = torch.zeros(shape, dtype=torch.bool)
+    stem[13:18, 15:20, :16] = True
+    dura = torch.zeros(shape, dtype=torch.bool)
+    dura[12:19, 14:21, 26:28] = True
+    lesion = torch.zeros(shape, dtype=torch.bool)
+    lesion[5, 16:19, 15:17] = True  # on the rim, grey beneath it
+    head = brain | dura
+    post = torch.zeros(4, *shape)
+    post[1] = (white | stem | (dura & ~brain) | lesion).float()
+    post[0] = (head & ~(post[1] > 0)).float()
+    post[3] = 1 - post[0] - post[1]
+    template = Image(head.float(), affine)
+    mask = brain_mask(post, template, margin_mm=4.0).data > 0.5
+    outside_brain = dura & ~brain
+    assert bool(outside_brain.any()) and not bool(mask[outside_brain].any())
+    assert bool(mask[stem & brain].all())
+    assert not bool(mask[lesion].any())
+    kept = brain_mask(post, template, margin_mm=4.0, keep=lesion).data > 0.5
+    assert bool(kept[lesion].all())
+    assert torch.equal(kept & ~lesion, mask)
+    assert abs(int(mask.sum()) - int(brain.sum())) < 0.03 * int(brain.sum())
+    cut = torch.zeros(shape, dtype=torch.bool)
+    cut[:, :, 0] = True
+    assert not bool(detached_white_rim(torch.ones(shape, dtype=torch.bool), cut).any())
