@@ -71,12 +71,14 @@ def _anisotropy(anat: Sequence[AnatFacts]) -> str:
 
 def _mask_sentence(anat: Sequence[AnatFacts]) -> str:
     """How the brain mask was made: from the tissue classes, or kept from an already skull-stripped input."""
-    derived = ("The brain mask was derived from the tissue posteriors and the warped template brain mask "
-               "(opening, largest connected component, closing, holes filled).")
+    cleaning = "opening, largest connected component, closing, holes filled"
+    derived = (f"The brain mask was derived from the tissue posteriors and the warped template brain mask ({cleaning}); "
+               "voxels of its outer layer that were mostly white matter with none inside the mask beside them "
+               "(dura or a venous sinus as bright as white matter) were then removed.")
     stripped = [a.participant for a in anat if a.skull_stripped]
     if not stripped:
         return derived
-    kept = "its non-zero voxels (cleaned the same way) were kept as the brain mask."
+    kept = f"its non-zero voxels ({cleaning}) were kept as the brain mask."
     if len(stripped) == len(anat):
         return f"The T1w image was recognised as already skull-stripped; {kept}"
     who = ("participant " if len(stripped) == 1 else "participants ") + listing(stripped)
