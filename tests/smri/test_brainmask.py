@@ -7,7 +7,13 @@ import scipy.ndimage as ndi
 import torch
 
 from neurolearn_cli.engine.image import Image
-from neurolearn_cli.smri.brainmask import _clean_in_box, brain_mask, clean_mask, detached_white_rim, grow
+from neurolearn_cli.smri.brainmask import (
+    _clean_in_box,
+    brain_mask,
+    clean_mask,
+    detached_white_rim,
+    grow,
+)
 
 
 def _ellipsoid(shape, centre, radii) -> torch.Tensor:
