@@ -78,7 +78,8 @@ def _mask_sentence(anat: Sequence[AnatFacts]) -> str:
     stripped = [a.participant for a in anat if a.skull_stripped]
     if not stripped:
         return derived
-    kept = f"its non-zero voxels ({cleaning}) were kept as the brain mask."
+    kept = (f"its non-zero voxels ({cleaning}) were kept as the brain mask, and its tissue model had no "
+            "non-brain class (every voxel of the image is brain).")
     if len(stripped) == len(anat):
         return f"The T1w image was recognised as already skull-stripped; {kept}"
     who = ("participant " if len(stripped) == 1 else "participants ") + listing(stripped)

@@ -115,10 +115,18 @@ def _weighted_quantiles(values: torch.Tensor, weights: torch.Tensor, qs: torch.T
     return values[order][idx]
 
 
+def _without_non_brain(priors: torch.Tensor) -> torch.Tensor:
+    """``priors`` with the last class (non-brain) set to zero and the tissue classes renormalised to sum to one."""
+    tissues = priors[:-1] / priors[:-1].sum(0, keepdim=True).clamp_min(1e-12)
+    return torch.cat([tissues, torch.zeros_like(priors[-1:])])
+
+
 def _initial_mixture(x: torch.Tensor, priors: torch.Tensor, n_gaussians: tuple[int, ...]) -> MixtureParameters:
     """Gaussians at the prior-weighted quantiles of each class's intensities."""
     classes, means, variances = [], [], []
     for k, n in enumerate(n_gaussians):
+        if n == 0:
+            continue
         w = priors[k]
         total = fixed_sum(w).clamp_min(1e-6)
         mean = fixed_sum(w * x) / total
@@ -128,7 +136,7 @@ def _initial_mixture(x: torch.Tensor, priors: torch.Tensor, n_gaussians: tuple[i
         variances.append(torch.full((n,), float(var) / n**2 if n > 1 else float(var), device=x.device))
         classes.extend([k] * n)
     cls = torch.tensor(classes, device=x.device)
-    weights = torch.cat([torch.full((n,), 1.0 / n, device=x.device) for n in n_gaussians])
+    weights = torch.cat([torch.full((n,), 1.0 / max(n, 1), device=x.device) for n in n_gaussians])
     return MixtureParameters(cls, torch.cat(means), torch.cat(variances), weights, torch.ones(len(n_gaussians), device=x.device))
 
 
@@ -350,6 +358,7 @@ def segment(
     background_fraction: float = BACKGROUND_FRACTION,
     exclude: torch.Tensor | None = None,
     partial_volume: bool = False,
+    brain_only: bool = False,
 ) -> Segmentation:
     """Bias-corrected tissue posteriors of ``t1w`` under template ``priors``.
 
@@ -377,6 +386,9 @@ def segment(
         Boolean (X, Y, Z) voxels left out of the model (a lesion mask on ``t1w``'s grid).
     partial_volume : bool
         Model mixed GM/WM and GM/CSF voxels (thick slices); the posteriors are then tissue fractions.
+    brain_only : bool
+        The image holds brain alone (already skull-stripped): the non-brain class is left out of the model.
+        With nothing outside the brain to fit, its Gaussians would take the darkest brain voxels from CSF.
 
     Returns
     -------
@@ -384,6 +396,8 @@ def segment(
     """
     if priors.shape != (len(CLASSES), *t1w.shape3):
         raise ValueError(f"priors must have shape {(len(CLASSES), *t1w.shape3)}, got {tuple(priors.shape)}")
+    if brain_only:
+        priors, n_gaussians = _without_non_brain(priors), (*n_gaussians[:-1], 0)
     device = t1w.device
     y = t1w.data
     steps = _sample_steps(t1w.spacing, sample_mm)

@@ -55,3 +55,15 @@ def test_wrong_prior_shape_and_empty_image_fail(phantom: dict) -> None:
     empty = phantom["image"].with_data(torch.zeros(phantom["image"].shape3))
     with pytest.raises(ProcessingError):
         segment(empty, phantom["priors"])
+
+
+def test_a_skull_stripped_image_is_all_tissue(phantom: dict) -> None:
+    """With nothing outside the brain, the non-brain class would take the brain's voxels it can reach: not so."""
+    labels = phantom["labels"]
+    brain = labels < 3
+    stripped = phantom["image"].with_data(torch.where(brain, phantom["image"].data, 0.0))
+    seg = segment(stripped, phantom["priors"], mrf_beta=0.3, partial_volume=True, brain_only=True)
+    assert float(seg.posteriors[3].abs().max()) == 0.0
+    for k, name in enumerate(CLASSES[:3]):
+        volume = float(seg.posteriors[k][brain].sum())
+        assert volume == pytest.approx(float((labels == k).sum()), rel=0.03), name
