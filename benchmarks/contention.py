@@ -12,12 +12,20 @@ long. Every command runs in a fresh process, start-up and writing included:
   ``python -c`` process;
 * ``smri``: ``neurolearn smri`` on aomic sub-0001 (1 mm);
 * ``fmri``: ``neurolearn fmri`` on studyforrest sub-02, its smri outputs made
-  once beforehand (untimed).
+  once beforehand (untimed);
+* ``floor``: a reference, one busy-looping process per core, each a fixed
+  count of iterations, with no synchronisation between them. Its ratio to
+  idle is the share of the cores the kernel's fair scheduler leaves to a
+  program that uses every core beside the load: the best ratio any such
+  program can reach.
+
+``--repeats`` runs every command that many times per load, interleaved, and
+the table gives the median (and the range).
 
 The table gives wall seconds per load and the ratio to the idle run, and the
 OpenMP policy neurolearn logged. Usage::
 
-    python benchmarks/contention.py [--cases register smri fmri] [--loads 0 1 2] [--results]
+    python benchmarks/contention.py [--cases floor register smri fmri] [--loads 0 1 2] [--repeats 1] [--results]
 """
 
 from __future__ import annotations
@@ -129,11 +137,28 @@ def fmri_case(work: Path) -> dict[str, Callable[[Path], list[str]]]:
     return {"neurolearn fmri (studyforrest)": command}
 
 
+#: Iterations of each reference process's loop (a few seconds idle).
+FLOOR_ITERATIONS = 120_000_000
+
+
+def floor_case() -> dict[str, Callable[[Path], list[str]]]:
+    """The reference: ``CORES`` forked processes, each counting to :data:`FLOOR_ITERATIONS`, in a fresh process."""
+    code = ("import os\n"
+            f"children = [os.fork() for _ in range({CORES})]\n"
+            "if 0 in children:\n"
+            f"    total = sum(range({FLOOR_ITERATIONS}))\n"
+            "    os._exit(0)\n"
+            "for child in children:\n"
+            "    os.waitpid(child, 0)\n")
+    return {f"reference: {CORES} busy processes": lambda out: [sys.executable, "-c", code]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=["register", "smri", "fmri"])
     parser.add_argument("--loads", nargs="+", type=float, default=[0.0, 1.0, 2.0],
                         help="other busy work, in multiples of the cores")
+    parser.add_argument("--repeats", type=int, default=1, help="timings per command and load (the median is shown)")
     parser.add_argument("--warm-up-s", type=float, default=60.0)
     parser.add_argument("--max-load-s", type=float, default=900.0)
     parser.add_argument("--results", action="store_true", help="append the table to benchmarks/RESULTS.md")
@@ -145,21 +170,27 @@ def main() -> None:
         commands: dict[str, Callable[[Path], list[str]]] = {}
         for case in args.cases:
             commands |= {"register": lambda: register_case(work), "smri": smri_case,
-                         "fmri": lambda: fmri_case(work)}[case]()
+                         "fmri": lambda: fmri_case(work), "floor": floor_case}[case]()
         for load in args.loads:
             workers = round(load * CORES)
             with Load(workers, args.max_load_s):
                 time.sleep(args.warm_up_s if workers else 0.0)
-                for name, make in commands.items():
-                    out = work / f"{name.split()[1]}-{load}"
-                    out.mkdir()
-                    log = out / "log.txt"
-                    seconds = timed(make(out), log)
-                    row = rows.setdefault(name, {"command": name})
-                    row[f"load {load:g}x s"] = seconds
-                    row[f"policy {load:g}x"] = policy(log)
-                    print(f"{name} at load {load:g}x ({workers} busy processes): {seconds:.1f} s "
-                          f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+                readings: dict[str, list[float]] = {}
+                for repeat in range(args.repeats):
+                    for name, make in commands.items():
+                        out = work / f"{name.split()[1].strip(':')}-{load}-{repeat}"
+                        out.mkdir()
+                        log = out / "log.txt"
+                        seconds = timed(make(out), log)
+                        readings.setdefault(name, []).append(seconds)
+                        row = rows.setdefault(name, {"command": name})
+                        row[f"policy {load:g}x"] = policy(log)
+                        print(f"{name} at load {load:g}x ({workers} busy processes): {seconds:.1f} s "
+                              f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+                for name, seconds_list in readings.items():
+                    rows[name][f"load {load:g}x s"] = float(np.median(seconds_list))
+                    if args.repeats > 1:
+                        rows[name][f"range {load:g}x"] = f"{min(seconds_list):.1f}-{max(seconds_list):.1f}"
     for row in rows.values():
         idle = row.get("load 0x s")
         for load in args.loads[1:]:
@@ -167,13 +198,15 @@ def main() -> None:
             if isinstance(idle, float) and isinstance(row.get(key), float):
                 row[f"{load:g}x / idle"] = row[key] / idle  # type: ignore[operator]
     columns = ["command", *[f"load {load:g}x s" for load in args.loads],
+               *([f"range {load:g}x" for load in args.loads] if args.repeats > 1 else []),
                *[f"{load:g}x / idle" for load in args.loads[1:]], *[f"policy {load:g}x" for load in args.loads]]
     table = markdown_table(rows.values(), columns)
     print(table)
     if args.results:
         append_results(
             f"\n## Contention (issue 21), {started}\n\n`python benchmarks/contention.py --cases {' '.join(args.cases)} "
-            f"--loads {' '.join(f'{x:g}' for x in args.loads)}`; {CORES} cores; other work = busy-looping processes "
+            f"--loads {' '.join(f'{x:g}' for x in args.loads)} --repeats {args.repeats}`; {CORES} cores; "
+            f"seconds are the median of {args.repeats} interleaved timing(s); other work = busy-looping processes "
             f"started {args.warm_up_s:g} s before each load's timings; every command a fresh process (start-up "
             f"and writing included); ANTs in a fresh `python -c` process.\n\n{table}\n"
         )
