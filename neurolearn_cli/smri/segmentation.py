@@ -156,15 +156,19 @@ def class_mean_intensity(mix: MixtureParameters, k: int) -> float:
 
 
 def _gaussian_log_terms(x: torch.Tensor, mix: MixtureParameters) -> torch.Tensor:
-    """log(w_g N(x | mu_g, s_g^2)) for every Gaussian, shape (G, N)."""
+    """log(w_g N(x | mu_g, s_g^2)) for every Gaussian, shape (G, N).
+
+    In place on one (G, N) buffer: the full grid's posteriors evaluate every
+    Gaussian, the partial-volume nodes among them, at millions of voxels.
+    """
     var = mix.variances[:, None]
-    return torch.log(mix.weights[:, None]) - 0.5 * (torch.log(2 * math.pi * var) + (x[None] - mix.means[:, None]) ** 2 / var)
+    terms = x[None] - mix.means[:, None]
+    return terms.pow_(2).div_(var).add_(torch.log(2 * math.pi * var)).mul_(-0.5).add_(torch.log(mix.weights[:, None]))
 
 
-def _class_log_likelihood(x: torch.Tensor, mix: MixtureParameters, n_classes: int) -> torch.Tensor:
-    """log sum_{g in k} w_g N(x | g) per class, shape (K, N)."""
-    terms = _gaussian_log_terms(x, mix)
-    out = torch.full((n_classes, x.numel()), -torch.inf, device=x.device)
+def _class_log_likelihood(terms: torch.Tensor, mix: MixtureParameters, n_classes: int) -> torch.Tensor:
+    """log sum_{g in k} w_g N(x | g) per class, shape (K, N), from the Gaussians' :func:`_gaussian_log_terms`."""
+    out = torch.full((n_classes, terms.shape[1]), -torch.inf, device=terms.device)
     for k in range(n_classes):
         out[k] = torch.logsumexp(terms[mix.classes == k], dim=0)
     return out
@@ -224,16 +228,16 @@ def _rederive_mixed(mix: MixtureParameters) -> MixtureParameters:
                              torch.cat([mix.variances[pure], variances]), weights, mix.class_weights)
 
 
-def _split_mixed(x: torch.Tensor, posteriors: torch.Tensor, mix: MixtureParameters) -> torch.Tensor:
-    """Class fractions (len(CLASSES), N) from posteriors of the pure then mixed classes at log intensities ``x``.
+def _split_mixed(terms: torch.Tensor, posteriors: torch.Tensor, mix: MixtureParameters) -> torch.Tensor:
+    """Class fractions (len(CLASSES), N) from posteriors of the pure then mixed classes, given the Gaussians'
+    :func:`_gaussian_log_terms` at each voxel's log intensity.
 
     A mixed class's posterior goes to its pair in proportion to the expected
-    GM fraction given ``x``: its nodes' likelihoods weight their fractions.
+    GM fraction given the intensity: its nodes' likelihoods weight their fractions.
     """
-    f = _pv_fractions(x.device)
+    f = _pv_fractions(terms.device)
     n_pure = len(CLASSES)
     tissues = posteriors[:n_pure].clone()
-    terms = _gaussian_log_terms(x, mix)
     for j, (a, b) in enumerate(PV_PAIRS):
         node = torch.softmax(terms[mix.classes == n_pure + j], dim=0)
         expected = (f[:, None] * node).sum(0)
@@ -333,12 +337,13 @@ def _full_posteriors(
         slab_priors = priors[:, sl].reshape(n_classes, -1)
         if partial_volume:
             slab_priors = _with_mixed_priors(slab_priors)
-        log_l = _class_log_likelihood(x, mix, slab_priors.shape[0])
+        terms = _gaussian_log_terms(x, mix)
+        log_l = _class_log_likelihood(terms, mix, slab_priors.shape[0])
         log_p = torch.log(mix.class_weights[:, None] * slab_priors + 1e-12)
         log_post = log_l + log_p
         post = torch.exp(log_post - torch.logsumexp(log_post, 0, keepdim=True))
         if partial_volume:
-            post = _split_mixed(x, post, mix)
+            post = _split_mixed(terms, post, mix)
         out[:, sl] = post.reshape(n_classes, *log_y[sl].shape) * valid[sl][None]
     return out
 
