@@ -89,9 +89,10 @@ def segment_brain(t1w: Image, template: Template, to_template: Transform, prior_
     warped priors to tolerate its residual misregistration. ``lesion`` voxels
     are left out of the mixture, count as brain (tissue, for the brain mask)
     and as no tissue class. An image already ``skull_stripped`` keeps its own
-    foreground as the brain mask, and its mixture has no non-brain class. The mixture models voxels that mix GM with
-    WM or CSF (partial volume, on every grid: the pure classes alone counted
-    mixed GM/WM voxels as GM), and the tissue maps are fractions.
+    foreground as the brain mask, and its mixture has no non-brain class. The
+    mixture models voxels that mix GM with WM or CSF (partial volume, on every
+    grid: the pure classes alone counted mixed GM/WM voxels as GM), and the
+    tissue maps are fractions.
     """
     inside_lesion = None if lesion is None else lesion.data > 0.5
     seg = segment(t1w, warp_priors(template, t1w.grid, to_template, fwhm_mm=prior_fwhm_mm), mrf_beta=0.3,
