@@ -183,7 +183,6 @@ def main() -> None:
     parser.add_argument("--device-b", default="cuda")
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=[*STAGES, "surfaces"],
                         help="the stages to run, in this order (default: %(default)s)")
-    parser.add_argument("--surfaces", action="store_true", help="run the surfaces stage too, last")
     parser.add_argument("--concurrent", action="store_true", help="run both devices at once on half the CPUs each")
     parser.add_argument("--deadline-s", type=float, default=float("inf"), help="stop every run this many seconds in")
     parser.add_argument("--work", type=Path, help="keep the outputs and logs here (default: a temporary folder)")
@@ -193,7 +192,7 @@ def main() -> None:
     args = parser.parse_args()
     started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     deadline = time.monotonic() + args.deadline_s
-    stages = (*args.stages, "surfaces") if args.surfaces and "surfaces" not in args.stages else tuple(args.stages)
+    stages = tuple(args.stages)
     with tempfile.TemporaryDirectory(prefix="gpu_") as tmp:
         work = args.work or Path(tmp)
         sides = {"a": (args.device_a, work / "a" / "out"), "b": (args.device_b, work / "b" / "out")}
