@@ -178,7 +178,7 @@ def main() -> None:
                 readings: dict[str, list[float]] = {}
                 for repeat in range(args.repeats):
                     for name, make in commands.items():
-                        out = work / f"{name.split()[1].strip(':')}-{load}-{repeat}"
+                        out = work / f"{re.sub(r'[^A-Za-z0-9]+', '-', name).strip('-')}-{load:g}x-{repeat}"
                         out.mkdir()
                         log = out / "log.txt"
                         seconds = timed(make(out), log)
