@@ -339,7 +339,7 @@ def our_outputs(out: Path, label: str) -> tuple[Volume, dict[str, float], dict[s
     mask = load(anat / f"sub-{label}_desc-brain_mask.nii.gz")
     morph = next(anat.glob("*_stat-gmvolume_morph.tsv"))
     header, row = morph.read_text().splitlines()[:2]
-    volumes = {k: float(v) for k, v in zip(header.split("\t"), row.split("\t"), strict=True) if k in ("GM", "WM", "TIV")}
+    volumes = {k: float(v) for k, v in zip(header.split("\t"), row.split("\t"), strict=True) if k in ("GM", "WM", "CSF", "TIV")}
     qc = json.loads(morph.with_suffix(".json").read_text())["QC"]
     return mask, volumes, qc
 
@@ -416,7 +416,7 @@ def measure(name: str, case: str, work: Path, step_mm: float | None, with_deepbe
         if case != "original":
             original_mask, original_volumes, _ = our_outputs(baseline / "out", dataset.label)
             row["dice_vs_original"] = dice_on(original_mask, mask, world_fix)
-            for tissue in ("GM", "WM"):
+            for tissue in ("GM", "WM", "CSF"):
                 row[f"{tissue}_change_pct"] = 100 * (volumes[tissue] / original_volumes[tissue] - 1)
         if name == "aomic":
             for ref_name, ref in references().items():
@@ -438,7 +438,7 @@ def measure(name: str, case: str, work: Path, step_mm: float | None, with_deepbe
 
 
 COLUMNS = ("dataset", "case", "voxel_mm", "exit", "wall_s", "dice_vs_original", "GM_change_pct", "WM_change_pct",
-           "TIV_ml", "syn_similarity", "border", "ours_vs_fMRIPrep", "ours_vs_FreeSurfer", "deepbet_s",
+           "CSF_change_pct", "TIV_ml", "syn_similarity", "border", "ours_vs_fMRIPrep", "ours_vs_FreeSurfer", "deepbet_s",
            "deepbet_dice_vs_original", "deepbet_vs_ours", "deepbet_vs_fMRIPrep", "deepbet_vs_FreeSurfer", "failure")
 
 
