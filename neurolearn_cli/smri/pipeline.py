@@ -289,6 +289,7 @@ def preprocess_t1w(
         **({} if init.wm_snr is None else {"wm_snr": init.wm_snr}),
         **{f"volume_{k}_ml": v for k, v in volumes.items()},
         **({} if placed is None else {"volume_lesion_ml": mask_volume_ml(placed)}),
+        **({} if air is None else {"volume_noisy_air_ml": mask_volume_ml(t1w.with_data(air.float()))}),
     }
     return SmriResult(
         t1w=t1w,
