@@ -197,13 +197,26 @@ def test_the_methods_say_what_was_done_with_a_lesion_and_thick_slices() -> None:
     assert rows["T1w resolution"].startswith("1 x 1 x 5 mm (anisotropic")
 
 
+def test_the_methods_say_when_a_noisy_air_was_left_out() -> None:
+    from dataclasses import replace
+
+    assert "noisy" not in methods(RunFacts(SOFTWARE, anat=(ANAT,))).markdown()
+    one = methods(RunFacts(SOFTWARE, anat=(replace(ANAT, noisy_air_ml=5690.0),))).markdown()
+    assert "The air around the head was noisy: its Rician noise floor (3.03 noise standard deviations" in one
+    assert "no brighter than that floor (5690 mL) was left out of the mixture" in one
+    pooled = methods(RunFacts(SOFTWARE, anat=(ANAT, replace(ANAT, participant="02", noisy_air_ml=5690.0)))).markdown()
+    assert "For 1 participant, the air around the head was noisy" in pooled
+
+
 def test_gather_counts_the_t1w_sources_not_the_lesion_mask(tmp_path: Path) -> None:
     anat = tmp_path / "sub-01" / "anat"
     _write(anat / "sub-01_desc-preproc_T1w.json", {"Sources": ["bids:raw:sub-01/anat/sub-01_T1w.nii.gz",
                                                               "bids:raw:sub-01/anat/sub-01_label-lesion_roi.nii.gz"]})
-    _write(anat / "sub-01_seg-x_stat-gmvolume_morph.json", {"QC": {"volume_lesion_ml": 7.5}})
+    _write(anat / "sub-01_seg-x_stat-gmvolume_morph.json", {"QC": {"volume_lesion_ml": 7.5,
+                                                                   "volume_noisy_air_ml": 5690.0}})
     [facts] = gather.discover_anat(tmp_path)
     assert facts.t1w_images == 1 and facts.lesion_ml == 7.5 and facts.voxel_mm is None  # no image beside it
+    assert facts.noisy_air_ml == 5690.0
 
 
 def test_the_surfaces_section_says_what_was_done_and_the_report_shows_a_failure(tmp_path: Path) -> None:

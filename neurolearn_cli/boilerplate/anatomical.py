@@ -9,7 +9,7 @@ from neurolearn_cli.boilerplate.document import Section
 from neurolearn_cli.boilerplate.facts import AnatFacts
 from neurolearn_cli.boilerplate.wording import listing, number, plural, spread
 from neurolearn_cli.engine.geometry import anisotropic
-from neurolearn_cli.smri.initialize import HEAD_HEIGHT_MM
+from neurolearn_cli.smri.initialize import HEAD_HEIGHT_MM, NOISE_FLOOR_SDS
 from neurolearn_cli.smri.normalize import SYN_SETTINGS
 from neurolearn_cli.smri.pipeline import (
     AFFINE_PRIOR_FWHM_MM,
@@ -55,6 +55,18 @@ def _lesions(anat: Sequence[AnatFacts]) -> str:
             "out of the tissue mixture's fit: its voxels count as no tissue, are labelled 4 (lesion) in the tissue "
             "labels, are never in an aCompCor noise mask, and the mask was resampled (thresholded at one half) "
             "into each output space.")
+
+
+def _noisy_air(anat: Sequence[AnatFacts]) -> str:
+    """What was done with a noisy scan's air, when any participant's air was left out of the mixture."""
+    volumes = [a.noisy_air_ml for a in anat if a.noisy_air_ml is not None]
+    if not volumes:
+        return ""
+    whose = "The" if len(anat) == 1 else f"For {plural(len(volumes), 'participant')}, the"
+    return (f" {whose} air around the head was noisy: its Rician noise floor ({NOISE_FLOOR_SDS:g} noise standard "
+            "deviations, measured in the air) lay above the mixture's background level. The air outside the head "
+            f"and no brighter than that floor ({spread(volumes, 4, 'mL')}) was left out of the mixture, which "
+            "would otherwise have spent its non-brain Gaussians on it.")
 
 
 def _anisotropy(anat: Sequence[AnatFacts]) -> str:
@@ -121,7 +133,8 @@ def smri_section(anat: Sequence[AnatFacts], cite: Citations) -> Section:
         "corrected the intensity non-uniformity and a mean-field Markov random field, fitted by expectation-"
         "maximization. The mixture also modelled partial volume: voxels mixing GM with WM or with CSF formed two "
         "more classes whose grey-matter fraction is uniform between 0 and 1 (as in FSL FAST), so the tissue "
-        "probability maps are each voxel's expected tissue fractions. " + _mask_sentence(anat),
+        "probability maps are each voxel's expected tissue fractions." + _noisy_air(anat) + " "
+        + _mask_sentence(anat),
         f"Volume-based spatial normalization to {template} was performed by symmetric diffeomorphic registration "
         f"{cite('syn')} with a local-correlation metric ({listing([f'{m:g} mm' for m in SYN_SETTINGS.levels_mm])} "
         f"levels, {listing([str(i) for i in SYN_SETTINGS.iterations])} iterations) of the bias-corrected T1w "

@@ -33,7 +33,8 @@ class AnatFacts:
     TemplateFlow spaces the T1w was also normalized to (fMRIPrep's spelling);
     ``lesion_ml`` the volume of the lesion mask given (None without one);
     ``voxel_mm`` the T1w reference's voxel sizes (its native resolution);
-    ``skull_stripped`` whether the T1w was recognised as already skull-stripped.
+    ``skull_stripped`` whether the T1w was recognised as already skull-stripped;
+    ``noisy_air_ml`` the noisy air around the head left out of the tissue mixture (None: none was).
     """
 
     participant: str
@@ -49,6 +50,7 @@ class AnatFacts:
     lesion_ml: float | None = None
     voxel_mm: tuple[float, float, float] | None = None
     skull_stripped: bool = False
+    noisy_air_ml: float | None = None
 
 
 @dataclass(frozen=True)

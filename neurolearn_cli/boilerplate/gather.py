@@ -100,6 +100,7 @@ def anat_facts(participant: str, preproc_sidecar: Path, morph_sidecar: Path | No
         lesion_ml=_finite(qc.get("volume_lesion_ml")),
         voxel_mm=voxel_sizes(preproc_sidecar),
         skull_stripped=preproc.get("SkullStripped") is True,
+        noisy_air_ml=_finite(qc.get("volume_noisy_air_ml")),
     )
 
 

@@ -113,12 +113,16 @@ class Initialization:
 
     ``wm_snr``: the white matter's mean intensity over the air's noise SD on the
     ``COARSE_MM`` copy (None when the background holds no noise sample).
+    ``air_floor``: ``NOISE_FLOOR_SDS`` noise SDs where that floor lies above the
+    mixture's background level (a noisy scan's air is then in the model; see
+    :func:`noisy_air`), else None.
     """
 
     transform: AffineTransform
     cost: float
     field_of_view: FieldOfView
     wm_snr: float | None
+    air_floor: float | None = None
 
 
 def coarse_copy(image: Image, spacing_mm: float = COARSE_MM) -> Image:
@@ -329,6 +333,21 @@ def background_noise_sd(coarse: Image) -> float | None:
     return float(air.median()) / math.sqrt(2.0 * math.log(2.0))
 
 
+def noisy_air(t1w: Image, floor: float) -> torch.Tensor:
+    """The air around the head on ``t1w``'s grid (boolean): outside :func:`head_region`, no brighter than ``floor``.
+
+    For the tissue mixture to leave out when the air's Rician noise lies above
+    its background level (:attr:`Initialization.air_floor`). Modelled, that air
+    took three of the non-brain class's four Gaussians from the skull and scalp,
+    and a noisy scan's white matter went in part to grey matter and its
+    extra-cerebral tissue to CSF. Dark voxels inside the head (CSF, bone) stay
+    in the model.
+    """
+    coarse = coarse_copy(t1w, COARSE_MM)
+    head = resample(coarse.with_data(head_region(coarse).float()), t1w.grid).data >= 0.5
+    return ~head & (t1w.data <= floor)
+
+
 def bias_fit(coarse: Image, template: Template, start: AffineTransform,
              lesion: torch.Tensor | None = None) -> Segmentation:
     """Mixture fit with a smooth bias field on ``coarse`` under the broad priors placed by ``start``.
@@ -359,8 +378,10 @@ def initialize(t1w: Image, template: Template, lesion: Image | None = None) -> I
     coarse = below_vertex(coarse_copy(t1w, COARSE_MM), HEAD_HEIGHT_MM)
     seen = field_of_view(coarse_copy(coarse, HEAD_MM))
     noise_sd = background_noise_sd(coarse)
+    air_floor = None
     if noise_sd is not None and NOISE_FLOOR_SDS * noise_sd > background_level(coarse.data):
-        coarse = coarse.with_data(torch.where(coarse.data > NOISE_FLOOR_SDS * noise_sd, coarse.data, 0.0))
+        air_floor = NOISE_FLOOR_SDS * noise_sd
+        coarse = coarse.with_data(torch.where(coarse.data > air_floor, coarse.data, 0.0))
     excluded = None if lesion is None else resample(lesion, coarse.grid).data > 0
     rough, _ = geometric_start(coarse, template)
     rough = search_start(coarse, template, rough, excluded)
@@ -371,4 +392,4 @@ def initialize(t1w: Image, template: Template, lesion: Image | None = None) -> I
     start = search_start(coarse, template, start, excluded)
     first, _ = affine_from_tissues(coarse, template, start, prior_fwhm_mm=BROAD_PRIOR_FWHM_MM, lesion=excluded)
     transform, cost = affine_from_tissues(coarse, template, first, prior_fwhm_mm=SHARP_PRIOR_FWHM_MM, lesion=excluded)
-    return Initialization(transform, cost, seen, wm_snr)
+    return Initialization(transform, cost, seen, wm_snr, air_floor)

@@ -37,7 +37,7 @@ from neurolearn_cli.engine.transforms import Transform
 from neurolearn_cli.errors import InputError
 from neurolearn_cli.smri.brainmask import brain_mask, foreground_mask, grow
 from neurolearn_cli.smri.conform import conform_t1w
-from neurolearn_cli.smri.initialize import FieldOfView, initialize
+from neurolearn_cli.smri.initialize import FieldOfView, initialize, noisy_air
 from neurolearn_cli.smri.morphometry import (
     mask_volume_ml,
     morphometry_table,
@@ -81,22 +81,25 @@ class BrainSegmentation:
 
 
 def segment_brain(t1w: Image, template: Template, to_template: Transform, prior_fwhm_mm: float,
-                  lesion: Image | None = None, *, skull_stripped: bool = False) -> BrainSegmentation:
+                  lesion: Image | None = None, *, skull_stripped: bool = False,
+                  air: torch.Tensor | None = None) -> BrainSegmentation:
     """Unified segmentation of ``t1w`` under the template priors placed by ``to_template``, then mask and labels.
 
     ``to_template`` maps T1w world points to template points (an affine or the
     normalization's ``template_to_t1w`` chain); ``prior_fwhm_mm`` smooths the
     warped priors to tolerate its residual misregistration. ``lesion`` voxels
     are left out of the mixture, count as brain (tissue, for the brain mask)
-    and as no tissue class. An image already ``skull_stripped`` keeps its own
+    and as no tissue class; ``air`` voxels (boolean, :func:`~neurolearn_cli.smri.initialize.noisy_air`)
+    are left out of it and count as nothing. An image already ``skull_stripped`` keeps its own
     foreground as the brain mask, and its mixture has no non-brain class. The
     mixture models voxels that mix GM with WM or CSF (partial volume, on every
     grid: the pure classes alone counted mixed GM/WM voxels as GM), and the
     tissue maps are fractions.
     """
     inside_lesion = None if lesion is None else lesion.data > 0.5
+    left_out = inside_lesion if air is None else air if inside_lesion is None else air | inside_lesion
     seg = segment(t1w, warp_priors(template, t1w.grid, to_template, fwhm_mm=prior_fwhm_mm), mrf_beta=0.3,
-                  exclude=inside_lesion, partial_volume=True, brain_only=skull_stripped)
+                  exclude=left_out, partial_volume=True, brain_only=skull_stripped)
     template_mask = resample(template.mask, t1w.grid, to_template)
     if skull_stripped:
         mask = foreground_mask(t1w)
@@ -254,8 +257,9 @@ def preprocess_t1w(
                                         "T1w is)")
     init = initialize(t1w, template, placed)
     stripped = init.field_of_view.skull_stripped
+    air = None if init.air_floor is None else noisy_air(t1w, init.air_floor)
     first = segment_brain(t1w, template, init.transform.inverse(), AFFINE_PRIOR_FWHM_MM, placed,
-                          skull_stripped=stripped)
+                          skull_stripped=stripped, air=air)
     check_volumes(tissue_volumes(first.probabilities, t1w))
     moving = registration_image(first.segmentation.corrected, first.mask)
     del first
@@ -263,7 +267,8 @@ def preprocess_t1w(
     del moving
     check_normalization(norm.similarity)
     check_snr(init.wm_snr)
-    brain = segment_brain(t1w, template, norm.template_to_t1w, SYN_PRIOR_FWHM_MM, placed, skull_stripped=stripped)
+    brain = segment_brain(t1w, template, norm.template_to_t1w, SYN_PRIOR_FWHM_MM, placed, skull_stripped=stripped,
+                          air=air)
     seg, mask, probabilities, dseg = brain.segmentation, brain.mask, brain.probabilities, brain.dseg
     tissues = {name: t1w.with_data(p) for name, p in zip(("GM", "WM", "CSF"), probabilities, strict=True)}
     volumes = tissue_volumes(probabilities, t1w, tiv_ml=brain.template_mask_ml)
@@ -284,6 +289,7 @@ def preprocess_t1w(
         **({} if init.wm_snr is None else {"wm_snr": init.wm_snr}),
         **{f"volume_{k}_ml": v for k, v in volumes.items()},
         **({} if placed is None else {"volume_lesion_ml": mask_volume_ml(placed)}),
+        **({} if air is None else {"volume_noisy_air_ml": mask_volume_ml(t1w.with_data(air.float()))}),
     }
     return SmriResult(
         t1w=t1w,
