@@ -203,6 +203,7 @@ def test_the_methods_say_when_a_noisy_air_was_left_out() -> None:
     assert "noisy" not in methods(RunFacts(SOFTWARE, anat=(ANAT,))).markdown()
     one = methods(RunFacts(SOFTWARE, anat=(replace(ANAT, noisy_air_ml=5690.0),))).markdown()
     assert "The air around the head was noisy: its Rician noise floor (3.03 noise standard deviations" in one
+    assert "as a zero-filled background is" in one
     assert "no brighter than that floor (5690 mL) was left out of the mixture" in one
     pooled = methods(RunFacts(SOFTWARE, anat=(ANAT, replace(ANAT, participant="02", noisy_air_ml=5690.0)))).markdown()
     assert "For 1 participant, the air around the head was noisy" in pooled

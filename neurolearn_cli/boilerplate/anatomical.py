@@ -65,8 +65,8 @@ def _noisy_air(anat: Sequence[AnatFacts]) -> str:
     whose = "The" if len(anat) == 1 else f"For {plural(len(volumes), 'participant')}, the"
     return (f" {whose} air around the head was noisy: its Rician noise floor ({NOISE_FLOOR_SDS:g} noise standard "
             "deviations, measured in the air) lay above the mixture's background level. The air outside the head "
-            f"and no brighter than that floor ({spread(volumes, 4, 'mL')}) was left out of the mixture, which "
-            "would otherwise have spent its non-brain Gaussians on it.")
+            f"and no brighter than that floor ({spread(volumes, 4, 'mL')}) was left out of the mixture, as a "
+            "zero-filled background is; modelled, it would have taken the non-brain Gaussians from the head.")
 
 
 def _anisotropy(anat: Sequence[AnatFacts]) -> str:

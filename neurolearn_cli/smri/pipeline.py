@@ -37,7 +37,7 @@ from neurolearn_cli.engine.transforms import Transform
 from neurolearn_cli.errors import InputError
 from neurolearn_cli.smri.brainmask import brain_mask, foreground_mask, grow
 from neurolearn_cli.smri.conform import conform_t1w
-from neurolearn_cli.smri.initialize import FieldOfView, initialize, noisy_air
+from neurolearn_cli.smri.initialize import FieldOfView, Initialization, initialize, noisy_air
 from neurolearn_cli.smri.morphometry import (
     mask_volume_ml,
     morphometry_table,
@@ -217,6 +217,22 @@ def normalize_standard(corrected: Image, mask: Image, tissues: Mapping[str, Imag
     return StandardResult(template, norm, spaces)
 
 
+def affine_pass(t1w: Image, template: Template, lesion: Image | None = None
+                ) -> tuple[Initialization, torch.Tensor | None, BrainSegmentation]:
+    """The initial affine of conformed ``t1w`` and the first segmentation under the priors it places.
+
+    Returns the initialization, the noisy air the mixture leaves out (None
+    when the air is below the mixture's background level, as a zero-filled
+    scan's is) and the segmentation, whose bias-corrected brain the
+    normalization then registers.
+    """
+    init = initialize(t1w, template, lesion)
+    air = None if init.air_floor is None else noisy_air(t1w, init.air_floor)
+    first = segment_brain(t1w, template, init.transform.inverse(), AFFINE_PRIOR_FWHM_MM, lesion,
+                          skull_stripped=init.field_of_view.skull_stripped, air=air)
+    return init, air, first
+
+
 def preprocess_t1w(
     t1w_images: Sequence[Image], sources: Sequence[str], template: Template, atlas: Atlas, device: torch.device,
     standard: Sequence[StandardTarget] = (),
@@ -255,11 +271,8 @@ def preprocess_t1w(
     if placed is not None and not bool(placed.data.any()):
         raise InputError(lesion_source, "lesion mask is empty on the T1w's grid (no voxel above 0.5 where the "
                                         "T1w is)")
-    init = initialize(t1w, template, placed)
+    init, air, first = affine_pass(t1w, template, placed)
     stripped = init.field_of_view.skull_stripped
-    air = None if init.air_floor is None else noisy_air(t1w, init.air_floor)
-    first = segment_brain(t1w, template, init.transform.inverse(), AFFINE_PRIOR_FWHM_MM, placed,
-                          skull_stripped=stripped, air=air)
     check_volumes(tissue_volumes(first.probabilities, t1w))
     moving = registration_image(first.segmentation.corrected, first.mask)
     del first

@@ -27,7 +27,7 @@ from neurolearn_cli.smri.initialize import (
     initialize,
     slice_heights,
 )
-from neurolearn_cli.smri.pipeline import AFFINE_PRIOR_FWHM_MM, segment_brain
+from neurolearn_cli.smri.pipeline import affine_pass
 from neurolearn_cli.smri.plausibility import MIN_WM_SNR
 from neurolearn_cli.smri.template import Template
 
@@ -63,10 +63,7 @@ def test_field_of_view_recognises_stripped_and_cropped_inputs() -> None:
 
 
 def _first_pass_mask(t1w: Image, template) -> tuple[torch.Tensor, object]:
-    t1w = conform_t1w([t1w], ["sub-08_T1w.nii.gz"])
-    init = initialize(t1w, template)
-    brain = segment_brain(t1w, template, init.transform.inverse(), AFFINE_PRIOR_FWHM_MM,
-                          skull_stripped=init.field_of_view.skull_stripped)
+    init, _, brain = affine_pass(conform_t1w([t1w], ["sub-08_T1w.nii.gz"]), template)
     return brain.mask.data > 0.5, init.field_of_view
 
 
