@@ -45,8 +45,9 @@ def test_mask_stays_on_the_brain_of_a_synthetic_head(participant_8, first_pass) 
     assert volumes["CSF"] < 2.5 * truth_csf_ml
 
 
-@pytest.mark.xfail(strict=True, reason="without the air in the mixture the bias field takes up part of the GM/WM "
-                                       "contrast: GM 846 mL against 1133 (RESULTS, 2026-12-05)")
+@pytest.mark.xfail(strict=True, reason="on this population-average brain, without the air in the mixture the bias "
+                                       "field takes up part of the GM/WM contrast: GM 846 mL against 1133 (RESULTS, "
+                                       "2026-12-05)")
 def test_grey_matter_of_a_synthetic_head_counts_its_mixed_voxels(participant_8, first_pass) -> None:
     """The partial-volume classes count mixed GM/WM and GM/CSF voxels in part as GM (pure classes alone: -18 %)."""
     t1w, truth = participant_8
