@@ -95,7 +95,8 @@ def _mni_file(name: str) -> str:
 
 
 def _run_ants(t1w: Path, out: Path, step: int) -> None:
-    """The ANTs chain on ``t1w``: N4, SyN to the MNI template, priors pulled back, Atropos; writes mask and dseg.
+    """The ANTs chain on ``t1w``: N4, SyN to the MNI template, priors pulled back, Atropos; writes mask, dseg and
+    Atropos's GM/WM/CSF posteriors (``label-<tissue>_probseg.nii.gz``).
 
     The template's brain mask and CSF prior are made as neurolearn makes them
     (T1w above 0.2 of its maximum; CSF = mask - GM - WM).
@@ -123,6 +124,8 @@ def _run_ants(t1w: Path, out: Path, step: int) -> None:
     seg = ants.atropos(a=corrected, x=mask, i=priors, m="[0.2,1x1x1]", c="[5,0]", priorweight=0.25)
     ants.image_write(mask, str(out / "mask.nii.gz"))
     ants.image_write(seg["segmentation"], str(out / "dseg.nii.gz"))
+    for name, posterior in zip(LABELS.values(), seg["probabilityimages"], strict=True):
+        ants.image_write(posterior, str(out / f"label-{name}_probseg.nii.gz"))
 
 
 def _cpu_seconds() -> float:
