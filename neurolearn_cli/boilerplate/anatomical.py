@@ -21,6 +21,7 @@ from neurolearn_cli.smri.plausibility import (
     MIN_SYN_SIMILARITY,
     PLAUSIBLE_TIV_ML,
 )
+from neurolearn_cli.smri.segmentation import BIAS_REGULARIZATION, BRAIN_ONLY_BIAS_REGULARIZATION
 from neurolearn_cli.smri.workflow import TEMPLATE_RESOLUTION_MM
 
 
@@ -90,8 +91,10 @@ def _mask_sentence(anat: Sequence[AnatFacts]) -> str:
     stripped = [a.participant for a in anat if a.skull_stripped]
     if not stripped:
         return derived
-    kept = (f"its non-zero voxels ({cleaning}) were kept as the brain mask, and its tissue model had no "
-            "non-brain class (every voxel of the image is brain).")
+    kept = (f"its non-zero voxels ({cleaning}) were kept as the brain mask, its tissue model had no "
+            "non-brain class (every voxel of the image is brain), and its bias field was held "
+            f"{BRAIN_ONLY_BIAS_REGULARIZATION / BIAS_REGULARIZATION:g} times stiffer (with no head around the brain, "
+            "a smooth field takes up the contrast between the darker cortex outside and the white matter within).")
     if len(stripped) == len(anat):
         return f"The T1w image was recognised as already skull-stripped; {kept}"
     who = ("participant " if len(stripped) == 1 else "participants ") + listing(stripped)

@@ -49,6 +49,11 @@ BACKGROUND_FRACTION = 0.04
 PV_PAIRS = ((0, 1), (0, 2))
 #: GM fractions at which a mixed class's intensity density is evaluated (midpoints of equal bins of (0, 1)).
 PV_NODES = 10
+#: Strength of the bias field's bending penalty, per sampled voxel.
+BIAS_REGULARIZATION = 1e-3
+#: The same for an image of brain alone. Its outer shell is cortex, darker than the white matter within,
+#: and with no head around it to hold the field's periphery a smooth field takes that radial contrast up.
+BRAIN_ONLY_BIAS_REGULARIZATION = 1e-1
 
 
 @dataclass(frozen=True)
@@ -354,7 +359,7 @@ def segment(
     *,
     n_gaussians: tuple[int, int, int, int] = (1, 1, 1, 4),
     bias_fwhm_mm: float = 60.0,
-    bias_regularization: float = 1e-3,
+    bias_regularization: float = BIAS_REGULARIZATION,
     sample_mm: float = 3.0,
     max_iterations: int = 30,
     tolerance: float = 1e-5,
