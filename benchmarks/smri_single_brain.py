@@ -14,7 +14,8 @@ brain's partial volume:
    T1w; outside, the head keeps its own intensity in the rest of the voxel;
 3. cases: Rician noise (SD the WM median over ``WM_SNR``) everywhere, the air
    outside the head then noisy; the same with that air zero-filled; the noisy
-   case times a known smooth bias field (``smri_truth._bias_field``, log amplitude 0.2).
+   case times a known smooth bias field (``smri_truth._bias_field``, log amplitude 0.2); the noisy case
+   stripped with the truth's brain (brain fraction above one half), an already skull-stripped input.
 
 Truth: the fractions' sums (mL) and their argmax labels inside the brain.
 Both methods get the same image: neurolearn's
@@ -115,6 +116,7 @@ def make_cases(work: Path) -> tuple[dict[str, Image], np.ndarray]:
         "noisy air": noisy_image,
         "air zero-filled": zero_filled_air(noisy_image),
         "noisy air, bias +-20 %": as_image(noisy * _bias_field(0, noisy.shape)),
+        "stripped with the truth's brain": as_image(noisy * (brain > 0.5)),
     }
     return cases, fractions
 
