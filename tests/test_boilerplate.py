@@ -76,7 +76,7 @@ def test_the_methods_say_how_the_mask_was_made_and_what_was_accepted() -> None:
     assert "local correlation reached 0.75, the TIV lay between 800 and 2300 mL" in plain
     stripped = methods(RunFacts(SOFTWARE, anat=(replace(ANAT, skull_stripped=True),))).markdown()
     assert "recognised as already skull-stripped; its non-zero voxels" in stripped
-    assert "its bias field was held 100 times stiffer" in stripped
+    assert "its bias field was held 100 times stiffer than a whole head's" in stripped
     assert "derived from the tissue posteriors" not in stripped
     mixed = methods(RunFacts(SOFTWARE, anat=(ANAT, replace(ANAT, participant="02", skull_stripped=True)))).markdown()
     assert "derived from the tissue posteriors" in mixed and "For participant 02, whose T1w was recognised" in mixed

@@ -93,8 +93,9 @@ def _mask_sentence(anat: Sequence[AnatFacts]) -> str:
         return derived
     kept = (f"its non-zero voxels ({cleaning}) were kept as the brain mask, its tissue model had no "
             "non-brain class (every voxel of the image is brain), and its bias field was held "
-            f"{BRAIN_ONLY_BIAS_REGULARIZATION / BIAS_REGULARIZATION:g} times stiffer (with no head around the brain, "
-            "a smooth field takes up the contrast between the darker cortex outside and the white matter within).")
+            f"{BRAIN_ONLY_BIAS_REGULARIZATION / BIAS_REGULARIZATION:g} times stiffer than a whole head's (with no "
+            "head around the brain to hold its edges, a smooth field would take up the contrast between the darker "
+            "cortex outside and the white matter within).")
     if len(stripped) == len(anat):
         return f"The T1w image was recognised as already skull-stripped; {kept}"
     who = ("participant " if len(stripped) == 1 else "participants ") + listing(stripped)

@@ -56,6 +56,7 @@ def anatomical_qc(
     priors_to_t1w: Transform,
     *,
     conformed: Image,
+    skull_stripped: bool = False,
 ) -> QCResult:
     """IQMs and figures of a preprocessed T1w.
 
@@ -81,11 +82,15 @@ def anatomical_qc(
         Maps T1w points to the priors' template points (warps the priors onto the T1w).
     conformed : Image
         The reference T1w as smri conformed it (:func:`~neurolearn_cli.smri.conform.conform_t1w`), on ``corrected``'s grid.
+    skull_stripped : bool
+        smri recognised the T1w as already skull-stripped: it has no air or background, so the measures
+        against them are missing (the zeros left in the brain's surface folds, with a few dim edge voxels,
+        are no noise sample).
     """
     from neurolearn_cli.engine.resample import resample
     from neurolearn_cli.qc import figures
     from neurolearn_cli.qc.anatomical import anatomical_iqms
-    from neurolearn_cli.qc.masks import air_mask, artifact_mask, head_mask
+    from neurolearn_cli.qc.masks import air_mask, artifact_mask, frame_mask, head_mask
 
     brain = mask.data > 0.5
     probabilities = {name.lower(): image.data for name, image in tissues.items()}
@@ -95,7 +100,8 @@ def anatomical_qc(
     warped = resample(priors, coarse, priors_to_t1w).data
     warped_priors = {name: warped[..., index] for index, name in enumerate(("gm", "wm", "csf"))}
     raw = conformed.data
-    head = head_mask(raw) | brain
+    # a stripped T1w's head is all but its zero frame: no air, and no background for fber
+    head = ~frame_mask(raw) if skull_stripped else head_mask(raw) | brain
     air = air_mask(raw, head, brain, corrected.affine.cpu().numpy())
     artifacts = artifact_mask(raw, air, head, corrected.spacing)
     iqms = anatomical_iqms(

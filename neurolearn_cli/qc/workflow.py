@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from neurolearn_cli.dataset.plan import BoldRun, DatasetPlan, ImageInput, ParticipantPlan
-from neurolearn_cli.derivatives import raw_entities
+from neurolearn_cli.derivatives import raw_entities, sidecar_of
 from neurolearn_cli.stages import ParticipantContext, StageContext
 
 #: Modalities of the group tables, with the datatype folder of their IQM JSONs.
@@ -88,6 +88,8 @@ def _t1w_section(participant: ParticipantPlan, context: ParticipantContext) -> A
             [load_image(image.path, device) for image in participant.t1w],
             [str(image.path) for image in participant.t1w],
         ),
+        skull_stripped=json.loads(sidecar_of(outputs["preproc"]).read_text(encoding="utf-8")).get("SkullStripped")
+        is True,
     )
     figures, iqms = list(result.figures), dict(result.iqms)
     hemispheres = _surfaces(participant, context)
