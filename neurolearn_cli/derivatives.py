@@ -43,6 +43,12 @@ def sidecar_of(data_path: Path) -> Path:
     return data_path.with_name(stem + ".json")
 
 
+def read_sidecar(data_path: Path) -> dict[str, Any]:
+    """The metadata in the JSON sidecar of a data file (:func:`sidecar_of`)."""
+    metadata: dict[str, Any] = json.loads(sidecar_of(data_path).read_text(encoding="utf-8"))
+    return metadata
+
+
 RAW_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction", "run", "echo")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from neurolearn_cli.dataset.plan import BoldRun, DatasetPlan, ImageInput, ParticipantPlan
-from neurolearn_cli.derivatives import raw_entities, sidecar_of
+from neurolearn_cli.derivatives import raw_entities, read_sidecar, sidecar_of
 from neurolearn_cli.stages import ParticipantContext, StageContext
 
 #: Modalities of the group tables, with the datatype folder of their IQM JSONs.
@@ -88,8 +88,7 @@ def _t1w_section(participant: ParticipantPlan, context: ParticipantContext) -> A
             [load_image(image.path, device) for image in participant.t1w],
             [str(image.path) for image in participant.t1w],
         ),
-        skull_stripped=json.loads(sidecar_of(outputs["preproc"]).read_text(encoding="utf-8")).get("SkullStripped")
-        is True,
+        skull_stripped=read_sidecar(outputs["preproc"]).get("SkullStripped") is True,
     )
     figures, iqms = list(result.figures), dict(result.iqms)
     hemispheres = _surfaces(participant, context)
@@ -117,7 +116,6 @@ def _surfaces_recorded(participant: ParticipantPlan, context: ParticipantContext
 def _surfaces(participant: ParticipantPlan, context: ParticipantContext) -> Any:
     """Both hemispheres as the surfaces stage wrote them (:class:`~neurolearn_cli.qc.surfaces.HemisphereQC`
     by hemisphere); None where it has not recorded every output under its current digest (not run, or failed)."""
-    from neurolearn_cli.derivatives import sidecar_of
     from neurolearn_cli.qc.surfaces import HemisphereQC
     from neurolearn_cli.surfaces import workflow as surfaces
     from neurolearn_cli.surfaces.gifti import read_mesh, read_shape
@@ -162,7 +160,6 @@ def _iqm_priors(context: ParticipantContext) -> tuple[str, Any, str]:
 
 def _normalized(outputs: dict[str, Path], context: ParticipantContext) -> dict[str, Any]:
     """Per template the T1w was normalized to, the normalized T1w and the template's T1w on its grid."""
-    from neurolearn_cli.boilerplate.gather import sidecar_path
     from neurolearn_cli.engine.io import load_image
     from neurolearn_cli.spaces import standard_spaces
     from neurolearn_cli.templateflow import templateflow_home
@@ -172,7 +169,7 @@ def _normalized(outputs: dict[str, Path], context: ParticipantContext) -> dict[s
     home = templateflow_home(context.config.templateflow_dir)
     for space in standard_spaces(context.config.output_spaces):
         if space.template_label not in normalized:  # one figure per template, on its first space's grid
-            grid_file = json.loads(sidecar_path(outputs[f"preproc_{space}"]).read_text())["SpatialReference"]
+            grid_file = read_sidecar(outputs[f"preproc_{space}"])["SpatialReference"]
             normalized[space.template_label] = (load_image(outputs[f"preproc_{space}"], device),
                                                 load_image(home / grid_file, device))
     return normalized

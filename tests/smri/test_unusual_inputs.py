@@ -10,6 +10,8 @@ runs them. The neck-to-vertex placement is checked on xa30 (real data, 2 mm).
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 import pytest
 import torch
 from scipy.ndimage import distance_transform_edt
@@ -35,6 +37,9 @@ from neurolearn_cli.smri.plausibility import MIN_WM_SNR
 from neurolearn_cli.smri.template import Template
 
 from .helpers import dice
+
+#: xa30's T1w (2 mm, RAS, down to the shoulders), relative to the shared data folder.
+XA30_T1W = PurePath("xa30/bids/sub-01/anat/sub-01_acq-tfl_T1w.nii.gz")
 
 
 def _ellipsoid(radii_mm: tuple[float, float, float], top_cut_mm: float | None = None, background: float = 0.0) -> Image:
@@ -143,8 +148,8 @@ def test_an_already_stripped_scan_keeps_its_bias_field_and_tissue_volumes(shared
     """xa30 (2 mm) stripped with its own run's brain mask, as ``benchmarks/robustness.py`` makes its stripped
     case. With the head's bending penalty the stripped run's field made the outer 4 mm of the brain 7 % brighter
     against the rest, and WM grew 5.5 % from the cortex's inner edge."""
-    cpu, name = torch.device("cpu"), "sub-01_acq-tfl_T1w.nii.gz"
-    t1w, atlas = load_image(shared_data / "xa30/bids/sub-01/anat" / name, cpu), load_atlas(cpu)
+    cpu, name = torch.device("cpu"), XA30_T1W.name
+    t1w, atlas = load_image(shared_data / XA30_T1W, cpu), load_atlas(cpu)
     head = preprocess_t1w([t1w], [name], template_2mm, atlas, cpu)
     brain = resample(head.mask, t1w.grid, order="nearest").data > 0.5
     stripped = preprocess_t1w([t1w.with_data(t1w.data * brain)], [name], template_2mm, atlas, cpu)
@@ -177,9 +182,9 @@ def _with_neck(image: Image, neck_mm: float) -> Image:
 def test_a_neck_to_vertex_field_of_view_gets_the_same_initial_affine(shared_data, template_2mm) -> None:
     """xa30 (2 mm, RAS, already down to the shoulders) with 60 mm more below: without the cut to
     ``HEAD_HEIGHT_MM`` the search chose another start and the brain lay 12 mm from the original's placement."""
-    t1w = load_image(shared_data / "xa30/bids/sub-01/anat/sub-01_acq-tfl_T1w.nii.gz", torch.device("cpu"))
-    head = initialize(conform_t1w([t1w], ["sub-01_acq-tfl_T1w.nii.gz"]), template_2mm).transform.matrix
-    necked = initialize(conform_t1w([_with_neck(t1w, 60.0)], ["sub-01_acq-tfl_T1w.nii.gz"]),
+    t1w = load_image(shared_data / XA30_T1W, torch.device("cpu"))
+    head = initialize(conform_t1w([t1w], [XA30_T1W.name]), template_2mm).transform.matrix
+    necked = initialize(conform_t1w([_with_neck(t1w, 60.0)], [XA30_T1W.name]),
                         template_2mm).transform.matrix
     assert _brain_distance_mm(necked, head, template_2mm) < 2.0
 
@@ -195,9 +200,9 @@ def _with_bias(image: Image) -> Image:
 @pytest.mark.slow
 def test_a_strongly_biased_head_gets_the_same_initial_affine(shared_data, template_2mm) -> None:
     """xa30 times a 0.5-to-2 field: without the bias correction before the start the brain lay 13 to 16 mm off."""
-    t1w = load_image(shared_data / "xa30/bids/sub-01/anat/sub-01_acq-tfl_T1w.nii.gz", torch.device("cpu"))
-    head = initialize(conform_t1w([t1w], ["sub-01_acq-tfl_T1w.nii.gz"]), template_2mm).transform.matrix
-    biased = initialize(conform_t1w([_with_bias(t1w)], ["sub-01_acq-tfl_T1w.nii.gz"]), template_2mm).transform.matrix
+    t1w = load_image(shared_data / XA30_T1W, torch.device("cpu"))
+    head = initialize(conform_t1w([t1w], [XA30_T1W.name]), template_2mm).transform.matrix
+    biased = initialize(conform_t1w([_with_bias(t1w)], [XA30_T1W.name]), template_2mm).transform.matrix
     assert _brain_distance_mm(biased, head, template_2mm) < 2.0
 
 
@@ -236,8 +241,8 @@ def test_a_noisy_head_keeps_its_initial_affine_and_measures_its_snr(participant_
 def test_a_very_noisy_head_gets_the_same_initial_affine(shared_data, template_2mm) -> None:
     """xa30 (2 mm) with eight times its noise SD (7.3 in its white matter): without the noise floor the
     mixture modelled the air and skull and the brain lay 8.9 mm off (0.8 mm with it)."""
-    t1w = load_image(shared_data / "xa30/bids/sub-01/anat/sub-01_acq-tfl_T1w.nii.gz", torch.device("cpu"))
-    head = initialize(conform_t1w([t1w], ["sub-01_acq-tfl_T1w.nii.gz"]), template_2mm).transform.matrix
-    noisy_t1w = conform_t1w([_with_rician_noise(t1w, 7.3 * 63**0.5)], ["sub-01_acq-tfl_T1w.nii.gz"])
+    t1w = load_image(shared_data / XA30_T1W, torch.device("cpu"))
+    head = initialize(conform_t1w([t1w], [XA30_T1W.name]), template_2mm).transform.matrix
+    noisy_t1w = conform_t1w([_with_rician_noise(t1w, 7.3 * 63**0.5)], [XA30_T1W.name])
     noisy = initialize(noisy_t1w, template_2mm).transform.matrix
     assert _brain_distance_mm(noisy, head, template_2mm) < 2.0
