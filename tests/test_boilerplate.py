@@ -192,10 +192,13 @@ def test_the_methods_say_what_was_done_with_a_lesion_and_thick_slices() -> None:
     assert "lesion mask (7.09 mL) was left out of the cost of every registration" in text
     assert "labelled 4 (lesion)" in text and "aCompCor" in text
     assert "kept its anisotropic voxels (1 x 1 x 5 mm)" in text
+    assert "Tissue volumes from thick slices are less certain" in text
+    assert "thick slices" not in plain
     assert "partial volume" in plain and text.count("partial volume") == 1  # modelled on every scan
     rows = dict(participant_summary("01", clinical, []))
     assert rows["Lesion mask"].startswith("7.09 mL")
     assert rows["T1w resolution"].startswith("1 x 1 x 5 mm (anisotropic")
+    assert "tissue volumes are less certain" in rows["T1w resolution"]
 
 
 def test_the_methods_say_when_a_noisy_air_was_left_out() -> None:

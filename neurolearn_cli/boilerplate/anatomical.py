@@ -79,7 +79,10 @@ def _anisotropy(anat: Sequence[AnatFacts]) -> str:
     return (f" The T1w reference kept its anisotropic voxels ({sizes}): its effective resolution is that of the "
             "thick slices across them. Every step sets its widths in millimetres per axis (tissue-prior and "
             "bias-field smoothing, morphological radii, the registration pyramid, the Markov random field's "
-            "neighbour weights, which fall with the square of the distance).")
+            "neighbour weights, which fall with the square of the distance). Tissue volumes from thick slices are "
+            "less certain than from thin ones: a slab that holds white matter, grey matter and CSF together has "
+            "about the intensity of grey matter, so part of its white matter is counted as grey matter or CSF. "
+            "Compare volumes between scans of the same slice thickness.")
 
 
 def _mask_sentence(anat: Sequence[AnatFacts]) -> str:

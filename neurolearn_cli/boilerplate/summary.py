@@ -73,7 +73,8 @@ def resolution(voxel_mm: tuple[float, float, float]) -> str:
     if not anisotropic(voxel_mm):
         return sizes
     return (f"{sizes} (anisotropic: the effective resolution is {number(max(voxel_mm), 2)} mm across the thick "
-            f"slices, {number(min(voxel_mm), 2)} mm within them; outputs keep this grid)")
+            f"slices, {number(min(voxel_mm), 2)} mm within them; outputs keep this grid; tissue volumes are less "
+            "certain than from thin slices, see the methods)")
 
 
 def _slice_timing(run: BoldFacts) -> str:
