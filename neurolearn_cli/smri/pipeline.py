@@ -53,14 +53,7 @@ from neurolearn_cli.smri.plausibility import (
     check_volumes,
 )
 from neurolearn_cli.smri.priors import warp_priors
-from neurolearn_cli.smri.segmentation import (
-    BIAS_REGULARIZATION,
-    BRAIN_ONLY_BIAS_REGULARIZATION,
-    CLASSES,
-    Segmentation,
-    class_mean_intensity,
-    segment,
-)
+from neurolearn_cli.smri.segmentation import CLASSES, Segmentation, class_mean_intensity, segment
 from neurolearn_cli.smri.template import Template
 from neurolearn_cli.smri.tissues import brain_tissues, hard_labels, label_table
 from neurolearn_cli.spaces import OutputSpace
@@ -99,7 +92,7 @@ def segment_brain(t1w: Image, template: Template, to_template: Transform, prior_
     and as no tissue class; ``air`` voxels (boolean, :func:`~neurolearn_cli.smri.initialize.noisy_air`)
     are left out of it and count as nothing. An image already ``skull_stripped`` keeps its own
     foreground as the brain mask, its mixture has no non-brain class and its bias field is stiffer
-    (``BRAIN_ONLY_BIAS_REGULARIZATION``). The
+    (:func:`~neurolearn_cli.smri.segmentation.segment`'s ``brain_only``). The
     mixture models voxels that mix GM with WM or CSF (partial volume, on every
     grid: the pure classes alone counted mixed GM/WM voxels as GM), and the
     tissue maps are fractions.
@@ -107,8 +100,7 @@ def segment_brain(t1w: Image, template: Template, to_template: Transform, prior_
     inside_lesion = None if lesion is None else lesion.data > 0.5
     left_out = inside_lesion if air is None else air if inside_lesion is None else air | inside_lesion
     seg = segment(t1w, warp_priors(template, t1w.grid, to_template, fwhm_mm=prior_fwhm_mm), mrf_beta=0.3,
-                  exclude=left_out, partial_volume=True, brain_only=skull_stripped,
-                  bias_regularization=BRAIN_ONLY_BIAS_REGULARIZATION if skull_stripped else BIAS_REGULARIZATION)
+                  exclude=left_out, partial_volume=True, brain_only=skull_stripped)
     template_mask = resample(template.mask, t1w.grid, to_template)
     if skull_stripped:
         mask = foreground_mask(t1w)

@@ -359,7 +359,7 @@ def segment(
     *,
     n_gaussians: tuple[int, int, int, int] = (1, 1, 1, 4),
     bias_fwhm_mm: float = 60.0,
-    bias_regularization: float = BIAS_REGULARIZATION,
+    bias_regularization: float | None = None,
     sample_mm: float = 3.0,
     max_iterations: int = 30,
     tolerance: float = 1e-5,
@@ -382,8 +382,9 @@ def segment(
         Gaussians per class.
     bias_fwhm_mm : float
         Shortest half-wavelength of the bias field's cosines (mm); ``inf`` disables the bias.
-    bias_regularization : float
-        Strength of the bias field's bending penalty (per sampled voxel).
+    bias_regularization : float, optional
+        Strength of the bias field's bending penalty (per sampled voxel); by default ``BIAS_REGULARIZATION``,
+        or ``BRAIN_ONLY_BIAS_REGULARIZATION`` with ``brain_only``.
     sample_mm : float
         Spacing of the voxel subsample used for estimation (mm).
     max_iterations, tolerance : int, float
@@ -398,7 +399,8 @@ def segment(
         Model mixed GM/WM and GM/CSF voxels (thick slices); the posteriors are then tissue fractions.
     brain_only : bool
         The image holds brain alone (already skull-stripped): the non-brain class is left out of the model.
-        With nothing outside the brain to fit, its Gaussians would take the darkest brain voxels from CSF.
+        With nothing outside the brain to fit, its Gaussians would take the darkest brain voxels from CSF. Its bias
+        field is held stiffer (``BRAIN_ONLY_BIAS_REGULARIZATION``) unless ``bias_regularization`` is given.
 
     Returns
     -------
@@ -408,6 +410,8 @@ def segment(
         raise ValueError(f"priors must have shape {(len(CLASSES), *t1w.shape3)}, got {tuple(priors.shape)}")
     if brain_only:
         priors, n_gaussians = _without_non_brain(priors), (*n_gaussians[:-1], 0)
+    if bias_regularization is None:
+        bias_regularization = BRAIN_ONLY_BIAS_REGULARIZATION if brain_only else BIAS_REGULARIZATION
     device = t1w.device
     y = t1w.data
     steps = _sample_steps(t1w.spacing, sample_mm)
