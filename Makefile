@@ -6,6 +6,8 @@ DEMO_DIR ?= demo
 DEMO_PARTICIPANTS ?= 16
 DEMO_BOLD_PARTICIPANTS ?= 4
 PYTEST_ARGS ?= --durations=25
+# the suite on two worker processes, each test file whole on one (its module fixtures run once); CI has 2 cores
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test test-heavy bench completions lint clean
 
@@ -43,7 +45,7 @@ demo: install
 	@echo "project report:         $(DEMO_DIR)/pool/report.html"
 
 test: install
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-heavy: install
 	NEUROLEARN_TEST_HEAVY=1 $(PYTHON) -m pytest -m heavy $(PYTEST_ARGS)
