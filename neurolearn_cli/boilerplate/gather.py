@@ -29,7 +29,7 @@ from neurolearn_cli.boilerplate.facts import (
     Software,
     SurfaceFacts,
 )
-from neurolearn_cli.derivatives import sidecar_of as sidecar_path
+from neurolearn_cli.derivatives import sidecar_of
 
 if TYPE_CHECKING:
     import torch
@@ -187,7 +187,7 @@ def bold_facts(participant: str, name: str, bold_sidecars: Mapping[str, Path], c
         return None
     meta = next(iter(written.values()))
     table = pd.read_csv(confounds, sep="\t", na_values="n/a")
-    confounds_meta = _read_json(sidecar_path(confounds)) or {}
+    confounds_meta = _read_json(sidecar_of(confounds)) or {}
     nonsteady = meta.get("NonSteadyStateVolumes")
     thresholds = meta.get("MotionOutlierThresholds") or {}
     fd_threshold = _finite(thresholds.get("framewise_displacement"))

@@ -125,16 +125,16 @@ def _surfaces(participant: ParticipantPlan, context: ParticipantContext) -> Any:
     outputs = surfaces.planned_outputs(participant, context)
     hemispheres = {}
     for hemisphere in surfaces.HEMISPHERES:
-        white, pial = (json.loads(sidecar_of(outputs[f"{s}_{hemisphere}"]).read_text(encoding="utf-8"))
-                       for s in ("white", "pial"))
-        crossings = [white.get("SelfIntersectingFaces"), pial.get("SelfIntersectingFaces")]
+        white, pial = (read_sidecar(outputs[f"{s}_{hemisphere}"]) for s in ("white", "pial"))
+        white_crossings, pial_crossings = white.get("SelfIntersectingFaces"), pial.get("SelfIntersectingFaces")
         hemispheres[hemisphere] = HemisphereQC(
             white=read_mesh(outputs[f"white_{hemisphere}"]), pial=read_mesh(outputs[f"pial_{hemisphere}"]),
             display=read_mesh(outputs[f"{THICKNESS_MAP_SURFACE}_{hemisphere}"]),
             thickness=read_shape(outputs[f"thickness_{hemisphere}"]),
             euler_before=white.get("EulerCharacteristicBeforeCorrection"),
             voxels_cut=white.get("VoxelsCutByTopologyCorrection"),
-            intersections=None if None in crossings else sum(crossings))
+            intersections=None if white_crossings is None or pial_crossings is None
+            else white_crossings + pial_crossings)
     return hemispheres
 
 
@@ -196,44 +196,44 @@ def _bold_section(run: BoldRun, context: ParticipantContext) -> Any:
 
 def _anat_facts(participant: ParticipantPlan, context: ParticipantContext) -> Any:
     """The participant's smri facts, read from the smri stage's planned outputs (None without a T1w)."""
-    from neurolearn_cli.boilerplate.gather import anat_facts, sidecar_path
+    from neurolearn_cli.boilerplate.gather import anat_facts
     from neurolearn_cli.smri import workflow as smri
     from neurolearn_cli.spaces import standard_spaces
 
     if not participant.t1w:
         return None
     outputs = smri.planned_outputs(participant, context)
-    return anat_facts(participant.label, sidecar_path(outputs["preproc"]), sidecar_path(outputs["morph"]),
+    return anat_facts(participant.label, sidecar_of(outputs["preproc"]), sidecar_of(outputs["morph"]),
                       context.template.name, tuple(str(s) for s in standard_spaces(context.config.output_spaces)))
 
 
 def _surface_facts(participant: ParticipantPlan, context: ParticipantContext) -> Any:
     """The participant's surfaces facts, where the surfaces stage recorded its outputs (else None)."""
-    from neurolearn_cli.boilerplate.gather import sidecar_path, surface_facts
+    from neurolearn_cli.boilerplate.gather import surface_facts
     from neurolearn_cli.surfaces import workflow as surfaces
 
     if not _surfaces_recorded(participant, context):
         return None
     outputs = surfaces.planned_outputs(participant, context)
-    return surface_facts(participant.label, [sidecar_path(outputs[f"white_{h}"]) for h in surfaces.HEMISPHERES],
-                         [sidecar_path(outputs[f"pial_{h}"]) for h in surfaces.HEMISPHERES], outputs["volume_morph"])
+    return surface_facts(participant.label, [sidecar_of(outputs[f"white_{h}"]) for h in surfaces.HEMISPHERES],
+                         [sidecar_of(outputs[f"pial_{h}"]) for h in surfaces.HEMISPHERES], outputs["volume_morph"])
 
 
 def _bold_facts(run: BoldRun, context: ParticipantContext) -> Any:
     """One run's fmri facts, read from the fmri stage's planned outputs (None where it wrote none)."""
-    from neurolearn_cli.boilerplate.gather import bold_facts, sidecar_path
+    from neurolearn_cli.boilerplate.gather import bold_facts
     from neurolearn_cli.fmri.workflow import produced_spaces, run_outputs, surface_role
     from neurolearn_cli.spaces import surface_spaces, volume_spaces
     from neurolearn_cli.surfaces.template import HEMISPHERES
 
     outputs = run_outputs(run, context)
-    sidecars = {str(space): sidecar_path(outputs[f"bold_{space}"])
+    sidecars = {str(space): sidecar_of(outputs[f"bold_{space}"])
                 for space in volume_spaces(context.config.output_spaces)}
-    surfaces = {(str(space), hemisphere): sidecar_path(outputs[surface_role(space, hemisphere)])
+    surfaces = {(str(space), hemisphere): sidecar_of(outputs[surface_role(space, hemisphere)])
                 for space in surface_spaces(produced_spaces(context)) for hemisphere in HEMISPHERES}
     connectivity = outputs.get("pearsoncorrelation")
     return bold_facts(run.image.entities["subject"], bids_name(run.image), sidecars, outputs["confounds"],
-                      None if connectivity is None else sidecar_path(connectivity), surfaces)
+                      None if connectivity is None else sidecar_of(connectivity), surfaces)
 
 
 def run_participant(participant: ParticipantPlan, context: ParticipantContext) -> None:
